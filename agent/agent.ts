@@ -1,0 +1,319 @@
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { errorLine } from '../shared/errors.js';
+import { systemClock, type Clock, type Random } from '../shared/ids.js';
+import { modelRefString, type DeviceStatus, type InferResult, type ModelRef } from '../shared/schemas/index.js';
+import { topics } from '../shared/topics.js';
+import { readFleetPublicKey, type AgentConfig } from './config.js';
+import { AgentError } from './errors.js';
+import { createHttpApi, listen } from './inputs/http.js';
+import { LocalMqttInput } from './inputs/mqtt-input.js';
+import { DirectoryWatcher } from './inputs/watch-dir.js';
+import { Registry } from './metrics.js';
+import type { ModelPackage } from './model/package.js';
+import type { ModelInput } from './model/runtime.js';
+import { directorySource, ModelStore, type PackageSource } from './model/store.js';
+import { openSqliteQueue } from './queue/sqlite-queue.js';
+import type { SampleQueue } from './queue/types.js';
+import { InferenceService, type InferContext } from './service.js';
+import { Forwarder } from './uplink/forwarder.js';
+import { MqttUplink, type MqttTlsOptions } from './uplink/mqtt-uplink.js';
+import type { Uplink } from './uplink/types.js';
+import { offlineStatusWill } from './uplink/will.js';
+import { AGENT_VERSION } from './version.js';
+
+export interface AgentOptions {
+  log: Logger;
+  clock?: Clock;
+  random?: Random;
+  /** Use this uplink instead of building one from the config (Greengrass IPC, tests). */
+  uplink?: Uplink;
+}
+
+/**
+ * The device agent: model store + inference service + durable capture queue + inputs +
+ * uplink, wired from one validated config. `start` brings everything up; `stop` shuts down
+ * in the order that loses nothing (inputs first, then in-flight inference, then the queue).
+ */
+export class Agent {
+  httpUrl: string | null = null;
+  private http: Server | null = null;
+  private watcher: DirectoryWatcher | null = null;
+  private localMqtt: LocalMqttInput | null = null;
+  private uplink: Uplink | null = null;
+  private forwarder: Forwarder | null = null;
+  private telemetryTimer: NodeJS.Timeout | null = null;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private switching: Promise<unknown> = Promise.resolve();
+  private lastDeployment: DeviceStatus['deployment'] | undefined;
+
+  private constructor(
+    readonly config: Readonly<AgentConfig>,
+    readonly store: ModelStore,
+    readonly queue: SampleQueue,
+    readonly service: InferenceService,
+    readonly metrics: Registry,
+    private readonly opts: AgentOptions,
+  ) {
+    this.log = opts.log;
+    this.clock = opts.clock ?? systemClock;
+    this.metrics.gauge('edgeloop_queue_depth', 'Samples waiting in the store-and-forward queue', () => queue.stats().depth);
+    this.metrics.gauge('edgeloop_queue_bytes', 'Bytes held by the queue', () => queue.stats().bytes);
+    this.metrics.gauge('edgeloop_queue_quota_bytes', 'Queue byte quota', () => queue.stats().quotaBytes);
+    this.metrics.gauge('edgeloop_queue_evicted_total', 'Samples evicted for space since the queue was created', () => queue.stats().evictedTotal);
+    this.metrics.gauge('edgeloop_uplink_connected', '1 when the uplink is connected', () => (this.uplink?.isConnected() ? 1 : 0));
+    this.metrics.gauge('edgeloop_uplink_acked_total', 'Samples acknowledged and deleted since start', () => this.forwarder?.stats().acked ?? 0);
+  }
+
+  static async start(config: Readonly<AgentConfig>, opts: AgentOptions): Promise<Agent> {
+    const log = opts.log;
+    await mkdir(config.data_dir, { recursive: true });
+    const clock = opts.clock ?? systemClock;
+    const publicKeyPem = readFleetPublicKey(config);
+    const store = await ModelStore.open(join(config.data_dir, 'models'), { publicKeyPem, allowUnsigned: config.allow_unsigned }, log.child({ component: 'model-store' }));
+    const queue = openSqliteQueue({ path: join(config.data_dir, 'queue.db'), quotaBytes: config.queue.quota_bytes, synchronous: config.queue.synchronous, clock, logger: log });
+    const metrics = new Registry();
+    const service = new InferenceService({
+      deviceId: config.device_id,
+      clock,
+      random: opts.random ?? Math.random,
+      log,
+      metrics,
+      queue,
+      outlierOverrides: config.outlier,
+      warmupRuns: config.inference.warmup_runs,
+      pool: {
+        workers: config.inference.workers,
+        intraOpThreads: config.inference.intra_op_threads,
+        interOpThreads: config.inference.inter_op_threads,
+        graphOptimization: config.inference.graph_optimization,
+        executionProviders: [...config.inference.execution_providers],
+        allowSpinning: config.inference.allow_spinning,
+        maxBatch: config.inference.max_batch,
+        batchWindowMs: config.inference.batch_window_ms,
+        maxPending: config.inference.max_pending,
+      },
+    });
+    const agent = new Agent(config, store, queue, service, metrics, opts);
+    try {
+      await agent.loadInitialModel();
+      await agent.startUplink();
+      await agent.startInputs();
+    } catch (err) {
+      await agent.stop();
+      throw err;
+    }
+    log.info({ device: config.device_id, model: agent.service.activeRef ? modelRefString(agent.service.activeRef) : null, http: agent.httpUrl }, 'agent started');
+    return agent;
+  }
+
+  renderMetrics(): string {
+    return this.metrics.render();
+  }
+
+  /** Active model from the store; if it no longer loads, fall back to the previous one. */
+  private async loadInitialModel(): Promise<void> {
+    const { active, previous } = this.store.current;
+    for (const ref of [active, previous]) {
+      if (!ref) continue;
+      try {
+        await this.service.activate(await this.store.get(ref));
+        if (ref !== active) await this.store.setActive(ref);
+        return;
+      } catch (err) {
+        this.log.error({ model: modelRefString(ref), reason: errorLine(err) }, 'installed model does not load; trying the previous version');
+      }
+    }
+    if (this.config.models.initial) {
+      await this.install(directorySource(this.config.models.initial));
+    } else {
+      this.log.warn('no model installed yet; inference answers MODEL_NOT_LOADED until one is deployed');
+    }
+  }
+
+  /**
+   * Install a package and switch to it: stage + verify (hashes, signature), load, warm up,
+   * smoke test, then an atomic switch. Any failure leaves the current model serving.
+   * Switches are serialised.
+   */
+  install(source: PackageSource): Promise<ModelRef> {
+    const run = async (): Promise<ModelRef> => {
+      let pkg: ModelPackage;
+      try {
+        pkg = await this.store.install(source);
+        await this.service.activate(pkg);
+        await this.store.setActive(pkg.ref);
+        await this.store.prune(this.config.models.keep);
+      } catch (err) {
+        this.log.error({ from: source.label, reason: errorLine(err) }, 'model install rejected; the current model keeps serving');
+        throw err;
+      }
+      this.publishStatus();
+      return pkg.ref;
+    };
+    const next = this.switching.then(run, run);
+    this.switching = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Switch back to the previous version (kept on disk for this). */
+  rollback(): Promise<ModelRef> {
+    const run = async (): Promise<ModelRef> => {
+      const prev = this.store.current.previous;
+      if (!prev) throw new AgentError('MODEL_VERSION_UNKNOWN', 'there is no previous version to roll back to');
+      await this.service.activate(await this.store.get(prev));
+      await this.store.setActive(prev);
+      this.log.warn({ model: modelRefString(prev) }, 'rolled back to the previous model');
+      this.publishStatus();
+      return prev;
+    };
+    const next = this.switching.then(run, run);
+    this.switching = next.catch(() => undefined);
+    return next;
+  }
+
+  infer(input: ModelInput, ctx: InferContext): Promise<InferResult[]> {
+    return this.service.infer(input, ctx).finally(() => this.forwarder?.notify());
+  }
+
+  status(online = true): DeviceStatus {
+    const s = this.store.current;
+    return {
+      type: 'device_status',
+      v: 1,
+      device_id: this.config.device_id,
+      ts: new Date(this.clock.now()).toISOString(),
+      online,
+      agent_version: AGENT_VERSION,
+      models: { active: this.service.activeRef ?? s.active, previous: s.previous, installed: [] },
+      ...(this.lastDeployment ? { deployment: this.lastDeployment } : {}),
+    };
+  }
+
+  private publishStatus(): void {
+    if (!this.forwarder) return;
+    this.forwarder.sendLive(topics.status(this.config.device_id), Buffer.from(JSON.stringify(this.status())), { retain: true });
+  }
+
+  private async startUplink(): Promise<void> {
+    const u = this.config.uplink;
+    if (!this.opts.uplink && u.kind === 'none') return;
+    const read = (p?: string): Buffer | undefined => (p ? readFileSync(p) : undefined);
+    this.uplink =
+      this.opts.uplink ??
+      new MqttUplink({
+        url: u.url,
+        clientId: u.client_id ?? this.config.device_id,
+        logger: this.log,
+        keepaliveS: u.keepalive_s,
+        backoff: { initialMs: u.backoff_initial_ms, maxMs: u.backoff_max_ms },
+        ...(u.username ? { username: u.username } : {}),
+        ...(u.password ? { password: u.password } : {}),
+        ...(u.ca_file || u.cert_file ? { tls: tlsOf(read(u.ca_file), read(u.cert_file), read(u.key_file)) } : {}),
+        will: () => offlineStatusWill(this.status(false), new Date(this.clock.now())),
+      });
+    this.forwarder = new Forwarder({
+      deviceId: this.config.device_id,
+      queue: this.queue,
+      uplink: this.uplink,
+      logger: this.log,
+      ackMode: u.ack_mode,
+      ackTimeoutMs: u.ack_timeout_ms,
+      maxMessageBytes: u.max_message_bytes,
+      limits: { maxInflight: u.max_inflight, publishesPerS: u.max_publishes_per_s, bytesPerS: u.bandwidth_bytes_per_s || null },
+    });
+    await this.forwarder.start();
+    this.uplink.on('connected', () => this.publishStatus());
+    // Do not wait for the network: the agent must start and infer while offline.
+    this.uplink.connect().catch((err: unknown) => this.log.warn({ reason: errorLine(err) }, 'uplink connect ended'));
+    this.telemetryTimer = setInterval(() => this.publishTelemetry(), u.telemetry_interval_s * 1000);
+    this.telemetryTimer.unref();
+  }
+
+  publishTelemetry(): void {
+    const q = this.queue.stats();
+    const t = this.service.window.take(this.config.device_id, this.service.activeRef, this.service.driftReport(), {
+      depth: q.depth,
+      bytes: q.bytes,
+      quota_bytes: q.quotaBytes,
+      evicted_total: q.evictedTotal,
+      oldest_age_s: q.oldestCreatedAt === null ? null : Math.max(0, (this.clock.now() - q.oldestCreatedAt) / 1000),
+    });
+    this.forwarder?.sendLive(topics.telemetry(this.config.device_id), Buffer.from(JSON.stringify(t)));
+  }
+
+  private async startInputs(): Promise<void> {
+    const infer = (input: ModelInput, ctx: InferContext): Promise<InferResult[]> => this.infer(input, ctx);
+    if (this.config.http.enabled) {
+      this.http = createHttpApi({ infer, health: () => this.health(), metrics: () => this.renderMetrics(), log: this.log, maxBodyBytes: this.config.http.max_body_bytes });
+      this.httpUrl = (await listen(this.http, this.config.http.port, this.config.http.host)).url;
+    }
+    const w = this.config.watch;
+    if (w.enabled) {
+      this.watcher = new DirectoryWatcher(
+        {
+          dir: w.dir,
+          resultsFile: w.results_file ?? join(w.dir, 'results.jsonl'),
+          after: w.after,
+          processedDir: w.processed_dir ?? join(w.dir, 'processed'),
+          failedDir: w.failed_dir ?? join(w.dir, 'failed'),
+          pollMs: w.poll_ms,
+          extensions: [...w.extensions],
+          concurrency: w.concurrency,
+        },
+        infer,
+        this.log,
+      );
+      await this.watcher.start();
+    }
+    const lm = this.config.local_mqtt;
+    if (lm.enabled) {
+      this.localMqtt = new LocalMqttInput({ url: lm.url, requestTopic: lm.request_topic, resultTopic: lm.result_topic, clientId: `${this.config.device_id}-local` }, infer, this.log);
+      await this.localMqtt.start();
+    }
+  }
+
+  health(): { ok: boolean; [k: string]: unknown } {
+    const q = this.queue.stats();
+    const active = this.service.activeRef;
+    return {
+      ok: active !== null,
+      status: active ? 'ok' : 'no_model',
+      device_id: this.config.device_id,
+      agent_version: AGENT_VERSION,
+      model: active ? { ...active, execution_provider: this.service.activeRuntime?.executionProvider } : null,
+      previous: this.store.current.previous,
+      queue: { depth: q.depth, bytes: q.bytes, quota_bytes: q.quotaBytes, evicted_total: q.evictedTotal },
+      uplink: this.uplink ? { kind: this.uplink.name, connected: this.uplink.isConnected(), ...(this.forwarder ? { forwarder: this.forwarder.stats() } : {}) } : null,
+      watch: this.watcher ? this.watcher.stats : null,
+    };
+  }
+
+  /** Graceful stop: inputs, then in-flight inference, then uplink, then the queue (committed). */
+  async stop(): Promise<void> {
+    if (this.telemetryTimer) clearInterval(this.telemetryTimer);
+    await this.watcher?.stop();
+    await this.localMqtt?.stop();
+    if (this.http) {
+      const h = this.http;
+      const closed = new Promise<void>((r) => h.close(() => r()));
+      h.closeIdleConnections();
+      await closed;
+    }
+    await this.service.close();
+    this.forwarder?.stop();
+    if (this.uplink) {
+      if (this.uplink.isConnected()) await this.uplink.publish(topics.status(this.config.device_id), Buffer.from(JSON.stringify(this.status(false))), { retain: true }).catch(() => undefined);
+      await this.uplink.close();
+    }
+    this.queue.close();
+  }
+}
+
+function tlsOf(ca?: Buffer, cert?: Buffer, key?: Buffer): MqttTlsOptions {
+  return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
+}

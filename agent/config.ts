@@ -1,0 +1,216 @@
+import { readFileSync } from 'node:fs';
+import { cpus, hostname } from 'node:os';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { idString, outlierPolicy } from '../shared/schemas/index.js';
+import { formatIssues } from '../shared/validate.js';
+import { AgentError } from './errors.js';
+
+const MiB = 1024 * 1024;
+
+/** Default device id: the host name, made id-safe. */
+const defaultDeviceId = (): string => hostname().replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 64) || 'device';
+
+export const agentConfigSchema = z.strictObject({
+  device_id: idString.default(defaultDeviceId),
+  /** Site and free-form tags reported with status (the fleet selects rollout targets by tag). */
+  tags: z.record(z.string(), z.string()).default({}),
+  data_dir: z.string().default('./.data/agent'),
+  /** The fleet's ed25519 public key: a PEM string or a path to a PEM file. */
+  fleet_public_key: z.string().optional(),
+  /** Accept unsigned packages (development only; a device in the field should never set this). */
+  allow_unsigned: z.boolean().default(false),
+  models: z
+    .strictObject({
+      /** A package directory installed and activated at start when no model is active yet. */
+      initial: z.string().optional(),
+      /** Installed versions kept beside active and previous. */
+      keep: z.number().int().nonnegative().default(1),
+    })
+    .prefault({}),
+  inference: z
+    .strictObject({
+      workers: z.number().int().positive().max(16).default(1),
+      /** 0 = ONNX Runtime's default (physical cores). On 2-core devices leave room for sharp. */
+      intra_op_threads: z.number().int().nonnegative().default(0),
+      inter_op_threads: z.number().int().nonnegative().default(1),
+      graph_optimization: z.enum(['disabled', 'basic', 'extended', 'all']).default('all'),
+      /** Tried in order; CPU is the fallback when an accelerator is missing. */
+      execution_providers: z.array(z.string()).min(1).default(['cpu']),
+      /** Thread spinning burns idle CPU after each run; off unless latency matters more than power. */
+      allow_spinning: z.boolean().default(false),
+      max_batch: z.number().int().positive().max(256).default(1),
+      batch_window_ms: z.number().nonnegative().max(1000).default(0),
+      max_pending: z.number().int().positive().default(256),
+      warmup_runs: z.number().int().nonnegative().default(3),
+    })
+    .prefault({}),
+  /** Overrides of the manifest's outlier policy, key by key. */
+  outlier: outlierPolicy.partial().default({}),
+  queue: z
+    .strictObject({
+      quota_bytes: z.number().int().positive().default(256 * MiB),
+      /** FULL: an acknowledged capture survives power loss. NORMAL: survives a process crash only. */
+      synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
+    })
+    .prefault({}),
+  uplink: z
+    .strictObject({
+      kind: z.enum(['mqtt', 'none']).default('none'),
+      url: z.string().default('mqtt://127.0.0.1:1883'),
+      client_id: z.string().optional(),
+      username: z.string().optional(),
+      password: z.string().optional(),
+      /** PEM file paths for mTLS (AWS IoT Core). */
+      ca_file: z.string().optional(),
+      cert_file: z.string().optional(),
+      key_file: z.string().optional(),
+      keepalive_s: z.number().int().positive().default(30),
+      /** Unacknowledged QoS 1 publishes in flight (AWS IoT Core allows 100). */
+      max_inflight: z.number().int().positive().max(100).default(50),
+      /** AWS IoT Core: 100 publishes/s per connection. */
+      max_publishes_per_s: z.number().positive().default(100),
+      /** AWS IoT Core: 128 KB per message (hard limit). */
+      max_message_bytes: z.number().int().positive().max(128 * 1024).default(128 * 1024),
+      /** 0 = no cap. */
+      bandwidth_bytes_per_s: z.number().nonnegative().default(0),
+      backoff_initial_ms: z.number().int().positive().default(1000),
+      backoff_max_ms: z.number().int().positive().default(60_000),
+      /** fleet: delete a sample when the fleet acknowledges it stored it; puback: when the broker has it. */
+      ack_mode: z.enum(['fleet', 'puback']).default('fleet'),
+      ack_timeout_ms: z.number().int().positive().default(30_000),
+      telemetry_interval_s: z.number().positive().default(10),
+    })
+    .prefault({}),
+  http: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      host: z.string().default('127.0.0.1'),
+      /** 0 picks a free port (printed at start). */
+      port: z.number().int().min(0).max(65535).default(8080),
+      max_body_bytes: z.number().int().positive().default(16 * MiB),
+    })
+    .prefault({}),
+  watch: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      dir: z.string().default('./.data/agent/incoming'),
+      /** Results, one JSON line per file. */
+      results_file: z.string().optional(),
+      after: z.enum(['move', 'delete']).default('move'),
+      processed_dir: z.string().optional(),
+      failed_dir: z.string().optional(),
+      poll_ms: z.number().int().positive().default(500),
+      extensions: z.array(z.string()).default(['.jpg', '.jpeg', '.png', '.webp']),
+      concurrency: z.number().int().positive().default(2),
+    })
+    .prefault({}),
+  local_mqtt: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      url: z.string().default('mqtt://127.0.0.1:1883'),
+      request_topic: z.string().default('edgeloop/local/infer'),
+      result_topic: z.string().default('edgeloop/local/results'),
+    })
+    .prefault({}),
+  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+});
+
+export type AgentConfig = z.infer<typeof agentConfigSchema>;
+export type AgentConfigInput = z.input<typeof agentConfigSchema>;
+
+export const ENV_PREFIX = 'EDGELOOP_AGENT_';
+
+/**
+ * Environment overrides: `EDGELOOP_AGENT_UPLINK__URL=mqtts://...` sets `uplink.url`.
+ * `__` separates levels; values are parsed as JSON when they parse (numbers, booleans,
+ * arrays), else taken as strings.
+ */
+export function envOverrides(env: Record<string, string | undefined>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (!key.startsWith(ENV_PREFIX) || value === undefined) continue;
+    const path = key.slice(ENV_PREFIX.length).toLowerCase().split('__');
+    let node = out;
+    for (const part of path.slice(0, -1)) node = (node[part] ??= {}) as Record<string, unknown>;
+    let parsed: unknown = value;
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      /* a plain string */
+    }
+    node[path.at(-1)!] = parsed;
+  }
+  return out;
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const cur = out[k];
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' && !Array.isArray(cur) ? deepMerge(cur as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}
+
+/**
+ * Validate a config object once, at start: every bad key is named in one error, paths are
+ * resolved against `baseDir`, and the result is frozen.
+ */
+export function parseAgentConfig(input: unknown, baseDir = process.cwd()): Readonly<AgentConfig> {
+  const r = agentConfigSchema.safeParse(input ?? {});
+  if (!r.success) {
+    const issues = formatIssues(r.error.issues);
+    throw new AgentError('CONFIG_INVALID', `agent configuration is invalid:\n  ${issues.join('\n  ')}`, { details: { issues } });
+  }
+  const c = r.data;
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
+  c.data_dir = abs(c.data_dir);
+  c.watch.dir = abs(c.watch.dir);
+  if (c.watch.results_file) c.watch.results_file = abs(c.watch.results_file);
+  if (c.watch.processed_dir) c.watch.processed_dir = abs(c.watch.processed_dir);
+  if (c.watch.failed_dir) c.watch.failed_dir = abs(c.watch.failed_dir);
+  if (c.models.initial) c.models.initial = abs(c.models.initial);
+  for (const k of ['ca_file', 'cert_file', 'key_file'] as const) if (c.uplink[k]) c.uplink[k] = abs(c.uplink[k]!);
+  if (c.fleet_public_key && !c.fleet_public_key.includes('BEGIN PUBLIC KEY')) c.fleet_public_key = abs(c.fleet_public_key);
+  if (c.inference.intra_op_threads === 0) c.inference.intra_op_threads = Math.max(1, Math.min(4, cpus().length));
+  return deepFreeze(c);
+}
+
+/** Config file (JSON) + environment overrides -> validated, frozen config. */
+export function loadAgentConfig(file: string | undefined, env: Record<string, string | undefined> = process.env): Readonly<AgentConfig> {
+  let fromFile: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new AgentError('CONFIG_INVALID', `cannot read config file ${file}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      fromFile = JSON.parse(text) as Record<string, unknown>;
+    } catch (err) {
+      throw new AgentError('CONFIG_INVALID', `config file ${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return parseAgentConfig(deepMerge(fromFile, envOverrides(env)), file ? dirname(resolve(file)) : process.cwd());
+}
+
+/** The fleet public key PEM, reading it from a file when the config holds a path. */
+export function readFleetPublicKey(c: Pick<AgentConfig, 'fleet_public_key'>): string | undefined {
+  if (!c.fleet_public_key) return undefined;
+  if (c.fleet_public_key.includes('BEGIN PUBLIC KEY')) return c.fleet_public_key;
+  try {
+    return readFileSync(c.fleet_public_key, 'utf8');
+  } catch (err) {
+    throw new AgentError('CONFIG_INVALID', `fleet_public_key: cannot read ${c.fleet_public_key}: ${(err as Error).message}`, { cause: err });
+  }
+}

@@ -1,0 +1,40 @@
+import { EdgeloopError, SharedErrors } from '../shared/errors.js';
+
+/**
+ * The agent's error catalogue. Codes are stable: scripts and the fleet match on them.
+ * `status` is the HTTP status the local API answers with.
+ */
+export const AgentErrors = {
+  CONFIG_INVALID: { status: 500, text: 'configuration is invalid' },
+  INPUT_INVALID: { status: 400, text: 'input is malformed' },
+  IMAGE_DECODE_FAILED: { status: 422, text: 'image could not be decoded' },
+  TENSOR_SHAPE_MISMATCH: { status: 422, text: 'tensor does not match the model input' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, text: 'content type is not supported' },
+  PAYLOAD_TOO_LARGE: { status: 413, text: 'payload too large' },
+  MODEL_NOT_LOADED: { status: 503, text: 'no model is active' },
+  MODEL_PACKAGE_INVALID: { status: 422, text: 'model package is invalid' },
+  MODEL_HASH_MISMATCH: { status: 422, text: 'a model file does not match its sha256' },
+  MODEL_SIGNATURE_INVALID: { status: 422, text: 'model package signature is missing or invalid' },
+  MODEL_LOAD_FAILED: { status: 422, text: 'ONNX Runtime could not load the model' },
+  MODEL_SMOKE_TEST_FAILED: { status: 422, text: 'golden inputs did not give the expected outputs' },
+  MODEL_VERSION_UNKNOWN: { status: 404, text: 'model version is not installed' },
+  INFERENCE_FAILED: { status: 500, text: 'inference failed' },
+  ENGINE_OVERLOADED: { status: 503, text: 'too many requests are waiting for inference' },
+  ENGINE_CLOSED: { status: 503, text: 'the inference engine is shut down' },
+  QUEUE_FULL: { status: 507, text: 'the sample queue is full' },
+  QUEUE_ITEM_TOO_LARGE: { status: 413, text: 'the item is larger than the queue quota' },
+  STORAGE_FAILED: { status: 507, text: 'local storage failed' },
+  UPLINK_MESSAGE_TOO_LARGE: { status: 413, text: 'message exceeds the uplink limit' },
+  NOT_FOUND: { status: 404, text: 'not found' },
+} as const;
+
+export type AgentErrorCode = keyof typeof AgentErrors;
+
+export class AgentError extends EdgeloopError {
+  constructor(code: AgentErrorCode, message?: string, opts: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    const entry = AgentErrors[code];
+    // Model and input codes are shared with the fleet and carry no side prefix.
+    super(code in SharedErrors ? code : `AGENT_${code}`, message ?? entry.text, { status: entry.status, ...opts });
+    this.name = 'AgentError';
+  }
+}

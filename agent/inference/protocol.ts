@@ -1,0 +1,44 @@
+/** Messages between the main thread and an inference worker. Tensors travel as transferred ArrayBuffers. */
+export type WireDType = 'float32' | 'uint8' | 'int64';
+
+export interface WireTensor {
+  type: WireDType;
+  data: ArrayBuffer;
+  byteOffset: number;
+  length: number;
+  dims: number[];
+}
+
+export interface SessionSettings {
+  intraOpThreads: number;
+  interOpThreads: number;
+  graphOptimization: 'disabled' | 'basic' | 'extended' | 'all';
+  executionProviders: string[];
+  allowSpinning: boolean;
+}
+
+export type WorkerRequest =
+  | { op: 'load'; id: number; model: ArrayBuffer; settings: SessionSettings }
+  | { op: 'run'; id: number; feeds: Record<string, WireTensor>; outputs: string[] }
+  | { op: 'release'; id: number };
+
+export interface LoadInfo {
+  inputNames: string[];
+  outputNames: string[];
+  executionProvider: string;
+  fallbackReason?: string;
+}
+
+export type WorkerResponse =
+  | { id: number; ok: true; load?: LoadInfo; outputs?: Record<string, WireTensor>; runMs?: number }
+  | { id: number; ok: false; error: { message: string; code?: string } };
+
+export function toWire(type: WireDType, arr: Float32Array | Uint8Array | BigInt64Array, dims: number[]): WireTensor {
+  return { type, data: arr.buffer as ArrayBuffer, byteOffset: arr.byteOffset, length: arr.length, dims };
+}
+
+export function fromWire(t: WireTensor): Float32Array | Uint8Array | BigInt64Array {
+  if (t.type === 'float32') return new Float32Array(t.data, t.byteOffset, t.length);
+  if (t.type === 'uint8') return new Uint8Array(t.data, t.byteOffset, t.length);
+  return new BigInt64Array(t.data, t.byteOffset, t.length);
+}

@@ -1,0 +1,77 @@
+/**
+ * Inference worker: owns one ONNX Runtime session. `session.run` blocks the thread it runs
+ * on for the whole inference (FACTS: onnxruntime #19611), so it runs here, never on the main
+ * thread where MQTT keepalives, SQLite writes and HTTP must stay responsive.
+ */
+import { parentPort } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import { fromWire, toWire, type LoadInfo, type SessionSettings, type WireTensor, type WorkerRequest, type WorkerResponse } from './protocol.js';
+
+let session: ort.InferenceSession | null = null;
+
+function sessionOptions(s: SessionSettings, providers: string[]): ort.InferenceSession.SessionOptions {
+  const spin = s.allowSpinning ? '1' : '0';
+  return {
+    executionProviders: providers,
+    intraOpNumThreads: s.intraOpThreads,
+    interOpNumThreads: s.interOpThreads,
+    graphOptimizationLevel: s.graphOptimization,
+    executionMode: 'sequential',
+    // Spinning threads burn CPU for a while after each run; off by default on small devices.
+    extra: { session: { intra_op: { allow_spinning: spin }, inter_op: { allow_spinning: spin } } },
+  };
+}
+
+async function load(model: ArrayBuffer, s: SessionSettings): Promise<LoadInfo> {
+  const bytes = new Uint8Array(model);
+  let provider = s.executionProviders[0] ?? 'cpu';
+  let fallbackReason: string | undefined;
+  try {
+    session = await ort.InferenceSession.create(bytes, sessionOptions(s, s.executionProviders));
+  } catch (err) {
+    // An accelerator that is missing on this device must not take the model down: retry on CPU.
+    if (s.executionProviders.length === 1 && s.executionProviders[0] === 'cpu') throw err;
+    fallbackReason = (err as Error).message;
+    provider = 'cpu';
+    session = await ort.InferenceSession.create(bytes, sessionOptions(s, ['cpu']));
+  }
+  return { inputNames: [...session.inputNames], outputNames: [...session.outputNames], executionProvider: provider, ...(fallbackReason ? { fallbackReason } : {}) };
+}
+
+async function run(feeds: Record<string, WireTensor>, outputs: string[]): Promise<{ outputs: Record<string, WireTensor>; runMs: number }> {
+  if (!session) throw new Error('no session loaded');
+  const ortFeeds: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.type, fromWire(t) as Float32Array, t.dims);
+  const t0 = performance.now();
+  const res = outputs.length ? await session.run(ortFeeds, outputs) : await session.run(ortFeeds);
+  const runMs = performance.now() - t0;
+  const out: Record<string, WireTensor> = {};
+  for (const [name, tensor] of Object.entries(res)) {
+    const data = tensor.data;
+    if (data instanceof Float32Array) out[name] = toWire('float32', data, [...tensor.dims]);
+    else if (data instanceof Uint8Array) out[name] = toWire('uint8', data, [...tensor.dims]);
+    else if (data instanceof BigInt64Array) out[name] = toWire('int64', data, [...tensor.dims]);
+    else out[name] = toWire('float32', Float32Array.from(data as ArrayLike<number>), [...tensor.dims]);
+  }
+  return { outputs: out, runMs };
+}
+
+const port = parentPort;
+if (!port) throw new Error('inference worker must run in a worker thread');
+
+port.on('message', (msg: WorkerRequest) => {
+  const reply = (r: WorkerResponse, transfer: ArrayBuffer[] = []): void => port.postMessage(r, transfer);
+  const fail = (err: unknown): void => reply({ id: msg.id, ok: false, error: { message: err instanceof Error ? err.message : String(err) } });
+  if (msg.op === 'load') {
+    load(msg.model, msg.settings).then((info) => reply({ id: msg.id, ok: true, load: info }), fail);
+  } else if (msg.op === 'run') {
+    run(msg.feeds, msg.outputs).then(
+      (r) => reply({ id: msg.id, ok: true, outputs: r.outputs, runMs: r.runMs }, Object.values(r.outputs).map((t) => t.data)),
+      fail,
+    );
+  } else if (msg.op === 'release') {
+    const s = session;
+    session = null;
+    (s ? s.release() : Promise.resolve()).then(() => reply({ id: msg.id, ok: true }), fail);
+  }
+});

@@ -1,0 +1,152 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ModelManifest, ModelRef, TensorSpec } from '../../shared/schemas/index.js';
+import { AgentError } from '../errors.js';
+import { InferencePool, type PoolSettings } from '../inference/pool.js';
+import { classify, type Classification } from '../../shared/inference/postprocess.js';
+import { imageToTensor, itemDimsOf, jsonToTensor, type InputTensor } from '../../shared/inference/preprocess.js';
+import type { ModelPackage } from './package.js';
+
+export type ModelInput = { kind: 'image'; bytes: Uint8Array } | { kind: 'tensor'; tensor: number[] | number[][]; shape?: number[] | undefined };
+
+export interface Prediction {
+  classification: Classification;
+  stats?: { brightness: number; contrast: number };
+  timings: { preprocessMs: number; queueMs: number; runMs: number; totalMs: number; batchSize: number };
+}
+
+/**
+ * A loaded model version: preprocessing built from its manifest, sessions in worker threads,
+ * postprocessing. Reference-counted so a switch lets in-flight requests finish on it.
+ */
+export class ModelRuntime {
+  private refs = 0;
+  private closing: Promise<void> | null = null;
+  private idleWaiters: Array<() => void> = [];
+
+  private constructor(
+    readonly pkg: ModelPackage,
+    private readonly pool: InferencePool,
+    private readonly input: TensorSpec,
+  ) {}
+
+  static async load(pkg: ModelPackage, settings: PoolSettings): Promise<ModelRuntime> {
+    const m = pkg.manifest;
+    const input = m.inputs[0]!;
+    const itemDims = itemDimsOf(input);
+    if (itemDims.some((d) => d < 0)) throw new AgentError('MODEL_PACKAGE_INVALID', `input ${input.name} needs fixed dims after the batch dim, got [${input.shape.join(',')}]`);
+    const pool = await InferencePool.open(
+      {
+        bytes: pkg.modelBytes,
+        inputName: input.name,
+        inputType: input.dtype,
+        itemDims,
+        batchable: typeof input.shape[0] === 'string',
+        output: m.postprocessing.output ?? m.outputs[0]!.name,
+      },
+      settings,
+    );
+    return new ModelRuntime(pkg, pool, input);
+  }
+
+  get ref(): ModelRef {
+    return this.pkg.ref;
+  }
+
+  get manifest(): ModelManifest {
+    return this.pkg.manifest;
+  }
+
+  get executionProvider(): string {
+    return this.pool.executionProvider;
+  }
+
+  get fallbackReason(): string | undefined {
+    return this.pool.fallbackReason;
+  }
+
+  /** Requests currently using this runtime (preprocessing or inference). */
+  get busy(): number {
+    return this.refs;
+  }
+
+  /** Turn input into tensors for this model; a batch of JSON rows gives several tensors. */
+  async prepare(input: ModelInput): Promise<Array<{ data: InputTensor; stats?: { brightness: number; contrast: number } }>> {
+    const m = this.pkg.manifest;
+    if (input.kind === 'image') {
+      if (m.preprocessing.kind !== 'image') throw new AgentError('INPUT_INVALID', `model ${m.name} takes tensors, not images`);
+      const t = await imageToTensor(input.bytes, m.preprocessing);
+      return [{ data: t.data, stats: t.stats }];
+    }
+    const t = jsonToTensor(input.tensor, this.input, input.shape);
+    const per = t.data.length / t.batch;
+    return Array.from({ length: t.batch }, (_, i) => ({ data: t.data.slice(i * per, (i + 1) * per) }));
+  }
+
+  /** Predict every example in `input` (one for an image). */
+  async predict(input: ModelInput): Promise<Prediction[]> {
+    if (this.closing) throw new AgentError('ENGINE_CLOSED', 'model is being unloaded');
+    this.refs++;
+    try {
+      const t0 = performance.now();
+      const prepared = await this.prepare(input);
+      const preprocessMs = performance.now() - t0;
+      const pp = this.pkg.manifest.postprocessing;
+      return await Promise.all(
+        prepared.map(async (p) => {
+          const r = await this.pool.infer(p.data);
+          const classification = classify(r.scores, { softmax: pp.softmax, topK: pp.top_k, labels: this.pkg.manifest.labels });
+          return {
+            classification,
+            ...(p.stats ? { stats: p.stats } : {}),
+            timings: { preprocessMs, queueMs: r.queueMs, runMs: r.runMs, totalMs: performance.now() - t0, batchSize: r.batchSize },
+          };
+        }),
+      );
+    } finally {
+      this.refs--;
+      if (this.refs === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  /** Run a few inferences so the first real request does not pay for lazy allocations. */
+  async warmup(runs: number): Promise<void> {
+    const size = itemDimsOf(this.input).reduce((a, b) => a * b, 1);
+    for (let i = 0; i < runs; i++) await this.pool.infer(this.input.dtype === 'uint8' ? new Uint8Array(size) : new Float32Array(size));
+  }
+
+  /** The manifest's golden inputs must give their expected labels before this version may serve. */
+  async smokeTest(): Promise<{ checked: number }> {
+    const m = this.pkg.manifest;
+    const failures: string[] = [];
+    for (const [i, g] of m.golden.entries()) {
+      let input: ModelInput;
+      if (g.file) input = { kind: 'image', bytes: await readFile(join(this.pkg.dir, g.file)) };
+      else if (g.tensor) input = { kind: 'tensor', tensor: g.tensor };
+      else {
+        failures.push(`golden[${i}] has neither file nor tensor`);
+        continue;
+      }
+      try {
+        const [p] = await this.predict(input);
+        const c = p!.classification;
+        if (c.label !== g.expected_label || c.score < g.min_score) failures.push(`golden[${i}]${g.file ? ` ${g.file}` : ''}: expected ${g.expected_label} (score >= ${g.min_score}), got ${c.label} (${c.score.toFixed(3)})`);
+      } catch (err) {
+        failures.push(`golden[${i}]: ${(err as Error).message}`);
+      }
+    }
+    if (failures.length) throw new AgentError('MODEL_SMOKE_TEST_FAILED', `${m.name}@${m.version} failed its smoke test: ${failures.join('; ')}`, { details: { failures } });
+    return { checked: m.golden.length };
+  }
+
+  /** Wait for in-flight requests, then release the sessions. */
+  close(): Promise<void> {
+    if (!this.closing) {
+      this.closing = (async () => {
+        if (this.refs > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
+        await this.pool.close();
+      })();
+    }
+    return this.closing;
+  }
+}

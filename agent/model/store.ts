@@ -1,0 +1,207 @@
+import { randomBytes } from 'node:crypto';
+import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { modelRef, modelRefString, type ModelManifest, type ModelRef } from '../../shared/schemas/index.js';
+import { AgentError } from '../errors.js';
+import { MANIFEST_FILE, readModelPackage, type ModelPackage, type VerifyOptions } from './package.js';
+
+const storeState = z.object({
+  active: modelRef.nullable(),
+  previous: modelRef.nullable(),
+  /** Last desired-state revision applied, so a stale retained message is not re-applied. */
+  revision: z.number().int().nonnegative().default(0),
+});
+export type StoreState = z.infer<typeof storeState>;
+
+/** Where a package comes from: a local directory now, the fleet's HTTP server or S3 later. */
+export interface PackageSource {
+  /** Describe the source for logs. */
+  readonly label: string;
+  readManifest(): Promise<Buffer>;
+  /** Copy one file of the package to `dest`. */
+  fetchFile(path: string, dest: string): Promise<void>;
+}
+
+export function directorySource(dir: string): PackageSource {
+  return {
+    label: dir,
+    readManifest: () => readFile(join(dir, MANIFEST_FILE)),
+    fetchFile: (path, dest) => copyFile(join(dir, path), dest),
+  };
+}
+
+/** Write a file so that a crash leaves either the old or the new content, never half of one. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+  // fsync the directory so the rename itself survives a power cut.
+  const dh = await open(dirname(path), 'r');
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
+  }
+}
+
+function storageError(what: string, err: unknown): AgentError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why = code === 'ENOSPC' ? 'the disk is full' : code === 'EACCES' || code === 'EROFS' ? 'the model directory is not writable' : (err as Error).message;
+  return new AgentError('STORAGE_FAILED', `${what}: ${why}`, { cause: err, details: { errno: code } });
+}
+
+/**
+ * Model versions side by side on disk: `<root>/<name>/<version>/`. An install copies into a
+ * staging directory, verifies there (hashes, signature) and only then renames into place, so
+ * a half-copied or tampered package never becomes visible. `state.json` (written atomically)
+ * records the active and previous versions for rollback after a restart.
+ */
+export class ModelStore {
+  private constructor(
+    readonly root: string,
+    private readonly verify: VerifyOptions,
+    private readonly log: Logger | undefined,
+    private state: StoreState,
+  ) {}
+
+  static async open(root: string, verify: VerifyOptions, log?: Logger): Promise<ModelStore> {
+    await mkdir(join(root, '.staging'), { recursive: true });
+    // Leftovers of an install interrupted by a crash.
+    await rm(join(root, '.staging'), { recursive: true, force: true });
+    await mkdir(join(root, '.staging'), { recursive: true });
+    let state: StoreState = { active: null, previous: null, revision: 0 };
+    try {
+      state = storeState.parse(JSON.parse(await readFile(join(root, 'state.json'), 'utf8')));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log?.warn({ err }, 'model store state unreadable; starting with no active model');
+    }
+    return new ModelStore(root, verify, log, state);
+  }
+
+  get current(): Readonly<StoreState> {
+    return this.state;
+  }
+
+  dirOf(ref: ModelRef): string {
+    return join(this.root, ref.name, ref.version);
+  }
+
+  /** Verify an installed version again (hashes and signature) and return it. */
+  async get(ref: ModelRef): Promise<ModelPackage> {
+    const dir = this.dirOf(ref);
+    try {
+      await stat(join(dir, MANIFEST_FILE));
+    } catch {
+      throw new AgentError('MODEL_VERSION_UNKNOWN', `${modelRefString(ref)} is not installed`);
+    }
+    return readModelPackage(dir, this.verify);
+  }
+
+  async has(ref: ModelRef): Promise<boolean> {
+    return stat(join(this.dirOf(ref), MANIFEST_FILE)).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /** Installed versions, newest directory first within a name. */
+  async list(): Promise<ModelRef[]> {
+    const out: ModelRef[] = [];
+    for (const name of await readdir(this.root).catch(() => [] as string[])) {
+      if (name.startsWith('.') || name === 'state.json') continue;
+      const versions = await readdir(join(this.root, name)).catch(() => [] as string[]);
+      for (const version of versions) if (await this.has({ name, version })) out.push({ name, version });
+    }
+    return out;
+  }
+
+  /**
+   * Stage, verify and install a package. Re-installing an identical version is a no-op; a
+   * different package under an installed name@version is refused (versions are immutable).
+   */
+  async install(source: PackageSource): Promise<ModelPackage> {
+    const staging = join(this.root, '.staging', randomBytes(6).toString('hex'));
+    try {
+      const manifestBytes = await source.readManifest().catch((err: unknown) => {
+        throw new AgentError('MODEL_PACKAGE_INVALID', `cannot read the manifest from ${source.label}: ${(err as Error).message}`, { cause: err });
+      });
+      let manifest: ModelManifest;
+      try {
+        manifest = JSON.parse(manifestBytes.toString('utf8')) as ModelManifest;
+      } catch (err) {
+        throw new AgentError('MODEL_PACKAGE_INVALID', 'manifest.json is not valid JSON', { cause: err });
+      }
+      if (!Array.isArray(manifest.files)) throw new AgentError('MODEL_PACKAGE_INVALID', 'manifest.json lists no files');
+      try {
+        await mkdir(staging, { recursive: true });
+        await writeFileAtomic(join(staging, MANIFEST_FILE), manifestBytes);
+        for (const f of manifest.files) {
+          if (typeof f.path !== 'string' || f.path.startsWith('/') || f.path.split(/[\\/]/).includes('..')) throw new AgentError('MODEL_PACKAGE_INVALID', `file path ${String(f.path)} leaves the package`);
+          await mkdir(dirname(join(staging, f.path)), { recursive: true });
+          await source.fetchFile(f.path, join(staging, f.path));
+        }
+      } catch (err) {
+        if (err instanceof AgentError) throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') throw new AgentError('MODEL_PACKAGE_INVALID', `a file listed in the manifest is missing from ${source.label}: ${(err as Error).message}`, { cause: err });
+        throw storageError('cannot stage the model package', err);
+      }
+      const staged = await readModelPackage(staging, this.verify);
+      const dest = this.dirOf(staged.ref);
+      if (await this.has(staged.ref)) {
+        const existing = await readModelPackage(dest, this.verify);
+        if (existing.manifestSha256 !== staged.manifestSha256) {
+          throw new AgentError('MODEL_PACKAGE_INVALID', `${modelRefString(staged.ref)} is already installed with different content; versions are immutable`);
+        }
+        return existing;
+      }
+      try {
+        await mkdir(dirname(dest), { recursive: true });
+        await rename(staging, dest);
+      } catch (err) {
+        throw storageError('cannot move the staged package into place', err);
+      }
+      this.log?.info({ model: modelRefString(staged.ref), from: source.label }, 'model version installed');
+      return { ...staged, dir: dest };
+    } finally {
+      await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  /** Record `ref` as active; the version it replaces becomes the rollback target. */
+  async setActive(ref: ModelRef, revision?: number): Promise<void> {
+    const prev = this.state.active;
+    const same = prev && prev.name === ref.name && prev.version === ref.version;
+    await this.saveState({ active: ref, previous: same ? this.state.previous : prev, revision: revision ?? this.state.revision });
+  }
+
+  async setRevision(revision: number): Promise<void> {
+    await this.saveState({ ...this.state, revision });
+  }
+
+  private async saveState(next: StoreState): Promise<void> {
+    try {
+      await writeFileAtomic(join(this.root, 'state.json'), JSON.stringify(next, null, 2));
+    } catch (err) {
+      throw storageError('cannot record the active model', err);
+    }
+    this.state = next;
+  }
+
+  /** Delete installed versions other than active and previous, keeping the newest `keep` of the rest. */
+  async prune(keep = 1): Promise<ModelRef[]> {
+    const pinned = [this.state.active, this.state.previous].filter((r): r is ModelRef => r !== null).map(modelRefString);
+    const candidates = (await this.list()).filter((r) => !pinned.includes(modelRefString(r)));
+    const removed = candidates.slice(0, Math.max(0, candidates.length - keep));
+    for (const r of removed) await rm(this.dirOf(r), { recursive: true, force: true });
+    return removed;
+  }
+}

@@ -1,0 +1,91 @@
+import type { Clock, Random } from '../../shared/ids.js';
+import type { OutlierPolicy, OutlierReason } from '../../shared/schemas/index.js';
+import type { Classification } from '../../shared/inference/postprocess.js';
+import { TokenBucket } from './rate-limit.js';
+
+/** Priority per reason when neither manifest nor device config says otherwise (higher drains first, evicted last). */
+export const DEFAULT_PRIORITIES: Record<OutlierReason, number> = {
+  shadow_disagreement: 7,
+  low_confidence: 6,
+  low_margin: 5,
+  high_entropy: 5,
+  drift: 4,
+  random: 2,
+};
+
+/** Default per-reason rate limits (per minute, burst): a flood of bad frames cannot fill the queue in minutes. */
+export const DEFAULT_RATE_LIMITS: Record<OutlierReason, { per_minute: number; burst: number }> = {
+  shadow_disagreement: { per_minute: 60, burst: 20 },
+  low_confidence: { per_minute: 120, burst: 30 },
+  low_margin: { per_minute: 60, burst: 20 },
+  high_entropy: { per_minute: 60, burst: 20 },
+  drift: { per_minute: 30, burst: 10 },
+  random: { per_minute: 30, burst: 5 },
+};
+
+/** Pure scoring: which reasons does this prediction match? Order = most important first. */
+export function matchReasons(c: Pick<Classification, 'score' | 'margin' | 'entropy'>, policy: OutlierPolicy, random: Random, extra: OutlierReason[] = []): OutlierReason[] {
+  const reasons: OutlierReason[] = [...extra];
+  if (c.score < policy.min_confidence) reasons.push('low_confidence');
+  if (c.margin < policy.min_margin) reasons.push('low_margin');
+  if (c.entropy > policy.max_entropy) reasons.push('high_entropy');
+  // Random sampling of normal traffic only: outliers are already kept, and an unbiased
+  // monitor needs the "everything looks fine" cases too.
+  if (reasons.length === 0 && policy.random_sample_rate > 0 && random() < policy.random_sample_rate) reasons.push('random');
+  return reasons;
+}
+
+export interface CaptureDecision {
+  capture: boolean;
+  reasons: OutlierReason[];
+  suppressed: OutlierReason[];
+  priority: number;
+}
+
+/**
+ * Outlier capture with per-reason rate limits and priorities. A sample is kept when at least
+ * one matched reason still has budget; its priority is the highest of its kept reasons.
+ */
+export class OutlierCapturePolicy {
+  private readonly buckets = new Map<OutlierReason, TokenBucket>();
+
+  constructor(
+    readonly policy: OutlierPolicy,
+    private readonly clock: Clock,
+    private readonly random: Random,
+  ) {}
+
+  priorityOf(reason: OutlierReason): number {
+    return this.policy.priorities[reason] ?? DEFAULT_PRIORITIES[reason];
+  }
+
+  private bucket(reason: OutlierReason): TokenBucket {
+    let b = this.buckets.get(reason);
+    if (!b) {
+      const lim = this.policy.rate_limits[reason] ?? DEFAULT_RATE_LIMITS[reason];
+      b = new TokenBucket(lim.per_minute, lim.burst, this.clock);
+      this.buckets.set(reason, b);
+    }
+    return b;
+  }
+
+  decide(c: Pick<Classification, 'score' | 'margin' | 'entropy'>, extra: OutlierReason[] = []): CaptureDecision {
+    const matched = matchReasons(c, this.policy, this.random, extra);
+    const kept: OutlierReason[] = [];
+    const suppressed: OutlierReason[] = [];
+    for (const r of matched) (this.bucket(r).tryTake() ? kept : suppressed).push(r);
+    const priority = kept.reduce((p, r) => Math.max(p, this.priorityOf(r)), 0);
+    return { capture: kept.length > 0, reasons: kept, suppressed, priority };
+  }
+}
+
+/** Manifest defaults overridden key by key by the device config. */
+export function mergePolicy(base: OutlierPolicy, override: Partial<OutlierPolicy> | undefined): OutlierPolicy {
+  if (!override) return base;
+  return {
+    ...base,
+    ...Object.fromEntries(Object.entries(override).filter(([, v]) => v !== undefined)),
+    rate_limits: { ...base.rate_limits, ...(override.rate_limits ?? {}) },
+    priorities: { ...base.priorities, ...(override.priorities ?? {}) },
+  };
+}

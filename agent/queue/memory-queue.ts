@@ -1,0 +1,187 @@
+import type { Logger } from 'pino';
+import { AgentError } from '../errors.js';
+import { addCounters, admitItem, DEFAULT_ACKED_MEMORY, zeroCounters } from './admission.js';
+import type { AdmissionLedger, AdmissionStore, QueueCounters } from './admission.js';
+import type { EvictionCandidate } from './eviction.js';
+import { GroupCommitter } from './group-commit.js';
+import type { GroupCommitOptions } from './group-commit.js';
+import { checkLeaseArgs, prepareItem, queueClosedError, takeWithinBytes, toQueueItem } from './item.js';
+import type { PreparedItem, StoredItem } from './item.js';
+import { MAX_PRIORITY } from './types.js';
+import type { Clock, EnqueueResult, LeaseOptions, QueueItem, QueueItemInput, QueueStats, SampleQueue } from './types.js';
+
+/** Options for {@link createMemoryQueue}. */
+export interface MemoryQueueOptions {
+  quotaBytes: number;
+  clock: Clock;
+  logger?: Logger;
+  /** How many recently acked ids to remember for duplicate detection. Default 10,000. */
+  ackedMemory?: number;
+  groupCommit?: GroupCommitOptions;
+}
+
+interface Entry extends StoredItem {
+  leaseUntil: number | null;
+}
+
+/**
+ * The {@link SampleQueue} contract in memory, for tests and for devices with no writable
+ * disk. Same admission and eviction rules as the SQLite queue; nothing survives a restart.
+ */
+export function createMemoryQueue(opts: MemoryQueueOptions): SampleQueue {
+  if (!(Number.isFinite(opts.quotaBytes) && opts.quotaBytes > 0)) {
+    throw new AgentError('CONFIG_INVALID', 'queue quotaBytes must be a positive number', { details: { quotaBytes: opts.quotaBytes } });
+  }
+  return new MemoryQueue(opts);
+}
+
+class MemoryQueue implements SampleQueue {
+  /** One FIFO lane per priority: a Map iterates in insertion order, which is seq order. */
+  private readonly lanes: Array<Map<string, Entry>> = Array.from({ length: MAX_PRIORITY + 1 }, () => new Map());
+  private readonly entries = new Map<string, Entry>();
+  /** Recently acked ids; a Set iterates oldest first, so pruning drops the oldest. */
+  private readonly acked = new Set<string>();
+  private readonly counters: QueueCounters = zeroCounters();
+  private readonly log: Logger | undefined;
+  private readonly quotaBytes: number;
+  private readonly clock: Clock;
+  private readonly ackedMemory: number;
+  private readonly groupCommit: GroupCommitter<PreparedItem, EnqueueResult>;
+  private readonly store: AdmissionStore;
+  private usedBytes = 0;
+  private nextSeq = 1;
+  private closed = false;
+
+  constructor(opts: MemoryQueueOptions) {
+    this.log = opts.logger?.child({ component: 'queue' });
+    this.quotaBytes = opts.quotaBytes;
+    this.clock = opts.clock;
+    this.ackedMemory = Math.max(0, opts.ackedMemory ?? DEFAULT_ACKED_MEMORY);
+    this.groupCommit = new GroupCommitter((items) => this.admitPrepared(items), opts.groupCommit);
+    this.store = {
+      isKnown: (id) => this.entries.has(id) || this.acked.has(id),
+      evictionCandidates: (maxPriority) => this.candidates(maxPriority),
+      remove: (id) => this.remove(id),
+      insert: (item) => this.insert(item),
+    };
+  }
+
+  enqueue(item: QueueItemInput): EnqueueResult {
+    return this.enqueueMany([item])[0] as EnqueueResult;
+  }
+
+  enqueueMany(items: QueueItemInput[]): EnqueueResult[] {
+    this.assertOpen();
+    const now = this.clock.now();
+    const prepared = items.map((item) => prepareItem(item, now, this.quotaBytes));
+    return this.admitPrepared(prepared);
+  }
+
+  enqueueAsync(item: QueueItemInput): Promise<EnqueueResult> {
+    try {
+      this.assertOpen();
+      return this.groupCommit.submit(prepareItem(item, this.clock.now(), this.quotaBytes));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  lease(max: number, leaseMs: number, opts: LeaseOptions = {}): QueueItem[] {
+    this.assertOpen();
+    checkLeaseArgs(max, leaseMs, opts.maxBytes);
+    const now = this.clock.now();
+    const taken = takeWithinBytes(this.eligible(now), max, opts.maxBytes);
+    for (const entry of taken) entry.leaseUntil = now + leaseMs;
+    return taken.map((entry) => toQueueItem({ ...entry, blob: entry.blob && new Uint8Array(entry.blob) }));
+  }
+
+  release(ids: string[]): void {
+    this.assertOpen();
+    for (const id of ids) {
+      const entry = this.entries.get(id);
+      if (!entry || entry.leaseUntil === null) continue;
+      entry.leaseUntil = null;
+      entry.attempts += 1;
+    }
+  }
+
+  ack(ids: string[]): number {
+    this.assertOpen();
+    let count = 0;
+    for (const id of new Set(ids)) {
+      const entry = this.entries.get(id);
+      if (!entry) continue;
+      this.remove(id);
+      this.usedBytes -= entry.bytes;
+      this.rememberAcked(id);
+      count += 1;
+    }
+    this.counters.ackedTotal += count;
+    return count;
+  }
+
+  stats(): QueueStats {
+    this.assertOpen();
+    const byPriority: QueueStats['byPriority'] = {};
+    let oldestCreatedAt: number | null = null;
+    for (const entry of this.entries.values()) {
+      const slot = (byPriority[entry.priority] ??= { depth: 0, bytes: 0 });
+      slot.depth += 1;
+      slot.bytes += entry.bytes;
+      if (oldestCreatedAt === null || entry.createdAt < oldestCreatedAt) oldestCreatedAt = entry.createdAt;
+    }
+    return { depth: this.entries.size, bytes: this.usedBytes, quotaBytes: this.quotaBytes, byPriority, ...this.counters, oldestCreatedAt };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.groupCommit.flush();
+    this.closed = true;
+  }
+
+  private admitPrepared(items: PreparedItem[]): EnqueueResult[] {
+    const ledger: AdmissionLedger = { usedBytes: this.usedBytes, delta: zeroCounters() };
+    const results = items.map((item) => admitItem(this.store, item, this.quotaBytes, ledger, this.log));
+    this.usedBytes = ledger.usedBytes;
+    addCounters(this.counters, ledger.delta);
+    return results;
+  }
+
+  private *candidates(maxPriority: number): Generator<EvictionCandidate> {
+    for (let p = 0; p <= maxPriority; p++) yield* this.lanes[p]?.values() ?? [];
+  }
+
+  private *eligible(now: number): Generator<Entry> {
+    for (let p = MAX_PRIORITY; p >= 0; p--) {
+      for (const entry of this.lanes[p]?.values() ?? []) {
+        if (entry.leaseUntil === null || entry.leaseUntil <= now) yield entry;
+      }
+    }
+  }
+
+  private insert(item: PreparedItem): void {
+    // Copy the blob: the producer may reuse its buffer for the next frame.
+    const entry: Entry = { ...item, blob: item.blob && new Uint8Array(item.blob), seq: this.nextSeq++, attempts: 0, leaseUntil: null };
+    this.entries.set(entry.id, entry);
+    this.lanes[entry.priority]?.set(entry.id, entry);
+  }
+
+  private remove(id: string): void {
+    const entry = this.entries.get(id);
+    if (!entry) return;
+    this.entries.delete(id);
+    this.lanes[entry.priority]?.delete(id);
+  }
+
+  private rememberAcked(id: string): void {
+    this.acked.add(id);
+    for (const oldest of this.acked) {
+      if (this.acked.size <= this.ackedMemory) break;
+      this.acked.delete(oldest);
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw queueClosedError();
+  }
+}

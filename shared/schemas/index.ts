@@ -1,0 +1,3 @@
+export * from './common.js';
+export * from './manifest.js';
+export * from './messages.js';

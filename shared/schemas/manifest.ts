@@ -1,0 +1,141 @@
+import { z } from 'zod';
+import { dim, dtype, idString, isoTime, modelName, modelRef, outlierReason, semver, sha256Hex } from './common.js';
+
+export const MANIFEST_SCHEMA = 'edgeloop.model-manifest' as const;
+
+const tensorSpec = z.object({ name: z.string().min(1), dtype, shape: z.array(dim).min(1) });
+export type TensorSpec = z.infer<typeof tensorSpec>;
+
+const packageFile = z.object({
+  path: z
+    .string()
+    .min(1)
+    .refine((p) => !p.startsWith('/') && !p.split(/[\\/]/).includes('..'), 'file paths stay inside the package'),
+  sha256: sha256Hex,
+  bytes: z.number().int().nonnegative(),
+  role: z.enum(['model', 'labels', 'golden', 'other']).default('other'),
+});
+export type PackageFile = z.infer<typeof packageFile>;
+
+/** Image preprocessing the agent builds with sharp. Values are applied as ((px * scale) - mean) / std per channel. */
+export const imagePreprocessing = z.object({
+  kind: z.literal('image'),
+  width: z.number().int().positive().max(8192),
+  height: z.number().int().positive().max(8192),
+  /** sharp's fit modes; `fill` stretches, `cover` crops, `contain` letterboxes. */
+  fit: z.enum(['fill', 'cover', 'contain', 'inside', 'outside']).default('fill'),
+  color: z.enum(['rgb', 'grayscale']).default('rgb'),
+  layout: z.enum(['NCHW', 'NHWC']).default('NCHW'),
+  dtype: dtype.default('float32'),
+  scale: z.number().positive().default(1 / 255),
+  mean: z.array(z.number()).min(1).max(3).default([0]),
+  std: z.array(z.number().positive()).min(1).max(3).default([1]),
+  /** Invert intensities (white digits on black, as MNIST) after scaling to [0,1]. */
+  invert: z.boolean().default(false),
+});
+export type ImagePreprocessing = z.infer<typeof imagePreprocessing>;
+
+export const tensorPreprocessing = z.object({ kind: z.literal('tensor') });
+
+export const preprocessing = z.discriminatedUnion('kind', [imagePreprocessing, tensorPreprocessing]);
+export type Preprocessing = z.infer<typeof preprocessing>;
+
+export const postprocessing = z.object({
+  kind: z.literal('classification').default('classification'),
+  /** Output tensor holding the scores; defaults to the first output. */
+  output: z.string().optional(),
+  /** The model emits logits: the agent applies softmax before scoring. */
+  softmax: z.boolean().default(false),
+  top_k: z.number().int().positive().max(100).default(5),
+});
+export type Postprocessing = z.infer<typeof postprocessing>;
+
+const rateLimit = z.object({ per_minute: z.number().nonnegative(), burst: z.number().int().positive().default(10) });
+
+/** Outlier capture policy; the manifest gives defaults, device config overrides key by key. */
+export const outlierPolicy = z.object({
+  min_confidence: z.number().min(0).max(1).default(0.6),
+  min_margin: z.number().min(0).max(1).default(0.15),
+  /** Normalised entropy (0..1, divided by ln(classes)). */
+  max_entropy: z.number().min(0).max(1).default(0.7),
+  /** Fraction of normal traffic kept anyway, for unbiased monitoring. */
+  random_sample_rate: z.number().min(0).max(1).default(0.01),
+  rate_limits: z.partialRecord(outlierReason, rateLimit).default({}),
+  /** Queue priority per reason (higher drains first, evicted last). */
+  priorities: z.partialRecord(outlierReason, z.number().int().min(0).max(9)).default({}),
+});
+export type OutlierPolicy = z.infer<typeof outlierPolicy>;
+
+const histogram = z.object({
+  /** Bin edges, ascending, length = freqs.length + 1. */
+  edges: z.array(z.number()).min(2),
+  freqs: z.array(z.number().nonnegative()).min(1),
+});
+export type Histogram = z.infer<typeof histogram>;
+
+export const driftBaseline = z.object({
+  /** Expected share of each predicted class, indexed like `labels`. */
+  class_distribution: z.array(z.number().nonnegative()).optional(),
+  brightness: histogram.optional(),
+  contrast: histogram.optional(),
+  /** Number of recent predictions the running distribution covers. */
+  window: z.number().int().positive().default(500),
+});
+export type DriftBaseline = z.infer<typeof driftBaseline>;
+
+export const goldenInput = z.object({
+  /** An image file in the package, preprocessed like live input... */
+  file: z.string().optional(),
+  /** ...or a raw tensor (flattened) for tensor models. */
+  tensor: z.array(z.number()).optional(),
+  expected_label: z.string(),
+  /** Minimum top-1 score expected; guards against a model that is right by luck. */
+  min_score: z.number().min(0).max(1).default(0),
+});
+export type GoldenInput = z.infer<typeof goldenInput>;
+
+export const lineage = z.object({
+  dataset_version: idString.optional(),
+  training_run: idString.optional(),
+  parent: modelRef.optional(),
+  trainer: z.string().optional(),
+  code_version: z.string().optional(),
+});
+
+export const signature = z.object({
+  alg: z.literal('ed25519'),
+  /** sha256 of the public key (SPKI DER), so a device can tell which key signed. */
+  key_id: sha256Hex,
+  /** base64 signature over canonicalJson(manifest without `signature`). */
+  value: z.string().min(1),
+});
+export type ManifestSignature = z.infer<typeof signature>;
+
+export const modelManifest = z.object({
+  schema: z.literal(MANIFEST_SCHEMA),
+  v: z.literal(1),
+  name: modelName,
+  version: semver,
+  task: z.literal('classification').default('classification'),
+  description: z.string().optional(),
+  created_at: isoTime,
+  /** The main ONNX file (one of `files`). */
+  model_file: z.string().min(1),
+  files: z.array(packageFile).min(1),
+  inputs: z.array(tensorSpec).min(1),
+  outputs: z.array(tensorSpec).min(1),
+  preprocessing,
+  postprocessing: postprocessing.default({ kind: 'classification', softmax: false, top_k: 5 }),
+  labels: z.array(z.string()).min(2),
+  outlier: outlierPolicy.default(outlierPolicy.parse({})),
+  drift_baseline: driftBaseline.optional(),
+  golden: z.array(goldenInput).default([]),
+  latency_budget_ms: z.number().positive().optional(),
+  lineage: lineage.optional(),
+  evaluation: z.record(z.string(), z.unknown()).optional(),
+  signature: signature.optional(),
+});
+export type ModelManifest = z.infer<typeof modelManifest>;
+/** What a manifest looks like before defaults are applied (what tools write). */
+export type ModelManifestInput = z.input<typeof modelManifest>;
+

@@ -1,0 +1,164 @@
+import { z } from 'zod';
+import { idString, isoTime, modelRef, outlierReason, schemaVersion, sha256Hex, topkEntry } from './common.js';
+
+/** Inference request over MQTT (local broker) or as a JSON body on `POST /v1/infer`. */
+export const inferRequest = z
+  .object({
+    type: z.literal('infer_request').default('infer_request'),
+    v: schemaVersion.default(1),
+    request_id: idString.optional(),
+    /** Base64 image bytes (JPEG, PNG, WebP)... */
+    image_b64: z.string().min(1).optional(),
+    /** ...or a tensor for tabular/sensor models: flat, or nested rows. */
+    tensor: z.union([z.array(z.number()), z.array(z.array(z.number()))]).optional(),
+    /** Shape of `tensor` when flat; defaults to the model input with batch 1. */
+    shape: z.array(z.number().int().positive()).optional(),
+    /** Reply topic for MQTT requests. */
+    reply_to: z.string().min(1).optional(),
+  })
+  .refine((r) => (r.image_b64 === undefined) !== (r.tensor === undefined), 'exactly one of image_b64 or tensor is required');
+export type InferRequest = z.infer<typeof inferRequest>;
+
+export const outlierDecision = z.object({
+  captured: z.boolean(),
+  reasons: z.array(outlierReason),
+  /** Reasons that matched but were not kept (rate limit, queue), for transparency. */
+  suppressed: z.array(outlierReason).default([]),
+  sample_id: idString.optional(),
+});
+export type OutlierDecision = z.infer<typeof outlierDecision>;
+
+export const inferResult = z.object({
+  type: z.literal('infer_result'),
+  v: schemaVersion,
+  request_id: idString.optional(),
+  label: z.string(),
+  index: z.number().int().nonnegative(),
+  score: z.number(),
+  topk: z.array(topkEntry),
+  model_name: z.string(),
+  model_version: z.string(),
+  latency_ms: z.number().nonnegative(),
+  outlier: outlierDecision,
+});
+export type InferResult = z.infer<typeof inferResult>;
+
+export const inputStats = z.object({ brightness: z.number(), contrast: z.number() });
+
+/** Metadata of a captured sample: everything a labeler and the learning loop need. */
+export const sampleMeta = z.object({
+  sample_id: idString,
+  device_id: idString,
+  captured_at: isoTime,
+  model: modelRef,
+  reasons: z.array(outlierReason).min(1),
+  priority: z.number().int().min(0).max(9),
+  prediction: z.object({ label: z.string(), index: z.number().int(), score: z.number(), topk: z.array(topkEntry) }),
+  input: z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('image'), content_type: z.string(), sha256: sha256Hex, bytes: z.number().int().nonnegative(), width: z.number().int().optional(), height: z.number().int().optional() }),
+    z.object({ kind: z.literal('tensor'), sha256: sha256Hex, bytes: z.number().int().nonnegative(), shape: z.array(z.number().int()) }),
+  ]),
+  input_stats: inputStats.optional(),
+  source: z.enum(['http', 'dir', 'mqtt', 'cli', 'ipc']),
+  /** Where the input came from (file name for the watched directory), for traceability. */
+  origin: z.string().max(512).optional(),
+  /** Shadow model's prediction, when shadow mode ran on this input. */
+  shadow: z.object({ model: modelRef, label: z.string(), score: z.number() }).optional(),
+});
+export type SampleMeta = z.infer<typeof sampleMeta>;
+
+/**
+ * A sample on the uplink. Blobs too large for one message (AWS IoT Core: 128 KB) are split:
+ * each chunk repeats the meta and carries `chunk`; the receiver reassembles by sample_id and
+ * checks the whole blob against `meta.input.sha256`.
+ */
+export const sampleMessage = z.object({
+  type: z.literal('sample'),
+  v: schemaVersion,
+  meta: sampleMeta,
+  blob_b64: z.string(),
+  chunk: z.object({ index: z.number().int().nonnegative(), count: z.number().int().positive() }).optional(),
+});
+export type SampleMessage = z.infer<typeof sampleMessage>;
+
+/** Fleet -> device: these samples are stored; the device may delete them (ack-then-delete). */
+export const sampleAck = z.object({
+  type: z.literal('sample_ack'),
+  v: schemaVersion,
+  sample_ids: z.array(idString).min(1).max(1000),
+});
+export type SampleAck = z.infer<typeof sampleAck>;
+
+const latency = z.object({ p50: z.number(), p95: z.number(), p99: z.number() });
+
+export const telemetry = z.object({
+  type: z.literal('telemetry'),
+  v: schemaVersion,
+  device_id: idString,
+  ts: isoTime,
+  window_s: z.number().positive(),
+  model: modelRef.nullable(),
+  inference: z.object({ count: z.number().int().nonnegative(), errors: z.number().int().nonnegative(), rate_per_s: z.number().nonnegative(), latency_ms: latency }),
+  confidence_mean: z.number().nullable(),
+  outliers: z.object({ count: z.number().int().nonnegative(), rate: z.number().nonnegative(), by_reason: z.record(z.string(), z.number().int().nonnegative()) }),
+  drift: z.object({ class_psi: z.number().nullable(), brightness_psi: z.number().nullable(), contrast_psi: z.number().nullable() }),
+  queue: z.object({
+    depth: z.number().int().nonnegative(),
+    bytes: z.number().int().nonnegative(),
+    quota_bytes: z.number().int().nonnegative(),
+    evicted_total: z.number().int().nonnegative(),
+    oldest_age_s: z.number().nonnegative().nullable(),
+  }),
+  shadow: z
+    .object({ model: modelRef, count: z.number().int().nonnegative(), agreement: z.number().min(0).max(1).nullable(), confidence_mean: z.number().nullable(), latency_p95_ms: z.number().nullable() })
+    .optional(),
+});
+export type Telemetry = z.infer<typeof telemetry>;
+
+export const deploymentPhase = z.enum(['downloading', 'verifying', 'staged', 'shadow', 'active', 'failed', 'rolled_back']);
+export type DeploymentPhase = z.infer<typeof deploymentPhase>;
+
+/** Device -> fleet, retained: what the device runs and where its deployment stands. */
+export const deviceStatus = z.object({
+  type: z.literal('device_status'),
+  v: schemaVersion,
+  device_id: idString,
+  ts: isoTime,
+  online: z.boolean(),
+  agent_version: z.string(),
+  models: z.object({ active: modelRef.nullable(), previous: modelRef.nullable(), installed: z.array(modelRef) }),
+  deployment: z
+    .object({ revision: z.number().int().nonnegative(), rollout_id: idString.optional(), target: modelRef, phase: deploymentPhase, reason: z.string().optional(), error_code: z.string().optional() })
+    .optional(),
+});
+export type DeviceStatus = z.infer<typeof deviceStatus>;
+
+const artifactRef = z.object({
+  model: modelRef,
+  /** Where the agent downloads the package (manifest.json and files relative to it). */
+  base_url: z.string().url(),
+  manifest_sha256: sha256Hex,
+});
+
+/** Fleet -> device, retained per device: the model version it should run. */
+export const desiredState = z.object({
+  type: z.literal('desired_state'),
+  v: schemaVersion,
+  device_id: idString,
+  /** Monotonic per device; a device ignores a revision older than the one it applied. */
+  revision: z.number().int().nonnegative(),
+  rollout_id: idString.optional(),
+  issued_at: isoTime,
+  active: artifactRef.nullable(),
+  shadow: artifactRef.extend({ sample_rate: z.number().min(0).max(1).default(1) }).optional(),
+});
+export type DesiredState = z.infer<typeof desiredState>;
+
+/** Answer to a request that could not be served (bad input, no model...). */
+export const errorReply = z.object({
+  type: z.literal('error'),
+  v: schemaVersion,
+  request_id: idString.optional(),
+  error: z.object({ code: z.string(), message: z.string() }),
+});
+export type ErrorReply = z.infer<typeof errorReply>;

@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { SampleAssembler } from '../../agent/uplink/assembler.js';
+import { encodeSample } from '../../agent/uplink/chunking.js';
+import { sampleMessage } from '../../shared/schemas/messages.js';
+import type { SampleMessage } from '../../shared/schemas/messages.js';
+import { parseJsonWith } from '../../shared/validate.js';
+import { bytes, sampleMeta } from './fixtures/samples.js';
+
+const topic = 'edgeloop/v1/devices/dev-1/samples';
+
+function chunksOf(id: string, n: number, max = 2048): SampleMessage[] {
+  const blob = bytes(n, id.length + n);
+  return encodeSample(sampleMeta(id, blob), blob, { topic, maxMessageBytes: max }).map((p) => parseJsonWith(sampleMessage, p, 'TEST', 'sample'));
+}
+
+function fakeClock() {
+  let t = 0;
+  return { now: () => t, advance: (ms: number) => (t += ms) };
+}
+
+describe('SampleAssembler', () => {
+  it('reassembles chunks arriving out of order', () => {
+    const msgs = chunksOf('s-1', 10_000);
+    expect(msgs.length).toBeGreaterThan(4);
+    const assembler = new SampleAssembler({ clock: fakeClock() });
+    const order = [...msgs.keys()].reverse();
+    const results = order.map((i) => assembler.accept(msgs[i] as SampleMessage));
+    const done = results.at(-1);
+    expect(done?.status).toBe('complete');
+    if (done?.status === 'complete') expect(done.chunks).toBe(msgs.length);
+    expect(assembler.stats()).toMatchObject({ pending: 0, completed: 1, duplicates: 0 });
+  });
+
+  it('counts a repeated chunk as a duplicate and still completes', () => {
+    const msgs = chunksOf('s-2', 5000);
+    const assembler = new SampleAssembler({ clock: fakeClock() });
+    assembler.accept(msgs[0] as SampleMessage);
+    expect(assembler.accept(msgs[0] as SampleMessage)).toMatchObject({ status: 'duplicate', completed: false });
+    const results = msgs.slice(1).map((m) => assembler.accept(m));
+    expect(results.at(-1)?.status).toBe('complete');
+    expect(assembler.stats().duplicates).toBe(1);
+  });
+
+  it('recognises a resend of a completed sample and flags its final chunk for a re-ack', () => {
+    const msgs = chunksOf('s-3', 5000);
+    const assembler = new SampleAssembler({ clock: fakeClock() });
+    for (const m of msgs) assembler.accept(m);
+    const again = msgs.map((m) => assembler.accept(m));
+    expect(again.every((r) => r.status === 'duplicate' && r.completed)).toBe(true);
+    expect(again.map((r) => r.status === 'duplicate' && r.final)).toEqual(msgs.map((_, i) => i === msgs.length - 1));
+  });
+
+  it('rejects a chunk that is not valid base64, with a code', () => {
+    const msgs = chunksOf('s-4', 5000);
+    const assembler = new SampleAssembler({ clock: fakeClock() });
+    const bad = { ...(msgs[1] as SampleMessage), blob_b64: `${(msgs[1] as SampleMessage).blob_b64.slice(0, -8)}!!!!====` };
+    const r = assembler.accept(bad);
+    expect(r.status).toBe('rejected');
+    if (r.status === 'rejected') {
+      expect(r.error.code).toBe('AGENT_INPUT_INVALID');
+      expect(r.error.details).toMatchObject({ uplink: 'chunk_invalid', sample_id: 's-4' });
+    }
+  });
+
+  it('rejects a sample whose bytes were altered in transit (sha256 mismatch) and drops the set', () => {
+    const msgs = chunksOf('s-5', 5000);
+    const assembler = new SampleAssembler({ clock: fakeClock() });
+    const victim = msgs[2] as SampleMessage;
+    const raw = Buffer.from(victim.blob_b64, 'base64');
+    raw[0] = (raw[0] ?? 0) ^ 0xff;
+    const corrupt = { ...victim, blob_b64: raw.toString('base64') };
+    const results = msgs.map((m, i) => assembler.accept(i === 2 ? corrupt : m));
+    const last = results.at(-1);
+    expect(last?.status).toBe('rejected');
+    if (last?.status === 'rejected') expect(last.error.details).toMatchObject({ uplink: 'sample_hash_mismatch' });
+    expect(assembler.stats()).toMatchObject({ pending: 0, completed: 0, rejected: 1 });
+    // The device resends the whole sample; a clean copy then completes.
+    expect(msgs.map((m) => assembler.accept(m)).at(-1)?.status).toBe('complete');
+  });
+
+  it('rejects an index outside the count and a count that changes within a set', () => {
+    const msgs = chunksOf('s-6', 5000);
+    const assembler = new SampleAssembler({ clock: fakeClock() });
+    const first = msgs[0] as SampleMessage;
+    expect(assembler.accept({ ...first, chunk: { index: 9, count: 3 } }).status).toBe('rejected');
+    assembler.accept(first);
+    expect(assembler.accept({ ...(msgs[1] as SampleMessage), chunk: { index: 1, count: 99 } }).status).toBe('rejected');
+  });
+
+  it('drops an incomplete set after the timeout', () => {
+    const clock = fakeClock();
+    const msgs = chunksOf('s-7', 5000);
+    const assembler = new SampleAssembler({ clock, timeoutMs: 1000 });
+    assembler.accept(msgs[0] as SampleMessage);
+    clock.advance(999);
+    expect(assembler.sweep()).toEqual([]);
+    clock.advance(1);
+    expect(assembler.sweep()).toEqual(['s-7']);
+    expect(assembler.stats()).toMatchObject({ pending: 0, dropped_incomplete: 1 });
+  });
+
+  it('bounds the number of incomplete sets, dropping the stalest', () => {
+    const clock = fakeClock();
+    const assembler = new SampleAssembler({ clock, maxPending: 2 });
+    for (const id of ['a-1', 'a-2', 'a-3']) {
+      assembler.accept(chunksOf(id, 5000)[0] as SampleMessage);
+      clock.advance(10);
+    }
+    expect(assembler.stats()).toMatchObject({ pending: 2, dropped_incomplete: 1 });
+  });
+});
