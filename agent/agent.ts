@@ -142,14 +142,16 @@ export class Agent {
    */
   install(source: PackageSource): Promise<ModelRef> {
     const run = async (): Promise<ModelRef> => {
-      let pkg: ModelPackage;
+      let pkg: (ModelPackage & { fresh: boolean }) | null = null;
       try {
         pkg = await this.store.install(source);
         await this.service.activate(pkg);
         await this.store.setActive(pkg.ref);
         await this.store.prune(this.config.models.keep);
       } catch (err) {
-        this.log.error({ from: source.label, reason: errorLine(err) }, 'model install rejected; the current model keeps serving');
+        // A version that never served is not kept: rejected packages must not fill the disk.
+        if (pkg?.fresh) await this.store.remove(pkg.ref).catch(() => undefined);
+        this.log.error({ from: source.label, model: pkg ? modelRefString(pkg.ref) : undefined, reason: errorLine(err) }, 'model install rejected; the current model keeps serving');
         throw err;
       }
       this.publishStatus();

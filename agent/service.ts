@@ -215,7 +215,7 @@ export class InferenceService {
       model_name: a.runtime.ref.name,
       model_version: a.runtime.ref.version,
       latency_ms: p.timings.totalMs,
-      outlier: { captured, reasons: captured ? decision.reasons : [], suppressed, ...(captured && sampleId ? { sample_id: sampleId } : {}) },
+      outlier: { captured, reasons: decision.reasons, suppressed, ...(captured && sampleId ? { sample_id: sampleId } : {}) },
     };
   }
 

@@ -127,7 +127,7 @@ export class ModelStore {
    * Stage, verify and install a package. Re-installing an identical version is a no-op; a
    * different package under an installed name@version is refused (versions are immutable).
    */
-  async install(source: PackageSource): Promise<ModelPackage> {
+  async install(source: PackageSource): Promise<ModelPackage & { fresh: boolean }> {
     const staging = join(this.root, '.staging', randomBytes(6).toString('hex'));
     try {
       const manifestBytes = await source.readManifest().catch((err: unknown) => {
@@ -161,7 +161,7 @@ export class ModelStore {
         if (existing.manifestSha256 !== staged.manifestSha256) {
           throw new AgentError('MODEL_PACKAGE_INVALID', `${modelRefString(staged.ref)} is already installed with different content; versions are immutable`);
         }
-        return existing;
+        return { ...existing, fresh: false };
       }
       try {
         await mkdir(dirname(dest), { recursive: true });
@@ -170,7 +170,7 @@ export class ModelStore {
         throw storageError('cannot move the staged package into place', err);
       }
       this.log?.info({ model: modelRefString(staged.ref), from: source.label }, 'model version installed');
-      return { ...staged, dir: dest };
+      return { ...staged, dir: dest, fresh: true };
     } finally {
       await rm(staging, { recursive: true, force: true }).catch(() => undefined);
     }
@@ -194,6 +194,14 @@ export class ModelStore {
       throw storageError('cannot record the active model', err);
     }
     this.state = next;
+  }
+
+  /** Delete an installed version (never the active or previous one). */
+  async remove(ref: ModelRef): Promise<boolean> {
+    const pinned = [this.state.active, this.state.previous].some((r) => r && r.name === ref.name && r.version === ref.version);
+    if (pinned) return false;
+    await rm(this.dirOf(ref), { recursive: true, force: true });
+    return true;
   }
 
   /** Delete installed versions other than active and previous, keeping the newest `keep` of the rest. */

@@ -1,36 +1,7 @@
-import type { DriftBaseline, Histogram } from '../../shared/schemas/index.js';
+import { binOf, psi } from '../../shared/inference/drift-stats.js';
+import type { DriftBaseline } from '../../shared/schemas/index.js';
 
-/** Small floor on bin shares so an empty bin does not make PSI infinite. */
-const EPS = 1e-4;
-
-/**
- * Population Stability Index between an expected and an actual distribution (same bins).
- * Rule of thumb: < 0.1 stable, 0.1-0.25 moderate shift, > 0.25 significant shift.
- */
-export function psi(expected: ArrayLike<number>, actual: ArrayLike<number>): number {
-  const n = Math.min(expected.length, actual.length);
-  let se = 0;
-  let sa = 0;
-  for (let i = 0; i < n; i++) {
-    se += expected[i] as number;
-    sa += actual[i] as number;
-  }
-  if (se <= 0 || sa <= 0) return 0;
-  let total = 0;
-  for (let i = 0; i < n; i++) {
-    const e = Math.max(EPS, (expected[i] as number) / se);
-    const a = Math.max(EPS, (actual[i] as number) / sa);
-    total += (a - e) * Math.log(a / e);
-  }
-  return total;
-}
-
-/** Index of the bin `x` falls in; values outside the edges go to the first/last bin. */
-export function binOf(edges: readonly number[], x: number): number {
-  const bins = edges.length - 1;
-  for (let i = 1; i < edges.length - 1; i++) if (x < (edges[i] as number)) return i - 1;
-  return bins - 1;
-}
+export { binOf, histogramOf, psi } from '../../shared/inference/drift-stats.js';
 
 /** Fixed-size ring of recent bin indices with running counts: O(1) per observation. */
 class RollingCounts {
@@ -104,12 +75,4 @@ export class DriftMonitor {
       window: this.classes?.size ?? this.brightness?.size ?? 0,
     };
   }
-}
-
-/** Build a histogram baseline from observed values (used when packaging a model). */
-export function histogramOf(values: readonly number[], edges: readonly number[]): Histogram {
-  const freqs = new Array<number>(edges.length - 1).fill(0);
-  for (const v of values) freqs[binOf(edges, v)]! += 1;
-  const total = values.length || 1;
-  return { edges: [...edges], freqs: freqs.map((f) => f / total) };
 }

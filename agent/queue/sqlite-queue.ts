@@ -11,6 +11,7 @@ import type { PreparedItem } from './item.js';
 import { migrate } from './sqlite-schema.js';
 import { prepareStatements } from './sqlite-statements.js';
 import type { ItemRow, Statements } from './sqlite-statements.js';
+import { statsFromRows } from './sqlite-stats.js';
 import { toStorageError, withStorage } from './storage-error.js';
 import type { Clock, EnqueueResult, LeaseOptions, QueueItem, QueueItemInput, QueueStats, SampleQueue } from './types.js';
 
@@ -48,7 +49,7 @@ export interface SqliteQueueOptions {
  * Open (creating or migrating) a SQLite-backed {@link SampleQueue}.
  * Every lease left by a previous run is cleared: after a crash, everything unacked is eligible
  * again; resending is harmless because the fleet is idempotent on sample ids.
- * Throws `AGENT_STORAGE_FAILED` when the file cannot be opened or is not a queue database.
+ * Throws `STORAGE_FAILED` when the file cannot be opened or is not a queue database.
  */
 export function openSqliteQueue(opts: SqliteQueueOptions): SampleQueue {
   if (!(Number.isFinite(opts.quotaBytes) && opts.quotaBytes > 0)) {
@@ -190,21 +191,7 @@ class SqliteQueue implements SampleQueue {
 
   stats(): QueueStats {
     this.assertOpen();
-    return withStorage('stats', () => {
-      const byPriority: QueueStats['byPriority'] = {};
-      let depth = 0;
-      let bytes = 0;
-      for (const row of this.stmts.byPriority.all()) {
-        byPriority[row.priority] = { depth: row.depth, bytes: row.bytes };
-        depth += row.depth;
-        bytes += row.bytes;
-      }
-      const counters = zeroCounters();
-      for (const { name, value } of this.stmts.counters.all()) {
-        if ((COUNTER_NAMES as readonly string[]).includes(name)) counters[name as keyof QueueCounters] = value;
-      }
-      return { depth, bytes, quotaBytes: this.quotaBytes, byPriority, ...counters, oldestCreatedAt: this.stmts.oldestCreatedAt.get() ?? null };
-    });
+    return withStorage('stats', () => statsFromRows(this.stmts.byPriority.all(), this.stmts.counters.all(), this.quotaBytes));
   }
 
   close(): void {

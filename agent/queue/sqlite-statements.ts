@@ -48,10 +48,10 @@ export function prepareStatements(db: BetterSqlite3.Database) {
     ackPrune: db.prepare<[number]>('DELETE FROM acked WHERE ord <= (SELECT max(ord) FROM acked) - ?'),
     clearLeases: db.prepare('UPDATE items SET lease_until = NULL WHERE lease_until IS NOT NULL'),
     totals: db.prepare<[], { depth: number; bytes: number }>('SELECT count(*) AS depth, coalesce(sum(bytes), 0) AS bytes FROM items'),
-    byPriority: db.prepare<[], { priority: number; depth: number; bytes: number }>(
-      'SELECT priority, count(*) AS depth, coalesce(sum(bytes), 0) AS bytes FROM items GROUP BY priority',
+    // One pass over the covering index items_evict_order, never over the rows themselves.
+    byPriority: db.prepare<[], { priority: number; depth: number; bytes: number; oldest: number }>(
+      'SELECT priority, count(*) AS depth, sum(bytes) AS bytes, min(created_at) AS oldest FROM items GROUP BY priority',
     ),
-    oldestCreatedAt: db.prepare<[], number | null>('SELECT min(created_at) FROM items').pluck(),
     counters: db.prepare<[], { name: string; value: number }>('SELECT name, value FROM counters'),
   };
 }

@@ -4,7 +4,7 @@ import { isEdgeloopError } from '../../shared/errors.js';
 
 /**
  * Run a storage operation, turning SQLite failures (SQLITE_FULL, SQLITE_IOERR_*,
- * SQLITE_CORRUPT, SQLITE_READONLY, SQLITE_BUSY, ...) into `AGENT_STORAGE_FAILED` with the
+ * SQLITE_CORRUPT, SQLITE_READONLY, SQLITE_BUSY, ...) into `STORAGE_FAILED` with the
  * original error as `cause` and its code in `details.sqliteCode`.
  *
  * Committed data is never touched on this path: the failing transaction is rolled back by

@@ -10,10 +10,8 @@
  * so `quotaBytes` bounds the payload the queue holds, not the exact size of the file on disk.
  */
 
-/** Milliseconds since the epoch. Injected so tests control time; core code never reads `Date.now()`. */
-export interface Clock {
-  now(): number;
-}
+/** Milliseconds since the epoch (the project's one `Clock`): injected, core code never reads `Date.now()`. */
+export type { Clock } from '../../shared/ids.js';
 
 /** Lowest and highest allowed priority. Higher means more important. */
 export const MIN_PRIORITY = 0;
@@ -106,7 +104,7 @@ export interface LeaseOptions {
  * ack or release of it is simply ignored.
  */
 export interface SampleQueue {
-  /** Store one item; durable when it returns. Throws `AGENT_QUEUE_ITEM_TOO_LARGE`, `AGENT_INPUT_INVALID`, `AGENT_STORAGE_FAILED`. */
+  /** Store one item; durable when it returns. Throws (agent catalogue) `QUEUE_ITEM_TOO_LARGE`, `INPUT_INVALID`, `STORAGE_FAILED`. */
   enqueue(item: QueueItemInput): EnqueueResult;
   /** Store several items in one transaction (all validated first: one bad item writes nothing). */
   enqueueMany(items: QueueItemInput[]): EnqueueResult[];

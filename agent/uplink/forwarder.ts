@@ -69,7 +69,7 @@ export interface ForwarderStats {
   live_sent: number;
   /** Live messages dropped because the lane was full (oldest first). */
   live_dropped: number;
-  /** Live messages whose publish failed (they are not retried: a newer one follows). */
+  /** Live messages given up on: refused while connected, or cut off by a second disconnect. */
   live_failed: number;
   /** Publishes acknowledged, both lanes. */
   messages_sent: number;
@@ -189,7 +189,8 @@ export class Forwarder {
   /**
    * Queue a live message (telemetry, status). Never blocks and never throws: it is sent
    * ahead of the backlog as soon as the limits allow; while offline it waits in a bounded
-   * lane where the oldest message is dropped first. At most once: not retried on failure.
+   * lane where the oldest message is dropped first. Not durable: a message whose publish
+   * is cut off by a disconnect gets one more try after the reconnect, then is counted failed.
    */
   sendLive(topic: string, payload: Uint8Array, opts?: { retain?: boolean }): void {
     this.live.push({ topic, payload, retain: opts?.retain ?? false });
@@ -309,9 +310,17 @@ export class Forwarder {
       },
       (err: unknown) => {
         this.limiter.settle();
-        this.counters.live_failed++;
         this.counters.publish_failed++;
-        this.log.debug({ err, topic: msg.topic }, 'live message not delivered');
+        const attempts = (msg.attempts ?? 0) + 1;
+        // Cut off by a disconnect: one more try after the reconnect, ahead of newer messages.
+        // Only one, since a broker that drops us for this very publish (an AWS IoT policy
+        // denial) would otherwise make it a reconnect loop.
+        if (!this.uplink.isConnected() && attempts < 2) {
+          if (!this.live.unshift({ ...msg, attempts })) this.log.debug({ topic: msg.topic }, 'live lane full; cut-off message dropped');
+        } else {
+          this.counters.live_failed++;
+          this.log.debug({ err, topic: msg.topic }, 'live message not delivered');
+        }
         this.schedulePump();
       },
     );

@@ -3,6 +3,8 @@ export interface LiveMessage {
   topic: string;
   payload: Uint8Array;
   retain: boolean;
+  /** Publishes already tried (a message cut off by a disconnect gets one more). */
+  attempts?: number;
 }
 
 /**
@@ -38,6 +40,21 @@ export class LiveLane {
       return false;
     }
     this.items[(this.head + this.size) % this.capacity] = msg;
+    this.size++;
+    return true;
+  }
+
+  /**
+   * Put a message back at the front (its publish was cut off by a disconnect). When the
+   * lane is full the newer messages win and this one is dropped; returns false then.
+   */
+  unshift(msg: LiveMessage): boolean {
+    if (this.size === this.capacity) {
+      this.dropped++;
+      return false;
+    }
+    this.head = (this.head - 1 + this.capacity) % this.capacity;
+    this.items[this.head] = msg;
     this.size++;
     return true;
   }

@@ -25,10 +25,11 @@ let order: Array<readonly [digit: number, index: number]> | undefined;
 function globalOrder(): Array<readonly [number, number]> {
   if (order) return order;
   const lengths = Array.from({ length: DIGIT_CLASSES }, (_, d) => classOf(d).length);
+  const total = lengths.reduce((a, b) => a + b, 0);
   const result: Array<readonly [number, number]> = [];
   // Round-robin over classes (0,1,…,9,0,1,…) so any prefix or slice is close to class-balanced;
   // once the smaller classes run out, the remaining ones keep going in the same order.
-  for (let i = 0; result.length < lengths.reduce((a, b) => a + b, 0); i++) {
+  for (let i = 0; result.length < total; i++) {
     for (let d = 0; d < DIGIT_CLASSES; d++) if (i < (lengths[d] as number)) result.push([d, i]);
   }
   order = result;

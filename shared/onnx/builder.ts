@@ -143,6 +143,7 @@ export class GraphBuilder {
     const name = opts.name ?? `${opType}_${this.counter++}`;
     this.claim(name);
     const count = opts.outputs ?? 1;
+    if (!Number.isInteger(count) || count < 1) throw new RangeError(`node ${name}: outputs must be a positive integer`);
     const outputs: string[] = [];
     for (let i = 0; i < count; i++) {
       const out = i === 0 ? `${name}_out` : `${name}_out${i}`;
@@ -176,10 +177,12 @@ export class GraphBuilder {
   /** Serialises the model to ONNX `ModelProto` bytes. */
   toBytes(): Uint8Array {
     if (this.outputs.length === 0) throw new Error(`graph ${this.graphName} has no outputs`);
-    const model = new ProtoWriter(1024 + this.initializers.reduce((a, t) => a + t.raw.length + 64, 0));
+    // Weights dominate the size; pre-sizing the buffers keeps a 14 MB model to a couple of copies.
+    const estimate = 4096 + this.nodes.length * 128 + this.initializers.reduce((a, t) => a + t.raw.length + t.name.length + 64, 0);
+    const model = new ProtoWriter(estimate + 16);
     model.int64(1, ONNX_IR_VERSION);
     model.string(2, ONNX_PRODUCER);
-    model.message(7, (g) => this.writeGraph(g));
+    model.message(7, (g) => this.writeGraph(g), estimate);
     model.message(8, (op) => op.string(1, '').int64(2, ONNX_OPSET));
     return model.finish();
   }
@@ -187,7 +190,7 @@ export class GraphBuilder {
   private writeGraph(g: ProtoWriter): void {
     for (const n of this.nodes) g.message(1, (w) => writeNode(w, n));
     g.string(2, this.graphName);
-    for (const t of this.initializers) g.message(5, (w) => writeTensor(w, t));
+    for (const t of this.initializers) g.message(5, (w) => writeTensor(w, t), t.raw.length + t.name.length + 64);
     for (const v of this.inputs) g.message(11, (w) => writeValueInfo(w, v));
     for (const v of this.outputs) g.message(12, (w) => writeValueInfo(w, v));
   }

@@ -100,9 +100,12 @@ export class ProtoWriter {
     return this.bytes(field, textEncoder.encode(value));
   }
 
-  /** Embedded message field: `build` writes the child's fields into a fresh writer. */
-  message(field: number, build: (w: ProtoWriter) => void): this {
-    const child = new ProtoWriter();
+  /**
+   * Embedded message field: `build` writes the child's fields into a fresh writer. `sizeHint`
+   * pre-sizes that writer, which avoids repeated regrowth for multi-megabyte weight tensors.
+   */
+  message(field: number, build: (w: ProtoWriter) => void, sizeHint = 256): this {
+    const child = new ProtoWriter(sizeHint);
     build(child);
     return this.bytes(field, child.finish());
   }

@@ -3,6 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
+import { AgentError } from '../../agent/errors.js';
+import type { AgentErrorCode } from '../../agent/errors.js';
 import type { Clock, QueueItemInput } from '../../agent/queue/types.js';
 
 /** A clock tests move by hand. */
@@ -51,4 +53,9 @@ export function thrownCode(fn: () => unknown): string | undefined {
     return (err as { code?: string }).code;
   }
   return undefined;
+}
+
+/** The public code of a catalogue entry (some are prefixed with AGENT_, shared ones are not). */
+export function agentCode(code: AgentErrorCode): string {
+  return new AgentError(code).code;
 }

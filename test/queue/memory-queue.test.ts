@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryQueue } from '../../agent/queue/memory-queue.js';
-import { fakeClock, sample } from './helpers.js';
+import { agentCode, fakeClock, sample } from './helpers.js';
 import { queueContract } from './queue-contract.js';
 
 queueContract('memory', (opts) => createMemoryQueue(opts));
@@ -16,6 +16,6 @@ describe('memory queue', () => {
   });
 
   it('refuses a non-positive quota with CONFIG_INVALID', () => {
-    expect(() => createMemoryQueue({ quotaBytes: 0, clock: fakeClock() })).toThrow(expect.objectContaining({ code: 'AGENT_CONFIG_INVALID' }));
+    expect(() => createMemoryQueue({ quotaBytes: 0, clock: fakeClock() })).toThrow(expect.objectContaining({ code: agentCode('CONFIG_INVALID') }));
   });
 });

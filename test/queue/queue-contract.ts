@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import type { Logger } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Clock, EnqueueResult, QueueItemInput, SampleQueue } from '../../agent/queue/types.js';
-import { captureLogger, expectedBytes, fakeClock, sample, thrownCode } from './helpers.js';
+import { agentCode, captureLogger, expectedBytes, fakeClock, sample, thrownCode } from './helpers.js';
 import type { FakeClock } from './helpers.js';
 
 export interface QueueFactoryOptions {
@@ -131,9 +131,9 @@ export function queueContract(name: string, makeQueue: MakeQueue): void {
 
       it('rejects nonsense lease arguments', () => {
         const q = make();
-        expect(thrownCode(() => q.lease(-1, LEASE_MS))).toBe('AGENT_INPUT_INVALID');
-        expect(thrownCode(() => q.lease(1.5, LEASE_MS))).toBe('AGENT_INPUT_INVALID');
-        expect(thrownCode(() => q.lease(1, -5))).toBe('AGENT_INPUT_INVALID');
+        expect(thrownCode(() => q.lease(-1, LEASE_MS))).toBe(agentCode('INPUT_INVALID'));
+        expect(thrownCode(() => q.lease(1.5, LEASE_MS))).toBe(agentCode('INPUT_INVALID'));
+        expect(thrownCode(() => q.lease(1, -5))).toBe(agentCode('INPUT_INVALID'));
       });
     });
 
@@ -236,9 +236,9 @@ export function queueContract(name: string, makeQueue: MakeQueue): void {
 
       it('refuses an item larger than the whole quota with QUEUE_ITEM_TOO_LARGE and stores nothing', async () => {
         const q = make(UNIT - 1);
-        expect(thrownCode(() => q.enqueue(sample('big', 9)))).toBe('AGENT_QUEUE_ITEM_TOO_LARGE');
-        expect(thrownCode(() => q.enqueueMany([sample('ok', 9, { blobBytes: 1 }), sample('big', 9)]))).toBe('AGENT_QUEUE_ITEM_TOO_LARGE');
-        await expect(q.enqueueAsync(sample('big', 9))).rejects.toMatchObject({ code: 'AGENT_QUEUE_ITEM_TOO_LARGE' });
+        expect(thrownCode(() => q.enqueue(sample('big', 9)))).toBe(agentCode('QUEUE_ITEM_TOO_LARGE'));
+        expect(thrownCode(() => q.enqueueMany([sample('ok', 9, { blobBytes: 1 }), sample('big', 9)]))).toBe(agentCode('QUEUE_ITEM_TOO_LARGE'));
+        await expect(q.enqueueAsync(sample('big', 9))).rejects.toMatchObject({ code: agentCode('QUEUE_ITEM_TOO_LARGE') });
         expect(q.stats()).toMatchObject({ depth: 0, bytes: 0, evictedTotal: 0, enqueuedTotal: 0 });
       });
 
@@ -332,7 +332,7 @@ export function queueContract(name: string, makeQueue: MakeQueue): void {
           { ...sample('big', 1), meta: { n: 1n } },
         ];
         for (const item of bad) {
-          expect(thrownCode(() => q.enqueueMany([sample('good', 1), item as QueueItemInput]))).toBe('AGENT_INPUT_INVALID');
+          expect(thrownCode(() => q.enqueueMany([sample('good', 1), item as QueueItemInput]))).toBe(agentCode('INPUT_INVALID'));
         }
         expect(q.stats().depth).toBe(0);
       });
@@ -376,9 +376,9 @@ export function queueContract(name: string, makeQueue: MakeQueue): void {
         const q = make();
         q.close();
         q.close();
-        expect(thrownCode(() => q.enqueue(sample('a', 1)))).toBe('AGENT_STORAGE_FAILED');
-        expect(thrownCode(() => q.lease(1, LEASE_MS))).toBe('AGENT_STORAGE_FAILED');
-        await expect(q.enqueueAsync(sample('a', 1))).rejects.toMatchObject({ code: 'AGENT_STORAGE_FAILED' });
+        expect(thrownCode(() => q.enqueue(sample('a', 1)))).toBe(agentCode('STORAGE_FAILED'));
+        expect(thrownCode(() => q.lease(1, LEASE_MS))).toBe(agentCode('STORAGE_FAILED'));
+        await expect(q.enqueueAsync(sample('a', 1))).rejects.toMatchObject({ code: agentCode('STORAGE_FAILED') });
       });
     });
   });

@@ -7,7 +7,7 @@ import { MIGRATIONS } from '../../agent/queue/sqlite-schema.js';
 import { openSqliteQueue } from '../../agent/queue/sqlite-queue.js';
 import type { SqliteQueueOptions } from '../../agent/queue/sqlite-queue.js';
 import type { SampleQueue } from '../../agent/queue/types.js';
-import { expectedBytes, fakeClock, makeTempDir, sample, thrownCode } from './helpers.js';
+import { agentCode, expectedBytes, fakeClock, makeTempDir, sample, thrownCode } from './helpers.js';
 import type { FakeClock } from './helpers.js';
 
 const LEASE_MS = 60_000;
@@ -128,16 +128,34 @@ describe('sqlite queue on a real file', () => {
     expect(db?.pragma('synchronous', { simple: true })).toBe(2);
   });
 
-  it('serves lease and eviction order from indexes, without a sort', () => {
+  it('serves leasing, eviction, stats and lease clearing from indexes, without a sort or a row scan', () => {
     let db: BetterSqlite3.Database | undefined;
     reopen({ onOpen: (d) => void (db = d) });
     const plan = (sql: string): string =>
       (db?.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
     const lease = plan('SELECT * FROM items WHERE lease_until IS NULL OR lease_until <= 1 ORDER BY priority DESC, seq ASC LIMIT 10');
     const evict = plan('SELECT id, priority, bytes FROM items WHERE priority <= 3 ORDER BY priority ASC, seq ASC');
+    const stats = plan('SELECT priority, count(*) AS depth, sum(bytes) AS bytes, min(created_at) AS oldest FROM items GROUP BY priority');
+    expect(plan('UPDATE items SET lease_until = NULL WHERE lease_until IS NOT NULL')).toContain('items_leased');
     expect(lease).toContain('items_lease_order');
     expect(evict).toContain('items_evict_order');
-    expect(`${lease} ${evict}`).not.toContain('TEMP B-TREE');
+    // stats() must not read every row (and its blob): a covering index answers it.
+    expect(stats).toContain('COVERING INDEX items_evict_order');
+    expect(`${lease} ${evict} ${stats}`).not.toContain('TEMP B-TREE');
+  });
+
+  it('migrates a version-1 database in place, keeping its items', () => {
+    const raw = new Database(file);
+    raw.exec(MIGRATIONS[0] as string);
+    raw.pragma('user_version = 1');
+    raw.prepare("INSERT INTO items (id, kind, priority, meta, bytes, created_at) VALUES ('old', 'image', 3, '{}', 2, 5)").run();
+    raw.close();
+
+    let db: BetterSqlite3.Database | undefined;
+    const q = reopen({ onOpen: (d) => void (db = d) });
+    expect(db?.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
+    expect(q.stats()).toMatchObject({ depth: 1, bytes: 2, oldestCreatedAt: 5 });
+    expect(q.lease(1, LEASE_MS)[0]).toMatchObject({ id: 'old', priority: 3, meta: {} });
   });
 
   it('refuses a database written by a newer schema, and leaves it untouched', () => {
@@ -146,7 +164,7 @@ describe('sqlite queue on a real file', () => {
     raw.pragma(`user_version = ${MIGRATIONS.length + 1}`);
     raw.close();
     const bytes = fs.readFileSync(file);
-    expect(thrownCode(() => reopen())).toBe('AGENT_STORAGE_FAILED');
+    expect(thrownCode(() => reopen())).toBe(agentCode('STORAGE_FAILED'));
     expect(fs.readFileSync(file).equals(bytes)).toBe(true);
   });
 
@@ -159,16 +177,16 @@ describe('sqlite queue on a real file', () => {
     } catch (e) {
       err = e;
     }
-    expect(err).toMatchObject({ code: 'AGENT_STORAGE_FAILED', details: { op: 'open', sqliteCode: 'SQLITE_NOTADB' } });
+    expect(err).toMatchObject({ code: agentCode('STORAGE_FAILED'), details: { op: 'open', sqliteCode: 'SQLITE_NOTADB' } });
     expect(fs.readFileSync(file).equals(garbage)).toBe(true);
   });
 
   it('reports a missing directory as STORAGE_FAILED', () => {
-    expect(thrownCode(() => reopen({ path: path.join(tmp.dir, 'missing', 'queue.db') }))).toBe('AGENT_STORAGE_FAILED');
+    expect(thrownCode(() => reopen({ path: path.join(tmp.dir, 'missing', 'queue.db') }))).toBe(agentCode('STORAGE_FAILED'));
   });
 
   it('refuses a non-positive quota with CONFIG_INVALID', () => {
-    expect(thrownCode(() => reopen({ quotaBytes: -1 }))).toBe('AGENT_CONFIG_INVALID');
+    expect(thrownCode(() => reopen({ quotaBytes: -1 }))).toBe(agentCode('CONFIG_INVALID'));
   });
 });
 

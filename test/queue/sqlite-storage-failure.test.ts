@@ -4,7 +4,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openSqliteQueue } from '../../agent/queue/sqlite-queue.js';
 import type { SampleQueue } from '../../agent/queue/types.js';
-import { expectedBytes, fakeClock, makeTempDir, sample } from './helpers.js';
+import { agentCode, expectedBytes, fakeClock, makeTempDir, sample } from './helpers.js';
 
 /** Catch what `fn` throws, so the test can look at code, details and cause. */
 function caught(fn: () => unknown): Record<string, unknown> {
@@ -47,7 +47,7 @@ describe('sqlite queue when storage fails', () => {
     const before = queue?.stats();
     fillDisk();
     const err = caught(() => queue?.enqueue(big));
-    expect(err).toMatchObject({ code: 'AGENT_STORAGE_FAILED', details: { op: 'enqueue', sqliteCode: 'SQLITE_FULL' } });
+    expect(err).toMatchObject({ code: agentCode('STORAGE_FAILED'), details: { op: 'enqueue', sqliteCode: 'SQLITE_FULL' } });
     expect((err.cause as { code?: string }).code).toBe('SQLITE_FULL');
     expect(queue?.stats()).toEqual(before);
 
@@ -65,14 +65,14 @@ describe('sqlite queue when storage fails', () => {
   it('disk full during a group commit rejects every promise of the batch', async () => {
     fillDisk();
     const settled = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => queue?.enqueueAsync(sample(`late-${i}`, 9, { blobBytes: 8 * 1024 }))));
-    expect(settled.every((s) => s.status === 'rejected' && (s.reason as { code?: string }).code === 'AGENT_STORAGE_FAILED')).toBe(true);
+    expect(settled.every((s) => s.status === 'rejected' && (s.reason as { code?: string }).code === agentCode('STORAGE_FAILED'))).toBe(true);
     expect(queue?.stats().depth).toBe(committed.length);
   });
 
   it('read-only storage: STORAGE_FAILED, and the queue can still be read and drained later', () => {
     db.pragma('query_only = ON');
-    expect(caught(() => queue?.enqueue(sample('ro', 1)))).toMatchObject({ code: 'AGENT_STORAGE_FAILED', details: { sqliteCode: 'SQLITE_READONLY' } });
-    expect(caught(() => queue?.ack(['kept-0']))).toMatchObject({ code: 'AGENT_STORAGE_FAILED' });
+    expect(caught(() => queue?.enqueue(sample('ro', 1)))).toMatchObject({ code: agentCode('STORAGE_FAILED'), details: { sqliteCode: 'SQLITE_READONLY' } });
+    expect(caught(() => queue?.ack(['kept-0']))).toMatchObject({ code: agentCode('STORAGE_FAILED') });
     expect(queue?.stats().depth).toBe(committed.length);
     db.pragma('query_only = OFF');
     expect(queue?.ack(['kept-0'])).toBe(1);

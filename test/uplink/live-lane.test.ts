@@ -20,3 +20,30 @@ describe('LiveLane', () => {
     expect([lane.shift(), lane.shift(), lane.shift(), lane.shift()].map((m) => m?.topic)).toEqual(['t/5', 't/6', 't/7', undefined]);
   });
 });
+
+describe('LiveLane.unshift', () => {
+  it('puts a message back at the front', () => {
+    const lane = new LiveLane(3);
+    lane.push(msg(2));
+    expect(lane.unshift(msg(1))).toBe(true);
+    expect([lane.shift(), lane.shift()].map((m) => m?.topic)).toEqual(['t/1', 't/2']);
+  });
+
+  it('drops the returning message when the lane is full of newer ones', () => {
+    const lane = new LiveLane(2);
+    lane.push(msg(2));
+    lane.push(msg(3));
+    expect(lane.unshift(msg(1))).toBe(false);
+    expect(lane.dropped).toBe(1);
+    expect(lane.shift()?.topic).toBe('t/2');
+  });
+
+  it('wraps around the ring', () => {
+    const lane = new LiveLane(3);
+    lane.push(msg(1));
+    lane.shift();
+    lane.unshift(msg(0));
+    lane.push(msg(5));
+    expect([lane.shift(), lane.shift(), lane.shift()].map((m) => m?.topic)).toEqual(['t/0', 't/5', undefined]);
+  });
+});

@@ -1,0 +1,138 @@
+import { join } from 'node:path';
+import { errorLine, isEdgeloopError } from '../../shared/errors.js';
+import { numberFlag, parseFlags, processIo, type Io } from '../../shared/cli.js';
+import { Agent } from '../agent.js';
+import { loadAgentConfig } from '../config.js';
+import { createLogger } from '../log.js';
+import { readQueueStats } from '../queue/sqlite-stats.js';
+import { AGENT_VERSION } from '../version.js';
+import { inferFiles } from './infer.js';
+
+const HELP = `edgeloop-agent ${AGENT_VERSION} - edge ML inference agent
+
+Usage:
+  edgeloop-agent run --config FILE          run the agent (HTTP API, watched dir, MQTT, uplink)
+  edgeloop-agent infer --model DIR FILE...  one-shot inference on image (or .json tensor) files
+  edgeloop-agent queue stats --data DIR     store-and-forward queue statistics
+  edgeloop-agent --version | --help
+
+Run 'edgeloop-agent COMMAND --help' for a command's options.
+Environment: EDGELOOP_AGENT_<KEY>__<SUBKEY>=value overrides the config file (e.g. EDGELOOP_AGENT_UPLINK__URL).`;
+
+const RUN_HELP = `Usage: edgeloop-agent run --config FILE [--log-level LEVEL]
+
+Starts the agent with a JSON config file (every key is optional; see the README's
+configuration reference). Logs are pino JSON on stderr; one 'ready' line goes to stdout.
+SIGINT/SIGTERM stop it gracefully: inputs first, then in-flight inference, then the queue.`;
+
+const INFER_HELP = `Usage: edgeloop-agent infer --model DIR [--json] [--allow-unsigned] [--public-key FILE] [--threads N] FILE...
+
+Runs the model package in DIR on each FILE (JPEG/PNG/WebP image, or .json tensor).
+Without --json: one human line per input. With --json: one JSON line per input with
+label, score, topk, model_version, latency_ms, outlier. A bad input prints
+'error FILE CODE: message' and the exit code is 1 when any input failed.
+The package must be signed by the key given with --public-key unless --allow-unsigned.`;
+
+const QUEUE_HELP = `Usage: edgeloop-agent queue stats --data DIR [--json]
+
+Prints depth, bytes, quota, evictions and per-priority counts of DIR/queue.db.`;
+
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+      io.out(HELP);
+      return cmd ? 0 : 2;
+    }
+    if (cmd === '--version' || cmd === '-v') {
+      io.out(AGENT_VERSION);
+      return 0;
+    }
+    if (cmd === 'run') return await runCmd(rest, io);
+    if (cmd === 'infer') return await inferCmd(rest, io);
+    if (cmd === 'queue') return await queueCmd(rest, io);
+    io.err(`USAGE: unknown command '${cmd}'\n\n${HELP}`);
+    return 2;
+  } catch (err) {
+    io.err(errorLine(err));
+    return isEdgeloopError(err) && err.code === 'USAGE' ? 2 : 1;
+  }
+}
+
+async function runCmd(argv: string[], io: Io): Promise<number> {
+  const { values } = parseFlags(argv, { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, RUN_HELP);
+  if (values.help) {
+    io.out(RUN_HELP);
+    return 0;
+  }
+  const env = { ...process.env, ...(values['log-level'] ? { EDGELOOP_AGENT_LOG__LEVEL: values['log-level'] } : {}) };
+  const config = loadAgentConfig(values.config, env);
+  const log = createLogger(config.log.level, undefined, { device: config.device_id });
+  const agent = await Agent.start(config, { log });
+  io.out(JSON.stringify({ event: 'ready', device_id: config.device_id, http: agent.httpUrl, model: agent.service.activeRef, data_dir: config.data_dir }));
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info({ signal }, 'stopping');
+      agent.stop().then(resolve, (err: unknown) => {
+        log.error({ err }, 'stop failed');
+        resolve();
+      });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  return 0;
+}
+
+async function inferCmd(argv: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseFlags(
+    argv,
+    { model: { type: 'string', short: 'm' }, json: { type: 'boolean' }, 'allow-unsigned': { type: 'boolean' }, 'public-key': { type: 'string' }, threads: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    INFER_HELP,
+  );
+  if (values.help) {
+    io.out(INFER_HELP);
+    return 0;
+  }
+  if (!values.model || positionals.length === 0) {
+    io.err(`USAGE: --model DIR and at least one FILE are required\n\n${INFER_HELP}`);
+    return 2;
+  }
+  const log = createLogger(process.env.EDGELOOP_LOG_LEVEL ?? 'warn');
+  let failed = 0;
+  for await (const line of inferFiles({ modelDir: values.model, files: positionals, allowUnsigned: values['allow-unsigned'] ?? false, publicKeyFile: values['public-key'], threads: numberFlag(values.threads, 'threads'), log })) {
+    if (!line.ok) {
+      failed++;
+      io.err(`error ${line.file} ${line.code}: ${line.message}`);
+      if (values.json) io.out(JSON.stringify({ file: line.file, error: { code: line.code, message: line.message } }));
+      continue;
+    }
+    const r = line.result;
+    if (values.json) {
+      io.out(JSON.stringify({ file: line.file, label: r.label, score: r.score, topk: r.topk, model_name: r.model_name, model_version: r.model_version, latency_ms: r.latency_ms, outlier: r.outlier }));
+    } else {
+      const alt = r.topk.slice(1, 3).map((t) => `${t.label} ${t.score.toFixed(3)}`).join(', ');
+      io.out(`${line.file}: ${r.label} (${r.score.toFixed(3)})${alt ? ` [next: ${alt}]` : ''} ${r.latency_ms.toFixed(1)} ms${r.outlier.reasons.length ? ` outlier: ${r.outlier.reasons.join(',')}` : ''}`);
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+async function queueCmd(argv: string[], io: Io): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { values } = parseFlags(rest, { data: { type: 'string', short: 'd' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, QUEUE_HELP);
+  if (values.help || sub !== 'stats' || !values.data) {
+    (values.help ? io.out : io.err)(QUEUE_HELP);
+    return values.help ? 0 : 2;
+  }
+  {
+    const s = readQueueStats(join(values.data, 'queue.db'));
+    if (values.json) io.out(JSON.stringify(s));
+    else {
+      io.out(`depth ${s.depth}  bytes ${s.bytes}  oldest ${s.oldestCreatedAt ? new Date(s.oldestCreatedAt).toISOString() : '-'}`);
+      io.out(`enqueued ${s.enqueuedTotal}  acked ${s.ackedTotal}  duplicates ${s.duplicatesTotal}  evicted ${s.evictedTotal} (${s.evictedBytesTotal} bytes)`);
+      for (const [p, v] of Object.entries(s.byPriority).sort(([a], [b]) => Number(b) - Number(a))) io.out(`  priority ${p}: ${v.depth} items, ${v.bytes} bytes`);
+    }
+  }
+  return 0;
+}

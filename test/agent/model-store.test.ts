@@ -1,0 +1,146 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { readModelPackage } from '../../agent/model/package.js';
+import { directorySource, ModelStore, type PackageSource } from '../../agent/model/store.js';
+import { brokenModelBytes } from '../../shared/onnx/models.js';
+import { sha256Hex } from '../../shared/ids.js';
+import { signManifest } from '../../shared/signing.js';
+import { startTestAgent } from '../helpers/agent.js';
+import { fleetKeys, imagePackage, patternImage, tempDir } from '../helpers/packages.js';
+
+let tmp: ReturnType<typeof tempDir>;
+beforeEach(() => {
+  tmp = tempDir();
+});
+afterEach(() => tmp.cleanup());
+
+const verify = () => ({ publicKeyPem: fleetKeys().publicKeyPem });
+
+/** Rewrite one file of a package and its manifest entry, re-signing with `key` (or not). */
+function rewrite(dir: string, file: string, bytes: Uint8Array, resignWith?: string): void {
+  writeFileSync(join(dir, file), bytes);
+  const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { files: Array<{ path: string; sha256: string; bytes: number }>; signature?: unknown };
+  const f = m.files.find((x) => x.path === file)!;
+  f.sha256 = sha256Hex(bytes);
+  f.bytes = bytes.length;
+  delete m.signature;
+  writeFileSync(join(dir, 'manifest.json'), JSON.stringify(resignWith ? signManifest(m, resignWith) : m));
+}
+
+describe('model package verification', () => {
+  it('accepts a signed package and refuses unsigned, tampered and foreign-signed ones', async () => {
+    const good = join(tmp.dir, 'good');
+    await imagePackage(good);
+    const pkg = await readModelPackage(good, verify());
+    expect(pkg.ref).toEqual({ name: 'pets', version: '1.0.0' });
+    expect(pkg.signed).toBe(true);
+
+    const unsigned = join(tmp.dir, 'unsigned');
+    await imagePackage(unsigned, { sign: false });
+    await expect(readModelPackage(unsigned, verify())).rejects.toMatchObject({ code: 'MODEL_SIGNATURE_INVALID' });
+    await expect(readModelPackage(unsigned, { allowUnsigned: true })).resolves.toMatchObject({ signed: false });
+
+    // A file changed after signing: its hash no longer matches.
+    const tampered = join(tmp.dir, 'tampered');
+    await imagePackage(tampered);
+    const onnx = readFileSync(join(tampered, 'model.onnx'));
+    onnx.writeUInt8(onnx.readUInt8(onnx.length - 1) ^ 0xff, onnx.length - 1);
+    writeFileSync(join(tampered, 'model.onnx'), onnx);
+    await expect(readModelPackage(tampered, verify())).rejects.toMatchObject({ code: 'MODEL_HASH_MISMATCH' });
+
+    // The manifest edited to match the changed file: the signature breaks.
+    rewrite(tampered, 'model.onnx', onnx);
+    await expect(readModelPackage(tampered, verify())).rejects.toMatchObject({ code: 'MODEL_SIGNATURE_INVALID' });
+  });
+});
+
+describe('model store and activation', () => {
+  it('installs side by side, switches, keeps the previous for rollback, and survives a restart', async () => {
+    const v1 = join(tmp.dir, 'v1');
+    const v2 = join(tmp.dir, 'v2');
+    await imagePackage(v1, { version: '1.0.0', seed: 1 });
+    await imagePackage(v2, { version: '1.1.0', seed: 2 });
+    const { agent } = await startTestAgent(join(tmp.dir, 'data'), { models: { initial: v1 } });
+    try {
+      expect(agent.service.activeRef).toEqual({ name: 'pets', version: '1.0.0' });
+      await agent.install(directorySource(v2));
+      expect(agent.service.activeRef?.version).toBe('1.1.0');
+      expect(agent.store.current.previous?.version).toBe('1.0.0');
+      expect((await agent.store.list()).map((r) => r.version).sort()).toEqual(['1.0.0', '1.1.0']);
+      await agent.rollback();
+      expect(agent.service.activeRef?.version).toBe('1.0.0');
+      await agent.install(directorySource(v2));
+    } finally {
+      await agent.stop();
+    }
+    const again = await startTestAgent(join(tmp.dir, 'data'));
+    try {
+      expect(again.agent.service.activeRef?.version).toBe('1.1.0');
+    } finally {
+      await again.agent.stop();
+    }
+  });
+
+  it('rejects bad packages with their codes while the old model keeps serving', async () => {
+    const v1 = join(tmp.dir, 'v1');
+    await imagePackage(v1);
+    const { agent, url, lines } = await startTestAgent(join(tmp.dir, 'data'), { models: { initial: v1 } });
+    try {
+      const img = await patternImage(5);
+      const infer = async () => (await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: img })).json() as Promise<{ model_version: string }>;
+
+      // Corrupt ONNX, correctly hashed and signed: ORT refuses it.
+      const corrupt = join(tmp.dir, 'corrupt');
+      await imagePackage(corrupt, { version: '2.0.0' });
+      rewrite(corrupt, 'model.onnx', brokenModelBytes(), fleetKeys().privateKeyPem);
+      await expect(agent.install(directorySource(corrupt))).rejects.toMatchObject({ code: 'MODEL_LOAD_FAILED' });
+
+      // A model whose golden inputs no longer give the recorded labels fails its smoke test.
+      const smoke = join(tmp.dir, 'smoke');
+      await imagePackage(smoke, { version: '2.1.0', seed: 1 });
+      const m = JSON.parse(readFileSync(join(smoke, 'manifest.json'), 'utf8')) as { golden: Array<{ expected_label: string }>; signature?: unknown };
+      m.golden[0]!.expected_label = m.golden[0]!.expected_label === 'cat' ? 'dog' : 'cat';
+      delete m.signature;
+      writeFileSync(join(smoke, 'manifest.json'), JSON.stringify(signManifest(m, fleetKeys().privateKeyPem)));
+      await expect(agent.install(directorySource(smoke))).rejects.toMatchObject({ code: 'MODEL_SMOKE_TEST_FAILED' });
+
+      // Unsigned.
+      const unsigned = join(tmp.dir, 'unsigned');
+      await imagePackage(unsigned, { version: '2.2.0', sign: false });
+      await expect(agent.install(directorySource(unsigned))).rejects.toMatchObject({ code: 'MODEL_SIGNATURE_INVALID' });
+
+      // The disk fills up while staging: STORAGE_FAILED, nothing half-installed.
+      const full: PackageSource = { ...directorySource(v1), label: 'full-disk', fetchFile: async () => { throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' }); } };
+      await expect(agent.install(full)).rejects.toMatchObject({ code: 'AGENT_STORAGE_FAILED', message: expect.stringContaining('disk is full') });
+
+      expect(agent.service.activeRef?.version).toBe('1.0.0');
+      expect((await infer()).model_version).toBe('1.0.0');
+      expect((await agent.store.list()).map((r) => r.version)).toEqual(['1.0.0']);
+      const rejected = lines.filter((l) => l.msg === 'model install rejected; the current model keeps serving');
+      expect(rejected.map((l) => String(l.reason).split(':')[0])).toEqual(['MODEL_LOAD_FAILED', 'MODEL_SMOKE_TEST_FAILED', 'MODEL_SIGNATURE_INVALID', 'AGENT_STORAGE_FAILED']);
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  it('falls back to the previous version when the active one no longer loads at start', async () => {
+    const v1 = join(tmp.dir, 'v1');
+    const v2 = join(tmp.dir, 'v2');
+    await imagePackage(v1, { version: '1.0.0' });
+    await imagePackage(v2, { version: '1.1.0', seed: 2 });
+    const first = await startTestAgent(join(tmp.dir, 'data'), { models: { initial: v1 } });
+    await first.agent.install(directorySource(v2));
+    await first.agent.stop();
+    // Bit rot on the device: the active version's model file changes on disk.
+    const store = await ModelStore.open(join(tmp.dir, 'data', 'models'), verify());
+    writeFileSync(join(store.dirOf({ name: 'pets', version: '1.1.0' }), 'model.onnx'), 'garbage');
+    const second = await startTestAgent(join(tmp.dir, 'data'));
+    try {
+      expect(second.agent.service.activeRef?.version).toBe('1.0.0');
+      expect(second.lines.some((l) => String(l.reason ?? '').startsWith('MODEL_HASH_MISMATCH'))).toBe(true);
+    } finally {
+      await second.agent.stop();
+    }
+  });
+});
