@@ -26,6 +26,7 @@ export const AgentErrors = {
   STORAGE_FAILED: { status: 507, text: 'local storage failed' },
   UPLINK_MESSAGE_TOO_LARGE: { status: 413, text: 'message exceeds the uplink limit' },
   NOT_FOUND: { status: 404, text: 'not found' },
+  METHOD_NOT_ALLOWED: { status: 405, text: 'method not allowed' },
 } as const;
 
 export type AgentErrorCode = keyof typeof AgentErrors;

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import { EdgeloopError, isEdgeloopError } from '../../shared/errors.js';
+import { isEdgeloopError } from '../../shared/errors.js';
 import { inferRequest, type InferResult } from '../../shared/schemas/index.js';
 import { parseJsonWith } from '../../shared/validate.js';
 import { AgentError } from '../errors.js';
@@ -42,7 +42,7 @@ export function bodyToInput(contentType: string, body: Buffer): { input: ModelIn
   const type = contentType.split(';')[0]!.trim().toLowerCase();
   if (IMAGE_TYPES.has(type)) return { input: { kind: 'image', bytes: body } };
   if (type === 'application/json') {
-    const r = parseJsonWith(inferRequest, body, 'AGENT_INPUT_INVALID', 'inference request', 400);
+    const r = parseJsonWith(inferRequest, body, 'INPUT_INVALID', 'inference request', 400);
     const input: ModelInput = r.image_b64 !== undefined ? { kind: 'image', bytes: Buffer.from(r.image_b64, 'base64') } : { kind: 'tensor', tensor: r.tensor!, shape: r.shape };
     return { input, requestId: r.request_id };
   }
@@ -70,7 +70,7 @@ export function createHttpApi(deps: HttpDeps): Server {
         const results = await deps.infer(input, { source: 'http', requestId, origin: String(req.headers['x-origin'] ?? '') || undefined });
         return send(res, 200, results.length === 1 ? results[0] : { results });
       }
-      if (['/healthz', '/metrics', '/v1/infer'].includes(url.pathname)) throw new EdgeloopError('AGENT_METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${url.pathname}`, { status: 405 });
+      if (['/healthz', '/metrics', '/v1/infer'].includes(url.pathname)) throw new AgentError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${url.pathname}`);
       throw new AgentError('NOT_FOUND', `no route ${route}`);
     };
     handle().catch((err: unknown) => {

@@ -55,7 +55,7 @@ export class LocalMqttInput {
     let replyTo = this.opts.resultTopic;
     let requestId: string | undefined;
     try {
-      const req = parseJsonWith(inferRequest, payload, 'AGENT_INPUT_INVALID', 'inference request');
+      const req = parseJsonWith(inferRequest, payload, 'INPUT_INVALID', 'inference request');
       requestId = req.request_id;
       if (req.reply_to) replyTo = req.reply_to;
       const input: ModelInput = req.image_b64 !== undefined ? { kind: 'image', bytes: Buffer.from(req.image_b64, 'base64') } : { kind: 'tensor', tensor: req.tensor!, shape: req.shape };

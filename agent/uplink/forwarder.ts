@@ -374,7 +374,7 @@ export class Forwarder {
     if (!this.running) return;
     let ids: string[];
     try {
-      ids = parseJsonWith(sampleAck, payload, 'AGENT_INPUT_INVALID', 'sample ack').sample_ids;
+      ids = parseJsonWith(sampleAck, payload, 'INPUT_INVALID', 'sample ack').sample_ids;
     } catch (err) {
       this.log.warn({ err }, 'ignoring malformed sample ack');
       return;

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { AgentError } from '../../agent/errors.js';
 import { SampleAssembler } from '../../agent/uplink/assembler.js';
 import { encodeSample } from '../../agent/uplink/chunking.js';
 import { sampleMessage } from '../../shared/schemas/messages.js';
@@ -57,7 +58,8 @@ describe('SampleAssembler', () => {
     const r = assembler.accept(bad);
     expect(r.status).toBe('rejected');
     if (r.status === 'rejected') {
-      expect(r.error.code).toBe('AGENT_INPUT_INVALID');
+      // The catalogue decides the prefix (shared input codes carry none).
+      expect(r.error.code).toBe(new AgentError('INPUT_INVALID').code);
       expect(r.error.details).toMatchObject({ uplink: 'chunk_invalid', sample_id: 's-4' });
     }
   });

@@ -1,0 +1,103 @@
+import { describe, expect, it } from 'vitest';
+import { InferencePool, type PoolSettings } from '../../agent/inference/pool.js';
+import { WorkerSession } from '../../agent/inference/worker-session.js';
+import { brokenModelBytes, mlpModel, mobilenetLikeModel } from '../../shared/onnx/models.js';
+
+const settings = (o: Partial<PoolSettings> = {}): PoolSettings => ({
+  workers: 1,
+  intraOpThreads: 1,
+  interOpThreads: 1,
+  graphOptimization: 'all',
+  executionProviders: ['cpu'],
+  allowSpinning: false,
+  maxBatch: 1,
+  batchWindowMs: 0,
+  maxPending: 1000,
+  ...o,
+});
+
+const mlp = mlpModel({ features: 16, hidden: 32, classes: 4, seed: 9, softmax: true });
+const mlpPool = (o: Partial<PoolSettings> = {}) =>
+  InferencePool.open({ bytes: mlp.bytes, inputName: mlp.inputName, inputType: 'float32', itemDims: [16], batchable: true, output: mlp.outputName }, settings(o));
+
+/** The MLP's forward pass in plain JS, to check what comes back from the worker. */
+function forward(x: Float32Array): number[] {
+  const { w1, b1, w2, b2 } = mlp.weights;
+  const h = Array.from({ length: 32 }, (_, j) => Math.max(0, (b1[j] as number) + Array.from(x).reduce((s, v, i) => s + v * (w1[i * 32 + j] as number), 0)));
+  const z = Array.from({ length: 4 }, (_, k) => (b2[k] as number) + h.reduce((s, v, j) => s + v * (w2[j * 4 + k] as number), 0));
+  const m = Math.max(...z);
+  const e = z.map((v) => Math.exp(v - m));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / sum);
+}
+
+describe('inference pool (worker threads)', () => {
+  it('returns the same scores as the model computed by hand', async () => {
+    const pool = await mlpPool();
+    try {
+      const x = Float32Array.from({ length: 16 }, (_, i) => Math.sin(i));
+      const expected = forward(x);
+      const r = await pool.infer(x.slice());
+      expect(Array.from(r.scores)).toEqual(expected.map((v) => expect.closeTo(v, 4)));
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('micro-batches queued requests and splits the outputs back per caller', async () => {
+    const pool = await mlpPool({ maxBatch: 8 });
+    try {
+      const inputs = Array.from({ length: 40 }, (_, n) => Float32Array.from({ length: 16 }, (_, i) => Math.cos(i * n)));
+      const results = await Promise.all(inputs.map((x) => pool.infer(x.slice())));
+      expect(Math.max(...results.map((r) => r.batchSize))).toBeGreaterThan(1);
+      results.forEach((r, n) => expect(Array.from(r.scores)).toEqual(forward(inputs[n]!).map((v) => expect.closeTo(v, 4))));
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('rejects a wrong input size and a full queue with their codes', async () => {
+    const pool = await mlpPool({ maxPending: 2 });
+    try {
+      await expect(pool.infer(new Float32Array(3))).rejects.toMatchObject({ code: 'TENSOR_SHAPE_MISMATCH' });
+      const flood = Array.from({ length: 10 }, () => pool.infer(new Float32Array(16)).then(() => 'ok', (e: { code: string }) => e.code));
+      const outcomes = await Promise.all(flood);
+      expect(outcomes).toContain('AGENT_ENGINE_OVERLOADED');
+      expect(outcomes).toContain('ok');
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('refuses a corrupt model with MODEL_LOAD_FAILED and falls back to CPU for a missing provider', async () => {
+    await expect(WorkerSession.open(brokenModelBytes(), settings())).rejects.toMatchObject({ code: 'MODEL_LOAD_FAILED' });
+    const s = await WorkerSession.open(mlp.bytes, settings({ executionProviders: ['cuda', 'cpu'] }));
+    try {
+      expect(s.info.executionProvider).toBe('cpu');
+      expect(s.info.fallbackReason).toBeTruthy();
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('keeps the event loop free while inference is saturated', async () => {
+    const big = mobilenetLikeModel({ seed: 1 });
+    const pool = await InferencePool.open({ bytes: big.bytes, inputName: big.inputName, inputType: 'float32', itemDims: [3, 224, 224], batchable: true, output: big.outputName }, settings({ intraOpThreads: 2 }));
+    try {
+      const runs = Array.from({ length: 12 }, () => pool.infer(new Float32Array(3 * 224 * 224)));
+      // Count timer ticks while the worker is busy: a blocked loop would manage none.
+      let ticks = 0;
+      const timer = setInterval(() => ticks++, 5);
+      const done = Promise.all(runs);
+      const first = await runs[0]!;
+      const ticksWhileBusy = ticks;
+      await done;
+      clearInterval(timer);
+      expect(first.runMs).toBeGreaterThan(5);
+      expect(ticksWhileBusy).toBeGreaterThan(0);
+      expect(ticks).toBeGreaterThan(ticksWhileBusy);
+    } finally {
+      await pool.close();
+    }
+  });
+});

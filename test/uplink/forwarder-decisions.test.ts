@@ -1,0 +1,212 @@
+/**
+ * The forwarder's decisions under fake time, with an uplink the test drives: window, lane
+ * priority, rate cap, leases given back on disconnect, when items are deleted.
+ */
+import { describe, expect, it } from 'vitest';
+import { createMemoryQueue } from '../../agent/queue/memory-queue.js';
+import type { SampleQueue } from '../../agent/queue/types.js';
+import { Forwarder } from '../../agent/uplink/forwarder.js';
+import type { ForwarderOptions } from '../../agent/uplink/forwarder.js';
+import { sampleMessage } from '../../shared/schemas/messages.js';
+import { topics } from '../../shared/topics.js';
+import { parseJsonWith } from '../../shared/validate.js';
+import { FakeTime, settle } from './fixtures/fake-time.js';
+import { captureLogger } from './fixtures/logger.js';
+import { ManualUplink } from './fixtures/manual-uplink.js';
+import { sampleItem } from './fixtures/samples.js';
+
+const DEVICE = 'dev-1';
+
+function setup(opts: Partial<ForwarderOptions> = {}, items = 10) {
+  const time = new FakeTime();
+  const queue: SampleQueue = createMemoryQueue({ quotaBytes: 64 * 1024 * 1024, clock: time });
+  queue.enqueueMany(Array.from({ length: items }, (_, i) => sampleItem(`s-${String(i).padStart(3, '0')}`, 100, 5, DEVICE)));
+  const uplink = new ManualUplink();
+  const { logger, lines } = captureLogger();
+  const forwarder = new Forwarder({ deviceId: DEVICE, queue, uplink, logger, clock: time, timers: time, pollMs: 1000, ackTimeoutMs: 10_000, ...opts });
+  return { time, queue, uplink, forwarder, lines };
+}
+
+const sampleIdOf = (payload: Uint8Array) => parseJsonWith(sampleMessage, payload, 'TEST', 'sample').meta.sample_id;
+const ack = (ids: string[]) => Buffer.from(JSON.stringify({ type: 'sample_ack', v: 1, sample_ids: ids }));
+
+describe('Forwarder decisions', () => {
+  it('keeps at most maxInflight publishes unacknowledged', async () => {
+    const { uplink, forwarder } = setup({ limits: { publishesPerS: null, maxInflight: 3 } });
+    await forwarder.start();
+    await uplink.connect();
+    await settle();
+    expect(uplink.inflight()).toHaveLength(3);
+    uplink.inflight()[0]?.ack();
+    await settle();
+    expect(uplink.inflight()).toHaveLength(3);
+    expect(uplink.published).toHaveLength(4);
+    expect(forwarder.stats().inflight).toBe(3);
+  });
+
+  it('sends a live message before the backlog as soon as a slot frees', async () => {
+    const { uplink, forwarder } = setup({ limits: { publishesPerS: null, maxInflight: 2 } });
+    await forwarder.start();
+    await uplink.connect();
+    await settle();
+    forwarder.sendLive(topics.telemetry(DEVICE), Buffer.from('{"t":1}'));
+    await settle();
+    expect(uplink.published).toHaveLength(2); // window full: the live message waits for a slot, not the backlog
+    uplink.inflight()[0]?.ack();
+    await settle();
+    expect(uplink.published[2]?.topic).toBe(topics.telemetry(DEVICE));
+    expect(forwarder.stats().backlog).toBe(10);
+  });
+
+  it('paces publishes to the rate cap under fake time', async () => {
+    const { uplink, forwarder, time } = setup({ limits: { publishesPerS: 10, publishBurst: 1, maxInflight: 100 } });
+    await forwarder.start();
+    await uplink.connect();
+    await settle();
+    expect(uplink.published).toHaveLength(1);
+    time.advance(99);
+    await settle();
+    expect(uplink.published).toHaveLength(1);
+    time.advance(1);
+    await settle();
+    expect(uplink.published).toHaveLength(2);
+    time.advance(500);
+    await settle();
+    expect(uplink.published).toHaveLength(3); // one wake-up timer at a time: each fires, publishes, re-arms
+    for (let i = 0; i < 10; i++) {
+      time.advance(100);
+      await settle();
+    }
+    expect(uplink.published).toHaveLength(10);
+  });
+
+  it('deletes nothing on PUBACK in fleet mode, and each sample on its fleet ack', async () => {
+    const { uplink, forwarder, queue, time } = setup({ limits: { publishesPerS: null } }, 4);
+    await forwarder.start();
+    await uplink.connect();
+    await settle();
+    uplink.ackAll();
+    await settle();
+    expect(forwarder.stats()).toMatchObject({ sent: 4, acked: 0, awaiting_ack: 4, backlog: 4 });
+    uplink.deliver(topics.acks(DEVICE), ack(['s-000', 's-002']));
+    uplink.deliver(topics.acks(DEVICE), ack(['s-000'])); // a repeated ack is harmless
+    time.advance(0); // deletions are batched into one transaction
+    expect(forwarder.stats()).toMatchObject({ acked: 2, awaiting_ack: 2, backlog: 2 });
+    expect(queue.stats().depth).toBe(2);
+  });
+
+  it('ignores a malformed ack and logs why', async () => {
+    const { uplink, forwarder, lines } = setup({}, 1);
+    await forwarder.start();
+    await uplink.connect();
+    uplink.deliver(topics.acks(DEVICE), Buffer.from('{"type":"sample_ack","v":1,"sample_ids":[]}'));
+    await settle();
+    expect(forwarder.stats().acked).toBe(0);
+    expect(lines.some((l) => l.msg === 'ignoring malformed sample ack' && l.component === 'uplink')).toBe(true);
+  });
+
+  it('deletes on PUBACK in puback mode, batching deletions', async () => {
+    const { uplink, forwarder, queue, time } = setup({ ackMode: 'puback', limits: { publishesPerS: null } }, 5);
+    await forwarder.start();
+    await uplink.connect();
+    await settle();
+    uplink.ackAll();
+    await settle();
+    expect(queue.stats().depth).toBe(5); // deletion waits for the batch timer
+    time.advance(0);
+    expect(queue.stats().depth).toBe(0);
+    expect(forwarder.stats()).toMatchObject({ sent: 5, acked: 5 });
+  });
+
+  it('gives back the leases of unsent samples on disconnect, so they go first after the reconnect', async () => {
+    const { uplink, forwarder, queue } = setup({ limits: { publishesPerS: null, maxInflight: 2 } }, 6);
+    await forwarder.start();
+    await uplink.connect();
+    await settle();
+    const firstTwo = uplink.published.map((p) => sampleIdOf(p.payload));
+    expect(firstTwo).toEqual(['s-000', 's-001']);
+    uplink.down();
+    await settle();
+    // Nothing is held: everything is leasable at once, and the cut-off ones count an attempt.
+    const leasable = queue.lease(100, 1000);
+    expect(leasable.map((i) => i.id)).toEqual(['s-000', 's-001', 's-002', 's-003', 's-004', 's-005']);
+    expect(leasable.filter((i) => i.attempts > 0).map((i) => i.id)).toEqual(['s-000', 's-001']);
+    queue.release(leasable.map((i) => i.id));
+    uplink.up();
+    await settle();
+    expect(uplink.published.slice(2).map((p) => sampleIdOf(p.payload))).toEqual(['s-000', 's-001']);
+    expect(forwarder.stats().resent).toBe(2);
+  });
+
+  it('resends a sample whose fleet ack did not come before the lease expired', async () => {
+    const { uplink, forwarder, time } = setup({ limits: { publishesPerS: null }, ackTimeoutMs: 5000 }, 1);
+    await forwarder.start();
+    await uplink.connect();
+    await settle();
+    uplink.ackAll();
+    await settle();
+    expect(uplink.published).toHaveLength(1);
+    time.advance(4000);
+    await settle();
+    expect(uplink.published).toHaveLength(1);
+    time.advance(2000); // lease expired; the next poll leases it again
+    await settle();
+    expect(uplink.published).toHaveLength(2);
+    expect(forwarder.stats().resent).toBe(1);
+  });
+
+  it('gives a live message cut off by a disconnect one more try after the reconnect', async () => {
+    const { uplink, forwarder } = setup({ limits: { publishesPerS: null } }, 0);
+    await forwarder.start();
+    await uplink.connect();
+    forwarder.sendLive('t/live', Buffer.from('x'));
+    await settle();
+    uplink.down();
+    await settle();
+    uplink.up();
+    await settle();
+    expect(uplink.published.map((p) => p.topic)).toEqual(['t/live', 't/live']);
+    uplink.down();
+    await settle();
+    uplink.up();
+    await settle();
+    expect(uplink.published).toHaveLength(2);
+    expect(forwarder.stats().live_failed).toBe(1);
+  });
+
+  it('leaves an item that is not a sample in the queue and logs it once', async () => {
+    const { uplink, forwarder, queue, lines, time } = setup({ limits: { publishesPerS: null }, ackTimeoutMs: 1000 }, 0);
+    queue.enqueue({ id: 'odd-1', kind: 'blob', priority: 1, meta: { note: 'no sample_id' }, blob: new Uint8Array(3) });
+    await forwarder.start();
+    await uplink.connect();
+    await settle();
+    time.advance(5000);
+    await settle();
+    expect(uplink.published).toHaveLength(0);
+    expect(queue.stats().depth).toBe(1);
+    expect(forwarder.stats().unsendable).toBeGreaterThanOrEqual(2);
+    expect(lines.filter((l) => l.msg === 'queued item cannot be sent; left in the queue')).toHaveLength(1);
+  });
+
+  it('looks at the queue again at once on notify()', async () => {
+    const { uplink, forwarder, queue } = setup({ limits: { publishesPerS: null } }, 0);
+    await forwarder.start();
+    await uplink.connect();
+    await settle();
+    queue.enqueue(sampleItem('late-1', 10, 5, DEVICE));
+    await settle();
+    expect(uplink.published).toHaveLength(0); // idle until the poll...
+    forwarder.notify();
+    await settle();
+    expect(uplink.published).toHaveLength(1); // ...or a notify
+  });
+
+  it('releases unsent leases on stop()', async () => {
+    const { uplink, forwarder, queue } = setup({ limits: { publishesPerS: null, maxInflight: 1 } }, 3);
+    await forwarder.start();
+    await uplink.connect();
+    await settle();
+    forwarder.stop();
+    expect(queue.lease(10, 1000)).toHaveLength(3);
+  });
+});
