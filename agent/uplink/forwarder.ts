@@ -262,11 +262,12 @@ export class Forwarder {
         payload = live.payload;
       } else {
         if (this.backlogIdle) return;
-        const free = this.limiter.maxInflight - this.limiter.inflight();
         // Window full: a settling publish pumps again. Checked before leasing so no lease waits on it.
-        if (free <= 0) return;
-        // Lease no more than the window can take soon, so leases do not tick away unsent.
-        track = this.nextTrack(Math.min(this.leaseBatch, free));
+        if (this.limiter.inflight() >= this.limiter.maxInflight) return;
+        // A whole batch per lease (one transaction), not what the window has free right now:
+        // after the first fill one slot frees per PUBACK, and a lease per message would cost
+        // a transaction per message. A batch drains in well under a lease at any sane rate cap.
+        track = this.nextTrack(this.leaseBatch);
         if (!track) {
           this.backlogIdle = true;
           return;
@@ -400,7 +401,7 @@ export class Forwarder {
     this.pendingAcks.push(id);
     if (this.ackFlushScheduled) return;
     this.ackFlushScheduled = true;
-    this.timers.setTimeout(() => this.flushAcks(), 0);
+    this.timers.setTimeout(() => this.flushAcks(), 20);
   }
 
   private flushAcks(): void {

@@ -1,5 +1,5 @@
 import sharp from 'sharp';
-import { EdgeloopError, sharedError } from '../errors.js';
+import { sharedError } from '../errors.js';
 import type { ImagePreprocessing, TensorSpec } from '../schemas/index.js';
 
 export type InputTensor = Float32Array | Uint8Array;
@@ -12,9 +12,17 @@ export interface ImageTensor {
   source: { format: string; width: number; height: number };
 }
 
-const ACCEPTED = new Set(['jpeg', 'png', 'webp']);
-
 export const CONTENT_TYPES: Record<string, string> = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp' };
+
+/** The container format from the first bytes (cheaper than asking libvips for metadata). */
+export function sniffImageFormat(b: Uint8Array): 'jpeg' | 'png' | 'webp' | 'gif' | 'tiff' | 'unknown' {
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
+  if (b.length >= 8 && b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return 'png';
+  if (b.length >= 12 && b[0] === 0x52 && b[1] === 0x49 && b[2] === 0x46 && b[3] === 0x46 && b[8] === 0x57 && b[9] === 0x45 && b[10] === 0x42 && b[11] === 0x50) return 'webp';
+  if (b.length >= 3 && b[0] === 0x47 && b[1] === 0x49 && b[2] === 0x46) return 'gif';
+  if (b.length >= 4 && ((b[0] === 0x49 && b[1] === 0x49) || (b[0] === 0x4d && b[1] === 0x4d))) return 'tiff';
+  return 'unknown';
+}
 
 /**
  * Image bytes -> model tensor, as the manifest says: decode (JPEG/PNG/WebP), resize with the
@@ -23,56 +31,84 @@ export const CONTENT_TYPES: Record<string, string> = { jpeg: 'image/jpeg', png: 
  */
 export async function imageToTensor(bytes: Uint8Array, p: ImagePreprocessing): Promise<ImageTensor> {
   if (bytes.length === 0) throw sharedError('IMAGE_DECODE_FAILED', 'image is empty');
-  let meta: sharp.Metadata;
+  const format = sniffImageFormat(bytes);
+  if (format === 'gif' || format === 'tiff') throw sharedError('UNSUPPORTED_MEDIA_TYPE', `image format ${format} is not supported (JPEG, PNG or WebP)`);
+  if (format === 'unknown') throw sharedError('IMAGE_DECODE_FAILED', 'image could not be decoded: not a JPEG, PNG or WebP file');
   let raw: { data: Buffer; info: sharp.OutputInfo };
   try {
-    const img = sharp(bytes, { failOn: 'error', limitInputPixels: 64_000_000 });
-    meta = await img.metadata();
-    if (!meta.format || !ACCEPTED.has(meta.format)) {
-      throw sharedError('UNSUPPORTED_MEDIA_TYPE', `image format ${meta.format ?? 'unknown'} is not supported (JPEG, PNG or WebP)`);
-    }
-    let pipe = img.resize(p.width, p.height, { fit: p.fit, background: { r: 0, g: 0, b: 0 } }).removeAlpha();
+    let pipe = sharp(bytes, { failOn: 'error', limitInputPixels: 64_000_000 })
+      .resize(p.width, p.height, { fit: p.fit, background: { r: 0, g: 0, b: 0 } })
+      .removeAlpha();
     pipe = p.color === 'grayscale' ? pipe.grayscale() : pipe.toColourspace('srgb');
     raw = await pipe.raw().toBuffer({ resolveWithObject: true });
   } catch (err) {
-    if (err instanceof EdgeloopError) throw err;
     throw sharedError('IMAGE_DECODE_FAILED', `image could not be decoded: ${(err as Error).message}`, { cause: err });
   }
-  const channels = p.color === 'grayscale' ? 1 : 3;
   const { data, info } = raw;
   // `fit: inside/outside` may yield another size than asked: the model needs exact dims.
   if (info.width !== p.width || info.height !== p.height) {
     throw sharedError('TENSOR_SHAPE_MISMATCH', `resize gave ${info.width}x${info.height}, model expects ${p.width}x${p.height}; use fit fill, cover or contain`);
   }
-  const pixels = p.width * p.height;
-  const srcCh = info.channels;
-  const out: InputTensor = p.dtype === 'uint8' ? new Uint8Array(pixels * channels) : new Float32Array(pixels * channels);
-  const nchw = p.layout === 'NCHW';
-  let sum = 0;
-  let sumSq = 0;
-  for (let i = 0; i < pixels; i++) {
-    let lum = 0;
-    for (let c = 0; c < channels; c++) {
-      // A grey source asked for as RGB repeats its one channel.
-      const px = data[i * srcCh + Math.min(c, srcCh - 1)] as number;
-      lum += px;
-      const v = p.invert ? 255 - px : px;
-      const at = nchw ? c * pixels + i : i * channels + c;
-      if (p.dtype === 'uint8') out[at] = v;
-      else out[at] = (v * p.scale - (p.mean[c] ?? p.mean[0] ?? 0)) / (p.std[c] ?? p.std[0] ?? 1);
-    }
-    lum /= channels * 255;
-    sum += lum;
-    sumSq += lum * lum;
-  }
-  const mean = sum / pixels;
-  const contrast = Math.sqrt(Math.max(0, sumSq / pixels - mean * mean));
+  const channels = p.color === 'grayscale' ? 1 : 3;
+  const out = convertPixels(data, info.channels, channels, p);
   return {
     data: out,
-    itemDims: nchw ? [channels, p.height, p.width] : [p.height, p.width, channels],
-    stats: { brightness: mean, contrast },
-    source: { format: meta.format ?? 'unknown', width: meta.width ?? 0, height: meta.height ?? 0 },
+    itemDims: p.layout === 'NCHW' ? [channels, p.height, p.width] : [p.height, p.width, channels],
+    stats: luminanceStats(data, info.channels),
+    source: { format, width: info.width, height: info.height },
   };
+}
+
+/**
+ * Interleaved 8-bit pixels -> the model's layout and dtype. Per channel the float value is
+ * v * a + b with a = scale/std and b = -mean/std folded in advance: this loop runs for every
+ * pixel of every frame, so it does one multiply-add per value.
+ */
+function convertPixels(src: Buffer, srcCh: number, channels: number, p: ImagePreprocessing): InputTensor {
+  const pixels = p.width * p.height;
+  const nchw = p.layout === 'NCHW';
+  const out: InputTensor = p.dtype === 'uint8' ? new Uint8Array(pixels * channels) : new Float32Array(pixels * channels);
+  for (let c = 0; c < channels; c++) {
+    // A grey source asked for as RGB repeats its one channel.
+    const sc = Math.min(c, srcCh - 1);
+    const std = p.std[c] ?? p.std[0] ?? 1;
+    const mean = p.mean[c] ?? p.mean[0] ?? 0;
+    let a = p.scale / std;
+    let b = -mean / std;
+    if (p.invert) {
+      // (255 - v) * s = v * (-s) + 255 * s
+      b += (255 * p.scale) / std;
+      a = -a;
+    }
+    const base = nchw ? c * pixels : c;
+    const step = nchw ? 1 : channels;
+    if (p.dtype === 'uint8') {
+      for (let i = 0, o = base; i < pixels; i++, o += step) {
+        const v = src[i * srcCh + sc] as number;
+        out[o] = p.invert ? 255 - v : v;
+      }
+    } else {
+      for (let i = 0, o = base; i < pixels; i++, o += step) out[o] = (src[i * srcCh + sc] as number) * a + b;
+    }
+  }
+  return out;
+}
+
+/** Mean and standard deviation of luminance (0..1) over every 4th pixel: plenty for drift statistics. */
+function luminanceStats(src: Buffer, ch: number): { brightness: number; contrast: number } {
+  let sum = 0;
+  let sumSq = 0;
+  let n = 0;
+  for (let i = 0; i < src.length; i += ch * 4) {
+    let v = src[i] as number;
+    if (ch >= 3) v = ((src[i] as number) + (src[i + 1] as number) + (src[i + 2] as number)) / 3;
+    v /= 255;
+    sum += v;
+    sumSq += v * v;
+    n++;
+  }
+  const mean = n ? sum / n : 0;
+  return { brightness: mean, contrast: Math.sqrt(Math.max(0, (n ? sumSq / n : 0) - mean * mean)) };
 }
 
 /** Fixed dims of one example of a model input (the leading batch dim dropped). */

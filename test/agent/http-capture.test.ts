@@ -26,7 +26,7 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-const post = (body: BodyInit, type: string) => fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': type }, body });
+const post = (body: string | Buffer, type: string) => fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': type }, body });
 
 describe('HTTP API', () => {
   it('infers PNG, JPEG and WebP bytes and base64 JSON', async () => {
@@ -44,7 +44,7 @@ describe('HTTP API', () => {
   });
 
   it('answers bad input with a clear code and keeps serving', async () => {
-    const cases: Array<[BodyInit, string, number, string]> = [
+    const cases: Array<[string | Buffer, string, number, string]> = [
       [Buffer.from('definitely not an image'), 'image/png', 422, 'IMAGE_DECODE_FAILED'],
       [(await patternImage(1)).subarray(0, 60), 'image/png', 422, 'IMAGE_DECODE_FAILED'],
       ['{"tensor": [1, 2, 3]}', 'application/json', 422, 'TENSOR_SHAPE_MISMATCH'],

@@ -20,6 +20,16 @@ describe('postprocessing', () => {
     );
   });
 
+  it('top-k equals a full sort (scores descending, lower index first on ties)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 0, max: 20 }), { minLength: 1, maxLength: 200 }), fc.integer({ min: 1, max: 10 }), (xs, k) => {
+        const labels = xs.map((_, i) => `c${i}`);
+        const sorted = xs.map((v, i) => ({ v, i })).sort((a, b) => b.v - a.v || a.i - b.i).slice(0, k);
+        expect(topK(xs, k, labels).map((t) => t.index)).toEqual(sorted.map((x) => x.i));
+      }),
+    );
+  });
+
   it('top-k orders by score with labels and computes margin and entropy', () => {
     const c = classify([0.1, 0.6, 0.3], { softmax: false, topK: 2, labels: ['a', 'b', 'c'] });
     expect(c.topk).toEqual([

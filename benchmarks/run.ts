@@ -1,0 +1,66 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { benchEnqueue } from './enqueue.js';
+import { benchEventLoop } from './event-loop.js';
+import { benchEndToEnd, benchInference } from './inference.js';
+
+const HELP = `Usage: npm run bench -- [--json] [--only name,name] [--quick]
+
+Benchmarks print ratios against the raw library measured in the same run:
+  inference   agent inference / raw session.run, p50 (target <= 1.10)
+  end_to_end  JPEG -> result / (sharp + raw run), p50 (target <= 1.25)
+  event_loop  event-loop delay p99 in ms during saturated inference (target <= 5)
+  enqueue     durable captures/s / raw batched inserts/s (target >= 0.5)
+  drain       backlog drain msgs/s / bare mqtt.js QoS 1 msgs/s (target >= 0.8)
+--json prints one JSON object per line; --quick runs shorter (for a smoke check).`;
+
+type Bench = (quick: boolean) => Promise<Record<string, unknown> & { name: string; value: number }>;
+
+const benches: Record<string, Bench> = {
+  inference: (q) => benchInference({ iterations: q ? 20 : 100 }),
+  end_to_end: (q) => benchEndToEnd({ iterations: q ? 20 : 100 }),
+  event_loop: (q) => benchEventLoop({ durationMs: q ? 1500 : 5000 }),
+  enqueue: async (q) => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgeloop-bench-'));
+    try {
+      return (await benchEnqueue({ dir, durationMs: q ? 1500 : 6000 })) as unknown as Record<string, unknown> & { name: string; value: number };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  drain: async (q) => {
+    const { benchDrain } = await import('./drain.js');
+    return (await benchDrain(q ? { messages: 1000 } : {})) as unknown as Record<string, unknown> & { name: string; value: number };
+  },
+};
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { json: { type: 'boolean' }, only: { type: 'string' }, quick: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const names = values.only ? values.only.split(',') : Object.keys(benches);
+  for (const name of names) {
+    const bench = benches[name];
+    if (!bench) {
+      console.error(`unknown benchmark ${name}; known: ${Object.keys(benches).join(', ')}`);
+      return 2;
+    }
+    if (!values.json) process.stderr.write(`running ${name}...\n`);
+    const r = await bench(values.quick ?? false);
+    if (values.json) console.log(JSON.stringify(r));
+    else console.log(`${r.name.padEnd(12)} value ${r.value}  (target ${String(r.target ?? '-')})\n  ${JSON.stringify(r)}`);
+  }
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

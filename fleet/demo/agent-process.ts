@@ -1,0 +1,69 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/** The repository (package) root, from sources or from dist/. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'edgeloop') return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error('cannot find the edgeloop package root');
+    dir = up;
+  }
+}
+
+/**
+ * How to start `edgeloop-agent`: the compiled bin when we run compiled, the TypeScript entry
+ * through tsx when we run from sources (tests). The fleet starts agents as processes: it
+ * never imports agent code.
+ */
+export function agentCommand(): { cmd: string; args: string[] } {
+  const root = packageRoot();
+  if (import.meta.url.endsWith('.ts')) return { cmd: process.execPath, args: ['--import', 'tsx', join(root, 'agent', 'cli', 'entry.ts')] };
+  return { cmd: process.execPath, args: [join(root, 'bin', 'edgeloop-agent.js')] };
+}
+
+export interface AgentProcess {
+  proc: ChildProcess;
+  ready: Promise<{ http: string | null; device_id: string }>;
+  /** The agent's JSON log lines (stderr), last 200. */
+  logTail: string[];
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Start an agent with a config file; `ready` resolves on its 'ready' line. */
+export function startAgentProcess(configPath: string, env: NodeJS.ProcessEnv = {}): AgentProcess {
+  const { cmd, args } = agentCommand();
+  const proc = spawn(cmd, [...args, 'run', '--config', configPath], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const logTail: string[] = [];
+  createInterface({ input: proc.stderr! }).on('line', (l) => {
+    logTail.push(l);
+    if (logTail.length > 200) logTail.shift();
+  });
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  const ready = new Promise<{ http: string | null; device_id: string }>((resolve, reject) => {
+    createInterface({ input: proc.stdout! }).on('line', (l) => {
+      try {
+        const msg = JSON.parse(l) as { event?: string; http: string | null; device_id: string };
+        if (msg.event === 'ready') resolve(msg);
+      } catch {
+        /* not a status line */
+      }
+    });
+    void exited.then((code) => reject(new Error(`agent exited with code ${code} before it was ready:\n${logTail.slice(-5).join('\n')}`)));
+  });
+  ready.catch(() => undefined);
+  return {
+    proc,
+    ready,
+    logTail,
+    stop: async (signal = 'SIGTERM') => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+}
