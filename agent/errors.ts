@@ -25,6 +25,10 @@ export const AgentErrors = {
   QUEUE_ITEM_TOO_LARGE: { status: 413, text: 'the item is larger than the queue quota' },
   STORAGE_FAILED: { status: 507, text: 'local storage failed' },
   UPLINK_MESSAGE_TOO_LARGE: { status: 413, text: 'message exceeds the uplink limit' },
+  UPLINK_DISCONNECTED: { status: 503, text: 'the uplink is not connected' },
+  UPLINK_PUBLISH_FAILED: { status: 502, text: 'the broker did not accept the message' },
+  UPLINK_CLOSED: { status: 503, text: 'the uplink is closed' },
+  UPLINK_SUBSCRIBE_REFUSED: { status: 500, text: 'the broker refused a subscription' },
   NOT_FOUND: { status: 404, text: 'not found' },
   METHOD_NOT_ALLOWED: { status: 405, text: 'method not allowed' },
 } as const;

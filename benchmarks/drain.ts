@@ -6,9 +6,10 @@ import { performance } from 'node:perf_hooks';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
 import { pino } from 'pino';
+import { createMemoryQueue } from '../agent/queue/memory-queue.js';
 import { openSqliteQueue } from '../agent/queue/sqlite-queue.js';
 import type { QueueItemInput, SampleQueue } from '../agent/queue/types.js';
-import { encodeSample } from '../agent/uplink/chunking.js';
+import { encodeSample } from '../shared/wire/chunking.js';
 import { Forwarder } from '../agent/uplink/forwarder.js';
 import { MqttUplink } from '../agent/uplink/mqtt-uplink.js';
 import { sha256Hex, systemClock } from '../shared/ids.js';
@@ -19,7 +20,7 @@ import { topics } from '../shared/topics.js';
 export interface DrainBenchOptions {
   /** Samples per round. Default 5000. */
   messages?: number;
-  /** Blob bytes per sample; with meta and base64 the message is about 1.7 KB at 1024. Default 1024. */
+  /** Blob bytes per sample; with meta and base64 the message is about 1.9 KB at 1024. Default 1024. */
   blobBytes?: number;
   /** In-flight window of both publishers. Default 50 (the forwarder's default). */
   inflight?: number;
@@ -27,6 +28,11 @@ export interface DrainBenchOptions {
   rounds?: number;
   /** Queue durability; FULL is the product default (an fsync per ack batch). */
   synchronous?: 'FULL' | 'NORMAL';
+  /**
+   * `sqlite` (default): the product path. `memory`: the in-memory queue, to tell the
+   * forwarder's own cost from the SQLite queue's when the ratio is low.
+   */
+  queue?: 'sqlite' | 'memory';
 }
 
 /** Result of {@link benchDrain}; `value` is the ratio the target (>= 0.8) is about. */
@@ -34,7 +40,7 @@ export interface DrainBenchResult {
   name: 'drain';
   /** forwarder_msgs_per_s / raw_msgs_per_s. */
   value: number;
-  /** Samples/s from a SQLite queue to the broker and deleted on PUBACK (ackMode 'puback'). */
+  /** Samples/s leased from the queue, published, PUBACKed and deleted (ackMode 'puback'). */
   forwarder_msgs_per_s: number;
   /** QoS 1 publishes/s of a bare mqtt.js client sending the same payloads with the same window. */
   raw_msgs_per_s: number;
@@ -42,10 +48,22 @@ export interface DrainBenchResult {
   payload_bytes: number;
   inflight: number;
   rounds: number;
+  queue: 'sqlite' | 'memory';
   synchronous: 'FULL' | 'NORMAL';
+  /** CPU microseconds per message (user + system, whole process: the broker included), median. */
+  forwarder_cpu_us_per_msg: number;
+  raw_cpu_us_per_msg: number;
+  /** Share of the forwarder's wall time spent inside queue calls (lease, release, ack), median. */
+  forwarder_queue_share: number;
   forwarder_rounds_per_s: number[];
   raw_rounds_per_s: number[];
   duration_ms: number;
+}
+
+interface RoundResult {
+  perS: number;
+  cpuUsPerMsg: number;
+  queueShare: number;
 }
 
 const DEVICE = 'bench-dev';
@@ -59,8 +77,9 @@ function median(xs: number[]): number {
 function makeItems(n: number, blobBytes: number): QueueItemInput[] {
   const items: QueueItemInput[] = [];
   for (let i = 0; i < n; i++) {
+    // Distinct bytes per sample so nothing dedupes or compresses away.
     const blob = Buffer.alloc(blobBytes);
-    for (let j = 0; j < blobBytes; j += 4) blob.writeUInt32LE((Math.imul(i + 1, 2654435761) ^ j) >>> 0, Math.min(j, blobBytes - 4));
+    for (let j = 0; j + 4 <= blobBytes; j += 4) blob.writeUInt32LE((Math.imul(i + 1, 2654435761) ^ j) >>> 0, j);
     const id = `bench-${String(i).padStart(6, '0')}`;
     const meta: SampleMeta = {
       sample_id: id,
@@ -78,19 +97,31 @@ function makeItems(n: number, blobBytes: number): QueueItemInput[] {
   return items;
 }
 
-/** Resolves when `target` items have been deleted through `ack`, at the moment of the last delete. */
-function countingQueue(inner: SampleQueue, target: number): { queue: SampleQueue; done: Promise<number> } {
+/**
+ * Wraps a queue to resolve when `target` items have been deleted through `ack` (at the
+ * moment of the last delete) and to time the calls the forwarder makes.
+ */
+function instrumentedQueue(inner: SampleQueue, target: number): { queue: SampleQueue; done: Promise<number>; queueMs: () => number } {
   let acked = 0;
+  let queueMs = 0;
   let resolve!: (t: number) => void;
   const done = new Promise<number>((r) => (resolve = r));
+  const timed = <T>(fn: () => T): T => {
+    const t = performance.now();
+    try {
+      return fn();
+    } finally {
+      queueMs += performance.now() - t;
+    }
+  };
   const queue: SampleQueue = {
     enqueue: (i) => inner.enqueue(i),
     enqueueMany: (i) => inner.enqueueMany(i),
     enqueueAsync: (i) => inner.enqueueAsync(i),
-    lease: (max, ms, opts) => inner.lease(max, ms, opts),
-    release: (ids) => inner.release(ids),
+    lease: (max, ms, opts) => timed(() => inner.lease(max, ms, opts)),
+    release: (ids) => timed(() => inner.release(ids)),
     ack: (ids) => {
-      const n = inner.ack(ids);
+      const n = timed(() => inner.ack(ids));
       acked += n;
       if (acked >= target) resolve(performance.now());
       return n;
@@ -98,30 +129,43 @@ function countingQueue(inner: SampleQueue, target: number): { queue: SampleQueue
     stats: () => inner.stats(),
     close: () => inner.close(),
   };
-  return { queue, done };
+  return { queue, done, queueMs: () => queueMs };
 }
 
-async function forwarderRound(url: string, dir: string, round: number, items: QueueItemInput[], inflight: number, synchronous: 'FULL' | 'NORMAL'): Promise<number> {
+async function forwarderRound(
+  url: string,
+  dir: string,
+  round: number,
+  items: QueueItemInput[],
+  inflight: number,
+  opts: { synchronous: 'FULL' | 'NORMAL'; queue: 'sqlite' | 'memory' },
+): Promise<RoundResult> {
   const logger = pino({ level: 'silent' });
-  const inner = openSqliteQueue({ path: path.join(dir, `queue-${round}.db`), quotaBytes: 2 ** 40, clock: systemClock, synchronous });
+  const inner =
+    opts.queue === 'memory'
+      ? createMemoryQueue({ quotaBytes: 2 ** 40, clock: systemClock })
+      : openSqliteQueue({ path: path.join(dir, `queue-${round}.db`), quotaBytes: 2 ** 40, clock: systemClock, synchronous: opts.synchronous });
   inner.enqueueMany(items);
-  const { queue, done } = countingQueue(inner, items.length);
+  const { queue, done, queueMs } = instrumentedQueue(inner, items.length);
   const uplink = new MqttUplink({ url, clientId: `bench-fwd-${round}`, logger });
   await uplink.connect();
   const forwarder = new Forwarder({ deviceId: DEVICE, queue, uplink, logger, ackMode: 'puback', limits: { publishesPerS: null, maxInflight: inflight } });
   const start = performance.now();
+  const cpu = process.cpuUsage();
   await forwarder.start();
   const end = await done;
+  const used = process.cpuUsage(cpu);
   forwarder.stop();
   await uplink.close();
   inner.close();
-  return (items.length * 1000) / (end - start);
+  return { perS: (items.length * 1000) / (end - start), cpuUsPerMsg: (used.user + used.system) / items.length, queueShare: queueMs() / (end - start) };
 }
 
-async function rawRound(url: string, round: number, payloads: Buffer[], inflight: number): Promise<number> {
+async function rawRound(url: string, round: number, payloads: Buffer[], inflight: number): Promise<RoundResult> {
   const client = await mqtt.connectAsync(url, { clientId: `bench-raw-${round}`, reconnectPeriod: 0 });
   const topic = topics.samples(DEVICE);
   const start = performance.now();
+  const cpu = process.cpuUsage();
   await new Promise<void>((resolve, reject) => {
     let next = 0;
     let acked = 0;
@@ -137,12 +181,13 @@ async function rawRound(url: string, round: number, payloads: Buffer[], inflight
     for (let i = 0; i < Math.min(inflight, payloads.length); i++) sendOne();
   });
   const end = performance.now();
+  const used = process.cpuUsage(cpu);
   await client.endAsync();
-  return (payloads.length * 1000) / (end - start);
+  return { perS: (payloads.length * 1000) / (end - start), cpuUsPerMsg: (used.user + used.system) / payloads.length, queueShare: 0 };
 }
 
 /**
- * Uplink drain throughput: N queued samples drained by the {@link Forwarder} (SQLite queue,
+ * Uplink drain throughput: N queued samples drained by the {@link Forwarder} (queue,
  * MqttUplink, ackMode 'puback', rate cap off) against a bare mqtt.js QoS 1 publisher sending
  * the same payloads with the same in-flight window, both to one in-process aedes broker on
  * loopback, in the same run. The ratio is what the forwarder's bookkeeping (lease, encode,
@@ -154,6 +199,7 @@ export async function benchDrain(opts: DrainBenchOptions = {}): Promise<DrainBen
   const inflight = opts.inflight ?? 50;
   const rounds = opts.rounds ?? 3;
   const synchronous = opts.synchronous ?? 'FULL';
+  const queueKind = opts.queue ?? 'sqlite';
   const began = performance.now();
 
   const broker = await Aedes.createBroker({ heartbeatInterval: 3_600_000 });
@@ -165,18 +211,21 @@ export async function benchDrain(opts: DrainBenchOptions = {}): Promise<DrainBen
   try {
     const items = makeItems(messages, blobBytes);
     const topic = topics.samples(DEVICE);
+    // The exact bytes the forwarder sends, so both sides move the same payloads.
     const payloads = items.map((i) => encodeSample(i.meta as unknown as SampleMeta, i.blob as Uint8Array, { topic })[0] as Buffer);
-    const fwd: number[] = [];
-    const raw: number[] = [];
+    const fwd: RoundResult[] = [];
+    const raw: RoundResult[] = [];
+    const roundOpts = { synchronous, queue: queueKind };
     // Warm-up (JIT, broker paths), not measured.
     await rawRound(url, -1, payloads.slice(0, 1000), inflight);
-    await forwarderRound(url, dir, -1, items.slice(0, 1000), inflight, synchronous);
+    await forwarderRound(url, dir, -1, items.slice(0, 1000), inflight, roundOpts);
+    // Alternate, so drift on a shared host (other processes, page cache) hits both alike.
     for (let r = 0; r < rounds; r++) {
-      fwd.push(await forwarderRound(url, dir, r, items, inflight, synchronous));
+      fwd.push(await forwarderRound(url, dir, r, items, inflight, roundOpts));
       raw.push(await rawRound(url, r, payloads, inflight));
     }
-    const forwarder = median(fwd);
-    const rawRate = median(raw);
+    const forwarder = median(fwd.map((x) => x.perS));
+    const rawRate = median(raw.map((x) => x.perS));
     return {
       name: 'drain',
       value: forwarder / rawRate,
@@ -186,9 +235,13 @@ export async function benchDrain(opts: DrainBenchOptions = {}): Promise<DrainBen
       payload_bytes: (payloads[0] as Buffer).length,
       inflight,
       rounds,
+      queue: queueKind,
       synchronous,
-      forwarder_rounds_per_s: fwd.map(Math.round),
-      raw_rounds_per_s: raw.map(Math.round),
+      forwarder_cpu_us_per_msg: Math.round(median(fwd.map((x) => x.cpuUsPerMsg))),
+      raw_cpu_us_per_msg: Math.round(median(raw.map((x) => x.cpuUsPerMsg))),
+      forwarder_queue_share: Math.round(median(fwd.map((x) => x.queueShare)) * 100) / 100,
+      forwarder_rounds_per_s: fwd.map((x) => Math.round(x.perS)),
+      raw_rounds_per_s: raw.map((x) => Math.round(x.perS)),
       duration_ms: Math.round(performance.now() - began),
     };
   } finally {

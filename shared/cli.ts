@@ -29,3 +29,16 @@ export function numberFlag(v: string | undefined, name: string): number | undefi
   if (!Number.isFinite(n)) throw new EdgeloopError('USAGE', `--${name} expects a number, got ${v}`, { status: 2 });
   return n;
 }
+
+/** Run a CLI `main` as the process entry: its result becomes the exit code. */
+export function runMain(main: (argv: string[]) => Promise<number>): void {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      console.error(err instanceof Error ? err.stack : err);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -50,6 +50,9 @@ export const SharedErrors = {
   MODEL_SIGNATURE_INVALID: 422,
   MODEL_LOAD_FAILED: 422,
   MODEL_SMOKE_TEST_FAILED: 422,
+  /** A sample chunk on the wire is malformed, or the reassembled blob does not match its sha256. */
+  SAMPLE_CHUNK_INVALID: 422,
+  SAMPLE_HASH_MISMATCH: 422,
 } as const;
 export type SharedErrorCode = keyof typeof SharedErrors;
 

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { QueueItem, SampleQueue } from '../queue/types.js';
 import type { SampleMeta } from '../../shared/schemas/messages.js';
-import { encodeSample } from './chunking.js';
+import { encodeSample } from '../../shared/wire/chunking.js';
 
 /**
  * One leased sample on its way out. `state`:
@@ -45,6 +45,8 @@ export class Backlog {
   readonly tracks = new Map<string, Track>();
   resent = 0;
   unsendable = 0;
+  /** Items whose publish was cut off and whose lease was given back. */
+  private readonly cutOff = new Set<string>();
   /** Ids already logged as unsendable, so a stuck item logs once, not at every lease expiry. */
   private readonly reportedUnsendable = new Set<string>();
 
@@ -74,6 +76,7 @@ export class Backlog {
     const ids: string[] = [];
     for (const track of this.tracks.values()) {
       if (track.state !== 'sending') continue;
+      if (track.next > 0) this.noteCutOff(track.id);
       track.state = 'dropped';
       ids.push(track.id);
       this.tracks.delete(track.id);
@@ -81,6 +84,23 @@ export class Backlog {
     this.ready = [];
     this.head = 0;
     return ids;
+  }
+
+  /** A publish of this item was cut off: if it comes back, that is a resend. */
+  noteCutOff(id: string): void {
+    // Bounded: past this many the count only undercounts resends, it never grows memory.
+    if (this.cutOff.size >= 10_000) this.cutOff.clear();
+    this.cutOff.add(id);
+  }
+
+  /** Forget an item (it was acked). */
+  forget(id: string): void {
+    this.cutOff.delete(id);
+    const track = this.tracks.get(id);
+    if (!track) return;
+    // Acked while (re)sending: the rest of it is not sent.
+    track.state = 'dropped';
+    this.tracks.delete(id);
   }
 
   /** Forget `sent` tracks older than `maxAgeMs`: their lease expired, the queue will hand them out again. */
@@ -92,10 +112,11 @@ export class Backlog {
 
   private admit(item: QueueItem): void {
     const previous = this.tracks.get(item.id);
-    // Leased again: our lease expired before the fleet acked, or an earlier lease was given
-    // back (attempts counts releases, including those of a previous run).
+    // Leased again after we published it: the lease expired before the fleet acked, or it
+    // was given back when a publish was cut off. (Not `item.attempts`: that also counts
+    // releases of items leased but never published.)
     if (previous) previous.state = 'dropped';
-    if (previous || item.attempts > 0) this.resent++;
+    if (this.cutOff.delete(item.id) || previous) this.resent++;
     const messages = this.encode(item);
     if (!messages) return;
     const track: Track = { id: item.id, priority: item.priority, messages, next: 0, pubacked: 0, state: 'sending', sentAt: 0 };

@@ -1,12 +1,10 @@
 import { AgentError } from '../errors.js';
 import type { AgentErrorCode } from '../errors.js';
+import { EdgeloopError, SharedErrors, sharedError, type SharedErrorCode } from '../../shared/errors.js';
 
 /**
- * Uplink failure kinds. The agent catalogue (agent/errors.ts) has no uplink entries yet
- * besides `UPLINK_MESSAGE_TOO_LARGE`, so each kind maps to the closest existing code and
- * names itself in `details.uplink`. Proposed catalogue additions, so this map becomes the
- * identity: UPLINK_DISCONNECTED (503), UPLINK_PUBLISH_FAILED (502), UPLINK_CLOSED (503), UPLINK_SUBSCRIBE_REFUSED (500),
- * UPLINK_CHUNK_INVALID (422), UPLINK_SAMPLE_HASH_MISMATCH (422).
+ * Uplink failure kinds, each with its catalogue code; `details.uplink` names the kind so
+ * callers (the forwarder's retry logic) can branch on it without parsing messages.
  */
 export type UplinkFailure =
   | 'disconnected'
@@ -17,25 +15,26 @@ export type UplinkFailure =
   | 'chunk_invalid'
   | 'sample_hash_mismatch';
 
-const CLOSEST: Record<UplinkFailure, AgentErrorCode> = {
-  // 503 "shut down / unavailable" is the nearest meaning the catalogue has for "no connection".
-  disconnected: 'ENGINE_CLOSED',
-  publish_failed: 'ENGINE_CLOSED',
-  closed: 'ENGINE_CLOSED',
-  subscribe_refused: 'CONFIG_INVALID',
+const CODES: Record<UplinkFailure, AgentErrorCode | SharedErrorCode> = {
+  disconnected: 'UPLINK_DISCONNECTED',
+  publish_failed: 'UPLINK_PUBLISH_FAILED',
+  closed: 'UPLINK_CLOSED',
+  subscribe_refused: 'UPLINK_SUBSCRIBE_REFUSED',
   message_too_large: 'UPLINK_MESSAGE_TOO_LARGE',
-  chunk_invalid: 'INPUT_INVALID',
-  sample_hash_mismatch: 'INPUT_INVALID',
+  chunk_invalid: 'SAMPLE_CHUNK_INVALID',
+  sample_hash_mismatch: 'SAMPLE_HASH_MISMATCH',
 };
 
 /** An AgentError for an uplink failure; `details.uplink` carries the precise kind. */
-export function uplinkError(kind: UplinkFailure, message: string, opts: { cause?: unknown; details?: Record<string, unknown> } = {}): AgentError {
-  return new AgentError(CLOSEST[kind], message, { cause: opts.cause, details: { uplink: kind, ...opts.details } });
+export function uplinkError(kind: UplinkFailure, message: string, opts: { cause?: unknown; details?: Record<string, unknown> } = {}): EdgeloopError {
+  const code = CODES[kind];
+  const o = { cause: opts.cause, details: { uplink: kind, ...opts.details } };
+  return code in SharedErrors ? sharedError(code as SharedErrorCode, message, o) : new AgentError(code as AgentErrorCode, message, o);
 }
 
-/** The uplink failure kind of an error made by {@link uplinkError}, or undefined. */
+/** The uplink failure kind of an error made by {@link uplinkError} (or the sample assembler), or undefined. */
 export function uplinkFailureOf(err: unknown): UplinkFailure | undefined {
-  if (!(err instanceof AgentError)) return undefined;
+  if (!(err instanceof EdgeloopError)) return undefined;
   const kind = err.details?.uplink;
-  return typeof kind === 'string' && kind in CLOSEST ? (kind as UplinkFailure) : undefined;
+  return typeof kind === 'string' && kind in CODES ? (kind as UplinkFailure) : undefined;
 }

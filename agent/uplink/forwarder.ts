@@ -7,7 +7,7 @@ import { topics } from '../../shared/topics.js';
 import { parseJsonWith } from '../../shared/validate.js';
 import { Backlog } from './backlog.js';
 import type { Track } from './backlog.js';
-import { AWS_IOT_MAX_MESSAGE_BYTES } from './chunking.js';
+import { AWS_IOT_MAX_MESSAGE_BYTES } from '../../shared/wire/chunking.js';
 import { PublishLimiter, WAIT_FOR_SLOT } from './limits.js';
 import type { PublishLimitOptions } from './limits.js';
 import { LiveLane } from './live-lane.js';
@@ -39,9 +39,15 @@ export interface ForwarderOptions {
    * Default 60 000. Resends are harmless, the fleet is idempotent on sample ids.
    */
   ackTimeoutMs?: number;
-  /** Most items per `lease()` call (one SQLite transaction). Default 64. */
+  /**
+   * Collect deletions for this long before one `ack()` call (one SQLite transaction, one
+   * fsync at synchronous=FULL). Deleting late is safe: the items stay leased meanwhile, and
+   * after a crash they are only sent again. Default 10.
+   */
+  ackBatchMs?: number;
+  /** Most items per `lease()` call (one SQLite transaction). Default 64, fewer when the rate cap could not send them within half a lease. */
   leaseBatch?: number;
-  /** Bytes per `lease()` call, bounding the memory a batch of big samples takes. Default 8 MiB. */
+  /** Bytes per `lease()` call, bounding the memory a batch of big samples takes. Default 8 MiB, less when the bandwidth cap could not send them within half a lease. */
   leaseMaxBytes?: number;
   /** How often to look at the queue when it seemed empty (new captures, expired leases). Default 1000. */
   pollMs?: number;
@@ -86,6 +92,9 @@ export interface ForwarderStats {
   backlog: number;
 }
 
+/** Most ids per `ack()` call. */
+const MAX_ACK_BATCH = 1000;
+
 type Counters = Omit<ForwarderStats, 'resent' | 'live_dropped' | 'unsendable' | 'inflight' | 'awaiting_ack' | 'backlog'>;
 
 /**
@@ -113,6 +122,7 @@ export class Forwarder {
   private readonly ackMode: AckMode;
   private readonly ackTimeoutMs: number;
   private readonly leaseBatch: number;
+  private readonly ackBatchMs: number;
   private readonly pollMs: number;
   private readonly samplesTopic: string;
   private readonly acksTopic: string;
@@ -128,7 +138,7 @@ export class Forwarder {
   private wakeTimer: unknown;
   private pollTimer: unknown;
   private pendingAcks: string[] = [];
-  private ackFlushScheduled = false;
+  private ackFlushTimer: unknown;
   private readonly unlisten: Array<() => void> = [];
 
   constructor(opts: ForwarderOptions) {
@@ -139,18 +149,26 @@ export class Forwarder {
     this.timers = opts.timers ?? systemTimers;
     this.ackMode = opts.ackMode ?? 'fleet';
     this.ackTimeoutMs = opts.ackTimeoutMs ?? 60_000;
-    this.leaseBatch = Math.max(1, opts.leaseBatch ?? 64);
+    const limits = opts.limits ?? {};
+    // Lease no more than the caps let us send within half a lease, so a slow link never
+    // holds leased items until they expire unsent (and come back as spurious resends).
+    const halfLeaseS = this.ackTimeoutMs / 2000;
+    const rateCap = limits.publishesPerS === undefined ? 100 : limits.publishesPerS;
+    this.leaseBatch = Math.max(1, Math.min(opts.leaseBatch ?? 64, rateCap === null ? Infinity : Math.floor(rateCap * halfLeaseS)));
+    // Queue bytes are raw; on the wire the blob grows by 4/3 (base64), hence the 3/4.
+    const leaseMaxBytes = Math.min(opts.leaseMaxBytes ?? 8 * 1024 * 1024, limits.bytesPerS ? Math.floor(limits.bytesPerS * halfLeaseS * 0.75) : Infinity);
+    this.ackBatchMs = Math.max(0, opts.ackBatchMs ?? 10);
     this.pollMs = opts.pollMs ?? 1000;
     this.samplesTopic = opts.samplesTopic ?? topics.samples(opts.deviceId);
     this.acksTopic = opts.acksTopic ?? topics.acks(opts.deviceId);
-    this.limiter = new PublishLimiter(opts.limits ?? {}, this.clock);
+    this.limiter = new PublishLimiter(limits, this.clock);
     this.live = new LiveLane(opts.liveCapacity ?? 100);
     this.backlog = new Backlog({
       queue: this.queue,
       topic: this.samplesTopic,
       maxMessageBytes: opts.maxMessageBytes ?? AWS_IOT_MAX_MESSAGE_BYTES,
       leaseMs: this.ackTimeoutMs,
-      leaseMaxBytes: opts.leaseMaxBytes ?? 8 * 1024 * 1024,
+      leaseMaxBytes: Math.max(1, leaseMaxBytes),
       log: this.log,
     });
   }
@@ -365,6 +383,7 @@ export class Forwarder {
         // Connected but refused: keep the lease so the retry waits for it to expire instead of spinning.
         this.log.warn({ err, id: track.id }, 'sample publish failed; retrying after the lease expires');
       } else {
+        this.backlog.noteCutOff(track.id);
         this.queue.release([track.id]);
       }
     }
@@ -380,14 +399,7 @@ export class Forwarder {
       this.log.warn({ err }, 'ignoring malformed sample ack');
       return;
     }
-    for (const id of ids) {
-      const track = this.backlog.tracks.get(id);
-      if (track) {
-        // Acked while (re)sending: stop sending the rest of it.
-        track.state = 'dropped';
-        this.backlog.tracks.delete(id);
-      }
-    }
+    for (const id of ids) this.backlog.forget(id);
     // Ids we have no track for (sent by a previous run, or forgotten) are acked too: ack is idempotent.
     for (const id of ids) this.ackLater(id);
   }
@@ -399,13 +411,21 @@ export class Forwarder {
    */
   private ackLater(id: string): void {
     this.pendingAcks.push(id);
-    if (this.ackFlushScheduled) return;
-    this.ackFlushScheduled = true;
-    this.timers.setTimeout(() => this.flushAcks(), 20);
+    // Bounded transaction size: a burst of this many is flushed without waiting.
+    if (this.pendingAcks.length >= MAX_ACK_BATCH) {
+      this.flushAcks();
+      return;
+    }
+    if (this.ackFlushTimer !== undefined) return;
+    this.ackFlushTimer = this.timers.setTimeout(() => {
+      this.ackFlushTimer = undefined;
+      this.flushAcks();
+    }, this.ackBatchMs);
   }
 
   private flushAcks(): void {
-    this.ackFlushScheduled = false;
+    if (this.ackFlushTimer !== undefined) this.timers.clearTimeout(this.ackFlushTimer);
+    this.ackFlushTimer = undefined;
     if (this.pendingAcks.length === 0) return;
     const ids = this.pendingAcks;
     this.pendingAcks = [];

@@ -4,6 +4,7 @@
  * Weights are random (seeded) — these models are about shapes, operators and cost, not accuracy.
  * The same seed always yields byte-identical models, so digests and caches are stable.
  */
+import { seededRandom } from '../ids.js';
 import { GraphBuilder } from './builder.js';
 import type { Dim, OnnxDType } from './builder.js';
 
@@ -22,16 +23,7 @@ export interface GeneratedModel {
  * mulberry32: a tiny, fast 32-bit seeded PRNG returning floats in [0, 1). Good enough for weight
  * init and shuffling, and far faster than anything cryptographic for millions of weights.
  */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const mulberry32 = seededRandom;
 
 /** `count` values uniform in [-limit, limit). */
 export function uniformArray(rand: () => number, count: number, limit: number): Float32Array {

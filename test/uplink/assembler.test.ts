@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { AgentError } from '../../agent/errors.js';
-import { SampleAssembler } from '../../agent/uplink/assembler.js';
-import { encodeSample } from '../../agent/uplink/chunking.js';
+import { uplinkFailureOf } from '../../agent/uplink/errors.js';
+import { SampleAssembler } from '../../shared/wire/assembler.js';
+import { encodeSample } from '../../shared/wire/chunking.js';
 import { sampleMessage } from '../../shared/schemas/messages.js';
 import type { SampleMessage } from '../../shared/schemas/messages.js';
 import { parseJsonWith } from '../../shared/validate.js';
@@ -58,8 +58,9 @@ describe('SampleAssembler', () => {
     const r = assembler.accept(bad);
     expect(r.status).toBe('rejected');
     if (r.status === 'rejected') {
-      // The catalogue decides the prefix (shared input codes carry none).
-      expect(r.error.code).toBe(new AgentError('INPUT_INVALID').code);
+      // A shared code (no AGENT_/FLEET_ prefix): the assembler runs on the fleet side too.
+      expect(r.error.code).toBe('SAMPLE_CHUNK_INVALID');
+      expect(uplinkFailureOf(r.error)).toBe('chunk_invalid');
       expect(r.error.details).toMatchObject({ uplink: 'chunk_invalid', sample_id: 's-4' });
     }
   });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AWS_IOT_MAX_MESSAGE_BYTES, encodeSample, MQTT_PUBLISH_OVERHEAD } from '../../agent/uplink/chunking.js';
-import { SampleAssembler } from '../../agent/uplink/assembler.js';
+import { AWS_IOT_MAX_MESSAGE_BYTES, encodeSample, MQTT_PUBLISH_OVERHEAD } from '../../shared/wire/chunking.js';
+import { SampleAssembler } from '../../shared/wire/assembler.js';
 import { sampleMessage } from '../../shared/schemas/messages.js';
 import type { SampleMessage } from '../../shared/schemas/messages.js';
 import { topics } from '../../shared/topics.js';
@@ -98,10 +98,10 @@ describe('encodeSample', () => {
     for (const payload of out) expect(wireSize(payload)).toBeLessThanOrEqual(max);
   });
 
-  it('refuses a sample whose meta alone does not fit, with AGENT_UPLINK_MESSAGE_TOO_LARGE', () => {
+  it('refuses a sample whose meta alone does not fit, with PAYLOAD_TOO_LARGE', () => {
     const blob = bytes(10, 8);
     expect(() => encodeSample(sampleMeta('s-meta', blob), blob, { topic, maxMessageBytes: 300 })).toThrow(
-      expect.objectContaining({ code: 'AGENT_UPLINK_MESSAGE_TOO_LARGE' }),
+      expect.objectContaining({ code: 'PAYLOAD_TOO_LARGE' }),
     );
   });
 

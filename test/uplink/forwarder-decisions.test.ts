@@ -90,7 +90,7 @@ describe('Forwarder decisions', () => {
     expect(forwarder.stats()).toMatchObject({ sent: 4, acked: 0, awaiting_ack: 4, backlog: 4 });
     uplink.deliver(topics.acks(DEVICE), ack(['s-000', 's-002']));
     uplink.deliver(topics.acks(DEVICE), ack(['s-000'])); // a repeated ack is harmless
-    time.advance(0); // deletions are batched into one transaction
+    time.advance(10); // deletions are batched into one transaction per ackBatchMs
     expect(forwarder.stats()).toMatchObject({ acked: 2, awaiting_ack: 2, backlog: 2 });
     expect(queue.stats().depth).toBe(2);
   });
@@ -112,8 +112,9 @@ describe('Forwarder decisions', () => {
     await settle();
     uplink.ackAll();
     await settle();
-    expect(queue.stats().depth).toBe(5); // deletion waits for the batch timer
-    time.advance(0);
+    time.advance(9);
+    expect(queue.stats().depth).toBe(5); // deletion waits for the batch timer (ackBatchMs, default 10)
+    time.advance(1);
     expect(queue.stats().depth).toBe(0);
     expect(forwarder.stats()).toMatchObject({ sent: 5, acked: 5 });
   });
@@ -127,14 +128,17 @@ describe('Forwarder decisions', () => {
     expect(firstTwo).toEqual(['s-000', 's-001']);
     uplink.down();
     await settle();
-    // Nothing is held: everything is leasable at once, and the cut-off ones count an attempt.
+    // Nothing is held: everything is leasable at once.
     const leasable = queue.lease(100, 1000);
     expect(leasable.map((i) => i.id)).toEqual(['s-000', 's-001', 's-002', 's-003', 's-004', 's-005']);
-    expect(leasable.filter((i) => i.attempts > 0).map((i) => i.id)).toEqual(['s-000', 's-001']);
     queue.release(leasable.map((i) => i.id));
     uplink.up();
     await settle();
     expect(uplink.published.slice(2).map((p) => sampleIdOf(p.payload))).toEqual(['s-000', 's-001']);
+    // Only the two that were actually published count as resent, not the leased-but-unsent ones.
+    uplink.ackAll();
+    await settle();
+    expect(uplink.published).toHaveLength(6);
     expect(forwarder.stats().resent).toBe(2);
   });
 
@@ -208,5 +212,28 @@ describe('Forwarder decisions', () => {
     await settle();
     forwarder.stop();
     expect(queue.lease(10, 1000)).toHaveLength(3);
+  });
+});
+
+describe('Forwarder lease sizing', () => {
+  it('leases no more than the bandwidth cap can send within half a lease', async () => {
+    // 2 KB/s and a 10 s lease: 10 KB of wire bytes per lease, 7.5 KB of queue bytes (base64 grows 4/3).
+    const { uplink, forwarder, queue } = setup({ limits: { publishesPerS: null, bytesPerS: 2000, maxInflight: 100 }, ackTimeoutMs: 10_000 }, 50);
+    const itemBytes = queue.stats().bytes / 50;
+    await forwarder.start();
+    await uplink.connect();
+    await settle();
+    const leasedNow = 50 - queue.lease(100, 1).length;
+    expect(leasedNow).toBeGreaterThan(0);
+    expect(leasedNow * itemBytes).toBeLessThanOrEqual(7500);
+  });
+
+  it('leases no more than the rate cap can send within half a lease', async () => {
+    // 4 publishes/s and a 10 s lease: 20 items per lease.
+    const { uplink, forwarder, queue } = setup({ limits: { publishesPerS: 4, maxInflight: 100 }, ackTimeoutMs: 10_000 }, 50);
+    await forwarder.start();
+    await uplink.connect();
+    await settle();
+    expect(50 - queue.lease(100, 1).length).toBe(20);
   });
 });

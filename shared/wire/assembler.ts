@@ -1,8 +1,8 @@
-import type { AgentError } from '../errors.js';
-import type { Clock } from '../../shared/ids.js';
-import { sha256Hex } from '../../shared/ids.js';
-import type { SampleMessage, SampleMeta } from '../../shared/schemas/messages.js';
-import { uplinkError } from './errors.js';
+import { sharedError } from '../errors.js';
+import type { EdgeloopError } from '../errors.js';
+import type { Clock } from '../ids.js';
+import { sha256Hex } from '../ids.js';
+import type { SampleMessage, SampleMeta } from '../schemas/messages.js';
 
 /** Options of {@link SampleAssembler}. */
 export interface AssemblerOptions {
@@ -27,8 +27,11 @@ export type AssembleResult =
    * completed sample on its final chunk so the device can delete it.
    */
   | { status: 'duplicate'; sampleId: string; completed: boolean; final: boolean }
-  /** Malformed chunk or a whole blob that does not match `meta.input`; the set is dropped. */
-  | { status: 'rejected'; sampleId: string; error: AgentError };
+  /**
+   * Malformed chunk or a whole blob that does not match `meta.input`; the set is dropped.
+   * `error.code` is `INPUT_INVALID`; `error.details.uplink` says which check failed.
+   */
+  | { status: 'rejected'; sampleId: string; error: EdgeloopError };
 
 /** Counters for the fleet's metrics. */
 export interface AssemblerStats {
@@ -143,7 +146,7 @@ export class SampleAssembler {
     // Drop what we have: the device resends the whole sample after its lease expires.
     this.pending.delete(sampleId);
     this.counters.rejected++;
-    return { status: 'rejected', sampleId, error: uplinkError(kind, `sample ${sampleId}: ${message}`, { details: { sample_id: sampleId } }) };
+    return { status: 'rejected', sampleId, error: sharedError(kind === 'sample_hash_mismatch' ? 'SAMPLE_HASH_MISMATCH' : 'SAMPLE_CHUNK_INVALID', `sample ${sampleId}: ${message}`, { details: { uplink: kind, sample_id: sampleId } }) };
   }
 
   private evictBeyondLimit(): void {

@@ -1,5 +1,5 @@
-import type { SampleMeta } from '../../shared/schemas/messages.js';
-import { uplinkError } from './errors.js';
+import { sharedError } from '../errors.js';
+import type { SampleMeta } from '../schemas/messages.js';
 
 /** AWS IoT Core's hard limit on one message (topic and payload), in bytes. */
 export const AWS_IOT_MAX_MESSAGE_BYTES = 128 * 1024;
@@ -55,8 +55,8 @@ export function encodeSample(meta: SampleMeta, blob: Uint8Array, opts: ChunkOpti
   const b64Room = budget - prefixBytes - suffixBytes;
   const rawPerChunk = Math.floor(b64Room / 4) * 3;
   if (rawPerChunk < 3) {
-    throw uplinkError('message_too_large', `sample ${meta.sample_id}: meta alone (${prefixBytes} bytes) leaves no room within ${max} bytes`, {
-      details: { sample_id: meta.sample_id, meta_bytes: prefixBytes, max_message_bytes: max },
+    throw sharedError('PAYLOAD_TOO_LARGE', `sample ${meta.sample_id}: meta alone (${prefixBytes} bytes) leaves no room within ${max} bytes`, {
+      details: { uplink: 'message_too_large', sample_id: meta.sample_id, meta_bytes: prefixBytes, max_message_bytes: max },
     });
   }
   const count = Math.ceil(data.length / rawPerChunk);
