@@ -71,9 +71,10 @@ async function compareModel(bytes: Uint8Array, input: string, output: string, di
     const res = await interleaved(
       iterations,
       10,
-      // The agent's inference stage: copy in, worker run, scores back, postprocessing.
+      // Both sides get a fresh input tensor per request, as a real pipeline produces one per
+      // frame; the agent's stage adds the hand-off to the worker and postprocessing.
       async () => classify((await pool.infer(x.slice())).scores, { softmax: false, topK: 5, labels }),
-      async () => (await session.run({ [input]: new ort.Tensor('float32', x, [1, ...dims]) }))[output],
+      async () => (await session.run({ [input]: new ort.Tensor('float32', x.slice(), [1, ...dims]) }))[output],
     );
     return { agent: summary(res.agent), raw: summary(res.raw) };
   } finally {

@@ -1,7 +1,8 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { histogramOf } from '../../shared/inference/drift-stats.js';
+import { imageToTensor } from '../../shared/inference/preprocess.js';
+import { imagePreprocessing } from '../../shared/schemas/index.js';
 import type { ModelManifest } from '../../shared/schemas/index.js';
 import { packModel } from '../registry/pack.js';
 import { DIGIT_MLP_RECIPE, evaluateMlp, exportMlpOnnx, predictMlp, trainMlp } from '../training/mlp-trainer.js';
@@ -21,19 +22,6 @@ export interface BaseModelOptions {
 }
 
 export const DIGIT_LABELS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
-
-/** Brightness/contrast of a rendered frame, computed like the agent does (mean/std of luminance). */
-async function frameStats(png: Buffer): Promise<{ brightness: number; contrast: number }> {
-  const { data } = await sharp(png).resize(28, 28).grayscale().raw().toBuffer({ resolveWithObject: true });
-  let s = 0;
-  let s2 = 0;
-  for (const v of data) {
-    s += v / 255;
-    s2 += (v / 255) ** 2;
-  }
-  const mean = s / data.length;
-  return { brightness: mean, contrast: Math.sqrt(Math.max(0, s2 / data.length - mean * mean)) };
-}
 
 /**
  * The demo's base digit classifier: an MLP trained on the `mnist` package's digits, exported to
@@ -84,7 +72,10 @@ export async function buildBaseModel(o: BaseModelOptions): Promise<{ dir: string
     await writeFile(file, await renderDigitPng(holdout.images[i]!));
     golden.push({ file, label: String(d) });
   }
-  const stats = await Promise.all(train.images.slice(0, 400).map(async (im) => frameStats(await renderDigitPng(im))));
+  // Baselines measured with the agent's own preprocessing code, so a device on clean input reports PSI near 0.
+  const image = { width: 28, height: 28, color: 'grayscale', layout: 'NCHW', dtype: 'float32', scale: 1 / 255, invert: true, fit: 'fill' } as const;
+  const pre = imagePreprocessing.parse({ kind: 'image', ...image });
+  const stats = await Promise.all(train.images.slice(0, 1000).map(async (im) => (await imageToTensor(await renderDigitPng(im), pre)).stats));
   const edges = (lo: number, hi: number, n: number): number[] => Array.from({ length: n + 1 }, (_, i) => lo + ((hi - lo) * i) / n);
   await rm(o.dir, { recursive: true, force: true });
   const packed = await packModel({
@@ -94,7 +85,7 @@ export async function buildBaseModel(o: BaseModelOptions): Promise<{ dir: string
     name: 'digits',
     version: o.version ?? '1.0.0',
     description: 'Handwritten digit classifier (MLP) trained on the mnist package',
-    image: { width: 28, height: 28, color: 'grayscale', layout: 'NCHW', dtype: 'float32', scale: 1 / 255, invert: true, fit: 'fill' },
+    image,
     golden,
     outlier: { min_confidence: 0.7, min_margin: 0.2, max_entropy: 0.6, random_sample_rate: 0.02 },
     driftBaseline: {

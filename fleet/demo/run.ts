@@ -23,6 +23,8 @@ export interface DemoOptions {
   say(line: string): void;
   /** Abort signal for an open-ended run (Ctrl-C). */
   signal?: AbortSignal;
+  /** Smaller training for tests (defaults: 8000 digits, the recipe's epochs). */
+  training?: { trainCount?: number; epochs?: number };
 }
 
 export interface CameraReport {
@@ -81,7 +83,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   await mkdir(data, { recursive: true });
   const key = await loadOrCreateSigningKey(join(data, 'keys'));
   o.say(`[1/4] fleet signing key ${key.keyId.slice(0, 12)} (${key.created ? 'created' : 'existing'})`);
-  const model = await buildBaseModel({ dir: join(data, 'models', 'digits-1.0.0'), signKeyPem: key.privateKeyPem, onProgress: (l) => o.say(`      ${l}`) });
+  const model = await buildBaseModel({ dir: join(data, 'models', 'digits-1.0.0'), signKeyPem: key.privateKeyPem, ...o.training, onProgress: (l) => o.say(`      ${l}`) });
   o.say(`[2/4] base model digits@${model.manifest.version} ${model.cached ? '(cached)' : 'trained'} at ${model.dir}`);
 
   const broker = await startEmbeddedBroker();
@@ -120,8 +122,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     const digits = loadDigits({ count: FEED_COUNT, offset: FEED_OFFSET });
     let tick = 0;
     let lastReport = Date.now();
-    const deadline = o.durationS > 0 ? t0 + o.durationS * 1000 : Infinity;
     const started = Date.now();
+    const deadline = o.durationS > 0 ? started + o.durationS * 1000 : Infinity;
     while (Date.now() < deadline && !o.signal?.aborted) {
       const driftOn = (Date.now() - started) / 1000 >= o.driftAfterS;
       for (const c of cameras) {
