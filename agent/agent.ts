@@ -7,7 +7,7 @@ import { errorLine } from '../shared/errors.js';
 import { systemClock, type Clock, type Random } from '../shared/ids.js';
 import { modelRefString, type DeviceStatus, type InferResult, type ModelRef } from '../shared/schemas/index.js';
 import { topics } from '../shared/topics.js';
-import { readFleetPublicKey, type AgentConfig } from './config.js';
+import { poolSettings, readFleetPublicKey, type AgentConfig } from './config.js';
 import { AgentError } from './errors.js';
 import { createHttpApi, listen } from './inputs/http.js';
 import { LocalMqttInput } from './inputs/mqtt-input.js';
@@ -86,17 +86,7 @@ export class Agent {
       queue,
       outlierOverrides: config.outlier,
       warmupRuns: config.inference.warmup_runs,
-      pool: {
-        workers: config.inference.workers,
-        intraOpThreads: config.inference.intra_op_threads,
-        interOpThreads: config.inference.inter_op_threads,
-        graphOptimization: config.inference.graph_optimization,
-        executionProviders: [...config.inference.execution_providers],
-        allowSpinning: config.inference.allow_spinning,
-        maxBatch: config.inference.max_batch,
-        batchWindowMs: config.inference.batch_window_ms,
-        maxPending: config.inference.max_pending,
-      },
+      pool: poolSettings(config.inference),
     });
     const agent = new Agent(config, store, queue, service, metrics, opts);
     try {

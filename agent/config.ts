@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { idString, outlierPolicy } from '../shared/schemas/index.js';
 import { formatIssues } from '../shared/validate.js';
 import { AgentError } from './errors.js';
+import type { PoolSettings } from './inference/pool.js';
 
 const MiB = 1024 * 1024;
 
@@ -213,4 +214,19 @@ export function readFleetPublicKey(c: Pick<AgentConfig, 'fleet_public_key'>): st
   } catch (err) {
     throw new AgentError('CONFIG_INVALID', `fleet_public_key: cannot read ${c.fleet_public_key}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/** The inference section of the config as the pool's settings. */
+export function poolSettings(i: AgentConfig['inference']): PoolSettings {
+  return {
+    workers: i.workers,
+    intraOpThreads: i.intra_op_threads,
+    interOpThreads: i.inter_op_threads,
+    graphOptimization: i.graph_optimization,
+    executionProviders: [...i.execution_providers],
+    allowSpinning: i.allow_spinning,
+    maxBatch: i.max_batch,
+    batchWindowMs: i.batch_window_ms,
+    maxPending: i.max_pending,
+  };
 }

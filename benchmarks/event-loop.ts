@@ -1,4 +1,5 @@
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { parseAgentConfig, poolSettings } from '../agent/config.js';
 import { InferencePool } from '../agent/inference/pool.js';
 import { mobilenetLikeModel } from '../shared/onnx/models.js';
 import { round } from './stats.js';
@@ -13,7 +14,7 @@ export async function benchEventLoop(opts: { durationMs?: number } = {}) {
   const big = mobilenetLikeModel({ seed: 1 });
   const pool = await InferencePool.open(
     { bytes: big.bytes, inputName: big.inputName, inputType: 'float32', itemDims: [3, 224, 224], batchable: true, output: big.outputName },
-    { workers: 1, intraOpThreads: 2, interOpThreads: 1, graphOptimization: 'all', executionProviders: ['cpu'], allowSpinning: false, maxBatch: 1, batchWindowMs: 0, maxPending: 64 },
+    poolSettings(parseAgentConfig({ inference: { intra_op_threads: 2, max_pending: 64 } }).inference),
   );
   const size = 3 * 224 * 224;
   let runs = 0;

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
+import { parseAgentConfig, poolSettings } from '../agent/config.js';
 import { InferencePool, type PoolSettings } from '../agent/inference/pool.js';
 import { ModelRuntime } from '../agent/model/runtime.js';
 import type { ModelPackage } from '../agent/model/package.js';
@@ -11,17 +12,8 @@ import { round, summary } from './stats.js';
 
 const THREADS = 2;
 
-const poolSettings: PoolSettings = {
-  workers: 1,
-  intraOpThreads: THREADS,
-  interOpThreads: 1,
-  graphOptimization: 'all',
-  executionProviders: ['cpu'],
-  allowSpinning: false,
-  maxBatch: 1,
-  batchWindowMs: 0,
-  maxPending: 1024,
-};
+/** The agent's defaults with the benchmark's thread count. */
+const settings: PoolSettings = poolSettings(parseAgentConfig({ inference: { intra_op_threads: THREADS, max_pending: 1024 } }).inference);
 
 /** Raw ONNX Runtime on the main thread with the same settings as the agent's sessions. */
 function rawSession(bytes: Uint8Array): Promise<ort.InferenceSession> {
@@ -63,7 +55,7 @@ async function interleaved(iterations: number, block: number, agent: () => Promi
 
 async function compareModel(bytes: Uint8Array, input: string, output: string, dims: number[], iterations: number) {
   const size = dims.reduce((x, y) => x * y, 1);
-  const pool = await InferencePool.open({ bytes, inputName: input, inputType: 'float32', itemDims: dims, batchable: true, output }, poolSettings);
+  const pool = await InferencePool.open({ bytes, inputName: input, inputType: 'float32', itemDims: dims, batchable: true, output }, settings);
   const session = await rawSession(bytes);
   const labels = Array.from({ length: 1000 }, (_, i) => String(i));
   const x = Float32Array.from({ length: size }, (_, i) => Math.sin(i) * 0.5);
@@ -129,7 +121,7 @@ export async function benchEndToEnd(opts: { iterations?: number } = {}) {
     labels: Array.from({ length: 1000 }, (_, i) => `c${i}`),
   });
   const pkg: ModelPackage = { dir: '.', manifest, ref: { name: 'bench', version: '1.0.0' }, manifestSha256: '0'.repeat(64), modelBytes: big.bytes, signed: false };
-  const runtime = await ModelRuntime.load(pkg, poolSettings);
+  const runtime = await ModelRuntime.load(pkg, settings);
   const session = await rawSession(big.bytes);
   const jpeg = await sampleJpeg();
   const x = new Float32Array(3 * 224 * 224);

@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { EdgeloopError } from './errors.js';
+import { EdgeloopError, errorLine, isEdgeloopError } from './errors.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -41,4 +41,33 @@ export function runMain(main: (argv: string[]) => Promise<number>): void {
       process.exitCode = 1;
     },
   );
+}
+
+export type Command = (argv: string[], io: Io) => Promise<number>;
+
+/**
+ * A CLI as a dispatch table: `--help`, `--version`, unknown commands, and the one place where
+ * an error becomes a one-line `CODE: message` and an exit code (2 = usage, 1 = failure).
+ */
+export async function dispatch(argv: string[], io: Io, cli: { help: string; version?: string; commands: Record<string, Command> }): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+      io.out(cli.help);
+      return cmd ? 0 : 2;
+    }
+    if ((cmd === '--version' || cmd === '-v') && cli.version) {
+      io.out(cli.version);
+      return 0;
+    }
+    const run = Object.hasOwn(cli.commands, cmd) ? cli.commands[cmd] : undefined;
+    if (!run) {
+      io.err(`USAGE: unknown command '${cmd}'\n\n${cli.help}`);
+      return 2;
+    }
+    return await run(rest, io);
+  } catch (err) {
+    io.err(errorLine(err));
+    return isEdgeloopError(err) && /(^|_)USAGE$/.test(err.code) ? 2 : 1;
+  }
 }

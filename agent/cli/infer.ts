@@ -5,7 +5,7 @@ import { errorLine, isEdgeloopError } from '../../shared/errors.js';
 import { seededRandom, systemClock } from '../../shared/ids.js';
 import { inferRequest, type InferResult } from '../../shared/schemas/index.js';
 import { parseJsonWith } from '../../shared/validate.js';
-import { parseAgentConfig, readFleetPublicKey } from '../config.js';
+import { parseAgentConfig, poolSettings, readFleetPublicKey } from '../config.js';
 import { Registry } from '../metrics.js';
 import { readModelPackage } from '../model/package.js';
 import type { ModelInput } from '../model/runtime.js';
@@ -49,17 +49,7 @@ export async function* inferFiles(o: OneShotOptions): AsyncGenerator<OneShotLine
     metrics: new Registry(),
     queue: null,
     warmupRuns: 1,
-    pool: {
-      workers: 1,
-      intraOpThreads: cfg.inference.intra_op_threads,
-      interOpThreads: 1,
-      graphOptimization: cfg.inference.graph_optimization,
-      executionProviders: [...cfg.inference.execution_providers],
-      allowSpinning: false,
-      maxBatch: 1,
-      batchWindowMs: 0,
-      maxPending: 16,
-    },
+    pool: poolSettings({ ...cfg.inference, workers: 1, max_pending: 16 }),
   });
   try {
     await service.activate(pkg);

@@ -1,6 +1,5 @@
 import { join } from 'node:path';
-import { errorLine, isEdgeloopError } from '../../shared/errors.js';
-import { numberFlag, parseFlags, processIo, type Io } from '../../shared/cli.js';
+import { dispatch, numberFlag, parseFlags, processIo, type Io } from '../../shared/cli.js';
 import { Agent } from '../agent.js';
 import { loadAgentConfig } from '../config.js';
 import { createLogger } from '../log.js';
@@ -37,26 +36,8 @@ const QUEUE_HELP = `Usage: edgeloop-agent queue stats --data DIR [--json]
 
 Prints depth, bytes, quota, evictions and per-priority counts of DIR/queue.db.`;
 
-export async function main(argv: string[], io: Io = processIo): Promise<number> {
-  const [cmd, ...rest] = argv;
-  try {
-    if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-      io.out(HELP);
-      return cmd ? 0 : 2;
-    }
-    if (cmd === '--version' || cmd === '-v') {
-      io.out(AGENT_VERSION);
-      return 0;
-    }
-    if (cmd === 'run') return await runCmd(rest, io);
-    if (cmd === 'infer') return await inferCmd(rest, io);
-    if (cmd === 'queue') return await queueCmd(rest, io);
-    io.err(`USAGE: unknown command '${cmd}'\n\n${HELP}`);
-    return 2;
-  } catch (err) {
-    io.err(errorLine(err));
-    return isEdgeloopError(err) && err.code === 'USAGE' ? 2 : 1;
-  }
+export function main(argv: string[], io: Io = processIo): Promise<number> {
+  return dispatch(argv, io, { help: HELP, version: AGENT_VERSION, commands: { run: runCmd, infer: inferCmd, queue: queueCmd } });
 }
 
 async function runCmd(argv: string[], io: Io): Promise<number> {

@@ -1,5 +1,4 @@
-import { errorLine, isEdgeloopError } from '../../shared/errors.js';
-import { parseFlags, processIo, type Io } from '../../shared/cli.js';
+import { dispatch, parseFlags, processIo, type Io } from '../../shared/cli.js';
 import { loadOrCreateSigningKey } from '../keys.js';
 import { PACK_HELP, packCmd } from './pack.js';
 
@@ -18,34 +17,27 @@ const KEYGEN_HELP = `Usage: edgeloop keygen --out DIR
 Writes DIR/fleet-signing.key (private, mode 0600) and DIR/fleet-signing.pub (give this one
 to agents as fleet_public_key). An existing key is kept, never overwritten.`;
 
-export async function main(argv: string[], io: Io = processIo): Promise<number> {
-  const [cmd, ...rest] = argv;
-  try {
-    if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-      io.out(HELP);
-      return cmd ? 0 : 2;
-    }
-    if (cmd === 'pack') return await packCmd(rest, io);
-    if (cmd === 'keygen') {
-      const { values } = parseFlags(rest, { out: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } }, KEYGEN_HELP);
-      if (values.help || !values.out) {
-        (values.help ? io.out : io.err)(KEYGEN_HELP);
-        return values.help ? 0 : 2;
-      }
-      const k = await loadOrCreateSigningKey(values.out);
-      io.out(`${k.created ? 'created' : 'kept existing'} key ${k.keyId.slice(0, 12)}: private ${k.privateKeyPath}, public ${k.publicKeyPath}`);
-      return 0;
-    }
-    if (cmd === 'demo') {
-      const { demoCmd } = await import('./demo.js');
-      return await demoCmd(rest, io);
-    }
-    io.err(`USAGE: unknown command '${cmd}'\n\n${HELP}`);
-    return 2;
-  } catch (err) {
-    io.err(errorLine(err));
-    return isEdgeloopError(err) && (err.code === 'USAGE' || err.code === 'FLEET_USAGE') ? 2 : 1;
+async function keygenCmd(argv: string[], io: Io): Promise<number> {
+  const { values } = parseFlags(argv, { out: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } }, KEYGEN_HELP);
+  if (values.help || !values.out) {
+    (values.help ? io.out : io.err)(KEYGEN_HELP);
+    return values.help ? 0 : 2;
   }
+  const k = await loadOrCreateSigningKey(values.out);
+  io.out(`${k.created ? 'created' : 'kept existing'} key ${k.keyId.slice(0, 12)}: private ${k.privateKeyPath}, public ${k.publicKeyPath}`);
+  return 0;
+}
+
+export function main(argv: string[], io: Io = processIo): Promise<number> {
+  return dispatch(argv, io, {
+    help: HELP,
+    commands: {
+      pack: packCmd,
+      keygen: keygenCmd,
+      // Loaded on demand: the demo pulls in the trainer and the dataset.
+      demo: async (rest, o) => (await import('./demo.js')).demoCmd(rest, o),
+    },
+  });
 }
 
 export { PACK_HELP };

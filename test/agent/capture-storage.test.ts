@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { parseAgentConfig, poolSettings } from '../../agent/config.js';
 import { Registry } from '../../agent/metrics.js';
 import { readModelPackage } from '../../agent/model/package.js';
 import { openSqliteQueue } from '../../agent/queue/sqlite-queue.js';
@@ -33,7 +34,7 @@ beforeEach(async () => {
     queue,
     outlierOverrides: { min_confidence: 1, rate_limits: { low_confidence: { per_minute: 1e6, burst: 1e6 } } },
     warmupRuns: 0,
-    pool: { workers: 1, intraOpThreads: 1, interOpThreads: 1, graphOptimization: 'all', executionProviders: ['cpu'], allowSpinning: false, maxBatch: 1, batchWindowMs: 0, maxPending: 64 },
+    pool: poolSettings(parseAgentConfig({ inference: { intra_op_threads: 1 } }).inference),
   });
   await service.activate(await readModelPackage(join(tmp.dir, 'pets'), { publicKeyPem: fleetKeys().publicKeyPem }));
 });

@@ -1,20 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { parseAgentConfig, poolSettings } from '../../agent/config.js';
 import { InferencePool, type PoolSettings } from '../../agent/inference/pool.js';
 import { WorkerSession } from '../../agent/inference/worker-session.js';
 import { brokenModelBytes, mlpModel, mobilenetLikeModel } from '../../shared/onnx/models.js';
 
-const settings = (o: Partial<PoolSettings> = {}): PoolSettings => ({
-  workers: 1,
-  intraOpThreads: 1,
-  interOpThreads: 1,
-  graphOptimization: 'all',
-  executionProviders: ['cpu'],
-  allowSpinning: false,
-  maxBatch: 1,
-  batchWindowMs: 0,
-  maxPending: 1000,
-  ...o,
-});
+const settings = (o: Partial<PoolSettings> = {}): PoolSettings => ({ ...poolSettings(parseAgentConfig({ inference: { intra_op_threads: 1, max_pending: 1000 } }).inference), ...o });
 
 const mlp = mlpModel({ features: 16, hidden: 32, classes: 4, seed: 9, softmax: true });
 const mlpPool = (o: Partial<PoolSettings> = {}) =>
