@@ -24,6 +24,7 @@ import { MqttUplink, type MqttTlsOptions } from './uplink/mqtt-uplink.js';
 import type { Uplink } from './uplink/types.js';
 import { offlineStatusWill } from './uplink/will.js';
 import { AGENT_VERSION } from './version.js';
+import { DeploymentController, type DeployTarget } from './deploy/controller.js';
 
 export interface AgentOptions {
   log: Logger;
@@ -50,6 +51,8 @@ export class Agent {
   private readonly clock: Clock;
   private switching: Promise<unknown> = Promise.resolve();
   private lastDeployment: DeviceStatus['deployment'] | undefined;
+  private installed: ModelRef[] = [];
+  private deployer: DeploymentController | null = null;
 
   private constructor(
     readonly config: Readonly<AgentConfig>,
@@ -91,6 +94,7 @@ export class Agent {
     const agent = new Agent(config, store, queue, service, metrics, opts);
     try {
       await agent.loadInitialModel();
+      agent.installed = await store.list();
       await agent.startUplink();
       await agent.startInputs();
     } catch (err) {
@@ -130,11 +134,12 @@ export class Agent {
    * smoke test, then an atomic switch. Any failure leaves the current model serving.
    * Switches are serialised.
    */
-  install(source: PackageSource): Promise<ModelRef> {
-    const run = async (): Promise<ModelRef> => {
+  install(source: PackageSource, onPhase?: (phase: 'verifying' | 'staged') => void): Promise<ModelRef> {
+    return this.serialise(async (): Promise<ModelRef> => {
       let pkg: (ModelPackage & { fresh: boolean }) | null = null;
       try {
-        pkg = await this.store.install(source);
+        pkg = await this.store.install(source, () => onPhase?.('verifying'));
+        onPhase?.('staged');
         await this.service.activate(pkg);
         await this.store.setActive(pkg.ref);
         await this.store.prune(this.config.models.keep);
@@ -144,28 +149,55 @@ export class Agent {
         this.log.error({ from: source.label, model: pkg ? modelRefString(pkg.ref) : undefined, reason: errorLine(err) }, 'model install rejected; the current model keeps serving');
         throw err;
       }
+      this.installed = await this.store.list();
       this.publishStatus();
       return pkg.ref;
-    };
+    });
+  }
+
+  /** Switch back to the previous version (kept on disk for this). */
+  rollback(): Promise<ModelRef> {
+    const prev = this.store.current.previous;
+    if (!prev) return Promise.reject(new AgentError('MODEL_VERSION_UNKNOWN', 'there is no previous version to roll back to'));
+    return this.activateInstalled(prev);
+  }
+
+  /** Switch to an installed version (verified again first); serialised with installs. */
+  activateInstalled(ref: ModelRef): Promise<ModelRef> {
+    return this.serialise(async () => {
+      await this.service.activate(await this.store.get(ref));
+      await this.store.setActive(ref);
+      this.log.warn({ model: modelRefString(ref) }, 'switched to an installed version');
+      this.publishStatus();
+      return ref;
+    });
+  }
+
+  /** Model switches run one at a time, in call order. */
+  private serialise<T>(run: () => Promise<T>): Promise<T> {
     const next = this.switching.then(run, run);
     this.switching = next.catch(() => undefined);
     return next;
   }
 
-  /** Switch back to the previous version (kept on disk for this). */
-  rollback(): Promise<ModelRef> {
-    const run = async (): Promise<ModelRef> => {
-      const prev = this.store.current.previous;
-      if (!prev) throw new AgentError('MODEL_VERSION_UNKNOWN', 'there is no previous version to roll back to');
-      await this.service.activate(await this.store.get(prev));
-      await this.store.setActive(prev);
-      this.log.warn({ model: modelRefString(prev) }, 'rolled back to the previous model');
-      this.publishStatus();
-      return prev;
+  /** The deployment controller's view of this agent. */
+  private deployTarget(): DeployTarget {
+    return {
+      activeRef: () => this.service.activeRef,
+      previousRef: () => this.store.current.previous,
+      appliedRevision: () => this.store.current.revision,
+      recordRevision: (r) => this.store.setRevision(r),
+      isInstalled: (ref) => this.store.has(ref),
+      install: (source, onPhase) => this.install(source, onPhase),
+      activateInstalled: (ref) => this.activateInstalled(ref),
+      prepareShadow: async (from) => this.service.prepare('name' in from && 'version' in from ? await this.store.get(from as ModelRef) : await this.store.install(from as PackageSource)),
+      setShadow: (runtime, rate) => this.service.setShadow(runtime, rate),
+      shadowRef: () => this.service.shadowRef,
+      report: (deployment) => {
+        this.lastDeployment = deployment;
+        this.publishStatus();
+      },
     };
-    const next = this.switching.then(run, run);
-    this.switching = next.catch(() => undefined);
-    return next;
   }
 
   infer(input: ModelInput, ctx: InferContext): Promise<InferResult[]> {
@@ -181,15 +213,22 @@ export class Agent {
       ts: new Date(this.clock.now()).toISOString(),
       online,
       agent_version: AGENT_VERSION,
-      models: { active: this.service.activeRef ?? s.active, previous: s.previous, installed: [] },
+      models: { active: this.service.activeRef ?? s.active, previous: s.previous, installed: this.installed },
       ...(this.lastDeployment ? { deployment: this.lastDeployment } : {}),
     };
   }
 
-  private publishStatus(): void {
+  /** Publish the retained status when it changed (or always, after a reconnect). */
+  private publishStatus(force = false): void {
     if (!this.forwarder) return;
-    this.forwarder.sendLive(topics.status(this.config.device_id), Buffer.from(JSON.stringify(this.status())), { retain: true });
+    const status = this.status();
+    const key = JSON.stringify({ ...status, ts: undefined });
+    if (!force && key === this.lastStatusKey) return;
+    this.lastStatusKey = key;
+    this.forwarder.sendLive(topics.status(this.config.device_id), Buffer.from(JSON.stringify(status)), { retain: true });
   }
+
+  private lastStatusKey = '';
 
   private async startUplink(): Promise<void> {
     const u = this.config.uplink;
@@ -219,7 +258,10 @@ export class Agent {
       limits: { maxInflight: u.max_inflight, publishesPerS: u.max_publishes_per_s, bytesPerS: u.bandwidth_bytes_per_s || null },
     });
     await this.forwarder.start();
-    this.uplink.on('connected', () => this.publishStatus());
+    this.uplink.on('connected', () => this.publishStatus(true));
+    this.deployer = new DeploymentController(this.config.device_id, this.deployTarget(), this.log.child({ component: 'deploy' }), this.config.fleet_token);
+    const deployer = this.deployer;
+    await this.uplink.subscribe(topics.desired(this.config.device_id), (_t, payload) => deployer.onMessage(payload));
     // Do not wait for the network: the agent must start and infer while offline.
     this.uplink.connect().catch((err: unknown) => this.log.warn({ reason: errorLine(err) }, 'uplink connect ended'));
     this.telemetryTimer = setInterval(() => this.publishTelemetry(), u.telemetry_interval_s * 1000);
@@ -235,7 +277,8 @@ export class Agent {
       evicted_total: q.evictedTotal,
       oldest_age_s: q.oldestCreatedAt === null ? null : Math.max(0, (this.clock.now() - q.oldestCreatedAt) / 1000),
     });
-    this.forwarder?.sendLive(topics.telemetry(this.config.device_id), Buffer.from(JSON.stringify(t)));
+    const shadow = this.service.takeShadowTelemetry();
+    this.forwarder?.sendLive(topics.telemetry(this.config.device_id), Buffer.from(JSON.stringify(shadow ? { ...t, shadow } : t)));
   }
 
   private async startInputs(): Promise<void> {

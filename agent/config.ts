@@ -19,6 +19,8 @@ export const agentConfigSchema = z.strictObject({
   data_dir: z.string().default('./.data/agent'),
   /** The fleet's ed25519 public key: a PEM string or a path to a PEM file. */
   fleet_public_key: z.string().optional(),
+  /** This device's bearer token for the fleet's HTTP API (model downloads). */
+  fleet_token: z.string().optional(),
   /** Accept unsigned packages (development only; a device in the field should never set this). */
   allow_unsigned: z.boolean().default(false),
   models: z

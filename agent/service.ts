@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
 import { newId, sha256Hex, type Clock, type Random } from '../shared/ids.js';
-import { modelRefString, type InferResult, type ModelRef, type OutlierPolicy, type SampleMeta } from '../shared/schemas/index.js';
+import { EdgeloopError } from '../shared/errors.js';
+import { modelRefString, type InferResult, type ModelRef, type OutlierPolicy, type OutlierReason, type SampleMeta, type Telemetry } from '../shared/schemas/index.js';
 import { AgentError } from './errors.js';
 import type { PoolSettings } from './inference/pool.js';
 import { CONTENT_TYPES } from '../shared/inference/preprocess.js';
-import type { Registry } from './metrics.js';
+import { LatencyWindow, type Registry } from './metrics.js';
 import type { ModelPackage } from './model/package.js';
 import { ModelRuntime, type ModelInput, type Prediction } from './model/runtime.js';
 import { DriftMonitor } from './outlier/drift.js';
@@ -51,8 +52,38 @@ function imageContentType(bytes: Uint8Array): string {
  * result. Model switches are atomic: a request uses the runtime that was active when it
  * arrived, and the old runtime is released only after its last request finished.
  */
+/** Shadow-mode counts of one telemetry window. */
+class ShadowWindow {
+  private count = 0;
+  private agreed = 0;
+  private confidence = 0;
+  private readonly latency = new LatencyWindow();
+  errors = 0;
+
+  record(agree: boolean, score: number, ms: number): void {
+    this.count++;
+    if (agree) this.agreed++;
+    this.confidence += score;
+    this.latency.add(ms);
+  }
+
+  recordError(): void {
+    this.errors++;
+  }
+
+  take(): { count: number; agreement: number | null; confidence_mean: number | null; latency_p95_ms: number | null } {
+    const lat = this.latency.take();
+    const out = { count: this.count, agreement: this.count ? this.agreed / this.count : null, confidence_mean: this.count ? this.confidence / this.count : null, latency_p95_ms: lat.count ? lat.p95 : null };
+    this.count = 0;
+    this.agreed = 0;
+    this.confidence = 0;
+    return out;
+  }
+}
+
 export class InferenceService {
   private active: Active | null = null;
+  private shadow: { runtime: ModelRuntime; sampleRate: number; window: ShadowWindow } | null = null;
   private readonly log: Logger;
   readonly window: TelemetryWindow;
   private readonly m;
@@ -159,48 +190,14 @@ export class InferenceService {
     a.drift.observe(c.index, p.stats);
     const decision = a.policy.decide(c);
     for (const r of decision.suppressed) this.m.suppressed.inc({ reason: r });
-    let sampleId: string | undefined;
-    let captured = false;
     const suppressed = [...decision.suppressed];
+    let sampleId: string | undefined;
     if (decision.capture && this.deps.queue) {
-      sampleId = newId('smp', this.deps.clock, this.deps.random);
-      const blob = input.kind === 'image' ? input.bytes : Buffer.from(JSON.stringify(row ?? []));
-      const meta: SampleMeta = {
-        sample_id: sampleId,
-        device_id: this.deps.deviceId,
-        captured_at: new Date(this.deps.clock.now()).toISOString(),
-        model: a.runtime.ref,
-        reasons: decision.reasons,
-        priority: decision.priority,
-        prediction: { label: c.label, index: c.index, score: c.score, topk: c.topk },
-        input:
-          input.kind === 'image'
-            ? { kind: 'image', content_type: imageContentType(input.bytes), sha256: sha256Hex(input.bytes), bytes: input.bytes.length }
-            : { kind: 'tensor', sha256: sha256Hex(blob), bytes: blob.length, shape: [1, row?.length ?? 0] },
-        ...(p.stats ? { input_stats: p.stats } : {}),
-        source: ctx.source,
-        ...(ctx.origin ? { origin: ctx.origin.slice(0, 512) } : {}),
-      };
-      try {
-        // Durable before acknowledged: the result names the sample only once it is on disk.
-        const res = await this.deps.queue.enqueueAsync({ id: sampleId, kind: 'sample', priority: decision.priority, meta, blob });
-        captured = res.accepted || res.duplicate;
-        if (captured) {
-          for (const r of decision.reasons) this.m.captured.inc({ reason: r });
-          this.window.recordCapture(decision.reasons);
-        } else {
-          suppressed.push(...decision.reasons);
-          this.m.captureFailed.inc({ code: 'QUEUE_FULL' });
-        }
-        if (res.evicted.length) this.log.info({ evicted: res.evicted.length, for: sampleId }, 'queue quota reached; evicted lowest-priority oldest samples');
-      } catch (err) {
-        // Inference must not fail because storage did: answer, count, log.
-        const code = err instanceof AgentError ? err.code : 'ERROR';
-        this.m.captureFailed.inc({ code });
-        this.log.error({ err, sample: sampleId, code }, 'capture failed; the result is still returned');
-        suppressed.push(...decision.reasons);
-      }
+      sampleId = await this.capture(a.runtime.ref, p, input, row, ctx, decision.reasons, decision.priority);
+      if (!sampleId) suppressed.push(...decision.reasons);
     }
+    const captured = sampleId !== undefined;
+    this.maybeShadow(a, p, input, row, ctx);
     this.window.recordInference(p.timings.totalMs, c.score);
     this.m.latency.observe(p.timings.totalMs);
     this.m.requests.inc({ source: ctx.source, outcome: 'ok' });
@@ -215,14 +212,113 @@ export class InferenceService {
       model_name: a.runtime.ref.name,
       model_version: a.runtime.ref.version,
       latency_ms: p.timings.totalMs,
-      outlier: { captured, reasons: decision.reasons, suppressed, ...(captured && sampleId ? { sample_id: sampleId } : {}) },
+      outlier: { captured, reasons: decision.reasons, suppressed, ...(sampleId ? { sample_id: sampleId } : {}) },
     };
+  }
+
+  /**
+   * Store a sample durably; resolves with its id once committed, or undefined when it could
+   * not be kept (queue full of higher-priority items, storage failure). Never throws:
+   * inference must not fail because storage did.
+   */
+  private async capture(model: ModelRef, p: Prediction, input: ModelInput, row: number[] | undefined, ctx: InferContext, reasons: OutlierReason[], priority: number, shadow?: SampleMeta['shadow']): Promise<string | undefined> {
+    const queue = this.deps.queue;
+    if (!queue) return undefined;
+    const c = p.classification;
+    const sampleId = newId('smp', this.deps.clock, this.deps.random);
+    const blob = input.kind === 'image' ? input.bytes : Buffer.from(JSON.stringify(row ?? []));
+    const meta: SampleMeta = {
+      sample_id: sampleId,
+      device_id: this.deps.deviceId,
+      captured_at: new Date(this.deps.clock.now()).toISOString(),
+      model,
+      reasons,
+      priority,
+      prediction: { label: c.label, index: c.index, score: c.score, topk: c.topk },
+      input:
+        input.kind === 'image'
+          ? { kind: 'image', content_type: imageContentType(input.bytes), sha256: sha256Hex(input.bytes), bytes: input.bytes.length }
+          : { kind: 'tensor', sha256: sha256Hex(blob), bytes: blob.length, shape: [1, row?.length ?? 0] },
+      ...(p.stats ? { input_stats: p.stats } : {}),
+      source: ctx.source,
+      ...(ctx.origin ? { origin: ctx.origin.slice(0, 512) } : {}),
+      ...(shadow ? { shadow } : {}),
+    };
+    try {
+      // Durable before acknowledged: the result names the sample only once it is on disk.
+      const res = await queue.enqueueAsync({ id: sampleId, kind: 'sample', priority, meta, blob });
+      if (res.evicted.length) this.log.info({ evicted: res.evicted.length, for: sampleId }, 'queue quota reached; evicted lowest-priority oldest samples');
+      if (!(res.accepted || res.duplicate)) {
+        this.m.captureFailed.inc({ code: 'AGENT_QUEUE_FULL' });
+        this.log.warn({ sample: sampleId, priority }, 'queue full of higher-priority samples; this one was not kept');
+        return undefined;
+      }
+      for (const r of reasons) this.m.captured.inc({ reason: r });
+      this.window.recordCapture(reasons);
+      return sampleId;
+    } catch (err) {
+      const code = err instanceof EdgeloopError ? err.code : 'ERROR';
+      this.m.captureFailed.inc({ code });
+      this.log.error({ err, sample: sampleId, code }, 'capture failed; the result is still returned');
+      return undefined;
+    }
+  }
+
+  /** Run the shadow model (candidate of a rollout) on `sampleRate` of the inputs; see setShadow. */
+  private maybeShadow(a: Active, p: Prediction, input: ModelInput, row: number[] | undefined, ctx: InferContext): void {
+    const sh = this.shadow;
+    if (!sh || this.deps.random() >= sh.sampleRate) return;
+    const shadowInput: ModelInput = input.kind === 'tensor' && row ? { kind: 'tensor', tensor: row } : input;
+    // Not awaited: the caller's answer (and latency) does not depend on the shadow model.
+    void sh.runtime
+      .predict(shadowInput)
+      .then(async ([sp]) => {
+        if (!sp || this.shadow !== sh) return;
+        const agree = sp.classification.index === p.classification.index;
+        sh.window.record(agree, sp.classification.score, sp.timings.totalMs);
+        if (agree) return;
+        const d = a.policy.decide({ score: 1, margin: 1, entropy: 0 }, ['shadow_disagreement']);
+        if (!d.reasons.includes('shadow_disagreement')) return;
+        await this.capture(a.runtime.ref, p, input, row, ctx, ['shadow_disagreement'], a.policy.priorityOf('shadow_disagreement'), {
+          model: sh.runtime.ref,
+          label: sp.classification.label,
+          score: sp.classification.score,
+        });
+      })
+      .catch((err: unknown) => {
+        sh.window.recordError();
+        this.log.warn({ reason: err instanceof Error ? err.message : String(err), shadow: modelRefString(sh.runtime.ref) }, 'shadow inference failed');
+      });
+  }
+
+  /**
+   * Run `runtime` in shadow beside the active model on a fraction of inputs: callers keep
+   * getting the active model's answers; agreement, confidence and latency go to telemetry.
+   * `null` stops shadowing (and releases the shadow runtime).
+   */
+  setShadow(runtime: ModelRuntime | null, sampleRate = 1): void {
+    const old = this.shadow;
+    this.shadow = runtime ? { runtime, sampleRate, window: new ShadowWindow() } : null;
+    if (old && old.runtime !== runtime) void old.runtime.close();
+    if (runtime) this.log.info({ shadow: modelRefString(runtime.ref), sample_rate: sampleRate }, 'shadow mode on');
+  }
+
+  get shadowRef(): ModelRef | null {
+    return this.shadow?.runtime.ref ?? null;
+  }
+
+  /** Shadow statistics of the current telemetry window (and start a new one). */
+  takeShadowTelemetry(): Telemetry['shadow'] {
+    const sh = this.shadow;
+    return sh ? { model: sh.runtime.ref, ...sh.window.take() } : undefined;
   }
 
   async close(): Promise<void> {
     const a = this.active;
+    const sh = this.shadow;
     this.active = null;
-    if (a) await a.runtime.close();
+    this.shadow = null;
+    await Promise.all([a?.runtime.close(), sh?.runtime.close()]);
   }
 }
 

@@ -19,6 +19,11 @@ export type StoreState = z.infer<typeof storeState>;
 export interface PackageSource {
   /** Describe the source for logs. */
   readonly label: string;
+  /**
+   * Stable key (the pinned manifest sha256) under which a partial download is kept, so an
+   * install interrupted by a dropped link or a restart resumes instead of starting over.
+   */
+  readonly resumeKey?: string;
   readManifest(): Promise<Buffer>;
   /** Copy one file of the package to `dest`. */
   fetchFile(path: string, dest: string): Promise<void>;
@@ -52,6 +57,9 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   }
 }
 
+/** Staging directories named by a manifest sha256 hold resumable downloads. */
+const RESUMABLE = /^[0-9a-f]{64}$/;
+
 function storageError(what: string, err: unknown): AgentError {
   const code = (err as NodeJS.ErrnoException).code;
   const why = code === 'ENOSPC' ? 'the disk is full' : code === 'EACCES' || code === 'EROFS' ? 'the model directory is not writable' : (err as Error).message;
@@ -74,9 +82,11 @@ export class ModelStore {
 
   static async open(root: string, verify: VerifyOptions, log?: Logger): Promise<ModelStore> {
     await mkdir(join(root, '.staging'), { recursive: true });
-    // Leftovers of an install interrupted by a crash.
-    await rm(join(root, '.staging'), { recursive: true, force: true });
-    await mkdir(join(root, '.staging'), { recursive: true });
+    // Leftovers of an install interrupted by a crash; resumable downloads (named by their
+    // manifest sha256) are kept so the next attempt continues them.
+    for (const entry of await readdir(join(root, '.staging'))) {
+      if (!RESUMABLE.test(entry)) await rm(join(root, '.staging', entry), { recursive: true, force: true });
+    }
     let state: StoreState = { active: null, previous: null, revision: 0 };
     try {
       state = storeState.parse(JSON.parse(await readFile(join(root, 'state.json'), 'utf8')));
@@ -127,8 +137,10 @@ export class ModelStore {
    * Stage, verify and install a package. Re-installing an identical version is a no-op; a
    * different package under an installed name@version is refused (versions are immutable).
    */
-  async install(source: PackageSource): Promise<ModelPackage & { fresh: boolean }> {
-    const staging = join(this.root, '.staging', randomBytes(6).toString('hex'));
+  async install(source: PackageSource, onVerifying?: () => void): Promise<ModelPackage & { fresh: boolean }> {
+    const resumable = source.resumeKey !== undefined && RESUMABLE.test(source.resumeKey);
+    const staging = join(this.root, '.staging', resumable ? source.resumeKey! : randomBytes(6).toString('hex'));
+    let keepPartial = false;
     try {
       const manifestBytes = await source.readManifest().catch((err: unknown) => {
         throw new AgentError('MODEL_PACKAGE_INVALID', `cannot read the manifest from ${source.label}: ${(err as Error).message}`, { cause: err });
@@ -146,7 +158,11 @@ export class ModelStore {
         for (const f of manifest.files) {
           if (typeof f.path !== 'string' || f.path.startsWith('/') || f.path.split(/[\\/]/).includes('..')) throw new AgentError('MODEL_PACKAGE_INVALID', `file path ${String(f.path)} leaves the package`);
           await mkdir(dirname(join(staging, f.path)), { recursive: true });
+          // A file already complete from an interrupted attempt is not fetched again.
+          if (resumable && (await stat(join(staging, f.path)).then((st) => st.size === f.bytes, () => false))) continue;
+          keepPartial = resumable;
           await source.fetchFile(f.path, join(staging, f.path));
+          keepPartial = false;
         }
       } catch (err) {
         if (err instanceof AgentError) throw err;
@@ -154,6 +170,7 @@ export class ModelStore {
         if (code === 'ENOENT') throw new AgentError('MODEL_PACKAGE_INVALID', `a file listed in the manifest is missing from ${source.label}: ${(err as Error).message}`, { cause: err });
         throw storageError('cannot stage the model package', err);
       }
+      onVerifying?.();
       const staged = await readModelPackage(staging, this.verify);
       const dest = this.dirOf(staged.ref);
       if (await this.has(staged.ref)) {
@@ -172,7 +189,7 @@ export class ModelStore {
       this.log?.info({ model: modelRefString(staged.ref), from: source.label }, 'model version installed');
       return { ...staged, dir: dest, fresh: true };
     } finally {
-      await rm(staging, { recursive: true, force: true }).catch(() => undefined);
+      if (!keepPartial) await rm(staging, { recursive: true, force: true }).catch(() => undefined);
     }
   }
 

@@ -1,0 +1,79 @@
+import { createWriteStream } from 'node:fs';
+import { rename, stat, unlink } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { sha256Hex } from '../../shared/ids.js';
+import { AgentError } from '../errors.js';
+import type { PackageSource } from '../model/store.js';
+
+export interface HttpSourceOptions {
+  /** Package base URL: `<base>/manifest.json` and `<base>/files/<path>`. */
+  baseUrl: string;
+  /** The manifest must hash to this (the fleet pins it in the desired state). */
+  manifestSha256: string;
+  /** Bearer token of this device. */
+  token?: string | undefined;
+  /** Attempts per file (a dropped connection resumes where it stopped). */
+  attempts?: number;
+  /** Called with bytes received so far, for progress reporting. */
+  onProgress?: (path: string, received: number) => void;
+  fetchImpl?: typeof fetch;
+}
+
+const join = (base: string, path: string): string => `${base.replace(/\/+$/, '')}/${path.split('/').map(encodeURIComponent).join('/')}`;
+
+/**
+ * A model package served over HTTP by the fleet. Downloads resume with `Range` after a broken
+ * connection (a `.part` file keeps what arrived); the manifest is checked against the pinned
+ * sha256 before anything else, and the model store verifies every file hash and the signature
+ * after download, so a proxy or a truncated transfer can never install a different package.
+ */
+export function httpPackageSource(o: HttpSourceOptions): PackageSource {
+  const f = o.fetchImpl ?? fetch;
+  const headers = (extra: Record<string, string> = {}): Record<string, string> => ({ ...(o.token ? { authorization: `Bearer ${o.token}` } : {}), ...extra });
+  return {
+    label: o.baseUrl,
+    resumeKey: o.manifestSha256,
+    async readManifest() {
+      const res = await f(join(o.baseUrl, 'manifest.json'), { headers: headers() });
+      if (!res.ok) throw new AgentError('MODEL_PACKAGE_INVALID', `GET manifest.json from ${o.baseUrl} answered ${res.status}`);
+      const bytes = Buffer.from(await res.arrayBuffer());
+      const got = sha256Hex(bytes);
+      if (got !== o.manifestSha256) throw new AgentError('MODEL_HASH_MISMATCH', `manifest.json from ${o.baseUrl} has sha256 ${got.slice(0, 12)}..., the desired state pins ${o.manifestSha256.slice(0, 12)}...`);
+      return bytes;
+    },
+    async fetchFile(path, dest) {
+      const part = `${dest}.part`;
+      const attempts = o.attempts ?? 5;
+      let lastErr: unknown;
+      for (let attempt = 1; attempt <= attempts; attempt++) {
+        const have = await stat(part).then((s) => s.size, () => 0);
+        try {
+          const res = await f(join(join(o.baseUrl, 'files'), path), { headers: headers(have > 0 ? { range: `bytes=${have}-` } : {}) });
+          if (res.status === 416) break; // nothing left to fetch: the part file is complete
+          if (!res.ok || !res.body) throw new Error(`GET ${path} answered ${res.status}`);
+          // 206 continues the part file; a 200 means the server ignored Range: start over.
+          const append = res.status === 206 && have > 0;
+          let received = append ? have : 0;
+          const body = Readable.fromWeb(res.body as unknown as WebReadableStream<Uint8Array>);
+          body.on('data', (chunk: Buffer) => {
+            received += chunk.length;
+            o.onProgress?.(path, received);
+          });
+          await pipeline(body, createWriteStream(part, { flags: append ? 'a' : 'w' }));
+          lastErr = undefined;
+          break;
+        } catch (err) {
+          lastErr = err;
+          await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** attempt)));
+        }
+      }
+      if (lastErr) {
+        await unlink(part).catch(() => undefined);
+        throw new AgentError('MODEL_PACKAGE_INVALID', `download of ${path} from ${o.baseUrl} failed after ${attempts} attempts: ${(lastErr as Error).message}`, { cause: lastErr });
+      }
+      await rename(part, dest);
+    },
+  };
+}
