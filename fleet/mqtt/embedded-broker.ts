@@ -1,5 +1,10 @@
 import net from 'node:net';
 import { Aedes } from 'aedes';
+import type { Logger } from 'pino';
+import { canPublish, canSubscribe, clientIdAllowed, type Identity } from './acl.js';
+
+/** Checks credentials; resolves the identity, or null to refuse the connection. */
+export type Authenticator = (username: string | undefined, password: Buffer | undefined, clientId: string) => Promise<Identity | null> | Identity | null;
 
 export interface EmbeddedBroker {
   url: string;
@@ -9,12 +14,56 @@ export interface EmbeddedBroker {
 }
 
 /**
- * The fleet's in-process MQTT broker (aedes) on a TCP port; 0 picks a free port. Access
- * control (per-device credentials and topic namespaces) is added by the fleet service.
+ * The fleet's in-process MQTT broker (aedes) on a TCP port; 0 picks a free port. With
+ * `authenticate`, unknown clients are refused and each device is confined to its own topic
+ * namespace (see acl.ts); without it the broker is open (local demo and tests only).
  */
-export async function startEmbeddedBroker(opts: { port?: number; host?: string; configure?: (b: Aedes) => void } = {}): Promise<EmbeddedBroker> {
-  const broker = await Aedes.createBroker();
-  opts.configure?.(broker);
+export async function startEmbeddedBroker(opts: { port?: number; host?: string; authenticate?: Authenticator; log?: Logger } = {}): Promise<EmbeddedBroker> {
+  const log = opts.log;
+  const identities = new WeakMap<object, Identity>();
+  const auth = opts.authenticate;
+  const broker = await Aedes.createBroker(
+    auth
+      ? {
+          authenticate: (client, username, password, done) => {
+            Promise.resolve(auth(username, password, client.id))
+              .then((who) => {
+                if (!who || !clientIdAllowed(who, client.id)) {
+                  log?.warn({ client: client.id, username }, 'MQTT connection refused: unknown client or wrong credentials');
+                  const err = Object.assign(new Error('not authorized'), { returnCode: 5 as const });
+                  return done(err, false);
+                }
+                identities.set(client, who);
+                done(null, true);
+              })
+              .catch((err: unknown) => done(Object.assign(err instanceof Error ? err : new Error(String(err)), { returnCode: 3 as const }), false));
+          },
+          authorizePublish: (client, packet, done) => {
+            // client is null for the broker's own messages (wills are checked at CONNECT below).
+            const who = client ? identities.get(client) : { kind: 'fleet' as const };
+            if (who && canPublish(who, packet.topic)) return done(null);
+            log?.warn({ client: client?.id, topic: packet.topic }, 'MQTT publish refused: outside the client namespace');
+            done(new Error(`publish to ${packet.topic} not allowed`));
+          },
+          authorizeSubscribe: (client, sub, done) => {
+            const who = identities.get(client);
+            if (who && canSubscribe(who, sub.topic)) return done(null, sub);
+            log?.warn({ client: client.id, topic: sub.topic }, 'MQTT subscription refused: outside the client namespace');
+            // A null subscription makes the broker answer SUBACK 0x80 (failure) for this filter.
+            done(null, null);
+          },
+          preConnect: (_client, packet, done) => {
+            // The last will is published by the broker later without a client: check it now.
+            const will = packet.will;
+            if (will && packet.username && !canPublish({ kind: 'device', id: packet.username }, will.topic) && !packet.clientId.startsWith('edgeloop-fleet')) {
+              log?.warn({ client: packet.clientId, topic: will.topic }, 'MQTT connection refused: last will outside the namespace');
+              return done(null, false);
+            }
+            done(null, true);
+          },
+        }
+      : {},
+  );
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
     sockets.add(socket);
