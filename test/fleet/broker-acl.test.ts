@@ -51,7 +51,7 @@ describe('embedded broker access control', () => {
       await settle();
       expect(seen).toContain(topics.telemetry('cam-a'));
       // Publishing as another device: the broker drops the message and the connection.
-      const closed = new Promise((r) => a.once('close', r));
+      const closed = new Promise<void>((r) => a.once('close', () => r()));
       a.publish(topics.telemetry('cam-b'), '{"forged":true}', { qos: 0 });
       await closed;
       await settle();
