@@ -1,0 +1,158 @@
+import type { Logger } from 'pino';
+import { newId, type Clock } from '../../shared/ids.js';
+import type { DeviceStatus, ModelRef, Telemetry } from '../../shared/schemas/index.js';
+import { FleetError } from '../errors.js';
+import type { RolloutBackend } from './backend.js';
+import { commandAllowed } from './commands.js';
+import type { RolloutCommand, RolloutEvent, TargetDevice } from './event-schema.js';
+import { desiredStates, initialState, step } from './machine.js';
+import type { RolloutPlanInput } from './plan-schema.js';
+import { isManaged } from './selection.js';
+import type { Decision, RolloutState } from './state-schema.js';
+import { metricsEventFromTelemetry, reportEventFromStatus } from './telemetry.js';
+
+/** A rollout as stored: the machine's state plus what the machine does not need to know. */
+export interface RolloutRecord {
+  state: RolloutState;
+  selector: Record<string, string>;
+  created_by: string;
+  created_at: number;
+}
+
+/** Persistence of rollouts (SQLite in the service; memory in unit tests). */
+export interface RolloutRepo {
+  all(): RolloutRecord[];
+  /** Store the new state and append the step's decisions, atomically. */
+  save(record: RolloutRecord, decisions: readonly Decision[]): void;
+}
+
+export interface RolloutManagerDeps {
+  repo: RolloutRepo;
+  backend: RolloutBackend;
+  /** Devices matching a tag selector, with their active model and a baseline window. */
+  resolveTargets(selector: Record<string, string>): TargetDevice[];
+  clock: Clock;
+  log: Logger;
+}
+
+const TERMINAL = new Set(['completed', 'aborted', 'rolled_back']);
+
+/**
+ * Runs rollouts: feeds the pure machine with device reports, telemetry, ticks and commands,
+ * persists every step before acting on it, and hands the resulting desired states to the
+ * backend. After a restart `resume()` loads every rollout and re-delivers what it holds, so
+ * each rollout continues where it stood.
+ */
+export class RolloutManager {
+  private readonly records = new Map<string, RolloutRecord>();
+  private delivering: Promise<void> = Promise.resolve();
+
+  constructor(private readonly deps: RolloutManagerDeps) {}
+
+  /** Load stored rollouts and re-deliver the desired states of the ones that manage devices. */
+  async resume(): Promise<number> {
+    for (const r of this.deps.repo.all()) this.records.set(r.state.id, r);
+    for (const r of this.records.values()) {
+      const changes = desiredStates(r.state);
+      if (changes.length) this.deliver(r.state.id, changes);
+    }
+    await this.delivering;
+    return this.records.size;
+  }
+
+  list(): RolloutRecord[] {
+    return [...this.records.values()].sort((a, b) => b.created_at - a.created_at);
+  }
+
+  get(id: string): RolloutRecord {
+    const r = this.records.get(id);
+    if (!r) throw new FleetError('NOT_FOUND', `rollout ${id} does not exist`);
+    return r;
+  }
+
+  create(o: { model: ModelRef; selector: Record<string, string>; plan: RolloutPlanInput; actor: string; id?: string }): RolloutRecord {
+    const now = this.deps.clock.now();
+    const id = o.id ?? newId('ro', this.deps.clock);
+    for (const r of this.records.values()) {
+      if (TERMINAL.has(r.state.status)) continue;
+      if (r.state.candidate.name === o.model.name && JSON.stringify(r.selector) === JSON.stringify(o.selector)) {
+        throw new FleetError('INPUT_INVALID', `rollout ${r.state.id} of ${r.state.candidate.name} to the same target is still ${r.state.status}; finish, abort or roll it back first`);
+      }
+    }
+    const devices = this.deps.resolveTargets(o.selector);
+    const record: RolloutRecord = { state: initialState(id, o.model, o.plan), selector: o.selector, created_by: o.actor, created_at: now };
+    this.records.set(id, record);
+    this.apply(record, { type: 'start', at: now, devices });
+    this.deps.log.info({ rollout: id, model: `${o.model.name}@${o.model.version}`, devices: devices.length, actor: o.actor }, 'rollout created');
+    return record;
+  }
+
+  command(id: string, command: RolloutCommand, actor: string, force = false): RolloutRecord {
+    const r = this.get(id);
+    const why = commandAllowed(r.state.status, command);
+    if (why) throw new FleetError('INPUT_INVALID', `cannot ${command} rollout ${id}: ${why}`, { details: { status: r.state.status } });
+    this.apply(r, { type: 'command', at: this.deps.clock.now(), command, actor, ...(force ? { force } : {}) });
+    return r;
+  }
+
+  onTelemetry(t: Telemetry): void {
+    const ev = metricsEventFromTelemetry(t);
+    if (ev) this.forDevice(t.device_id, () => ev);
+  }
+
+  onStatus(s: DeviceStatus): void {
+    this.forDevice(s.device_id, (r) => reportEventFromStatus(s, r.state.id));
+  }
+
+  /** Advance bake timers; call on an interval. */
+  tick(): void {
+    const at = this.deps.clock.now();
+    for (const r of this.records.values()) if (!TERMINAL.has(r.state.status)) this.apply(r, { type: 'tick', at });
+  }
+
+  /** Resolves when everything handed to the backend so far was delivered. */
+  settled(): Promise<void> {
+    return this.delivering;
+  }
+
+  private forDevice(deviceId: string, event: (r: RolloutRecord) => RolloutEvent | null): void {
+    for (const r of this.records.values()) {
+      const d = r.state.devices[deviceId];
+      if (!d || !isManaged(d) || TERMINAL.has(r.state.status)) continue;
+      const ev = event(r);
+      if (ev) this.apply(r, ev);
+    }
+  }
+
+  private apply(r: RolloutRecord, event: RolloutEvent): void {
+    const res = step(r.state, event);
+    r.state = res.state;
+    // Persist before acting: a crash after this line re-delivers on resume, never loses a step.
+    this.deps.repo.save(r, res.decisions);
+    for (const d of res.decisions) {
+      if (d.kind === 'gate_failed' || d.kind === 'aborted' || d.kind === 'paused' || d.kind === 'device_failed') this.deps.log.warn({ rollout: r.state.id, decision: d.kind, stage: d.stage, reason: d.reason }, 'rollout decision');
+      else if (d.kind !== 'event_ignored') this.deps.log.info({ rollout: r.state.id, decision: d.kind, stage: d.stage, reason: d.reason }, 'rollout decision');
+    }
+    if (res.desired.length) this.deliver(r.state.id, res.desired);
+  }
+
+  private deliver(id: string, changes: Parameters<RolloutBackend['deliver']>[1]): void {
+    this.delivering = this.delivering
+      .then(() => this.deps.backend.deliver(id, changes))
+      .catch((err: unknown) => this.deps.log.error({ rollout: id, err }, 'delivering desired states failed; they are re-delivered on restart'));
+  }
+}
+
+/** A RolloutRepo in memory (tests, dry runs). */
+export function memoryRolloutRepo(): RolloutRepo & { decisions: Decision[] } {
+  const store = new Map<string, RolloutRecord>();
+  const decisions: Decision[] = [];
+  return {
+    decisions,
+    all: () => [...store.values()].map((r) => structuredClone(r)),
+    save: (r, d) => {
+      store.set(r.state.id, structuredClone(r));
+      decisions.push(...d);
+    },
+  };
+}

@@ -1,0 +1,130 @@
+import mqtt, { type MqttClient } from 'mqtt';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mqttDesiredStateBackend } from '../../fleet/rollouts/backend.js';
+import { RolloutManager, memoryRolloutRepo, type RolloutRepo } from '../../fleet/rollouts/manager.js';
+import type { TargetDevice } from '../../fleet/rollouts/event-schema.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../../fleet/mqtt/embedded-broker.js';
+import { SimulatedDevices } from '../../fleet/sim/device-sim.js';
+import { deviceStatus, telemetry, type ModelRef } from '../../shared/schemas/index.js';
+import { systemClock } from '../../shared/ids.js';
+
+const V1: ModelRef = { name: 'digits', version: '1.0.0' };
+const V2: ModelRef = { name: 'digits', version: '2.0.0' };
+const N = 30;
+
+let broker: EmbeddedBroker;
+let fleet: MqttClient;
+
+beforeAll(async () => {
+  broker = await startEmbeddedBroker();
+  fleet = await mqtt.connectAsync(broker.url, { clientId: 'edgeloop-fleet-test' });
+});
+afterAll(async () => {
+  await fleet.endAsync();
+  await broker.close();
+});
+
+async function until(cond: () => boolean, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** A fleet side wired as the service wires it: backend over MQTT, device messages into the manager. */
+function wire(prefix: string, repo: RolloutRepo) {
+  const revisions = new Map<string, number>();
+  const ids = Array.from({ length: N }, (_, i) => `${prefix}-${i}`);
+  const manager = new RolloutManager({
+    repo,
+    backend: mqttDesiredStateBackend({
+      client: fleet,
+      locate: (m) => ({ base_url: `http://fleet.invalid/v1/models/${m.name}/${m.version}`, manifest_sha256: '0'.repeat(64) }),
+      nextRevision: (id) => {
+        const r = (revisions.get(id) ?? 0) + 1;
+        revisions.set(id, r);
+        return r;
+      },
+      now: () => Date.now(),
+    }),
+    resolveTargets: (): TargetDevice[] => ids.map((id) => ({ id, active: V1, baseline: { count: 1000, errors: 0, latency_p95_ms: 8, confidence_mean: 0.9, outlier_rate: 0.05 } })),
+    clock: systemClock,
+    log: pino({ level: 'silent' }),
+  });
+  const onMessage = (topic: string, payload: Buffer): void => {
+    if (!topic.startsWith(`edgeloop/v1/devices/${prefix}-`)) return;
+    const body = JSON.parse(payload.toString()) as { type: string };
+    if (body.type === 'telemetry') manager.onTelemetry(telemetry.parse(body));
+    if (body.type === 'device_status') manager.onStatus(deviceStatus.parse(body));
+  };
+  fleet.on('message', onMessage);
+  return { ids, manager, stop: () => fleet.off('message', onMessage) };
+}
+
+const plan = { canary: { devices: { percent: 10 }, bake_s: 0.3 }, waves: [{ devices: { percent: 50 }, bake_s: 0.3 }, { devices: { percent: 100 }, bake_s: 0.3 }] };
+
+describe('rollout manager over MQTT with simulated devices', () => {
+  it('rolls canary then waves to every device, and survives a fleet restart mid-rollout', async () => {
+    await fleet.subscribeAsync('edgeloop/v1/devices/+/+', { qos: 1 });
+    const repo = memoryRolloutRepo();
+    const a = wire('ok', repo);
+    const sims = new SimulatedDevices({ url: broker.url, devices: a.ids.map((id) => ({ id, active: V1 })), telemetryIntervalMs: 100 });
+    await sims.start();
+    let manager = a.manager;
+    const ticker = setInterval(() => manager.tick(), 50);
+    try {
+      const r = manager.create({ model: V2, selector: { site: 'x' }, plan, actor: 'test' });
+      await until(() => manager.get(r.state.id).state.stage >= 1);
+      // The fleet restarts: a new manager over the same stored rollouts continues where it stood.
+      a.stop();
+      const b = wire('ok', repo);
+      manager = b.manager;
+      expect(await manager.resume()).toBe(1);
+      await until(() => manager.get(r.state.id).state.status === 'completed');
+      b.stop();
+      expect(a.ids.map((id) => sims.activeOf(id)?.version)).toEqual(a.ids.map(() => '2.0.0'));
+      const kinds = repo.decisions.map((d) => d.kind);
+      expect(kinds).toEqual(expect.arrayContaining(['started', 'stage_started', 'gate_passed', 'completed']));
+    } finally {
+      clearInterval(ticker);
+      await sims.stop();
+    }
+  });
+
+  it('aborts on a confidence drop and reverts every touched device', async () => {
+    const repo = memoryRolloutRepo();
+    const w = wire('bad', repo);
+    const sims = new SimulatedDevices({
+      url: broker.url,
+      devices: w.ids.map((id) => ({ id, active: V1 })),
+      telemetryIntervalMs: 100,
+      quality: (_id, m) => (m.version === '2.0.0' ? { confidence: 0.55 } : { confidence: 0.9 }),
+    });
+    await sims.start();
+    const touched = new Set<string>();
+    const watch = (topic: string, payload: Buffer): void => {
+      const m = /^edgeloop\/v1\/devices\/(bad-\d+)\/desired$/.exec(topic);
+      if (m && (JSON.parse(payload.toString()) as { active: { model: ModelRef } | null }).active?.model.version === '2.0.0') touched.add(m[1]!);
+    };
+    fleet.on('message', watch);
+    const ticker = setInterval(() => w.manager.tick(), 50);
+    try {
+      const r = w.manager.create({ model: V2, selector: { site: 'y' }, plan: { ...plan, gates: { on_failure: { confidence_drop: 'abort' } } }, actor: 'test' });
+      await until(() => w.manager.get(r.state.id).state.status === 'aborted');
+      await w.manager.settled();
+      await until(() => w.ids.every((id) => sims.activeOf(id)?.version === '1.0.0'));
+      const failed = repo.decisions.find((d) => d.kind === 'gate_failed');
+      expect(failed?.reason).toMatch(/confidence/);
+      // The gate tripped in the canary: only the canary's 10% ever got the candidate.
+      expect(touched.size).toBeGreaterThan(0);
+      expect(touched.size).toBeLessThanOrEqual(Math.ceil(N * 0.1));
+    } finally {
+      fleet.off('message', watch);
+      clearInterval(ticker);
+      w.stop();
+      await sims.stop();
+    }
+  });
+});
