@@ -1,13 +1,35 @@
 import { EdgeloopError, SharedErrors } from '../shared/errors.js';
 
-/** The fleet's error catalogue; model/input codes are shared with the agent (no prefix). */
+/**
+ * The fleet's error catalogue; model/input codes are shared with the agent (no prefix),
+ * every other code is sent as `FLEET_<CODE>`. `status` is the HTTP status the API answers with.
+ */
 export const FleetErrors = {
   USAGE: { status: 400, text: 'invalid command-line usage' },
   INPUT_INVALID: { status: 400, text: 'input is invalid' },
   MODEL_PACKAGE_INVALID: { status: 422, text: 'model package is invalid' },
+  MODEL_HASH_MISMATCH: { status: 422, text: 'a model file does not match its sha256' },
+  SAMPLE_CHUNK_INVALID: { status: 422, text: 'a sample chunk is malformed' },
+  SAMPLE_HASH_MISMATCH: { status: 422, text: 'a sample blob does not match its sha256' },
   PACK_FAILED: { status: 422, text: 'cannot build the model package' },
   KEY_INVALID: { status: 500, text: 'signing key cannot be read' },
   NOT_FOUND: { status: 404, text: 'not found' },
+  /** Authentication of a device (MQTT password, HTTP bearer token) failed. Never says which part was wrong. */
+  AUTH_FAILED: { status: 401, text: 'authentication failed' },
+  DEVICE_UNKNOWN: { status: 404, text: 'no such device' },
+  DEVICE_EXISTS: { status: 409, text: 'a device with this id is already registered' },
+  /** A sample's meta names another device than the one that sent it. */
+  SAMPLE_DEVICE_MISMATCH: { status: 403, text: 'a device may only send its own samples' },
+  SAMPLE_NOT_FOUND: { status: 404, text: 'no such sample' },
+  /** name@version exists with different content: model versions are immutable. */
+  MODEL_VERSION_EXISTS: { status: 409, text: 'this model version exists with different content' },
+  MODEL_NOT_FOUND: { status: 404, text: 'no such model version' },
+  DATASET_NOT_FOUND: { status: 404, text: 'no such dataset version' },
+  ARTIFACT_NOT_FOUND: { status: 404, text: 'no such artifact' },
+  /** Bytes written to the artifact store do not hash to what the caller said they would. */
+  ARTIFACT_HASH_MISMATCH: { status: 422, text: 'artifact content does not match its sha256' },
+  /** The fleet database or artifact store failed (disk full, I/O error, schema from a newer fleet). */
+  STORAGE_FAILED: { status: 507, text: 'fleet storage failed' },
 } as const;
 
 export type FleetErrorCode = keyof typeof FleetErrors;
