@@ -16,6 +16,8 @@ export const FleetErrors = {
   NOT_FOUND: { status: 404, text: 'not found' },
   /** Authentication of a device (MQTT password, HTTP bearer token) failed. Never says which part was wrong. */
   AUTH_FAILED: { status: 401, text: 'authentication failed' },
+  FORBIDDEN: { status: 403, text: 'the role does not allow this' },
+  CONFLICT: { status: 409, text: 'the request conflicts with the current state' },
   DEVICE_UNKNOWN: { status: 404, text: 'no such device' },
   DEVICE_EXISTS: { status: 409, text: 'a device with this id is already registered' },
   /** A sample's meta names another device than the one that sent it. */

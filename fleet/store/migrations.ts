@@ -166,6 +166,44 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX datasets_created ON datasets (created_at);
   `,
+  // 2: API users (bearer tokens with roles), rollouts and per-device desired-state revisions.
+  `
+  -- People and scripts using the HTTP API. Only a hash of each token is stored.
+  CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'labeler', 'viewer')),
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL
+  );
+  -- One row per rollout: the pure machine's state as JSON (validated on load) plus what the
+  -- machine does not need (selector, creator). Decisions are appended to their own table.
+  CREATE TABLE rollouts (
+    id TEXT PRIMARY KEY,
+    model_name TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    status TEXT NOT NULL,
+    selector TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    state TEXT NOT NULL
+  );
+  CREATE INDEX rollouts_status ON rollouts (status);
+  CREATE TABLE rollout_decisions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    rollout_id TEXT NOT NULL REFERENCES rollouts (id) ON DELETE CASCADE,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    decision TEXT NOT NULL
+  );
+  CREATE INDEX rollout_decisions_rollout ON rollout_decisions (rollout_id, seq);
+  -- The last desired-state revision sent to each device: monotonic across restarts, so a
+  -- device never mistakes a new desired state for one it already applied.
+  CREATE TABLE desired_revisions (
+    device_id TEXT PRIMARY KEY,
+    revision INTEGER NOT NULL
+  );
+  `,
 ];
 
 /** Bring the database to the latest schema, one transaction per step. */
