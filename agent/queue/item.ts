@@ -68,20 +68,56 @@ export function prepareItem(input: QueueItemInput, now: number, quotaBytes: numb
   return { id, kind, priority, metaJson, blob, bytes, createdAt: createdAt ?? now };
 }
 
-/** Build the public item; meta is decoded afresh so callers never share state with the store. */
+/**
+ * A leased item. `meta` is decoded from `metaJson` on first access (each item its own copy,
+ * so callers never share state with the store): the forwarder sends `metaJson` as is, and a
+ * JSON.parse per item was a tenth of its drain cost on the 2-core reference box.
+ *
+ * A class with `meta` as a prototype accessor, not an object literal with a getter: the
+ * literal costs ~6 µs per item there (every one gets its own closures, in dictionary mode),
+ * the class under 1 µs. The price: `meta` is not an own property, so object spread does not
+ * copy it; `toJSON` includes it.
+ */
+class LeasedItem implements QueueItem {
+  id: string;
+  kind: string;
+  priority: number;
+  metaJson: string;
+  seq: number;
+  bytes: number;
+  createdAt: number;
+  attempts: number;
+  blob?: Uint8Array;
+  #meta: Record<string, unknown> | undefined;
+
+  constructor(stored: StoredItem) {
+    this.id = stored.id;
+    this.kind = stored.kind;
+    this.priority = stored.priority;
+    this.metaJson = stored.metaJson;
+    this.seq = stored.seq;
+    this.bytes = stored.bytes;
+    this.createdAt = stored.createdAt;
+    this.attempts = stored.attempts;
+    if (stored.blob !== undefined) this.blob = stored.blob;
+  }
+
+  get meta(): Record<string, unknown> {
+    return (this.#meta ??= JSON.parse(this.metaJson) as Record<string, unknown>);
+  }
+
+  set meta(value: Record<string, unknown>) {
+    this.#meta = value;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { ...(this as object), meta: this.meta };
+  }
+}
+
+/** Build the public item from what a store holds. */
 export function toQueueItem(stored: StoredItem): QueueItem {
-  const item: QueueItem = {
-    id: stored.id,
-    kind: stored.kind,
-    priority: stored.priority,
-    meta: JSON.parse(stored.metaJson) as Record<string, unknown>,
-    seq: stored.seq,
-    bytes: stored.bytes,
-    createdAt: stored.createdAt,
-    attempts: stored.attempts,
-  };
-  if (stored.blob !== undefined) item.blob = stored.blob;
-  return item;
+  return new LeasedItem(stored);
 }
 
 /** Validate `lease` arguments once for both implementations. */

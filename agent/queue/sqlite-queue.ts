@@ -6,14 +6,20 @@ import { admitItem, COUNTER_NAMES, DEFAULT_ACKED_MEMORY, zeroCounters } from './
 import type { AdmissionLedger, AdmissionStore, QueueCounters } from './admission.js';
 import { GroupCommitter } from './group-commit.js';
 import type { GroupCommitOptions } from './group-commit.js';
-import { checkLeaseArgs, prepareItem, queueClosedError, takeWithinBytes, toQueueItem } from './item.js';
+import { checkLeaseArgs, prepareItem, queueClosedError, toQueueItem } from './item.js';
 import type { PreparedItem } from './item.js';
-import { migrate } from './sqlite-schema.js';
+import { AckedMemory } from './acked-memory.js';
+import { LeaseBook } from './lease-book.js';
+import { migrate, PRIORITY_SPAN } from './sqlite-schema.js';
 import { prepareStatements } from './sqlite-statements.js';
 import type { ItemRow, Statements } from './sqlite-statements.js';
 import { statsFromRows } from './sqlite-stats.js';
 import { toStorageError, withStorage } from './storage-error.js';
+import { MAX_PRIORITY, MIN_PRIORITY } from './types.js';
 import type { Clock, EnqueueResult, LeaseOptions, QueueItem, QueueItemInput, QueueStats, SampleQueue } from './types.js';
+
+/** Per priority lane, where a lease scan ended; -1 for a lane it did not reach. */
+const SCAN_NONE: readonly number[] = new Array<number>(MAX_PRIORITY + 1).fill(-1);
 
 /** Options for {@link openSqliteQueue}. */
 export interface SqliteQueueOptions {
@@ -47,8 +53,8 @@ export interface SqliteQueueOptions {
 
 /**
  * Open (creating or migrating) a SQLite-backed {@link SampleQueue}.
- * Every lease left by a previous run is cleared: after a crash, everything unacked is eligible
- * again; resending is harmless because the fleet is idempotent on sample ids.
+ * Leases are kept in memory, so none survive the previous run: after a crash, everything
+ * unacked is eligible again; resending is harmless because the fleet is idempotent on sample ids.
  * Throws `STORAGE_FAILED` when the file cannot be opened or is not a queue database.
  */
 export function openSqliteQueue(opts: SqliteQueueOptions): SampleQueue {
@@ -76,11 +82,16 @@ class SqliteQueue implements SampleQueue {
   private readonly log: Logger | undefined;
   private readonly quotaBytes: number;
   private readonly clock: Clock;
-  private readonly ackedMemory: number;
+  /** Recently acked ids, for duplicate checks. */
+  private readonly acked: AckedMemory;
   private readonly groupCommit: GroupCommitter<PreparedItem, EnqueueResult>;
   private readonly store: AdmissionStore;
+  /** Leases live in memory only: see {@link LeaseBook}. */
+  private readonly leases = new LeaseBook();
   /** Cached so admission does not sum the table on every enqueue; recomputed at open. */
   private usedBytes: number;
+  /** Last seq handed out, read from `sequence` at the start of each enqueue transaction and written back by it. */
+  private lastSeq = 0;
   private closed = false;
 
   constructor(
@@ -92,20 +103,20 @@ class SqliteQueue implements SampleQueue {
     this.log = opts.logger?.child({ component: 'queue' });
     this.quotaBytes = opts.quotaBytes;
     this.clock = opts.clock;
-    this.ackedMemory = Math.max(0, opts.ackedMemory ?? DEFAULT_ACKED_MEMORY);
     this.groupCommit = new GroupCommitter((items) => this.admitPrepared(items), opts.groupCommit);
     const s = this.stmts;
     this.store = {
-      isKnown: (id) => s.isKnown.get({ id }) === 1,
+      isKnown: (id) => this.acked.has(id) || s.isQueued.get(id) === 1,
       // A generator so the cursor opens only if eviction actually needs candidates: an
       // iterate() left unconsumed keeps the connection busy. yield* forwards the early
       // return() of decideEviction's loop, which closes the cursor.
       *evictionCandidates(maxPriority) {
-        yield* s.evictionCandidates.iterate(maxPriority);
+        yield* s.evictionCandidates.iterate((maxPriority + 1) * PRIORITY_SPAN);
       },
       remove: (id) => void s.remove.run(id),
       insert: (item) =>
         void s.insert.run({
+          key: item.priority * PRIORITY_SPAN + ++this.lastSeq,
           id: item.id,
           kind: item.kind,
           priority: item.priority,
@@ -115,10 +126,11 @@ class SqliteQueue implements SampleQueue {
           blob: item.blob ?? null,
         }),
     };
-    const cleared = s.clearLeases.run().changes;
+    this.acked = new AckedMemory(Math.max(0, opts.ackedMemory ?? DEFAULT_ACKED_MEMORY));
+    this.acked.load(s.ackedBatches.all(), () => s.ackedNewestFirst.iterate());
     const totals = s.totals.get() ?? { depth: 0, bytes: 0 };
     this.usedBytes = totals.bytes;
-    this.log?.info({ depth: totals.depth, bytes: this.usedBytes, quotaBytes: this.quotaBytes, leasesCleared: cleared, synchronous }, 'sample queue opened');
+    this.log?.info({ depth: totals.depth, bytes: this.usedBytes, quotaBytes: this.quotaBytes, synchronous }, 'sample queue opened');
   }
 
   enqueue(item: QueueItemInput): EnqueueResult {
@@ -147,46 +159,103 @@ class SqliteQueue implements SampleQueue {
     checkLeaseArgs(max, leaseMs, opts.maxBytes);
     if (max === 0) return [];
     const now = this.clock.now();
-    return this.volatileWrite('lease', () => {
-      const rows = takeWithinBytes(this.stmts.leaseCandidates.all(now, max), max, opts.maxBytes);
-      for (const row of rows) this.stmts.setLease.run(now + leaseMs, row.seq);
-      return rows.map(rowToItem);
+    const until = now + leaseMs;
+    const maxBytes = opts.maxBytes;
+    const picked: ItemRow[] = [];
+    // Where each lane's scan ended (-1: not scanned). Floors move only after the reads
+    // succeeded: a failed read must not strand items below a floor.
+    const scannedTo = SCAN_NONE.slice();
+    let total = 0;
+    withStorage('lease', () => {
+      lanes: for (let p = MAX_PRIORITY; p >= MIN_PRIORITY; p--) {
+        const base = p * PRIORITY_SPAN;
+        const end = base + PRIORITY_SPAN;
+        let from = base + this.leases.floor(p, now);
+        for (;;) {
+          const want = max - picked.length;
+          const batch = this.stmts.leaseRange.all(from, end, want);
+          for (const row of batch) {
+            if (!this.leases.isHeld(row[0] - base, now)) {
+              if (maxBytes !== undefined && picked.length > 0 && total + row[6] > maxBytes) break lanes;
+              picked.push(row);
+              total += row[6];
+            }
+            from = row[0];
+            scannedTo[p] = from - base;
+            if (picked.length >= max) break lanes;
+          }
+          if (batch.length < want) break;
+        }
+      }
     });
+    for (let p = MIN_PRIORITY; p <= MAX_PRIORITY; p++) {
+      const seq = scannedTo[p] as number;
+      if (seq >= 0) this.leases.raiseFloor(p, seq);
+    }
+    const items = new Array<QueueItem>(picked.length);
+    for (let i = 0; i < picked.length; i++) {
+      const row = picked[i] as ItemRow;
+      const seq = row[0] - row[3] * PRIORITY_SPAN;
+      this.leases.grant(row[1], seq, row[3], row[6], until);
+      items[i] = rowToItem(row, seq);
+    }
+    return items;
   }
 
   release(ids: string[]): void {
     this.assertOpen();
     if (ids.length === 0) return;
-    this.volatileWrite('release', () => {
-      for (const id of ids) this.stmts.release.run(id);
+    const keys: number[] = [];
+    for (const id of ids) {
+      const lease = this.leases.giveBack(id);
+      if (lease) keys.push(lease.priority * PRIORITY_SPAN + lease.seq);
+    }
+    if (keys.length === 0) return;
+    // Attempts are kept across restarts; the lease itself is already gone (memory only).
+    this.relaxedWrite('release', () => {
+      for (const key of keys) this.stmts.release.run(key);
     });
   }
 
   ack(ids: string[]): number {
     this.assertOpen();
     if (ids.length === 0) return 0;
-    const { count, freed } = withStorage('ack', () =>
-      this.db
-        .transaction(() => {
-          let n = 0;
-          let bytes = 0;
-          for (const id of new Set(ids)) {
-            const row = this.stmts.ackDelete.get(id);
-            if (!row) continue;
-            n += 1;
-            bytes += row.bytes;
-            this.stmts.ackRemember.run(id);
-          }
-          if (n > 0) {
-            this.stmts.ackPrune.run(this.ackedMemory);
-            this.writeCounters({ ...zeroCounters(), ackedTotal: n });
-          }
-          return { count: n, freed: bytes };
-        })
-        .immediate(),
-    );
+    const unique = new Set(ids);
+    // Leased ids are deleted by key in one statement; others (sent by a previous run) one by one.
+    const byKey = new Map<number, string>();
+    const unleased: string[] = [];
+    for (const id of unique) {
+      const lease = this.leases.get(id);
+      if (lease) byKey.set(lease.priority * PRIORITY_SPAN + lease.seq, id);
+      else unleased.push(id);
+    }
+    const { deleted, freed, plan, ord } = this.relaxedWrite('ack', () => {
+      const deleted: string[] = [];
+      let bytes = 0;
+      if (byKey.size > 0) {
+        for (const [key, rowBytes] of this.stmts.ackKeys.all(JSON.stringify([...byKey.keys()]))) {
+          deleted.push(byKey.get(key) as string);
+          bytes += rowBytes;
+        }
+      }
+      for (const id of unleased) {
+        const rowBytes = this.stmts.ackId.get(id);
+        if (rowBytes === undefined) continue;
+        deleted.push(id);
+        bytes += rowBytes;
+      }
+      if (deleted.length === 0) return { deleted, freed: bytes, plan: undefined, ord: undefined };
+      const plan = this.acked.plan(deleted);
+      const ord = plan.batchJson === undefined ? undefined : Number(this.stmts.ackRemember.run(plan.batchJson).lastInsertRowid);
+      if (plan.pruneUpTo !== undefined) this.stmts.ackPrune.run(plan.pruneUpTo);
+      this.writeCounters({ ...zeroCounters(), ackedTotal: deleted.length });
+      return { deleted, freed: bytes, plan, ord };
+    });
+    // Only after the commit: a failed transaction leaves memory matching the database.
+    for (const id of unique) this.leases.drop(id);
+    if (plan) this.acked.committed(deleted, plan, ord);
     this.usedBytes -= freed;
-    return count;
+    return deleted.length;
   }
 
   stats(): QueueStats {
@@ -209,7 +278,12 @@ class SqliteQueue implements SampleQueue {
     const results = withStorage('enqueue', () =>
       this.db
         .transaction(() => {
+          // Read under the write lock rather than trusted from memory: cheap next to the commit,
+          // and right even if another connection (a repair tool) enqueued meanwhile.
+          this.lastSeq = this.stmts.lastSeq.get() ?? 0;
+          const firstSeq = this.lastSeq;
           const out = items.map((item) => admitItem(this.store, item, this.quotaBytes, ledger, this.log));
+          if (this.lastSeq !== firstSeq) this.stmts.setLastSeq.run(this.lastSeq);
           this.writeCounters(ledger.delta);
           return out;
         })
@@ -217,6 +291,7 @@ class SqliteQueue implements SampleQueue {
     );
     // Only after the commit: a failed transaction leaves the cache matching the database.
     this.usedBytes = ledger.usedBytes;
+    for (const result of results) for (const victim of result.evicted) this.leases.drop(victim.id);
     return results;
   }
 
@@ -227,18 +302,28 @@ class SqliteQueue implements SampleQueue {
   }
 
   /**
-   * Lease state is deliberately thrown away at open, so lease/release commits need no fsync:
-   * they run at synchronous=NORMAL even when the queue is FULL. Losing one to a power cut only
-   * means an item is sent again (or an attempt goes uncounted).
+   * Run a write transaction whose loss on power cut is harmless at synchronous=NORMAL (no
+   * fsync at commit) even when the queue is FULL: ack deletes (a lost delete only brings the
+   * item back, it is sent again and the fleet is idempotent on sample ids) and release
+   * (an attempt goes uncounted).
+   *
+   * Why this cannot weaken an enqueue: `synchronous` is a per-connection setting that SQLite
+   * reads when a transaction commits, and it is back to FULL before this returns, so every
+   * enqueue still commits with an fsync of the WAL. The WAL is append-only with checksummed
+   * frames: a power cut can only cut off its tail, and an enqueue's fsync also makes every
+   * relaxed commit before it durable. Checked with strace: an ack commit issues no fsync, an
+   * enqueue commit one. The pragma is run afresh each time on purpose: SQLite applies
+   * `synchronous` when the statement is prepared, so a statement prepared once and re-run
+   * does not reliably switch it (measured: a re-run left FULL in place).
    */
-  private volatileWrite<T>(op: string, fn: () => T): T {
+  private relaxedWrite<T>(op: string, fn: () => T): T {
     return withStorage(op, () => {
       const relax = this.synchronous === 'FULL';
-      if (relax) this.db.pragma('synchronous = NORMAL');
+      if (relax) this.db.exec('PRAGMA synchronous = NORMAL');
       try {
         return this.db.transaction(fn).immediate();
       } finally {
-        if (relax) this.db.pragma('synchronous = FULL');
+        if (relax) this.db.exec('PRAGMA synchronous = FULL');
       }
     });
   }
@@ -248,16 +333,16 @@ class SqliteQueue implements SampleQueue {
   }
 }
 
-function rowToItem(row: ItemRow): QueueItem {
+function rowToItem(row: ItemRow, seq: number): QueueItem {
   return toQueueItem({
-    seq: row.seq,
-    id: row.id,
-    kind: row.kind,
-    priority: row.priority,
-    metaJson: row.meta,
-    blob: row.blob ?? undefined,
-    bytes: row.bytes,
-    createdAt: row.createdAt,
-    attempts: row.attempts,
+    seq,
+    id: row[1],
+    kind: row[2],
+    priority: row[3],
+    metaJson: row[4],
+    blob: row[5] ?? undefined,
+    bytes: row[6],
+    createdAt: row[7],
+    attempts: row[8],
   });
 }

@@ -2,10 +2,30 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { AgentError } from '../errors.js';
 
 /**
+ * Rows of `items` are keyed by `priority * PRIORITY_SPAN + seq` (schema 3): the b-tree holds
+ * each priority lane's rows together, in FIFO order. 2^40 seqs per lane is more than any
+ * device will ever enqueue, and the largest key (< 2^44) is a safe JavaScript integer.
+ */
+export const PRIORITY_SPAN = 2 ** 40;
+
+/** Rows moved per transaction by the schema-3 migration. */
+const MIGRATION_CHUNK_ROWS = 512;
+
+/** A migration step: SQL run in one transaction, or a function that manages its own transactions. */
+export type Migration = string | ((db: BetterSqlite3.Database, opts: MigrateOptions, toVersion: number) => void);
+
+export interface MigrateOptions {
+  /** Rows per transaction for steps that copy data (tests make it small). */
+  chunkRows?: number;
+  /** Called after each committed chunk of a copying step; tests throw from it to simulate a crash. */
+  onChunk?: (movedSoFar: number) => void;
+}
+
+/**
  * Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
  * Append only: never edit a shipped step, devices in the field are at every version.
  */
-export const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly Migration[] = [
   // 1: items, recently-acked ids, persistent counters.
   `
   CREATE TABLE items (
@@ -51,10 +71,104 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX items_evict_order ON items (priority ASC, seq ASC, bytes, created_at);
   CREATE INDEX items_leased ON items (lease_until) WHERE lease_until IS NOT NULL;
   `,
+  // 3: rows clustered by (priority, seq), leases in memory. See migrateToClustered.
+  migrateToClustered,
 ];
 
-/** Bring the database to the latest schema, one transaction per step. */
-export function migrate(db: BetterSqlite3.Database): void {
+/**
+ * Schema 3. Why: the forwarder drains one priority lane at a time, but rows were stored in
+ * seq order, so consecutive deletes hit rows of interleaved priorities on different pages and
+ * every acked sample rewrote a whole 4 KB page into the WAL (and the checkpoint wrote it
+ * again). Keyed by `priority * 2^40 + seq`, a lane's rows share pages, a batch of acks frees
+ * whole pages, and leasing and eviction read the table in key order with no index at all.
+ * Measured on the 2-core reference box (5,000 samples of 1 KB, priorities interleaved, batches
+ * of 160 deletes): 40-60 -> ~9 µs per deleted sample.
+ *
+ * - `lease_until` and its index go: leases are kept in memory (see LeaseBook).
+ * - `items_lease_order` / `items_evict_order` go: the key order serves both.
+ * - `items_stats` (priority, created_at, bytes) covers stats() and the byte total at open;
+ *   created_at grows with seq in practice, so a lane's entries also sit together.
+ * - `sequence` keeps the last seq handed out (AUTOINCREMENT cannot apply to a computed key),
+ *   so a seq is still never reused.
+ * - `acked` becomes `acked_batches`: one row per ack transaction rather than two b-tree
+ *   inserts and two deletes per acked id (~3 µs of the ack's cost per sample).
+ *
+ * The copy moves {@link MIGRATION_CHUNK_ROWS} rows per transaction (insert into the new table
+ * and delete from the old one together), so the file and the WAL grow by one chunk, not by a
+ * second copy of a queue that may fill most of the disk. Every row is in exactly one of the
+ * two tables at every commit: a crash mid-way loses nothing, and the next open resumes.
+ */
+function migrateToClustered(db: BetterSqlite3.Database, opts: MigrateOptions, toVersion: number): void {
+  const chunk = Math.max(1, opts.chunkRows ?? MIGRATION_CHUNK_ROWS);
+  db.transaction(() => {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS items_v3 (
+        -- priority * 2^40 + seq: each priority lane's rows together, FIFO within it.
+        key         INTEGER PRIMARY KEY,
+        id          TEXT    NOT NULL UNIQUE,
+        kind        TEXT    NOT NULL,
+        priority    INTEGER NOT NULL CHECK (priority BETWEEN 0 AND 9),
+        meta        TEXT    NOT NULL,
+        bytes       INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        -- Last, so reading the other columns never walks the blob's overflow pages.
+        blob        BLOB,
+        CHECK (key - priority * ${PRIORITY_SPAN} BETWEEN 1 AND ${PRIORITY_SPAN - 1})
+      );
+      CREATE TABLE IF NOT EXISTS sequence (
+        one      INTEGER PRIMARY KEY CHECK (one = 1),
+        last_seq INTEGER NOT NULL
+      );
+      -- sqlite_sequence still has the old table's counter (it goes with DROP TABLE items).
+      INSERT OR IGNORE INTO sequence (one, last_seq)
+        VALUES (1, coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'items'), 0));
+    `);
+  }).immediate();
+  const bound = db.prepare<[number], number>('SELECT seq FROM items ORDER BY seq LIMIT 1 OFFSET ?').pluck();
+  const last = db.prepare<[], number | null>('SELECT max(seq) FROM items').pluck();
+  const copy = db.prepare<[number]>(
+    `INSERT INTO items_v3 (key, id, kind, priority, meta, bytes, created_at, attempts, blob)
+     SELECT priority * ${PRIORITY_SPAN} + seq, id, kind, priority, meta, bytes, created_at, attempts, blob
+     FROM items WHERE seq <= ?`,
+  );
+  const remove = db.prepare<[number]>('DELETE FROM items WHERE seq <= ?');
+  let moved = 0;
+  for (;;) {
+    const done = db
+      .transaction(() => {
+        const upTo = bound.get(chunk - 1) ?? last.get();
+        if (upTo === null || upTo === undefined) return true;
+        moved += copy.run(upTo).changes;
+        remove.run(upTo);
+        return false;
+      })
+      .immediate();
+    if (done) break;
+    opts.onChunk?.(moved);
+  }
+  db.transaction(() => {
+    db.exec(`
+      DROP TABLE items;
+      ALTER TABLE items_v3 RENAME TO items;
+      CREATE INDEX items_stats ON items (priority, created_at, bytes);
+
+      -- Recently acked ids, one row per ack transaction (a JSON array, in ack order), instead of
+      -- a row plus a unique-index entry per id and a prune per id: the queue keeps the last
+      -- ackedMemory ids in memory for duplicate checks, loaded from here at open.
+      CREATE TABLE acked_batches (
+        ord INTEGER PRIMARY KEY,
+        ids TEXT NOT NULL
+      );
+      INSERT INTO acked_batches (ids) SELECT json_group_array(id ORDER BY ord) FROM acked HAVING count(*) > 0;
+      DROP TABLE acked;
+    `);
+    db.pragma(`user_version = ${toVersion}`);
+  }).immediate();
+}
+
+/** Bring the database to the latest schema, one transaction per SQL step. */
+export function migrate(db: BetterSqlite3.Database, opts: MigrateOptions = {}): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
     // Written by a newer agent (after a rollback of the agent itself): refuse rather than
@@ -64,7 +178,12 @@ export function migrate(db: BetterSqlite3.Database): void {
     });
   }
   for (let version = current; version < MIGRATIONS.length; version++) {
-    const step = MIGRATIONS[version] as string;
+    const step = MIGRATIONS[version] as Migration;
+    if (typeof step === 'function') {
+      // Sets user_version itself, in its last transaction.
+      step(db, opts, version + 1);
+      continue;
+    }
     db.transaction(() => {
       db.exec(step);
       db.pragma(`user_version = ${version + 1}`);

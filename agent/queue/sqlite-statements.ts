@@ -1,54 +1,54 @@
 import type BetterSqlite3 from 'better-sqlite3';
 
-/** A stored row as the lease query returns it. */
-export interface ItemRow {
-  seq: number;
-  id: string;
-  kind: string;
-  priority: number;
-  meta: string;
-  blob: Buffer | null;
-  bytes: number;
-  createdAt: number;
-  attempts: number;
-}
+/**
+ * A stored row as the lease query returns it, in raw (array) mode: naming every column of
+ * every row costs more than reading it.
+ */
+export type ItemRow = [key: number, id: string, kind: string, priority: number, meta: string, blob: Buffer | null, bytes: number, createdAt: number, attempts: number];
 
 /**
  * Every statement the queue runs, prepared once at open: preparing is parsing plus planning,
  * far more than the insert itself on the hot path.
+ *
+ * Rows are keyed by `priority * PRIORITY_SPAN + seq` (sqlite-schema.ts), so a range of keys
+ * is one priority lane in FIFO order: leasing and eviction read the table itself.
  */
 export function prepareStatements(db: BetterSqlite3.Database) {
   return {
-    isKnown: db
-      .prepare<{ id: string }, number>(
-        'SELECT EXISTS (SELECT 1 FROM items WHERE id = @id) OR EXISTS (SELECT 1 FROM acked WHERE id = @id)',
-      )
-      .pluck(),
+    isQueued: db.prepare<[string], number>('SELECT EXISTS (SELECT 1 FROM items WHERE id = ?)').pluck(),
+    // Lowest priority first, oldest first: ascending keys below the first key of maxPriority + 1.
     evictionCandidates: db.prepare<[number], { id: string; priority: number; bytes: number }>(
-      'SELECT id, priority, bytes FROM items WHERE priority <= ? ORDER BY priority ASC, seq ASC',
+      'SELECT id, priority, bytes FROM items WHERE key < ? ORDER BY key ASC',
     ),
     remove: db.prepare<[string]>('DELETE FROM items WHERE id = ?'),
-    insert: db.prepare<{ id: string; kind: string; priority: number; meta: string; bytes: number; createdAt: number; blob: Uint8Array | null }>(
-      `INSERT INTO items (id, kind, priority, meta, bytes, created_at, blob)
-       VALUES (@id, @kind, @priority, @meta, @bytes, @createdAt, @blob)
+    insert: db.prepare<{ key: number; id: string; kind: string; priority: number; meta: string; bytes: number; createdAt: number; blob: Uint8Array | null }>(
+      `INSERT INTO items (key, id, kind, priority, meta, bytes, created_at, blob)
+       VALUES (@key, @id, @kind, @priority, @meta, @bytes, @createdAt, @blob)
        ON CONFLICT (id) DO NOTHING`,
     ),
+    lastSeq: db.prepare<[], number>('SELECT last_seq FROM sequence WHERE one = 1').pluck(),
+    setLastSeq: db.prepare<[number]>('UPDATE sequence SET last_seq = ? WHERE one = 1'),
     bumpCounter: db.prepare<[string, number]>(
       'INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value',
     ),
-    leaseCandidates: db.prepare<[number, number], ItemRow>(
-      `SELECT seq, id, kind, priority, meta, blob, bytes, created_at AS createdAt, attempts FROM items
-       WHERE lease_until IS NULL OR lease_until <= ?
-       ORDER BY priority DESC, seq ASC LIMIT ?`,
-    ),
-    setLease: db.prepare<[number, number]>('UPDATE items SET lease_until = ? WHERE seq = ?'),
-    release: db.prepare<[string]>('UPDATE items SET lease_until = NULL, attempts = attempts + 1 WHERE id = ? AND lease_until IS NOT NULL'),
-    ackDelete: db.prepare<[string], { bytes: number }>('DELETE FROM items WHERE id = ? RETURNING bytes'),
-    ackRemember: db.prepare<[string]>('INSERT INTO acked (id) VALUES (?) ON CONFLICT (id) DO NOTHING'),
-    ackPrune: db.prepare<[number]>('DELETE FROM acked WHERE ord <= (SELECT max(ord) FROM acked) - ?'),
-    clearLeases: db.prepare('UPDATE items SET lease_until = NULL WHERE lease_until IS NOT NULL'),
+    // One priority lane, from a key on (exclusive), below the next lane's first key.
+    leaseRange: db
+      .prepare<[number, number, number], ItemRow>(
+        'SELECT key, id, kind, priority, meta, blob, bytes, created_at, attempts FROM items WHERE key > ? AND key < ? ORDER BY key ASC LIMIT ?',
+      )
+      .raw(),
+    release: db.prepare<[number]>('UPDATE items SET attempts = attempts + 1 WHERE key = ?'),
+    // Acks of leased items, by key, in one statement per batch: `keys` is a JSON array.
+    ackKeys: db.prepare<[string], [key: number, bytes: number]>('DELETE FROM items WHERE key IN (SELECT value FROM json_each(?)) RETURNING key, bytes').raw(),
+    // Acks of ids this process holds no lease for (sent by a previous run).
+    ackId: db.prepare<[string], number>('DELETE FROM items WHERE id = ? RETURNING bytes').pluck(),
+    // Recently acked ids: one row (a JSON array) per ack transaction.
+    ackedBatches: db.prepare<[], { ord: number; count: number }>('SELECT ord, json_array_length(ids) AS count FROM acked_batches ORDER BY ord ASC'),
+    ackedNewestFirst: db.prepare<[], string>('SELECT ids FROM acked_batches ORDER BY ord DESC').pluck(),
+    ackRemember: db.prepare<[string]>('INSERT INTO acked_batches (ids) VALUES (?)'),
+    ackPrune: db.prepare<[number]>('DELETE FROM acked_batches WHERE ord <= ?'),
+    // One pass over the covering index items_stats, never over the rows themselves.
     totals: db.prepare<[], { depth: number; bytes: number }>('SELECT count(*) AS depth, coalesce(sum(bytes), 0) AS bytes FROM items'),
-    // One pass over the covering index items_evict_order, never over the rows themselves.
     byPriority: db.prepare<[], { priority: number; depth: number; bytes: number; oldest: number }>(
       'SELECT priority, count(*) AS depth, sum(bytes) AS bytes, min(created_at) AS oldest FROM items GROUP BY priority',
     ),

@@ -35,6 +35,12 @@ export interface QueueItemInput {
 
 /** An item as stored. */
 export interface QueueItem extends QueueItemInput {
+  /**
+   * `meta` exactly as stored: the `JSON.stringify` of the enqueued meta. A sender can splice
+   * it into its message as is; `meta` is decoded from it on first access, so a sender that
+   * never reads `meta` pays for no JSON parse. (Assigning `meta` does not change it.)
+   */
+  metaJson: string;
   /** Monotonic insertion number: FIFO order within a priority. Never reused. */
   seq: number;
   /** Blob length + JSON-encoded meta length (see the module comment). */

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { QueueItem, SampleQueue } from '../queue/types.js';
 import type { SampleMeta } from '../../shared/schemas/messages.js';
-import { encodeSample } from '../../shared/wire/chunking.js';
+import { encodeSampleJson } from './sample-encoder.js';
 
 /**
  * One leased sample on its way out. `state`:
@@ -125,14 +125,16 @@ export class Backlog {
   }
 
   private encode(item: QueueItem): Buffer[] | undefined {
-    const meta = item.meta as unknown as SampleMeta;
     // The queue id is what the fleet acks (as sample_id): they must agree or nothing is ever deleted.
-    if (typeof meta.sample_id !== 'string' || meta.sample_id !== item.id || typeof meta.input !== 'object') {
+    if (!looksLikeSample(item)) {
       this.markUnsendable(item, new Error('queue item is not a sample (meta.sample_id must equal the queue id)'));
       return undefined;
     }
     try {
-      return encodeSample(meta, item.blob ?? new Uint8Array(0), { topic: this.opts.topic, maxMessageBytes: this.opts.maxMessageBytes });
+      return encodeSampleJson(item.metaJson, () => item.meta as unknown as SampleMeta, item.blob ?? new Uint8Array(0), {
+        topic: this.opts.topic,
+        maxMessageBytes: this.opts.maxMessageBytes,
+      });
     } catch (err) {
       this.markUnsendable(item, err);
       return undefined;
@@ -151,4 +153,21 @@ export class Backlog {
     this.reportedUnsendable.add(item.id);
     this.opts.log.error({ err, id: item.id, kind: item.kind, bytes: item.bytes }, 'queued item cannot be sent; left in the queue');
   }
+}
+
+/**
+ * True when the item's meta names it as `sample_id` and has an `input` object.
+ *
+ * Accepted on the stored JSON text when it starts with `{"sample_id":<the id>,` (the agent
+ * builds meta with sample_id first, and JSON.stringify escapes the id the same way every
+ * time) and contains `"input":{`, which spares a JSON.parse per sample; anything else is
+ * decided on the decoded meta. In JSON text, `"input":{` with unescaped quotes can only be a
+ * key (quotes inside strings are escaped); a nested `input` object would pass the text test,
+ * which only means the fleet refuses that sample instead of this check.
+ */
+function looksLikeSample(item: QueueItem): boolean {
+  const json = item.metaJson;
+  if (json.startsWith(`{"sample_id":${JSON.stringify(item.id)},`) && json.includes('"input":{')) return true;
+  const meta = item.meta as unknown as Partial<SampleMeta>;
+  return typeof meta.sample_id === 'string' && meta.sample_id === item.id && typeof meta.input === 'object';
 }

@@ -14,7 +14,7 @@ import { LiveLane } from './live-lane.js';
 import type { LiveMessage } from './live-lane.js';
 import { systemTimers } from './timers.js';
 import type { Timers } from './timers.js';
-import type { Uplink } from './types.js';
+import type { PublishOptions, Uplink } from './types.js';
 
 /**
  * When a queued sample may be deleted.
@@ -40,9 +40,10 @@ export interface ForwarderOptions {
    */
   ackTimeoutMs?: number;
   /**
-   * Collect deletions for this long before one `ack()` call (one SQLite transaction, one
-   * fsync at synchronous=FULL). Deleting late is safe: the items stay leased meanwhile, and
-   * after a crash they are only sent again. Default 10.
+   * Collect deletions for this long before one `ack()` call (one SQLite transaction).
+   * Deleting late is safe: the items stay leased meanwhile, and after a crash they are only
+   * sent again. Flushed at once when the drain is over (nothing to send, nothing in flight).
+   * Default 10.
    */
   ackBatchMs?: number;
   /** Most items per `lease()` call (one SQLite transaction). Default 64, fewer when the rate cap could not send them within half a lease. */
@@ -92,6 +93,8 @@ export interface ForwarderStats {
   backlog: number;
 }
 
+const RETAIN: PublishOptions = Object.freeze({ retain: true });
+
 /** Most ids per `ack()` call. */
 const MAX_ACK_BATCH = 1000;
 
@@ -140,11 +143,22 @@ export class Forwarder {
   private pendingAcks: string[] = [];
   private ackFlushTimer: unknown;
   private readonly unlisten: Array<() => void> = [];
+  /** The uplink's callback publish when it has one (no Promise per message), else its Promise one. */
+  private readonly send: (topic: string, payload: Uint8Array, opts: PublishOptions | undefined, done: (err?: unknown) => void) => void;
 
   constructor(opts: ForwarderOptions) {
     this.log = opts.logger.child({ component: 'uplink' });
     this.queue = opts.queue;
     this.uplink = opts.uplink;
+    const uplink = opts.uplink;
+    const publishCallback = uplink.publishCallback?.bind(uplink);
+    this.send = publishCallback
+      ? (topic, payload, publishOpts, done) => publishCallback(topic, payload, done, publishOpts)
+      : (topic, payload, publishOpts, done) =>
+          void uplink.publish(topic, payload, publishOpts).then(
+            () => done(),
+            (err: unknown) => done(err ?? new Error('publish failed')),
+          );
     this.clock = opts.clock ?? systemClock;
     this.timers = opts.timers ?? systemTimers;
     this.ackMode = opts.ackMode ?? 'fleet';
@@ -319,15 +333,14 @@ export class Forwarder {
   }
 
   private publishLive(msg: LiveMessage): void {
-    this.uplink.publish(msg.topic, msg.payload, msg.retain ? { retain: true } : undefined).then(
-      () => {
+    this.send(msg.topic, msg.payload, msg.retain ? RETAIN : undefined, (err) => {
+      if (err === undefined) {
         this.limiter.settle();
         this.counters.live_sent++;
         this.counters.messages_sent++;
         this.counters.bytes_sent += msg.payload.byteLength;
         this.schedulePump();
-      },
-      (err: unknown) => {
+      } else {
         this.limiter.settle();
         this.counters.publish_failed++;
         const attempts = (msg.attempts ?? 0) + 1;
@@ -341,15 +354,15 @@ export class Forwarder {
           this.log.debug({ err, topic: msg.topic }, 'live message not delivered');
         }
         this.schedulePump();
-      },
-    );
+      }
+    });
   }
 
   private publishSample(track: Track, payload: Buffer): void {
-    this.uplink.publish(this.samplesTopic, payload).then(
-      () => this.onSamplePuback(track, payload.byteLength),
-      (err: unknown) => this.onSampleFailed(track, err),
-    );
+    this.send(this.samplesTopic, payload, undefined, (err) => {
+      if (err === undefined) this.onSamplePuback(track, payload.byteLength);
+      else this.onSampleFailed(track, err);
+    });
   }
 
   private onSamplePuback(track: Track, bytes: number): void {
@@ -363,6 +376,7 @@ export class Forwarder {
         track.state = 'dropped';
         this.backlog.tracks.delete(track.id);
         this.ackLater(track.id);
+        this.flushAcksIfDrained();
       } else {
         track.state = 'sent';
         track.sentAt = this.clock.now();
@@ -402,6 +416,7 @@ export class Forwarder {
     for (const id of ids) this.backlog.forget(id);
     // Ids we have no track for (sent by a previous run, or forgotten) are acked too: ack is idempotent.
     for (const id of ids) this.ackLater(id);
+    this.flushAcksIfDrained();
   }
 
   /**
@@ -421,6 +436,14 @@ export class Forwarder {
       this.ackFlushTimer = undefined;
       this.flushAcks();
     }, this.ackBatchMs);
+  }
+
+  /**
+   * Nothing left to send and nothing in flight: no more deletions will join the batch soon,
+   * so delete now rather than at the timer (the queue's depth is right at once when a drain ends).
+   */
+  private flushAcksIfDrained(): void {
+    if (this.backlogIdle && this.limiter.inflight() === 0 && this.live.length === 0) this.flushAcks();
   }
 
   private flushAcks(): void {

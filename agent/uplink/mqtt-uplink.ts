@@ -1,5 +1,5 @@
 import mqtt from 'mqtt';
-import type { IClientOptions, MqttClient } from 'mqtt';
+import type { IClientOptions, IClientPublishOptions, MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { systemClock } from '../../shared/ids.js';
 import type { Clock, Random } from '../../shared/ids.js';
@@ -9,7 +9,7 @@ import { uplinkError } from './errors.js';
 import { systemTimers } from './timers.js';
 import type { Timers } from './timers.js';
 import { topicMatches } from './topic-match.js';
-import type { MessageHandler, PublishOptions, Uplink, UplinkEvent } from './types.js';
+import type { MessageHandler, PublishCallback, PublishOptions, Uplink, UplinkEvent } from './types.js';
 import type { WillMessage } from './will.js';
 
 /** TLS material for mutual TLS (AWS IoT Core): file contents, read by the caller at start. */
@@ -67,7 +67,7 @@ export interface MqttUplinkOptions {
 }
 
 interface PendingPublish {
-  reject: (err: Error) => void;
+  fail: (err: Error) => void;
 }
 
 interface Deferred {
@@ -100,6 +100,10 @@ function deferred(): Deferred {
   promise.catch(() => undefined);
   return d;
 }
+
+/** Shared publish options: mqtt.js copies them, so no object per message. */
+const QOS1: Readonly<IClientPublishOptions> = Object.freeze({ qos: 1, retain: false });
+const QOS1_RETAIN: Readonly<IClientPublishOptions> = Object.freeze({ qos: 1, retain: true });
 
 /** Wrap without copying: mqtt.js wants a Buffer, callers hand us Uint8Array views. */
 function asBuffer(payload: Uint8Array): Buffer {
@@ -183,20 +187,36 @@ export class MqttUplink implements Uplink {
   }
 
   publish(topic: string, payload: Uint8Array, opts?: PublishOptions): Promise<void> {
+    return new Promise<void>((resolve, reject) => this.publishCallback(topic, payload, (err) => (err ? reject(err) : resolve()), opts));
+  }
+
+  publishCallback(topic: string, payload: Uint8Array, done: PublishCallback, opts?: PublishOptions): void {
     const client = this.client;
     if (!this.connected || !client) {
-      return Promise.reject(uplinkError('disconnected', `uplink is not connected (publish to ${topic})`));
+      const err = uplinkError('disconnected', `uplink is not connected (publish to ${topic})`);
+      queueMicrotask(() => done(err));
+      return;
     }
-    return new Promise<void>((resolve, reject) => {
-      const entry: PendingPublish = { reject };
-      this.pending.add(entry);
-      client.publish(topic, asBuffer(payload), { qos: 1, retain: opts?.retain ?? false }, (err) => {
-        // Already rejected when the connection dropped: mqtt.js may still call back later.
+    const entry: PendingPublish = { fail: done };
+    this.pending.add(entry);
+    let sync = true;
+    try {
+      client.publish(topic, asBuffer(payload), opts?.retain ? QOS1_RETAIN : QOS1, (err) => {
+        // Already failed when the connection dropped: mqtt.js may still call back later.
         if (!this.pending.delete(entry)) return;
-        if (err) reject(uplinkError('publish_failed', `publish to ${topic} failed: ${err.message}`, { cause: err }));
-        else resolve();
+        const failure = err ? uplinkError('publish_failed', `publish to ${topic} failed: ${err.message}`, { cause: err }) : undefined;
+        // mqtt.js calls back synchronously when it refuses at once (client disconnecting).
+        if (sync) queueMicrotask(() => done(failure));
+        else done(failure);
       });
-    });
+    } catch (cause) {
+      // A throw must reach `done` like any other failure, never the caller's loop.
+      if (this.pending.delete(entry)) {
+        const failure = uplinkError('publish_failed', `publish to ${topic} failed: ${(cause as Error).message}`, { cause });
+        queueMicrotask(() => done(failure));
+      }
+    }
+    sync = false;
   }
 
   async subscribe(topic: string, handler: MessageHandler): Promise<void> {
@@ -370,7 +390,11 @@ export class MqttUplink implements Uplink {
     if (this.pending.size === 0) return;
     const pending = [...this.pending];
     this.pending.clear();
-    for (const p of pending) p.reject(uplinkError(kind, message));
+    // In a microtask, as a Promise rejection would: listeners of the `disconnected` event
+    // emitted right after this (the forwarder releasing unsent leases) run first.
+    queueMicrotask(() => {
+      for (const p of pending) p.fail(uplinkError(kind, message));
+    });
   }
 
   private dispatch(topic: string, payload: Buffer): void {

@@ -129,6 +129,58 @@ export function queueContract(name: string, makeQueue: MakeQueue): void {
         expect(q.lease(1, LEASE_MS)[0]?.attempts).toBe(2);
       });
 
+      it('an expired lease behind running ones comes back first, in queue order', () => {
+        const q = make();
+        for (const id of ['a', 'b', 'c', 'd', 'e', 'f']) q.enqueue(sample(id, 4));
+        expect(ids(q.lease(2, 1000))).toEqual(['a', 'b']);
+        clock.advance(500);
+        expect(ids(q.lease(2, 1000))).toEqual(['c', 'd']);
+        clock.advance(500); // a and b expire, c and d still run
+        expect(ids(q.lease(10, 1000))).toEqual(['a', 'b', 'e', 'f']);
+        clock.advance(500);
+        expect(ids(q.lease(10, 1000))).toEqual(['c', 'd']);
+      });
+
+      it('a release in the middle of leased items makes just that one eligible, ahead of newer items', () => {
+        const q = make();
+        for (const id of ['a', 'b', 'c', 'd']) q.enqueue(sample(id, 4));
+        expect(ids(q.lease(10, LEASE_MS))).toEqual(['a', 'b', 'c', 'd']);
+        q.enqueue(sample('e', 4));
+        q.release(['c']);
+        expect(ids(q.lease(10, LEASE_MS))).toEqual(['c', 'e']);
+        q.release(['a', 'd']);
+        expect(ids(q.lease(1, LEASE_MS))).toEqual(['a']);
+        expect(ids(q.lease(10, LEASE_MS))).toEqual(['d']);
+      });
+
+      it('a zero-length lease leaves the item eligible at once', () => {
+        const q = make();
+        q.enqueueMany([sample('a', 1), sample('b', 1)]);
+        expect(ids(q.lease(1, 0))).toEqual(['a']);
+        expect(ids(q.lease(10, LEASE_MS))).toEqual(['a', 'b']);
+      });
+
+      it('ignores an ack or release of a leased item that was evicted meanwhile', () => {
+        const q = make(2 * UNIT);
+        q.enqueueMany([sample('a', 1), sample('b', 1)]);
+        expect(ids(q.lease(1, LEASE_MS))).toEqual(['a']);
+        expect(ids(q.enqueue(sample('c', 1)).evicted)).toEqual(['a']);
+        q.release(['a']);
+        expect(q.ack(['a'])).toBe(0);
+        expect(ids(q.lease(10, LEASE_MS))).toEqual(['b', 'c']);
+        expect(q.stats()).toMatchObject({ depth: 2, bytes: 2 * UNIT, ackedTotal: 0 });
+      });
+
+      it('leased items carry their meta as stored JSON too', () => {
+        const q = make();
+        const input = sample('j', 2, { meta: { sample_id: 'j', text: 'ünï "quoted"', n: [1, 2.5] } });
+        q.enqueue(input);
+        const [item] = q.lease(1, LEASE_MS);
+        expect(item?.metaJson).toBe(JSON.stringify(input.meta));
+        expect(item?.meta).toEqual(input.meta);
+        expect(JSON.parse(JSON.stringify(item))).toMatchObject({ id: 'j', meta: input.meta });
+      });
+
       it('rejects nonsense lease arguments', () => {
         const q = make();
         expect(thrownCode(() => q.lease(-1, LEASE_MS))).toBe(agentCode('INPUT_INVALID'));

@@ -99,6 +99,32 @@ describe('sqlite queue on a real file', () => {
     expect(q2.enqueue(sample('a', 1)).accepted).toBe(true); // pruned: oldest acked id forgotten
   });
 
+  it('remembers exactly the last ackedMemory acked ids across restarts, whatever the ack batch sizes', () => {
+    const all = Array.from({ length: 12 }, (_, i) => `s${i}`);
+    const q1 = reopen({ ackedMemory: 5 });
+    q1.enqueueMany(all.map((id) => sample(id, 1)));
+    q1.lease(100, LEASE_MS);
+    for (const batch of [all.slice(0, 3), all.slice(3, 7), all.slice(7, 8), all.slice(8, 12)]) q1.ack(batch);
+    q1.close();
+
+    const q2 = reopen({ ackedMemory: 5 });
+    const duplicates = all.filter((id) => q2.enqueue(sample(id, 1)).duplicate);
+    expect(duplicates).toEqual(all.slice(7));
+  });
+
+  it('with ackedMemory 0 remembers no acked id, and forgets what a run with a larger memory kept', () => {
+    const q1 = reopen();
+    q1.enqueueMany([sample('a', 1), sample('b', 1)]);
+    q1.ack(['a']);
+    q1.close();
+    const q2 = reopen({ ackedMemory: 0 });
+    q2.ack(['b']);
+    expect(q2.enqueue(sample('b', 1)).accepted).toBe(true);
+    q2.close();
+    const q3 = reopen();
+    expect(q3.enqueue(sample('a', 1)).accepted).toBe(true);
+  });
+
   it('captures waiting in a group commit at close are on disk afterwards', async () => {
     const q1 = reopen();
     const pending = Array.from({ length: 20 }, (_, i) => q1.enqueueAsync(sample(`g${i}`, 2)));
@@ -120,28 +146,44 @@ describe('sqlite queue on a real file', () => {
     expect(normal?.pragma('synchronous', { simple: true })).toBe(1); // NORMAL
   });
 
-  it('restores synchronous=FULL after lease and release (which run relaxed on purpose)', () => {
+  it('restores synchronous=FULL after release and ack (which commit relaxed on purpose)', () => {
     let db: BetterSqlite3.Database | undefined;
     const q = reopen({ onOpen: (d) => void (db = d) });
-    q.enqueue(sample('a', 1));
+    q.enqueueMany([sample('a', 1), sample('b', 1)]);
     q.release(q.lease(1, LEASE_MS).map((i) => i.id));
+    expect(db?.pragma('synchronous', { simple: true })).toBe(2);
+    expect(q.ack(q.lease(2, LEASE_MS).map((i) => i.id))).toBe(2);
+    expect(q.ack(['never-leased'])).toBe(0);
     expect(db?.pragma('synchronous', { simple: true })).toBe(2);
   });
 
-  it('serves leasing, eviction, stats and lease clearing from indexes, without a sort or a row scan', () => {
+  it('restores synchronous=FULL when a relaxed commit fails', () => {
+    let db: BetterSqlite3.Database | undefined;
+    const q = reopen({ onOpen: (d) => void (db = d) });
+    q.enqueue(sample('a', 1));
+    const [item] = q.lease(1, LEASE_MS);
+    db?.pragma('query_only = ON');
+    expect(thrownCode(() => q.ack([item?.id ?? '']))).toBe(agentCode('STORAGE_FAILED'));
+    db?.pragma('query_only = OFF');
+    expect(db?.pragma('synchronous', { simple: true })).toBe(2);
+    expect(q.ack([item?.id ?? ''])).toBe(1);
+  });
+
+  it('serves leasing, eviction, acks and stats from the key order or a covering index, without a sort or a row scan', () => {
     let db: BetterSqlite3.Database | undefined;
     reopen({ onOpen: (d) => void (db = d) });
     const plan = (sql: string): string =>
       (db?.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>).map((r) => r.detail).join(' | ');
-    const lease = plan('SELECT * FROM items WHERE lease_until IS NULL OR lease_until <= 1 ORDER BY priority DESC, seq ASC LIMIT 10');
-    const evict = plan('SELECT id, priority, bytes FROM items WHERE priority <= 3 ORDER BY priority ASC, seq ASC');
+    const lease = plan('SELECT * FROM items WHERE key > 1 AND key < 2 ORDER BY key ASC LIMIT 10');
+    const evict = plan('SELECT id, priority, bytes FROM items WHERE key < 3 ORDER BY key ASC');
+    const ack = plan("DELETE FROM items WHERE key IN (SELECT value FROM json_each('[1,2]')) RETURNING key, bytes");
     const stats = plan('SELECT priority, count(*) AS depth, sum(bytes) AS bytes, min(created_at) AS oldest FROM items GROUP BY priority');
-    expect(plan('UPDATE items SET lease_until = NULL WHERE lease_until IS NOT NULL')).toContain('items_leased');
-    expect(lease).toContain('items_lease_order');
-    expect(evict).toContain('items_evict_order');
+    expect(lease).toContain('USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)');
+    expect(evict).toContain('USING INTEGER PRIMARY KEY (rowid<?)');
+    expect(ack).toContain('USING INTEGER PRIMARY KEY (rowid=?)');
     // stats() must not read every row (and its blob): a covering index answers it.
-    expect(stats).toContain('COVERING INDEX items_evict_order');
-    expect(`${lease} ${evict} ${stats}`).not.toContain('TEMP B-TREE');
+    expect(stats).toContain('COVERING INDEX items_stats');
+    expect(`${lease} ${evict} ${ack} ${stats}`).not.toContain('TEMP B-TREE');
   });
 
   it('migrates a version-1 database in place, keeping its items', () => {

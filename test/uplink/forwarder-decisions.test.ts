@@ -105,17 +105,32 @@ describe('Forwarder decisions', () => {
     expect(lines.some((l) => l.msg === 'ignoring malformed sample ack' && l.component === 'uplink')).toBe(true);
   });
 
-  it('deletes on PUBACK in puback mode, batching deletions', async () => {
-    const { uplink, forwarder, queue, time } = setup({ ackMode: 'puback', limits: { publishesPerS: null } }, 5);
+  it('deletes on PUBACK in puback mode, batching deletions while the drain runs', async () => {
+    const { uplink, forwarder, queue, time } = setup({ ackMode: 'puback', limits: { publishesPerS: null, maxInflight: 3 } }, 6);
     await forwarder.start();
     await uplink.connect();
     await settle();
     uplink.ackAll();
     await settle();
+    expect(uplink.inflight()).toHaveLength(3); // the other three went out
     time.advance(9);
-    expect(queue.stats().depth).toBe(5); // deletion waits for the batch timer (ackBatchMs, default 10)
+    expect(queue.stats().depth).toBe(6); // deletion waits for the batch timer (ackBatchMs, default 10)
     time.advance(1);
-    expect(queue.stats().depth).toBe(0);
+    expect(queue.stats().depth).toBe(3);
+    expect(forwarder.stats()).toMatchObject({ sent: 3, acked: 3 });
+  });
+
+  it('deletes at once, without waiting for the batch timer, when the drain is over', async () => {
+    const { uplink, forwarder, queue } = setup({ ackMode: 'puback', limits: { publishesPerS: null, maxInflight: 3 } }, 5);
+    await forwarder.start();
+    await uplink.connect();
+    await settle();
+    uplink.ackAll();
+    await settle();
+    expect(queue.stats().depth).toBe(5); // two more in flight: the batch keeps collecting
+    uplink.ackAll();
+    await settle();
+    expect(queue.stats().depth).toBe(0); // nothing to send, nothing in flight: no timer wait
     expect(forwarder.stats()).toMatchObject({ sent: 5, acked: 5 });
   });
 
@@ -190,6 +205,20 @@ describe('Forwarder decisions', () => {
     expect(queue.stats().depth).toBe(1);
     expect(forwarder.stats().unsendable).toBeGreaterThanOrEqual(2);
     expect(lines.filter((l) => l.msg === 'queued item cannot be sent; left in the queue')).toHaveLength(1);
+  });
+
+  it('sends a sample whose meta does not start with sample_id, and refuses one whose sample_id is not the queue id', async () => {
+    const { uplink, forwarder, queue } = setup({ limits: { publishesPerS: null } }, 0);
+    const reordered = sampleItem('late-key', 10, 5, DEVICE);
+    const { sample_id: sampleId, ...rest } = reordered.meta;
+    queue.enqueue({ ...reordered, meta: { ...rest, sample_id: sampleId } });
+    const other = sampleItem('wrong-id', 10, 4, DEVICE);
+    queue.enqueue({ ...other, meta: { ...other.meta, sample_id: 'someone-else' } });
+    await forwarder.start();
+    await uplink.connect();
+    await settle();
+    expect(uplink.published.map((p) => sampleIdOf(p.payload))).toEqual(['late-key']);
+    expect(forwarder.stats().unsendable).toBe(1);
   });
 
   it('looks at the queue again at once on notify()', async () => {

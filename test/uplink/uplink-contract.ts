@@ -103,6 +103,39 @@ export function uplinkContract(name: string, setup: () => Promise<UplinkHarness>
       await waitUntil(() => got.length === 1, 5000, 'message');
     });
 
+    it('publishCallback, where implemented, calls back once and never synchronously: no argument on delivery, the publish error otherwise', async () => {
+      const device = make();
+      if (!device.publishCallback) return;
+      const calls: Array<Error | undefined> = [];
+      let returned = false;
+      device.publishCallback('contract/x', new Uint8Array([1]), (err) => {
+        expect(returned).toBe(true);
+        calls.push(err);
+      });
+      returned = true;
+      await waitUntil(() => calls.length === 1, 5000, 'callback while disconnected');
+      expect(calls[0]).toMatchObject({ details: { uplink: 'disconnected' } });
+
+      const peer = make();
+      await Promise.all([device.connect(), peer.connect()]);
+      const got: string[] = [];
+      await peer.subscribe('contract/dev-5/data', (_t, p) => got.push(Buffer.from(p).toString()));
+      const acked: Array<Error | undefined> = [];
+      for (let i = 0; i < 20; i++) device.publishCallback('contract/dev-5/data', Buffer.from(`m${i}`), (err) => acked.push(err));
+      await waitUntil(() => acked.length === 20 && got.length === 20, 5000, 'callbacks and deliveries');
+      expect(acked.every((e) => e === undefined)).toBe(true);
+      expect(got).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`));
+
+      // Cut off in flight: each callback still fires exactly once, with an error.
+      const cut: Array<Error | undefined> = [];
+      for (let i = 0; i < 20; i++) device.publishCallback('contract/dev-5/data', Buffer.alloc(64 * 1024, i), (err) => cut.push(err));
+      await harness.outage();
+      await waitUntil(() => cut.length === 20, 5000, 'callbacks after an outage');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(cut).toHaveLength(20);
+      expect(cut.filter((e) => e !== undefined).every((e) => e instanceof Error)).toBe(true);
+    });
+
     it('close() disconnects, rejects later publishes and refuses to connect again', async () => {
       const device = make();
       await device.connect();
