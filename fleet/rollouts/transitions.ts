@@ -8,7 +8,8 @@ import { sameDesired, sameModel, type Draft } from './draft.js';
 import { evaluateGates, type GateDevice, type GateResult } from './gates.js';
 import { isManaged, pickActive, pickShadow, targetSize } from './selection.js';
 import { activeAllowance, resolveAllowance } from './stages.js';
-import type { DeviceRecord, Signal } from './state-schema.js';
+import { samples } from './aggregate.js';
+import type { DeviceRecord, MetricsAgg, Signal } from './state-schema.js';
 
 /** `{ stage, stage_name }` of the current stage, for decisions. */
 export function here(d: Draft): { stage: number; stage_name: string } {
@@ -23,6 +24,16 @@ function failureOf(r: DeviceRecord): GateDevice['failure'] {
 export function gateDevices(d: Draft): GateDevice[] {
   const shadowMode = d.stage.kind === 'shadow';
   const out: GateDevice[] = [];
+  const min = d.stage.gates.min_samples_per_device;
+  // A device switched before it ever reported its previous version (rollout started right
+  // after it came online) has no baseline of its own: compare it with the same previous
+  // version on its peers in the target instead, so the gate can judge rather than wait forever.
+  const pooled = new Map<string, MetricsAgg>();
+  for (const r of Object.values(d.state.devices)) {
+    if (!isManaged(r) || !r.last_known_good) continue;
+    const k = `${r.last_known_good.name}@${r.last_known_good.version}`;
+    pooled.set(k, sumAgg(pooled.get(k), r.baseline));
+  }
   // Key order, not rank order: it is deterministic (insertion order survives JSON) and this
   // runs on every event, where sorting the fleet each time would dominate.
   for (const [id, r] of Object.entries(d.state.devices)) {
@@ -32,7 +43,7 @@ export function gateDevices(d: Draft): GateDevice[] {
       has_previous: r.last_known_good !== null,
       failure: failureOf(r),
       installed: (shadowMode ? r.shadow_installed_at : r.installed_at) !== null,
-      baseline: r.baseline,
+      baseline: samples(r.baseline) >= min || !r.last_known_good ? r.baseline : (pooled.get(`${r.last_known_good.name}@${r.last_known_good.version}`) ?? r.baseline),
       candidate: r.candidate,
       shadow: r.shadow,
     });
@@ -203,4 +214,12 @@ export function progress(d: Draft): void {
     d.decide({ kind: 'gate_passed', ...here(d), reason: `${d.stage.name} passed after ${d.stage.bake_ms / 1000}s bake: ${r.reason}`, signals: r.signals });
     advance(d);
   }
+}
+
+/** Field-wise sum of two metric aggregates (all fields are running sums). */
+function sumAgg(a: MetricsAgg | undefined, b: MetricsAgg): MetricsAgg {
+  if (!a) return { ...b };
+  const out = { ...a };
+  for (const k of Object.keys(b) as Array<keyof MetricsAgg>) out[k] = (a[k] ?? 0) + (b[k] ?? 0);
+  return out;
 }

@@ -1,0 +1,198 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../shared/ids.js';
+import { deviceStatus, telemetry, type SampleAck } from '../shared/schemas/index.js';
+import { deviceIdFromTopic, topics } from '../shared/topics.js';
+import { parseJsonWith } from '../shared/validate.js';
+import { openFsArtifactStore } from './artifacts/fs-store.js';
+import { openSqliteArtifactStore } from './artifacts/sqlite-store.js';
+import { TieredArtifactStore } from './artifacts/tiered-store.js';
+import { Users } from './auth/users.js';
+import type { FleetContext } from './context.js';
+import { DeviceRegistry } from './devices/registry.js';
+import { loadOrCreateSigningKey } from './keys.js';
+import { Datasets } from './labels/datasets.js';
+import { Labels } from './labels/labels.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/embedded-broker.js';
+import { ModelRegistry } from './registry/registry.js';
+import { mqttDesiredStateBackend } from './rollouts/backend.js';
+import type { TargetDevice } from './rollouts/event-schema.js';
+import { RolloutManager } from './rollouts/manager.js';
+import { sqliteRevisions, sqliteRolloutRepo } from './rollouts/sqlite-repo.js';
+import { SampleIngest } from './samples/ingest.js';
+import { openFleetDb } from './store/db.js';
+
+export interface ServeOptions {
+  dataDir: string;
+  httpPort?: number;
+  mqttPort?: number;
+  host?: string;
+  /** Use an external broker (mosquitto, AWS IoT...) instead of the embedded one. */
+  brokerUrl?: string;
+  brokerUsername?: string;
+  brokerPassword?: string;
+  /** The HTTP API (built separately so the service does not depend on it in tests). */
+  http?: (ctx: FleetContext) => Server;
+  log: Logger;
+  clock?: Clock;
+  tickMs?: number;
+}
+
+export interface FleetService {
+  ctx: FleetContext;
+  urls: { http: string; mqtt: string };
+  /** Token of the `admin` user, written to `<data>/admin.token` on first start. */
+  adminToken: string | null;
+  stop(): Promise<void>;
+}
+
+/**
+ * The fleet service on one machine: SQLite state, content-addressed artifacts, the
+ * embedded MQTT broker with per-device access control (or an external broker), the device
+ * message handlers (telemetry, status, samples with acks), the rollout manager with its
+ * MQTT desired-state backend, and the HTTP API. `stop()` shuts down in an order that loses
+ * nothing; a restart resumes every rollout where it stood.
+ */
+export async function startFleetService(o: ServeOptions): Promise<FleetService> {
+  const log = o.log;
+  const clock = o.clock ?? systemClock;
+  const dir = resolve(o.dataDir);
+  await mkdir(dir, { recursive: true });
+  const key = await loadOrCreateSigningKey(join(dir, 'keys'));
+  const db = openFleetDb({ path: join(dir, 'fleet.db'), clock });
+  const large = await openFsArtifactStore({ dir: join(dir, 'artifacts') });
+  const small = openSqliteArtifactStore({ path: join(dir, 'small-artifacts.db') });
+  // Small blobs (samples) in SQLite, group-committed; large ones (models) as files.
+  const artifacts = new TieredArtifactStore({ small, large });
+  const registry = new ModelRegistry({ db, artifacts, signingKey: { privateKeyPem: key.privateKeyPem, publicKeyPem: key.publicKeyPem } });
+  const devices = new DeviceRegistry({ db });
+  const ingest = new SampleIngest({ db, artifacts, logger: log.child({ component: 'ingest' }) });
+  const labels = new Labels({ db });
+  const datasets = new Datasets({ db, artifacts });
+  const users = new Users(db);
+  let adminToken: string | null = null;
+  if (users.count() === 0) {
+    adminToken = users.issue('admin', 'admin').token;
+    await writeFile(join(dir, 'admin.token'), `${adminToken}\n`, { mode: 0o600 });
+  }
+
+  // The fleet's own MQTT identity: a fresh secret per start, known only to this process.
+  const fleetSecret = randomBytes(24).toString('base64url');
+  let broker: EmbeddedBroker | null = null;
+  let mqttUrl = o.brokerUrl ?? '';
+  if (!o.brokerUrl) {
+    broker = await startEmbeddedBroker({
+      port: o.mqttPort ?? 0,
+      host: o.host ?? '127.0.0.1',
+      log: log.child({ component: 'broker' }),
+      authenticate: async (username, password, clientId) => {
+        if (username === 'fleet' && password?.toString() === fleetSecret && clientId.startsWith('edgeloop-fleet')) return { kind: 'fleet' };
+        if (!username || !password) return null;
+        return (await devices.authenticate(username, password.toString())) ? { kind: 'device', id: username } : null;
+      },
+    });
+    mqttUrl = broker.url;
+  }
+  const client: MqttClient = await mqtt.connectAsync(mqttUrl, {
+    clientId: `edgeloop-fleet-${randomBytes(4).toString('hex')}`,
+    ...(broker ? { username: 'fleet', password: fleetSecret } : o.brokerUsername ? { username: o.brokerUsername, password: o.brokerPassword } : {}),
+    reconnectPeriod: 1000,
+  });
+
+  const urls = { mqtt: mqttUrl, http: '' };
+  const repo = sqliteRolloutRepo(db);
+  const rollouts = new RolloutManager({
+    repo,
+    clock,
+    log: log.child({ component: 'rollouts' }),
+    backend: mqttDesiredStateBackend({
+      client,
+      now: () => clock.now(),
+      nextRevision: sqliteRevisions(db),
+      locate: (m) => ({ base_url: `${urls.http}/v1/models/${m.name}/${m.version}/package`, manifest_sha256: registry.get(m.name, m.version).manifest_sha256 }),
+    }),
+    resolveTargets: (selector) =>
+      devices.list({ tags: selector }).map((d): TargetDevice => {
+        const t = d.telemetry;
+        return {
+          id: d.id,
+          active: d.models.active,
+          ...(t && t.model && t.inference.count > 0
+            ? { baseline: { count: t.inference.count, errors: t.inference.errors, latency_p95_ms: t.inference.latency_ms.p95, confidence_mean: t.confidence_mean, outlier_rate: t.outliers.rate } }
+            : {}),
+        };
+      }),
+  });
+
+  const ctx: FleetContext = { db, artifacts, registry, devices, ingest, labels, datasets, rollouts, rolloutDecisions: (id, limit) => repo.decisions(id, limit), users, clock, log, publicKeyPem: key.publicKeyPem, urls };
+
+  // Device messages: every one validated; a bad one is logged and dropped, never fatal.
+  client.on('message', (topic, payload) => {
+    const device = deviceIdFromTopic(topic);
+    if (!device) return;
+    void handle(device, topic, payload).catch((err: unknown) => log.warn({ device, topic, reason: (err as Error).message }, 'device message rejected'));
+  });
+  const handle = async (device: string, topic: string, payload: Buffer): Promise<void> => {
+    if (topic === topics.samples(device)) {
+      const r = await ingest.acceptPayload(device, payload);
+      if (r.status === 'rejected') log.warn({ device, sample: r.sampleId, code: r.error.code, reason: r.error.message }, 'sample rejected');
+      if (r.ack.length) {
+        const ack: SampleAck = { type: 'sample_ack', v: 1, sample_ids: r.ack };
+        client.publish(topics.acks(device), JSON.stringify(ack), { qos: 1 });
+      }
+    } else if (topic === topics.telemetry(device)) {
+      const t = parseJsonWith(telemetry, payload, 'INPUT_INVALID', 'telemetry');
+      if (t.device_id !== device) throw new Error(`telemetry names ${t.device_id} on ${device}'s topic`);
+      devices.applyTelemetry(t);
+      rollouts.onTelemetry(t);
+    } else if (topic === topics.status(device)) {
+      const s = parseJsonWith(deviceStatus, payload, 'INPUT_INVALID', 'device status');
+      if (s.device_id !== device) throw new Error(`status names ${s.device_id} on ${device}'s topic`);
+      devices.applyStatus(s);
+      rollouts.onStatus(s);
+    }
+  };
+  await client.subscribeAsync([topics.allSamples, topics.allTelemetry, topics.allStatus], { qos: 1 });
+
+  let server: Server | null = null;
+  if (o.http) {
+    server = o.http(ctx);
+    const srv = server;
+    await new Promise<void>((r, j) => {
+      srv.once('error', j);
+      srv.listen(o.httpPort ?? 0, o.host ?? '127.0.0.1', () => r());
+    });
+    urls.http = `http://${o.host ?? '127.0.0.1'}:${(srv.address() as AddressInfo).port}`;
+  }
+  await rollouts.resume();
+  const ticker = setInterval(() => rollouts.tick(), o.tickMs ?? 1000);
+  ticker.unref();
+  await writeFile(join(dir, 'fleet.json'), `${JSON.stringify({ http: urls.http, mqtt: urls.mqtt, public_key: key.publicKeyPath, pid: process.pid }, null, 2)}\n`);
+  log.info({ http: urls.http, mqtt: urls.mqtt, data: dir }, 'fleet service started');
+
+  return {
+    ctx,
+    urls,
+    adminToken,
+    stop: async () => {
+      clearInterval(ticker);
+      if (server) {
+        const s = server;
+        const closed = new Promise<void>((r) => s.close(() => r()));
+        s.closeIdleConnections();
+        await closed;
+      }
+      await rollouts.settled();
+      await client.endAsync();
+      await ingest.flush();
+      await broker?.close();
+      small.close();
+      db.close();
+    },
+  };
+}
