@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
-import { migrate } from '../agent/queue/sqlite-schema.js';
+import { migrate, PRIORITY_SPAN } from '../agent/queue/sqlite-schema.js';
 import { openSqliteQueue } from '../agent/queue/sqlite-queue.js';
 import type { QueueItemInput, SampleQueue } from '../agent/queue/types.js';
 
@@ -70,15 +70,18 @@ function openRaw(file: string): { insertBatch: (rows: QueueItemInput[]) => void;
   db.pragma('busy_timeout = 5000');
   migrate(db); // the queue's own schema and indexes: the same rows into the same table
   const insert = db.prepare(
-    `INSERT INTO items (id, kind, priority, meta, bytes, created_at, blob)
-     VALUES (@id, @kind, @priority, @meta, @bytes, @createdAt, @blob) ON CONFLICT (id) DO NOTHING`,
+    `INSERT INTO items (key, id, kind, priority, meta, bytes, created_at, blob)
+     VALUES (@key, @id, @kind, @priority, @meta, @bytes, @createdAt, @blob) ON CONFLICT (id) DO NOTHING`,
   );
+  let seq = 0;
   const insertBatch = db.transaction((rows: QueueItemInput[]) => {
     for (const row of rows) {
+      // The same clustered key the queue writes (priority, then arrival order).
+      const key = row.priority * PRIORITY_SPAN + ++seq;
       // A raw writer has to serialise meta too; only the queue's bookkeeping is left out.
       const meta = JSON.stringify(row.meta);
       const blob = row.blob ?? null;
-      insert.run({ id: row.id, kind: row.kind, priority: row.priority, meta, bytes: (blob?.byteLength ?? 0) + Buffer.byteLength(meta), createdAt: Date.now(), blob });
+      insert.run({ key, id: row.id, kind: row.kind, priority: row.priority, meta, bytes: (blob?.byteLength ?? 0) + Buffer.byteLength(meta), createdAt: Date.now(), blob });
     }
   });
   return { insertBatch, close: () => db.close() };

@@ -14,6 +14,7 @@ Benchmarks print ratios against the raw library measured in the same run:
   event_loop  event-loop delay p99 in ms during saturated inference (target <= 5)
   enqueue     durable captures/s / raw batched inserts/s (target >= 0.5)
   drain       backlog drain msgs/s / bare mqtt.js QoS 1 msgs/s (target >= 0.8)
+  ingest      fleet sample ingest/s / raw better-sqlite3 inserts/s (target >= 0.3)
 --json prints one JSON object per line; --quick runs shorter (for a smoke check).`;
 
 type Bench = (quick: boolean) => Promise<Record<string, unknown> & { name: string; value: number }>;
@@ -26,6 +27,15 @@ const benches: Record<string, Bench> = {
     const dir = mkdtempSync(join(tmpdir(), 'edgeloop-bench-'));
     try {
       return (await benchEnqueue({ dir, durationMs: q ? 1500 : 6000 })) as unknown as Record<string, unknown> & { name: string; value: number };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+  ingest: async (q) => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgeloop-bench-'));
+    try {
+      const { benchIngest } = await import('./ingest.js');
+      return (await benchIngest({ dir, ...(q ? { samples: 2000 } : {}) })) as unknown as Record<string, unknown> & { name: string; value: number };
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
