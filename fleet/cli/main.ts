@@ -6,6 +6,7 @@ const HELP = `edgeloop - fleet manager for edgeloop agents
 
 Usage:
   edgeloop demo [--data DIR] [--duration S] [--json]   run the local demo (npm start)
+  edgeloop serve [--data DIR] [--http-port N] [--mqtt-port N]   run the fleet service
   edgeloop pack MODEL.onnx --labels FILE --out DIR      build a model package from an ONNX file
   edgeloop keygen --out DIR                             create the fleet's ed25519 signing key
   edgeloop --help
@@ -34,8 +35,9 @@ export function main(argv: string[], io: Io = processIo): Promise<number> {
     commands: {
       pack: packCmd,
       keygen: keygenCmd,
-      // Loaded on demand: the demo pulls in the trainer and the dataset.
+      // Loaded on demand: the demo pulls in the trainer and the dataset, serve the whole service.
       demo: async (rest, o) => (await import('./demo.js')).demoCmd(rest, o),
+      serve: async (rest, o) => (await import('./serve.js')).serveCmd(rest, o),
     },
   });
 }

@@ -1,0 +1,121 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { telemetry } from '../../../shared/schemas/index.js';
+import { CLASS_LABELS, imagePackage, tempDir } from '../../helpers/packages.js';
+import { call, openTestFleet, seedSamples, T0 } from '../http/context.js';
+import type { TestFleet } from '../http/context.js';
+
+let f: TestFleet;
+let base: string;
+let rolloutId: string;
+const pkgs = tempDir('edgeloop-console-pkgs-');
+
+beforeAll(async () => {
+  f = await openTestFleet();
+  base = await f.listen();
+  await imagePackage(join(pkgs.dir, 'v1'), { seed: 1 });
+  await imagePackage(join(pkgs.dir, 'v2'), { seed: 2, version: '1.1.0', extra: { lineage: { parent: { name: 'pets', version: '1.0.0' } }, evaluation: { accuracy: 0.93 } } });
+  await f.ctx.registry.push(join(pkgs.dir, 'v1'), { actor: 'ada' });
+  await f.ctx.registry.push(join(pkgs.dir, 'v2'), { actor: 'ada' });
+  await f.ctx.devices.register('cam-1', { tags: { site: 'pit-1' } });
+  // Tags come from people: the pages must escape them.
+  await f.ctx.devices.register('cam-2', { tags: { site: '<script>alert(1)</script>' } });
+  f.ctx.devices.applyTelemetry(
+    telemetry.parse({
+      type: 'telemetry',
+      v: 1,
+      device_id: 'cam-1',
+      ts: new Date(T0).toISOString(),
+      window_s: 10,
+      model: { name: 'pets', version: '1.0.0' },
+      inference: { count: 100, errors: 0, rate_per_s: 10, latency_ms: { p50: 4, p95: 9, p99: 12 } },
+      confidence_mean: 0.8,
+      outliers: { count: 3, rate: 0.03, by_reason: {} },
+      drift: { class_psi: 0.31, brightness_psi: 0.12, contrast_psi: null },
+      queue: { depth: 5, bytes: 1024, quota_bytes: 1 << 20, evicted_total: 0, oldest_age_s: 3 },
+    }),
+  );
+  rolloutId = f.ctx.rollouts.create({ model: { name: 'pets', version: '1.1.0' }, selector: { site: 'pit-1' }, plan: { canary: { devices: { count: 1 } } }, actor: 'otto' }).state.id;
+  await seedSamples(f.ctx, [
+    { id: 'p-1', device: 'cam-1', label: 'dog', score: 0.4, labels: CLASS_LABELS, model: { name: 'pets', version: '1.0.0' } },
+    { id: 'p-2', device: 'cam-2', label: 'cat', score: 0.7, labels: CLASS_LABELS, model: { name: 'pets', version: '1.0.0' } },
+  ]);
+});
+afterAll(async () => {
+  await f.close();
+  pkgs.cleanup();
+});
+
+async function login(token: string): Promise<string> {
+  const res = await fetch(`${base}/console/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token, next: '/console/models' }) });
+  expect(res.status).toBe(303);
+  expect(res.headers.get('location')).toBe('/console/models');
+  const cookie = res.headers.get('set-cookie') ?? '';
+  expect(cookie).toMatch(/HttpOnly/);
+  expect(cookie).toMatch(/SameSite=Strict/);
+  return cookie.split(';')[0] as string;
+}
+
+const get = async (path: string, cookie?: string): Promise<Response> => fetch(`${base}${path}`, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+
+describe('console pages', () => {
+  it('sends a visitor without a session to the login page, and refuses a wrong token', async () => {
+    const res = await get('/console/labeling?device=cam-1');
+    expect(res.status).toBe(303);
+    expect(res.headers.get('location')).toBe(`/console/login?next=${encodeURIComponent('/console/labeling?device=cam-1')}`);
+    expect((await get('/console/login')).status).toBe(200);
+    const bad = await fetch(`${base}/console/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'token=elt_wrong&next=/console/' });
+    expect(bad.status).toBe(401);
+    expect(await bad.text()).toContain('That token is not valid');
+    expect((await fetch(`${base}/`, { redirect: 'manual' })).headers.get('location')).toBe('/console/');
+  });
+
+  it('renders every page for a signed-in user, escaped, with a strict CSP', async () => {
+    const cookie = await login(f.tokens.viewer);
+    const pages: Array<[string, string[]]> = [
+      ['/console/', ['cam-1', 'Devices by active version', 'model versions']],
+      ['/console/devices/cam-1', ['Drift (PSI)', 'class PSI', '<svg', 'Latest samples']],
+      ['/console/rollouts', [rolloutId, 'pets@1.1.0']],
+      [`/console/rollouts/${rolloutId}`, ['data-command="pause"', 'Stages', 'canary', 'Decisions', 'role viewer cannot command rollouts']],
+      ['/console/models', ['pets', '1.1.0', 'accuracy']],
+      ['/console/models/pets/1.1.0', ['id="lineage"', 'href="/console/models/pets/1.0.0"', 'accuracy', '0.9300']],
+      ['/console/labeling', ['id="grid"', 'data-sample="p-1"', '/v1/samples/p-1/blob', '0 labeled']],
+    ];
+    for (const [path, wanted] of pages) {
+      const res = await get(path, cookie);
+      expect([path, res.status]).toEqual([path, 200]);
+      expect(res.headers.get('content-security-policy')).toContain("script-src 'self'");
+      const text = await res.text();
+      for (const w of wanted) expect(text, `${path} shows ${w}`).toContain(w);
+      expect(text).not.toContain('<script>alert(1)</script>');
+    }
+    expect(await (await get('/console/', cookie)).text()).toContain('&lt;script&gt;alert(1)&lt;/script&gt;');
+    // A viewer sees the labeling page but gets no export button.
+    expect(await (await get('/console/labeling', cookie)).text()).not.toContain('id="export"');
+    const missing = await get('/console/devices/nope', cookie);
+    expect(missing.status).toBe(404);
+    expect(await missing.text()).toContain('FLEET_DEVICE_UNKNOWN');
+  });
+
+  it('lets the cookie read (pages, images) but never write', async () => {
+    const cookie = await login(f.tokens.labeler);
+    const blob = await get('/v1/samples/p-1/blob', cookie);
+    expect(blob.status).toBe(200);
+    expect(blob.headers.get('content-type')).toBe('image/png');
+    const write = await fetch(`${base}/v1/samples/p-1/confirm`, { method: 'POST', headers: { cookie } });
+    expect(write.status).toBe(401);
+    expect((await call(base, 'POST', '/v1/samples/p-1/confirm', { token: f.tokens.labeler })).status).toBe(200);
+    const logout = await fetch(`${base}/console/logout`, { method: 'POST', redirect: 'manual', headers: { cookie } });
+    expect(logout.headers.get('set-cookie')).toMatch(/Max-Age=0/);
+  });
+
+  it('serves its script and stylesheet', async () => {
+    const js = await get('/console/static/console.js');
+    expect(js.headers.get('content-type')).toMatch(/^text\/javascript/);
+    expect(await js.text()).toContain('initLabeling');
+    const css = await get('/console/static/console.css');
+    expect(css.headers.get('content-type')).toMatch(/^text\/css/);
+    const again = await fetch(`${base}/console/static/console.css`, { headers: { 'if-none-match': css.headers.get('etag') ?? '' } });
+    expect(again.status).toBe(304);
+  });
+});
