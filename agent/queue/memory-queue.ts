@@ -3,12 +3,13 @@ import { AgentError } from '../errors.js';
 import { addCounters, admitItem, DEFAULT_ACKED_MEMORY, zeroCounters } from './admission.js';
 import type { AdmissionLedger, AdmissionStore, QueueCounters } from './admission.js';
 import type { EvictionCandidate } from './eviction.js';
+import { EnqueueFront } from './enqueue-front.js';
 import { GroupCommitter } from './group-commit.js';
 import type { GroupCommitOptions } from './group-commit.js';
-import { checkLeaseArgs, prepareItem, queueClosedError, takeWithinBytes, toQueueItem } from './item.js';
+import { checkLeaseArgs, queueClosedError, takeWithinBytes, toQueueItem } from './item.js';
 import type { PreparedItem, StoredItem } from './item.js';
 import { MAX_PRIORITY } from './types.js';
-import type { Clock, EnqueueResult, LeaseOptions, QueueItem, QueueItemInput, QueueStats, SampleQueue } from './types.js';
+import type { Clock, EnqueueResult, LeaseOptions, QueueItem, QueueStats, SampleQueue } from './types.js';
 
 /** Options for {@link createMemoryQueue}. */
 export interface MemoryQueueOptions {
@@ -35,7 +36,7 @@ export function createMemoryQueue(opts: MemoryQueueOptions): SampleQueue {
   return new MemoryQueue(opts);
 }
 
-class MemoryQueue implements SampleQueue {
+class MemoryQueue extends EnqueueFront implements SampleQueue {
   /** One FIFO lane per priority: a Map iterates in insertion order, which is seq order. */
   private readonly lanes: Array<Map<string, Entry>> = Array.from({ length: MAX_PRIORITY + 1 }, () => new Map());
   private readonly entries = new Map<string, Entry>();
@@ -43,16 +44,17 @@ class MemoryQueue implements SampleQueue {
   private readonly acked = new Set<string>();
   private readonly counters: QueueCounters = zeroCounters();
   private readonly log: Logger | undefined;
-  private readonly quotaBytes: number;
-  private readonly clock: Clock;
+  protected readonly quotaBytes: number;
+  protected readonly clock: Clock;
   private readonly ackedMemory: number;
-  private readonly groupCommit: GroupCommitter<PreparedItem, EnqueueResult>;
+  protected readonly groupCommit: GroupCommitter<PreparedItem, EnqueueResult>;
   private readonly store: AdmissionStore;
   private usedBytes = 0;
   private nextSeq = 1;
   private closed = false;
 
   constructor(opts: MemoryQueueOptions) {
+    super();
     this.log = opts.logger?.child({ component: 'queue' });
     this.quotaBytes = opts.quotaBytes;
     this.clock = opts.clock;
@@ -64,26 +66,6 @@ class MemoryQueue implements SampleQueue {
       remove: (id) => this.remove(id),
       insert: (item) => this.insert(item),
     };
-  }
-
-  enqueue(item: QueueItemInput): EnqueueResult {
-    return this.enqueueMany([item])[0] as EnqueueResult;
-  }
-
-  enqueueMany(items: QueueItemInput[]): EnqueueResult[] {
-    this.assertOpen();
-    const now = this.clock.now();
-    const prepared = items.map((item) => prepareItem(item, now, this.quotaBytes));
-    return this.admitPrepared(prepared);
-  }
-
-  enqueueAsync(item: QueueItemInput): Promise<EnqueueResult> {
-    try {
-      this.assertOpen();
-      return this.groupCommit.submit(prepareItem(item, this.clock.now(), this.quotaBytes));
-    } catch (err) {
-      return Promise.reject(err);
-    }
   }
 
   lease(max: number, leaseMs: number, opts: LeaseOptions = {}): QueueItem[] {
@@ -139,7 +121,7 @@ class MemoryQueue implements SampleQueue {
     this.closed = true;
   }
 
-  private admitPrepared(items: PreparedItem[]): EnqueueResult[] {
+  protected admitPrepared(items: PreparedItem[]): EnqueueResult[] {
     const ledger: AdmissionLedger = { usedBytes: this.usedBytes, delta: zeroCounters() };
     const results = items.map((item) => admitItem(this.store, item, this.quotaBytes, ledger, this.log));
     this.usedBytes = ledger.usedBytes;
@@ -181,7 +163,7 @@ class MemoryQueue implements SampleQueue {
     }
   }
 
-  private assertOpen(): void {
+  protected assertOpen(): void {
     if (this.closed) throw queueClosedError();
   }
 }

@@ -4,9 +4,10 @@ import type { Logger } from 'pino';
 import { AgentError } from '../errors.js';
 import { admitItem, COUNTER_NAMES, DEFAULT_ACKED_MEMORY, zeroCounters } from './admission.js';
 import type { AdmissionLedger, AdmissionStore, QueueCounters } from './admission.js';
+import { EnqueueFront } from './enqueue-front.js';
 import { GroupCommitter } from './group-commit.js';
 import type { GroupCommitOptions } from './group-commit.js';
-import { checkLeaseArgs, prepareItem, queueClosedError, toQueueItem } from './item.js';
+import { checkLeaseArgs, queueClosedError, toQueueItem } from './item.js';
 import type { PreparedItem } from './item.js';
 import { AckedMemory } from './acked-memory.js';
 import { LeaseBook } from './lease-book.js';
@@ -16,7 +17,7 @@ import type { ItemRow, Statements } from './sqlite-statements.js';
 import { statsFromRows } from './sqlite-stats.js';
 import { toStorageError, withStorage } from './storage-error.js';
 import { MAX_PRIORITY, MIN_PRIORITY } from './types.js';
-import type { Clock, EnqueueResult, LeaseOptions, QueueItem, QueueItemInput, QueueStats, SampleQueue } from './types.js';
+import type { Clock, EnqueueResult, LeaseOptions, QueueItem, QueueStats, SampleQueue } from './types.js';
 
 /** Per priority lane, where a lease scan ended; -1 for a lane it did not reach. */
 const SCAN_NONE: readonly number[] = new Array<number>(MAX_PRIORITY + 1).fill(-1);
@@ -77,14 +78,14 @@ export function openSqliteQueue(opts: SqliteQueueOptions): SampleQueue {
   }
 }
 
-class SqliteQueue implements SampleQueue {
+class SqliteQueue extends EnqueueFront implements SampleQueue {
   private readonly stmts: Statements;
   private readonly log: Logger | undefined;
-  private readonly quotaBytes: number;
-  private readonly clock: Clock;
+  protected readonly quotaBytes: number;
+  protected readonly clock: Clock;
   /** Recently acked ids, for duplicate checks. */
   private readonly acked: AckedMemory;
-  private readonly groupCommit: GroupCommitter<PreparedItem, EnqueueResult>;
+  protected readonly groupCommit: GroupCommitter<PreparedItem, EnqueueResult>;
   private readonly store: AdmissionStore;
   /** Leases live in memory only: see {@link LeaseBook}. */
   private readonly leases = new LeaseBook();
@@ -99,6 +100,7 @@ class SqliteQueue implements SampleQueue {
     opts: SqliteQueueOptions,
     private readonly synchronous: 'FULL' | 'NORMAL',
   ) {
+    super();
     this.stmts = prepareStatements(db);
     this.log = opts.logger?.child({ component: 'queue' });
     this.quotaBytes = opts.quotaBytes;
@@ -131,27 +133,6 @@ class SqliteQueue implements SampleQueue {
     const totals = s.totals.get() ?? { depth: 0, bytes: 0 };
     this.usedBytes = totals.bytes;
     this.log?.info({ depth: totals.depth, bytes: this.usedBytes, quotaBytes: this.quotaBytes, synchronous }, 'sample queue opened');
-  }
-
-  enqueue(item: QueueItemInput): EnqueueResult {
-    return this.enqueueMany([item])[0] as EnqueueResult;
-  }
-
-  enqueueMany(items: QueueItemInput[]): EnqueueResult[] {
-    this.assertOpen();
-    const now = this.clock.now();
-    // Validate everything before writing anything: one bad item must not half-apply a batch.
-    const prepared = items.map((item) => prepareItem(item, now, this.quotaBytes));
-    return this.admitPrepared(prepared);
-  }
-
-  enqueueAsync(item: QueueItemInput): Promise<EnqueueResult> {
-    try {
-      this.assertOpen();
-      return this.groupCommit.submit(prepareItem(item, this.clock.now(), this.quotaBytes));
-    } catch (err) {
-      return Promise.reject(err);
-    }
   }
 
   lease(max: number, leaseMs: number, opts: LeaseOptions = {}): QueueItem[] {
@@ -272,7 +253,7 @@ class SqliteQueue implements SampleQueue {
   }
 
   /** Admit prepared items in one IMMEDIATE transaction (takes the write lock up front, so no lock upgrade can fail mid-way). */
-  private admitPrepared(items: PreparedItem[]): EnqueueResult[] {
+  protected admitPrepared(items: PreparedItem[]): EnqueueResult[] {
     if (items.length === 0) return [];
     const ledger: AdmissionLedger = { usedBytes: this.usedBytes, delta: zeroCounters() };
     const results = withStorage('enqueue', () =>
@@ -328,7 +309,7 @@ class SqliteQueue implements SampleQueue {
     });
   }
 
-  private assertOpen(): void {
+  protected assertOpen(): void {
     if (this.closed) throw queueClosedError();
   }
 }
