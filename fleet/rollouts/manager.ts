@@ -76,7 +76,7 @@ export class RolloutManager {
     for (const r of this.records.values()) {
       if (TERMINAL.has(r.state.status)) continue;
       if (r.state.candidate.name === o.model.name && JSON.stringify(r.selector) === JSON.stringify(o.selector)) {
-        throw new FleetError('INPUT_INVALID', `rollout ${r.state.id} of ${r.state.candidate.name} to the same target is still ${r.state.status}; finish, abort or roll it back first`);
+        throw new FleetError('CONFLICT', `rollout ${r.state.id} of ${r.state.candidate.name} to the same target is still ${r.state.status}; finish, abort or roll it back first`);
       }
     }
     const devices = this.deps.resolveTargets(o.selector);
@@ -90,7 +90,7 @@ export class RolloutManager {
   command(id: string, command: RolloutCommand, actor: string, force = false): RolloutRecord {
     const r = this.get(id);
     const why = commandAllowed(r.state.status, command);
-    if (why) throw new FleetError('INPUT_INVALID', `cannot ${command} rollout ${id}: ${why}`, { details: { status: r.state.status } });
+    if (why) throw new FleetError('CONFLICT', `cannot ${command} rollout ${id}: ${why}`, { details: { status: r.state.status } });
     this.apply(r, { type: 'command', at: this.deps.clock.now(), command, actor, ...(force ? { force } : {}) });
     return r;
   }
