@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.data/**', 'greengrass-recipes/build/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', '.data/**', 'greengrass-recipes/build/**', 'benchmarks/out/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
