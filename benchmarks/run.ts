@@ -15,6 +15,8 @@ Benchmarks print ratios against the raw library measured in the same run:
   enqueue     durable captures/s / raw batched inserts/s (target >= 0.5)
   drain       backlog drain msgs/s / bare mqtt.js QoS 1 msgs/s (target >= 0.8)
   ingest      fleet sample ingest/s / raw better-sqlite3 inserts/s (target >= 0.3)
+  rollout_scale  fleet peak RSS MB through a canary + 2-wave rollout to 1,000 simulated MQTT
+              devices (target < 500, every device converged; --quick: 100 devices)
 --json prints one JSON object per line; --quick runs shorter (for a smoke check).`;
 
 type Bench = (quick: boolean) => Promise<Record<string, unknown> & { name: string; value: number }>;
@@ -43,6 +45,11 @@ const benches: Record<string, Bench> = {
   drain: async (q) => {
     const { benchDrain } = await import('./drain.js');
     return (await benchDrain(q ? { messages: 1000 } : {})) as unknown as Record<string, unknown> & { name: string; value: number };
+  },
+  rollout_scale: async (q) => {
+    const { benchRolloutScale } = await import('./rollout-scale.js');
+    const progress = (line: string): void => void process.stderr.write(`${line}\n`);
+    return (await benchRolloutScale(q ? { devices: 100, bakeS: 2, telemetryIntervalMs: 2000, progress } : { progress })) as unknown as Record<string, unknown> & { name: string; value: number };
   },
 };
 

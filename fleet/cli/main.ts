@@ -9,6 +9,17 @@ Usage:
   edgeloop serve [--data DIR] [--http-port N] [--mqtt-port N]   run the fleet service
   edgeloop pack MODEL.onnx --labels FILE --out DIR      build a model package from an ONNX file
   edgeloop keygen --out DIR                             create the fleet's ed25519 signing key
+
+Talking to a running service (its HTTP API; --json on every command):
+  edgeloop devices register NAME --tags k=v | list | show ID
+  edgeloop models push DIR | list | show NAME@VERSION | lineage NAME@VERSION
+  edgeloop rollouts create NAME@VERSION --target k=v [--canary 10% --waves 50%,100% --bake 10m]
+  edgeloop rollouts status [ID] | pause | resume | abort | rollback | promote ID
+  edgeloop samples list [filters] | get ID --out FILE
+  edgeloop labels set ID LABEL | progress
+  edgeloop datasets export [--name N] | list | show ID
+  (--url, else DATA/fleet.json; --token, else $EDGELOOP_TOKEN, else DATA/admin.token; --data DIR)
+
   edgeloop --help
 
 Run 'edgeloop COMMAND --help' for a command's options.`;
@@ -38,6 +49,13 @@ export function main(argv: string[], io: Io = processIo): Promise<number> {
       // Loaded on demand: the demo pulls in the trainer and the dataset, serve the whole service.
       demo: async (rest, o) => (await import('./demo.js')).demoCmd(rest, o),
       serve: async (rest, o) => (await import('./serve.js')).serveCmd(rest, o),
+      // API commands: thin over fleet/client (HTTP), loaded on demand like the rest.
+      devices: async (rest, o) => (await import('./devices.js')).devicesCmd(rest, o),
+      models: async (rest, o) => (await import('./models.js')).modelsCmd(rest, o),
+      rollouts: async (rest, o) => (await import('./rollouts.js')).rolloutsCmd(rest, o),
+      samples: async (rest, o) => (await import('./samples.js')).samplesCmd(rest, o),
+      labels: async (rest, o) => (await import('./samples.js')).labelsCmd(rest, o),
+      datasets: async (rest, o) => (await import('./datasets.js')).datasetsCmd(rest, o),
     },
   });
 }
