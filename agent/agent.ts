@@ -206,11 +206,16 @@ export class Agent {
 
   status(online = true): DeviceStatus {
     const s = this.store.current;
+    // Strictly increasing: the fleet keeps a status only when its ts is newer than the stored
+    // one (an older one is a retained replay), and an install publishes twice in the same
+    // millisecond (the switch, then the deployment's `active`), which left the fleet showing
+    // the device stuck in `staged`.
+    this.lastStatusMs = Math.max(this.clock.now(), this.lastStatusMs + 1);
     return {
       type: 'device_status',
       v: 1,
       device_id: this.config.device_id,
-      ts: new Date(this.clock.now()).toISOString(),
+      ts: new Date(this.lastStatusMs).toISOString(),
       online,
       agent_version: AGENT_VERSION,
       models: { active: this.service.activeRef ?? s.active, previous: s.previous, installed: this.installed },
@@ -229,6 +234,7 @@ export class Agent {
   }
 
   private lastStatusKey = '';
+  private lastStatusMs = 0;
 
   private async startUplink(): Promise<void> {
     const u = this.config.uplink;
@@ -336,8 +342,11 @@ export class Agent {
     if (this.http) {
       const h = this.http;
       const closed = new Promise<void>((r) => h.close(() => r()));
+      // close() drops the keep-alive sockets idle right now; one whose request is in flight
+      // goes idle after its answer and would hold the stop for the keep-alive timeout (5 s).
+      const sweep = setInterval(() => h.closeIdleConnections(), 25);
       h.closeIdleConnections();
-      await closed;
+      await closed.finally(() => clearInterval(sweep));
     }
     await this.service.close();
     this.forwarder?.stop();
