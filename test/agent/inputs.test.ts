@@ -87,7 +87,8 @@ describe('local MQTT input', () => {
       await client.publishAsync('edgeloop/local/infer', '{"garbage', { qos: 1 });
       await client.subscribeAsync('edgeloop/local/results', { qos: 1 });
       await client.publishAsync('edgeloop/local/infer', JSON.stringify({ request_id: 'r3', image_b64: (await patternImage(5)).toString('base64') }), { qos: 1 });
-      await until(() => got.length >= 3);
+      const has = (id: string): boolean => got.some((g) => (g as { request_id?: string }).request_id === id);
+      await until(() => has('r1') && has('r2') && has('r3'));
       expect(inferResult.parse(got.find((g) => (g as { request_id?: string }).request_id === 'r1'))).toBeTruthy();
       expect(errorReply.parse(got.find((g) => (g as { request_id?: string }).request_id === 'r2'))).toMatchObject({ error: { code: 'IMAGE_DECODE_FAILED' } });
       expect(got.find((g) => (g as { request_id?: string }).request_id === 'r3')).toMatchObject({ type: 'infer_result' });
