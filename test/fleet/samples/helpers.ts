@@ -17,20 +17,10 @@ import { tempDir } from '../../helpers/packages.js';
 
 export const T0 = Date.parse('2025-03-01T10:00:00Z');
 
-/** Deterministic pseudo-random bytes (xorshift), so blobs differ and do not compress. */
-export function bytes(n: number, seed: number): Buffer {
-  const out = Buffer.allocUnsafe(n);
-  let x = (seed * 2654435761) >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
+/** Deterministic pseudo-random bytes: the same generator the uplink tests use. */
+import { bytes } from '../../uplink/fixtures/samples.js';
+
+export { bytes };
 
 export interface SampleSpec {
   id: string;
