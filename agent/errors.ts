@@ -1,4 +1,4 @@
-import { EdgeloopError, SharedErrors } from '../shared/errors.js';
+import { EdgeloopError, sideCode } from '../shared/errors.js';
 
 /**
  * The agent's error catalogue. Codes are stable: scripts and the fleet match on them.
@@ -38,8 +38,7 @@ export type AgentErrorCode = keyof typeof AgentErrors;
 export class AgentError extends EdgeloopError {
   constructor(code: AgentErrorCode, message?: string, opts: { cause?: unknown; details?: Record<string, unknown> } = {}) {
     const entry = AgentErrors[code];
-    // Model and input codes are shared with the fleet and carry no side prefix.
-    super(code in SharedErrors ? code : `AGENT_${code}`, message ?? entry.text, { status: entry.status, ...opts });
+    super(sideCode('AGENT', code), message ?? entry.text, { status: entry.status, ...opts });
     this.name = 'AgentError';
   }
 }

@@ -1,4 +1,4 @@
-import { EdgeloopError, SharedErrors } from '../shared/errors.js';
+import { EdgeloopError, sideCode } from '../shared/errors.js';
 
 /**
  * The fleet's error catalogue; model/input codes are shared with the agent (no prefix),
@@ -39,7 +39,7 @@ export type FleetErrorCode = keyof typeof FleetErrors;
 export class FleetError extends EdgeloopError {
   constructor(code: FleetErrorCode, message?: string, opts: { cause?: unknown; details?: Record<string, unknown> } = {}) {
     const entry = FleetErrors[code];
-    super(code in SharedErrors ? code : `FLEET_${code}`, message ?? entry.text, { status: entry.status, ...opts });
+    super(sideCode('FLEET', code), message ?? entry.text, { status: entry.status, ...opts });
     this.name = 'FleetError';
   }
 }

@@ -59,3 +59,11 @@ export type SharedErrorCode = keyof typeof SharedErrors;
 export function sharedError(code: SharedErrorCode, message: string, opts: { cause?: unknown; details?: Record<string, unknown> } = {}): EdgeloopError {
   return new EdgeloopError(code, message, { status: SharedErrors[code], ...opts });
 }
+
+/**
+ * The wire code of a side's catalogue entry: shared model/input codes carry no prefix (they
+ * mean the same on a device and in the fleet), everything else gets the side's prefix.
+ */
+export function sideCode(prefix: 'AGENT' | 'FLEET', code: string): string {
+  return code in SharedErrors ? code : `${prefix}_${code}`;
+}
