@@ -138,6 +138,12 @@ const artifactRef = z.object({
   /** Where the agent downloads the package (manifest.json and files relative to it). */
   base_url: z.string().url(),
   manifest_sha256: sha256Hex,
+  /**
+   * Per-file URLs that override `base_url` (keys: `manifest.json`, `files/<path>`). Used where
+   * each object has its own signed URL, such as S3 presigned GETs in the AWS backend; a key
+   * that is missing falls back to `base_url`.
+   */
+  urls: z.record(z.string(), z.string().url()).optional(),
 });
 
 /** Fleet -> device, retained per device: the model version it should run. */
