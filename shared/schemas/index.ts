@@ -1,3 +1,4 @@
 export * from './common.js';
 export * from './manifest.js';
 export * from './messages.js';
+export * from './greengrass.js';

@@ -1,0 +1,34 @@
+import { z } from 'zod';
+import { schemaVersion } from './common.js';
+import { desiredState, type DesiredState } from './messages.js';
+
+/**
+ * The desired model as it travels in the Greengrass component configuration (key `desired`):
+ * the MQTT desired-state message without the per-device fields. A Greengrass deployment
+ * targets a thing group, so the device id is the device's own thing name, filled in on the
+ * device by {@link desiredFromComponent}. Same artifact fields as the MQTT message (one
+ * schema source): `active`/`shadow` with `model`, `base_url`, `manifest_sha256` and the
+ * optional per-file `urls` (S3 presigned GETs).
+ */
+export const componentDesired = desiredState.omit({ type: true, device_id: true, issued_at: true, v: true }).extend({
+  v: schemaVersion.default(1),
+  issued_at: desiredState.shape.issued_at.optional(),
+});
+export type ComponentDesired = z.infer<typeof componentDesired>;
+
+/**
+ * The agent component's configuration (the recipe's `DefaultConfiguration` merged with the
+ * deployment's `configurationUpdate`). `agent` holds the agent's own settings with the same
+ * keys as the agent's JSON config file; it is validated on the device by the agent's config
+ * schema. `desired` is absent or null until the fleet deploys a model.
+ */
+export const componentConfiguration = z.looseObject({
+  agent: z.record(z.string(), z.unknown()).default({}),
+  desired: componentDesired.nullable().optional(),
+});
+export type ComponentConfiguration = z.infer<typeof componentConfiguration>;
+
+/** The MQTT desired-state message a component configuration stands for, on this device. */
+export function desiredFromComponent(d: ComponentDesired, deviceId: string, now: Date): DesiredState {
+  return { ...d, type: 'desired_state', v: 1, device_id: deviceId, issued_at: d.issued_at ?? now.toISOString() };
+}
