@@ -30,6 +30,24 @@ export const FleetErrors = {
   ARTIFACT_NOT_FOUND: { status: 404, text: 'no such artifact' },
   /** Bytes written to the artifact store do not hash to what the caller said they would. */
   ARTIFACT_HASH_MISMATCH: { status: 422, text: 'artifact content does not match its sha256' },
+  /** The learning loop has no training configuration for this model (or no loop runs). */
+  TRAINING_NOT_CONFIGURED: { status: 404, text: 'no training is configured for this model' },
+  /** A training run of the model is already running: one at a time per model. */
+  TRAINING_IN_PROGRESS: { status: 409, text: 'a training run of this model is already running' },
+  TRAINER_UNKNOWN: { status: 400, text: 'no such trainer' },
+  /** The trainer failed or produced no valid package; the run is recorded as failed with this error. */
+  TRAINING_FAILED: { status: 500, text: 'the training run failed' },
+  /** A trainer ran past its time limit and was stopped. */
+  TRAINING_TIMEOUT: { status: 504, text: 'the training run timed out' },
+  /** A training run was cancelled (AbortSignal: Ctrl-C, service shutdown). */
+  TRAINING_ABORTED: { status: 499, text: 'the training run was aborted' },
+  /** The trainer finished but its output directory is not a valid model package (manifest, hashes, ONNX). */
+  TRAINING_OUTPUT_INVALID: { status: 422, text: 'the trainer output is not a valid model package' },
+  TRAINING_RUN_NOT_FOUND: { status: 404, text: 'no such training run' },
+  /** A model could not be evaluated on the holdouts (ORT refused it, an input did not decode). */
+  EVALUATION_FAILED: { status: 422, text: 'the model could not be evaluated' },
+  /** A base training set reference cannot be resolved or no longer matches its recorded content hash. */
+  BASE_SET_INVALID: { status: 422, text: 'the base training set reference is invalid' },
   /** The fleet database or artifact store failed (disk full, I/O error, schema from a newer fleet). */
   STORAGE_FAILED: { status: 507, text: 'fleet storage failed' },
 } as const;
