@@ -50,6 +50,14 @@ export const FleetErrors = {
   BASE_SET_INVALID: { status: 422, text: 'the base training set reference is invalid' },
   /** The fleet database or artifact store failed (disk full, I/O error, schema from a newer fleet). */
   STORAGE_FAILED: { status: 507, text: 'fleet storage failed' },
+  /** The AWS mode's configuration file is missing, not JSON, or has bad keys (all named). */
+  AWS_CONFIG_INVALID: { status: 400, text: 'the AWS configuration is invalid' },
+  /** A request derived from a rollout plan would break a documented AWS limit; nothing was sent. */
+  AWS_LIMIT_EXCEEDED: { status: 422, text: 'the request would exceed a documented AWS limit' },
+  /** An AWS API call failed (throttled past retries, access denied, service error); `cause` has the SDK error. */
+  AWS_CALL_FAILED: { status: 502, text: 'an AWS API call failed' },
+  /** A SageMaker training or Neo compilation job ended Failed or Stopped, or produced no valid package. */
+  AWS_JOB_FAILED: { status: 502, text: 'a SageMaker job did not complete' },
 } as const;
 
 export type FleetErrorCode = keyof typeof FleetErrors;
