@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { errorLine } from '../shared/errors.js';
 import { systemClock, type Clock, type Random } from '../shared/ids.js';
+import { closeHttpServer } from '../shared/http-server.js';
 import { modelRefString, type DeviceStatus, type InferResult, type ModelRef } from '../shared/schemas/index.js';
 import { topics } from '../shared/topics.js';
 import { poolSettings, readFleetPublicKey, type AgentConfig } from './config.js';
@@ -339,15 +340,8 @@ export class Agent {
     if (this.telemetryTimer) clearInterval(this.telemetryTimer);
     await this.watcher?.stop();
     await this.localMqtt?.stop();
-    if (this.http) {
-      const h = this.http;
-      const closed = new Promise<void>((r) => h.close(() => r()));
-      // close() drops the keep-alive sockets idle right now; one whose request is in flight
-      // goes idle after its answer and would hold the stop for the keep-alive timeout (5 s).
-      const sweep = setInterval(() => h.closeIdleConnections(), 25);
-      h.closeIdleConnections();
-      await closed.finally(() => clearInterval(sweep));
-    }
+    // Keep-alive sockets would hold the stop for their timeout (see closeHttpServer).
+    if (this.http) await closeHttpServer(this.http);
     await this.service.close();
     this.forwarder?.stop();
     if (this.uplink) {

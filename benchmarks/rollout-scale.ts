@@ -28,11 +28,12 @@ export interface RolloutScaleOptions {
   /**
    * Telemetry window of every device; 0 = none. With telemetry the plan keeps the default
    * quality gates (half of each stage's devices must report the candidate's metrics); without,
-   * the gates judge install reports only (`min_devices_reporting: 0`). Default 0: at 1,000
-   * targets every telemetry message costs the rollout manager tens of ms (see the README
-   * figures), so any periodic telemetry from 1,000 devices overloads the fleet.
+   * the gates judge install reports only (`min_devices_reporting: 0`). Default 10 s: every
+   * device sends a window every 10 s for the whole run (100 messages/s at 1,000 devices).
    */
   telemetryIntervalMs?: number;
+  /** The fleet's notification rate: desired states published per second at most. Default 100. */
+  notifyPerSecond?: number;
   /** Bake time of each stage. Default 5 s. */
   bakeS?: number;
   /**
@@ -73,15 +74,17 @@ export interface RolloutScaleResult {
    */
   time_to_completed_s: number | null;
   /** Per stage: when it started and when its last device confirmed, seconds after create. */
-  stages: Array<{ name: string; devices: number; started_s: number; all_installed_s: number | null; install_rate_per_s: number | null }>;
-  notification_rate: string;
+  stages: Array<{ name: string; devices: number; started_s: number; all_installed_s: number | null; install_rate_per_s: number | null; notify_s_at_rate: number }>;
+  /** The configured rate, and the shortest time it allows to notify every device (stages summed, bakes excluded). */
+  notification_rate: { per_s: number; min_notify_all_s: number; note: string };
   plan: string;
   telemetry_interval_ms: number;
   /** Raw scrypt hashes/s of this machine with the fleet's parameters (1 and 4 in flight): what registration is bound by. */
   scrypt_raw_per_s: { one: number; four: number };
   /**
    * Device messages the service handed to the rollout manager during the rollout, and the time
-   * the manager took per message (fold the event into the state, persist the whole state).
+   * the manager took per message (fold the event into the state; save what changed, or leave a
+   * quiet step for the next save, see `quietFlushMs`).
    */
   rollout_events: { status: number; telemetry: number; manager_ms_mean: number; manager_ms_max: number; manager_s_total: number };
   /** Fleet CPU seconds (user + system, every thread of the process) over the whole run. */
@@ -250,7 +253,8 @@ async function packages(dir: string): Promise<[string, string]> {
 
 export async function benchRolloutScale(opts: RolloutScaleOptions = {}): Promise<RolloutScaleResult> {
   const n = opts.devices ?? 1000;
-  const telemetryIntervalMs = opts.telemetryIntervalMs ?? 0;
+  const telemetryIntervalMs = opts.telemetryIntervalMs ?? 10_000;
+  const notifyPerSecond = opts.notifyPerSecond ?? 100;
   const bakeS = opts.bakeS ?? 5;
   const concurrency = opts.registerConcurrency ?? 4;
   const timeoutMs = opts.timeoutMs ?? 300_000;
@@ -288,7 +292,7 @@ export async function benchRolloutScale(opts: RolloutScaleOptions = {}): Promise
   const pkgs = await packages(dir);
   // From here on everything this process does is the fleet's work (the bench's own polling is light).
   const cpu0 = process.cpuUsage();
-  const svc = await startFleetService({ dataDir: join(dir, 'fleet'), httpPort: 0, mqttPort: 0, http: createFleetHttp, log: pino({ level: 'warn' }, sink), tickMs: 250 });
+  const svc = await startFleetService({ dataDir: join(dir, 'fleet'), httpPort: 0, mqttPort: 0, http: createFleetHttp, log: pino({ level: 'warn' }, sink), tickMs: 250, notifyPerSecond });
   try {
     const ctx = svc.ctx;
     for (const p of pkgs) await ctx.registry.push(p, { actor: 'bench' });
@@ -389,6 +393,7 @@ export async function benchRolloutScale(opts: RolloutScaleOptions = {}): Promise
         started_s: started === null ? -1 : r2((started - created) / 1000),
         all_installed_s: last === null ? null : r2((last - created) / 1000),
         install_rate_per_s: last === null || started === null ? null : r2(mine.length / Math.max(0.001, (last - started) / 1000)),
+        notify_s_at_rate: r2(mine.length / notifyPerSecond),
       };
     });
     const converged = ctx.devices.list({ tags: { fleet: 'scale' } }).filter((d) => d.models.active?.version === V2.version).length;
@@ -408,8 +413,11 @@ export async function benchRolloutScale(opts: RolloutScaleOptions = {}): Promise
       time_to_all_s: allAt === null ? null : r2((allAt - t) / 1000),
       time_to_completed_s: completedAt === null ? null : r2((completedAt - t) / 1000),
       stages,
-      notification_rate:
-        'none configured: the MQTT backend publishes every desired state of a step at once (QoS 1, retained, one message per device) and they go out as fast as the broker takes them; see install_rate_per_s per stage',
+      notification_rate: {
+        per_s: notifyPerSecond,
+        min_notify_all_s: r2(n / notifyPerSecond),
+        note: 'the MQTT backend paces desired states (QoS 1, retained, one per device) at this rate; per stage, install_rate_per_s is what the devices achieved and notify_s_at_rate the floor the rate sets',
+      },
       plan:
         `canary 10%, waves 50% and 100%, bake ${bakeS}s each; ` +
         (telemetryIntervalMs === 0

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../shared/ids.js';
+import { closeHttpServer } from '../shared/http-server.js';
 import { deviceStatus, telemetry, type SampleAck } from '../shared/schemas/index.js';
 import { deviceIdFromTopic, topics } from '../shared/topics.js';
 import { parseJsonWith } from '../shared/validate.js';
@@ -41,6 +42,8 @@ export interface ServeOptions {
   log: Logger;
   clock?: Clock;
   tickMs?: number;
+  /** Desired states published per second at most (a rollout's notification rate); default no limit. */
+  notifyPerSecond?: number;
 }
 
 export interface FleetService {
@@ -109,10 +112,13 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
   const rollouts = new RolloutManager({
     repo,
     clock,
+    // Telemetry windows are saved at most a second (plus a tick) late; see quietFlushMs.
+    quietFlushMs: 1000,
     log: log.child({ component: 'rollouts' }),
     backend: mqttDesiredStateBackend({
       client,
       now: () => clock.now(),
+      ...(o.notifyPerSecond ? { maxPerSecond: o.notifyPerSecond } : {}),
       nextRevision: sqliteRevisions(db),
       locate: (m) => ({ base_url: `${urls.http}/v1/models/${m.name}/${m.version}/package`, manifest_sha256: registry.get(m.name, m.version).manifest_sha256 }),
     }),
@@ -181,14 +187,11 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
     adminToken,
     stop: async () => {
       clearInterval(ticker);
-      if (server) {
-        const s = server;
-        const closed = new Promise<void>((r) => s.close(() => r()));
-        s.closeIdleConnections();
-        await closed;
-      }
+      // Keep-alive sockets (browsers, agents fetching packages) would hold the stop for their timeout.
+      if (server) await closeHttpServer(server);
       await rollouts.settled();
       await client.endAsync();
+      rollouts.flush();
       await ingest.flush();
       await broker?.close();
       small.close();

@@ -22,7 +22,10 @@ export interface RolloutRecord {
 /** Persistence of rollouts (SQLite in the service; memory in unit tests). */
 export interface RolloutRepo {
   all(): RolloutRecord[];
-  /** Store the new state and append the step's decisions, atomically. */
+  /**
+   * Store the new state and append the step's decisions, atomically. The state may be several
+   * steps past the previous save (quiet steps are coalesced): store all of it.
+   */
   save(record: RolloutRecord, decisions: readonly Decision[]): void;
 }
 
@@ -33,19 +36,34 @@ export interface RolloutManagerDeps {
   resolveTargets(selector: Record<string, string>): TargetDevice[];
   clock: Clock;
   log: Logger;
+  /**
+   * Longest a quiet step may stay unsaved, ms; 0 (the default) saves every step. A quiet step
+   * neither delivers a desired state nor decides anything: a telemetry window folded into the
+   * gate sums, a report that changes no verdict, a tick while a stage bakes. That is nearly
+   * every message of a fleet, and saving each one costs a commit (an fsync with the fleet's
+   * `synchronous = FULL`). Quiet steps are saved by the next step that acts (its save writes
+   * every change since the last one, before acting), by `tick()` once this long has passed,
+   * and by `flush()` on stop. What a crash can lose is therefore only quiet steps of the last
+   * `quietFlushMs` + one tick interval: some telemetry windows in the gate sums and "first
+   * seen running" times, both re-established by the devices' next reports. Nothing delivered
+   * or decided is ever lost: those steps are persisted before they act.
+   */
+  quietFlushMs?: number;
 }
 
 const TERMINAL = new Set(['completed', 'aborted', 'rolled_back']);
 
 /**
  * Runs rollouts: feeds the pure machine with device reports, telemetry, ticks and commands,
- * persists every step before acting on it, and hands the resulting desired states to the
- * backend. After a restart `resume()` loads every rollout and re-delivers what it holds, so
+ * persists every step that delivers or decides before acting on it (quiet steps may be
+ * coalesced, see `quietFlushMs`), and hands the resulting desired states to the backend. After a restart `resume()` loads every rollout and re-delivers what it holds, so
  * each rollout continues where it stood.
  */
 export class RolloutManager {
   private readonly records = new Map<string, RolloutRecord>();
   private delivering: Promise<void> = Promise.resolve();
+  /** Rollouts with quiet steps not saved yet, and since when (clock ms). */
+  private readonly unsaved = new Map<string, number>();
 
   constructor(private readonly deps: RolloutManagerDeps) {}
 
@@ -108,6 +126,24 @@ export class RolloutManager {
   tick(): void {
     const at = this.deps.clock.now();
     for (const r of this.records.values()) if (!TERMINAL.has(r.state.status)) this.apply(r, { type: 'tick', at });
+    const limit = this.deps.quietFlushMs ?? 0;
+    for (const [id, since] of this.unsaved) if (at - since >= limit) this.save(id);
+  }
+
+  /** Save every coalesced quiet step now (call on stop, before closing the database). */
+  flush(): void {
+    for (const id of [...this.unsaved.keys()]) this.save(id);
+  }
+
+  /** Rollouts holding quiet steps that are not saved yet. */
+  get unsavedCount(): number {
+    return this.unsaved.size;
+  }
+
+  private save(id: string): void {
+    const r = this.records.get(id);
+    this.unsaved.delete(id);
+    if (r) this.deps.repo.save(r, []);
   }
 
   /** Resolves when everything handed to the backend so far was delivered. */
@@ -127,7 +163,14 @@ export class RolloutManager {
   private apply(r: RolloutRecord, event: RolloutEvent): void {
     const res = step(r.state, event);
     r.state = res.state;
+    if (res.desired.length === 0 && res.decisions.length === 0 && (this.deps.quietFlushMs ?? 0) > 0) {
+      // Quiet: nothing to act on, so nothing a crash could make the fleet do twice or forget.
+      if (!this.unsaved.has(r.state.id)) this.unsaved.set(r.state.id, this.deps.clock.now());
+      return;
+    }
     // Persist before acting: a crash after this line re-delivers on resume, never loses a step.
+    // The save includes every quiet step since the last one (the repo writes what changed).
+    this.unsaved.delete(r.state.id);
     this.deps.repo.save(r, res.decisions);
     for (const d of res.decisions) {
       if (d.kind === 'gate_failed' || d.kind === 'aborted' || d.kind === 'paused' || d.kind === 'device_failed') this.deps.log.warn({ rollout: r.state.id, decision: d.kind, stage: d.stage, reason: d.reason }, 'rollout decision');

@@ -11,7 +11,10 @@ export interface SimDevice {
 export interface SimOptions {
   url: string;
   devices: SimDevice[];
-  /** Telemetry period per device; 0 = none. */
+  /**
+   * Telemetry period per device; 0 = none. Devices are spread over the period in 10 slices
+   * (as real devices, which started at different times, are): a slice every period/10.
+   */
   telemetryIntervalMs?: number;
   /** Versions whose install "fails its smoke test" on these devices (by device id). */
   failOn?: (deviceId: string, model: ModelRef) => boolean;
@@ -20,6 +23,8 @@ export interface SimOptions {
   /** Connections opened per batch, so a thousand devices do not storm the broker at once. */
   connectBatch?: number;
 }
+
+const SLICES = 10;
 
 interface Sim {
   d: SimDevice;
@@ -46,7 +51,11 @@ export class SimulatedDevices {
     for (let i = 0; i < this.o.devices.length; i += batch) {
       await Promise.all(this.o.devices.slice(i, i + batch).map((d) => this.connect(d)));
     }
-    if (this.o.telemetryIntervalMs) this.timer = setInterval(() => this.telemetryAll(), this.o.telemetryIntervalMs);
+    const every = this.o.telemetryIntervalMs ?? 0;
+    if (every > 0) {
+      let slice = 0;
+      this.timer = setInterval(() => this.telemetryAll((slice = (slice + 1) % SLICES)), every / SLICES);
+    }
   }
 
   private async connect(d: SimDevice): Promise<void> {
@@ -95,9 +104,12 @@ export class SimulatedDevices {
     sim.client.publish(topics.status(sim.d.id), JSON.stringify(s), { qos: 1, retain: true });
   }
 
-  /** One telemetry window per device with the simulated quality of its active model. */
-  telemetryAll(): void {
+  /** One telemetry window per device (of one slice, 0..9, when given) with the simulated quality of its active model. */
+  telemetryAll(slice?: number): void {
+    let i = -1;
     for (const sim of this.sims.values()) {
+      i++;
+      if (slice !== undefined && i % SLICES !== slice) continue;
       const m = sim.d.active;
       const q = m ? this.o.quality?.(sim.d.id, m) ?? {} : {};
       const count = q.count ?? 100;
