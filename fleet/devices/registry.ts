@@ -8,7 +8,7 @@ import type { FleetDb } from '../store/db.js';
 import { storageError } from '../store/db.js';
 import { agentConfigSnippet } from './agent-config.js';
 import type { AgentConfigOptions, AgentConfigSnippet } from './agent-config.js';
-import { DEFAULT_SCRYPT, hashSecret, newSecret, parseDeviceToken, verifySecret } from './credentials.js';
+import { DEFAULT_SCRYPT, VerifiedSecrets, hashSecret, newSecret, parseDeviceToken, verifySecret } from './credentials.js';
 import type { ScryptParams } from './credentials.js';
 import { statusColumns, telemetryColumns, toDeviceRecord } from './state.js';
 import type { DeviceRecord, DeviceRow, DeviceState } from './state.js';
@@ -22,6 +22,8 @@ export interface DeviceRegistryOptions {
   offlineAfterMs?: number;
   /** Cost of the secret hash; tests lower it. Default {@link DEFAULT_SCRYPT}. */
   scrypt?: ScryptParams;
+  /** Successful verifications remembered (see {@link VerifiedSecrets}); 0 = none. Default 10 000. */
+  authCacheSize?: number;
 }
 
 /** Filter of {@link DeviceRegistry.list}: every tag must match; state as computed now. */
@@ -49,12 +51,15 @@ export class DeviceRegistry {
   private readonly stmts: ReturnType<typeof prepare>;
   /** Compared against when the device is unknown, so a miss costs as long as a wrong secret. */
   private dummyHash: Promise<string> | null = null;
+  /** Verified secrets, so a reconnect does not cost a scrypt hash. */
+  readonly authCache: VerifiedSecrets;
 
   constructor(opts: DeviceRegistryOptions) {
     this.db = opts.db;
     this.offlineAfterMs = opts.offlineAfterMs ?? 60_000;
     this.scrypt = opts.scrypt ?? DEFAULT_SCRYPT;
     this.stmts = prepare(opts.db.sqlite);
+    this.authCache = new VerifiedSecrets(opts.authCacheSize ?? 10_000);
   }
 
   /**
@@ -90,7 +95,12 @@ export class DeviceRegistry {
       await verifySecret(secret, await this.dummyHash);
       return false;
     }
-    return verifySecret(secret, hash);
+    // The stored hash is read every time, so a rotation by another process also misses.
+    if (this.authCache.has(deviceId, secret, hash)) return true;
+    const ok = await verifySecret(secret, hash);
+    // Remember it only if the credential did not change while scrypt ran.
+    if (ok && this.stmts.secretHash.get(deviceId) === hash) this.authCache.add(deviceId, secret, hash);
+    return ok;
   }
 
   /** The device id behind an HTTP bearer token (`<id>.<secret>`). Throws `FLEET_AUTH_FAILED`. */
@@ -107,6 +117,7 @@ export class DeviceRegistry {
     const hash = await hashSecret(secret, this.scrypt);
     const changed = this.write(`cannot rotate the secret of ${id}`, () => this.stmts.setSecret.run(hash, this.db.clock.now(), id).changes);
     if (changed === 0) throw unknown(id);
+    this.authCache.forget(id);
     return { secret };
   }
 
@@ -127,6 +138,7 @@ export class DeviceRegistry {
   /** Forget a device: credentials, tags and state (its samples stay). Throws `FLEET_DEVICE_UNKNOWN`. */
   remove(id: string): void {
     const changed = this.write(`cannot remove ${id}`, () => this.stmts.remove.run(id).changes);
+    this.authCache.forget(id);
     if (changed === 0) throw unknown(id);
   }
 
