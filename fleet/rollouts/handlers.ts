@@ -89,7 +89,10 @@ function onReport(d: Draft, e: DeviceReportEvent): void {
   if (isCand && (e.phase === 'failed' || e.phase === 'rolled_back') && (wantsActive || wantsShadow)) return fail(d, e.device_id, e);
   if (isCand && e.phase === 'active' && wantsActive && r.installed_at === null) r.installed_at = e.at;
   if (isCand && e.phase === 'shadow' && wantsShadow && r.shadow_installed_at === null) r.shadow_installed_at = e.at;
-  const backOnLkg = (e.phase === 'active' && !isCand && sameModel(e.model, r.last_known_good)) || (e.phase === 'rolled_back' && isCand);
+  // Back on last-known-good: it runs that version (`active`), or the agent says it went back to
+  // it (`rolled_back` naming the version it returned to, as agent/deploy/controller.ts reports)
+  // or off the candidate (`rolled_back` naming the candidate).
+  const backOnLkg = ((e.phase === 'active' || e.phase === 'rolled_back') && !isCand && sameModel(e.model, r.last_known_good)) || (e.phase === 'rolled_back' && isCand);
   if (r.revert_pending && backOnLkg) {
     r.revert_pending = false;
     d.decide({ kind: 'device_rolled_back', ...here(d), device_id: e.device_id, reason: `${e.device_id} confirmed it is back on ${show(r.last_known_good)}`, signals: [{ name: 'phase', value: e.phase }] });

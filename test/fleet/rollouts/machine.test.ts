@@ -226,6 +226,25 @@ describe('rollout machine: examples', () => {
     expect(h.decisions.at(-1)).toMatchObject({ kind: 'device_rolled_back', device_id: offline });
   });
 
+  it("takes the agent's rolled_back report naming the last-known-good version as the revert's confirmation", () => {
+    const h = new Harness({ ...fullPlan, shadow: undefined, canary: { devices: { count: 3 }, bake_s: BAKE_S } });
+    h.start(devices(6));
+    const [a, b] = h.onCandidate() as [string, string, string];
+    for (const id of h.onCandidate()) h.report(id, 'active');
+    // Not reverting yet: a rolled_back report is news of a failure, not a confirmation.
+    expect(h.state.devices[a]?.revert_pending).toBe(false);
+    h.command('abort');
+    expect(h.state.devices[a]?.revert_pending).toBe(true);
+    // What agent/deploy/controller.ts sends when it activates its previous version again.
+    const r = h.report(a, 'rolled_back', PREV);
+    expect(r.decisions).toMatchObject([{ kind: 'device_rolled_back', device_id: a, signals: [{ name: 'phase', value: 'rolled_back' }] }]);
+    expect(h.state.devices[a]?.revert_pending).toBe(false);
+    // Going "back" to a version that is not its last-known-good confirms nothing.
+    const r2 = h.report(b, 'rolled_back', { name: 'digits', version: '0.9.0' });
+    expect(r2.decisions).toEqual([]);
+    expect(h.state.devices[b]?.revert_pending).toBe(true);
+  });
+
   it('gates wait, and do not pass, until enough devices report', () => {
     const h = new Harness({ ...fullPlan, shadow: undefined, canary: { devices: { count: 3 }, bake_s: BAKE_S }, gates: { ...EASY_GATES, min_devices_reporting: 3 } });
     h.start(devices(10));
