@@ -67,3 +67,24 @@ export function startAgentProcess(configPath: string, env: NodeJS.ProcessEnv = {
     },
   };
 }
+
+/** The device's own durable counters (`edgeloop-agent queue stats`): what it captured, what the fleet acknowledged, what still waits. */
+export interface DeviceQueueCounts {
+  depth: number;
+  enqueuedTotal: number;
+  ackedTotal: number;
+  evictedTotal: number;
+}
+
+/** Read a stopped (or running) agent's queue counters through the agent's CLI: the fleet never opens agent files with agent code. */
+export async function agentQueueStats(dataDir: string): Promise<DeviceQueueCounts> {
+  const { cmd, args } = agentCommand();
+  const proc = spawn(cmd, [...args, 'queue', 'stats', '--data', dataDir, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (b: Buffer) => (out += b.toString('utf8')));
+  proc.stderr!.on('data', (b: Buffer) => (err += b.toString('utf8')));
+  const code = await new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
+  if (code !== 0) throw new Error(`edgeloop-agent queue stats exited with ${code}: ${err.trim().split('\n').pop() ?? ''}`);
+  return JSON.parse(out) as DeviceQueueCounts;
+}

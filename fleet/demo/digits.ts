@@ -30,3 +30,15 @@ export async function renderDigitPng(pixels: Float32Array, drift: CameraDrift = 
   if (drift.dim) img = img.linear(1 - drift.dim, 0);
   return img.grayscale().png().toBuffer();
 }
+
+/**
+ * The demo's fixed split of the `mnist` package's 10,000 digits: the base model trains on the
+ * first 8,000, the clean holdout is the next 1,000, and the cameras are fed from the last
+ * 1,000, which no model ever trains on except as labeled field samples.
+ */
+export const BASE_TRAIN = { offset: 0, count: 8000 } as const;
+export const CLEAN_HOLDOUT = { offset: 8000, count: 1000 } as const;
+export const FEED = { offset: 9000, count: 1000 } as const;
+
+/** How the pit-3 cameras drift in the demo: tilted, out of focus and dim. */
+export const PIT_DRIFT: CameraDrift = { rotateDeg: 35, blurSigma: 1.2, dim: 0.45 };

@@ -1,221 +1,420 @@
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { Logger } from 'pino';
-import { systemClock } from '../../shared/ids.js';
-import { SampleSink } from '../ingest/sample-sink.js';
+import type { ModelManifest, ModelRef } from '../../shared/schemas/index.js';
+import { createFleetHttp } from '../http/server.js';
 import { loadOrCreateSigningKey } from '../keys.js';
-import { startEmbeddedBroker } from '../mqtt/embedded-broker.js';
+import type { RolloutPlanInput } from '../rollouts/plan-schema.js';
+import { startFleetService, type FleetService } from '../service.js';
 import { loadDigits } from '../training/mnist-data.js';
-import { startAgentProcess, type AgentProcess } from './agent-process.js';
+import type { Trainer } from '../training/trainer.js';
+import { agentQueueStats, startAgentProcess, type AgentProcess, type DeviceQueueCounts } from './agent-process.js';
 import { buildBaseModel } from './base-model.js';
-import { renderDigitPng, type CameraDrift } from './digits.js';
+import { Camera } from './cameras.js';
+import { FEED, PIT_DRIFT } from './digits.js';
+import { SIMULATED_LABELER, SimulatedLabeler } from './labeler.js';
+import { brokerAddress, startSiteLink, type SiteLink } from './link.js';
+import { CAMERAS_PER_SITE, DEFAULT_TIMINGS, DRIFT_SITE, OUTAGE_SITE, SITES, type DemoOptions, type DemoTimings } from './options.js';
+import { pct, recentAccuracy, siteAccuracy, type DemoReport, type PhaseRecord } from './report.js';
+import { retrainOnce, type RetrainOutcome } from './retrain.js';
 
-export interface DemoOptions {
-  dataDir: string;
-  /** Seconds to run; 0 = until stop() (Ctrl-C). */
-  durationS: number;
-  cameras: number;
-  /** Images per second per camera. */
-  rate: number;
-  /** When the drifting camera starts to drift, as a fraction of the duration (or seconds when running open-ended). */
-  driftAfterS: number;
-  log: Logger;
-  say(line: string): void;
-  /** Abort signal for an open-ended run (Ctrl-C). */
-  signal?: AbortSignal;
-  /** Smaller training for tests (defaults: 8000 digits, the recipe's epochs). */
-  training?: { trainCount?: number; epochs?: number };
-}
+export type { DemoOptions, DemoTimings } from './options.js';
+export type { DemoReport } from './report.js';
 
-export interface CameraReport {
-  device_id: string;
-  drifting: boolean;
-  fed: number;
-  results: number;
-  errors: number;
-  accuracy_before_drift: number | null;
-  accuracy_during_drift: number | null;
-  captured: number;
-  http: string | null;
-}
-
-export interface DemoReport {
-  model: { name: string; version: string; cached: boolean; holdout_accuracy: number | null };
-  cameras: CameraReport[];
-  samples: { captured: number; received: number; duplicates: number; rejected: number; lost: number; backlog: number };
-  drift_psi: Record<string, number | null>;
-  duration_s: number;
-}
-
-const DRIFT: CameraDrift = { rotateDeg: 35, blurSigma: 1.2, dim: 0.45 };
-/** Digits after the training and holdout ranges: the cameras see images the model never saw. */
-const FEED_OFFSET = 9000;
-const FEED_COUNT = 1000;
-
-interface Camera {
+interface Device {
   id: string;
-  dir: string;
-  results: string;
+  site: string;
+  camera: Camera;
   agent: AgentProcess;
   http: string | null;
-  drifting: boolean;
-  fed: number;
-  truth: Map<string, { label: number; drifted: boolean }>;
+  dataDir: string;
+  /** The device's queue counters, read once it stopped. */
+  counts: DeviceQueueCounts | null;
 }
 
-async function readResults(path: string): Promise<Array<{ file: string; label?: string; error?: unknown; outlier?: { captured: boolean } }>> {
-  const text = await readFile(path, 'utf8').catch(() => '');
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as { file: string; label?: string; error?: unknown; outlier?: { captured: boolean } });
+interface AgentHealth {
+  model?: ModelRef | null;
+  queue?: { depth: number };
+  uplink?: { connected: boolean; forwarder?: { acked: number; backlog: number } } | null;
 }
 
-/**
- * The local demo: a signing key, the base digit model (trained once, cached), an embedded
- * broker with the fleet's sample sink, and real agent processes watching camera folders fed
- * with MNIST digits rendered as camera frames. One camera drifts (rotation, blur, dimming)
- * part-way: its confidence drops, outliers flow back, PSI rises.
- */
-export async function runDemo(o: DemoOptions): Promise<DemoReport> {
-  const t0 = Date.now();
-  const data = resolve(o.dataDir);
-  await mkdir(data, { recursive: true });
-  const key = await loadOrCreateSigningKey(join(data, 'keys'));
-  o.say(`[1/4] fleet signing key ${key.keyId.slice(0, 12)} (${key.created ? 'created' : 'existing'})`);
-  const model = await buildBaseModel({ dir: join(data, 'models', 'digits-1.0.0'), signKeyPem: key.privateKeyPem, ...o.training, onProgress: (l) => o.say(`      ${l}`) });
-  o.say(`[2/4] base model digits@${model.manifest.version} ${model.cached ? '(cached)' : 'trained'} at ${model.dir}`);
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-  const broker = await startEmbeddedBroker();
-  const sink = new SampleSink({ url: broker.url, dir: join(data, 'fleet', 'samples'), clock: systemClock, log: o.log.child({ component: 'sink' }) });
-  await sink.start();
-  o.say(`[3/4] embedded MQTT broker at ${broker.url}; samples land in ${join(data, 'fleet', 'samples')}`);
-
-  const cameras: Camera[] = [];
+async function health(d: Device): Promise<AgentHealth | null> {
+  if (!d.http) return null;
   try {
-    for (let i = 0; i < o.cameras; i++) {
-      const id = `cam-${i + 1}`;
-      const dir = join(data, 'cameras', id);
-      await rm(join(dir, 'agent'), { recursive: true, force: true });
-      await mkdir(join(dir, 'inbox'), { recursive: true });
-      const results = join(dir, 'results.jsonl');
-      await rm(results, { force: true });
-      const config = {
-        device_id: id,
-        tags: { site: 'demo' },
-        data_dir: join(dir, 'agent'),
-        fleet_public_key: key.publicKeyPath,
-        models: { initial: model.dir },
-        inference: { intra_op_threads: 1, warmup_runs: 2 },
-        http: { port: 0 },
-        watch: { enabled: true, dir: join(dir, 'inbox'), results_file: results, after: 'delete', poll_ms: 100 },
-        uplink: { kind: 'mqtt', url: broker.url, telemetry_interval_s: 2, ack_timeout_ms: 10_000 },
-        log: { level: 'info' },
-      };
-      await writeFile(join(dir, 'agent.json'), JSON.stringify(config, null, 2));
-      cameras.push({ id, dir, results, agent: startAgentProcess(join(dir, 'agent.json')), http: null, drifting: i === o.cameras - 1 && o.cameras > 1, fed: 0, truth: new Map() });
-    }
-    for (const c of cameras) c.http = (await c.agent.ready).http;
-    o.say(`[4/4] ${cameras.length} agents running; feeding ${o.rate} images/s per camera`);
-    for (const c of cameras) o.say(`      ${c.id}: ${c.http}/healthz  ${c.http}/metrics  results ${c.results}${c.drifting ? '  (this camera drifts)' : ''}`);
-
-    const digits = loadDigits({ count: FEED_COUNT, offset: FEED_OFFSET });
-    let tick = 0;
-    let lastReport = Date.now();
-    const started = Date.now();
-    const deadline = o.durationS > 0 ? started + o.durationS * 1000 : Infinity;
-    while (Date.now() < deadline && !o.signal?.aborted) {
-      const driftOn = (Date.now() - started) / 1000 >= o.driftAfterS;
-      for (const c of cameras) {
-        const n = (tick * cameras.length + cameras.indexOf(c)) % FEED_COUNT;
-        const drifted = c.drifting && driftOn;
-        const name = `frame-${String(c.fed).padStart(6, '0')}.png`;
-        const png = await renderDigitPng(digits.images[n]!, drifted ? DRIFT : {});
-        // Write under a dot-name then rename: the watcher never sees a half-written frame.
-        await writeFile(join(c.dir, 'inbox', `.${name}`), png);
-        await rename(join(c.dir, 'inbox', `.${name}`), join(c.dir, 'inbox', name));
-        c.truth.set(name, { label: digits.labels[n]!, drifted });
-        c.fed++;
-      }
-      tick++;
-      if (Date.now() - lastReport >= 5000) {
-        lastReport = Date.now();
-        o.say(await progressLine(cameras, sink, driftOn));
-      }
-      await new Promise((r) => setTimeout(r, 1000 / o.rate));
-    }
-    o.say('stopping: waiting for the cameras to finish their last frames and the uplinks to drain...');
-    await waitFor(async () => (await Promise.all(cameras.map(async (c) => (await readResults(c.results)).length >= c.fed))).every(Boolean), 20_000);
-    return await report(cameras, sink, model, t0, async () => {
-      await waitFor(async () => (await backlog(cameras)) === 0, 20_000);
-    });
-  } finally {
-    await Promise.all(cameras.map((c) => c.agent.stop()));
-    await sink.stop();
-    await broker.close();
-  }
-}
-
-async function waitFor(cond: () => Promise<boolean>, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end && !(await cond())) await new Promise((r) => setTimeout(r, 200));
-}
-
-async function health(c: Camera): Promise<{ queue?: { depth: number } } | null> {
-  if (!c.http) return null;
-  try {
-    return (await (await fetch(`${c.http}/healthz`)).json()) as { queue?: { depth: number } };
+    return (await (await fetch(`${d.http}/healthz`, { signal: AbortSignal.timeout(3000) })).json()) as AgentHealth;
   } catch {
     return null;
   }
 }
 
-async function backlog(cameras: Camera[]): Promise<number> {
-  const hs = await Promise.all(cameras.map(health));
-  return hs.reduce((a, h) => a + (h?.queue?.depth ?? 0), 0);
+/** Poll `cond` every 200 ms until it holds, `ms` passes, or the run is aborted; returns whether it held. */
+async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, signal?: AbortSignal): Promise<boolean> {
+  const end = ms > 0 ? Date.now() + ms : Infinity;
+  for (;;) {
+    if (await cond()) return true;
+    if (Date.now() > end || signal?.aborted) return false;
+    await sleep(200);
+  }
 }
 
-async function scoreCamera(c: Camera): Promise<CameraReport> {
-  const rows = await readResults(c.results);
-  const acc = (drifted: boolean): number | null => {
-    const mine = rows.filter((r) => r.label !== undefined && c.truth.get(r.file)?.drifted === drifted);
-    return mine.length ? mine.filter((r) => Number(r.label) === c.truth.get(r.file)!.label).length / mine.length : null;
+/**
+ * The whole learning loop on one machine. The real fleet service (SQLite, artifacts, HTTP
+ * API and console, embedded MQTT broker with per-device credentials, rollout manager); six
+ * registered devices at three sites, each a real agent process watching a camera folder fed
+ * with digit images; a base model trained once (cached), pushed and rolled out; then the
+ * pit-3 cameras drift, ridge-1 loses its uplink for a while, a labeler (simulated from the
+ * fed frames' ground truth, or people on the labeling page) labels what came back, a retrain
+ * produces a candidate that is rolled out shadow -> canary -> waves, and pit-3 recovers.
+ */
+export async function runDemo(o: DemoOptions): Promise<DemoReport> {
+  const T: DemoTimings = { ...DEFAULT_TIMINGS, ...o.timings };
+  const t0 = Date.now();
+  const at = (): number => (Date.now() - t0) / 1000;
+  const data = resolve(o.dataDir);
+  const phases: PhaseRecord[] = [];
+  const problems: string[] = [];
+  let step = 0;
+  const PHASES = 10;
+  const phase = (name: string, detail = ''): void => {
+    const last = phases[phases.length - 1];
+    if (last && last.end_s === null) last.end_s = at();
+    phases.push({ name, start_s: at(), end_s: null });
+    o.say(`[${++step}/${PHASES}] ${name}${detail ? ` — ${detail}` : ''}  (t=${at().toFixed(0)}s)`);
   };
+
+  // Fleet and device state are fresh each run (the base model cache is kept).
+  await rm(join(data, 'fleet'), { recursive: true, force: true });
+  await rm(join(data, 'devices'), { recursive: true, force: true });
+  await mkdir(data, { recursive: true });
+
+  phase('fleet service', 'SQLite state, artifacts, embedded MQTT broker, HTTP API and console');
+  const svc: FleetService = await startFleetService({
+    dataDir: join(data, 'fleet'),
+    http: (ctx) => createFleetHttp(ctx),
+    httpPort: o.httpPort ?? 0,
+    mqttPort: 0,
+    log: o.log.child({ component: 'fleet' }),
+    tickMs: 250,
+  });
+  const ctx = svc.ctx;
+  const consoleUrl = `${svc.urls.http}/console/`;
+  o.say(`      console  ${consoleUrl}`);
+  o.say(`      API      ${svc.urls.http}/v1   admin token in ${join(data, 'fleet', 'admin.token')}`);
+  o.say(`      MQTT     ${svc.urls.mqtt}`);
+
+  const links = new Map<string, SiteLink>();
+  const devices: Device[] = [];
+  const rolloutIds: string[] = [];
+  let labeler: SimulatedLabeler | null = null;
+  let feeding = false;
+  let feedLoop: Promise<void> = Promise.resolve();
+  let onset: number | null = null;
+  let outageStart: number | null = null;
+  let outageEnd: number | null = null;
+  let base: { ref: ModelRef; dir: string; cached: boolean; clean: number | null; trainer: string | null } | null = null;
+  let outcome: RetrainOutcome | null = null;
+  let recoveredAt: number | null = null;
+  const psiPeak: Record<string, number | null> = Object.fromEntries(SITES.map((s) => [s, null]));
+  let report: DemoReport | undefined;
+
+  try {
+    phase('devices', `${SITES.length * CAMERAS_PER_SITE} agents at ${SITES.join(', ')}, registered with their own credentials`);
+    const broker = brokerAddress(svc.urls.mqtt);
+    for (const site of SITES) links.set(site, await startSiteLink(site, broker));
+    const digits = loadDigits(FEED);
+    let k = 0;
+    for (const site of SITES) {
+      for (let i = 1; i <= CAMERAS_PER_SITE; i++, k++) {
+        const id = `${site}-cam-${i}`;
+        const { secret } = await ctx.devices.register(id, { tags: { site, app: 'digits' } });
+        const snippet = ctx.devices.agentConfigFor(id, secret, { mqttUrl: svc.urls.mqtt, publicKeyPem: ctx.publicKeyPem, httpUrl: svc.urls.http });
+        const dir = join(data, 'devices', id);
+        const inbox = join(dir, 'inbox');
+        await mkdir(inbox, { recursive: true });
+        const config = {
+          ...snippet,
+          data_dir: join(dir, 'agent'),
+          inference: { intra_op_threads: 1, warmup_runs: 1 },
+          http: { port: 0 },
+          watch: { enabled: true, dir: inbox, results_file: join(dir, 'results.jsonl'), after: 'delete', poll_ms: 100 },
+          // The site's uplink runs through its link (a relay the demo can cut), with the device's real credentials.
+          uplink: { ...snippet.uplink, url: links.get(site)!.url, telemetry_interval_s: T.telemetryS, backoff_initial_ms: 500, backoff_max_ms: 2000, ack_timeout_ms: 10_000 },
+          log: { level: 'warn' },
+        };
+        await writeFile(join(dir, 'agent.json'), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+        const camera = new Camera(id, site, inbox, join(dir, 'results.jsonl'), digits, (k * 97) % FEED.count);
+        devices.push({ id, site, camera, agent: startAgentProcess(join(dir, 'agent.json')), http: null, dataDir: join(dir, 'agent'), counts: null });
+      }
+    }
+    for (const d of devices) d.http = (await d.agent.ready).http;
+    await waitFor(() => devices.every((d) => ctx.devices.get(d.id).state === 'online'), 30_000, o.signal);
+    for (const d of devices) o.say(`      ${d.id.padEnd(15)} ${d.site.padEnd(8)} ${d.http}/healthz   uplink via ${links.get(d.site)!.url}`);
+
+    phase('base model', 'trained once, cached in the data directory');
+    const key = await loadOrCreateSigningKey(join(data, 'fleet', 'keys'));
+    const built = await buildBaseModel({ dir: join(data, 'models', 'digits-1.0.0'), signKeyPem: key.privateKeyPem, ...o.training, onProgress: (l) => o.say(`      ${l}`) });
+    const manifest: ModelManifest = built.manifest;
+    const pushed = await ctx.registry.push(built.dir, { actor: 'demo' });
+    const baseRef = { name: pushed.version.name, version: pushed.version.version };
+    const clean = built.holdoutAccuracy ?? (typeof manifest.evaluation?.holdout_accuracy === 'number' ? manifest.evaluation.holdout_accuracy : null);
+    base = { ref: baseRef, dir: built.dir, cached: built.cached, clean, trainer: manifest.lineage?.trainer ?? null };
+    o.say(`      ${baseRef.name}@${baseRef.version} ${built.cached ? '(cached)' : 'trained'}; clean holdout ${pct(clean)}; pushed to the registry (signed by the fleet)`);
+
+    phase('base rollout', `${baseRef.name}@${baseRef.version} to every device; each camera starts once its device runs the model`);
+    const baseRollout = ctx.rollouts.create({ id: 'base-digits-1', model: baseRef, selector: { app: 'digits' }, plan: BASE_PLAN, actor: 'demo' });
+    rolloutIds.push(baseRollout.state.id);
+    feeding = true;
+    feedLoop = feed();
+    const baseDone = await waitFor(() => ctx.rollouts.get(baseRollout.state.id).state.status === 'completed', 180_000, o.signal);
+    if (!baseDone) throw new Error(`the base rollout did not complete: ${ctx.rollouts.get(baseRollout.state.id).state.status}`);
+    o.say(`      rollout ${baseRollout.state.id} completed: ${devices.length}/${devices.length} devices on ${baseRef.version}`);
+
+    if (o.humanLabels) o.say(`      labels: waiting for people on ${svc.urls.http}/console/labeling (token: ${join(data, 'fleet', 'admin.token')})`);
+    else {
+      labeler = new SimulatedLabeler({ ingest: ctx.ingest, labels: ctx.labels, truth: (dev, file) => truthOf(dev, file), ratePerS: T.labelRate, budget: T.labelBudget });
+      labeler.start();
+    }
+
+    phase('baseline', `every site on the base model for ${T.baselineS}s`);
+    await waitOrAbort(T.baselineS * 1000);
+
+    phase('drift', `${DRIFT_SITE} cameras drift (rotation ${PIT_DRIFT.rotateDeg}°, blur ${PIT_DRIFT.blurSigma}, dimmed ${PIT_DRIFT.dim! * 100}%)`);
+    onset = Date.now();
+    for (const d of devices) if (d.site === DRIFT_SITE) d.camera.drift = PIT_DRIFT;
+    const outage = (async () => {
+      await waitOrAbort(T.outageAfterS * 1000);
+      if (o.signal?.aborted) return;
+      outageStart = Date.now();
+      links.get(OUTAGE_SITE)!.cut();
+      o.say(`      ${OUTAGE_SITE} uplink DOWN for ${T.outageS}s: the agents keep inferring and queue their samples`);
+      await waitOrAbort(T.outageS * 1000);
+      links.get(OUTAGE_SITE)!.restore();
+      outageEnd = Date.now();
+      o.say(`      ${OUTAGE_SITE} uplink UP: queued samples drain`);
+    })();
+
+    phase('labels', o.humanLabels ? 'waiting for people on the labeling page' : `simulated labeler (ground truth of the fed frames, ${T.labelRate}/s, budget ${T.labelBudget})`);
+    const trainer = o.trainer ?? (await defaultTrainer());
+    // TODO(learning loop): the trigger policy (fleet/training/triggers.ts) decides when to
+    // retrain; until the demo runs the loop's orchestrator, a label count stands in for it.
+    const triggered = await waitFor(() => labelCount() >= T.retrainAfterLabels, T.maxS ? T.maxS * 1000 : 0, o.signal);
+    if (!triggered) throw new Error(`not enough labels to retrain (${labelCount()} of ${T.retrainAfterLabels})`);
+
+    phase('retrain', `${labelCount()} labels; trainer ${trainer.name}`);
+    outcome = await retrainOnce(ctx, {
+      parent: { ref: baseRef, dir: built.dir },
+      version: '1.1.0',
+      trainer,
+      workDir: join(data, 'fleet', 'training'),
+      baseClean: clean,
+      seed: o.seed ?? 11,
+      say: (l) => o.say(`      ${l}`),
+      ...(o.signal ? { signal: o.signal } : {}),
+    });
+    o.say(`      candidate ${outcome.ref.name}@${outcome.ref.version}: clean holdout ${pct(outcome.clean)} (${outcome.cleanDelta === null ? '-' : `${outcome.cleanDelta >= 0 ? '+' : ''}${outcome.cleanDelta.toFixed(1)}`} points), dataset ${outcome.datasetVersion.slice(0, 12)}, ${outcome.trainS.toFixed(1)}s`);
+
+    phase('rollout', 'shadow -> canary -> waves, gated on what the devices report');
+    const ro = ctx.rollouts.create({ id: 'retrain-digits-1-1', model: outcome.ref, selector: { app: 'digits' }, plan: retrainPlan(T), actor: 'learning-loop' });
+    rolloutIds.push(ro.state.id);
+    let lastStage = -1;
+    const newVersion = outcome.ref.version;
+    const done = await waitFor(
+      () => {
+        const st = ctx.rollouts.get(ro.state.id).state;
+        if (st.stage !== lastStage) {
+          lastStage = st.stage;
+          o.say(`      stage ${st.stage + 1}: ${stageNames(st.plan)[st.stage] ?? '?'}`);
+        }
+        if (st.status === 'aborted' || st.status === 'rolled_back') return true;
+        if (st.status === 'paused') {
+          problems.push(`rollout paused: ${st.pause?.reason ?? ''}`);
+          return true;
+        }
+        const pit = devices.filter((d) => d.site === DRIFT_SITE);
+        if (recoveredAt === null && pit.every((d) => d.camera.results.some((r) => r.model_version === newVersion))) {
+          recoveredAt = Date.now();
+          o.say(`      ${DRIFT_SITE} recovered: the new model answers on every camera, ${((recoveredAt - onset!) / 1000).toFixed(0)}s after the drift onset`);
+        }
+        return st.status === 'completed' && pit.every((d) => d.camera.results.filter((r) => r.model_version === newVersion).length >= T.afterFrames);
+      },
+      T.maxS ? Math.max(1, T.maxS * 1000 - (Date.now() - t0)) : 0,
+      o.signal,
+    );
+    const final = ctx.rollouts.get(ro.state.id).state;
+    if (!done || final.status !== 'completed') problems.push(`rollout ${ro.state.id} ended ${final.status}`);
+    await outage;
+
+    phase(o.exitWhenDone ? 'done' : 'steady', o.exitWhenDone ? 'loop closed; draining' : 'loop closed; the demo keeps running until Ctrl-C');
+    if (!o.exitWhenDone) await waitFor(() => false, 0, o.signal);
+  } catch (err) {
+    if (!o.signal?.aborted) problems.push((err as Error).message);
+  } finally {
+    feeding = false;
+    await feedLoop;
+    labeler?.stop();
+    o.say('stopping: the cameras finish their last frames, the queues drain, then the agents and the fleet stop');
+    await waitFor(async () => {
+      await Promise.all(devices.map((d) => d.camera.poll()));
+      return devices.every((d) => d.camera.results.length >= d.camera.fed);
+    }, 30_000);
+    for (const l of links.values()) l.restore();
+    await waitFor(async () => (await Promise.all(devices.map(health))).every((h) => !h || (h.queue?.depth ?? 0) === 0), 60_000);
+    await Promise.all(devices.map((d) => d.agent.stop()));
+    await Promise.all(
+      devices.map(async (d) => {
+        d.counts = await agentQueueStats(d.dataDir).catch((err: unknown) => {
+          problems.push(`${d.id}: ${(err as Error).message}`);
+          return null;
+        });
+      }),
+    );
+    await ctx.ingest.flush();
+    report = buildReport();
+    await svc.stop();
+    for (const l of links.values()) await l.close();
+  }
+  if (!report) throw new Error('the demo stopped before it could report');
+  return report;
+
+  function truthOf(deviceId: string, file: string): string | undefined {
+    const t = devices.find((d) => d.id === deviceId)?.camera.truthOf(file);
+    return t ? String(t.label) : undefined;
+  }
+
+  function labelCount(): number {
+    return ctx.labels.progress({}).labeled;
+  }
+
+  async function waitOrAbort(ms: number): Promise<void> {
+    await waitFor(() => false, ms, o.signal);
+  }
+
+  /** The cameras: each feeds at the steady rate once its device runs a model; progress every 5 s. */
+  async function feed(): Promise<void> {
+    let lastLine = Date.now();
+    while (feeding) {
+      const tick = Date.now();
+      for (const d of devices) {
+        if (!ctx.devices.get(d.id).models.active) continue;
+        await d.camera.feed(Date.now());
+      }
+      await Promise.all(devices.map((d) => d.camera.poll()));
+      for (const s of SITES) {
+        const psi = Math.max(...devices.filter((d) => d.site === s).map((d) => ctx.devices.get(d.id).telemetry?.drift.brightness_psi ?? -1));
+        if (psi >= 0 && psi > (psiPeak[s] ?? -1)) psiPeak[s] = psi;
+      }
+      if (Date.now() - lastLine >= 5000) {
+        lastLine = Date.now();
+        o.say(progressLine());
+      }
+      await sleep(Math.max(0, 1000 / T.rate - (Date.now() - tick)));
+    }
+  }
+
+  function progressLine(): string {
+    const sites = SITES.map((s) => {
+      const cams = devices.filter((d) => d.site === s);
+      const psi = Math.max(...cams.map((d) => ctx.devices.get(d.id).telemetry?.drift.brightness_psi ?? 0));
+      const queued = cams.reduce((n, d) => n + (ctx.devices.get(d.id).telemetry?.queue.depth ?? 0), 0);
+      const link = links.get(s)!.up ? '' : ' LINK DOWN';
+      return `${s} acc ${pct(recentAccuracy(cams.map((d) => d.camera), 20))} psi ${psi.toFixed(2)}${queued ? ` queued ${queued}` : ''}${link}`;
+    });
+    const captured = devices.reduce((n, d) => n + d.camera.results.filter((r) => r.outlier?.captured).length, 0);
+    return `  t=${at().toFixed(0)}s | ${sites.join(' | ')} | samples ${captured} captured / ${ctx.ingest.count()} received | labels ${labelCount()}${labeler ? ' (simulated)' : ''}`;
+  }
+
+  function buildReport(): DemoReport {
+    // The devices' own durable counts (captures include shadow disagreements, which have no result line).
+    const captured = devices.reduce((n, d) => n + (d.counts?.enqueuedTotal ?? 0), 0);
+    const forwarded = devices.reduce((n, d) => n + (d.counts?.ackedTotal ?? 0), 0);
+    const backlog = devices.reduce((n, d) => n + (d.counts?.depth ?? 0), 0);
+    const evicted = devices.reduce((n, d) => n + (d.counts?.evictedTotal ?? 0), 0);
+    const received = ctx.ingest.count();
+    const stats = ctx.ingest.stats();
+    const outDevices = devices.filter((d) => d.site === OUTAGE_SITE);
+    let capturedDuring = 0;
+    let receivedWindow = 0;
+    if (outageStart !== null) {
+      const end = outageEnd ?? Date.now();
+      for (const d of outDevices) capturedDuring += d.camera.results.filter((r) => r.outlier?.captured && Date.parse(r.ts) >= outageStart! && Date.parse(r.ts) < end).length;
+      for (const d of outDevices) receivedWindow += countSamples({ device: d.id, from: outageStart, to: end });
+    }
+    const sites = Object.fromEntries(
+      SITES.map((s) => [s, siteAccuracy(devices.filter((d) => d.site === s).map((d) => d.camera), { onset, baseVersion: base?.ref.version ?? '', newVersion: outcome?.ref.version ?? null })]),
+    );
+    const last = phases[phases.length - 1];
+    if (last && last.end_s === null) last.end_s = at();
+    return {
+      ok: problems.length === 0 && recoveredAt !== null,
+      problems,
+      duration_s: at(),
+      console: consoleUrl,
+      base_model: { name: base?.ref.name ?? 'digits', version: base?.ref.version ?? '', cached: base?.cached ?? false, clean_accuracy: base?.clean ?? null, trainer: base?.trainer ?? null },
+      new_model: outcome
+        ? { name: outcome.ref.name, version: outcome.ref.version, clean_accuracy: outcome.clean, clean_delta_points: outcome.cleanDelta, dataset_version: outcome.datasetVersion, trainer: outcome.trainer, train_s: outcome.trainS }
+        : null,
+      sites,
+      samples: { captured, forwarded, received, duplicates: stats.duplicates, evicted, lost: Math.max(0, captured - received - backlog), backlog },
+      outage:
+        outageStart !== null
+          ? { site: OUTAGE_SITE, start_s: (outageStart - t0) / 1000, duration_s: ((outageEnd ?? Date.now()) - outageStart) / 1000, captured_during: capturedDuring, received_from_window: receivedWindow, lost: Math.max(0, capturedDuring - receivedWindow), refused_connections: links.get(OUTAGE_SITE)?.refused ?? 0 }
+          : null,
+      labels: { used: outcome?.labelsUsed ?? 0, by: o.humanLabels ? 'people' : SIMULATED_LABELER, simulated: !o.humanLabels },
+      gate: outcome?.gate ?? null,
+      rollouts: rolloutIds.map((id) => {
+        const st = ctx.rollouts.get(id).state;
+        return { id, model: `${st.candidate.name}@${st.candidate.version}`, status: st.status, stages: stageNames(st.plan) };
+      }),
+      drift: { onset_s: onset === null ? null : (onset - t0) / 1000, psi_peak: psiPeak },
+      recovery_s: recoveredAt !== null && onset !== null ? (recoveredAt - onset) / 1000 : null,
+      phases,
+    };
+  }
+
+  function countSamples(filter: { device: string; from: number; to: number }): number {
+    let n = 0;
+    let cursor: string | undefined;
+    for (;;) {
+      const page = ctx.ingest.query({ ...filter, limit: 1000, ...(cursor ? { cursor } : {}) });
+      n += page.items.length;
+      if (!page.next_cursor) return n;
+      cursor = page.next_cursor;
+    }
+  }
+}
+
+/** The base model goes everywhere at once: there is no previous version to compare with. */
+const BASE_PLAN: RolloutPlanInput = {
+  canary: { devices: { count: 1 }, bake_s: 1 },
+  waves: [{ devices: { percent: 100 }, bake_s: 0 }],
+  gates: { min_devices_reporting: 0, max_error_rate_increase: null, max_latency_p95_ratio: null, max_confidence_drop: null, max_outlier_rate_increase: null, min_shadow_agreement: null },
+};
+
+/**
+ * The retrained model's plan: shadow on two devices, a canary of two, then half and all.
+ * Shadow agreement is not gated: on a drifted camera the current model is the one that is
+ * wrong, so disagreeing with it is the point (the evaluation gate already compared the two
+ * on the field holdout). Latency is gated loosely: this machine's CPU is shared.
+ */
+function retrainPlan(T: DemoTimings): RolloutPlanInput {
   return {
-    device_id: c.id,
-    drifting: c.drifting,
-    fed: c.fed,
-    results: rows.length,
-    errors: rows.filter((r) => r.error).length,
-    accuracy_before_drift: acc(false),
-    accuracy_during_drift: acc(true),
-    captured: rows.filter((r) => r.outlier?.captured).length,
-    http: c.http,
+    shadow: { devices: { count: 2 }, sample_rate: 0.5, bake_s: T.shadowBakeS },
+    canary: { devices: { count: 2 }, bake_s: T.canaryBakeS },
+    waves: [
+      { devices: { percent: 50 }, bake_s: T.waveBakeS },
+      { devices: { percent: 100 }, bake_s: 0 },
+    ],
+    gates: { min_samples_per_device: 10, max_latency_p95_ratio: 3, max_confidence_drop: 0.15, max_outlier_rate_increase: 0.1, min_shadow_agreement: null },
+    on_gate_failure: 'pause',
   };
 }
 
-async function progressLine(cameras: Camera[], sink: SampleSink, driftOn: boolean): Promise<string> {
-  const parts = await Promise.all(
-    cameras.map(async (c) => {
-      const s = await scoreCamera(c);
-      const psi = sink.telemetry.get(c.id)?.drift.brightness_psi;
-      const acc = c.drifting && driftOn ? s.accuracy_during_drift : s.accuracy_before_drift;
-      return `${c.id} ${s.results}/${s.fed} acc ${acc === null ? '-' : `${(acc * 100).toFixed(0)}%`} outliers ${s.captured} psi ${psi == null ? '-' : psi.toFixed(2)}`;
-    }),
-  );
-  return `  ${parts.join(' | ')} | fleet received ${sink.stats.received} samples${driftOn && cameras.some((c) => c.drifting) ? ' | DRIFT ON' : ''}`;
+function stageNames(plan: { shadow?: unknown; waves: unknown[] }): string[] {
+  return [...(plan.shadow ? ['shadow'] : []), 'canary', ...plan.waves.map((_, i) => `wave ${i + 1}`)];
 }
 
-async function report(cameras: Camera[], sink: SampleSink, model: { manifest: { name: string; version: string }; cached: boolean; holdoutAccuracy?: number }, t0: number, drain: () => Promise<void>): Promise<DemoReport> {
-  await drain();
-  const cams = await Promise.all(cameras.map(scoreCamera));
-  const captured = cams.reduce((a, c) => a + c.captured, 0);
-  const left = await backlog(cameras);
-  return {
-    model: { name: model.manifest.name, version: model.manifest.version, cached: model.cached, holdout_accuracy: model.holdoutAccuracy ?? null },
-    cameras: cams,
-    samples: { captured, received: sink.stats.received, duplicates: sink.stats.duplicates, rejected: sink.stats.rejected, lost: Math.max(0, captured - sink.stats.received - left), backlog: left },
-    drift_psi: Object.fromEntries(cameras.map((c) => [c.id, sink.telemetry.get(c.id)?.drift.brightness_psi ?? null])),
-    duration_s: (Date.now() - t0) / 1000,
-  };
+async function defaultTrainer(): Promise<Trainer> {
+  const { mlpFieldTrainer } = await import('./mlp-adapter.js');
+  return mlpFieldTrainer();
 }
