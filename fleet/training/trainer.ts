@@ -22,6 +22,8 @@ export interface TrainRequest {
   model: ModelRef;
   /** The dataset version id (sha256) this run trains on; recorded in the package's lineage. */
   datasetVersion: string;
+  /** The training-run id, when the caller has one: recorded as `lineage.training_run` in the package. */
+  runId?: string;
   /** The training split only: holdouts (clean and field) never reach a trainer. */
   train: readonly TrainingExample[];
   /** Class labels in output order. */

@@ -1,0 +1,142 @@
+/**
+ * A minimal ONNX *reader*: walks `ModelProto` bytes far enough to return the graph's float32
+ * initializers (name, dims, values). The local trainer fine-tunes from a parent package's
+ * weights, and reading them back from the parent's own model.onnx keeps the package the only
+ * source of truth (no side file of weights that could disagree with what devices run).
+ *
+ * Field numbers follow onnx.proto3: ModelProto.graph = 7; GraphProto.initializer = 5;
+ * TensorProto dims = 1, data_type = 2, float_data = 4, name = 8, raw_data = 9.
+ */
+
+/** One float32 initializer read back from a model. */
+export interface OnnxInitializer {
+  name: string;
+  dims: number[];
+  data: Float32Array;
+}
+
+const FLOAT = 1;
+
+class ProtoReader {
+  pos = 0;
+  constructor(
+    private readonly buf: Uint8Array,
+    private readonly end = buf.length,
+  ) {}
+
+  done(): boolean {
+    return this.pos >= this.end;
+  }
+
+  varint(): number {
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.end) throw new RangeError('truncated varint');
+      const b = this.buf[this.pos++] as number;
+      result += (b & 0x7f) * mul;
+      if (b < 0x80) return result;
+      mul *= 128;
+    }
+    throw new RangeError('varint longer than 10 bytes');
+  }
+
+  /** Returns [field, wireType]. */
+  key(): [number, number] {
+    const k = this.varint();
+    return [Math.floor(k / 8), k % 8];
+  }
+
+  /** A length-delimited field's [start, end) byte range; the reader moves past it. */
+  span(): [number, number] {
+    const len = this.varint();
+    const start = this.pos;
+    if (start + len > this.end) throw new RangeError('length-delimited field runs past the end');
+    this.pos += len;
+    return [start, start + len];
+  }
+
+  skip(wireType: number): void {
+    if (wireType === 0) this.varint();
+    else if (wireType === 1) this.pos += 8;
+    else if (wireType === 2) this.span();
+    else if (wireType === 5) this.pos += 4;
+    else throw new RangeError(`unsupported protobuf wire type ${wireType}`);
+    if (this.pos > this.end) throw new RangeError('field runs past the end');
+  }
+}
+
+/**
+ * The float32 initializers of an ONNX model, by name. Other element types are skipped. Throws a
+ * RangeError on bytes that are not a well-formed ModelProto.
+ */
+export function readOnnxInitializers(bytes: Uint8Array): Map<string, OnnxInitializer> {
+  const out = new Map<string, OnnxInitializer>();
+  const model = new ProtoReader(bytes);
+  while (!model.done()) {
+    const [field, wire] = model.key();
+    if (field !== 7 || wire !== 2) {
+      model.skip(wire);
+      continue;
+    }
+    const [gs, ge] = model.span();
+    const graph = new ProtoReader(bytes, ge);
+    graph.pos = gs;
+    while (!graph.done()) {
+      const [gf, gw] = graph.key();
+      if (gf !== 5 || gw !== 2) {
+        graph.skip(gw);
+        continue;
+      }
+      const [ts, te] = graph.span();
+      const t = readTensor(bytes, ts, te);
+      if (t) out.set(t.name, t);
+    }
+  }
+  return out;
+}
+
+function readTensor(bytes: Uint8Array, start: number, end: number): OnnxInitializer | null {
+  const r = new ProtoReader(bytes, end);
+  r.pos = start;
+  const dims: number[] = [];
+  let dataType = 0;
+  let name = '';
+  let raw: [number, number] | null = null;
+  const floatData: number[] = [];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  while (!r.done()) {
+    const [f, w] = r.key();
+    if (f === 1 && w === 0) dims.push(r.varint());
+    else if (f === 1 && w === 2) {
+      const [s, e] = r.span();
+      const p = new ProtoReader(bytes, e);
+      p.pos = s;
+      while (!p.done()) dims.push(p.varint());
+    } else if (f === 2 && w === 0) dataType = r.varint();
+    else if (f === 8 && w === 2) {
+      const [s, e] = r.span();
+      name = new TextDecoder().decode(bytes.subarray(s, e));
+    } else if (f === 9 && w === 2) raw = r.span();
+    else if (f === 4 && w === 2) {
+      const [s, e] = r.span();
+      for (let o = s; o + 4 <= e; o += 4) floatData.push(view.getFloat32(o, true));
+    } else if (f === 4 && w === 5) {
+      floatData.push(view.getFloat32(r.pos, true));
+      r.pos += 4;
+    } else r.skip(w);
+  }
+  if (dataType !== FLOAT) return null;
+  const count = dims.reduce((a, b) => a * b, 1);
+  let data: Float32Array;
+  if (raw) {
+    const [s, e] = raw;
+    if (e - s !== count * 4) throw new RangeError(`initializer ${name}: ${e - s} raw bytes for ${count} floats`);
+    data = new Float32Array(count);
+    for (let i = 0; i < count; i++) data[i] = view.getFloat32(s + i * 4, true);
+  } else {
+    if (floatData.length !== count) throw new RangeError(`initializer ${name}: ${floatData.length} floats for dims [${dims.join(', ')}]`);
+    data = Float32Array.from(floatData);
+  }
+  return { name, dims, data };
+}
