@@ -220,6 +220,66 @@ export const MIGRATIONS: readonly string[] = [
     SELECT r.id, j.key, j.id, j.value FROM rollouts r, json_each(r.state, '$.devices') j;
   UPDATE rollouts SET state = json_remove(state, '$.devices', '$.decisions');
   `,
+  // 4: the learning loop: training runs (lineage of every candidate), retrain-trigger firings,
+  // and which samples each dataset version holds (the reverse lineage: sample -> datasets).
+  `
+  -- One row per training run, written when it starts and completed when it ends, so a crash
+  -- mid-run leaves a visible 'running' row (marked failed on the next start).
+  CREATE TABLE training_runs (
+    id              TEXT    PRIMARY KEY,
+    model_name      TEXT    NOT NULL,
+    status          TEXT    NOT NULL CHECK (status IN ('running', 'accepted', 'rejected', 'failed')),
+    trainer         TEXT    NOT NULL,
+    -- Parameters as the loop asked; the trainer's own record (params as used, code version) in run.
+    params          TEXT    NOT NULL,
+    seed            INTEGER NOT NULL,
+    code_version    TEXT,
+    trigger_kind    TEXT    NOT NULL,
+    trigger_reason  TEXT    NOT NULL,
+    actor           TEXT    NOT NULL,
+    dataset_version TEXT,
+    parent_name     TEXT,
+    parent_version  TEXT,
+    result_name     TEXT,
+    result_version  TEXT,
+    started_at      INTEGER NOT NULL,
+    finished_at     INTEGER,
+    duration_ms     INTEGER,
+    -- The trainer's metrics plus the evaluation summary.
+    metrics         TEXT    NOT NULL DEFAULT '{}',
+    -- The gate's verdict: {passed, reasons, checks}.
+    gate            TEXT,
+    -- The full evaluation report (confusion matrices included), an artifact.
+    report_sha256   TEXT,
+    rollout_id      TEXT,
+    error           TEXT
+  ) WITHOUT ROWID;
+  CREATE INDEX training_runs_model  ON training_runs (model_name, started_at);
+  CREATE INDEX training_runs_result ON training_runs (result_name, result_version);
+
+  -- Every firing of a retrain trigger, with its reason (manual ones too).
+  CREATE TABLE trigger_firings (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    model_name TEXT    NOT NULL,
+    at         INTEGER NOT NULL,
+    kind       TEXT    NOT NULL,
+    reason     TEXT    NOT NULL,
+    details    TEXT    NOT NULL,
+    run_id     TEXT
+  );
+  CREATE INDEX trigger_firings_model ON trigger_firings (model_name, seq);
+
+  -- The field samples of each dataset version and their split (the manifest is the record;
+  -- this index answers 'which dataset versions, and so which models, used this sample').
+  CREATE TABLE dataset_samples (
+    dataset_id TEXT NOT NULL,
+    sample_id  TEXT NOT NULL,
+    split      TEXT NOT NULL,
+    PRIMARY KEY (dataset_id, sample_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX dataset_samples_sample ON dataset_samples (sample_id);
+  ALTER TABLE datasets ADD COLUMN model_name TEXT;
+  `,
 ];
 
 /** Bring the database to the latest schema, one transaction per step. */
