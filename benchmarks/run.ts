@@ -17,6 +17,8 @@ Benchmarks print ratios against the raw library measured in the same run:
   ingest      fleet sample ingest/s / raw better-sqlite3 inserts/s (target >= 0.3)
   rollout_scale  fleet peak RSS MB through a canary + 2-wave rollout to 1,000 simulated MQTT
               devices (target < 500, every device converged; --quick: 100 devices)
+  loop        the headless demo: pit-3 accuracy after the loop (target >= 0.90, +25 points over
+              drifted; clean_delta >= -1, labels_used <= 600, lost = 0, recovery_s <= 300)
 --json prints one JSON object per line; --quick runs shorter (for a smoke check).`;
 
 type Bench = (quick: boolean) => Promise<Record<string, unknown> & { name: string; value: number }>;
@@ -45,6 +47,10 @@ const benches: Record<string, Bench> = {
   drain: async (q) => {
     const { benchDrain } = await import('./drain.js');
     return (await benchDrain(q ? { messages: 1000 } : {})) as unknown as Record<string, unknown> & { name: string; value: number };
+  },
+  loop: async (q) => {
+    const { benchLoop, LOOP_QUICK } = await import('./loop.js');
+    return benchLoop({ ...(q ? { timings: LOOP_QUICK } : {}), progress: (line) => void process.stderr.write(`${line}\n`) });
   },
   rollout_scale: async (q) => {
     const { benchRolloutScale } = await import('./rollout-scale.js');

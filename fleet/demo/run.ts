@@ -119,6 +119,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   let report: DemoReport | undefined;
 
   try {
+    // The base model trains (or loads from the cache) while the agents start.
+    const key = await loadOrCreateSigningKey(join(data, 'fleet', 'keys'));
+    const building = buildBaseModel({ dir: join(data, 'models', 'digits-1.0.0'), signKeyPem: key.privateKeyPem, ...o.training, onProgress: (l) => o.say(`      base model: ${l}`) });
+    building.catch(() => undefined);
+
     phase('devices', `${SITES.length * CAMERAS_PER_SITE} agents at ${SITES.join(', ')}, registered with their own credentials`);
     const broker = brokerAddress(svc.urls.mqtt);
     for (const site of SITES) links.set(site, await startSiteLink(site, broker));
@@ -152,8 +157,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     for (const d of devices) o.say(`      ${d.id.padEnd(15)} ${d.site.padEnd(8)} ${d.http}/healthz   uplink via ${links.get(d.site)!.url}`);
 
     phase('base model', 'trained once, cached in the data directory');
-    const key = await loadOrCreateSigningKey(join(data, 'fleet', 'keys'));
-    const built = await buildBaseModel({ dir: join(data, 'models', 'digits-1.0.0'), signKeyPem: key.privateKeyPem, ...o.training, onProgress: (l) => o.say(`      ${l}`) });
+    const built = await building;
     const manifest: ModelManifest = built.manifest;
     const pushed = await ctx.registry.push(built.dir, { actor: 'demo' });
     const baseRef = { name: pushed.version.name, version: pushed.version.version };
@@ -386,7 +390,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
 
 /** The base model goes everywhere at once: there is no previous version to compare with. */
 const BASE_PLAN: RolloutPlanInput = {
-  canary: { devices: { count: 1 }, bake_s: 1 },
+  canary: { devices: { percent: 100 }, bake_s: 0 },
   waves: [{ devices: { percent: 100 }, bake_s: 0 }],
   gates: { min_devices_reporting: 0, max_error_rate_increase: null, max_latency_p95_ratio: null, max_confidence_drop: null, max_outlier_rate_increase: null, min_shadow_agreement: null },
 };
