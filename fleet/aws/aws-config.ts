@@ -6,6 +6,7 @@
  * any AWS call.
  */
 import { readFile } from 'node:fs/promises';
+import { TargetDevice } from '@aws-sdk/client-sagemaker';
 import { z } from 'zod';
 import { semver } from '../../shared/schemas/common.js';
 import { FleetError } from '../errors.js';
@@ -99,7 +100,8 @@ export const sagemakerConfig = z
      */
     neo: z
       .object({
-        target_device: z.string().optional(),
+        /** A Neo edge target such as `jetson_nano`, `jetson_xavier`, `rasp4b` (the SDK's TargetDevice values). */
+        target_device: z.enum(Object.values(TargetDevice) as [TargetDevice, ...TargetDevice[]]).optional(),
         target_platform: z.object({ os: z.enum(['LINUX', 'ANDROID']), arch: z.enum(['X86_64', 'X86', 'ARM64', 'ARM_EABI', 'ARM_EABIHF']), accelerator: z.enum(['INTEL_GRAPHICS', 'MALI', 'NVIDIA']).optional() }).optional(),
         framework: z.enum(['ONNX', 'PYTORCH', 'TENSORFLOW', 'TFLITE', 'KERAS', 'MXNET', 'XGBOOST', 'DARKNET']).default('ONNX'),
         max_runtime_s: z.number().int().min(1).default(900),

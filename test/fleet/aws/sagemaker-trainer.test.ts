@@ -1,0 +1,247 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import {
+  CreateCompilationJobCommand,
+  CreateTrainingJobCommand,
+  DescribeCompilationJobCommand,
+  DescribeTrainingJobCommand,
+  SageMakerClient,
+  StopTrainingJobCommand,
+  type DescribeTrainingJobCommandOutput,
+} from '@aws-sdk/client-sagemaker';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { parseAwsConfig, type AwsFleetConfig } from '../../../fleet/aws/aws-config.js';
+import { hyperParameters, sagemakerTrainer, trainingJobName } from '../../../fleet/aws/sagemaker-trainer.js';
+import type { TrainProgress, TrainRequest } from '../../../fleet/training/trainer.js';
+import { CLASS_LABELS, imagePackage, patternImage, tempDir } from '../../helpers/packages.js';
+import { startLocalS3, TEST_AWS, type LocalS3 } from './s3-server.js';
+
+const ROLE = 'arn:aws:iam::123456789012:role/edgeloop-sagemaker';
+const IMAGE = '123456789012.dkr.ecr.eu-west-1.amazonaws.com/edgeloop-train:1';
+
+function config(bucket: string, neo = false): AwsFleetConfig & { sagemaker: NonNullable<AwsFleetConfig['sagemaker']> } {
+  const c = parseAwsConfig({
+    region: 'eu-west-1',
+    greengrass: { component_version: '1.0.0' },
+    s3: { bucket, prefix: 'ml/' },
+    sagemaker: { role_arn: ROLE, image: IMAGE, instance_type: 'ml.g4dn.xlarge', poll_s: 30, ...(neo ? { neo: { target_device: 'jetson_nano' } } : {}) },
+  });
+  if (!c.sagemaker) throw new Error('sagemaker section missing');
+  return { ...c, sagemaker: c.sagemaker };
+}
+
+async function readS3(s3: LocalS3, key: string): Promise<Buffer> {
+  const r = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
+  return Buffer.from(await r.Body!.transformToByteArray());
+}
+
+describe('SageMaker trainer (SageMaker under aws-sdk-client-mock, S3 against s3rver)', () => {
+  let s3: LocalS3;
+  const sm = new SageMakerClient({ ...TEST_AWS, endpoint: 'http://127.0.0.1:9', maxAttempts: 1 });
+  const smMock = mockClient(sm);
+  let out: ReturnType<typeof tempDir>;
+  let sleeps: number[];
+  let now: number;
+  let progress: TrainProgress[];
+  let train: TrainRequest['train'];
+
+  beforeAll(async () => {
+    s3 = await startLocalS3('edgeloop-ml');
+    train = await Promise.all(Array.from({ length: 6 }, async (_, i) => ({ id: `s-${i}`, label: CLASS_LABELS[i % 4] ?? 'cat', bytes: await patternImage(i) })));
+  });
+  afterAll(async () => {
+    await s3.close();
+  });
+  beforeEach(() => {
+    smMock.reset();
+    out = tempDir('edgeloop-sm-out-');
+    sleeps = [];
+    now = Date.UTC(2026, 11, 1, 12);
+    progress = [];
+  });
+
+  const trainer = (neo = false) =>
+    sagemakerTrainer({
+      cfg: config(s3.bucket, neo),
+      sagemaker: sm,
+      s3: s3.client,
+      clock: { now: () => now },
+      sleep: async (ms) => {
+        sleeps.push(ms);
+        now += ms;
+      },
+      codeVersion: 'test',
+    });
+
+  const request = (over: Partial<TrainRequest> = {}): TrainRequest => ({
+    model: { name: 'pets', version: '2.0.0' },
+    datasetVersion: 'd'.repeat(64),
+    train,
+    labels: CLASS_LABELS,
+    parent: null,
+    params: { epochs: 3, lr: 0.01, augment: { rotate: 10 } },
+    seed: 7,
+    outputDir: out.dir,
+    onProgress: (p) => progress.push(p),
+    ...over,
+  });
+
+  /** Plays the container: reads the exported channel, writes a package as /opt/ml/model, uploads model.tar.gz. */
+  async function containerRun(jobName: string, o: { broken?: boolean } = {}): Promise<string> {
+    const listed = await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `ml/training/${jobName}/input/train/` }));
+    const keys = (listed.Contents ?? []).map((c) => c.Key ?? '');
+    const dataset = JSON.parse((await readS3(s3, `ml/training/${jobName}/input/train/dataset.json`)).toString());
+    expect(dataset.examples).toHaveLength(6);
+    for (const ex of dataset.examples) expect(keys).toContain(`ml/training/${jobName}/input/train/${ex.file}`);
+    const model = tempDir('edgeloop-sm-model-');
+    try {
+      await imagePackage(model.dir, { version: '2.0.0' });
+      if (o.broken) execFileSync('sh', ['-c', `echo '{"not":"a manifest"}' > ${join(model.dir, 'manifest.json')}`]);
+      const tgz = join(model.dir, '..', `${jobName}.tar.gz`);
+      execFileSync('tar', ['-czf', tgz, '-C', model.dir, '.']);
+      const key = `ml/training/${jobName}/output/${jobName}/output/model.tar.gz`;
+      await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: readFileSync(tgz) }));
+      return `s3://${s3.bucket}/${key}`;
+    } finally {
+      model.cleanup();
+    }
+  }
+
+  const describeSequence = (jobName: () => string, final: () => Promise<Partial<DescribeTrainingJobCommandOutput>>) => {
+    let n = 0;
+    smMock.on(DescribeTrainingJobCommand).callsFake(async () => {
+      n++;
+      if (n === 1) return { TrainingJobName: jobName(), TrainingJobStatus: 'InProgress', SecondaryStatus: 'Starting' };
+      if (n === 2) return { TrainingJobName: jobName(), TrainingJobStatus: 'InProgress', SecondaryStatus: 'Training', SecondaryStatusTransitions: [{ Status: 'Training', StartTime: new Date(), StatusMessage: 'Training image download completed. Training in progress.' }] };
+      return { TrainingJobName: jobName(), ...(await final()) };
+    });
+  };
+
+  it('exports, creates the job with the user image and hyperparameters, follows it, fetches and validates the package', async () => {
+    let job = '';
+    smMock.on(CreateTrainingJobCommand).callsFake((input: { TrainingJobName: string }) => {
+      job = input.TrainingJobName;
+      return { TrainingJobArn: `arn:aws:sagemaker:eu-west-1:123456789012:training-job/${job}` };
+    });
+    describeSequence(
+      () => job,
+      async () => ({ TrainingJobStatus: 'Completed', SecondaryStatus: 'Completed', ModelArtifacts: { S3ModelArtifacts: await containerRun(job) }, FinalMetricDataList: [{ MetricName: 'train:accuracy', Value: 0.93, Timestamp: new Date() }] }),
+    );
+    const res = await trainer().train(request());
+    const input = smMock.commandCalls(CreateTrainingJobCommand)[0]?.args[0].input;
+    expect(input).toEqual({
+      TrainingJobName: job,
+      AlgorithmSpecification: { TrainingImage: IMAGE, TrainingInputMode: 'File' },
+      RoleArn: ROLE,
+      HyperParameters: { edgeloop_model_name: 'pets', edgeloop_model_version: '2.0.0', edgeloop_dataset_version: 'd'.repeat(64), edgeloop_seed: '7', epochs: '3', lr: '0.01', augment: '{"rotate":10}' },
+      InputDataConfig: [{ ChannelName: 'train', DataSource: { S3DataSource: { S3DataType: 'S3Prefix', S3Uri: `s3://edgeloop-ml/ml/training/${job}/input/train/`, S3DataDistributionType: 'FullyReplicated' } } }],
+      OutputDataConfig: { S3OutputPath: `s3://edgeloop-ml/ml/training/${job}/output/` },
+      ResourceConfig: { InstanceType: 'ml.g4dn.xlarge', InstanceCount: 1, VolumeSizeInGB: 30 },
+      StoppingCondition: { MaxRuntimeInSeconds: 86400 },
+      Tags: [
+        { Key: 'edgeloop:model', Value: 'pets@2.0.0' },
+        { Key: 'edgeloop:dataset', Value: 'd'.repeat(64) },
+      ],
+    });
+    expect(job).toMatch(/^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/);
+    expect(sleeps).toEqual([30_000, 30_000]);
+    expect(progress.map((p) => p.message)).toEqual([
+      expect.stringMatching(/^exported 6 examples/),
+      `SageMaker training job ${job} created`,
+      `${job}: InProgress/Starting`,
+      `${job}: InProgress/Training (Training image download completed. Training in progress.)`,
+      `${job}: Completed/Completed`,
+      expect.stringMatching(/^fetched s3:\/\/edgeloop-ml\/.*model\.tar\.gz/),
+      `${job} done: pets@2.0.0`,
+    ]);
+    expect(res.metrics).toEqual({ 'train:accuracy': 0.93 });
+    expect(res.run).toMatchObject({ trainer: 'sagemaker', seed: 7, params: { training_job: job, image: IMAGE } });
+    expect(existsSync(join(out.dir, 'manifest.json'))).toBe(true);
+    expect(res.durationMs).toBe(60_000);
+  });
+
+  it('a job that fails ends the run with FLEET_TRAINING_FAILED and SageMaker reason', async () => {
+    smMock.on(CreateTrainingJobCommand).resolves({ TrainingJobArn: 'arn' });
+    describeSequence(() => 'x', async () => ({ TrainingJobStatus: 'Failed', SecondaryStatus: 'Failed', FailureReason: 'AlgorithmError: CUDA out of memory' }));
+    await expect(trainer().train(request())).rejects.toMatchObject({ code: 'FLEET_TRAINING_FAILED', message: expect.stringContaining('CUDA out of memory') });
+  });
+
+  it('a job stopped outside the fleet (or past its max runtime) fails; one stopped by the abort signal is aborted, after StopTrainingJob', async () => {
+    smMock.on(CreateTrainingJobCommand).resolves({ TrainingJobArn: 'arn' });
+    describeSequence(() => 'x', async () => ({ TrainingJobStatus: 'Stopped', SecondaryStatus: 'MaxRuntimeExceeded' }));
+    await expect(trainer().train(request())).rejects.toMatchObject({ code: 'FLEET_TRAINING_FAILED', message: expect.stringContaining('MaxRuntimeInSeconds 86400') });
+
+    smMock.reset();
+    smMock.on(CreateTrainingJobCommand).resolves({ TrainingJobArn: 'arn' });
+    smMock.on(StopTrainingJobCommand).resolves({});
+    const ac = new AbortController();
+    let n = 0;
+    smMock.on(DescribeTrainingJobCommand).callsFake(() => {
+      n++;
+      if (n === 1) ac.abort();
+      return n < 2 ? { TrainingJobStatus: 'InProgress', SecondaryStatus: 'Training' } : { TrainingJobStatus: 'Stopped', SecondaryStatus: 'Stopped' };
+    });
+    await expect(trainer().train(request({ signal: ac.signal }))).rejects.toMatchObject({ code: 'FLEET_TRAINING_ABORTED' });
+    expect(smMock.commandCalls(StopTrainingJobCommand)).toHaveLength(1);
+  });
+
+  it('a model.tar.gz that is not a valid package is refused (FLEET_TRAINING_OUTPUT_INVALID)', async () => {
+    let job = '';
+    smMock.on(CreateTrainingJobCommand).callsFake((input: { TrainingJobName: string }) => {
+      job = input.TrainingJobName;
+      return {};
+    });
+    describeSequence(() => job, async () => ({ TrainingJobStatus: 'Completed', SecondaryStatus: 'Completed', ModelArtifacts: { S3ModelArtifacts: await containerRun(job, { broken: true }) } }));
+    await expect(trainer().train(request())).rejects.toMatchObject({ code: 'FLEET_TRAINING_OUTPUT_INVALID' });
+  });
+
+  it('optional Neo: CreateCompilationJob on the model artifacts; the package records the DLR artifact beside the ONNX model', async () => {
+    let job = '';
+    smMock.on(CreateTrainingJobCommand).callsFake((input: { TrainingJobName: string }) => {
+      job = input.TrainingJobName;
+      return {};
+    });
+    let artifact = '';
+    describeSequence(() => job, async () => {
+      artifact = await containerRun(job);
+      return { TrainingJobStatus: 'Completed', SecondaryStatus: 'Completed', ModelArtifacts: { S3ModelArtifacts: artifact } };
+    });
+    smMock.on(CreateCompilationJobCommand).resolves({ CompilationJobArn: 'arn' });
+    const compiled = Buffer.from('dlr compiled artifact bytes');
+    let neoCalls = 0;
+    smMock.on(DescribeCompilationJobCommand).callsFake(async (input: { CompilationJobName: string }) => {
+      neoCalls++;
+      if (neoCalls === 1) return { CompilationJobName: input.CompilationJobName, CompilationJobStatus: 'INPROGRESS' };
+      const key = `ml/training/${job}/neo/model-jetson_nano.tar.gz`;
+      await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: compiled }));
+      return { CompilationJobName: input.CompilationJobName, CompilationJobStatus: 'COMPLETED', ModelArtifacts: { S3ModelArtifacts: `s3://${s3.bucket}/${key}` } };
+    });
+    const res = await trainer(true).train(request());
+    const c = smMock.commandCalls(CreateCompilationJobCommand)[0]?.args[0].input;
+    expect(c).toEqual({
+      CompilationJobName: expect.stringMatching(/-neo$/),
+      RoleArn: ROLE,
+      InputConfig: { S3Uri: artifact, DataInputConfig: JSON.stringify({ input: [1, 1, 28, 28] }), Framework: 'ONNX' },
+      OutputConfig: { S3OutputLocation: `s3://edgeloop-ml/ml/training/${job}/neo/`, TargetDevice: 'jetson_nano' },
+      StoppingCondition: { MaxRuntimeInSeconds: 900 },
+    });
+    const manifest = JSON.parse(readFileSync(join(out.dir, 'manifest.json'), 'utf8'));
+    expect(manifest.model_file).toBe('model.onnx');
+    expect(manifest.files.find((f: { path: string }) => f.path === 'neo/compilation.json')).toMatchObject({ role: 'other' });
+    const rec = JSON.parse(readFileSync(join(out.dir, 'neo', 'compilation.json'), 'utf8'));
+    expect(rec).toMatchObject({ runtime: 'dlr', target: 'jetson_nano', framework: 'ONNX', bytes: compiled.length });
+    expect(res.run.params.neo).toEqual(rec);
+  });
+
+  it('hyperparameters and job names stay within SageMaker limits', () => {
+    expect(() => hyperParameters({ model: { name: 'm', version: '1.0.0' }, datasetVersion: 'd', seed: 1, params: { big: 'x'.repeat(2501) } })).toThrow(/longer than 2500/);
+    const many = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`p${i}`, i]));
+    expect(() => hyperParameters({ model: { name: 'm', version: '1.0.0' }, datasetVersion: 'd', seed: 1, params: many })).toThrow(/allows 100/);
+    const name = trainingJobName({ model: { name: 'a-very-long-model-name-that-goes-on-and-on', version: '10.20.30-rc.1+build.5' }, datasetVersion: 'd', seed: 1 }, 0);
+    expect(name.length).toBeLessThanOrEqual(63);
+    expect(name).toMatch(/^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/);
+  });
+});
