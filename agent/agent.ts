@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import { errorLine } from '../shared/errors.js';
 import { systemClock, type Clock, type Random } from '../shared/ids.js';
 import { closeHttpServer } from '../shared/http-server.js';
-import { modelRefString, type DeviceStatus, type InferResult, type ModelRef } from '../shared/schemas/index.js';
+import { modelRefString, type DesiredState, type DeviceStatus, type InferResult, type ModelRef } from '../shared/schemas/index.js';
 import { topics } from '../shared/topics.js';
 import { poolSettings, readFleetPublicKey, type AgentConfig } from './config.js';
 import { AgentError } from './errors.js';
@@ -54,6 +54,9 @@ export class Agent {
   private lastDeployment: DeviceStatus['deployment'] | undefined;
   private installed: ModelRef[] = [];
   private deployer: DeploymentController | null = null;
+  /** Inference requests and model switches under way (a Greengrass component update waits for them). */
+  private inflight = 0;
+  private switches = 0;
 
   private constructor(
     readonly config: Readonly<AgentConfig>,
@@ -176,9 +179,30 @@ export class Agent {
 
   /** Model switches run one at a time, in call order. */
   private serialise<T>(run: () => Promise<T>): Promise<T> {
-    const next = this.switching.then(run, run);
+    this.switches++;
+    const next = this.switching.then(run, run).finally(() => this.switches--);
     this.switching = next.catch(() => undefined);
     return next;
+  }
+
+  /** Work that a restart now would cut short: inference requests in flight and model switches queued or running. */
+  busy(): { inference: number; switches: number } {
+    return { inference: this.inflight, switches: this.switches };
+  }
+
+  /**
+   * Apply a desired state that arrived by another channel than the MQTT desired topic (the
+   * Greengrass component configuration): same controller, same model store, same ordering
+   * by revision. Rejects when the agent runs without an uplink (no deployment controller).
+   */
+  applyDesiredState(d: DesiredState): Promise<void> {
+    if (!this.deployer) return Promise.reject(new AgentError('CONFIG_INVALID', 'deployments need an uplink; this agent runs without one'));
+    return this.deployer.submit(d);
+  }
+
+  /** Commit pending captures and fold the queue's WAL into its database file (before a restart). */
+  checkpointQueue(): void {
+    this.queue.checkpoint?.();
   }
 
   /** The deployment controller's view of this agent. */
@@ -202,7 +226,11 @@ export class Agent {
   }
 
   infer(input: ModelInput, ctx: InferContext): Promise<InferResult[]> {
-    return this.service.infer(input, ctx).finally(() => this.forwarder?.notify());
+    this.inflight++;
+    return this.service.infer(input, ctx).finally(() => {
+      this.inflight--;
+      this.forwarder?.notify();
+    });
   }
 
   status(online = true): DeviceStatus {

@@ -147,7 +147,8 @@ export function envOverrides(env: Record<string, string | undefined>): Record<st
   return out;
 }
 
-function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+/** Objects merge key by key (later wins); arrays and scalars are replaced. */
+export function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...a };
   for (const [k, v] of Object.entries(b)) {
     const cur = out[k];

@@ -29,6 +29,9 @@ export const AgentErrors = {
   UPLINK_PUBLISH_FAILED: { status: 502, text: 'the broker did not accept the message' },
   UPLINK_CLOSED: { status: 503, text: 'the uplink is closed' },
   UPLINK_SUBSCRIBE_REFUSED: { status: 500, text: 'the broker refused a subscription' },
+  GREENGRASS_ENV_INCOMPLETE: { status: 500, text: 'the Greengrass nucleus environment is incomplete (SVCUID and the IPC socket path go together)' },
+  GREENGRASS_IPC_FAILED: { status: 503, text: 'a Greengrass IPC call to the nucleus failed' },
+  GREENGRASS_CONFIG_INVALID: { status: 422, text: 'the component configuration is invalid' },
   NOT_FOUND: { status: 404, text: 'not found' },
   METHOD_NOT_ALLOWED: { status: 405, text: 'method not allowed' },
 } as const;

@@ -82,8 +82,8 @@ export class DeploymentController {
     }
   }
 
-  private source(ref: { base_url: string; manifest_sha256: string }): PackageSource {
-    return httpPackageSource({ baseUrl: ref.base_url, manifestSha256: ref.manifest_sha256, token: this.token });
+  private source(ref: { base_url: string; manifest_sha256: string; urls?: Record<string, string> | undefined }): PackageSource {
+    return httpPackageSource({ baseUrl: ref.base_url, manifestSha256: ref.manifest_sha256, token: this.token, urls: ref.urls });
   }
 
   private async apply(d: DesiredState): Promise<void> {

@@ -12,8 +12,14 @@ export interface HttpSourceOptions {
   baseUrl: string;
   /** The manifest must hash to this (the fleet pins it in the desired state). */
   manifestSha256: string;
-  /** Bearer token of this device. */
+  /** Bearer token of this device (sent to `baseUrl` only, never to a per-file URL). */
   token?: string | undefined;
+  /**
+   * Per-file URLs overriding `baseUrl` (keys `manifest.json`, `files/<path>`), such as S3
+   * presigned GETs. They carry their own authorization, and S3 refuses a request with a
+   * second one, so no bearer token goes with them.
+   */
+  urls?: Readonly<Record<string, string>> | undefined;
   /** Attempts per file (a dropped connection resumes where it stopped). */
   attempts?: number;
   /** Called with bytes received so far, for progress reporting. */
@@ -31,12 +37,17 @@ const join = (base: string, path: string): string => `${base.replace(/\/+$/, '')
  */
 export function httpPackageSource(o: HttpSourceOptions): PackageSource {
   const f = o.fetchImpl ?? fetch;
-  const headers = (extra: Record<string, string> = {}): Record<string, string> => ({ ...(o.token ? { authorization: `Bearer ${o.token}` } : {}), ...extra });
+  const target = (key: string, fallback: string): { url: string; own: boolean } => {
+    const own = o.urls?.[key];
+    return own ? { url: own, own: true } : { url: fallback, own: false };
+  };
+  const headers = (own: boolean, extra: Record<string, string> = {}): Record<string, string> => ({ ...(o.token && !own ? { authorization: `Bearer ${o.token}` } : {}), ...extra });
   return {
     label: o.baseUrl,
     resumeKey: o.manifestSha256,
     async readManifest() {
-      const res = await f(join(o.baseUrl, 'manifest.json'), { headers: headers() });
+      const t = target('manifest.json', join(o.baseUrl, 'manifest.json'));
+      const res = await f(t.url, { headers: headers(t.own) });
       if (!res.ok) throw new AgentError('MODEL_PACKAGE_INVALID', `GET manifest.json from ${o.baseUrl} answered ${res.status}`);
       const bytes = Buffer.from(await res.arrayBuffer());
       const got = sha256Hex(bytes);
@@ -50,7 +61,8 @@ export function httpPackageSource(o: HttpSourceOptions): PackageSource {
       for (let attempt = 1; attempt <= attempts; attempt++) {
         const have = await stat(part).then((s) => s.size, () => 0);
         try {
-          const res = await f(join(join(o.baseUrl, 'files'), path), { headers: headers(have > 0 ? { range: `bytes=${have}-` } : {}) });
+          const t = target(`files/${path}`, join(join(o.baseUrl, 'files'), path));
+          const res = await f(t.url, { headers: headers(t.own, have > 0 ? { range: `bytes=${have}-` } : {}) });
           if (res.status === 416) break; // nothing left to fetch: the part file is complete
           if (!res.ok || !res.body) throw new Error(`GET ${path} answered ${res.status}`);
           // 206 continues the part file; a 200 means the server ignored Range: start over.

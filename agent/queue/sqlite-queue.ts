@@ -244,6 +244,13 @@ class SqliteQueue extends EnqueueFront implements SampleQueue {
     return withStorage('stats', () => statsFromRows(this.stmts.byPriority.all(), this.stmts.counters.all(), this.quotaBytes));
   }
 
+  checkpoint(): void {
+    this.assertOpen();
+    this.groupCommit.flush();
+    // TRUNCATE: copy every WAL frame into the database and empty the WAL file.
+    withStorage('checkpoint', () => this.db.pragma('wal_checkpoint(TRUNCATE)'));
+  }
+
   close(): void {
     if (this.closed) return;
     // Pending group-commit captures were promised durability: write them before closing.

@@ -133,6 +133,12 @@ export interface SampleQueue {
   /** Delete delivered items; returns how many were deleted. Unknown ids are ignored, so ack is idempotent. */
   ack(ids: string[]): number;
   stats(): QueueStats;
+  /**
+   * Optional: commit pending `enqueueAsync` items and fold the write-ahead log into the main
+   * database file, so the file is complete by itself before the process is replaced (a
+   * Greengrass component update). Nothing is lost without it; it only shortens recovery.
+   */
+  checkpoint?(): void;
   /** Commits pending `enqueueAsync` items, then closes. Idempotent. */
   close(): void;
 }
