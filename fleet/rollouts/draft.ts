@@ -3,6 +3,9 @@
  * (callers keep it, tests deep-freeze it): a device record is cloned the first time a handler
  * asks to change it, and the top-level object is a shallow copy whose fields are replaced,
  * never edited in place. `finish` diffs desired states to emit only real changes.
+ *
+ * The device map itself is copied only when a step changes a device (a tick does not): at
+ * 1,000 devices the copy was a large part of a step's cost, and steps run per message.
  */
 import type { ModelRef } from '../../shared/schemas/common.js';
 import { rankOrder } from './selection.js';
@@ -29,12 +32,14 @@ export class Draft {
   readonly now: number;
   private readonly base: RolloutState;
   private readonly edited = new Set<string>();
+  /** Whether `state.devices` is this draft's own copy yet (it starts as the base's map). */
+  private ownDevices = false;
   private readonly log: Decision[] = [];
 
   constructor(base: RolloutState, at: number) {
     this.base = base;
     this.now = Math.max(base.updated_at ?? 0, at);
-    this.state = { ...base, devices: { ...base.devices }, updated_at: this.now };
+    this.state = { ...base, updated_at: this.now };
     this.stages = stagesOf(base.plan);
   }
 
@@ -53,15 +58,24 @@ export class Draft {
     if (!r) throw new Error(`rollout draft: unknown device ${id}`);
     if (this.edited.has(id)) return r;
     const copy = structuredClone(r);
-    this.state.devices[id] = copy;
+    this.devices()[id] = copy;
     this.edited.add(id);
     return copy;
   }
 
   /** Adds (or replaces, for a device that left and came back) a record. */
   put(id: string, record: DeviceRecord): void {
-    this.state.devices[id] = record;
+    this.devices()[id] = record;
     this.edited.add(id);
+  }
+
+  /** The draft's own device map, copied from the base on first write. */
+  private devices(): Record<string, DeviceRecord> {
+    if (!this.ownDevices) {
+      this.state.devices = { ...this.state.devices };
+      this.ownDevices = true;
+    }
+    return this.state.devices;
   }
 
   /** Device ids in selection order. */

@@ -6,7 +6,7 @@ import { modelRefString, type ModelRef } from '../../shared/schemas/common.js';
 import { addShadow, addWindow, emptyMetrics, emptyShadow } from './aggregate.js';
 import { handleCommand } from './commands.js';
 import { sameModel, type Draft } from './draft.js';
-import type { DeviceMetricsEvent, DeviceReportEvent, DevicesChangedEvent, RolloutEvent, StartEvent, TargetDevice } from './event-schema.js';
+import type { DeviceMetricsBatchEvent, DeviceMetricsEvent, DeviceReportEvent, DevicesChangedEvent, RolloutEvent, StartEvent, TargetDevice } from './event-schema.js';
 import { deviceRank } from './selection.js';
 import { describePlan } from './stages.js';
 import type { DeviceRecord } from './state-schema.js';
@@ -172,6 +172,9 @@ export const eventHandlers: Handlers = {
   tick: () => undefined,
   device_report: onReport,
   device_metrics: onMetrics,
+  device_metrics_batch: (d: Draft, e: DeviceMetricsBatchEvent) => {
+    for (const item of e.items) onMetrics(d, item);
+  },
   command: handleCommand,
   devices_changed: onDevicesChanged,
 };

@@ -4,7 +4,7 @@ import type { DeviceStatus, ModelRef, Telemetry } from '../../shared/schemas/ind
 import { FleetError } from '../errors.js';
 import type { RolloutBackend } from './backend.js';
 import { commandAllowed } from './commands.js';
-import type { RolloutCommand, RolloutEvent, TargetDevice } from './event-schema.js';
+import type { DeviceMetricsEvent, RolloutCommand, RolloutEvent, TargetDevice } from './event-schema.js';
 import { desiredStates, initialState, step } from './machine.js';
 import type { RolloutPlanInput } from './plan-schema.js';
 import { isManaged } from './selection.js';
@@ -51,6 +51,9 @@ export interface RolloutManagerDeps {
   quietFlushMs?: number;
 }
 
+/** Telemetry windows folded in one step at most (a bound on the buffer between ticks). */
+const METRICS_BATCH = 500;
+
 const TERMINAL = new Set(['completed', 'aborted', 'rolled_back']);
 
 /**
@@ -62,6 +65,12 @@ const TERMINAL = new Set(['completed', 'aborted', 'rolled_back']);
 export class RolloutManager {
   private readonly records = new Map<string, RolloutRecord>();
   private delivering: Promise<void> = Promise.resolve();
+  /**
+   * Telemetry windows not folded yet: folded together as one `device_metrics_batch` step at the
+   * next tick, before any other event (so every event still sees the windows that came before
+   * it), or when this many are waiting.
+   */
+  private metrics: DeviceMetricsEvent[] = [];
   /** Rollouts with quiet steps not saved yet, and since when (clock ms). */
   private readonly unsaved = new Map<string, number>();
 
@@ -89,6 +98,7 @@ export class RolloutManager {
   }
 
   create(o: { model: ModelRef; selector: Record<string, string>; plan: RolloutPlanInput; actor: string; id?: string }): RolloutRecord {
+    this.foldMetrics();
     const now = this.deps.clock.now();
     const id = o.id ?? newId('ro', this.deps.clock);
     for (const r of this.records.values()) {
@@ -106,6 +116,7 @@ export class RolloutManager {
   }
 
   command(id: string, command: RolloutCommand, actor: string, force = false): RolloutRecord {
+    this.foldMetrics();
     const r = this.get(id);
     const why = commandAllowed(r.state.status, command);
     if (why) throw new FleetError('CONFLICT', `cannot ${command} rollout ${id}: ${why}`, { details: { status: r.state.status } });
@@ -113,25 +124,31 @@ export class RolloutManager {
     return r;
   }
 
+  /** A telemetry window: folded at the next tick or before the next other event (see `metrics`). */
   onTelemetry(t: Telemetry): void {
     const ev = metricsEventFromTelemetry(t);
-    if (ev) this.forDevice(t.device_id, () => ev);
+    if (!ev) return;
+    this.metrics.push(ev);
+    if (this.metrics.length >= METRICS_BATCH) this.foldMetrics();
   }
 
   onStatus(s: DeviceStatus): void {
+    this.foldMetrics();
     this.forDevice(s.device_id, (r) => reportEventFromStatus(s, r.state.id));
   }
 
   /** Advance bake timers; call on an interval. */
   tick(): void {
+    this.foldMetrics();
     const at = this.deps.clock.now();
     for (const r of this.records.values()) if (!TERMINAL.has(r.state.status)) this.apply(r, { type: 'tick', at });
     const limit = this.deps.quietFlushMs ?? 0;
     for (const [id, since] of this.unsaved) if (at - since >= limit) this.save(id);
   }
 
-  /** Save every coalesced quiet step now (call on stop, before closing the database). */
+  /** Fold waiting telemetry and save every coalesced quiet step now (call on stop, before closing the database). */
   flush(): void {
+    this.foldMetrics();
     for (const id of [...this.unsaved.keys()]) this.save(id);
   }
 
@@ -149,6 +166,20 @@ export class RolloutManager {
   /** Resolves when everything handed to the backend so far was delivered. */
   settled(): Promise<void> {
     return this.delivering;
+  }
+
+  private foldMetrics(): void {
+    if (!this.metrics.length) return;
+    const batch = this.metrics;
+    this.metrics = [];
+    for (const r of this.records.values()) {
+      if (TERMINAL.has(r.state.status)) continue;
+      const items = batch.filter((e) => {
+        const d = r.state.devices[e.device_id];
+        return d !== undefined && isManaged(d);
+      });
+      if (items.length) this.apply(r, { type: 'device_metrics_batch', at: Math.max(...items.map((e) => e.at)), items });
+    }
   }
 
   private forDevice(deviceId: string, event: (r: RolloutRecord) => RolloutEvent | null): void {

@@ -25,25 +25,36 @@ export function gateDevices(d: Draft): GateDevice[] {
   const shadowMode = d.stage.kind === 'shadow';
   const out: GateDevice[] = [];
   const min = d.stage.gates.min_samples_per_device;
+  const devices = d.state.devices;
   // A device switched before it ever reported its previous version (rollout started right
   // after it came online) has no baseline of its own: compare it with the same previous
   // version on its peers in the target instead, so the gate can judge rather than wait forever.
-  const pooled = new Map<string, MetricsAgg>();
-  for (const r of Object.values(d.state.devices)) {
-    if (!isManaged(r) || !r.last_known_good) continue;
-    const k = `${r.last_known_good.name}@${r.last_known_good.version}`;
-    pooled.set(k, sumAgg(pooled.get(k), r.baseline));
-  }
+  // Built only when such a device is met: this runs on every event, and summing the whole
+  // fleet's baselines each time was most of a step's cost at 1,000 devices.
+  let pooled: Map<string, MetricsAgg> | null = null;
+  const pool = (): Map<string, MetricsAgg> => {
+    const m = new Map<string, MetricsAgg>();
+    for (const id in devices) {
+      const r = devices[id] as DeviceRecord;
+      if (!isManaged(r) || !r.last_known_good) continue;
+      const k = `${r.last_known_good.name}@${r.last_known_good.version}`;
+      m.set(k, sumAgg(m.get(k), r.baseline));
+    }
+    return m;
+  };
   // Key order, not rank order: it is deterministic (insertion order survives JSON) and this
   // runs on every event, where sorting the fleet each time would dominate.
-  for (const [id, r] of Object.entries(d.state.devices)) {
+  for (const id in devices) {
+    const r = devices[id] as DeviceRecord;
     if (!isManaged(r) || (shadowMode ? r.shadow_stage : r.assigned_stage) === null) continue;
+    let baseline = r.baseline;
+    if (samples(r.baseline) < min && r.last_known_good) baseline = (pooled ??= pool()).get(`${r.last_known_good.name}@${r.last_known_good.version}`) ?? r.baseline;
     out.push({
       id,
       has_previous: r.last_known_good !== null,
       failure: failureOf(r),
       installed: (shadowMode ? r.shadow_installed_at : r.installed_at) !== null,
-      baseline: samples(r.baseline) >= min || !r.last_known_good ? r.baseline : (pooled.get(`${r.last_known_good.name}@${r.last_known_good.version}`) ?? r.baseline),
+      baseline,
       candidate: r.candidate,
       shadow: r.shadow,
     });
@@ -219,7 +230,15 @@ export function progress(d: Draft): void {
 /** Field-wise sum of two metric aggregates (all fields are running sums). */
 function sumAgg(a: MetricsAgg | undefined, b: MetricsAgg): MetricsAgg {
   if (!a) return { ...b };
-  const out = { ...a };
-  for (const k of Object.keys(b) as Array<keyof MetricsAgg>) out[k] = (a[k] ?? 0) + (b[k] ?? 0);
-  return out;
+  return {
+    windows: a.windows + b.windows,
+    count: a.count + b.count,
+    errors: a.errors + b.errors,
+    latency_sum: a.latency_sum + b.latency_sum,
+    latency_weight: a.latency_weight + b.latency_weight,
+    confidence_sum: a.confidence_sum + b.confidence_sum,
+    confidence_weight: a.confidence_weight + b.confidence_weight,
+    outlier_sum: a.outlier_sum + b.outlier_sum,
+    outlier_weight: a.outlier_weight + b.outlier_weight,
+  };
 }

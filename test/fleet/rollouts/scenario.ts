@@ -16,7 +16,8 @@ export type Op =
   | { k: 'tick'; dt: number }
   | { k: 'report'; i: number; phase: (typeof PHASES)[number]; cand: boolean; skew: number }
   | { k: 'metrics'; i: number; cand: boolean; bad: boolean }
-  | { k: 'converge'; bad: boolean; every: number }
+  /** `agent`: as the service and agent do it: windows folded in one batch, reverts reported as `rolled_back` to last-known-good. */
+  | { k: 'converge'; bad: boolean; every: number; agent: boolean }
   | { k: 'fail'; i: number }
   | { k: 'command'; command: RolloutCommand; force: boolean }
   | { k: 'change'; add: number; remove: number[] };
@@ -65,7 +66,7 @@ export const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 40, arbitrary: fc.record({ k: fc.constant('tick' as const), dt: fc.constantFrom(1000, 60_000, 10 * MIN, 3 * 24 * 60 * MIN) }) },
   { weight: 16, arbitrary: fc.record({ k: fc.constant('report' as const), i: fc.nat(), phase: fc.constantFrom(...PHASES), cand: fc.boolean(), skew: fc.constantFrom(0, 0, -MIN) }) },
   { weight: 16, arbitrary: fc.record({ k: fc.constant('metrics' as const), i: fc.nat(), cand: fc.boolean(), bad: fc.integer({ min: 0, max: 3 }).map((x) => x === 0) }) },
-  { weight: 30, arbitrary: fc.record({ k: fc.constant('converge' as const), bad: fc.integer({ min: 0, max: 7 }).map((x) => x === 0), every: fc.constantFrom(1, 2, 5) }) },
+  { weight: 30, arbitrary: fc.record({ k: fc.constant('converge' as const), bad: fc.integer({ min: 0, max: 7 }).map((x) => x === 0), every: fc.constantFrom(1, 2, 5), agent: fc.boolean() }) },
   { weight: 6, arbitrary: fc.record({ k: fc.constant('fail' as const), i: fc.nat() }) },
   { weight: 20, arbitrary: fc.record({ k: fc.constant('command' as const), command: fc.constantFrom('pause', 'resume', 'resume', 'promote', 'promote', 'promote'), force: fc.boolean() }) },
   // Rare, or few rollouts would live long enough to complete.
@@ -133,18 +134,21 @@ export function runScenario(s: Scenario, check: (before: RolloutState, r: StepRe
       case 'converge': {
         // Online devices do what their desired state says and report on it.
         const list = Object.keys(state.devices).filter((id, i) => online(id) && i % op.every === 0);
+        const batch: Array<Extract<RolloutEvent, { type: 'device_metrics' }>> = [];
+        const metrics = (e: Extract<RolloutEvent, { type: 'device_metrics' }>): void => (op.agent ? void batch.push(e) : send(e));
         for (const id of list) {
           const desired = rec(id)?.desired;
           if (same(desired?.active, CAND)) {
             send({ type: 'device_report', at: now, device_id: id, phase: 'active', model: CAND });
-            send({ type: 'device_metrics', at: now, device_id: id, model: CAND, window: op.bad ? badWindow() : window() });
+            metrics({ type: 'device_metrics', at: now, device_id: id, model: CAND, window: op.bad ? badWindow() : window() });
           } else if (desired?.shadow) {
             const shadow = { model: CAND, count: 60, agreement: op.bad ? 0.5 : 0.98, confidence_mean: op.bad ? 0.5 : 0.9, latency_p95_ms: 21 };
-            send({ type: 'device_metrics', at: now, device_id: id, model: lkgOr(id), window: window(), shadow });
+            metrics({ type: 'device_metrics', at: now, device_id: id, model: lkgOr(id), window: window(), shadow });
           } else if (desired && rec(id)?.revert_pending) {
-            send({ type: 'device_report', at: now, device_id: id, phase: 'active', model: lkgOr(id) });
+            send({ type: 'device_report', at: now, device_id: id, phase: op.agent ? 'rolled_back' : 'active', model: lkgOr(id) });
           }
         }
+        if (batch.length) send({ type: 'device_metrics_batch', at: now, items: batch });
         break;
       }
       case 'fail': {

@@ -151,6 +151,10 @@ describe('rollout manager coalesces quiet steps', () => {
     const id = m.create({ model: CAND, selector: {}, plan: { canary: { devices: { count: 2 }, bake_s: 60 }, waves: [{ devices: { percent: 100 }, bake_s: 0 }], gates: EASY_GATES }, actor: 'ana' }).state.id;
     expect(saves()).toBe(1);
     for (let i = 0; i < 10; i++) m.onTelemetry(tel(`dev-01${i}`, now.t));
+    // Windows wait for the next tick (or other event) and are folded in one quiet step.
+    expect(m.get(id).state.devices['dev-013']!.baseline.windows).toBe(1);
+    m.tick();
+    expect(m.get(id).state.devices['dev-013']!.baseline.windows).toBe(2);
     expect(saves()).toBe(1);
     expect(m.unsavedCount).toBe(1);
     // A command decides: saved now, and the stored state holds the ten quiet windows too.
@@ -167,6 +171,7 @@ describe('rollout manager coalesces quiet steps', () => {
     const { m, repo, now, saves } = setup(1000);
     const id = m.create({ model: CAND, selector: {}, plan: { canary: { devices: { count: 2 }, bake_s: 600 }, waves: [{ devices: { percent: 100 }, bake_s: 0 }], gates: EASY_GATES }, actor: 'ana' }).state.id;
     m.onTelemetry(tel('dev-005', now.t));
+    m.tick();
     now.t += 500;
     m.tick();
     expect(saves()).toBe(1);
@@ -175,7 +180,9 @@ describe('rollout manager coalesces quiet steps', () => {
     expect(saves()).toBe(2);
     expect(repo.all()[0]!.state.devices['dev-005']!.baseline.windows).toBe(2);
     m.onTelemetry(tel('dev-006', now.t));
+    // flush folds the waiting window and saves it.
     m.flush();
+    expect(repo.all()[0]!.state.devices['dev-006']!.baseline.windows).toBe(2);
     expect(saves()).toBe(3);
     expect(repo.all()[0]!.state).toEqual(m.get(id).state);
   });
@@ -184,7 +191,18 @@ describe('rollout manager coalesces quiet steps', () => {
     const { m, saves } = setup(0);
     m.create({ model: CAND, selector: {}, plan: { canary: { devices: { count: 2 }, bake_s: 600 }, waves: [{ devices: { percent: 100 }, bake_s: 0 }], gates: EASY_GATES }, actor: 'ana' });
     m.onTelemetry(tel('dev-005', Date.UTC(2026, 0, 1)));
-    m.tick();
+    m.tick(); // the window's batch, then the tick
     expect(saves()).toBe(3);
+  });
+
+  it('folds telemetry before any other event, so each event sees the windows that came before it', () => {
+    const { m, now } = setup(1000);
+    const id = m.create({ model: CAND, selector: {}, plan: { canary: { devices: { count: 2 }, bake_s: 600 }, waves: [{ devices: { percent: 100 }, bake_s: 0 }], gates: EASY_GATES }, actor: 'ana' }).state.id;
+    m.onTelemetry(tel('dev-004', now.t));
+    m.onStatus({ type: 'device_status', v: 1, device_id: 'dev-004', ts: new Date(now.t).toISOString(), online: true, agent_version: 't', models: { active: PREV, previous: null, installed: [PREV] } });
+    expect(m.get(id).state.devices['dev-004']!.baseline.windows).toBe(2);
+    // A full buffer is folded without waiting for the tick.
+    for (let i = 0; i < 500; i++) m.onTelemetry(tel('dev-009', now.t));
+    expect(m.get(id).state.devices['dev-009']!.baseline.windows).toBe(501);
   });
 });
