@@ -52,8 +52,9 @@ const SECURITY_HEADERS = {
 const COOKIE_MAX_AGE_S = 12 * 3600;
 
 /**
- * tsc does not copy non-TS files to dist/: from the compiled module the assets are found in
- * the source tree next to it (`<root>/fleet/console/static`).
+ * Next to this module: in the source tree, and in dist/ where `npm run build` copies them
+ * (copy-assets.ts), so a dist-only install has them. A checkout with a dist/ built by plain
+ * tsc falls back to the source tree (`<root>/fleet/console/static`).
  */
 function staticDir(): string {
   for (const rel of ['./static/', '../../../fleet/console/static/']) {
