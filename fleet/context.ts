@@ -8,6 +8,7 @@ import type { Labels } from './labels/labels.js';
 import type { ModelRegistry } from './registry/registry.js';
 import type { RolloutManager } from './rollouts/manager.js';
 import type { SampleIngest } from './samples/ingest.js';
+import type { LearningLoop } from './training/loop.js';
 import type { FleetDb } from './store/db.js';
 
 /**
@@ -26,6 +27,8 @@ export interface FleetContext {
   /** Decision log of a rollout, newest first. */
   rolloutDecisions(id: string, limit?: number): unknown[];
   users: Users;
+  /** The learning loop, when models are configured for training (routes answer FLEET_TRAINING_NOT_CONFIGURED without it). */
+  training?: LearningLoop;
   clock: Clock;
   log: Logger;
   /** The fleet's signing public key (PEM), handed to agents. */

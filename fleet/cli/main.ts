@@ -18,6 +18,7 @@ Talking to a running service (its HTTP API; --json on every command):
   edgeloop samples list [filters] | get ID --out FILE
   edgeloop labels set ID LABEL | progress
   edgeloop datasets export [--name N] | list | show ID
+  edgeloop train [--model NAME] [--trainer local|command]   retrain now: gate, lineage, auto-rollout
   (--url, else DATA/fleet.json; --token, else $EDGELOOP_TOKEN, else DATA/admin.token; --data DIR)
 
   edgeloop --help
@@ -56,6 +57,7 @@ export function main(argv: string[], io: Io = processIo): Promise<number> {
       samples: async (rest, o) => (await import('./samples.js')).samplesCmd(rest, o),
       labels: async (rest, o) => (await import('./samples.js')).labelsCmd(rest, o),
       datasets: async (rest, o) => (await import('./datasets.js')).datasetsCmd(rest, o),
+      train: async (rest, o) => (await import('./train.js')).trainCmd(rest, o),
     },
   });
 }

@@ -8,7 +8,7 @@ export const MODELS_HELP = `Usage: edgeloop models COMMAND
   push DIR                    register the model package in DIR (edgeloop pack makes one)
   list [--name N]             registered versions
   show NAME@VERSION           one version: files, evaluation, lineage, status
-  lineage NAME@VERSION        the chain of parents, newest first
+  lineage NAME@VERSION        the chain back to the labels: runs, datasets, samples, devices
 
 Run 'edgeloop models COMMAND --help' for a command's options.`;
 
@@ -21,7 +21,13 @@ content again is a no-op; other content under an existing NAME@VERSION is refuse
 
 const LIST_HELP = `Usage: edgeloop models list [--name N] [--status registered|rejected]`;
 const SHOW_HELP = `Usage: edgeloop models show NAME@VERSION`;
-const LINEAGE_HELP = `Usage: edgeloop models lineage NAME@VERSION`;
+const LINEAGE_HELP = `Usage: edgeloop models lineage NAME@VERSION [--entries] [--json]
+
+The chain from the version back to the first one: per version its training run (trainer,
+parameters, seed, code version, duration, metrics, trigger, gate), its dataset version (base
+set by reference, the holdout rule, splits) and that dataset's field samples: per device and
+per labeler, and with --entries every sample with its label, who gave it and when.
+--json prints the whole chain (entries included).`;
 
 const push = apiCommand(PUSH_HELP, {}, async (c) => {
   const [dir] = positionalsOf(c.positionals, ['DIR'], PUSH_HELP) as [string];
@@ -79,15 +85,33 @@ const show = apiCommand(SHOW_HELP, {}, async (c) => {
   });
 });
 
-const lineage = apiCommand(LINEAGE_HELP, {}, async (c) => {
+const lineage = apiCommand(LINEAGE_HELP, { entries: { type: 'boolean' } }, async (c) => {
   const [spec] = positionalsOf(c.positionals, ['NAME@VERSION'], LINEAGE_HELP) as [string];
-  const items = await (await c.client()).modelLineage(parseModelRef(spec));
-  c.emit({ items }, () => {
-    for (const l of table(
-      ['MODEL', 'DATASET', 'TRAINING RUN', 'PUSHED'],
-      items.map((e) => [`${e.name}@${e.version}${e.missing ? ' (missing)' : ''}`, e.dataset_version?.slice(0, 12) ?? '-', e.training_run ?? '-', e.pushed_at ?? '-']),
-    ))
-      c.io.out(l);
+  const chain = await (await c.client()).modelLineageChain(parseModelRef(spec), { entries: c.json || (c.values.entries ?? false) });
+  c.emit(chain, () => {
+    const tally = (r: Record<string, number>): string => Object.entries(r).map(([k, n]) => `${k} ${n}`).join(', ') || '-';
+    for (const [i, s] of chain.steps.entries()) {
+      const m = s.model;
+      c.io.out(`${i === 0 ? '' : '<- '}${m.ref}${m.missing ? ' (not in this registry)' : ` ${m.status}`}${m.status_reasons.length ? ` (${m.status_reasons.join('; ')})` : ''}`);
+      const r = s.run;
+      if (r) {
+        c.io.out(`   run      ${r.id}: ${r.trainer} seed ${r.seed}, code ${r.code_version ?? '-'}, ${r.duration_ms === null ? 'running' : `${(r.duration_ms / 1000).toFixed(1)} s`}, ${r.status}`);
+        c.io.out(`   params   ${JSON.stringify(r.params)}`);
+        c.io.out(`   trigger  ${r.trigger.reason} (by ${r.actor})`);
+        const metrics = Object.entries(r.metrics).map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(4)}`).join(', ');
+        if (metrics) c.io.out(`   metrics  ${metrics}`);
+        if (r.gate) c.io.out(`   gate     ${r.gate.passed ? 'passed' : `failed: ${r.gate.reasons.join('; ')}`}`);
+      } else if (!m.missing) c.io.out('   run      - (pushed by hand, not trained by the loop)');
+      const d = s.dataset;
+      if (d) {
+        c.io.out(`   dataset  ${d.id}${d.splits ? `: ${d.splits.train} train, ${d.splits.clean_holdout} clean holdout, ${d.splits.field_holdout} field holdout` : `: ${d.entries.length || Object.values(d.counts).reduce((a, b) => a + b, 0)} entries`}`);
+        for (const b of d.base) c.io.out(`   base     ${b.source}${b.offset !== undefined ? ` [${b.offset}, ${b.offset + (b.count ?? 0)})` : ` ${b.items?.length ?? 0} items`} ${b.split}${b.content_sha256 ? ` sha256 ${b.content_sha256.slice(0, 12)}` : ''}`);
+        if (d.split_rule) c.io.out(`   holdout  ${d.split_rule.kind === 'hash' ? `hash of sample id < ${d.split_rule.fraction} (salt ${d.split_rule.salt})` : `first ${d.split_rule.holdout_ms} ms of every ${d.split_rule.period_ms} ms`}`);
+        c.io.out(`   devices  ${tally(d.devices)}`);
+        c.io.out(`   labelers ${tally(d.labelers)}`);
+        for (const e of d.entries) c.io.out(`     ${e.sample_id} ${e.label} ${e.split ?? '-'} from ${e.device_id}, labeled by ${e.labeled_by} at ${e.labeled_at}`);
+      } else if (s.dataset_missing) c.io.out(`   dataset  ${s.dataset_missing} (not in this fleet)`);
+    }
   });
 });
 

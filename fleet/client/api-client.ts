@@ -29,6 +29,8 @@ import {
   whoami,
 } from '../http/schemas.js';
 import type { createRolloutBody, exportDatasetBody } from '../http/schemas.js';
+import { firingList, lineageChainResponse, reportResponse, runList, trainingModels, trainResponse } from '../http/training-schemas.js';
+import type { trainBody } from '../http/training-schemas.js';
 import { FleetClientError } from './errors.js';
 
 /** Response types of the API, as the server's schemas define them. */
@@ -47,6 +49,11 @@ export type DatasetSummary = z.output<typeof datasetList>['items'][number];
 export type DatasetManifest = z.output<typeof datasetManifest>;
 export type CreateRollout = z.input<typeof createRolloutBody>;
 export type ExportDataset = z.input<typeof exportDatasetBody>;
+export type TrainingRunProgress = z.output<typeof trainResponse>;
+export type TrainingRun = TrainingRunProgress['run'];
+export type TrainBody = z.input<typeof trainBody>;
+export type LineageChain = z.output<typeof lineageChainResponse>;
+export type TriggerFiring = z.output<typeof firingList>['items'][number];
 
 export interface FleetClientOptions {
   /** Base URL of the fleet service, e.g. `http://127.0.0.1:8600` (no `/v1`). */
@@ -229,6 +236,39 @@ export class FleetClient {
 
   getDataset(id: string): Promise<DatasetManifest> {
     return this.json('GET', `/v1/datasets/${seg(id)}`, datasetManifest);
+  }
+
+  // ------------------------------------------------------------------ training
+
+  /** The manual trigger: starts a run, answers at once (202) with it. */
+  train(body: TrainBody = {}): Promise<TrainingRunProgress> {
+    return this.json('POST', '/v1/training/runs', trainResponse, { body });
+  }
+
+  /** A run and its progress lines after `after`. */
+  trainingRun(id: string, after = 0): Promise<TrainingRunProgress> {
+    return this.json('GET', `/v1/training/runs/${seg(id)}`, trainResponse, { query: { after } });
+  }
+
+  async listTrainingRuns(filter: { model?: string; limit?: number } = {}): Promise<TrainingRun[]> {
+    return (await this.json('GET', '/v1/training/runs', runList, { query: filter })).items;
+  }
+
+  trainingReport(id: string): Promise<Record<string, unknown>> {
+    return this.json('GET', `/v1/training/runs/${seg(id)}/report`, reportResponse);
+  }
+
+  async triggerFirings(filter: { model?: string; limit?: number } = {}): Promise<TriggerFiring[]> {
+    return (await this.json('GET', '/v1/training/triggers', firingList, { query: filter })).items;
+  }
+
+  async trainingModels(): Promise<z.output<typeof trainingModels>['items']> {
+    return (await this.json('GET', '/v1/training/models', trainingModels)).items;
+  }
+
+  /** The full lineage chain: versions, their runs, datasets, samples, devices and labels. */
+  modelLineageChain(ref: ModelRef, o: { entries?: boolean } = {}): Promise<LineageChain> {
+    return this.json('GET', `/v1/models/${seg(ref.name)}/${seg(ref.version)}/lineage/full`, lineageChainResponse, { query: { entries: o.entries } });
   }
 
   // ------------------------------------------------------------------ transport

@@ -12,6 +12,7 @@ import { role } from '../auth/users.js';
 import { datasetManifest } from '../labels/dataset-schema.js';
 import { allowance, decision, gateAction, gateName, rolloutCommand, rolloutPlan, rolloutState, rolloutStatus, signal } from '../rollouts/types.js';
 import { sampleFilterSchema } from '../samples/filter.js';
+import { trainingRequestNames, trainingResponseNames } from './training-schemas.js';
 
 // ---------------------------------------------------------------- errors, meta
 
@@ -320,6 +321,7 @@ export const responseNames = new Map<z.ZodType, string>([
   [datasetSummary, 'DatasetSummary'],
   [datasetList, 'DatasetList'],
   [whoami, 'User'],
+  ...trainingResponseNames,
 ]);
 
 export const requestNames = new Map<z.ZodType, string>([
@@ -331,4 +333,5 @@ export const requestNames = new Map<z.ZodType, string>([
   [labelBody, 'AssignLabel'],
   [exportDatasetBody, 'ExportDataset'],
   [sampleFilterSchema, 'SampleFilter'],
+  ...trainingRequestNames,
 ]);

@@ -17,8 +17,8 @@ export interface LineageDataset {
   created_at: string;
   created_by: string;
   base: NonNullable<DatasetManifest['base']>;
-  split_rule: DatasetManifest['split_rule'] | null;
-  splits: DatasetManifest['splits'] | null;
+  split_rule: NonNullable<DatasetManifest['split_rule']> | null;
+  splits: NonNullable<DatasetManifest['splits']> | null;
   counts: Record<string, number>;
   /** Field samples per device, and labels per labeler. */
   devices: Record<string, number>;

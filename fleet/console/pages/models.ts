@@ -1,6 +1,9 @@
 import type { FleetContext } from '../../context.js';
 import type { ModelVersion } from '../../registry/registry.js';
 import { summaryOf } from '../../http/routes/rollouts.js';
+import { trainingRunsOf } from '../../http/routes/training.js';
+import { lineageChain } from '../../training/lineage.js';
+import type { LineageChain } from '../../training/lineage.js';
 import { badge, html, num, when } from '../html.js';
 import type { SafeHtml } from '../html.js';
 import type { PageResult } from './types.js';
@@ -47,9 +50,70 @@ export function modelsPage(ctx: FleetContext): PageResult {
   return { title: 'Models', section: 'models', body };
 }
 
-export function modelVersionPage(ctx: FleetContext, name: string, version: string): PageResult {
+const tallyOf = (r: Record<string, number>): SafeHtml[] => Object.entries(r).map(([k, n]) => html`<span class="tag">${k} ${n}</span>`);
+
+/** Entries shown per dataset before "and N more" (the CLI and the API have all of them). */
+const ENTRIES_SHOWN = 50;
+
+/**
+ * The chain from this version back to the first: each version with its training run (trainer,
+ * parameters, seed, code version, duration, trigger, gate), its dataset version (base set,
+ * holdout rule, splits) and the dataset's field samples with device, label and labeler.
+ */
+function provenance(chain: LineageChain): SafeHtml {
+  return html`<ol class="provenance" id="provenance">${chain.steps.map((s, i) => {
+    const m = s.model;
+    const r = s.run;
+    const d = s.dataset;
+    return html`<li class="step" data-ref="${m.ref}">
+      <h3>${i === 0 ? html`<b>${m.ref}</b>` : m.missing ? html`${m.ref} <span class="muted">(not in this registry)</span>` : html`<a href="${versionHref(m.name, m.version)}">${m.ref}</a>`} ${m.status ? badge(m.status) : ''}</h3>
+      ${m.status_reasons.length ? html`<p class="fail-text">${m.status_reasons.join('; ')}</p>` : ''}
+      ${
+        r
+          ? html`<dl class="kv run" data-run="${r.id}">
+          <dt>training run</dt><dd class="mono">${r.id} ${badge(r.status)}</dd>
+          <dt>trainer</dt><dd>${r.trainer}, seed ${String(r.seed)}, code ${r.code_version ?? '—'}</dd>
+          <dt>parameters</dt><dd class="mono">${JSON.stringify(r.params)}</dd>
+          <dt>duration</dt><dd>${r.duration_ms === null ? 'running' : `${(r.duration_ms / 1000).toFixed(1)} s`}</dd>
+          <dt>trigger</dt><dd>${r.trigger.reason} (by ${r.actor})</dd>
+          <dt>metrics</dt><dd>${Object.entries(r.metrics).map(([k, val]) => html`<span class="tag">${k} ${num(val, 4)}</span>`)}</dd>
+          <dt>gate</dt><dd>${r.gate ? (r.gate.passed ? 'passed' : html`<span class="fail-text">failed: ${r.gate.reasons.join('; ')}</span>`) : '—'}</dd>
+          ${r.rollout_id ? html`<dt>rollout</dt><dd><a href="/console/rollouts/${encodeURIComponent(r.rollout_id)}">${r.rollout_id}</a></dd>` : ''}
+        </dl>`
+          : m.missing
+            ? ''
+            : html`<p class="muted">Not trained by the learning loop (pushed by hand).</p>`
+      }
+      ${
+        d
+          ? html`<div class="dataset" data-dataset="${d.id}"><p>dataset <span class="mono">${d.id.slice(0, 16)}…</span>${
+              d.splits ? ` — ${d.splits.train} train, ${d.splits.clean_holdout} clean holdout, ${d.splits.field_holdout} field holdout` : ''
+            }</p>
+            ${d.base.length ? html`<p>base set: ${d.base.map((b) => html`<span class="tag">${b.source}${b.offset !== undefined ? ` [${b.offset}, ${b.offset + (b.count ?? 0)})` : ''} ${b.split}</span>`)}</p>` : ''}
+            ${d.split_rule ? html`<p>field holdout rule: ${d.split_rule.kind === 'hash' ? `hash of the sample id below ${d.split_rule.fraction}` : `the first ${d.split_rule.holdout_ms} ms of every ${d.split_rule.period_ms} ms`}</p>` : ''}
+            <p>devices ${tallyOf(d.devices)} labelers ${tallyOf(d.labelers)}</p>
+            ${
+              d.entries.length
+                ? html`<table class="grid-table entries"><thead><tr><th>sample</th><th>label</th><th>split</th><th>device</th><th>labeled by</th><th>when</th></tr></thead><tbody>${d.entries
+                    .slice(0, ENTRIES_SHOWN)
+                    .map(
+                      (e) =>
+                        html`<tr data-sample="${e.sample_id}"><td class="mono"><a href="/v1/samples/${encodeURIComponent(e.sample_id)}/blob">${e.sample_id}</a></td><td>${e.label}</td><td>${e.split ?? '—'}</td><td><a href="/console/devices/${encodeURIComponent(e.device_id)}">${e.device_id}</a></td><td>${e.labeled_by}</td><td>${when(e.labeled_at)}</td></tr>`,
+                    )}</tbody></table>${d.entries.length > ENTRIES_SHOWN ? html`<p class="muted">and ${d.entries.length - ENTRIES_SHOWN} more (<code>edgeloop models lineage ${chain.ref} --entries</code>)</p>` : ''}`
+                : ''
+            }</div>`
+          : s.dataset_missing
+            ? html`<p class="muted">dataset ${s.dataset_missing} is not in this fleet</p>`
+            : ''
+      }
+    </li>`;
+  })}</ol>`;
+}
+
+export async function modelVersionPage(ctx: FleetContext, name: string, version: string): Promise<PageResult> {
   const v = ctx.registry.get(name, version);
   const chain = ctx.registry.lineage(name, version);
+  const full = await lineageChain({ registry: ctx.registry, datasets: ctx.datasets, runs: trainingRunsOf(ctx) }, { name, version });
   const rollouts = ctx.rollouts.list().filter((r) => r.state.candidate.name === name && r.state.candidate.version === version).map(summaryOf);
   const body = html`
   <h1>${v.ref} ${badge(v.status)}</h1>
@@ -61,6 +125,7 @@ export function modelVersionPage(ctx: FleetContext, name: string, version: strin
         ${e.dataset_version ? html`<span class="tag">dataset ${e.dataset_version.slice(0, 12)}</span>` : ''}${e.training_run ? html`<span class="tag">run ${e.training_run}</span>` : ''}</li>`,
     )}</ol>
   </section>
+  <section><h2>From this model back to the labels</h2>${provenance(full)}</section>
   <section><h2>Evaluation</h2>${evaluation(v)}</section>
   <div class="cols">
     <section class="panel"><h2>Package</h2><dl class="kv">

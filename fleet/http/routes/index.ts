@@ -7,6 +7,7 @@ import { deviceRoutes } from './devices.js';
 import { modelRoutes } from './models.js';
 import { rolloutRoutes } from './rollouts.js';
 import { sampleRoutes } from './samples.js';
+import { trainingRoutes } from './training.js';
 
 const metaRoutes: Route[] = [
   route({
@@ -35,7 +36,7 @@ const metaRoutes: Route[] = [
   }),
 ];
 
-const domainRoutes: Route[] = [...metaRoutes, ...deviceRoutes, ...modelRoutes, ...rolloutRoutes, ...sampleRoutes, ...datasetRoutes];
+const domainRoutes: Route[] = [...metaRoutes, ...deviceRoutes, ...modelRoutes, ...rolloutRoutes, ...sampleRoutes, ...datasetRoutes, ...trainingRoutes];
 
 let openApi: Record<string, unknown> | null = null;
 

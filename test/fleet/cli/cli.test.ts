@@ -108,7 +108,8 @@ describe('edgeloop CLI over the HTTP API', () => {
     expect(show.out).toMatch(/status\s+registered/);
     expect(show.out).toContain('model.onnx');
     const lineage = await cli('models', 'lineage', 'pets@2.0.0', '--json');
-    expect(lineage.json<{ items: Array<{ version: string }> }>().items[0]?.version).toBe('2.0.0');
+    // The full chain (a pushed package has no training run or dataset: those steps are empty).
+    expect(lineage.json<{ steps: Array<{ model: { version: string }; run: unknown }> }>().steps.map((x) => [x.model.version, x.run])).toEqual([['2.0.0', null]]);
     expect((await cli('models', 'show', 'pets')).code).toBe(2);
     expect((await cli('models', 'show', 'pets@9.9.9')).err).toMatch(/^FLEET_MODEL_NOT_FOUND: /);
   });

@@ -435,6 +435,13 @@ describe('openapi.json', () => {
     'POST /v1/datasets',
     'GET /v1/datasets',
     'GET /v1/datasets/{id}',
+    'POST /v1/training/runs',
+    'GET /v1/training/runs',
+    'GET /v1/training/runs/{id}',
+    'GET /v1/training/runs/{id}/report',
+    'GET /v1/training/triggers',
+    'GET /v1/training/models',
+    'GET /v1/models/{name}/{version}/lineage/full',
   ];
 
   type Op = { 'x-roles': string[]; security: unknown[]; parameters: Array<{ name: string; in: string }>; requestBody?: { content: Record<string, { schema: unknown }> }; responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }> }> };
