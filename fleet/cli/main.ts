@@ -7,6 +7,8 @@ const HELP = `edgeloop - fleet manager for edgeloop agents
 Usage:
   edgeloop demo [--data DIR] [--duration S] [--json]   run the local demo (npm start)
   edgeloop serve [--data DIR] [--http-port N] [--mqtt-port N]   run the fleet service
+  edgeloop serve --backend aws --aws-config FILE [--dry-run]   ...on AWS (Greengrass, IoT Core, S3)
+  edgeloop aws plan NAME@VERSION --aws-config FILE --things N [--json]   every AWS call a rollout makes
   edgeloop pack MODEL.onnx --labels FILE --out DIR      build a model package from an ONNX file
   edgeloop keygen --out DIR                             create the fleet's ed25519 signing key
 
@@ -57,6 +59,7 @@ export function main(argv: string[], io: Io = processIo): Promise<number> {
       samples: async (rest, o) => (await import('./samples.js')).samplesCmd(rest, o),
       labels: async (rest, o) => (await import('./samples.js')).labelsCmd(rest, o),
       datasets: async (rest, o) => (await import('./datasets.js')).datasetsCmd(rest, o),
+      aws: async (rest, o) => (await import('./aws.js')).awsCmd(rest, o),
       train: async (rest, o) => (await import('./train.js')).trainCmd(rest, o),
     },
   });

@@ -384,8 +384,7 @@ export class LearningLoop {
         }
         resolved.push({ ref: { ...ref, content_sha256: sha }, examples });
       }
-      const previous = this.runs.lastOf(c.name);
-      const previousDataset = previous && previous.id !== run.id ? previous.dataset_version : null;
+      const previousDataset = this.runs.previousDataset(c.name, run.id);
       const { dataset, excluded } = await this.deps.datasets.createTrainingVersion({ model: c.name, labels, base: resolved.map((r) => r.ref), rule: c.holdout, actor: `training:${run.id}`, previous: previousDataset });
       this.runs.update(run.id, { dataset_version: dataset.id });
       const split = await this.splitExamples(dataset, resolved);

@@ -196,6 +196,11 @@ export class TrainingRuns {
     return r ? toRun(r) : null;
   }
 
+  /** The dataset version of the model's latest other run that got one: the placements a new version keeps. */
+  previousDataset(model: string, exceptRun: string): string | null {
+    return this.stmts.previousDataset.get(model, exceptRun)?.dataset_version ?? null;
+  }
+
   /** The run that produced a model version. */
   byResult(ref: ModelRef): TrainingRun | null {
     const r = this.stmts.byResult.get(ref.name, ref.version);
@@ -265,6 +270,9 @@ function prepare(db: BetterSqlite3.Database) {
     get: db.prepare<[string], RunRow>('SELECT * FROM training_runs WHERE id = ?'),
     list: db.prepare<{ model: string | null; limit: number }, RunRow>('SELECT * FROM training_runs WHERE (@model IS NULL OR model_name = @model) ORDER BY started_at DESC, id DESC LIMIT @limit'),
     last: db.prepare<[string], RunRow>("SELECT * FROM training_runs WHERE model_name = ? AND (status != 'failed' OR dataset_version IS NOT NULL) ORDER BY started_at DESC, id DESC LIMIT 1"),
+    previousDataset: db.prepare<[string, string], { dataset_version: string }>(
+      'SELECT dataset_version FROM training_runs WHERE model_name = ? AND id != ? AND dataset_version IS NOT NULL ORDER BY started_at DESC, id DESC LIMIT 1',
+    ),
     byResult: db.prepare<[string, string], RunRow>('SELECT * FROM training_runs WHERE result_name = ? AND result_version = ? ORDER BY started_at DESC LIMIT 1'),
     failRunning: db.prepare<{ now: number; error: string }>("UPDATE training_runs SET status = 'failed', finished_at = @now, duration_ms = @now - started_at, error = @error WHERE status = 'running'"),
     insertFiring: db.prepare('INSERT INTO trigger_firings (model_name, at, kind, reason, details, run_id) VALUES (@model_name, @at, @kind, @reason, @details, @run_id)'),

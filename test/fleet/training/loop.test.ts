@@ -3,6 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LearningLoop } from '../../../fleet/training/loop.js';
 import type { LoopModelConfigInput, LoopProgress } from '../../../fleet/training/loop.js';
 import { lineageChain } from '../../../fleet/training/lineage.js';
+import type { Trainer } from '../../../fleet/training/trainer.js';
 import { fleetKeys } from '../../helpers/packages.js';
 import { openTestFleet, T0 } from '../http/context.js';
 import type { TestFleet } from '../http/context.js';
@@ -84,6 +85,8 @@ describe('learning loop (real SQLite, registry, ONNX Runtime evaluation, a real 
     // The trainer never saw a holdout example.
     const call = good.calls.at(-1);
     const dataset = await f.ctx.datasets.getDataset(second.dataset_version as string);
+    // The first run's dataset (base only) is the one whose placements this version kept.
+    expect(dataset.previous).toBe(first.dataset_version);
     const held = new Set(dataset.entries.filter((e) => e.split === 'field_holdout').map((e) => e.sample_id));
     expect(call?.train.some((e) => held.has(e.id) || e.id === 'mnist-600' || e.id === 'mnist-999')).toBe(false);
     expect(call?.train).toHaveLength(600 + 300 - held.size);
@@ -160,5 +163,49 @@ describe('learning loop (real SQLite, registry, ONNX Runtime evaluation, a real 
     // Right after the run nothing new: no firing.
     expect((await ticking.tick())[0]?.decision?.fire).toBe(false);
     await ticking.stop();
+  });
+
+  it('records a failed run with its error code when the trainer throws or writes another version, and marks runs a crash interrupted as failed', { timeout: 120_000 }, async () => {
+    const throwing: Trainer = { name: 'throws', train: () => Promise.reject(new Error('out of memory')) };
+    const wrong: Trainer = { name: 'wrong', train: async (req) => good.train({ ...req, model: { name: req.model.name, version: '9.9.9' } }) };
+    const small = { ...config, base: [{ source: 'mnist', offset: 0, count: 50, split: 'train' as const }, { source: 'mnist', offset: 50, count: 20, split: 'clean_holdout' as const }] };
+    const mk = (): LearningLoop =>
+      new LearningLoop({ db: f.ctx.db, artifacts: f.ctx.artifacts, registry: f.ctx.registry, datasets: f.ctx.datasets, rollouts: f.ctx.rollouts, trainers: { throws: throwing, wrong }, base: mnistSource, models: [small], workDir: join(f.dir, 't3'), clock: f.ctx.clock, log: f.ctx.log });
+    const l = mk();
+    const a = await l.trainNow({ actor: 'otto', trainer: 'throws' });
+    expect(a).toMatchObject({ status: 'failed', error: { code: 'FLEET_TRAINING_FAILED', message: 'the throws trainer failed: out of memory' } });
+    expect(a.dataset_version).toMatch(/^[0-9a-f]{64}$/);
+    f.clock.advance(1000);
+    const b = await l.trainNow({ actor: 'otto', trainer: 'wrong' });
+    expect(b.status).toBe('failed');
+    expect(b.error?.message).toBe('the trainer wrote digits@9.9.9, not the requested digits@1.0.0');
+    expect(f.ctx.registry.list({ name: 'digits' })).toEqual([]);
+    expect(f.logs.some((x) => x.msg === 'training run failed' && x.code === 'FLEET_TRAINING_FAILED')).toBe(true);
+    // A run left 'running' (the service died mid-run) is failed by the next loop that starts.
+    l.runs.start({ id: 'run_interrupted', model: 'digits', trainer: 'throws', params: {}, seed: 1, trigger: { kind: 'manual', reason: 'x' }, actor: 'otto', parent: null });
+    mk();
+    expect(l.runs.get('run_interrupted')).toMatchObject({ status: 'failed', error: { code: 'FLEET_TRAINING_FAILED' } });
+  });
+
+  it('a policy tick fires on drift held by enough devices for long enough (histories sampled from the device registry)', { timeout: 60_000 }, async () => {
+    const l = new LearningLoop({
+      db: f.ctx.db, artifacts: f.ctx.artifacts, registry: f.ctx.registry, datasets: f.ctx.datasets, rollouts: f.ctx.rollouts, devices: f.ctx.devices,
+      trainers: { prototype: good }, base: mnistSource,
+      models: [{ ...config, triggers: { labels: null, drift: { psi: 0.3, min_devices: 2, for_ms: 10 * 60_000 } } }],
+      workDir: join(f.dir, 't4'), clock: f.ctx.clock, log: f.ctx.log,
+    });
+    for (let m = 0; m <= 10; m++) {
+      l.observeDrift({ device: 'pit-3-a', model: 'digits', at: T0 + m * 60_000, psi: 0.6 });
+      if (m >= 1) l.observeDrift({ device: 'pit-3-b', model: 'digits', at: T0 + m * 60_000, psi: 0.5 });
+    }
+    f.clock.set(T0 + 10 * 60_000);
+    const quiet = await l.tick();
+    expect(quiet[0]?.decision).toMatchObject({ fire: false, details: { driftingDevices: ['pit-3-a'] } });
+    l.observeDrift({ device: 'pit-3-b', model: 'digits', at: T0 + 11 * 60_000, psi: 0.5 });
+    f.clock.set(T0 + 11 * 60_000);
+    const fired = await l.tick();
+    expect(fired[0]?.decision?.reason).toBe('drift: PSI above 0.3 for 10 min on 2 device(s) (pit-3-a, pit-3-b; threshold 2)');
+    expect(l.runs.firings()[0]).toMatchObject({ kind: 'drift', run_id: fired[0]?.run });
+    await l.stop();
   });
 });
