@@ -13,6 +13,7 @@ import { parseJsonWith } from '../shared/validate.js';
 import { openFsArtifactStore } from './artifacts/fs-store.js';
 import { openSqliteArtifactStore } from './artifacts/sqlite-store.js';
 import { TieredArtifactStore } from './artifacts/tiered-store.js';
+import type { ArtifactStore } from './artifacts/types.js';
 import { Users } from './auth/users.js';
 import type { FleetContext } from './context.js';
 import { DeviceRegistry } from './devices/registry.js';
@@ -21,7 +22,8 @@ import { Datasets } from './labels/datasets.js';
 import { Labels } from './labels/labels.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from './mqtt/embedded-broker.js';
 import { ModelRegistry } from './registry/registry.js';
-import { mqttDesiredStateBackend } from './rollouts/backend.js';
+import { mqttDesiredStateBackend, type RolloutBackend } from './rollouts/backend.js';
+import type { RolloutState } from './rollouts/state-schema.js';
 import type { TargetDevice } from './rollouts/event-schema.js';
 import { RolloutManager } from './rollouts/manager.js';
 import { sqliteRevisions, sqliteRolloutRepo } from './rollouts/sqlite-repo.js';
@@ -37,6 +39,8 @@ export interface ServeOptions {
   brokerUrl?: string;
   brokerUsername?: string;
   brokerPassword?: string;
+  /** Client certificate (PEM) for an external broker that wants mutual TLS, such as AWS IoT Core. */
+  brokerTls?: { cert: string; key: string; ca?: string };
   /** The HTTP API (built separately so the service does not depend on it in tests). */
   http?: (ctx: FleetContext) => Server;
   log: Logger;
@@ -44,6 +48,30 @@ export interface ServeOptions {
   tickMs?: number;
   /** Desired states published per second at most (a rollout's notification rate); default no limit. */
   notifyPerSecond?: number;
+  /** All artifacts (models, manifests, samples) in this store instead of DATA/ (S3 in AWS mode). */
+  artifacts?: ArtifactStore;
+  /**
+   * Another rollout backend than MQTT desired state (AWS: Greengrass deployments, see
+   * fleet/aws/serve.ts). Built before the rollout manager; `start`/`stop` run with the service.
+   */
+  rolloutBackend?: (env: RolloutBackendEnv) => ServiceRolloutBackend;
+}
+
+/** What a replacement rollout backend gets from the service. */
+export interface RolloutBackendEnv {
+  registry: ModelRegistry;
+  /** Filled once the HTTP server listens. */
+  urls: { http: string; mqtt: string };
+  /** The current state of a rollout (for naming stages and reading their gates). */
+  rollout(id: string): RolloutState | null;
+  clock: Clock;
+  log: Logger;
+}
+
+export interface ServiceRolloutBackend extends RolloutBackend {
+  /** Called once the manager resumed: status polling and the like. */
+  start?(rollouts: RolloutManager): void;
+  stop?(): Promise<void>;
 }
 
 export interface FleetService {
@@ -71,7 +99,7 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
   const large = await openFsArtifactStore({ dir: join(dir, 'artifacts') });
   const small = openSqliteArtifactStore({ path: join(dir, 'small-artifacts.db') });
   // Small blobs (samples) in SQLite, group-committed; large ones (models) as files.
-  const artifacts = new TieredArtifactStore({ small, large });
+  const artifacts: ArtifactStore = o.artifacts ?? new TieredArtifactStore({ small, large });
   const registry = new ModelRegistry({ db, artifacts, signingKey: { privateKeyPem: key.privateKeyPem, publicKeyPem: key.publicKeyPem } });
   const devices = new DeviceRegistry({ db });
   const ingest = new SampleIngest({ db, artifacts, logger: log.child({ component: 'ingest' }) });
@@ -104,18 +132,33 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
   const client: MqttClient = await mqtt.connectAsync(mqttUrl, {
     clientId: `edgeloop-fleet-${randomBytes(4).toString('hex')}`,
     ...(broker ? { username: 'fleet', password: fleetSecret } : o.brokerUsername ? { username: o.brokerUsername, password: o.brokerPassword } : {}),
+    // AWS IoT Core authenticates the fleet by its X.509 certificate (mutual TLS).
+    ...(!broker && o.brokerTls ? { cert: o.brokerTls.cert, key: o.brokerTls.key, ...(o.brokerTls.ca ? { ca: o.brokerTls.ca } : {}) } : {}),
     reconnectPeriod: 1000,
   });
 
   const urls = { mqtt: mqttUrl, http: '' };
   const repo = sqliteRolloutRepo(db);
-  const rollouts = new RolloutManager({
+  const custom = o.rolloutBackend?.({
+    registry,
+    urls,
+    rollout: (id) => {
+      try {
+        return rollouts.get(id).state;
+      } catch {
+        return null;
+      }
+    },
+    clock,
+    log: log.child({ component: 'rollout-backend' }),
+  });
+  const rollouts: RolloutManager = new RolloutManager({
     repo,
     clock,
     // Telemetry windows are saved at most a second (plus a tick) late; see quietFlushMs.
     quietFlushMs: 1000,
     log: log.child({ component: 'rollouts' }),
-    backend: mqttDesiredStateBackend({
+    backend: custom ?? mqttDesiredStateBackend({
       client,
       now: () => clock.now(),
       ...(o.notifyPerSecond ? { maxPerSecond: o.notifyPerSecond } : {}),
@@ -176,6 +219,7 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
     urls.http = `http://${o.host ?? '127.0.0.1'}:${(srv.address() as AddressInfo).port}`;
   }
   await rollouts.resume();
+  custom?.start?.(rollouts);
   const ticker = setInterval(() => rollouts.tick(), o.tickMs ?? 1000);
   ticker.unref();
   await writeFile(join(dir, 'fleet.json'), `${JSON.stringify({ http: urls.http, mqtt: urls.mqtt, public_key: key.publicKeyPath, pid: process.pid }, null, 2)}\n`);
@@ -189,6 +233,7 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
       clearInterval(ticker);
       // Keep-alive sockets (browsers, agents fetching packages) would hold the stop for their timeout.
       if (server) await closeHttpServer(server);
+      await custom?.stop?.();
       await rollouts.settled();
       await client.endAsync();
       rollouts.flush();

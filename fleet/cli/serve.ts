@@ -1,8 +1,11 @@
+import { readFile } from 'node:fs/promises';
 import pino from 'pino';
 import { numberFlag, parseFlags, type Io } from '../../shared/cli.js';
-import { startFleetService } from '../service.js';
+import { FleetError } from '../errors.js';
+import { startFleetService, type ServeOptions } from '../service.js';
 
-export const SERVE_HELP = `Usage: edgeloop serve [--data DIR] [--http-port N] [--mqtt-port N] [--host H] [--broker-url URL] [--json]
+export const SERVE_HELP = `Usage: edgeloop serve [--data DIR] [--http-port N] [--mqtt-port N] [--host H] [--broker-url URL]
+                      [--backend mqtt|aws --aws-config FILE [--dry-run]] [--json]
 
 Starts the fleet service: HTTP API and web console, an embedded MQTT broker for devices
 (per-device credentials and topic namespaces), SQLite state and a content-addressed
@@ -14,12 +17,34 @@ On first start an admin token is written to DIR/admin.token (and printed once).
   --mqtt-port N      MQTT port of the embedded broker (default 1883)
   --host H           listen address (default 127.0.0.1)
   --broker-url URL   use an external MQTT broker instead of the embedded one
+  --broker-cert F    client certificate (PEM) for the external broker (AWS IoT Core: mutual TLS)
+  --broker-key F     its private key (PEM)
+  --broker-ca F      CA bundle (PEM) for the external broker
+  --backend B        rollout backend: mqtt (default, desired state over MQTT) or aws
+                     (Greengrass v2 deployments to thing groups, artifacts and samples on S3)
+  --aws-config F     AWS mode configuration (JSON; see the README, "Fleet on AWS")
+  --dry-run          with --backend aws: send nothing to AWS, print every call it would make
+                     (one JSON line each, {"dry_run":true,"service","command","input"})
   --json             print the URLs as one JSON line`;
 
 export async function serveCmd(argv: string[], io: Io): Promise<number> {
   const { values } = parseFlags(
     argv,
-    { data: { type: 'string' }, 'http-port': { type: 'string' }, 'mqtt-port': { type: 'string' }, host: { type: 'string' }, 'broker-url': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    {
+      data: { type: 'string' },
+      'http-port': { type: 'string' },
+      'mqtt-port': { type: 'string' },
+      host: { type: 'string' },
+      'broker-url': { type: 'string' },
+      'broker-cert': { type: 'string' },
+      'broker-key': { type: 'string' },
+      'broker-ca': { type: 'string' },
+      backend: { type: 'string' },
+      'aws-config': { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
     SERVE_HELP,
   );
   if (values.help) {
@@ -28,7 +53,29 @@ export async function serveCmd(argv: string[], io: Io): Promise<number> {
   }
   const log = pino({ level: process.env.EDGELOOP_LOG_LEVEL ?? 'info' }, pino.destination(2));
   const { createFleetHttp } = await import('../http/server.js');
+  const backend = values.backend ?? 'mqtt';
+  if (backend !== 'mqtt' && backend !== 'aws') throw new FleetError('USAGE', `--backend must be mqtt or aws, got ${backend}`);
+  if (values['dry-run'] && backend !== 'aws') throw new FleetError('USAGE', '--dry-run applies to --backend aws');
+  let aws: Pick<ServeOptions, 'artifacts' | 'rolloutBackend'> = {};
+  if (backend === 'aws') {
+    if (!values['aws-config']) throw new FleetError('USAGE', '--backend aws needs --aws-config FILE');
+    const { loadAwsConfig } = await import('../aws/aws-config.js');
+    const { awsServeParts } = await import('../aws/serve.js');
+    const cfg = await loadAwsConfig(values['aws-config']);
+    const { store: _store, ...parts } = awsServeParts({
+      cfg,
+      dataDir: values.data ?? '.data/fleet',
+      dryRun: values['dry-run'] === true,
+      printCall: (c) => io.out(JSON.stringify({ dry_run: true, ...c })),
+    });
+    aws = parts;
+  }
+  const pem = async (f: string | undefined): Promise<string | undefined> => (f === undefined ? undefined : readFile(f, 'utf8'));
+  const [cert, key, ca] = await Promise.all([pem(values['broker-cert']), pem(values['broker-key']), pem(values['broker-ca'])]);
+  if ((cert === undefined) !== (key === undefined)) throw new FleetError('USAGE', '--broker-cert and --broker-key go together');
   const svc = await startFleetService({
+    ...aws,
+    ...(cert !== undefined && key !== undefined ? { brokerTls: { cert, key, ...(ca !== undefined ? { ca } : {}) } } : {}),
     dataDir: values.data ?? '.data/fleet',
     httpPort: numberFlag(values['http-port'], 'http-port') ?? 8600,
     mqttPort: numberFlag(values['mqtt-port'], 'mqtt-port') ?? 1883,
