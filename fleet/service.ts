@@ -29,6 +29,7 @@ import { RolloutManager } from './rollouts/manager.js';
 import { sqliteRevisions, sqliteRolloutRepo } from './rollouts/sqlite-repo.js';
 import { SampleIngest } from './samples/ingest.js';
 import { openFleetDb } from './store/db.js';
+import { learningLoopFromContext, type LoopSetup } from './training/loop.js';
 
 export interface ServeOptions {
   dataDir: string;
@@ -46,6 +47,11 @@ export interface ServeOptions {
   log: Logger;
   clock?: Clock;
   tickMs?: number;
+  /**
+   * The learning loop (trainers, base set, per-model training configuration). Its work
+   * directory defaults to `<data>/training`; the policy ticks every `tickMs` (default 10 s).
+   */
+  training?: Omit<LoopSetup, 'workDir' | 'signKeyPem'> & { workDir?: string; tickMs?: number };
   /** Desired states published per second at most (a rollout's notification rate); default no limit. */
   notifyPerSecond?: number;
   /** All artifacts (models, manifests, samples) in this store instead of DATA/ (S3 in AWS mode). */
@@ -179,6 +185,11 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
   });
 
   const ctx: FleetContext = { db, artifacts, registry, devices, ingest, labels, datasets, rollouts, rolloutDecisions: (id, limit) => repo.decisions(id, limit), users, clock, log, publicKeyPem: key.publicKeyPem, urls };
+  if (o.training) {
+    const { tickMs: trainingTickMs, workDir, ...setup } = o.training;
+    ctx.training = learningLoopFromContext(ctx, { ...setup, workDir: workDir ?? join(dir, 'training'), signKeyPem: key.privateKeyPem });
+    ctx.training.startTicking(trainingTickMs ?? 10_000);
+  }
 
   // Device messages: every one validated; a bad one is logged and dropped, never fatal.
   client.on('message', (topic, payload) => {
@@ -231,6 +242,8 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
     adminToken,
     stop: async () => {
       clearInterval(ticker);
+      // Abort a running trainer and record the run before the stores close.
+      await ctx.training?.stop();
       // Keep-alive sockets (browsers, agents fetching packages) would hold the stop for their timeout.
       if (server) await closeHttpServer(server);
       await custom?.stop?.();

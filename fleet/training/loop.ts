@@ -22,6 +22,7 @@ import { modelName } from '../../shared/schemas/index.js';
 import type { ModelRef } from '../../shared/schemas/index.js';
 import { canonicalJson } from '../../shared/signing.js';
 import type { ArtifactStore } from '../artifacts/types.js';
+import type { FleetContext } from '../context.js';
 import type { DeviceRecord } from '../devices/state.js';
 import { FleetError } from '../errors.js';
 import { baseRef } from '../labels/dataset-schema.js';
@@ -130,6 +131,31 @@ export interface TickResult {
 
 const PROGRESS_KEEP = 500;
 const DRIFT_KEEP = 2000;
+
+/** What the service (or a demo) adds to a {@link FleetContext} to run the loop. */
+export interface LoopSetup {
+  trainers: Readonly<Record<string, Trainer>>;
+  base: BaseSetSource;
+  models: readonly LoopModelConfigInput[];
+  workDir: string;
+  signKeyPem?: string;
+  random?: Random;
+}
+
+/** A loop over the service's own parts (registry, datasets, rollouts, devices, clock, log). */
+export function learningLoopFromContext(ctx: FleetContext, s: LoopSetup): LearningLoop {
+  return new LearningLoop({
+    db: ctx.db,
+    artifacts: ctx.artifacts,
+    registry: ctx.registry,
+    datasets: ctx.datasets,
+    rollouts: ctx.rollouts,
+    devices: ctx.devices,
+    clock: ctx.clock,
+    log: ctx.log,
+    ...s,
+  });
+}
 
 /** Write a registered version's package (signed manifest + files) into `dir`. */
 export async function exportRegisteredPackage(registry: ModelRegistry, artifacts: ArtifactStore, v: ModelVersion, dir: string): Promise<string> {
