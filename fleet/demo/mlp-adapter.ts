@@ -6,16 +6,15 @@ import { packModel } from '../registry/pack.js';
 import { DIGIT_MLP_RECIPE, evaluateMlp, exportMlpOnnx, trainMlp } from '../training/mlp-trainer.js';
 import { loadDigits } from '../training/mnist-data.js';
 import type { Trainer, TrainRequest, TrainResult } from '../training/trainer.js';
-import { BASE_TRAIN, CLEAN_HOLDOUT } from './digits.js';
+import { CLEAN_HOLDOUT } from './digits.js';
 
 /**
- * A thin stand-in `Trainer` over the MLP trainer, used by the demo only when the built-in
- * local trainer (fleet/training/local-trainer.ts) is not available. It decodes the field
- * examples (camera PNGs) with the agent's own preprocessing, trains from scratch on the base
- * digits plus the field examples (oversampled so a few hundred count against thousands), and
+ * A thin stand-in `Trainer` over the MLP trainer (fast, weaker than the local CNN): it decodes
+ * the examples (camera PNGs) with the agent's own preprocessing, trains from scratch on the base
+ * examples plus the field examples (oversampled so a few hundred count against thousands), and
  * packs the result with the parent's outlier policy and drift baselines.
  */
-export function mlpFieldTrainer(o: { oversample?: number; epochs?: number; baseCount?: number } = {}): Trainer {
+export function mlpFieldTrainer(o: { oversample?: number; epochs?: number } = {}): Trainer {
   return {
     name: 'demo-mlp',
     async train(req: TrainRequest): Promise<TrainResult> {
@@ -23,21 +22,25 @@ export function mlpFieldTrainer(o: { oversample?: number; epochs?: number; baseC
       const say = (message: string, fraction?: number): void => req.onProgress?.({ message, ...(fraction !== undefined ? { fraction } : {}) });
       const parent = req.parent ? (JSON.parse(await readFile(join(req.parent.dir, 'manifest.json'), 'utf8')) as ModelManifest) : null;
       const pre = parent?.preprocessing.kind === 'image' ? parent.preprocessing : imagePreprocessing.parse({ kind: 'image', width: 28, height: 28, color: 'grayscale', layout: 'NCHW', dtype: 'float32', scale: 1 / 255, invert: true, fit: 'fill' });
-      const base = loadDigits({ count: o.baseCount ?? BASE_TRAIN.count, offset: BASE_TRAIN.offset });
-      const images = [...base.images];
-      const labels = [...base.labels];
+      // Base examples (`base-*`, rendered frames) once each; field examples oversampled.
+      const images: Float32Array[] = [];
+      const labels: number[] = [];
       const oversample = o.oversample ?? 6;
+      let field = 0;
       for (const ex of req.train) {
         const idx = req.labels.indexOf(ex.label);
         if (idx < 0) continue;
         const t = await imageToTensor(ex.bytes, pre);
-        for (let k = 0; k < oversample; k++) {
-          images.push(Float32Array.from(t.data));
+        const x = Float32Array.from(t.data);
+        const copies = ex.id.startsWith('base-') ? 1 : oversample;
+        if (copies > 1) field++;
+        for (let k = 0; k < copies; k++) {
+          images.push(x);
           labels.push(idx);
         }
       }
       const epochs = o.epochs ?? (typeof req.params.epochs === 'number' ? req.params.epochs : DIGIT_MLP_RECIPE.epochs);
-      say(`training ${images.length} examples (${req.train.length} field x${oversample}), ${epochs} epochs`, 0);
+      say(`training ${images.length} examples (${field} field x${oversample}), ${epochs} epochs`, 0);
       const res = trainMlp({
         images,
         labels,
@@ -60,7 +63,7 @@ export function mlpFieldTrainer(o: { oversample?: number; epochs?: number; baseC
         await writeFile(file, await readFile(join(req.parent.dir, g.file)));
         golden.push({ file, label: g.expected_label });
       }
-      const params = { ...DIGIT_MLP_RECIPE, epochs, oversample, base_count: base.images.length };
+      const params = { ...DIGIT_MLP_RECIPE, epochs, oversample };
       await rm(req.outputDir, { recursive: true, force: true });
       await packModel({
         onnxPath: join(work, 'model.onnx'),

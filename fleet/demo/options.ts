@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { GateConfigInput } from '../training/gate.js';
 import type { Trainer } from '../training/trainer.js';
 
 /**
@@ -68,6 +69,10 @@ export interface DemoOptions {
   training?: { trainCount?: number; epochs?: number };
   /** The trainer for retraining (default: the built-in local trainer). */
   trainer?: Trainer;
+  /** Evaluation gate settings over the defaults (field +2 points, clean -1, any class -3, latency 1.2x). */
+  gate?: GateConfigInput;
+  /** Clean holdout size for the evaluation (default 1,000 digits). */
+  cleanHoldoutCount?: number;
   seed?: number;
 }
 

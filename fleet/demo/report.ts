@@ -8,6 +8,26 @@ export interface SiteAccuracy {
   frames: { before_drift: number; during_drift: number; after_new_model: number };
 }
 
+/** What the learning loop's retrain produced, as the demo reports it. */
+export interface RetrainOutcome {
+  ref: { name: string; version: string };
+  run: string;
+  status: string;
+  /** Clean and field holdout accuracy of the candidate and of the production model, measured by the loop's evaluation. */
+  clean: number | null;
+  cleanBefore: number | null;
+  /** Clean-holdout change against production, in points. */
+  cleanDelta: number | null;
+  field: number | null;
+  fieldBefore: number | null;
+  datasetVersion: string | null;
+  trainer: string;
+  trainS: number | null;
+  /** Labeled field samples in the dataset version (train and field holdout). */
+  labelsUsed: number;
+  gate: unknown;
+}
+
 export interface PhaseRecord {
   name: string;
   start_s: number;
@@ -24,9 +44,13 @@ export interface DemoReport {
   new_model: {
     name: string;
     version: string;
+    training_run: string;
+    status: string;
     clean_accuracy: number | null;
-    /** Clean-holdout change against the base model, in points. */
+    /** Clean-holdout change against the base model (same holdout, same evaluation), in points. */
     clean_delta_points: number | null;
+    field_accuracy: number | null;
+    base_field_accuracy: number | null;
     dataset_version: string | null;
     trainer: string | null;
     train_s: number | null;
@@ -35,7 +59,7 @@ export interface DemoReport {
   samples: { captured: number; forwarded: number; received: number; duplicates: number; evicted: number; lost: number; backlog: number };
   outage: { site: string; start_s: number | null; duration_s: number; captured_during: number; received_from_window: number; lost: number; refused_connections: number } | null;
   labels: { used: number; by: string; simulated: boolean };
-  gate: Record<string, unknown> | null;
+  gate: unknown;
   rollouts: Array<{ id: string; model: string; status: string; stages: string[] }>;
   drift: { onset_s: number | null; psi_peak: Record<string, number | null> };
   /** Drift onset to the new model answering on every pit-3 camera. */

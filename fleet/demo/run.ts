@@ -6,16 +6,20 @@ import { loadOrCreateSigningKey } from '../keys.js';
 import type { RolloutPlanInput } from '../rollouts/plan-schema.js';
 import { startFleetService, type FleetService } from '../service.js';
 import { loadDigits } from '../training/mnist-data.js';
-import type { Trainer } from '../training/trainer.js';
+import { localTrainer } from '../training/local-trainer.js';
+import type { BaseRef } from '../labels/dataset-schema.js';
+import { LearningLoop } from '../training/loop.js';
+import type { TrainingRun } from '../training/runs.js';
+import { systemClock } from '../../shared/ids.js';
 import { agentQueueStats, startAgentProcess, type AgentProcess, type DeviceQueueCounts } from './agent-process.js';
 import { buildBaseModel } from './base-model.js';
 import { Camera } from './cameras.js';
-import { FEED, PIT_DRIFT } from './digits.js';
+import { mnistBaseSource } from './base-set.js';
+import { BASE_TRAIN, CLEAN_HOLDOUT, FEED, PIT_DRIFT } from './digits.js';
 import { SIMULATED_LABELER, SimulatedLabeler } from './labeler.js';
 import { brokerAddress, startSiteLink, type SiteLink } from './link.js';
 import { CAMERAS_PER_SITE, DEFAULT_TIMINGS, DRIFT_SITE, OUTAGE_SITE, SITES, type DemoOptions, type DemoTimings } from './options.js';
-import { pct, recentAccuracy, siteAccuracy, type DemoReport, type PhaseRecord } from './report.js';
-import { retrainOnce, type RetrainOutcome } from './retrain.js';
+import { pct, recentAccuracy, siteAccuracy, type DemoReport, type PhaseRecord, type RetrainOutcome } from './report.js';
 
 export type { DemoOptions, DemoTimings } from './options.js';
 export type { DemoReport } from './report.js';
@@ -103,6 +107,39 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   o.say(`      API      ${svc.urls.http}/v1   admin token in ${join(data, 'fleet', 'admin.token')}`);
   o.say(`      MQTT     ${svc.urls.mqtt}`);
 
+  const trainer = o.trainer ?? localTrainer();
+  const baseSet = mnistBaseSource();
+  const baseRefs: BaseRef[] = [
+    { source: 'mnist', offset: BASE_TRAIN.offset, count: o.training?.trainCount ?? BASE_TRAIN.count, split: 'train' },
+    { source: 'mnist', offset: CLEAN_HOLDOUT.offset, count: o.cleanHoldoutCount ?? CLEAN_HOLDOUT.count, split: 'clean_holdout' },
+  ];
+  const loop = new LearningLoop({
+    db: ctx.db,
+    artifacts: ctx.artifacts,
+    registry: ctx.registry,
+    datasets: ctx.datasets,
+    rollouts: ctx.rollouts,
+    devices: ctx.devices,
+    trainers: { [trainer.name]: trainer },
+    base: baseSet,
+    models: [
+      {
+        name: 'digits',
+        trainer: trainer.name,
+        seed: o.seed ?? 11,
+        base: baseRefs,
+        // Labels trigger the retrain; drift alone would retrain before there is anything to learn from.
+        triggers: { labels: { min_new: T.retrainAfterLabels }, drift: null, schedule: null, min_interval_ms: 60_000 },
+        // Latency on this shared machine is noisy at a few milliseconds: a small slack on top of the ratio.
+        gate: { latency_slack_ms: 2, ...o.gate },
+        auto_promote: { selector: { app: 'digits' }, plan: retrainPlan(T) },
+      },
+    ],
+    workDir: join(data, 'fleet', 'training'),
+    clock: systemClock,
+    log: o.log.child({ component: 'learning-loop' }),
+  });
+
   const links = new Map<string, SiteLink>();
   const devices: Device[] = [];
   const rolloutIds: string[] = [];
@@ -174,6 +211,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     if (!baseDone) throw new Error(`the base rollout did not complete: ${ctx.rollouts.get(baseRollout.state.id).state.status}`);
     o.say(`      rollout ${baseRollout.state.id} completed: ${devices.length}/${devices.length} devices on ${baseRef.version}`);
 
+    // Render the loop's base set now, while the cameras run, not when the retrain fires.
+    for (const ref of baseRefs) void baseSet.examples(ref).catch(() => undefined);
+    loop.startTicking(1000);
     if (o.humanLabels) o.say(`      labels: waiting for people on ${svc.urls.http}/console/labeling (token: ${join(data, 'fleet', 'admin.token')})`);
     else {
       labeler = new SimulatedLabeler({ ingest: ctx.ingest, labels: ctx.labels, truth: (dev, file) => truthOf(dev, file), ratePerS: T.labelRate, budget: T.labelBudget });
@@ -199,31 +239,33 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     })();
 
     phase('labels', o.humanLabels ? 'waiting for people on the labeling page' : `simulated labeler (ground truth of the fed frames, ${T.labelRate}/s, budget ${T.labelBudget})`);
-    const trainer = o.trainer ?? (await defaultTrainer());
-    // TODO(learning loop): the trigger policy (fleet/training/triggers.ts) decides when to
-    // retrain; until the demo runs the loop's orchestrator, a label count stands in for it.
-    const triggered = await waitFor(() => labelCount() >= T.retrainAfterLabels, T.maxS ? T.maxS * 1000 : 0, o.signal);
-    if (!triggered) throw new Error(`not enough labels to retrain (${labelCount()} of ${T.retrainAfterLabels})`);
+    // The learning loop's trigger policy fires the retrain (here: enough new labels).
+    const run = await waitForRun();
+    if (!run) throw new Error(`the learning loop did not start a retrain (${labelCount()} labels of the ${T.retrainAfterLabels} its trigger wants)`);
 
-    phase('retrain', `${labelCount()} labels; trainer ${trainer.name}`);
-    outcome = await retrainOnce(ctx, {
-      parent: { ref: baseRef, dir: built.dir },
-      version: '1.1.0',
-      trainer,
-      workDir: join(data, 'fleet', 'training'),
-      baseClean: clean,
-      seed: o.seed ?? 11,
-      say: (l) => o.say(`      ${l}`),
-      ...(o.signal ? { signal: o.signal } : {}),
-    });
-    o.say(`      candidate ${outcome.ref.name}@${outcome.ref.version}: clean holdout ${pct(outcome.clean)} (${outcome.cleanDelta === null ? '-' : `${outcome.cleanDelta >= 0 ? '+' : ''}${outcome.cleanDelta.toFixed(1)}`} points), dataset ${outcome.datasetVersion.slice(0, 12)}, ${outcome.trainS.toFixed(1)}s`);
+    phase('retrain', `${run.trigger.reason}; trainer ${run.trainer}`);
+    let seq = 0;
+    const finished = await waitFor(() => {
+      for (const p of loop.progress(run.id, seq)) {
+        seq = p.seq;
+        o.say(`      ${p.phase.padEnd(8)} ${p.fraction !== undefined ? `${Math.round(p.fraction * 100)}% `.padStart(5) : ''}${p.message}`);
+      }
+      return loop.runs.get(run.id).status !== 'running';
+    }, 0, o.signal);
+    if (!finished) throw new Error('stopped while training');
+    const done = loop.runs.get(run.id);
+    outcome = await outcomeOf(done);
+    if (done.status !== 'accepted' || !done.result || !done.rollout_id) {
+      throw new Error(`the candidate was not promoted: run ${done.id} ${done.status}${done.gate ? ` (${done.gate.reasons.join('; ')})` : ''}${done.error ? ` ${done.error.code}: ${done.error.message}` : ''}`);
+    }
+    o.say(`      candidate ${done.result.name}@${done.result.version} passed the evaluation gate: clean ${pct(outcome.clean)} (${outcome.cleanDelta === null ? '-' : `${outcome.cleanDelta >= 0 ? '+' : ''}${outcome.cleanDelta.toFixed(1)}`} points), field ${pct(outcome.field)} vs ${pct(outcome.fieldBefore)}`);
 
     phase('rollout', 'shadow -> canary -> waves, gated on what the devices report');
-    const ro = ctx.rollouts.create({ id: 'retrain-digits-1-1', model: outcome.ref, selector: { app: 'digits' }, plan: retrainPlan(T), actor: 'learning-loop' });
+    const ro = ctx.rollouts.get(done.rollout_id);
     rolloutIds.push(ro.state.id);
     let lastStage = -1;
     const newVersion = outcome.ref.version;
-    const done = await waitFor(
+    const closed = await waitFor(
       () => {
         const st = ctx.rollouts.get(ro.state.id).state;
         if (st.stage !== lastStage) {
@@ -246,7 +288,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       o.signal,
     );
     const final = ctx.rollouts.get(ro.state.id).state;
-    if (!done || final.status !== 'completed') problems.push(`rollout ${ro.state.id} ended ${final.status}`);
+    if (!closed || final.status !== 'completed') problems.push(`rollout ${ro.state.id} ended ${final.status}`);
     await outage;
 
     phase(o.exitWhenDone ? 'done' : 'steady', o.exitWhenDone ? 'loop closed; draining' : 'loop closed; the demo keeps running until Ctrl-C');
@@ -257,6 +299,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     feeding = false;
     await feedLoop;
     labeler?.stop();
+    await loop.stop();
     o.say('stopping: the cameras finish their last frames, the queues drain, then the agents and the fleet stop');
     await waitFor(async () => {
       await Promise.all(devices.map((d) => d.camera.poll()));
@@ -284,6 +327,39 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   function truthOf(deviceId: string, file: string): string | undefined {
     const t = devices.find((d) => d.id === deviceId)?.camera.truthOf(file);
     return t ? String(t.label) : undefined;
+  }
+
+  async function waitForRun(): Promise<TrainingRun | null> {
+    let found: TrainingRun | null = null;
+    await waitFor(
+      () => {
+        found = loop.runs.lastOf('digits');
+        return found !== null;
+      },
+      T.maxS ? Math.max(1, T.maxS * 1000 - (Date.now() - t0)) : 0,
+      o.signal,
+    );
+    return found;
+  }
+
+  async function outcomeOf(r: TrainingRun): Promise<RetrainOutcome> {
+    const m = r.metrics;
+    const dataset = r.dataset_version ? await ctx.datasets.getDataset(r.dataset_version) : null;
+    return {
+      ref: r.result ?? { name: 'digits', version: '?' },
+      run: r.id,
+      status: r.status,
+      clean: m.clean_accuracy ?? null,
+      cleanBefore: m.production_clean_accuracy ?? null,
+      cleanDelta: m.clean_accuracy !== undefined && m.production_clean_accuracy !== undefined ? (m.clean_accuracy - m.production_clean_accuracy) * 100 : null,
+      field: m.field_accuracy ?? null,
+      fieldBefore: m.production_field_accuracy ?? null,
+      datasetVersion: r.dataset_version,
+      trainer: r.trainer,
+      trainS: m.train_duration_ms !== undefined ? m.train_duration_ms / 1000 : null,
+      labelsUsed: dataset ? dataset.entries.length : 0,
+      gate: r.gate,
+    };
   }
 
   function labelCount(): number {
@@ -356,7 +432,19 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       console: consoleUrl,
       base_model: { name: base?.ref.name ?? 'digits', version: base?.ref.version ?? '', cached: base?.cached ?? false, clean_accuracy: base?.clean ?? null, trainer: base?.trainer ?? null },
       new_model: outcome
-        ? { name: outcome.ref.name, version: outcome.ref.version, clean_accuracy: outcome.clean, clean_delta_points: outcome.cleanDelta, dataset_version: outcome.datasetVersion, trainer: outcome.trainer, train_s: outcome.trainS }
+        ? {
+            name: outcome.ref.name,
+            version: outcome.ref.version,
+            training_run: outcome.run,
+            status: outcome.status,
+            clean_accuracy: outcome.clean,
+            clean_delta_points: outcome.cleanDelta,
+            field_accuracy: outcome.field,
+            base_field_accuracy: outcome.fieldBefore,
+            dataset_version: outcome.datasetVersion,
+            trainer: outcome.trainer,
+            train_s: outcome.trainS,
+          }
         : null,
       sites,
       samples: { captured, forwarded, received, duplicates: stats.duplicates, evicted, lost: Math.max(0, captured - received - backlog), backlog },
@@ -416,9 +504,4 @@ function retrainPlan(T: DemoTimings): RolloutPlanInput {
 
 function stageNames(plan: { shadow?: unknown; waves: unknown[] }): string[] {
   return [...(plan.shadow ? ['shadow'] : []), 'canary', ...plan.waves.map((_, i) => `wave ${i + 1}`)];
-}
-
-async function defaultTrainer(): Promise<Trainer> {
-  const { mlpFieldTrainer } = await import('./mlp-adapter.js');
-  return mlpFieldTrainer();
 }

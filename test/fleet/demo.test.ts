@@ -20,7 +20,7 @@ describe('edgeloop demo --exit-when-done (shortened)', () => {
       log: pino({ level: 'silent' }),
       say: (l) => lines.push(l),
       training: { trainCount: 2000, epochs: 4 },
-      trainer: mlpFieldTrainer({ baseCount: 2000, epochs: 4 }),
+      trainer: mlpFieldTrainer({ epochs: 4 }),
     });
     const context = `${JSON.stringify(report, null, 1)}\n${lines.slice(-30).join('\n')}`;
     expect(report.problems, context).toEqual([]);

@@ -8,6 +8,7 @@ import { OUTLIER_REASONS } from '../../../shared/schemas/index.js';
 import { parseWith } from '../../../shared/validate.js';
 import { html, jsonBlock, pct, when } from '../html.js';
 import type { SafeHtml } from '../html.js';
+import { SIMULATED_LABELER } from '../../demo/labeler.js';
 import type { PageResult } from './types.js';
 
 /** The filters the labeling page offers: a subset of the library's sample filter, same schema. */
@@ -57,6 +58,12 @@ function keymap(sets: Record<string, { labels: string[]; indexed: boolean }>): S
   )}`;
 }
 
+/** Current labels given by the demo's simulated labeler (0 outside the demo). */
+function simulatedLabels(ctx: FleetContext): number {
+  const row = ctx.db.sqlite.prepare<[string], { n: number }>("SELECT COUNT(*) AS n FROM samples WHERE label_state = 'labeled' AND labeled_by = ?").get(SIMULATED_LABELER);
+  return row?.n ?? 0;
+}
+
 export async function labelingPage(ctx: FleetContext, url: URL, user: User): Promise<PageResult> {
   const filter = parseWith(labelingFilter, coerceFilter(url.searchParams), 'INPUT_INVALID', 'labeling filter');
   const items = ctx.labels.next(filter, BATCH);
@@ -65,9 +72,11 @@ export async function labelingPage(ctx: FleetContext, url: URL, user: User): Pro
   const canLabel = allowed(user.role, 'label');
   const devices = ctx.devices.list().map((d) => d.id);
   const models = [...new Set(ctx.registry.list().map((v) => v.name))];
+  const simulated = simulatedLabels(ctx);
   const option = (value: string, current: string | undefined): SafeHtml => html`<option value="${value}" ${value === (current ?? '') ? 'selected' : ''}>${value || 'any'}</option>`;
   const body = html`
   <h1>Labeling</h1>
+  ${simulated ? html`<div class="banner simulated" id="simulated-labels">Simulated: ${simulated} labels here were given by <b>${SIMULATED_LABELER}</b>, the demo's labeler that answers from the ground truth of the frames it fed the cameras, not by a person.</div>` : ''}
   <form class="filters" method="get" action="/console/labeling" id="filters">
     <label>device <select name="device">${['', ...devices].map((d) => option(d, filter.device))}</select></label>
     <label>reason <select name="reason">${['', ...OUTLIER_REASONS].map((r) => option(r, filter.reason))}</select></label>
