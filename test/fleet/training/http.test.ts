@@ -110,6 +110,10 @@ describe('training over the HTTP API, the CLI and the console', () => {
     expect(t.err).toMatch(/\[evaluate\]/);
     expect(t.out).toMatch(/^run run_\S+: (accepted|rejected) digits@1\.1\.0 \(parent digits@1\.0\.0\)/);
     expect(t.out).toMatch(/(pass|FAIL) +clean holdout accuracy/);
+    const help = await cli('train', '--help');
+    expect(help.code).toBe(0);
+    expect(help.out).toMatch(/^Usage: edgeloop train \[--model NAME\]/);
+    expect((await cli('train', 'extra')).code).toBe(2);
     const json = await cli('train', '--json', '--trainer', 'missing');
     expect(json.code).toBe(1);
     expect(json.err).toMatch(/^FLEET_TRAINER_UNKNOWN: /);
