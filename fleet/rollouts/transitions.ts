@@ -63,7 +63,25 @@ export function gateDevices(d: Draft): GateDevice[] {
 }
 
 export function evaluateStage(d: Draft): GateResult {
-  return evaluateGates({ mode: d.stage.kind === 'shadow' ? 'shadow' : 'active', gates: d.stage.gates, on_gate_failure: d.state.plan.on_gate_failure, devices: gateDevices(d) });
+  const shadow = d.stage.kind === 'shadow';
+  const devices = gateDevices(d);
+  if (shadow && devices.length === 0 && targetSize(d.state.devices) > 0 && !canShadow(d)) {
+    // No target device runs a model to shadow beside (fresh devices with none yet): nothing can
+    // ever report in this stage, and waiting would stall the rollout for good. The stage passes
+    // after its bake; the canary then judges the candidate as usual. (An empty target still
+    // waits, see min_samples_per_device: a selector that matches nothing must not "complete".)
+    return { status: 'pass', action: null, failed: [], reason: 'nothing to judge: no target device runs a model the candidate could shadow beside', signals: [{ name: 'shadow_devices', value: 0, devices: 0 }] };
+  }
+  return evaluateGates({ mode: shadow ? 'shadow' : 'active', gates: d.stage.gates, on_gate_failure: d.state.plan.on_gate_failure, devices });
+}
+
+/** Could a device still be picked to shadow (what top-up would pick)? */
+function canShadow(d: Draft): boolean {
+  for (const id in d.state.devices) {
+    const r = d.state.devices[id] as DeviceRecord;
+    if (isManaged(r) && r.assigned_stage === null && r.failure === null && r.shadow_stage === null && r.last_known_good !== null) return true;
+  }
+  return false;
 }
 
 /**

@@ -366,3 +366,31 @@ describe('rollout machine: telemetry batches', () => {
     expect(many.state.stage).toBe(1);
   });
 });
+
+describe('rollout machine: regressions', () => {
+  it('a shadow stage where no target device runs a model passes instead of waiting forever (the README walk-through: a fresh device)', () => {
+    const h = new Harness({ shadow: { devices: { percent: 10 }, bake_s: 1, sample_rate: 0.1 }, canary: { devices: { percent: 10 }, bake_s: 1 }, waves: [{ devices: { percent: 100 }, bake_s: 1 }] });
+    h.start(devices(1, null, null));
+    expect(h.shadowing()).toEqual([]);
+    h.tick(1000);
+    expect(h.kinds()).toContain('gate_passed');
+    expect(h.decisions.find((d) => d.kind === 'gate_passed')?.reason).toMatch(/nothing to judge: no target device runs a model/);
+    // The canary then moves the fresh device to the candidate and judges it as usual.
+    expect(h.state.stage).toBe(1);
+    expect(h.onCandidate()).toEqual(['dev-000']);
+    h.tick(5000);
+    expect(h.state.stage).toBe(1);
+    h.report('dev-000', 'active');
+    h.metrics('dev-000', CAND, { count: 50 });
+    h.tick(1000);
+    expect(h.state.stage).toBe(2);
+  });
+
+  it('a shadow stage still waits for the shadowing devices it has', () => {
+    const h = new Harness({ shadow: { devices: { count: 1 }, bake_s: 1, sample_rate: 0.1 }, canary: { devices: { percent: 10 }, bake_s: 1 }, waves: [{ devices: { percent: 100 }, bake_s: 1 }] });
+    h.start([...devices(1, null, null), { id: 'dev-old', active: PREV }]);
+    expect(h.shadowing()).toEqual(['dev-old']);
+    h.tick(60_000);
+    expect(h.state.stage).toBe(0);
+  });
+});
