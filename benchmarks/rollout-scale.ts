@@ -91,7 +91,13 @@ export interface RolloutScaleResult {
   fleet_cpu_s: number;
   peak_rss_mb: number;
   rss_before_mb: number;
-  phases: { register: Phase & { per_s: number; concurrency: number; scrypt: string }; connect: Phase; rollout: Phase & { event_loop_p99_ms: number } };
+  phases: {
+    register: Phase & { per_s: number; concurrency: number; scrypt: string };
+    connect: Phase;
+    rollout: Phase & { event_loop_p99_ms: number };
+    /** After the rollout every device reconnects: verifications come from the cache of verified secrets. */
+    reconnect: { seconds: number; cpu_s: number; cache_hits: number; cache_misses: number };
+  };
   simulator: { where: 'child process' | 'in process'; cpu_s: number | null; peak_rss_mb: number | null };
   warnings: string[];
   note: string;
@@ -99,8 +105,8 @@ export interface RolloutScaleResult {
 
 // ---------------------------------------------------------------- the simulator child
 
-type ToChild = { type: 'start'; url: string; devices: SimDevice[]; telemetryIntervalMs: number } | { type: 'stop' };
-type FromChild = { type: 'loaded' } | { type: 'ready'; connect_s: number } | { type: 'stopped'; on_new: number; cpu_s: number; peak_rss_mb: number } | { type: 'error'; message: string };
+type ToChild = { type: 'start'; url: string; devices: SimDevice[]; telemetryIntervalMs: number } | { type: 'reconnect' } | { type: 'stop' };
+type FromChild = { type: 'loaded' } | { type: 'ready'; connect_s: number } | { type: 'reconnected'; seconds: number } | { type: 'stopped'; on_new: number; cpu_s: number; peak_rss_mb: number } | { type: 'error'; message: string };
 
 /** The simulator, fed and stopped over IPC. */
 async function runSimChild(): Promise<void> {
@@ -117,6 +123,12 @@ async function runSimChild(): Promise<void> {
       const t0 = performance.now();
       sims.start().then(
         () => send({ type: 'ready', connect_s: (performance.now() - t0) / 1000 }),
+        (err: unknown) => send({ type: 'error', message: (err as Error).message }),
+      );
+    } else if (m.type === 'reconnect') {
+      const t0 = performance.now();
+      void sims?.reconnectAll().then(
+        () => send({ type: 'reconnected', seconds: (performance.now() - t0) / 1000 }),
         (err: unknown) => send({ type: 'error', message: (err as Error).message }),
       );
     } else if (m.type === 'stop') {
@@ -141,6 +153,8 @@ async function runSimChild(): Promise<void> {
 /** The simulator behind a small interface, in a child process or in this one. */
 interface Simulator {
   start(url: string, devices: SimDevice[], telemetryIntervalMs: number): Promise<number>;
+  /** Every device reconnects; resolves when all are connected again. */
+  reconnect(): Promise<void>;
   stop(): Promise<{ on_new: number; cpu_s: number | null; peak_rss_mb: number | null }>;
 }
 
@@ -167,6 +181,12 @@ async function childSimulator(): Promise<Simulator> {
       if (m.type !== 'ready') throw new Error(`simulator: ${m.type === 'error' ? m.message : m.type}`);
       return m.connect_s;
     },
+    async reconnect() {
+      const done = next();
+      child.send({ type: 'reconnect' } satisfies ToChild);
+      const m = await done;
+      if (m.type !== 'reconnected') throw new Error(`simulator: ${m.type === 'error' ? m.message : m.type}`);
+    },
     async stop() {
       if (child.exitCode !== null || !child.connected) return { on_new: 0, cpu_s: null, peak_rss_mb: null };
       const stopped = next();
@@ -189,6 +209,9 @@ async function inProcessSimulator(): Promise<Simulator> {
       const t0 = performance.now();
       await sims.start();
       return (performance.now() - t0) / 1000;
+    },
+    async reconnect() {
+      await sims?.reconnectAll();
     },
     async stop() {
       const s = sims;
@@ -397,6 +420,14 @@ export async function benchRolloutScale(opts: RolloutScaleOptions = {}): Promise
       };
     });
     const converged = ctx.devices.list({ tags: { fleet: 'scale' } }).filter((d) => d.models.active?.version === V2.version).length;
+
+    // 4. Every device reconnects (a broker restart): verified secrets are cached, no scrypt.
+    say(`reconnecting all ${n} devices...`);
+    const cache0 = ctx.devices.authCache.stats();
+    const cpuR = process.cpuUsage();
+    const tR = performance.now();
+    await sim.reconnect();
+    const reconnect = { seconds: r2((performance.now() - tR) / 1000), cpu_s: r2(cpuSeconds(cpuR)), cache_hits: ctx.devices.authCache.stats().hits - cache0.hits, cache_misses: ctx.devices.authCache.stats().misses - cache0.misses };
     const simStop = await sim.stop();
     phase = 'setup';
     clearInterval(sampler);
@@ -439,6 +470,7 @@ export async function benchRolloutScale(opts: RolloutScaleOptions = {}): Promise
         register: { ...register, peak_rss_mb: mb(peaks.register) },
         connect: { ...connect, peak_rss_mb: mb(peaks.connect) },
         rollout: { ...rollout, peak_rss_mb: mb(peaks.rollout) },
+        reconnect,
       },
       simulator: { where: opts.inProcessSimulator ? 'in process' : 'child process', cpu_s: simStop.cpu_s === null ? null : r2(simStop.cpu_s), peak_rss_mb: simStop.peak_rss_mb === null ? null : Math.round(simStop.peak_rss_mb) },
       warnings,

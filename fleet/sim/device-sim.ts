@@ -143,6 +143,20 @@ export class SimulatedDevices {
     else await this.connect(sim.d);
   }
 
+  /** Every online device drops its connection and connects again (a broker restart, a site's network coming back). */
+  async reconnectAll(): Promise<void> {
+    const batch = this.o.connectBatch ?? 50;
+    const online = [...this.sims.values()].filter((s) => s.online);
+    for (let i = 0; i < online.length; i += batch) {
+      await Promise.all(
+        online.slice(i, i + batch).map(async (s) => {
+          await s.client.endAsync(true);
+          await this.connect(s.d);
+        }),
+      );
+    }
+  }
+
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await Promise.all([...this.sims.values()].filter((s) => s.online).map((s) => s.client.endAsync(true)));
