@@ -203,6 +203,7 @@ export class LearningLoop {
   private readonly startedAt: number;
   private seq = 0;
   private ticker: NodeJS.Timeout | null = null;
+  private readonly listeners = new Set<(p: LoopProgress) => void>();
   private readonly log: Logger;
 
   constructor(private readonly deps: LearningLoopDeps) {
@@ -238,6 +239,15 @@ export class LearningLoop {
   /** Progress lines of a run (kept in memory, the last 500), after `afterSeq`. */
   progress(runId: string, afterSeq = 0): LoopProgress[] {
     return (this.progressLog.get(runId) ?? []).filter((p) => p.seq > afterSeq);
+  }
+
+  /**
+   * Progress of every run (manual and policy-triggered alike), for the console and the demo's
+   * terminal; returns the unsubscribe function. A listener that throws is logged and ignored.
+   */
+  subscribe(listener: (p: LoopProgress) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** A drift observation of a device running `model` (the tick also samples the device registry). */
@@ -378,10 +388,12 @@ export class LearningLoop {
       list.push(p);
       if (list.length > PROGRESS_KEEP) list.splice(0, list.length - PROGRESS_KEEP);
       this.progressLog.set(id, list);
-      try {
-        o.onProgress?.(p);
-      } catch (err) {
-        this.log.warn({ run: id, err }, 'a progress listener threw');
+      for (const l of [...(o.onProgress ? [o.onProgress] : []), ...this.listeners]) {
+        try {
+          l(p);
+        } catch (err) {
+          this.log.warn({ run: id, err }, 'a progress listener threw');
+        }
       }
     };
     emit('queued', `run ${id} of ${name}: ${trigger.reason}`);

@@ -181,6 +181,15 @@ describe('learning loop (real SQLite, registry, ONNX Runtime evaluation, a real 
     expect(b.error?.message).toBe('the trainer wrote digits@9.9.9, not the requested digits@1.0.0');
     expect(f.ctx.registry.list({ name: 'digits' })).toEqual([]);
     expect(f.logs.some((x) => x.msg === 'training run failed' && x.code === 'FLEET_TRAINING_FAILED')).toBe(true);
+    // A base set whose content changed since its hash was recorded is refused.
+    const changed = new LearningLoop({ db: f.ctx.db, artifacts: f.ctx.artifacts, registry: f.ctx.registry, datasets: f.ctx.datasets, rollouts: f.ctx.rollouts, trainers: { prototype: good }, base: mnistSource,
+      models: [{ ...small, base: [{ ...small.base[0]!, content_sha256: '0'.repeat(64) }, small.base[1]!] }], workDir: join(f.dir, 't5'), clock: f.ctx.clock, log: f.ctx.log });
+    const seen: string[] = [];
+    const off = changed.subscribe((p) => seen.push(p.phase));
+    f.clock.advance(1000);
+    expect(await changed.trainNow({ actor: 'otto' })).toMatchObject({ status: 'failed', error: { code: 'FLEET_BASE_SET_INVALID' } });
+    off();
+    expect(seen).toEqual(['queued', 'dataset', 'failed']);
     // A run left 'running' (the service died mid-run) is failed by the next loop that starts.
     l.runs.start({ id: 'run_interrupted', model: 'digits', trainer: 'throws', params: {}, seed: 1, trigger: { kind: 'manual', reason: 'x' }, actor: 'otto', parent: null });
     mk();
