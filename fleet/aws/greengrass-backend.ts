@@ -25,7 +25,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ListEffectiveDeploymentsCommandOutput } from '@aws-sdk/client-greengrassv2';
-import type { JobExecutionStatus, ListJobExecutionsForJobCommandOutput } from '@aws-sdk/client-iot';
+import type { JobExecutionStatus, ListJobExecutionsForJobCommandOutput, ListThingsInThingGroupCommandOutput } from '@aws-sdk/client-iot';
 import type { Logger } from 'pino';
 import type { Clock } from '../../shared/ids.js';
 import { modelRefString, type ModelRef } from '../../shared/schemas/common.js';
@@ -37,7 +37,7 @@ import type { DesiredChange, RolloutState } from '../rollouts/state-schema.js';
 import type { AwsFleetConfig } from './aws-config.js';
 import { awsErrorName, type AwsExecutor } from './calls.js';
 import { stageDeploymentRequest, thingGroupName } from './deployment-config.js';
-import { addThingInput, createThingGroupInput, removeThingInput } from './iot-groups.js';
+import { addThingInput, createThingGroupInput, listThingsInput, removeThingInput } from './iot-groups.js';
 import type { GroupRecord, Ledger, LedgerStore } from './ledger.js';
 import { deploymentLifecycle, effectiveDeploymentEvent, JOB_EXECUTION_MEANING, jobAbortEvent, jobExecutionEvent, stillPolling, thingNameFromArn } from './status-mapping.js';
 
@@ -295,12 +295,50 @@ export class GreengrassBackend implements RolloutBackend {
     return null;
   }
 
-  /** Poll every `greengrass.status_poll_s` until {@link stop}; a failed sweep is logged and retried next time. */
+  /**
+   * Compare the ledger with the groups' real members (`ListThingsInThingGroup`): a thing that
+   * someone removed by hand is forgotten (the fleet no longer speaks for it through that
+   * group); a thing added by hand is reported, not adopted. Runs before the first sweep.
+   */
+  async reconcile(): Promise<{ missing: string[]; unexpected: string[] }> {
+    const missing: string[] = [];
+    const unexpected: string[] = [];
+    for (const g of Object.values(this.led.groups)) {
+      if (g.members.length === 0 && g.lifecycle !== 'active') continue;
+      const listed = new Set<string>();
+      let nextToken: string | undefined;
+      do {
+        const page: ListThingsInThingGroupCommandOutput = await this.deps.aws.send('ListThingsInThingGroup', listThingsInput(g.name, nextToken));
+        for (const t of page.things ?? []) listed.add(t);
+        nextToken = page.nextToken;
+      } while (nextToken);
+      for (const m of g.members) {
+        if (listed.has(m)) continue;
+        missing.push(`${g.name}/${m}`);
+        if (this.led.member_of[m] === g.name) delete this.led.member_of[m];
+      }
+      g.members = g.members.filter((m) => listed.has(m));
+      for (const t of listed) if (!g.members.includes(t)) unexpected.push(`${g.name}/${t}`);
+    }
+    this.save();
+    if (missing.length || unexpected.length) this.deps.log.warn({ missing, unexpected }, 'thing group members differ from what the fleet put there');
+    return { missing, unexpected };
+  }
+
+  /** Reconcile, then poll every `greengrass.status_poll_s` until {@link stop}; a failed sweep is logged and retried next time. */
   start(sink: BackendEventSink): void {
     if (this.timer) return;
+    let reconciled = false;
     this.timer = setInterval(() => {
       if (this.polling) return;
-      this.polling = this.poll(sink)
+      const sweep = async (): Promise<number> => {
+        if (!reconciled) {
+          await this.reconcile();
+          reconciled = true;
+        }
+        return this.poll(sink);
+      };
+      this.polling = sweep()
         .catch((err: unknown) => {
           this.deps.log.warn({ err }, 'greengrass status sweep failed; retrying at the next interval');
           return 0;

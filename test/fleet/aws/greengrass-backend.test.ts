@@ -13,6 +13,7 @@ import {
   DescribeThingGroupCommand,
   IoTClient,
   ListJobExecutionsForJobCommand,
+  ListThingsInThingGroupCommand,
   RemoveThingFromThingGroupCommand,
   ResourceAlreadyExistsException,
 } from '@aws-sdk/client-iot';
@@ -258,6 +259,28 @@ describe('Greengrass rollout backend (SDK clients, aws-sdk-client-mock)', () => 
     const { desiredStates } = await import('../../../fleet/rollouts/machine.js');
     await rig.backend.deliver('ro_1', desiredStates(rig.state));
     expect(rig.order().length).toBe(calls);
+  });
+
+  it('reconciles the ledger with ListThingsInThingGroup (paged): a thing removed by hand is forgotten, one added by hand is reported', async () => {
+    await rig.apply({ type: 'start', at: rig.now, devices: THINGS.map((id) => ({ id, active: PREV })) });
+    await rig.apply({ type: 'command', at: rig.now, command: 'promote', actor: 'op', force: true });
+    const led = rig.backend.ledger();
+    const canary = led.groups['edgeloop-ro_1-canary']!.members[0]!;
+    const wave1 = led.groups['edgeloop-ro_1-wave-1']!.members;
+    rig.c.iotMock
+      .on(ListThingsInThingGroupCommand, { thingGroupName: 'edgeloop-ro_1-canary' })
+      .resolves({ things: [] })
+      .on(ListThingsInThingGroupCommand, { thingGroupName: 'edgeloop-ro_1-wave-1' })
+      .resolvesOnce({ things: wave1.slice(0, 1), nextToken: 't2' })
+      .resolvesOnce({ things: [...wave1.slice(1), 'gw-by-hand'] });
+    const r = await rig.backend.reconcile();
+    expect(r).toEqual({ missing: [`edgeloop-ro_1-canary/${canary}`], unexpected: ['edgeloop-ro_1-wave-1/gw-by-hand'] });
+    expect(rig.backend.ledger().member_of[canary]).toBeUndefined();
+    expect(rig.c.iotMock.commandCalls(ListThingsInThingGroupCommand).map((c) => c.args[0].input)).toEqual([
+      { thingGroupName: 'edgeloop-ro_1-canary', recursive: false, maxResults: 250 },
+      { thingGroupName: 'edgeloop-ro_1-wave-1', recursive: false, maxResults: 250 },
+      { thingGroupName: 'edgeloop-ro_1-wave-1', recursive: false, maxResults: 250, nextToken: 't2' },
+    ]);
   });
 
   it('an existing group (a crash before the ledger save) is described, not recreated', async () => {
