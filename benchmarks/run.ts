@@ -19,6 +19,8 @@ Benchmarks print ratios against the raw library measured in the same run:
               devices (target < 500, every device converged; --quick: 100 devices)
   loop        the headless demo: pit-3 accuracy after the loop (target >= 0.90, +25 points over
               drifted; clean_delta >= -1, labels_used <= 600, lost = 0, recovery_s <= 300)
+  train       wall seconds to train + pack the base digit model with the local trainer (target <= 120,
+              accuracy >= 0.97 on the clean holdout); then a fine-tune on 300 drifted field labels
 --json prints one JSON object per line; --quick runs shorter (for a smoke check).`;
 
 type Bench = (quick: boolean) => Promise<Record<string, unknown> & { name: string; value: number }>;
@@ -52,6 +54,7 @@ const benches: Record<string, Bench> = {
     const { benchLoop, LOOP_QUICK } = await import('./loop.js');
     return benchLoop({ ...(q ? { timings: LOOP_QUICK } : {}), progress: (line) => void process.stderr.write(`${line}\n`) });
   },
+  train: async (q) => (await import('./train.js')).benchTrain({ fineTune: !q, ...(q ? { trainCount: 2000, holdoutCount: 500, epochs: 2 } : {}), progress: (l) => void process.stderr.write(`${l}\n`) }),
   rollout_scale: async (q) => {
     const { benchRolloutScale } = await import('./rollout-scale.js');
     const progress = (line: string): void => void process.stderr.write(`${line}\n`);

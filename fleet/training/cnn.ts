@@ -1,6 +1,6 @@
 /**
  * A small convolutional digit classifier trained in pure TypeScript (no Python stack, no native
- * code): 28×28×1 → Conv5×5(C1) → ReLU → MaxPool2 → Conv5×5(C2) → ReLU → MaxPool2 → Dense(H) →
+ * code): 28×28×1 → Conv5×5(C1) → ReLU → MaxPool2 → Conv5×5(C2) → ReLU → MaxPool2 → Dense(128) →
  * ReLU → Dense(10) → Softmax. Pure computation: no I/O.
  *
  * Speed (this is what makes <= 120 s on two shared cores possible):
@@ -16,6 +16,8 @@
 import { GraphBuilder } from '../../shared/onnx/builder.js';
 import type { OnnxInitializer } from '../../shared/onnx/reader.js';
 import { heUniform, mulberry32, uniformArray } from '../../shared/onnx/models.js';
+import { affineAugment, type AugmentOptions } from './augment.js';
+import { startGradientWorker } from './cnn-pool.js';
 
 const S = 28; // input side
 const K = 5; // kernel side
@@ -49,7 +51,7 @@ export interface CnnWeights extends CnnShape {
   b4: Float32Array;
 }
 
-export const DIGIT_CNN_SHAPE: CnnShape = { c1: 8, c2: 16, hidden: 64, classes: 10 };
+export const DIGIT_CNN_SHAPE: CnnShape = { c1: 8, c2: 16, hidden: 128, classes: 10 };
 
 /** ONNX tensor names. */
 export const CNN_ONNX_INPUT = 'input';
@@ -110,7 +112,8 @@ export function cnnFromInitializers(init: ReadonlyMap<string, OnnxInitializer>):
 }
 
 /** Per-sample scratch buffers, allocated once per training run. */
-class Scratch {
+export class Scratch {
+  readonly aug = new Float32Array(S * S);
   readonly col1 = new Float32Array(KK * A1 * A1);
   readonly a1: Float32Array;
   readonly p1: Float32Array;
@@ -391,8 +394,15 @@ export interface TrainCnnOptions {
   /** Images drawn per epoch (default: the weighted total, i.e. Σ weights). */
   perEpoch?: number;
   seed: number;
-  /** Data augmentation applied to each drawn image (default none). */
-  augment?: (image: Float32Array, out: Float32Array, rand: () => number) => void;
+  /** Random affine jitter of each drawn image (default none); its randomness is seeded per draw. */
+  augment?: AugmentOptions;
+  /**
+   * Threads computing each batch's gradients (default 1): 2 splits every batch in two fixed
+   * halves, one on a worker thread. Results are bit-identical for the same seed *and* thread
+   * count (the two half-sums are added in a fixed order; float addition is not associative, so
+   * 1 and 2 threads differ in the last bits).
+   */
+  threads?: 1 | 2;
   /** After each epoch; `weights` are the live weights (read them, do not keep or mutate them). */
   onEpoch?(epoch: number, loss: number, accuracy: number, weights: CnnWeights): void;
   /** Checked between batches. */
@@ -410,8 +420,50 @@ const BETA1 = 0.9;
 const BETA2 = 0.999;
 const EPS = 1e-8;
 
-/** Mini-batch Adam; deterministic for a given seed, data order, weights and options. */
-export function trainCnn(o: TrainCnnOptions): TrainCnnResult {
+/** Seed of the augmentation PRNG of draw `b` of an epoch: independent of which thread computes it. */
+function drawSeed(epochSeed: number, b: number): number {
+  return (Math.imul(b + 1, 0x9e3779b1) ^ epochSeed) >>> 0;
+}
+
+/**
+ * One thread's share of a batch: forward + backward over draws [from, to) of `order`, adding
+ * into `grads`. Shared by the main thread and the worker (cnn-worker.ts).
+ */
+export function accumulateGradients(
+  w: CnnWeights,
+  images: readonly Float32Array[],
+  labels: ArrayLike<number>,
+  order: Int32Array,
+  from: number,
+  to: number,
+  augment: AugmentOptions | null,
+  epochSeed: number,
+  s: Scratch,
+  grads: Float32Array[],
+): { loss: number; correct: number } {
+  const warp = augment ? affineAugment(augment) : null;
+  const aug = s.aug;
+  let loss = 0;
+  let correct = 0;
+  for (let b = from; b < to; b++) {
+    const idx = order[b]!;
+    let x = images[idx]!;
+    if (warp) {
+      warp(x, aug, mulberry32(drawSeed(epochSeed, b)));
+      x = aug;
+    }
+    const y = labels[idx]!;
+    forward(w, x, s);
+    if (softmax(s.z) === y) correct++;
+    loss -= Math.log(Math.max(s.z[y] as number, 1e-12));
+    s.z[y] = (s.z[y] as number) - 1;
+    backward(w, x, s, grads);
+  }
+  return { loss, correct };
+}
+
+/** Mini-batch Adam; deterministic for a given seed, thread count, data order, weights and options. */
+export async function trainCnn(o: TrainCnnOptions): Promise<TrainCnnResult> {
   const shape = o.initial ?? o.shape ?? DIGIT_CNN_SHAPE;
   const n = o.images.length;
   if (n === 0) throw new RangeError('trainCnn needs at least one image');
@@ -422,56 +474,64 @@ export function trainCnn(o: TrainCnnOptions): TrainCnnResult {
     if (!Number.isInteger(l) || l < 0 || l >= shape.classes) throw new RangeError(`label ${i} is ${l}, expected 0..${shape.classes - 1}`);
   }
   if (![o.epochs, o.batchSize].every((v) => Number.isInteger(v) && v > 0) || !(o.lr > 0)) throw new RangeError('epochs and batchSize must be positive integers and lr positive');
-  const w = o.initial ? cloneCnn(o.initial) : initCnn(shape, o.seed);
+  const threads = o.threads ?? 1;
+  const start = o.initial ? cloneCnn(o.initial) : initCnn(shape, o.seed);
   // Sampling gets its own stream so changing the init scheme does not change the data order.
   const rand = mulberry32((o.seed ^ 0x9e3779b9) >>> 0);
-  // A weighted epoch: image i appears floor(w_i) times plus once more with probability frac(w_i).
-  const sampleWeights = o.weights ?? null;
-  const ps = params(w);
-  const grads = ps.map((p) => new Float32Array(p.length));
-  const m = ps.map((p) => new Float32Array(p.length));
-  const v = ps.map((p) => new Float32Array(p.length));
-  const s = new Scratch(w);
-  const aug = new Float32Array(S * S);
-  let step = 0;
-  let finalLoss = NaN;
-  let trainAccuracy = 0;
-  const draws: number[] = [];
-  const perEpochTarget = o.perEpoch;
   const epochOrders: Int32Array[] = [];
-  for (let epoch = 0; epoch < o.epochs; epoch++) epochOrders.push(epochOrder(n, sampleWeights, perEpochTarget, rand, draws));
-  const totalSteps = epochOrders.reduce((a, e) => a + Math.ceil(e.length / o.batchSize), 0);
+  const epochSeeds: number[] = [];
+  const scratchList: number[] = [];
   for (let epoch = 0; epoch < o.epochs; epoch++) {
-    const order = epochOrders[epoch]!;
-    let lossSum = 0;
-    let correct = 0;
-    for (let start = 0; start < order.length; start += o.batchSize) {
-      if (o.signal?.aborted) throw o.signal.reason instanceof Error ? o.signal.reason : new Error('training aborted');
-      const end = Math.min(start + o.batchSize, order.length);
-      for (const g of grads) g.fill(0);
-      for (let b = start; b < end; b++) {
-        const idx = order[b]!;
-        let x = o.images[idx]!;
-        if (o.augment) {
-          o.augment(x, aug, rand);
-          x = aug;
-        }
-        const y = o.labels[idx]!;
-        forward(w, x, s);
-        if (softmax(s.z) === y) correct++;
-        lossSum -= Math.log(Math.max(s.z[y] as number, 1e-12));
-        s.z[y] = (s.z[y] as number) - 1;
-        backward(w, x, s, grads);
-      }
-      const lr = o.lr * (0.05 + 0.95 * 0.5 * (1 + Math.cos((Math.PI * step) / totalSteps)));
-      step++;
-      adamStep(ps, grads, m, v, lr, 1 / (end - start), step);
-    }
-    finalLoss = lossSum / order.length;
-    trainAccuracy = correct / order.length;
-    o.onEpoch?.(epoch + 1, finalLoss, trainAccuracy, w);
+    epochOrders.push(epochOrder(n, o.weights ?? null, o.perEpoch, rand, scratchList));
+    epochSeeds.push(Math.floor(rand() * 4294967296) >>> 0);
   }
-  return { weights: w, finalLoss, trainAccuracy };
+  const totalSteps = epochOrders.reduce((a, e) => a + Math.ceil(e.length / o.batchSize), 0);
+  const pool = threads === 2 ? await startGradientWorker(start, o.images, o.labels, Math.max(...epochOrders.map((e) => e.length)), o.augment ?? null) : null;
+  const w = pool ? pool.weights : start;
+  const images = pool ? pool.images : o.images;
+  try {
+    const ps = params(w);
+    const grads = ps.map((p) => new Float32Array(p.length));
+    const m = ps.map((p) => new Float32Array(p.length));
+    const v = ps.map((p) => new Float32Array(p.length));
+    const s = new Scratch(w);
+    let step = 0;
+    let finalLoss = NaN;
+    let trainAccuracy = 0;
+    for (let epoch = 0; epoch < o.epochs; epoch++) {
+      const order = epochOrders[epoch]!;
+      pool?.setOrder(order);
+      let lossSum = 0;
+      let correct = 0;
+      for (let begin = 0; begin < order.length; begin += o.batchSize) {
+        if (o.signal?.aborted) throw o.signal.reason instanceof Error ? o.signal.reason : new Error('training aborted');
+        const end = Math.min(begin + o.batchSize, order.length);
+        for (const g of grads) g.fill(0);
+        // With a worker: it takes the second half of the batch while this thread does the first.
+        const mid = pool && end - begin > 1 ? begin + ((end - begin) >> 1) : end;
+        if (pool && mid < end) pool.start(mid, end, epochSeeds[epoch]!);
+        const mine = accumulateGradients(w, images, o.labels, order, begin, mid, o.augment ?? null, epochSeeds[epoch]!, s, grads);
+        lossSum += mine.loss;
+        correct += mine.correct;
+        if (pool && mid < end) {
+          const theirs = pool.finish(grads);
+          lossSum += theirs.loss;
+          correct += theirs.correct;
+        }
+        const lr = o.lr * (0.05 + 0.95 * 0.5 * (1 + Math.cos((Math.PI * step) / totalSteps)));
+        step++;
+        adamStep(ps, grads, m, v, lr, 1 / (end - begin), step);
+      }
+      finalLoss = lossSum / order.length;
+      trainAccuracy = correct / order.length;
+      o.onEpoch?.(epoch + 1, finalLoss, trainAccuracy, w);
+      // Let timers and signals (Ctrl-C, an abort from another task) run between epochs.
+      await new Promise((r) => setImmediate(r));
+    }
+    return { weights: pool ? cloneCnn(w) : w, finalLoss, trainAccuracy };
+  } finally {
+    await pool?.close();
+  }
 }
 
 function epochOrder(n: number, weights: readonly number[] | null, perEpoch: number | undefined, rand: () => number, scratch: number[]): Int32Array {

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { cnnFromInitializers, cnnLossAndGradients, cnnParams, evaluateCnn, exportCnnOnnx, initCnn, predictCnn, trainCnn } from '../../fleet/training/cnn.js';
-import { affineAugment } from '../../fleet/training/augment.js';
 import { loadDigits } from '../../fleet/training/mnist-data.js';
 import { readOnnxInitializers } from '../../shared/onnx/reader.js';
 import { loadSession, runOnce } from '../onnx/ort-helpers.js';
@@ -40,11 +39,11 @@ describe('digit CNN', () => {
   it('learns digits, deterministically for a seed, and ONNX Runtime computes what it computes', async () => {
     const train = loadDigits({ count: 600 });
     const test = loadDigits({ count: 200, offset: 600 });
-    const opts = { images: train.images, labels: train.labels, shape: SHAPE, epochs: 3, batchSize: 16, lr: 0.005, seed: 5, augment: affineAugment({ rotateDeg: 5, scale: 0.05, shiftPx: 1 }) };
+    const opts = { images: train.images, labels: train.labels, shape: SHAPE, epochs: 3, batchSize: 16, lr: 0.005, seed: 5, augment: { rotateDeg: 5, scale: 0.05, shiftPx: 1 } };
     const epochs: number[] = [];
-    const a = trainCnn({ ...opts, onEpoch: (e) => epochs.push(e) });
-    const b = trainCnn(opts);
-    const c = trainCnn({ ...opts, seed: 6 });
+    const a = await trainCnn({ ...opts, onEpoch: (e) => epochs.push(e) });
+    const b = await trainCnn(opts);
+    const c = await trainCnn({ ...opts, seed: 6 });
     expect(epochs).toEqual([1, 2, 3]);
     expect(Buffer.from(exportCnnOnnx(a.weights)).equals(Buffer.from(exportCnnOnnx(b.weights)))).toBe(true);
     expect(Buffer.from(exportCnnOnnx(a.weights)).equals(Buffer.from(exportCnnOnnx(c.weights)))).toBe(false);
@@ -74,10 +73,23 @@ describe('digit CNN', () => {
     expect(cnnFromInitializers(init)).toBeNull();
   });
 
-  it('rejects bad training input with a RangeError', () => {
+  it('trains on two threads reproducibly, and as well as on one', async () => {
+    const train = loadDigits({ count: 400 });
+    const test = loadDigits({ count: 200, offset: 600 });
+    const opts = { images: train.images, labels: train.labels, shape: SHAPE, epochs: 3, batchSize: 16, lr: 0.005, seed: 5, augment: { rotateDeg: 5, scale: 0.05, shiftPx: 1 } };
+    const one = await trainCnn(opts);
+    const twoA = await trainCnn({ ...opts, threads: 2 });
+    const twoB = await trainCnn({ ...opts, threads: 2 });
+    expect(Buffer.from(exportCnnOnnx(twoA.weights)).equals(Buffer.from(exportCnnOnnx(twoB.weights)))).toBe(true);
+    // Same draws and augmentations; only the order of float additions differs.
+    expect(Math.abs(evaluateCnn(twoA.weights, test.images, test.labels) - evaluateCnn(one.weights, test.images, test.labels))).toBeLessThan(0.05);
+    expect(twoA.finalLoss).toBeCloseTo(one.finalLoss, 1);
+  });
+
+  it('rejects bad training input with a RangeError', async () => {
     const im = [new Float32Array(784)];
-    expect(() => trainCnn({ images: im, labels: [10], epochs: 1, batchSize: 1, lr: 0.1, seed: 1 })).toThrow(RangeError);
-    expect(() => trainCnn({ images: [new Float32Array(5)], labels: [1], epochs: 1, batchSize: 1, lr: 0.1, seed: 1 })).toThrow(RangeError);
-    expect(() => trainCnn({ images: im, labels: [1], epochs: 0, batchSize: 1, lr: 0.1, seed: 1 })).toThrow(RangeError);
+    await expect(trainCnn({ images: im, labels: [10], epochs: 1, batchSize: 1, lr: 0.1, seed: 1 })).rejects.toThrow(RangeError);
+    await expect(trainCnn({ images: [new Float32Array(5)], labels: [1], epochs: 1, batchSize: 1, lr: 0.1, seed: 1 })).rejects.toThrow(RangeError);
+    await expect(trainCnn({ images: im, labels: [1], epochs: 0, batchSize: 1, lr: 0.1, seed: 1 })).rejects.toThrow(RangeError);
   });
 });

@@ -62,7 +62,7 @@ describe('local trainer', () => {
 
   let parentDir = '';
   it('writes a package the real agent loads and classifies digits with', async () => {
-    const res = await trainer.train(request('base', { params: { epochs: 3 } }));
+    const res = await trainer.train(request('base', { params: { epochs: 2 } }));
     parentDir = res.packageDir;
     const m = modelManifest.parse(JSON.parse(readFileSync(join(parentDir, 'manifest.json'), 'utf8')));
     expect(m.golden.length).toBeGreaterThanOrEqual(8);
@@ -84,7 +84,7 @@ describe('local trainer', () => {
     expect(lines).toHaveLength(20);
     const correct = lines.filter((l, i) => l.file === files[i] && l.label === holdout[i]!.label).length;
     expect(correct).toBeGreaterThanOrEqual(16);
-  });
+  }, 300_000);
 
   it('fine-tunes from the parent weights: a few drifted field labels lift drifted accuracy, clean holds', async () => {
     expect(parentDir).not.toBe('');
@@ -92,7 +92,7 @@ describe('local trainer', () => {
     const drifted = await renderLabelledDigits({ count: 150, offset: 9500, drift: DRIFT });
     const clean = await renderLabelledDigits({ count: 150, offset: 8000 });
     const res = await trainer.train(
-      request('child', { model: { name: 'digits', version: '1.1.0' }, train: [...base, ...field], parent: { ref: { name: 'digits', version: '1.0.0' }, dir: parentDir }, params: { epochs: 3 } }),
+      request('child', { model: { name: 'digits', version: '1.1.0' }, train: [...base, ...field], parent: { ref: { name: 'digits', version: '1.0.0' }, dir: parentDir }, params: { epochs: 2 } }),
     );
     expect(res.run.params).toMatchObject({ fineTuned: true, fieldWeight: 6, baseWeight: 0.25 });
     const before = { drifted: (await packageAccuracy(parentDir, drifted)).accuracy, clean: (await packageAccuracy(parentDir, clean)).accuracy };
@@ -102,7 +102,7 @@ describe('local trainer', () => {
     const m = await validatePackageDir(res.packageDir);
     expect(m.lineage?.parent).toEqual({ name: 'digits', version: '1.0.0' });
     expect(m.evaluation).toMatchObject({ field_count: 200 });
-  });
+  }, 300_000);
 
   it('answers bad input with coded errors', async () => {
     // A parent that is not this trainer's CNN (the old MLP) cannot be fine-tuned.

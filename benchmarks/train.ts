@@ -1,0 +1,108 @@
+/**
+ * `train`: the local trainer building the demo's base model from scratch, the way the demo does
+ * (8,000 mnist digits rendered to camera PNGs, decoded with the agent's preprocessing, trained,
+ * packed and signed). value = wall seconds (target <= 120); `accuracy` = clean holdout (1,000
+ * digits at offset 8000, target >= 0.97), measured through ONNX Runtime on the package.
+ *
+ * With `fineTune` (default on; off with --quick) it then fine-tunes the base model with the
+ * FINE_TUNE_RECIPE on 300 drifted field labels (pit-3 drift, digits 9000-9299) plus the base set,
+ * and reports accuracy on 700 other drifted digits (9300-9999) before and after, and the change on
+ * the clean holdout in points.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { renderBaseExamples, renderLabelledDigits } from '../fleet/demo/base-model.js';
+import { DIGIT_LABELS } from '../fleet/training/digit-model.js';
+import { localTrainer } from '../fleet/training/local-trainer.js';
+import { packageAccuracy } from '../fleet/training/package-accuracy.js';
+import { generateSigningKeyPair } from '../shared/signing.js';
+
+const DRIFT = { rotateDeg: 35, blurSigma: 1.2, dim: 0.45 };
+
+export interface TrainBenchOptions {
+  trainCount?: number;
+  holdoutCount?: number;
+  epochs?: number;
+  fineTune?: boolean;
+  fieldLabels?: number;
+  progress?(line: string): void;
+}
+
+const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d;
+
+export async function benchTrain(o: TrainBenchOptions = {}): Promise<{ name: 'train'; value: number } & Record<string, unknown>> {
+  const say = o.progress ?? (() => undefined);
+  const dir = mkdtempSync(join(tmpdir(), 'edgeloop-bench-train-'));
+  const key = generateSigningKeyPair().privateKeyPem;
+  const trainCount = o.trainCount ?? 8000;
+  const trainer = localTrainer();
+  try {
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const train = await renderBaseExamples({ count: trainCount });
+    const renderS = (performance.now() - t0) / 1000;
+    const base = await trainer.train({
+      model: { name: 'digits', version: '1.0.0' },
+      datasetVersion: `mnist-base:0-${trainCount}`,
+      train,
+      labels: DIGIT_LABELS,
+      parent: null,
+      params: o.epochs ? { epochs: o.epochs } : {},
+      seed: 7,
+      outputDir: join(dir, 'base'),
+      signKeyPem: key,
+      onProgress: (p) => say(`  ${p.message}`),
+    });
+    const wallS = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const clean = await renderLabelledDigits({ count: o.holdoutCount ?? 1000, offset: 8000 });
+    const accuracy = (await packageAccuracy(base.packageDir, clean)).accuracy;
+    const result: { name: 'train'; value: number } & Record<string, unknown> = {
+      name: 'train',
+      value: round(wallS, 1),
+      target: '<= 120 s, accuracy >= 0.97',
+      accuracy: round(accuracy, 4),
+      cpu_s: round((cpu.user + cpu.system) / 1e6, 1),
+      render_s: round(renderS, 1),
+      train_count: trainCount,
+      epochs: base.metrics.epochs,
+      train_accuracy: round(base.metrics.train_accuracy ?? 0, 4),
+    };
+    if (o.fineTune !== false) {
+      const fieldN = o.fieldLabels ?? 300;
+      say(`fine-tuning on ${fieldN} drifted field labels`);
+      const field = (await renderBaseExamples({ count: fieldN, offset: 9000, drift: DRIFT })).map((e) => ({ ...e, id: `field-${e.id}` }));
+      const drifted = await renderLabelledDigits({ count: 1000 - fieldN, offset: 9000 + fieldN, drift: DRIFT });
+      const driftedBefore = (await packageAccuracy(base.packageDir, drifted)).accuracy;
+      const ft0 = performance.now();
+      const child = await trainer.train({
+        model: { name: 'digits', version: '1.1.0' },
+        datasetVersion: `bench-field-${fieldN}`,
+        train: [...train, ...field],
+        labels: DIGIT_LABELS,
+        parent: { ref: { name: 'digits', version: '1.0.0' }, dir: base.packageDir },
+        params: {},
+        seed: 8,
+        outputDir: join(dir, 'child'),
+        signKeyPem: key,
+        onProgress: (p) => say(`  ${p.message}`),
+      });
+      const ftS = (performance.now() - ft0) / 1000;
+      const driftedAfter = (await packageAccuracy(child.packageDir, drifted)).accuracy;
+      const cleanAfter = (await packageAccuracy(child.packageDir, clean)).accuracy;
+      Object.assign(result, {
+        finetune_field_labels: fieldN,
+        finetune_s: round(ftS, 1),
+        drifted_before: round(driftedBefore, 4),
+        drifted_after: round(driftedAfter, 4),
+        clean_after: round(cleanAfter, 4),
+        clean_delta_points: round((cleanAfter - accuracy) * 100, 1),
+        finetune_targets: 'drifted_after > 0.90, clean_delta_points >= -1',
+      });
+    }
+    return result;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
