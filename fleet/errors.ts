@@ -56,8 +56,8 @@ export const FleetErrors = {
   AWS_LIMIT_EXCEEDED: { status: 422, text: 'the request would exceed a documented AWS limit' },
   /** An AWS API call failed (throttled past retries, access denied, service error); `cause` has the SDK error. */
   AWS_CALL_FAILED: { status: 502, text: 'an AWS API call failed' },
-  /** A SageMaker training or Neo compilation job ended Failed or Stopped, or produced no valid package. */
-  AWS_JOB_FAILED: { status: 502, text: 'a SageMaker job did not complete' },
+  /** A SageMaker Neo compilation job ended FAILED or STOPPED (training jobs fail as TRAINING_FAILED, like every trainer). */
+  AWS_JOB_FAILED: { status: 502, text: 'a SageMaker Neo compilation job did not complete' },
 } as const;
 
 export type FleetErrorCode = keyof typeof FleetErrors;

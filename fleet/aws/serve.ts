@@ -6,6 +6,8 @@
  */
 import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
+import { SageMakerClient } from '@aws-sdk/client-sagemaker';
+import { systemClock, type Clock } from '../../shared/ids.js';
 import type { ModelRef } from '../../shared/schemas/common.js';
 import type { RolloutBackendEnv, ServeOptions, ServiceRolloutBackend } from '../service.js';
 import type { AwsFleetConfig } from './aws-config.js';
@@ -15,6 +17,8 @@ import { GreengrassBackend, type ModelLocation } from './greengrass-backend.js';
 import { fileLedgerStore } from './ledger.js';
 import { managerSink } from './manager-sink.js';
 import { S3ArtifactStore } from './s3-store.js';
+import { sagemakerTrainer } from './sagemaker-trainer.js';
+import type { Trainer } from '../training/trainer.js';
 
 export interface AwsServeOptions {
   cfg: AwsFleetConfig;
@@ -31,6 +35,21 @@ export interface AwsServeOptions {
 /** The S3 client of the configuration (an explicit endpoint means an S3-compatible server, path-style). */
 export function s3ClientFor(cfg: AwsFleetConfig): S3Client {
   return new S3Client({ region: cfg.region, ...(cfg.s3.endpoint ? { endpoint: cfg.s3.endpoint, forcePathStyle: true } : {}) });
+}
+
+/**
+ * The `sagemaker` trainer of the configuration (null without a `sagemaker` section), with the
+ * SDK's default credential chain, for the learning loop's `trainers` table.
+ */
+export function sagemakerTrainerFor(cfg: AwsFleetConfig, o: { s3Client?: S3Client; sagemaker?: SageMakerClient; clock?: Clock } = {}): Trainer | null {
+  if (!cfg.sagemaker) return null;
+  return sagemakerTrainer({
+    cfg: { region: cfg.region, s3: cfg.s3, sagemaker: cfg.sagemaker },
+    sagemaker: o.sagemaker ?? new SageMakerClient({ region: cfg.region }),
+    s3: o.s3Client ?? s3ClientFor(cfg),
+    clock: o.clock ?? systemClock,
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  });
 }
 
 /** The ServeOptions parts of AWS mode: `artifacts` and `rolloutBackend`. */
