@@ -2,6 +2,8 @@ import { join } from 'node:path';
 import { dispatch, numberFlag, parseFlags, processIo, type Io } from '../../shared/cli.js';
 import { Agent } from '../agent.js';
 import { loadAgentConfig } from '../config.js';
+import { detectGreengrass } from '../greengrass/env.js';
+import { runGreengrassCmd } from './greengrass.js';
 import { createLogger } from '../log.js';
 import { readQueueStats } from '../queue/sqlite-stats.js';
 import { AGENT_VERSION } from '../version.js';
@@ -22,7 +24,12 @@ const RUN_HELP = `Usage: edgeloop-agent run --config FILE [--log-level LEVEL]
 
 Starts the agent with a JSON config file (every key is optional; see the README's
 configuration reference). Logs are pino JSON on stderr; one 'ready' line goes to stdout.
-SIGINT/SIGTERM stop it gracefully: inputs first, then in-flight inference, then the queue.`;
+SIGINT/SIGTERM stop it gracefully: inputs first, then in-flight inference, then the queue.
+
+Greengrass mode: when the nucleus' environment is present (SVCUID and
+AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT), the settings come from the component
+configuration (key 'agent', over --config if given), the uplink is Greengrass IPC, and the
+desired model follows the configuration key 'desired'. The ready line then has mode 'greengrass'.`;
 
 const INFER_HELP = `Usage: edgeloop-agent infer --model DIR [--json] [--allow-unsigned] [--public-key FILE] [--threads N] FILE...
 
@@ -47,6 +54,8 @@ async function runCmd(argv: string[], io: Io): Promise<number> {
     return 0;
   }
   const env = { ...process.env, ...(values['log-level'] ? { EDGELOOP_AGENT_LOG__LEVEL: values['log-level'] } : {}) };
+  const gg = detectGreengrass(env);
+  if (gg) return runGreengrassCmd(gg, { configFile: values.config, env, io });
   const config = loadAgentConfig(values.config, env);
   const log = createLogger(config.log.level, undefined, { device: config.device_id });
   const agent = await Agent.start(config, { log });

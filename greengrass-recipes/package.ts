@@ -1,0 +1,70 @@
+/**
+ * `npm run package:greengrass -- --bucket B --prefix P [--arch x86_64|aarch64|all] [--out DIR] [--version X.Y.Z] [--json]`
+ * Thin CLI over {@link buildGreengrassPackage}.
+ */
+import { resolve } from 'node:path';
+import { parseFlags, processIo, runMain, type Io } from '../shared/cli.js';
+import { buildGreengrassPackage, PackageError, type Arch } from './build-package.js';
+
+const HELP = `Usage: npm run package:greengrass -- --bucket BUCKET --prefix PREFIX [--arch x86_64|aarch64|all] [--out DIR] [--version X.Y.Z] [--json]
+
+Builds the Greengrass artifact of the agent for each target: the agent bundled with esbuild
+into one JS file (plus its inference worker) and the native modules for linux on that CPU
+(onnxruntime-node, better-sqlite3, sharp with libvips, aws-crt), zipped as
+DIR/edgeloop-agent-<arch>.zip, and DIR/com.edgeloop.Agent-<version>.recipe.yaml with the
+artifact URIs s3://BUCKET/PREFIX/<version>/edgeloop-agent-<arch>.zip and their SHA-256
+digests. Upload the zips there, then create the component version from the recipe.
+
+  --arch     x86_64 (default), aarch64, or all. aarch64 needs the arm64 native packages
+             installed (see greengrass-recipes/README.md); every .node/.so is checked to be
+             built for the target before the zip is written.
+  --out      output directory (default greengrass-recipes/build)
+  --version  component version (default: package.json's)
+  --json     one JSON object with the recipe path and the artifacts`;
+
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  const { values } = parseFlags(
+    argv,
+    { bucket: { type: 'string' }, prefix: { type: 'string' }, arch: { type: 'string' }, out: { type: 'string' }, version: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    HELP,
+  );
+  if (values.help) {
+    io.out(HELP);
+    return 0;
+  }
+  if (!values.bucket || values.prefix === undefined) {
+    io.err(`USAGE: --bucket and --prefix are required\n\n${HELP}`);
+    return 2;
+  }
+  const arch = values.arch ?? 'x86_64';
+  if (!['x86_64', 'aarch64', 'all'].includes(arch)) {
+    io.err(`USAGE: --arch must be x86_64, aarch64 or all, not ${arch}`);
+    return 2;
+  }
+  const archs: Arch[] = arch === 'all' ? ['x86_64', 'aarch64'] : [arch as Arch];
+  try {
+    const r = await buildGreengrassPackage({
+      bucket: values.bucket,
+      prefix: values.prefix,
+      archs,
+      outDir: resolve(values.out ?? 'greengrass-recipes/build'),
+      ...(values.version ? { version: values.version } : {}),
+      onProgress: (step) => io.err(`[package] ${step}`),
+    });
+    if (values.json) io.out(JSON.stringify(r));
+    else {
+      for (const a of r.artifacts) io.out(`${a.zip}  ${(a.bytes / 1e6).toFixed(1)} MB  sha256 ${a.sha256}\n  upload to ${a.uri}`);
+      io.out(`recipe: ${r.recipe}`);
+      io.out(`next: aws s3 cp <zip> <uri>; aws greengrassv2 create-component-version --inline-recipe fileb://${r.recipe}`);
+    }
+    return 0;
+  } catch (err) {
+    if (err instanceof PackageError) {
+      io.err(`error PACKAGE_FAILED: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === new URL(import.meta.url).pathname) runMain(main);
