@@ -37,12 +37,21 @@ export async function digitPng(pixels: Float32Array, drift: { rotate?: number; d
   return img.grayscale().png().toBuffer();
 }
 
-/** `{ source: 'mnist', offset, count }` -> rendered digits with ids `mnist-<index>`. */
+const rendered = new Map<string, Promise<TrainingExample[]>>();
+
+/** `{ source: 'mnist', offset, count }` -> rendered digits with ids `mnist-<index>` (cached per process). */
 export const mnistSource: BaseSetSource = {
-  async examples(ref: BaseRef): Promise<TrainingExample[]> {
-    if (ref.source !== 'mnist' || ref.offset === undefined || ref.count === undefined) throw new FleetError('BASE_SET_INVALID', `unknown base set ${ref.source}`);
-    const d = loadDigits({ offset: ref.offset, count: ref.count });
-    return Promise.all(d.images.map(async (im, i) => ({ id: `mnist-${ref.offset! + i}`, label: String(d.labels[i]), bytes: await digitPng(im) })));
+  examples(ref: BaseRef): Promise<TrainingExample[]> {
+    const { offset, count } = ref;
+    if (ref.source !== 'mnist' || offset === undefined || count === undefined) return Promise.reject(new FleetError('BASE_SET_INVALID', `unknown base set ${ref.source}`));
+    const key = `${offset}:${count}`;
+    let p = rendered.get(key);
+    if (!p) {
+      const d = loadDigits({ offset, count });
+      p = Promise.all(d.images.map(async (im, i) => ({ id: `mnist-${offset + i}`, label: String(d.labels[i]), bytes: await digitPng(im) })));
+      rendered.set(key, p);
+    }
+    return p;
   },
 };
 

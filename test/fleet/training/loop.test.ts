@@ -24,6 +24,9 @@ const config: LoopModelConfigInput = {
   auto_promote: { selector: { site: 'pit-3' }, plan: { canary: { devices: { count: 1 }, bake_s: 60 }, waves: [{ devices: { percent: 100 }, bake_s: 60 }] } },
 };
 
+/** A small base set for the tests that do not judge accuracy. */
+const smallBase = [{ source: 'mnist', offset: 0, count: 50, split: 'train' as const }, { source: 'mnist', offset: 50, count: 20, split: 'clean_holdout' as const }];
+
 let f: TestFleet;
 let loop: LearningLoop;
 const good = new PrototypeTrainer();
@@ -126,13 +129,14 @@ describe('learning loop (real SQLite, registry, ONNX Runtime evaluation, a real 
   });
 
   it('refuses a second run of the same model while one runs, and an unknown trainer, before recording anything', async () => {
-    await expect(loop.trainNow({ actor: 'otto', trainer: 'nope' })).rejects.toMatchObject({ code: 'FLEET_TRAINER_UNKNOWN' });
-    const { run, done } = await loop.begin({ actor: 'otto' });
-    await expect(loop.begin({ actor: 'otto' })).rejects.toMatchObject({ code: 'FLEET_TRAINING_IN_PROGRESS' });
+    const l = new LearningLoop({ db: f.ctx.db, artifacts: f.ctx.artifacts, registry: f.ctx.registry, datasets: f.ctx.datasets, rollouts: f.ctx.rollouts, trainers: { prototype: good }, base: mnistSource, models: [{ ...config, base: smallBase }], workDir: join(f.dir, 't2'), clock: f.ctx.clock, log: f.ctx.log });
+    await expect(l.trainNow({ actor: 'otto', trainer: 'nope' })).rejects.toMatchObject({ code: 'FLEET_TRAINER_UNKNOWN' });
+    const { run, done } = await l.begin({ actor: 'otto' });
+    await expect(l.begin({ actor: 'otto' })).rejects.toMatchObject({ code: 'FLEET_TRAINING_IN_PROGRESS' });
     expect(run.status).toBe('running');
     await done;
-    expect(loop.runs.list()).toHaveLength(1);
-    await expect(loop.trainNow({ actor: 'otto', model: 'pets' })).rejects.toMatchObject({ code: 'FLEET_TRAINING_NOT_CONFIGURED' });
+    expect(l.runs.list()).toHaveLength(1);
+    await expect(l.trainNow({ actor: 'otto', model: 'pets' })).rejects.toMatchObject({ code: 'FLEET_TRAINING_NOT_CONFIGURED' });
   }, 120_000);
 
   it('a policy tick fires on new labels, records the firing and starts a run; below the threshold it does not', { timeout: 120_000 }, async () => {
@@ -168,7 +172,7 @@ describe('learning loop (real SQLite, registry, ONNX Runtime evaluation, a real 
   it('records a failed run with its error code when the trainer throws or writes another version, and marks runs a crash interrupted as failed', { timeout: 120_000 }, async () => {
     const throwing: Trainer = { name: 'throws', train: () => Promise.reject(new Error('out of memory')) };
     const wrong: Trainer = { name: 'wrong', train: async (req) => good.train({ ...req, model: { name: req.model.name, version: '9.9.9' } }) };
-    const small = { ...config, base: [{ source: 'mnist', offset: 0, count: 50, split: 'train' as const }, { source: 'mnist', offset: 50, count: 20, split: 'clean_holdout' as const }] };
+    const small = { ...config, base: smallBase };
     const mk = (): LearningLoop =>
       new LearningLoop({ db: f.ctx.db, artifacts: f.ctx.artifacts, registry: f.ctx.registry, datasets: f.ctx.datasets, rollouts: f.ctx.rollouts, trainers: { throws: throwing, wrong }, base: mnistSource, models: [small], workDir: join(f.dir, 't3'), clock: f.ctx.clock, log: f.ctx.log });
     const l = mk();
@@ -200,7 +204,7 @@ describe('learning loop (real SQLite, registry, ONNX Runtime evaluation, a real 
     const l = new LearningLoop({
       db: f.ctx.db, artifacts: f.ctx.artifacts, registry: f.ctx.registry, datasets: f.ctx.datasets, rollouts: f.ctx.rollouts, devices: f.ctx.devices,
       trainers: { prototype: good }, base: mnistSource,
-      models: [{ ...config, triggers: { labels: null, drift: { psi: 0.3, min_devices: 2, for_ms: 10 * 60_000 } } }],
+      models: [{ ...config, base: smallBase, triggers: { labels: null, drift: { psi: 0.3, min_devices: 2, for_ms: 10 * 60_000 } } }],
       workDir: join(f.dir, 't4'), clock: f.ctx.clock, log: f.ctx.log,
     });
     for (let m = 0; m <= 10; m++) {
