@@ -25,6 +25,26 @@ function evaluation(v: ModelVersion): SafeHtml {
   return html`<table class="grid-table kv-table" id="evaluation"><tbody>${flatten(v.evaluation).map(([k, val]) => html`<tr><th>${k}</th><td class="num">${val}</td></tr>`)}</tbody></table>`;
 }
 
+/** Recent training runs and trigger firings: which trigger made which candidate, and what the gate said. */
+function trainingSection(ctx: FleetContext): SafeHtml {
+  const runs = trainingRunsOf(ctx).list({ limit: 20 });
+  const firings = trainingRunsOf(ctx).firings({ limit: 10 });
+  if (!runs.length && !firings.length) return html``;
+  return html`<section id="training-runs"><h2>Training runs</h2>
+    <table class="grid-table"><thead><tr><th>run</th><th>status</th><th>candidate</th><th>parent</th><th>trigger</th><th>started</th><th>gate</th></tr></thead><tbody>
+    ${runs.map(
+      (r) => html`<tr data-run="${r.id}">
+        <td class="mono">${r.id}</td><td>${badge(r.status)}</td>
+        <td>${r.result ? html`<a href="${versionHref(r.result.name, r.result.version)}">${r.result.name}@${r.result.version}</a>` : '—'}</td>
+        <td>${r.parent ? `${r.parent.name}@${r.parent.version}` : '—'}</td>
+        <td>${r.trigger.reason}</td><td>${when(r.started_at)}</td>
+        <td>${r.gate ? (r.gate.passed ? 'passed' : html`<span class="fail-text">${r.gate.reasons.join('; ')}</span>`) : r.error ? html`<span class="fail-text">${r.error.code}</span>` : '—'}</td>
+      </tr>`,
+    )}</tbody></table>
+    <h3>Trigger firings</h3><ul class="firings">${firings.map((x) => html`<li>${when(x.at)} <b>${x.kind}</b> ${x.model}: ${x.reason}</li>`)}</ul>
+  </section>`;
+}
+
 export function modelsPage(ctx: FleetContext): PageResult {
   const byName = new Map<string, ModelVersion[]>();
   for (const v of ctx.registry.list()) byName.set(v.name, [...(byName.get(v.name) ?? []), v]);
@@ -46,7 +66,8 @@ export function modelsPage(ctx: FleetContext): PageResult {
       </tr>`,
     )}
     </tbody></table></section>`,
-  )}`;
+  )}
+  ${trainingSection(ctx)}`;
   return { title: 'Models', section: 'models', body };
 }
 

@@ -100,6 +100,10 @@ describe('training over the HTTP API, the CLI and the console', () => {
     expect(page).toMatch(/<span class="tag">ridge-1-a 40<\/span>/);
     expect(page).toMatch(/<span class="tag">lena 40<\/span>/);
     expect(page).toContain('data-sample="field-4000"');
+    const list = await (await fetch(`${base}/console/models`, { headers: { cookie } })).text();
+    expect(list).toContain('id="training-runs"');
+    expect(list).toContain(`<tr data-run="${run.id}">`);
+    expect(list).toContain('<b>manual</b> digits: manual: requested by otto (from the test)');
   });
 
   it('edgeloop train waits with progress and prints the verdict; edgeloop models lineage prints the chain', { timeout: 180_000 }, async () => {
