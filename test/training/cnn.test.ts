@@ -63,7 +63,7 @@ describe('digit CNN', () => {
     const back = cnnFromInitializers(readOnnxInitializers(bytes))!;
     expect(back).not.toBeNull();
     expect(Buffer.from(exportCnnOnnx(back)).equals(Buffer.from(bytes))).toBe(true);
-  });
+  }, 180_000);
 
   it('does not take foreign weights for its own', () => {
     expect(cnnFromInitializers(new Map())).toBeNull();
@@ -84,7 +84,7 @@ describe('digit CNN', () => {
     // Same draws and augmentations; only the order of float additions differs.
     expect(Math.abs(evaluateCnn(twoA.weights, test.images, test.labels) - evaluateCnn(one.weights, test.images, test.labels))).toBeLessThan(0.05);
     expect(twoA.finalLoss).toBeCloseTo(one.finalLoss, 1);
-  });
+  }, 180_000);
 
   it('rejects bad training input with a RangeError', async () => {
     const im = [new Float32Array(784)];

@@ -29,7 +29,7 @@ function request(name: string, over: Partial<TrainRequest> = {}): TrainRequest {
 beforeAll(async () => {
   tmp = tempDir();
   base = await renderBaseExamples({ count: 1200 });
-});
+}, 120_000);
 afterAll(() => tmp.cleanup());
 
 describe('local trainer', () => {
@@ -58,7 +58,7 @@ describe('local trainer', () => {
     expect(progress.at(-1)?.fraction).toBe(1);
     expect(a.run).toMatchObject({ trainer: 'local', seed: 1, code_version: 'edgeloop-local-cnn/1', params: { epochs: 1, c1: 4, fineTuned: false } });
     expect(a.metrics.train_count).toBe(300);
-  });
+  }, 180_000);
 
   let parentDir = '';
   it('writes a package the real agent loads and classifies digits with', async () => {
