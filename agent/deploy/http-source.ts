@@ -1,7 +1,8 @@
 import { createWriteStream } from 'node:fs';
-import { rename, stat, unlink } from 'node:fs/promises';
+import { readFile, rename, stat, unlink } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { sha256Hex } from '../../shared/ids.js';
 import { AgentError } from '../errors.js';
@@ -27,6 +28,23 @@ export interface HttpSourceOptions {
   fetchImpl?: typeof fetch;
 }
 
+/**
+ * `file://` URLs read from the local disk: a model shipped as its own Greengrass component
+ * is unarchived on the device, and the desired state points at it there (see
+ * greengrass-recipes/README.md). Hashes and signature are verified the same way.
+ */
+function localFiles(f: typeof fetch): typeof fetch {
+  return (async (input: string | URL | Request, init?: RequestInit) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    if (!url.startsWith('file:')) return f(input, init);
+    try {
+      return new Response(await readFile(fileURLToPath(url)), { status: 200 });
+    } catch {
+      return new Response(null, { status: 404 });
+    }
+  }) as typeof fetch;
+}
+
 const join = (base: string, path: string): string => `${base.replace(/\/+$/, '')}/${path.split('/').map(encodeURIComponent).join('/')}`;
 
 /**
@@ -36,7 +54,7 @@ const join = (base: string, path: string): string => `${base.replace(/\/+$/, '')
  * after download, so a proxy or a truncated transfer can never install a different package.
  */
 export function httpPackageSource(o: HttpSourceOptions): PackageSource {
-  const f = o.fetchImpl ?? fetch;
+  const f = localFiles(o.fetchImpl ?? fetch);
   const target = (key: string, fallback: string): { url: string; own: boolean } => {
     const own = o.urls?.[key];
     return own ? { url: own, own: true } : { url: fallback, own: false };
@@ -61,7 +79,8 @@ export function httpPackageSource(o: HttpSourceOptions): PackageSource {
       for (let attempt = 1; attempt <= attempts; attempt++) {
         const have = await stat(part).then((s) => s.size, () => 0);
         try {
-          const t = target(`files/${path}`, join(join(o.baseUrl, 'files'), path));
+          // A package directory on disk (file://) has its files beside manifest.json; over HTTP they are under files/.
+          const t = target(`files/${path}`, o.baseUrl.startsWith('file:') ? join(o.baseUrl, path) : join(join(o.baseUrl, 'files'), path));
           const res = await f(t.url, { headers: headers(t.own, have > 0 ? { range: `bytes=${have}-` } : {}) });
           if (res.status === 416) break; // nothing left to fetch: the part file is complete
           if (!res.ok || !res.body) throw new Error(`GET ${path} answered ${res.status}`);

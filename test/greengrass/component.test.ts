@@ -2,6 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectGreengrass } from '../../agent/greengrass/env.js';
@@ -163,6 +164,15 @@ describe('agent as a Greengrass component (real SDK IPC client against the local
     expect(run.agent.service.activeRef?.version).toBe('3.0.0');
     // wal_checkpoint(TRUNCATE) left an empty WAL: the database file is complete by itself.
     expect(statSync(join(run.agent.config.data_dir, 'queue.db-wal')).size).toBe(0);
+  });
+
+  it('installs a model shipped as its own component from its unarchived artifacts (file:// base_url)', async () => {
+    const dir = join(tmp.dir, 'packages', 'artifacts-unarchived', 'com.example.model.Pets', '4.0.0', 'pets');
+    await imagePackage(dir, { version: '4.0.0', seed: 4 });
+    const sha = sha256Hex(readFileSync(join(dir, 'manifest.json')));
+    const r = await ipc.deployConfiguration('dep-v4', { reset: [['desired']], merge: { desired: desired({ active: { model: ref('4.0.0'), base_url: pathToFileURL(dir).href, manifest_sha256: sha } }) } });
+    expect(r.status).toBe('SUCCEEDED');
+    await until(() => run.agent.service.activeRef?.version === '4.0.0', 30_000, 'model 4.0.0 active');
   });
 
   it('receives the fleet acks and desired state over SubscribeToIoTCore on its own topics only', () => {
