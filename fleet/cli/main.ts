@@ -59,8 +59,8 @@ export function main(argv: string[], io: Io = processIo): Promise<number> {
       samples: async (rest, o) => (await import('./samples.js')).samplesCmd(rest, o),
       labels: async (rest, o) => (await import('./samples.js')).labelsCmd(rest, o),
       datasets: async (rest, o) => (await import('./datasets.js')).datasetsCmd(rest, o),
-      aws: async (rest, o) => (await import('./aws.js')).awsCmd(rest, o),
       train: async (rest, o) => (await import('./train.js')).trainCmd(rest, o),
+      aws: async (rest, o) => (await import('./aws.js')).awsCmd(rest, o),
     },
   });
 }
