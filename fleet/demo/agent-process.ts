@@ -35,10 +35,19 @@ export interface AgentProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Start an agent with a config file; `ready` resolves on its 'ready' line. */
-export function startAgentProcess(configPath: string, env: NodeJS.ProcessEnv = {}): AgentProcess {
+/**
+ * Start an agent with a config file; `ready` resolves on its 'ready' line. `ownGroup` puts it
+ * in its own process group, so a Ctrl-C in the terminal reaches only the parent, which then
+ * drains and stops the agent itself (it is killed when the parent exits, whatever the cause).
+ */
+export function startAgentProcess(configPath: string, env: NodeJS.ProcessEnv = {}, o: { ownGroup?: boolean } = {}): AgentProcess {
   const { cmd, args } = agentCommand();
-  const proc = spawn(cmd, [...args, 'run', '--config', configPath], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(cmd, [...args, 'run', '--config', configPath], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: o.ownGroup === true });
+  if (o.ownGroup) {
+    const reap = (): void => void (proc.exitCode === null && proc.signalCode === null && proc.kill('SIGKILL'));
+    process.once('exit', reap);
+    proc.once('exit', () => process.off('exit', reap));
+  }
   const logTail: string[] = [];
   createInterface({ input: proc.stderr! }).on('line', (l) => {
     logTail.push(l);

@@ -8,9 +8,8 @@ import { startFleetService, type FleetService } from '../service.js';
 import { loadDigits } from '../training/mnist-data.js';
 import { localTrainer } from '../training/local-trainer.js';
 import type { BaseRef } from '../labels/dataset-schema.js';
-import { LearningLoop } from '../training/loop.js';
+import type { LearningLoop, LoopModelConfigInput } from '../training/loop.js';
 import type { TrainingRun } from '../training/runs.js';
-import { systemClock } from '../../shared/ids.js';
 import { agentQueueStats, startAgentProcess, type AgentProcess, type DeviceQueueCounts } from './agent-process.js';
 import { buildBaseModel } from './base-model.js';
 import { Camera } from './cameras.js';
@@ -92,6 +91,24 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   await rm(join(data, 'devices'), { recursive: true, force: true });
   await mkdir(data, { recursive: true });
 
+  const trainer = o.trainer ?? localTrainer();
+  const baseSet = mnistBaseSource();
+  const baseRefs: BaseRef[] = [
+    { source: 'mnist', offset: BASE_TRAIN.offset, count: o.training?.trainCount ?? BASE_TRAIN.count, split: 'train' },
+    { source: 'mnist', offset: CLEAN_HOLDOUT.offset, count: o.cleanHoldoutCount ?? CLEAN_HOLDOUT.count, split: 'clean_holdout' },
+  ];
+  const digitsTraining: LoopModelConfigInput = {
+    name: 'digits',
+    trainer: trainer.name,
+    seed: o.seed ?? 11,
+    base: baseRefs,
+    // Labels trigger the retrain; drift alone would retrain before there is anything to learn from.
+    triggers: { labels: { min_new: T.retrainAfterLabels }, drift: null, schedule: null, min_interval_ms: 60_000 },
+    // Latency on this shared machine is noisy at a few milliseconds: a small slack on top of the ratio.
+    gate: { latency_slack_ms: 2, ...o.gate },
+    auto_promote: { selector: { app: 'digits' }, plan: retrainPlan(T) },
+  };
+
   phase('fleet service', 'SQLite state, artifacts, embedded MQTT broker, HTTP API and console');
   const svc: FleetService = await startFleetService({
     dataDir: join(data, 'fleet'),
@@ -100,6 +117,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     mqttPort: 0,
     log: o.log.child({ component: 'fleet' }),
     tickMs: 250,
+    // The learning loop runs inside the service, so the API and the console show its runs.
+    training: { trainers: { [trainer.name]: trainer }, base: baseSet, models: [digitsTraining], tickMs: 1000 },
   });
   const ctx = svc.ctx;
   const consoleUrl = `${svc.urls.http}/console/`;
@@ -107,38 +126,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   o.say(`      API      ${svc.urls.http}/v1   admin token in ${join(data, 'fleet', 'admin.token')}`);
   o.say(`      MQTT     ${svc.urls.mqtt}`);
 
-  const trainer = o.trainer ?? localTrainer();
-  const baseSet = mnistBaseSource();
-  const baseRefs: BaseRef[] = [
-    { source: 'mnist', offset: BASE_TRAIN.offset, count: o.training?.trainCount ?? BASE_TRAIN.count, split: 'train' },
-    { source: 'mnist', offset: CLEAN_HOLDOUT.offset, count: o.cleanHoldoutCount ?? CLEAN_HOLDOUT.count, split: 'clean_holdout' },
-  ];
-  const loop = new LearningLoop({
-    db: ctx.db,
-    artifacts: ctx.artifacts,
-    registry: ctx.registry,
-    datasets: ctx.datasets,
-    rollouts: ctx.rollouts,
-    devices: ctx.devices,
-    trainers: { [trainer.name]: trainer },
-    base: baseSet,
-    models: [
-      {
-        name: 'digits',
-        trainer: trainer.name,
-        seed: o.seed ?? 11,
-        base: baseRefs,
-        // Labels trigger the retrain; drift alone would retrain before there is anything to learn from.
-        triggers: { labels: { min_new: T.retrainAfterLabels }, drift: null, schedule: null, min_interval_ms: 60_000 },
-        // Latency on this shared machine is noisy at a few milliseconds: a small slack on top of the ratio.
-        gate: { latency_slack_ms: 2, ...o.gate },
-        auto_promote: { selector: { app: 'digits' }, plan: retrainPlan(T) },
-      },
-    ],
-    workDir: join(data, 'fleet', 'training'),
-    clock: systemClock,
-    log: o.log.child({ component: 'learning-loop' }),
-  });
+  if (!ctx.training) throw new Error('the fleet service started without its learning loop');
+  const loop: LearningLoop = ctx.training;
 
   const links = new Map<string, SiteLink>();
   const devices: Device[] = [];
@@ -186,7 +175,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
         };
         await writeFile(join(dir, 'agent.json'), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
         const camera = new Camera(id, site, inbox, join(dir, 'results.jsonl'), digits, (k * 97) % FEED.count);
-        devices.push({ id, site, camera, agent: startAgentProcess(join(dir, 'agent.json')), http: null, dataDir: join(dir, 'agent'), counts: null });
+        devices.push({ id, site, camera, agent: startAgentProcess(join(dir, 'agent.json'), {}, { ownGroup: true }), http: null, dataDir: join(dir, 'agent'), counts: null });
       }
     }
     for (const d of devices) d.http = (await d.agent.ready).http;
@@ -213,7 +202,6 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
 
     // Render the loop's base set now, while the cameras run, not when the retrain fires.
     for (const ref of baseRefs) void baseSet.examples(ref).catch(() => undefined);
-    loop.startTicking(1000);
     if (o.humanLabels) o.say(`      labels: waiting for people on ${svc.urls.http}/console/labeling (token: ${join(data, 'fleet', 'admin.token')})`);
     else {
       labeler = new SimulatedLabeler({ ingest: ctx.ingest, labels: ctx.labels, truth: (dev, file) => truthOf(dev, file), ratePerS: T.labelRate, budget: T.labelBudget });
