@@ -116,6 +116,14 @@ export const agentConfigSchema = z.strictObject({
       result_topic: z.string().default('edgeloop/local/results'),
     })
     .prefault({}),
+  /** Greengrass mode only: inference requests from other components over IPC pub/sub (topics must match the recipe's pubsub policy). */
+  ipc_pubsub: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      request_topic: z.string().default('edgeloop/local/infer'),
+      result_topic: z.string().default('edgeloop/local/results'),
+    })
+    .prefault({}),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
 });
 

@@ -6,6 +6,7 @@ import { AgentError } from '../errors.js';
 import { createLogger } from '../log.js';
 import { GreengrassIpcUplink } from '../uplink/greengrass-ipc-uplink.js';
 import { GreengrassComponent } from './component.js';
+import { GreengrassPubsubInput } from './pubsub-input.js';
 import { settingsFromComponent } from './config.js';
 import type { GreengrassEnv } from './env.js';
 import { createIpcClient, ipcErrorText, ReportedLifecycleState, type IpcClient } from './ipc-client.js';
@@ -46,6 +47,7 @@ export async function startGreengrassAgent(o: GreengrassRunOptions): Promise<Gre
   }
   let agent: Agent | undefined;
   let component: GreengrassComponent | undefined;
+  let pubsub: GreengrassPubsubInput | undefined;
   let log = createLogger('info', o.logDestination, { mode: 'greengrass' });
   try {
     let raw: unknown;
@@ -71,9 +73,16 @@ export async function startGreengrassAgent(o: GreengrassRunOptions): Promise<Gre
       ...(o.recheckAfterMs !== undefined ? { recheckAfterMs: o.recheckAfterMs } : {}),
     });
     await component.start(settings.desired);
+    if (config.ipc_pubsub.enabled) {
+      pubsub = new GreengrassPubsubInput(client, { requestTopic: config.ipc_pubsub.request_topic, resultTopic: config.ipc_pubsub.result_topic }, (input, ctx) => a.infer(input, ctx), log);
+      await pubsub.start().catch((err: unknown) => {
+        throw new AgentError('GREENGRASS_IPC_FAILED', `SubscribeToTopic ${config.ipc_pubsub.request_topic} failed: ${ipcErrorText(err)}`, { cause: err });
+      });
+    }
   } catch (err) {
     log.error({ reason: errorLine(err) }, 'agent cannot run as a Greengrass component');
     await client.updateState({ state: ReportedLifecycleState.ERRORED }).catch(() => undefined);
+    await pubsub?.stop();
     await component?.close();
     await agent?.stop().catch(() => undefined);
     await client.close().catch(() => undefined);
@@ -81,6 +90,7 @@ export async function startGreengrassAgent(o: GreengrassRunOptions): Promise<Gre
   }
   const c = component;
   const a = agent;
+  const p = pubsub;
   let stopping: Promise<void> | undefined;
   return {
     agent: a,
@@ -88,6 +98,7 @@ export async function startGreengrassAgent(o: GreengrassRunOptions): Promise<Gre
     log,
     stop: () =>
       (stopping ??= (async () => {
+        await p?.stop();
         await c.close();
         await a.stop();
         await client.close().catch(() => undefined);

@@ -6,6 +6,7 @@ import { pathToFileURL } from 'node:url';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { detectGreengrass } from '../../agent/greengrass/env.js';
+import { createIpcClient } from '../../agent/greengrass/ipc-client.js';
 import { startGreengrassAgent, type GreengrassRun } from '../../agent/greengrass/run.js';
 import { sha256Hex } from '../../shared/ids.js';
 import { deviceStatus, type ComponentDesired, type DeviceStatus } from '../../shared/schemas/index.js';
@@ -173,6 +174,25 @@ describe('agent as a Greengrass component (real SDK IPC client against the local
     const r = await ipc.deployConfiguration('dep-v4', { reset: [['desired']], merge: { desired: desired({ active: { model: ref('4.0.0'), base_url: pathToFileURL(dir).href, manifest_sha256: sha } }) } });
     expect(r.status).toBe('SUCCEEDED');
     await until(() => run.agent.service.activeRef?.version === '4.0.0', 30_000, 'model 4.0.0 active');
+  });
+
+  it('answers inference requests from another component over IPC pub/sub, and a bad one with an error code', async () => {
+    const other = createIpcClient({ socketPath: ipc.socketPath, authToken: TOKEN });
+    await other.connect();
+    try {
+      const got: Array<Record<string, unknown>> = [];
+      const sub = other.subscribeToTopic({ topic: 'edgeloop/local/results' });
+      sub.on('message', (m) => got.push(m.jsonMessage?.message as Record<string, unknown>));
+      await sub.activate();
+      const image = (await patternImage(9)).toString('base64');
+      await other.publishToTopic({ topic: 'edgeloop/local/infer', publishMessage: { jsonMessage: { message: { request_id: 'r-1', image_b64: image } } } });
+      await other.publishToTopic({ topic: 'edgeloop/local/infer', publishMessage: { jsonMessage: { message: { request_id: 'r-2' } } } });
+      await until(() => got.length >= 2, 10_000, 'two answers');
+      expect(got.find((g) => g.request_id === 'r-1')).toMatchObject({ type: 'infer_result', model_version: run.agent.service.activeRef?.version });
+      expect(got.find((g) => g.request_id === 'r-2')).toMatchObject({ type: 'error', error: { code: 'AGENT_INPUT_INVALID' } });
+    } finally {
+      await other.close();
+    }
   });
 
   it('receives the fleet acks and desired state over SubscribeToIoTCore on its own topics only', () => {

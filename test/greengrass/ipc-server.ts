@@ -121,6 +121,8 @@ export class GreengrassIpcServer extends EventEmitter {
   readonly reports: ValidityReport[] = [];
   readonly deferrals: DeferRequest[] = [];
   readonly refusedConnects: string[] = [];
+  /** Local (component to component) pub/sub messages. */
+  readonly localPublished: Array<{ topic: string; message: unknown }> = [];
   /** Operation names in arrival order, for assertions. */
   readonly operations: string[] = [];
 
@@ -351,6 +353,24 @@ export class GreengrassIpcServer extends EventEmitter {
         s.conn.streams.set(s.id, s);
         this.reply(s, 'SubscribeToIoTCoreResponse', {}, false);
         for (const [topic, payload] of this.retained) if (topicMatches(filter, topic)) this.deliver(s, topic, payload, true);
+        return;
+      }
+      case 'SubscribeToTopic': {
+        // Local pub/sub between components (aws.greengrass.ipc.pubsub), not IoT Core.
+        s.conn.streams.set(s.id, s);
+        this.reply(s, 'SubscribeToTopicResponse', { topicName: String(r.topic) }, false);
+        return;
+      }
+      case 'PublishToTopic': {
+        const topic = String(r.topic);
+        const pm = (r.publishMessage ?? {}) as { jsonMessage?: { message?: unknown }; binaryMessage?: { message?: string } };
+        this.localPublished.push({ topic, message: pm.jsonMessage ? pm.jsonMessage.message : Buffer.from(pm.binaryMessage?.message ?? '', 'base64') });
+        this.reply(s, 'PublishToTopicResponse', {});
+        for (const sub of this.streams('SubscribeToTopic')) {
+          if (!topicMatches(String(sub.request.topic), topic)) continue;
+          const body = pm.jsonMessage ? { jsonMessage: { message: pm.jsonMessage.message, context: { topic } } } : { binaryMessage: { message: pm.binaryMessage?.message ?? '', context: { topic } } };
+          this.event(sub, 'SubscriptionResponseMessage', body);
+        }
         return;
       }
       case 'GetConfiguration': {
