@@ -46,14 +46,14 @@ export interface LocalTrainParams {
 }
 
 /**
- * The base model: 6 epochs over the 8,000 clean digits with mild affine jitter (±6°, ±6% scale,
+ * The base model: 8 epochs over the 8,000 clean digits with mild affine jitter (±6°, ±6% scale,
  * ±1.5 px), Adam at 0.003 with cosine decay, dense layer 128. Measured in development on the
  * raw digits: no jitter 95.4%, jitter 96.9% (dense 64), jitter + dense 128 97.2-97.8% on the
- * clean holdout. One thread by default: on this shared, loaded 2-core box the per-batch barrier
+ * clean holdout (6 epochs through the PNG path: 96.9%). One thread by default: on this shared, loaded 2-core box the per-batch barrier
  * of two threads cost more than it gained (see README, `train`).
  */
 export const BASE_RECIPE: LocalTrainParams = {
-  epochs: 6,
+  epochs: 8,
   batchSize: 32,
   lr: 0.003,
   augment: { rotateDeg: 6, scale: 0.06, shiftPx: 1.5 },
@@ -68,13 +68,14 @@ export const BASE_RECIPE: LocalTrainParams = {
 /**
  * Fine-tuning on a few hundred drifted field labels plus the base set: start from the parent,
  * a smaller step, every field sample 6× per epoch (jittered so they are not memorised), a random
- * quarter of the base set per epoch so clean accuracy holds. Measured on the demo's pit-3 drift
- * (README): drifted accuracy from ~40% to >90% with clean holdout within a point.
+ * 40% of the base set per epoch so clean accuracy holds. Measured (`train` benchmark, 300 pit-3
+ * field labels, base weight 0.25): drifted accuracy 34.7% -> 95.9%, clean holdout -1.0 point,
+ * right at the gate's limit, hence 0.4.
  */
 export const FINE_TUNE_RECIPE: Partial<LocalTrainParams> = {
   epochs: 4,
   lr: 0.001,
-  baseWeight: 0.25,
+  baseWeight: 0.4,
   fieldWeight: 6,
   augment: { rotateDeg: 8, scale: 0.08, shiftPx: 1.5, gain: 0.15 },
 };

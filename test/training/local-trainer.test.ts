@@ -94,7 +94,7 @@ describe('local trainer', () => {
     const res = await trainer.train(
       request('child', { model: { name: 'digits', version: '1.1.0' }, train: [...base, ...field], parent: { ref: { name: 'digits', version: '1.0.0' }, dir: parentDir }, params: { epochs: 2 } }),
     );
-    expect(res.run.params).toMatchObject({ fineTuned: true, fieldWeight: 6, baseWeight: 0.25 });
+    expect(res.run.params).toMatchObject({ fineTuned: true, fieldWeight: 6, baseWeight: 0.4 });
     const before = { drifted: (await packageAccuracy(parentDir, drifted)).accuracy, clean: (await packageAccuracy(parentDir, clean)).accuracy };
     const after = { drifted: (await packageAccuracy(res.packageDir, drifted)).accuracy, clean: (await packageAccuracy(res.packageDir, clean)).accuracy };
     expect(after.drifted).toBeGreaterThanOrEqual(before.drifted + 0.2);
