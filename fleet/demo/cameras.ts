@@ -18,7 +18,7 @@ export interface ResultLine {
   model_version?: string;
   score?: number;
   error?: { code: string };
-  outlier?: { captured: boolean };
+  outlier?: { captured: boolean; sample_id?: string };
 }
 
 /**

@@ -404,9 +404,16 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     let capturedDuring = 0;
     let receivedWindow = 0;
     if (outageStart !== null) {
+      // The samples captured while the link was down, by id, and whether each reached the fleet.
       const end = outageEnd ?? Date.now();
-      for (const d of outDevices) capturedDuring += d.camera.results.filter((r) => r.outlier?.captured && Date.parse(r.ts) >= outageStart! && Date.parse(r.ts) < end).length;
-      for (const d of outDevices) receivedWindow += countSamples({ device: d.id, from: outageStart, to: end });
+      for (const d of outDevices) {
+        for (const r of d.camera.results) {
+          const at = Date.parse(r.ts);
+          if (!r.outlier?.captured || !r.outlier.sample_id || at < outageStart || at >= end) continue;
+          capturedDuring++;
+          if (stored(r.outlier.sample_id)) receivedWindow++;
+        }
+      }
     }
     const sites = Object.fromEntries(
       SITES.map((s) => [s, siteAccuracy(devices.filter((d) => d.site === s).map((d) => d.camera), { onset, baseVersion: base?.ref.version ?? '', newVersion: outcome?.ref.version ?? null })]),
@@ -452,14 +459,12 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     };
   }
 
-  function countSamples(filter: { device: string; from: number; to: number }): number {
-    let n = 0;
-    let cursor: string | undefined;
-    for (;;) {
-      const page = ctx.ingest.query({ ...filter, limit: 1000, ...(cursor ? { cursor } : {}) });
-      n += page.items.length;
-      if (!page.next_cursor) return n;
-      cursor = page.next_cursor;
+  function stored(sampleId: string): boolean {
+    try {
+      ctx.ingest.get(sampleId);
+      return true;
+    } catch {
+      return false;
     }
   }
 }
