@@ -188,7 +188,7 @@ export class GreengrassIpcUplink implements Uplink {
     }
     this.client = client;
     client.on('disconnection', (e) => {
-      if (session === this.session) this.onLost(client, session, e?.reason ? String(e.reason.error_name ?? e.reason.message) : 'connection closed');
+      if (session === this.session) this.onLost(client, e?.reason ? String(e.reason.error_name ?? e.reason.message) : 'connection closed');
     });
     try {
       await client.connect();
@@ -236,7 +236,7 @@ export class GreengrassIpcUplink implements Uplink {
     if (session === this.session) sub.op = op;
   }
 
-  private onLost(client: IpcClient, session: number, reason: string): void {
+  private onLost(client: IpcClient, reason: string): void {
     const was = this.connected;
     this.connected = false;
     this.client = undefined;
@@ -247,7 +247,6 @@ export class GreengrassIpcUplink implements Uplink {
     if (was) this.emit('disconnected', { reason });
     if (this.closing) return;
     this.retry(this.session, reason, was);
-    void session;
   }
 
   private retry(session: number, reason: string, wasConnected: boolean): void {
