@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -14,9 +14,10 @@ const SOURCE_STATIC = fileURLToPath(new URL('../../../fleet/console/static', imp
 
 describe('console assets in a dist-only install', () => {
   it('are served from dist/ once the build copied them, with no fleet/ sources around', async () => {
-    const t = tempDir('edgeloop-dist-console-');
+    // The compiled console where a dist-only install has it, away from the source tree but
+    // inside the checkout's node_modules, so its dependencies (left external) resolve.
+    const t = { dir: mkdtempSync(join(fileURLToPath(new URL('../../../node_modules/', import.meta.url)), '.edgeloop-dist-console-')) };
     try {
-      // The compiled console where a dist-only install has it, far from the source tree.
       const outfile = join(t.dir, 'dist', 'fleet', 'console', 'index.mjs');
       await build({ entryPoints: [fileURLToPath(new URL('../../../fleet/console/index.ts', import.meta.url))], outfile, bundle: true, platform: 'node', format: 'esm', logLevel: 'silent', packages: 'external' });
       const load = async (v: number): Promise<{ createConsole(ctx: FleetContext): ConsoleApp }> => (await import(`${pathToFileURL(outfile).href}?v=${v}`)) as { createConsole(ctx: FleetContext): ConsoleApp };
@@ -43,7 +44,7 @@ describe('console assets in a dist-only install', () => {
         await new Promise((r) => server.close(r));
       }
     } finally {
-      t.cleanup();
+      rmSync(t.dir, { recursive: true, force: true });
     }
   });
 

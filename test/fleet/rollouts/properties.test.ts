@@ -69,7 +69,7 @@ function checker(published: Map<string, DesiredChange>) {
 }
 
 describe('rollout machine: properties', () => {
-  it('allowance, abort reverts everything, completion covers the target, pause holds (random plans, fleets, interleavings)', () => {
+  it('allowance, abort reverts everything, completion covers the target, pause holds (random plans, fleets, interleavings)', { timeout: 240_000 }, () => {
     let completed = 0;
     let aborted = 0;
     fc.assert(
