@@ -13,7 +13,8 @@ beforeAll(async () => {
 afterAll(() => tearDown(s));
 
 describe('a fleet restart mid-rollout', () => {
-  it('resumes the rollout where it stood (canary bake) on the same data dir and ports, and completes it', async () => {
+  // 10 real agents: ~35 s alone, much longer beside the rest of the suite on 2 shared cores.
+  it('resumes the rollout where it stood (canary bake) on the same data dir and ports, and completes it', { timeout: 180_000 }, async () => {
     onTestFailed(() => console.log(explain(s!.svc, ID)));
     const before = s!.svc;
     const created = await postRollout(before, s!.token, {
