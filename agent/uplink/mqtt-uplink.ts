@@ -3,13 +3,13 @@ import type { IClientOptions, IClientPublishOptions, MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { systemClock } from '../../shared/ids.js';
 import type { Clock, Random } from '../../shared/ids.js';
-import { nextDelay } from './backoff.js';
 import type { BackoffOptions } from './backoff.js';
 import { uplinkError } from './errors.js';
 import { systemTimers } from './timers.js';
 import type { Timers } from './timers.js';
 import { topicMatches } from './topic-match.js';
-import type { MessageHandler, PublishCallback, PublishOptions, Uplink, UplinkEvent } from './types.js';
+import type { MessageHandler, PublishCallback, PublishOptions } from './types.js';
+import { asBuffer, UplinkBase } from './uplink-base.js';
 import type { WillMessage } from './will.js';
 
 /** TLS material for mutual TLS (AWS IoT Core): file contents, read by the caller at start. */
@@ -66,49 +66,9 @@ export interface MqttUplinkOptions {
   random?: Random;
 }
 
-interface PendingPublish {
-  fail: (err: Error) => void;
-}
-
-interface Deferred {
-  promise: Promise<void>;
-  resolve: () => void;
-  reject: (err: Error) => void;
-  settled: boolean;
-}
-
-function deferred(): Deferred {
-  let resolve!: () => void;
-  let reject!: (err: Error) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  const d: Deferred = {
-    promise,
-    settled: false,
-    resolve: () => {
-      d.settled = true;
-      resolve();
-    },
-    reject: (err) => {
-      d.settled = true;
-      reject(err);
-    },
-  };
-  // Nobody may be awaiting connect(); an unobserved rejection must not crash the process.
-  promise.catch(() => undefined);
-  return d;
-}
-
 /** Shared publish options: mqtt.js copies them, so no object per message. */
 const QOS1: Readonly<IClientPublishOptions> = Object.freeze({ qos: 1, retain: false });
 const QOS1_RETAIN: Readonly<IClientPublishOptions> = Object.freeze({ qos: 1, retain: true });
-
-/** Wrap without copying: mqtt.js wants a Buffer, callers hand us Uint8Array views. */
-function asBuffer(payload: Uint8Array): Buffer {
-  return Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-}
 
 /** Host and port only: a URL may carry credentials, which must not reach the log. */
 function safeEndpoint(url: string): string {
@@ -135,75 +95,41 @@ function safeEndpoint(url: string): string {
  * rejects at once while disconnected, `queueQoSZero` is off, and publishes in flight when
  * a connection drops reject (the forwarder releases their leases and resends).
  */
-export class MqttUplink implements Uplink {
+export class MqttUplink extends UplinkBase<MqttClient> {
   readonly name = 'mqtt';
-  private readonly log: Logger;
   private readonly clock: Clock;
-  private readonly timers: Timers;
-  private readonly random: Random;
-  private readonly backoff: BackoffOptions;
   private readonly stableAfterMs: number;
   private readonly closeTimeoutMs: number;
   private readonly endpoint: string;
-
-  private client: MqttClient | undefined;
-  /** Incremented per attempt and on close; events from an older client are ignored. */
-  private session = 0;
-  private connected = false;
-  private started = false;
-  private closing: Promise<void> | undefined;
-  private attempt = 0;
   private connectedAt = 0;
-  private retryTimer: unknown;
-  private readonly firstConnect = deferred();
-  private readonly subs = new Map<string, Set<MessageHandler>>();
   /** Filters SUBACKed on the current connection. */
   private subscribedNow = new Set<string>();
-  private readonly pending = new Set<PendingPublish>();
-  private readonly listeners: Record<UplinkEvent, Set<(info?: unknown) => void>> = { connected: new Set(), disconnected: new Set() };
 
   constructor(private readonly opts: MqttUplinkOptions) {
-    this.log = opts.logger.child({ component: 'uplink' });
+    super({
+      log: opts.logger.child({ component: 'uplink' }),
+      timers: opts.timers ?? systemTimers,
+      random: opts.random ?? Math.random,
+      backoff: opts.backoff ?? { initialMs: 1000, maxMs: 60_000, minMs: 1000 },
+      linkWord: 'uplink',
+    });
     this.clock = opts.clock ?? systemClock;
-    this.timers = opts.timers ?? systemTimers;
-    this.random = opts.random ?? Math.random;
-    this.backoff = opts.backoff ?? { initialMs: 1000, maxMs: 60_000, minMs: 1000 };
     this.stableAfterMs = opts.stableAfterMs ?? 30_000;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? 2000;
     this.endpoint = safeEndpoint(opts.url);
   }
 
-  connect(): Promise<void> {
-    if (this.closing) return Promise.reject(uplinkError('closed', 'uplink is closed'));
-    if (!this.started) {
-      this.started = true;
-      this.openSession();
-    }
-    return this.firstConnect.promise;
+  protected override logFields(): Record<string, unknown> {
+    return { endpoint: this.endpoint };
   }
 
-  isConnected(): boolean {
-    return this.connected;
-  }
-
-  publish(topic: string, payload: Uint8Array, opts?: PublishOptions): Promise<void> {
-    return new Promise<void>((resolve, reject) => this.publishCallback(topic, payload, (err) => (err ? reject(err) : resolve()), opts));
-  }
-
-  publishCallback(topic: string, payload: Uint8Array, done: PublishCallback, opts?: PublishOptions): void {
-    const client = this.client;
-    if (!this.connected || !client) {
-      const err = uplinkError('disconnected', `uplink is not connected (publish to ${topic})`);
-      queueMicrotask(() => done(err));
-      return;
-    }
-    const entry: PendingPublish = { fail: done };
-    this.pending.add(entry);
+  protected send(client: MqttClient, topic: string, payload: Uint8Array, done: PublishCallback, opts?: PublishOptions): void {
+    const untrack = this.track(done);
     let sync = true;
     try {
       client.publish(topic, asBuffer(payload), opts?.retain ? QOS1_RETAIN : QOS1, (err) => {
         // Already failed when the connection dropped: mqtt.js may still call back later.
-        if (!this.pending.delete(entry)) return;
+        if (!untrack()) return;
         const failure = err ? uplinkError('publish_failed', `publish to ${topic} failed: ${err.message}`, { cause: err }) : undefined;
         // mqtt.js calls back synchronously when it refuses at once (client disconnecting).
         if (sync) queueMicrotask(() => done(failure));
@@ -211,7 +137,7 @@ export class MqttUplink implements Uplink {
       });
     } catch (cause) {
       // A throw must reach `done` like any other failure, never the caller's loop.
-      if (this.pending.delete(entry)) {
+      if (untrack()) {
         const failure = uplinkError('publish_failed', `publish to ${topic} failed: ${(cause as Error).message}`, { cause });
         queueMicrotask(() => done(failure));
       }
@@ -220,12 +146,7 @@ export class MqttUplink implements Uplink {
   }
 
   async subscribe(topic: string, handler: MessageHandler): Promise<void> {
-    let handlers = this.subs.get(topic);
-    if (!handlers) {
-      handlers = new Set();
-      this.subs.set(topic, handlers);
-    }
-    handlers.add(handler);
+    const handlers = this.addHandler(topic, handler);
     const client = this.client;
     // While connecting, onConnected picks the new filter up; while offline, the next connection does.
     if (!this.connected || !client || this.subscribedNow.has(topic)) return;
@@ -238,35 +159,13 @@ export class MqttUplink implements Uplink {
     });
   }
 
-  on(event: UplinkEvent, fn: (info?: unknown) => void): () => void {
-    this.listeners[event].add(fn);
-    return () => this.listeners[event].delete(fn);
-  }
-
-  close(): Promise<void> {
-    if (this.closing) return this.closing;
-    this.closing = this.shutdown();
-    return this.closing;
-  }
-
-  private async shutdown(): Promise<void> {
-    this.session++;
-    if (this.retryTimer !== undefined) this.timers.clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-    const client = this.client;
-    const wasConnected = this.connected;
-    this.client = undefined;
-    this.connected = false;
-    this.rejectPending('closed', 'uplink closed');
-    if (!this.firstConnect.settled) this.firstConnect.reject(uplinkError('closed', 'uplink closed before it connected'));
-    if (wasConnected) this.emit('disconnected', { reason: 'closed' });
-    if (client) await this.endClient(client);
-    this.log.info({ endpoint: this.endpoint }, 'uplink closed');
-  }
-
   /** DISCONNECT cleanly when connected (suppresses the will), cut the socket otherwise or on timeout. */
-  private endClient(client: MqttClient): Promise<void> {
+  protected endClient(client: MqttClient | undefined): Promise<void> {
     return new Promise<void>((resolve) => {
+      if (!client) {
+        resolve();
+        return;
+      }
       if (!client.connected) {
         client.end(true, {}, () => resolve());
         return;
@@ -282,7 +181,12 @@ export class MqttUplink implements Uplink {
     });
   }
 
-  private openSession(): void {
+  /** Stop mqtt.js's keepalive and connect timers for this dead client. */
+  protected discardClient(client: MqttClient): void {
+    client.end(true);
+  }
+
+  protected openSession(): void {
     const session = ++this.session;
     const will = this.opts.will?.();
     const tls = this.opts.tls;
@@ -342,11 +246,9 @@ export class MqttUplink implements Uplink {
       if (!client.connected) return;
     }
     if (session !== this.session || !client.connected) return;
-    this.connected = true;
     this.connectedAt = this.clock.now();
     this.log.info({ endpoint: this.endpoint, clientId: this.opts.clientId, sessionPresent, attempts: this.attempt + 1, filters: this.subs.size }, 'uplink connected');
-    if (!this.firstConnect.settled) this.firstConnect.resolve();
-    this.emit('connected', { sessionPresent });
+    this.markConnected({ sessionPresent });
   }
 
   private async subscribeOn(client: MqttClient, filters: string[], session: number): Promise<void> {
@@ -365,58 +267,14 @@ export class MqttUplink implements Uplink {
   private onClosed(client: MqttClient, lastError: Error | undefined): void {
     const wasConnected = this.connected;
     const upForMs = wasConnected ? this.clock.now() - this.connectedAt : 0;
-    this.connected = false;
-    this.client = undefined;
-    this.rejectPending('disconnected', 'connection lost before the broker acknowledged the publish');
-    // Stop mqtt.js's keepalive and connect timers for this dead client.
-    client.end(true);
-    const reason = lastError?.message ?? 'connection closed';
-    if (wasConnected) this.emit('disconnected', { reason });
-    if (this.closing) return;
     if (upForMs >= this.stableAfterMs) this.attempt = 0;
-    const delayMs = nextDelay(this.attempt, this.backoff, this.random);
-    this.attempt++;
-    this.log[wasConnected ? 'warn' : 'info'](
-      { endpoint: this.endpoint, reason, delayMs, attempt: this.attempt, upForMs: wasConnected ? upForMs : undefined },
-      wasConnected ? 'uplink connection lost; reconnecting after backoff' : 'uplink connect failed; retrying after backoff',
-    );
-    this.retryTimer = this.timers.setTimeout(() => {
-      this.retryTimer = undefined;
-      if (!this.closing) this.openSession();
-    }, delayMs);
-  }
-
-  private rejectPending(kind: 'disconnected' | 'closed', message: string): void {
-    if (this.pending.size === 0) return;
-    const pending = [...this.pending];
-    this.pending.clear();
-    // In a microtask, as a Promise rejection would: listeners of the `disconnected` event
-    // emitted right after this (the forwarder releasing unsent leases) run first.
-    queueMicrotask(() => {
-      for (const p of pending) p.fail(uplinkError(kind, message));
-    });
+    const reason = lastError?.message ?? 'connection closed';
+    this.connectionLost(client, reason, 'connection lost before the broker acknowledged the publish', { upForMs: wasConnected ? upForMs : undefined });
   }
 
   private dispatch(topic: string, payload: Buffer): void {
     for (const [filter, handlers] of this.subs) {
-      if (!topicMatches(filter, topic)) continue;
-      for (const handler of handlers) {
-        try {
-          handler(topic, payload);
-        } catch (err) {
-          this.log.error({ err, topic }, 'message handler threw; message dropped');
-        }
-      }
-    }
-  }
-
-  private emit(event: UplinkEvent, info: unknown): void {
-    for (const fn of this.listeners[event]) {
-      try {
-        fn(info);
-      } catch (err) {
-        this.log.error({ err, event }, 'uplink listener threw');
-      }
+      if (topicMatches(filter, topic)) this.deliver(handlers, topic, payload);
     }
   }
 }
