@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
-import { isEdgeloopError } from '../../shared/errors.js';
-import { inferRequest, type ErrorReply, type InferResult } from '../../shared/schemas/index.js';
+import { inferRequest, type InferResult } from '../../shared/schemas/index.js';
 import { parseWith } from '../../shared/validate.js';
+import { answerMessageRequest } from '../inputs/infer-request.js';
 import type { ModelInput } from '../model/runtime.js';
 import type { InferContext } from '../service.js';
 import { ipcErrorText, type IpcClient } from './ipc-client.js';
@@ -50,25 +50,19 @@ export class GreengrassPubsubInput {
   }
 
   private async onRequest(body: unknown): Promise<void> {
-    let replyTo = this.opts.resultTopic;
     // Known before validation, so even a rejected request's error reply can be matched by the caller.
     const rawId = (body as { request_id?: unknown } | null)?.request_id;
-    let requestId: string | undefined = typeof rawId === 'string' ? rawId.slice(0, 128) : undefined;
-    try {
-      const req = parseWith(inferRequest, body, 'AGENT_INPUT_INVALID', 'inference request');
-      requestId = req.request_id;
-      if (req.reply_to) replyTo = req.reply_to;
-      const input: ModelInput = req.image_b64 !== undefined ? { kind: 'image', bytes: Buffer.from(req.image_b64, 'base64') } : { kind: 'tensor', tensor: req.tensor!, shape: req.shape };
-      const results = await this.infer(input, { source: 'ipc', requestId });
-      for (const r of results) await this.reply(replyTo, r);
-      this.handled++;
-    } catch (err) {
-      this.rejected++;
-      const code = isEdgeloopError(err) ? err.code : 'AGENT_INFERENCE_FAILED';
-      const reply: ErrorReply = { type: 'error', v: 1, ...(requestId ? { request_id: requestId } : {}), error: { code, message: (err as Error).message } };
-      this.log.warn({ code, requestId }, 'inference request rejected');
-      await this.reply(replyTo, reply);
-    }
+    const ok = await answerMessageRequest({
+      parse: () => parseWith(inferRequest, body, 'AGENT_INPUT_INVALID', 'inference request'),
+      rawRequestId: typeof rawId === 'string' ? rawId.slice(0, 128) : undefined,
+      resultTopic: this.opts.resultTopic,
+      source: 'ipc',
+      infer: this.infer,
+      reply: (topic, message) => this.reply(topic, message),
+      log: this.log,
+    });
+    if (ok) this.handled++;
+    else this.rejected++;
   }
 
   private async reply(topic: string, message: unknown): Promise<void> {

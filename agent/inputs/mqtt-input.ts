@@ -1,9 +1,9 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { isEdgeloopError } from '../../shared/errors.js';
-import { inferRequest, type ErrorReply, type InferResult } from '../../shared/schemas/index.js';
+import { inferRequest, type InferResult } from '../../shared/schemas/index.js';
 import { parseJsonWith } from '../../shared/validate.js';
 import type { ModelInput } from '../model/runtime.js';
+import { answerMessageRequest } from './infer-request.js';
 import type { InferContext } from '../service.js';
 
 export interface LocalMqttOptions {
@@ -52,23 +52,18 @@ export class LocalMqttInput {
   }
 
   private async onMessage(payload: Buffer): Promise<void> {
-    let replyTo = this.opts.resultTopic;
-    let requestId: string | undefined;
-    try {
-      const req = parseJsonWith(inferRequest, payload, 'INPUT_INVALID', 'inference request');
-      requestId = req.request_id;
-      if (req.reply_to) replyTo = req.reply_to;
-      const input: ModelInput = req.image_b64 !== undefined ? { kind: 'image', bytes: Buffer.from(req.image_b64, 'base64') } : { kind: 'tensor', tensor: req.tensor!, shape: req.shape };
-      const results = await this.infer(input, { source: 'mqtt', requestId });
-      for (const r of results) this.client?.publish(replyTo, JSON.stringify(r), { qos: 1 });
-      this.handled++;
-    } catch (err) {
-      this.rejected++;
-      const code = isEdgeloopError(err) ? err.code : 'AGENT_INFERENCE_FAILED';
-      const reply: ErrorReply = { type: 'error', v: 1, ...(requestId ? { request_id: requestId } : {}), error: { code, message: (err as Error).message } };
-      this.log.warn({ code, requestId }, 'inference request rejected');
-      this.client?.publish(replyTo, JSON.stringify(reply), { qos: 1 });
-    }
+    const ok = await answerMessageRequest({
+      parse: () => parseJsonWith(inferRequest, payload, 'INPUT_INVALID', 'inference request'),
+      resultTopic: this.opts.resultTopic,
+      source: 'mqtt',
+      infer: this.infer,
+      reply: (topic, message) => {
+        this.client?.publish(topic, JSON.stringify(message), { qos: 1 });
+      },
+      log: this.log,
+    });
+    if (ok) this.handled++;
+    else this.rejected++;
   }
 
   async stop(): Promise<void> {
