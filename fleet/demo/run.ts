@@ -282,7 +282,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     phase(o.exitWhenDone ? 'done' : 'steady', o.exitWhenDone ? 'loop closed; draining' : 'loop closed; the demo keeps running until Ctrl-C');
     if (!o.exitWhenDone) await waitFor(() => false, 0, o.signal);
   } catch (err) {
-    if (!o.signal?.aborted) problems.push((err as Error).message);
+    if (!o.signal?.aborted) {
+      problems.push((err as Error).message);
+      // Interactive: the console stays up so the problem can be looked at; Ctrl-C ends it.
+      if (!o.exitWhenDone) {
+        o.say(`problem: ${(err as Error).message}; the demo keeps running until Ctrl-C`);
+        await waitFor(() => false, 0, o.signal);
+      }
+    }
   } finally {
     feeding = false;
     await feedLoop;
