@@ -56,6 +56,32 @@ const toSummary = (r: DatasetRow): DatasetSummary => ({
 
 const bySampleId = (a: DatasetEntry, b: DatasetEntry): number => (a.sample_id < b.sample_id ? -1 : a.sample_id > b.sample_id ? 1 : 0);
 
+/** A dataset entry from a labeled sample row (what every dataset version records of a sample). */
+const entryOf = (r: EntryRow): DatasetEntry => ({
+  sample_id: r.sample_id,
+  label: r.label,
+  blob_sha256: r.blob_sha256,
+  device_id: r.device_id,
+  labeled_by: r.labeled_by,
+  labeled_at: new Date(r.labeled_at).toISOString(),
+});
+
+function labelCounts(entries: DatasetEntry[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const e of entries) counts[e.label] = (counts[e.label] ?? 0) + 1;
+  return counts;
+}
+
+/** The fields every dataset manifest starts with. */
+const manifestHead = (id: string, o: { actor: string; name?: string | undefined }, now: number) => ({
+  schema: DATASET_SCHEMA,
+  v: 1 as const,
+  id,
+  ...(o.name !== undefined ? { name: o.name } : {}),
+  created_at: new Date(now).toISOString(),
+  created_by: o.actor,
+});
+
 /** The id of a set of entries: sha256 of their canonical JSON, sorted by sample_id. */
 export function datasetId(entries: DatasetEntry[]): string {
   return sha256Hex(canonicalJson([...entries].sort(bySampleId)));
@@ -116,41 +142,14 @@ export class Datasets {
     );
     const rows = stmt.all(where.params) as EntryRow[];
     if (rows.length === 0) throw new FleetError('INPUT_INVALID', 'no labeled sample matches the filter: nothing to export', { details: { filters } });
-    const entries: DatasetEntry[] = rows.map((r) => ({
-      sample_id: r.sample_id,
-      label: r.label,
-      blob_sha256: r.blob_sha256,
-      device_id: r.device_id,
-      labeled_by: r.labeled_by,
-      labeled_at: new Date(r.labeled_at).toISOString(),
-    }));
+    const entries: DatasetEntry[] = rows.map(entryOf);
     const id = datasetId(entries);
     if (this.stmts.get.get(id)) return { dataset: await this.getDataset(id), created: false };
 
-    const counts: Record<string, number> = {};
-    for (const e of entries) counts[e.label] = (counts[e.label] ?? 0) + 1;
+    const counts = labelCounts(entries);
     const now = this.db.clock.now();
-    const manifest = datasetManifest.parse({
-      schema: DATASET_SCHEMA,
-      v: 1,
-      id,
-      ...(o.name !== undefined ? { name: o.name } : {}),
-      created_at: new Date(now).toISOString(),
-      created_by: o.actor,
-      filters,
-      entries,
-      counts,
-    });
-    const stored = await this.artifacts.put(Buffer.from(canonicalJson(manifest), 'utf8'));
-    let inserted: number;
-    try {
-      inserted = this.stmts.insert.run({ id, name: o.name ?? null, created_at: now, created_by: o.actor, manifest_sha256: stored.sha256, entries: entries.length, counts: JSON.stringify(counts) }).changes;
-    } catch (err) {
-      throw storageError(`cannot record dataset ${id}`, err);
-    }
-    // Another export of the same set won the race: its version is the one.
-    if (inserted === 0) return { dataset: await this.getDataset(id), created: false };
-    return { dataset: manifest, created: true };
+    const manifest = datasetManifest.parse({ ...manifestHead(id, o, now), filters, entries, counts });
+    return this.record(manifest, o, now, counts);
   }
 
   /**
@@ -174,29 +173,18 @@ export class Datasets {
       previous,
     );
     const entries: DatasetEntry[] = kept.map((r) => ({
-      sample_id: r.sample_id,
-      label: r.label,
-      blob_sha256: r.blob_sha256,
-      device_id: r.device_id,
-      labeled_by: r.labeled_by,
-      labeled_at: new Date(r.labeled_at).toISOString(),
+      ...entryOf(r),
       captured_at: new Date(r.captured_at).toISOString(),
       split: placed.get(r.sample_id) as FieldSplit,
     }));
     const id = datasetIdOf({ entries, base: o.base, split_rule: o.rule });
     if (this.stmts.get.get(id)) return { dataset: await this.getDataset(id), created: false, excluded: rows.length - kept.length };
-    const counts: Record<string, number> = {};
-    for (const e of entries) counts[e.label] = (counts[e.label] ?? 0) + 1;
+    const counts = labelCounts(entries);
     const baseCount = (split: BaseRef['split']): number => o.base.filter((b) => b.split === split).reduce((n, b) => n + (b.count ?? b.items?.length ?? 0), 0);
     const fieldHoldout = entries.filter((e) => e.split === 'field_holdout').length;
     const now = this.db.clock.now();
     const manifest = datasetManifest.parse({
-      schema: DATASET_SCHEMA,
-      v: 1,
-      id,
-      ...(o.name !== undefined ? { name: o.name } : {}),
-      created_at: new Date(now).toISOString(),
-      created_by: o.actor,
+      ...manifestHead(id, o, now),
       filters: { model: o.model, labeled: true },
       entries: [...entries].sort(bySampleId),
       counts,
@@ -206,12 +194,23 @@ export class Datasets {
       ...(o.previous ? { previous: o.previous } : {}),
       splits: { train: baseCount('train') + entries.length - fieldHoldout, clean_holdout: baseCount('clean_holdout'), field_holdout: fieldHoldout },
     });
-    const stored = await this.artifacts.put(Buffer.from(canonicalJson(manifest), 'utf8'));
-    const insert = this.db.sqlite.transaction((): number => {
-      const n = this.stmts.insert.run({ id, name: o.name ?? null, created_at: now, created_by: o.actor, manifest_sha256: stored.sha256, entries: entries.length, counts: JSON.stringify(counts) }).changes;
-      if (n === 0) return 0;
+    const recorded = await this.record(manifest, o, now, counts, () => {
       this.stmts.setModel.run(o.model, id);
       for (const e of entries) this.stmts.insertSample.run(id, e.sample_id, e.split as string);
+    });
+    return { ...recorded, excluded: rows.length - kept.length };
+  }
+
+  /**
+   * Store the manifest artifact, then its row (and `extra` rows, in the same transaction).
+   * When another call recorded the same id first, its version is the one.
+   */
+  private async record(manifest: DatasetManifest, o: { actor: string; name?: string | undefined }, now: number, counts: Record<string, number>, extra?: () => void): Promise<{ dataset: DatasetManifest; created: boolean }> {
+    const id = manifest.id;
+    const stored = await this.artifacts.put(Buffer.from(canonicalJson(manifest), 'utf8'));
+    const insert = this.db.sqlite.transaction((): number => {
+      const n = this.stmts.insert.run({ id, name: o.name ?? null, created_at: now, created_by: o.actor, manifest_sha256: stored.sha256, entries: manifest.entries.length, counts: JSON.stringify(counts) }).changes;
+      if (n > 0) extra?.();
       return n;
     });
     let inserted: number;
@@ -220,8 +219,8 @@ export class Datasets {
     } catch (err) {
       throw storageError(`cannot record dataset ${id}`, err);
     }
-    if (inserted === 0) return { dataset: await this.getDataset(id), created: false, excluded: rows.length - kept.length };
-    return { dataset: manifest, created: true, excluded: rows.length - kept.length };
+    if (inserted === 0) return { dataset: await this.getDataset(id), created: false };
+    return { dataset: manifest, created: true };
   }
 
   /** Dataset versions that hold a sample, with its split there (reverse lineage). */
