@@ -11,13 +11,14 @@ import { FleetError } from '../../../fleet/errors.js';
 import type { FleetContext } from '../../../fleet/context.js';
 import type { BaseRef } from '../../../fleet/labels/dataset-schema.js';
 import { packModel } from '../../../fleet/registry/pack.js';
-import type { BaseSetSource } from '../../../fleet/training/loop.js';
+import { LearningLoop, type BaseSetSource, type LearningLoopDeps } from '../../../fleet/training/loop.js';
 import { DIGIT_SIZE, loadDigits } from '../../../fleet/training/mnist-data.js';
 import type { Trainer, TrainRequest, TrainResult, TrainingExample } from '../../../fleet/training/trainer.js';
 import { sha256Hex } from '../../../shared/ids.js';
 import { imageToTensor } from '../../../shared/inference/preprocess.js';
 import { GraphBuilder } from '../../../shared/onnx/builder.js';
 import { imagePreprocessing, sampleMessage } from '../../../shared/schemas/index.js';
+import type { TestFleet } from '../http/context.js';
 
 export const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 export const IMAGE = { width: 28, height: 28, color: 'grayscale', layout: 'NCHW', dtype: 'float32', scale: 1 / 255, invert: true, fit: 'fill' } as const;
@@ -209,4 +210,24 @@ export async function fieldSamples(ctx: FleetContext, o: { offset: number; count
   await ctx.ingest.flush();
   ids.forEach((id, i) => ctx.labels.assign(id, String(d.labels[i]), { actor: o.labeler, at: o.at + 3_600_000 + i }));
   return ids;
+}
+
+/**
+ * A learning loop over a test fleet's real parts (SQLite, registry, datasets, rollouts), the
+ * mnist base-set source and the fleet's clock and log, working under `<fleet dir>/<dir>`.
+ */
+export function loopOn(f: TestFleet, o: { dir: string } & Pick<LearningLoopDeps, 'trainers' | 'models'> & Partial<Pick<LearningLoopDeps, 'devices' | 'signKeyPem'>>): LearningLoop {
+  const { dir, ...rest } = o;
+  return new LearningLoop({
+    db: f.ctx.db,
+    artifacts: f.ctx.artifacts,
+    registry: f.ctx.registry,
+    datasets: f.ctx.datasets,
+    rollouts: f.ctx.rollouts,
+    base: mnistSource,
+    workDir: join(f.dir, dir),
+    clock: f.ctx.clock,
+    log: f.ctx.log,
+    ...rest,
+  });
 }

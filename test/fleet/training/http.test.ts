@@ -1,10 +1,8 @@
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../../fleet/cli/main.js';
-import { LearningLoop } from '../../../fleet/training/loop.js';
 import { call, openTestFleet, T0 } from '../http/context.js';
 import type { TestFleet } from '../http/context.js';
-import { DIGITS, fieldSamples, mnistSource, PrototypeTrainer } from './fixtures.js';
+import { DIGITS, fieldSamples, loopOn, PrototypeTrainer } from './fixtures.js';
 
 let f: TestFleet;
 let base: string;
@@ -34,15 +32,10 @@ describe('training over the HTTP API, the CLI and the console', () => {
   });
 
   it('trains on request (operator), refuses viewers and labelers, follows progress, stores the report, and shows the lineage chain', { timeout: 180_000 }, async () => {
-    f.ctx.training = new LearningLoop({
-      db: f.ctx.db,
-      artifacts: f.ctx.artifacts,
-      registry: f.ctx.registry,
-      datasets: f.ctx.datasets,
-      rollouts: f.ctx.rollouts,
+    f.ctx.training = loopOn(f, {
+      dir: 'training',
       devices: f.ctx.devices,
       trainers: { prototype: new PrototypeTrainer() },
-      base: mnistSource,
       models: [
         {
           name: 'digits',
@@ -52,9 +45,6 @@ describe('training over the HTTP API, the CLI and the console', () => {
           gate: { require_field_holdout: false },
         },
       ],
-      workDir: join(f.dir, 'training'),
-      clock: f.ctx.clock,
-      log: f.ctx.log,
     });
     await fieldSamples(f.ctx, { offset: 4000, count: 40, devices: ['ridge-1-a'], drift: { dim: 0.4 }, labeler: 'lena', at: T0 });
     for (const role of ['viewer', 'labeler'] as const) {

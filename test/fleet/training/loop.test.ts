@@ -1,13 +1,12 @@
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LearningLoop } from '../../../fleet/training/loop.js';
+import type { LearningLoop } from '../../../fleet/training/loop.js';
 import type { LoopModelConfigInput, LoopProgress } from '../../../fleet/training/loop.js';
 import { lineageChain } from '../../../fleet/training/lineage.js';
 import type { Trainer } from '../../../fleet/training/trainer.js';
 import { fleetKeys } from '../../helpers/packages.js';
 import { openTestFleet, T0 } from '../http/context.js';
 import type { TestFleet } from '../http/context.js';
-import { DIGITS, fieldSamples, mnistSource, PrototypeTrainer } from './fixtures.js';
+import { DIGITS, fieldSamples, loopOn, PrototypeTrainer } from './fixtures.js';
 
 const config: LoopModelConfigInput = {
   name: 'digits',
@@ -35,21 +34,7 @@ const bad = new PrototypeTrainer({ name: 'drops-3', dropClasses: ['3'] });
 beforeEach(async () => {
   f = await openTestFleet();
   for (const id of ['pit-3-a', 'pit-3-b', 'pit-3-c']) await f.ctx.devices.register(id, { tags: { site: 'pit-3' } });
-  loop = new LearningLoop({
-    db: f.ctx.db,
-    artifacts: f.ctx.artifacts,
-    registry: f.ctx.registry,
-    datasets: f.ctx.datasets,
-    rollouts: f.ctx.rollouts,
-    devices: f.ctx.devices,
-    trainers: { prototype: good, 'drops-3': bad },
-    base: mnistSource,
-    models: [config],
-    workDir: join(f.dir, 'training'),
-    clock: f.ctx.clock,
-    log: f.ctx.log,
-    signKeyPem: fleetKeys().privateKeyPem,
-  });
+  loop = loopOn(f, { dir: 'training', devices: f.ctx.devices, trainers: { prototype: good, 'drops-3': bad }, models: [config], signKeyPem: fleetKeys().privateKeyPem });
 });
 afterEach(async () => {
   await loop.stop();
@@ -129,7 +114,7 @@ describe('learning loop (real SQLite, registry, ONNX Runtime evaluation, a real 
   });
 
   it('refuses a second run of the same model while one runs, and an unknown trainer, before recording anything', async () => {
-    const l = new LearningLoop({ db: f.ctx.db, artifacts: f.ctx.artifacts, registry: f.ctx.registry, datasets: f.ctx.datasets, rollouts: f.ctx.rollouts, trainers: { prototype: good }, base: mnistSource, models: [{ ...config, base: smallBase }], workDir: join(f.dir, 't2'), clock: f.ctx.clock, log: f.ctx.log });
+    const l = loopOn(f, { dir: 't2', trainers: { prototype: good }, models: [{ ...config, base: smallBase }] });
     await expect(l.trainNow({ actor: 'otto', trainer: 'nope' })).rejects.toMatchObject({ code: 'FLEET_TRAINER_UNKNOWN' });
     const { run, done } = await l.begin({ actor: 'otto' });
     await expect(l.begin({ actor: 'otto' })).rejects.toMatchObject({ code: 'FLEET_TRAINING_IN_PROGRESS' });
@@ -140,18 +125,10 @@ describe('learning loop (real SQLite, registry, ONNX Runtime evaluation, a real 
   }, 120_000);
 
   it('a policy tick fires on new labels, records the firing and starts a run; below the threshold it does not', { timeout: 120_000 }, async () => {
-    const ticking = new LearningLoop({
-      db: f.ctx.db,
-      artifacts: f.ctx.artifacts,
-      registry: f.ctx.registry,
-      datasets: f.ctx.datasets,
-      rollouts: f.ctx.rollouts,
+    const ticking = loopOn(f, {
+      dir: 'training-2',
       trainers: { prototype: good },
-      base: mnistSource,
       models: [{ ...config, base: [{ source: 'mnist', offset: 0, count: 100, split: 'train' }, { source: 'mnist', offset: 100, count: 50, split: 'clean_holdout' }], triggers: { labels: { min_new: 20 }, drift: null } }],
-      workDir: join(f.dir, 'training-2'),
-      clock: f.ctx.clock,
-      log: f.ctx.log,
     });
     await fieldSamples(f.ctx, { offset: 3000, count: 19, devices: ['pit-3-a'], drift: { dim: 0.3 }, labeler: 'lena', at: T0 });
     f.clock.advance(7_200_000);
@@ -174,7 +151,7 @@ describe('learning loop (real SQLite, registry, ONNX Runtime evaluation, a real 
     const wrong: Trainer = { name: 'wrong', train: async (req) => good.train({ ...req, model: { name: req.model.name, version: '9.9.9' } }) };
     const small = { ...config, base: smallBase };
     const mk = (): LearningLoop =>
-      new LearningLoop({ db: f.ctx.db, artifacts: f.ctx.artifacts, registry: f.ctx.registry, datasets: f.ctx.datasets, rollouts: f.ctx.rollouts, trainers: { throws: throwing, wrong }, base: mnistSource, models: [small], workDir: join(f.dir, 't3'), clock: f.ctx.clock, log: f.ctx.log });
+      loopOn(f, { dir: 't3', trainers: { throws: throwing, wrong }, models: [small] });
     const l = mk();
     const a = await l.trainNow({ actor: 'otto', trainer: 'throws' });
     expect(a).toMatchObject({ status: 'failed', error: { code: 'FLEET_TRAINING_FAILED', message: 'the throws trainer failed: out of memory' } });
@@ -186,8 +163,7 @@ describe('learning loop (real SQLite, registry, ONNX Runtime evaluation, a real 
     expect(f.ctx.registry.list({ name: 'digits' })).toEqual([]);
     expect(f.logs.some((x) => x.msg === 'training run failed' && x.code === 'FLEET_TRAINING_FAILED')).toBe(true);
     // A base set whose content changed since its hash was recorded is refused.
-    const changed = new LearningLoop({ db: f.ctx.db, artifacts: f.ctx.artifacts, registry: f.ctx.registry, datasets: f.ctx.datasets, rollouts: f.ctx.rollouts, trainers: { prototype: good }, base: mnistSource,
-      models: [{ ...small, base: [{ ...small.base[0]!, content_sha256: '0'.repeat(64) }, small.base[1]!] }], workDir: join(f.dir, 't5'), clock: f.ctx.clock, log: f.ctx.log });
+    const changed = loopOn(f, { dir: 't5', trainers: { prototype: good }, models: [{ ...small, base: [{ ...small.base[0]!, content_sha256: '0'.repeat(64) }, small.base[1]!] }] });
     const seen: string[] = [];
     const off = changed.subscribe((p) => seen.push(p.phase));
     f.clock.advance(1000);
@@ -201,11 +177,11 @@ describe('learning loop (real SQLite, registry, ONNX Runtime evaluation, a real 
   });
 
   it('a policy tick fires on drift held by enough devices for long enough (histories sampled from the device registry)', { timeout: 60_000 }, async () => {
-    const l = new LearningLoop({
-      db: f.ctx.db, artifacts: f.ctx.artifacts, registry: f.ctx.registry, datasets: f.ctx.datasets, rollouts: f.ctx.rollouts, devices: f.ctx.devices,
-      trainers: { prototype: good }, base: mnistSource,
+    const l = loopOn(f, {
+      dir: 't4',
+      devices: f.ctx.devices,
+      trainers: { prototype: good },
       models: [{ ...config, base: smallBase, triggers: { labels: null, drift: { psi: 0.3, min_devices: 2, for_ms: 10 * 60_000 } } }],
-      workDir: join(f.dir, 't4'), clock: f.ctx.clock, log: f.ctx.log,
     });
     for (let m = 0; m <= 10; m++) {
       l.observeDrift({ device: 'pit-3-a', model: 'digits', at: T0 + m * 60_000, psi: 0.6 });
