@@ -21,6 +21,11 @@ export function trainingRunsOf(ctx: FleetContext): TrainingRuns {
   return r;
 }
 
+/** The `model`/`limit` filter of the list routes, leaving out what the query does not set. */
+function listFilter(query: { model?: string | undefined; limit?: number | undefined }): { model?: string; limit?: number } {
+  return { ...(query.model ? { model: query.model } : {}), ...(query.limit ? { limit: query.limit } : {}) };
+}
+
 function loopOf(ctx: FleetContext): LearningLoop {
   if (!ctx.training) throw new FleetError('TRAINING_NOT_CONFIGURED', 'this fleet service runs no learning loop (no model is configured for training)');
   return ctx.training;
@@ -56,7 +61,7 @@ export const trainingRoutes: Route[] = [
     access: { kind: 'user', permission: 'read' },
     query: runListQuery,
     response: runList,
-    handler: ({ ctx, query }) => ({ json: { items: trainingRunsOf(ctx).list({ ...(query.model ? { model: query.model } : {}), ...(query.limit ? { limit: query.limit } : {}) }) } }),
+    handler: ({ ctx, query }) => ({ json: { items: trainingRunsOf(ctx).list(listFilter(query)) } }),
   }),
   route({
     method: 'GET',
@@ -87,7 +92,7 @@ export const trainingRoutes: Route[] = [
     access: { kind: 'user', permission: 'read' },
     query: runListQuery,
     response: firingList,
-    handler: ({ ctx, query }) => ({ json: { items: trainingRunsOf(ctx).firings({ ...(query.model ? { model: query.model } : {}), ...(query.limit ? { limit: query.limit } : {}) }) } }),
+    handler: ({ ctx, query }) => ({ json: { items: trainingRunsOf(ctx).firings(listFilter(query)) } }),
   }),
   route({
     method: 'GET',
