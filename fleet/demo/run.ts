@@ -80,6 +80,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   let step = 0;
   const PHASES = 10;
   const phase = (name: string, detail = ''): void => {
+    // After Ctrl-C no new phase starts: the run goes straight to the draining shutdown.
+    if (o.signal?.aborted) throw new Error('stopped');
     const last = phases[phases.length - 1];
     if (last && last.end_s === null) last.end_s = at();
     phases.push({ name, start_s: at(), end_s: null });
