@@ -53,9 +53,23 @@ describe('Forwarder on aedes with a SQLite queue', () => {
     return fleet;
   }
 
-  async function startDevice(opts: Partial<ForwarderOptions> = {}): Promise<{ uplink: MqttUplink; forwarder: Forwarder }> {
+  async function startDevice(opts: Partial<ForwarderOptions> = {}, onSamplePublish?: () => void): Promise<{ uplink: MqttUplink; forwarder: Forwarder }> {
     const { logger } = captureLogger('warn');
     const uplink = new MqttUplink({ url: broker.url, clientId: DEVICE, clean: false, logger, backoff: { initialMs: 20, maxMs: 100 } });
+    if (onSamplePublish) {
+      // Observe what the forwarder hands to the transport, before any socket or broker delay.
+      const samplesTopic = topics.samples(DEVICE);
+      const publish = uplink.publish.bind(uplink);
+      const publishCallback = uplink.publishCallback.bind(uplink);
+      uplink.publish = (topic, payload, o) => {
+        if (topic === samplesTopic) onSamplePublish();
+        return publish(topic, payload, o);
+      };
+      uplink.publishCallback = (topic, payload, done, o) => {
+        if (topic === samplesTopic) onSamplePublish();
+        publishCallback(topic, payload, done, o);
+      };
+    }
     const forwarder = new Forwarder({ deviceId: DEVICE, queue, uplink, logger, pollMs: 50, ...opts });
 
     await forwarder.start();
@@ -129,24 +143,32 @@ describe('Forwarder on aedes with a SQLite queue', () => {
   it('respects the publish rate cap, counted at the broker', async () => {
     fill(200, 256, () => 5);
     const samplesTopic = topics.samples(DEVICE);
-    const at: number[] = [];
+    const sent: number[] = [];
+    const received: number[] = [];
     broker.broker.on('publish', (packet, client) => {
-      if (client && packet.topic === samplesTopic) at.push(performance.now());
+      if (client && packet.topic === samplesTopic) received.push(performance.now());
     });
     const fleet = await startFleet();
-    await startDevice({ limits: { publishesPerS: 100, publishBurst: 10 } });
+    await startDevice({ limits: { publishesPerS: 100, publishBurst: 10 } }, () => sent.push(performance.now()));
     await waitUntil(() => fleet.distinct === 200, 10_000, 'all samples');
 
-    expect(at).toHaveLength(200);
-    // Any one-second window: at most rate + burst publishes.
-    let worst = 0;
-    for (let i = 0, j = 0; i < at.length; i++) {
-      while ((at[i] as number) - (at[j] as number) >= 1000) j++;
-      worst = Math.max(worst, i - j + 1);
-    }
-    expect(worst).toBeLessThanOrEqual(110);
-    // And on average no faster than the rate (the first burst is free).
-    const spanS = ((at.at(-1) as number) - (at[0] as number)) / 1000;
+    // Worst count of timestamps inside any window of `ms`.
+    const worstWindow = (at: readonly number[], ms: number): number => {
+      let worst = 0;
+      for (let i = 0, j = 0; i < at.length; i++) {
+        while ((at[i] as number) - (at[j] as number) >= ms) j++;
+        worst = Math.max(worst, i - j + 1);
+      }
+      return worst;
+    };
+    // What the limiter controls: in any one-second window at most rate + burst publishes leave.
+    expect(sent).toHaveLength(200);
+    expect(worstWindow(sent, 1000)).toBeLessThanOrEqual(110);
+    // At the broker every publish arrived once, and on average no faster than the rate (the first
+    // burst is free). Single windows there are not judged: on a loaded machine the broker's event
+    // loop stalls and then takes a bunch of publishes sent at the right pace in one go.
+    expect(received).toHaveLength(200);
+    const spanS = ((received.at(-1) as number) - (received[0] as number)) / 1000;
     expect(spanS).toBeGreaterThanOrEqual(((200 - 10 - 1) / 100) * 0.95);
   });
 
