@@ -114,7 +114,6 @@ export function cnnFromInitializers(init: ReadonlyMap<string, OnnxInitializer>):
 /** Per-sample scratch buffers, allocated once per training run. */
 export class Scratch {
   readonly aug = new Float32Array(S * S);
-  readonly col1 = new Float32Array(KK * A1 * A1);
   readonly a1: Float32Array;
   readonly p1: Float32Array;
   readonly m1: Int32Array;
@@ -126,7 +125,9 @@ export class Scratch {
   readonly z: Float32Array;
   readonly dh: Float32Array;
   readonly dp2: Float32Array;
-  readonly dcol2: Float32Array;
+  /** Pool 2's selections grouped by channel: position and gradient. */
+  readonly selP: Int32Array;
+  readonly selD: Float64Array;
   readonly dp1: Float32Array;
   constructor(s: CnnShape) {
     this.a1 = new Float32Array(s.c1 * A1 * A1);
@@ -140,7 +141,8 @@ export class Scratch {
     this.z = new Float32Array(s.classes);
     this.dh = new Float32Array(s.hidden);
     this.dp2 = new Float32Array(s.c2 * P2 * P2);
-    this.dcol2 = new Float32Array(A2 * A2 * s.c1 * KK);
+    this.selP = new Int32Array(P2 * P2);
+    this.selD = new Float64Array(P2 * P2);
     this.dp1 = new Float32Array(s.c1 * P1 * P1);
   }
 }
@@ -206,8 +208,7 @@ function reluPool(a: Float32Array, c: number, side: number, p: Float32Array, m: 
 
 /** Forward pass of one 784-value image; leaves activations in `s`, logits in `s.z`. */
 function forward(w: CnnWeights, x: Float32Array, s: Scratch): void {
-  im2col1(x, s.col1);
-  conv1(w, s.col1, s.a1);
+  conv1(w, x, s.a1);
   reluPool(s.a1, w.c1, A1, s.p1, s.m1);
   im2col2(s.p1, w.c1, s.col2);
   conv2(w, s.col2, s.a2);
@@ -218,27 +219,37 @@ function forward(w: CnnWeights, x: Float32Array, s: Scratch): void {
 // Each stage is its own small function: V8 optimises small hot functions well, and one big
 // forward body ran several times slower.
 
-/** im2col, k-major: col1[k][p] = x[(oy+ky)·28 + ox+kx]. */
-function im2col1(x: Float32Array, col1: Float32Array): void {
-  const n1 = A1 * A1;
-  for (let ky = 0; ky < K; ky++) {
-    for (let kx = 0; kx < K; kx++) {
-      const k = ky * K + kx;
-      for (let oy = 0; oy < A1; oy++) {
-        const src = (oy + ky) * S + kx;
-        const dst = k * n1 + oy * A1;
-        for (let ox = 0; ox < A1; ox++) col1[dst + ox] = x[src + ox] as number;
-      }
-    }
-  }
-}
-
-function conv1(w: CnnWeights, col1: Float32Array, a1: Float32Array): void {
+/**
+ * Direct 5×5 convolution of the 28×28 input: the channel's 25 weights live in locals and each
+ * output is five row sums (independent chains) added in a fixed order.
+ */
+function conv1(w: CnnWeights, x: Float32Array, a1: Float32Array): void {
   const n1 = A1 * A1;
   const w1 = w.w1;
   for (let c = 0; c < w.c1; c++) {
-    a1.fill(w.b1[c] as number, c * n1, (c + 1) * n1);
-    for (let k = 0; k < KK; k++) axpy(n1, w1[c * KK + k] as number, col1, k * n1, a1, c * n1);
+    const o = c * KK;
+    const w00 = w1[o] as number, w01 = w1[o + 1] as number, w02 = w1[o + 2] as number, w03 = w1[o + 3] as number, w04 = w1[o + 4] as number;
+    const w10 = w1[o + 5] as number, w11 = w1[o + 6] as number, w12 = w1[o + 7] as number, w13 = w1[o + 8] as number, w14 = w1[o + 9] as number;
+    const w20 = w1[o + 10] as number, w21 = w1[o + 11] as number, w22 = w1[o + 12] as number, w23 = w1[o + 13] as number, w24 = w1[o + 14] as number;
+    const w30 = w1[o + 15] as number, w31 = w1[o + 16] as number, w32 = w1[o + 17] as number, w33 = w1[o + 18] as number, w34 = w1[o + 19] as number;
+    const w40 = w1[o + 20] as number, w41 = w1[o + 21] as number, w42 = w1[o + 22] as number, w43 = w1[o + 23] as number, w44 = w1[o + 24] as number;
+    const b = w.b1[c] as number;
+    for (let oy = 0; oy < A1; oy++) {
+      const dst = c * n1 + oy * A1;
+      for (let ox = 0; ox < A1; ox++) {
+        const i0 = oy * S + ox;
+        const i1 = i0 + S;
+        const i2 = i1 + S;
+        const i3 = i2 + S;
+        const i4 = i3 + S;
+        const r0 = w00 * (x[i0] as number) + w01 * (x[i0 + 1] as number) + w02 * (x[i0 + 2] as number) + w03 * (x[i0 + 3] as number) + w04 * (x[i0 + 4] as number);
+        const r1 = w10 * (x[i1] as number) + w11 * (x[i1 + 1] as number) + w12 * (x[i1 + 2] as number) + w13 * (x[i1 + 3] as number) + w14 * (x[i1 + 4] as number);
+        const r2 = w20 * (x[i2] as number) + w21 * (x[i2 + 1] as number) + w22 * (x[i2 + 2] as number) + w23 * (x[i2 + 3] as number) + w24 * (x[i2 + 4] as number);
+        const r3 = w30 * (x[i3] as number) + w31 * (x[i3 + 1] as number) + w32 * (x[i3 + 2] as number) + w33 * (x[i3 + 3] as number) + w34 * (x[i3 + 4] as number);
+        const r4 = w40 * (x[i4] as number) + w41 * (x[i4 + 1] as number) + w42 * (x[i4 + 2] as number) + w43 * (x[i4 + 3] as number) + w44 * (x[i4 + 4] as number);
+        a1[dst + ox] = b + (r0 + r1) + (r2 + r3) + r4;
+      }
+    }
   }
 }
 
@@ -258,13 +269,57 @@ function im2col2(p1: Float32Array, c1: number, col2: Float32Array): void {
   }
 }
 
+/**
+ * a2[co][p] = b2[co] + w2[co] · col2[p]: blocks of 4 output channels × 2 positions share each
+ * loaded weight and column value (8 independent sums); a scalar tail covers other channel counts.
+ */
 function conv2(w: CnnWeights, col2: Float32Array, a2: Float32Array): void {
   const k2 = w.c1 * KK;
   const n2 = A2 * A2;
   const w2 = w.w2;
-  for (let co = 0; co < w.c2; co++) {
-    const b = w.b2[co] as number;
-    for (let p = 0; p < n2; p++) a2[co * n2 + p] = b + dot(k2, w2, co * k2, col2, p * k2);
+  const b2 = w.b2;
+  const c2 = w.c2;
+  const c4 = c2 - (c2 % 4);
+  for (let p = 0; p < n2; p += 2) {
+    const xa = p * k2;
+    const xb = xa + k2;
+    let co = 0;
+    for (; co < c4; co += 4) {
+      const o0 = co * k2;
+      const o1 = o0 + k2;
+      const o2 = o1 + k2;
+      const o3 = o2 + k2;
+      let a0 = 0, a1 = 0, a2s = 0, a3 = 0, b0 = 0, b1 = 0, b2s = 0, b3 = 0;
+      for (let j = 0; j < k2; j++) {
+        const u = col2[xa + j] as number;
+        const v = col2[xb + j] as number;
+        const q0 = w2[o0 + j] as number;
+        const q1 = w2[o1 + j] as number;
+        const q2 = w2[o2 + j] as number;
+        const q3 = w2[o3 + j] as number;
+        a0 += q0 * u;
+        a1 += q1 * u;
+        a2s += q2 * u;
+        a3 += q3 * u;
+        b0 += q0 * v;
+        b1 += q1 * v;
+        b2s += q2 * v;
+        b3 += q3 * v;
+      }
+      a2[co * n2 + p] = (b2[co] as number) + a0;
+      a2[co * n2 + p + 1] = (b2[co] as number) + b0;
+      a2[(co + 1) * n2 + p] = (b2[co + 1] as number) + a1;
+      a2[(co + 1) * n2 + p + 1] = (b2[co + 1] as number) + b1;
+      a2[(co + 2) * n2 + p] = (b2[co + 2] as number) + a2s;
+      a2[(co + 2) * n2 + p + 1] = (b2[co + 2] as number) + b2s;
+      a2[(co + 3) * n2 + p] = (b2[co + 3] as number) + a3;
+      a2[(co + 3) * n2 + p + 1] = (b2[co + 3] as number) + b3;
+    }
+    for (; co < c2; co++) {
+      const b = b2[co] as number;
+      a2[co * n2 + p] = b + dot(k2, w2, co * k2, col2, xa);
+      a2[co * n2 + p + 1] = b + dot(k2, w2, co * k2, col2, xb);
+    }
   }
 }
 
@@ -306,7 +361,7 @@ function softmax(z: Float32Array): number {
 function backward(w: CnnWeights, x: Float32Array, s: Scratch, g: Float32Array[]): void {
   const { c1, c2, hidden, classes } = w;
   const [g1, gb1, g2, gb2, g3, gb3, g4, gb4] = g as [Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array, Float32Array];
-  const { z, h, dh, p2, dp2, m2, col2, dcol2, dp1, m1 } = s;
+  const { z, h, dh, p2, dp2, m2, col2, dp1, m1 } = s;
   // Dense 2
   for (let j = 0; j < hidden; j++) {
     const hj = h[j] as number;
@@ -330,29 +385,50 @@ function backward(w: CnnWeights, x: Float32Array, s: Scratch, g: Float32Array[])
     axpy(hidden, v, dh, 0, g3, i * hidden);
     dp2[i] = dot(hidden, w.w3, i * hidden, dh, 0);
   }
-  // Conv 2, only at the positions pool 2 selected.
+  // Conv 2, only at the positions pool 2 selected, one output channel at a time: its weight
+  // gradient row is summed in locals over the channel's selections (in selection order), and the
+  // input gradient is scattered straight onto pool 1's output (no dcol2 / col2im pass).
   const k2 = c1 * KK;
   const n2 = A2 * A2;
-  dcol2.fill(0);
-  for (let i = 0; i < flat; i++) {
-    const idx = m2[i] as number;
-    const d = dp2[i] as number;
-    if (idx < 0 || d === 0) continue;
-    const co = (i / (P2 * P2)) | 0;
-    const p = idx - co * n2;
-    gb2[co] = (gb2[co] as number) + d;
-    axpy(k2, d, col2, p * k2, g2, co * k2);
-    axpy(k2, d, w.w2, co * k2, dcol2, p * k2);
-  }
-  // col2im back onto pool 1's output.
+  const q2 = P2 * P2;
+  const { selP, selD } = s;
+  const w2 = w.w2;
   dp1.fill(0);
-  for (let oy = 0; oy < A2; oy++) {
-    for (let ox = 0; ox < A2; ox++) {
-      let o = (oy * A2 + ox) * k2;
+  for (let co = 0; co < c2; co++) {
+    let ns = 0;
+    let db = 0;
+    for (let q = 0; q < q2; q++) {
+      const i = co * q2 + q;
+      const idx = m2[i] as number;
+      const d = dp2[i] as number;
+      if (idx < 0 || d === 0) continue;
+      selP[ns] = idx - co * n2;
+      selD[ns] = d;
+      ns++;
+      db += d;
+    }
+    if (ns === 0) continue;
+    gb2[co] = (gb2[co] as number) + db;
+    const gr = co * k2;
+    for (let j = 0; j < k2; j++) {
+      let acc = g2[gr + j] as number;
+      for (let t = 0; t < ns; t++) acc += (selD[t] as number) * (col2[(selP[t] as number) * k2 + j] as number);
+      g2[gr + j] = acc;
+    }
+    for (let t = 0; t < ns; t++) {
+      const d = selD[t] as number;
+      const p = selP[t] as number;
+      const oy = (p / A2) | 0;
+      const ox = p - oy * A2;
+      let o = gr;
       for (let ci = 0; ci < c1; ci++) {
-        for (let ky = 0; ky < K; ky++) {
+        for (let ky = 0; ky < K; ky++, o += K) {
           const dst = ci * P1 * P1 + (oy + ky) * P1 + ox;
-          for (let kx = 0; kx < K; kx++) dp1[dst + kx] = (dp1[dst + kx] as number) + (dcol2[o++] as number);
+          dp1[dst] = (dp1[dst] as number) + d * (w2[o] as number);
+          dp1[dst + 1] = (dp1[dst + 1] as number) + d * (w2[o + 1] as number);
+          dp1[dst + 2] = (dp1[dst + 2] as number) + d * (w2[o + 2] as number);
+          dp1[dst + 3] = (dp1[dst + 3] as number) + d * (w2[o + 3] as number);
+          dp1[dst + 4] = (dp1[dst + 4] as number) + d * (w2[o + 4] as number);
         }
       }
     }
