@@ -18,7 +18,7 @@ afterAll(() => tmp.cleanup());
  * The shortened demo, headless, end to end with every real part (fleet service, six agent
  * processes, MQTT through the site links, the learning loop, rollouts). Smaller than the real
  * thing so it fits a test: a base CNN on 1,000 digits (2 epochs) fine-tuned by the local trainer
- * on 140 labels, a 300-digit clean holdout, and a gate loosened on the clean side (a model
+ * on 220 labels, a 300-digit clean holdout, and a gate loosened on the clean side (a model
  * trained in seconds may lose a few points on a clean class; the `loop` benchmark holds the
  * defaults). The field side of the gate is the default: the candidate must be better on the
  * drifted field holdout.
@@ -29,7 +29,7 @@ describe('edgeloop demo --exit-when-done (shortened)', () => {
     const report = await runDemo({
       dataDir: tmp.dir,
       exitWhenDone: true,
-      timings: { rate: 4, baselineS: 5, outageAfterS: 2, outageS: 5, labelRate: 40, labelBudget: 250, retrainAfterLabels: 140, shadowBakeS: 3, canaryBakeS: 3, waveBakeS: 2, afterFrames: 12, telemetryS: 1, maxS: 420 },
+      timings: { rate: 4, baselineS: 5, outageAfterS: 2, outageS: 5, labelRate: 40, labelBudget: 320, retrainAfterLabels: 220, shadowBakeS: 3, canaryBakeS: 3, waveBakeS: 2, afterFrames: 12, telemetryS: 1, maxS: 420 },
       log: pino({ level: 'silent' }),
       say: (l) => lines.push(l),
       training: { trainCount: 1000, epochs: 2 },
@@ -63,8 +63,8 @@ describe('edgeloop demo --exit-when-done (shortened)', () => {
 
     // The learning loop: label trigger, evaluated candidate that passed the gate, automatic staged rollout.
     expect(report.labels).toMatchObject({ by: SIMULATED_LABELER, simulated: true });
-    expect(report.labels.used).toBeGreaterThanOrEqual(140);
-    expect(report.labels.used).toBeLessThanOrEqual(250);
+    expect(report.labels.used).toBeGreaterThanOrEqual(220);
+    expect(report.labels.used).toBeLessThanOrEqual(320);
     expect(report.new_model).toMatchObject({ name: 'digits', version: '1.1.0', status: 'accepted' });
     expect(report.new_model!.field_accuracy!).toBeGreaterThanOrEqual(report.new_model!.base_field_accuracy! + 0.02);
     expect(report.gate).toMatchObject({ passed: true, baseline: 'production' });
