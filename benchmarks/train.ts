@@ -72,7 +72,7 @@ export async function benchTrain(o: TrainBenchOptions = {}): Promise<{ name: 'tr
     if (o.fineTune !== false) {
       const fieldN = o.fieldLabels ?? 300;
       say(`fine-tuning on ${fieldN} drifted field labels`);
-      const field = (await renderBaseExamples({ count: fieldN, offset: 9000, drift: DRIFT })).map((e) => ({ ...e, id: `field-${e.id}` }));
+      const field = (await renderBaseExamples({ count: fieldN, offset: 9000, drift: DRIFT })).map((e) => ({ ...e, id: `field-${e.id}`, origin: 'field' as const }));
       const drifted = await renderLabelledDigits({ count: 1000 - fieldN, offset: 9000 + fieldN, drift: DRIFT });
       const driftedBefore = (await packageAccuracy(base.packageDir, drifted)).accuracy;
       const ft0 = performance.now();

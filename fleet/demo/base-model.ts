@@ -2,7 +2,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import type { ModelManifest } from '../../shared/schemas/index.js';
 import { DIGIT_LABELS } from '../training/digit-model.js';
 import { localTrainer } from '../training/local-trainer.js';
-import { loadDigits } from '../training/mnist-data.js';
+import { renderMnistExamples } from '../training/base-sets.js';
 import { packageAccuracy, type LabelledImage } from '../training/package-accuracy.js';
 import type { TrainingExample } from '../training/trainer.js';
 import { renderDigitPng, type CameraDrift } from './digits.js';
@@ -25,22 +25,10 @@ export interface BaseModelOptions {
 
 /**
  * The base training set as the fleet holds it: `mnist` digits [offset, offset + count) rendered
- * to camera-like PNGs (what devices capture), with stable ids `base-<index>`.
+ * to camera-like PNGs (what devices capture), optionally drifted, ids `mnist-<index>`.
  */
-export async function renderBaseExamples(opts: { count: number; offset?: number; drift?: CameraDrift }): Promise<TrainingExample[]> {
-  const offset = opts.offset ?? 0;
-  const set = loadDigits({ count: opts.count, offset });
-  const out = new Array<TrainingExample>(set.images.length);
-  // sharp works on libuv's pool: a few renders in flight keep both cores busy.
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < set.images.length) {
-      const i = next++;
-      out[i] = { id: `base-${offset + i}`, label: String(set.labels[i]), bytes: await renderDigitPng(set.images[i]!, opts.drift ?? {}) };
-    }
-  };
-  await Promise.all(Array.from({ length: 8 }, worker));
-  return out;
+export function renderBaseExamples(opts: { count: number; offset?: number; drift?: CameraDrift }): Promise<TrainingExample[]> {
+  return renderMnistExamples(opts.offset ?? 0, opts.count, (pixels) => renderDigitPng(pixels, opts.drift ?? {}));
 }
 
 /** Same digits as labelled images (for accuracy checks), optionally drifted like a camera. */

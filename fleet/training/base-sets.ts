@@ -25,18 +25,29 @@ export function mnistBaseSet(o: { render(pixels: Float32Array): Promise<Uint8Arr
       const key = `${offset}:${count}`;
       let p = cache.get(key);
       if (!p) {
-        p = (async () => {
-          const d = loadDigits({ offset, count });
-          const out: TrainingExample[] = [];
-          for (const [i, im] of d.images.entries()) out.push({ id: `mnist-${offset + i}`, label: String(d.labels[i]), bytes: await o.render(im) });
-          return out;
-        })();
+        p = renderMnistExamples(offset, count, o.render);
         p.catch(() => cache.delete(key));
         cache.set(key, p);
       }
       return p;
     },
   };
+}
+
+/** `mnist` digits [offset, offset + count) rendered by `render`, ids `mnist-<index>`, `origin: 'base'`. */
+export async function renderMnistExamples(offset: number, count: number, render: (pixels: Float32Array) => Promise<Uint8Array>): Promise<TrainingExample[]> {
+  const d = loadDigits({ offset, count });
+  const out = new Array<TrainingExample>(d.images.length);
+  let next = 0;
+  // sharp runs on libuv's pool: a few renders in flight keep both cores busy.
+  const worker = async (): Promise<void> => {
+    while (next < d.images.length) {
+      const i = next++;
+      out[i] = { id: `mnist-${offset + i}`, origin: 'base', label: String(d.labels[i]), bytes: await render(d.images[i]!) };
+    }
+  };
+  await Promise.all(Array.from({ length: 6 }, worker));
+  return out;
 }
 
 /** `artifacts` references: each item's bytes from the artifact store. */
@@ -47,7 +58,7 @@ export function artifactBaseSet(artifacts: ArtifactStore): BaseSetSource {
       const out: TrainingExample[] = [];
       for (const it of ref.items) {
         try {
-          out.push({ id: `artifact-${it.sha256}`, label: it.label, bytes: new Uint8Array(await artifacts.get(it.sha256)) });
+          out.push({ id: `artifact-${it.sha256}`, origin: 'base', label: it.label, bytes: new Uint8Array(await artifacts.get(it.sha256)) });
         } catch (err) {
           throw new FleetError('BASE_SET_INVALID', `base set artifact ${it.sha256} cannot be read: ${(err as Error).message}`, { cause: err });
         }

@@ -30,7 +30,7 @@ export interface LocalTrainParams {
   lr: number;
   /** Random affine jitter per drawn image, or false. */
   augment: AugmentOptions | false;
-  /** Draws per epoch of each base example (`base-*` ids): 0.25 = a random quarter each epoch. */
+  /** Draws per epoch of each base example (`origin: 'base'`): 0.25 = a random quarter each epoch. */
   baseWeight: number;
   /** Draws per epoch of each field example (every other id): oversamples the few field labels. */
   fieldWeight: number;
@@ -192,7 +192,7 @@ export function localTrainer(opts: LocalTrainerOptions = {}): Trainer {
       const decoded = await decodeAll(req.train, opts.decodeConcurrency ?? 8, req.signal);
       const images = decoded.map((d) => d.x);
       const labels = req.train.map((e) => labelIndex.get(e.label)!);
-      const isBase = req.train.map((e) => e.id.startsWith('base-'));
+      const isBase = req.train.map((e) => e.origin === 'base');
       const fieldCount = isBase.filter((b) => !b).length;
       const weights = isBase.map((b) => (b ? p.baseWeight : p.fieldWeight));
       say(`${fineTune ? 'fine-tuning' : 'training'} ${req.model.name}@${req.model.version}: ${req.train.length} examples (${fieldCount} field), ${p.epochs} epochs`, 0.05);

@@ -9,8 +9,14 @@ import type { ModelRef } from '../../shared/schemas/index.js';
 
 /** One labeled example as a trainer receives it: the raw input bytes (a PNG for images) and its label. */
 export interface TrainingExample {
-  /** Sample id for field samples; a stable synthetic id (`base-<n>`) for the base training set. */
+  /** Sample id for field samples; a stable synthetic id (`mnist-<n>`, `artifact-<sha256>`) for the base training set. */
   id: string;
+  /**
+   * `base` for the base training set, `field` (or absent) for samples the fleet sent back.
+   * Trainers may weigh them apart (the local trainer draws a fraction of the base set per epoch
+   * when fine-tuning); base sources set it, so no trainer guesses from ids.
+   */
+  origin?: 'base' | 'field';
   label: string;
   /** The input bytes as a device captured them (image file bytes), content-addressed by sha256 elsewhere. */
   bytes: Uint8Array;

@@ -88,7 +88,7 @@ describe('local trainer', () => {
 
   it('fine-tunes from the parent weights: a few drifted field labels lift drifted accuracy, clean holds', async () => {
     expect(parentDir).not.toBe('');
-    const field = (await renderBaseExamples({ count: 200, offset: 9000, drift: DRIFT })).map((e) => ({ ...e, id: `field-${e.id}` }));
+    const field = (await renderBaseExamples({ count: 200, offset: 9000, drift: DRIFT })).map((e) => ({ ...e, id: `field-${e.id}`, origin: 'field' as const }));
     const drifted = await renderLabelledDigits({ count: 150, offset: 9500, drift: DRIFT });
     const clean = await renderLabelledDigits({ count: 150, offset: 8000 });
     const res = await trainer.train(

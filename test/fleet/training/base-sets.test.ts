@@ -23,6 +23,8 @@ describe('base training sets by reference', () => {
     const ex = await src.examples({ source: 'mnist', offset: 10, count: 5, split: 'train' });
     expect(ex.map((e) => e.id)).toEqual(['mnist-10', 'mnist-11', 'mnist-12', 'mnist-13', 'mnist-14']);
     expect(ex.map((e) => e.label)).toEqual(loadDigits({ offset: 10, count: 5 }).labels.map(String));
+    // Marked as base data, so a trainer weighs them apart from field samples without guessing from ids.
+    expect(ex.every((e) => e.origin === 'base')).toBe(true);
     const again = await mnistBaseSet({ render: digitPng }).examples({ source: 'mnist', offset: 10, count: 5, split: 'train' });
     expect(baseContentSha(again)).toBe(baseContentSha(ex));
     await src.examples({ source: 'mnist', offset: 10, count: 5, split: 'train' });
@@ -34,7 +36,7 @@ describe('base training sets by reference', () => {
     const put = await store.put(Buffer.from('png bytes'));
     const src = baseSets({ artifacts: artifactBaseSet(store) });
     const ex = await src.examples({ source: 'artifacts', items: [{ sha256: put.sha256, label: 'cat' }], split: 'clean_holdout' });
-    expect(ex).toEqual([{ id: `artifact-${put.sha256}`, label: 'cat', bytes: new Uint8Array(Buffer.from('png bytes')) }]);
+    expect(ex).toEqual([{ id: `artifact-${put.sha256}`, origin: 'base', label: 'cat', bytes: new Uint8Array(Buffer.from('png bytes')) }]);
     await expect(src.examples({ source: 'artifacts', items: [{ sha256: 'f'.repeat(64), label: 'cat' }], split: 'train' })).rejects.toMatchObject({ code: 'FLEET_BASE_SET_INVALID' });
     await expect(src.examples({ source: 'imagenet', split: 'train' })).rejects.toMatchObject({ code: 'FLEET_BASE_SET_INVALID' });
   });
