@@ -44,6 +44,8 @@ export const FleetErrors = {
   /** The trainer finished but its output directory is not a valid model package (manifest, hashes, ONNX). */
   TRAINING_OUTPUT_INVALID: { status: 422, text: 'the trainer output is not a valid model package' },
   TRAINING_RUN_NOT_FOUND: { status: 404, text: 'no such training run' },
+  /** The learning loop's configuration file (`serve --training`) is missing, not JSON, or has bad keys (all named). */
+  TRAINING_CONFIG_INVALID: { status: 400, text: 'the training configuration is invalid' },
   /** A model could not be evaluated on the holdouts (ORT refused it, an input did not decode). */
   EVALUATION_FAILED: { status: 422, text: 'the model could not be evaluated' },
   /** A base training set reference cannot be resolved or no longer matches its recorded content hash. */

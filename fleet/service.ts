@@ -29,7 +29,7 @@ import { RolloutManager } from './rollouts/manager.js';
 import { sqliteRevisions, sqliteRolloutRepo } from './rollouts/sqlite-repo.js';
 import { SampleIngest } from './samples/ingest.js';
 import { openFleetDb } from './store/db.js';
-import { learningLoopFromContext, type LoopSetup } from './training/loop.js';
+import { learningLoopFromContext, type BaseSetSource, type LoopSetup } from './training/loop.js';
 
 export interface ServeOptions {
   dataDir: string;
@@ -51,7 +51,12 @@ export interface ServeOptions {
    * The learning loop (trainers, base set, per-model training configuration). Its work
    * directory defaults to `<data>/training`; the policy ticks every `tickMs` (default 10 s).
    */
-  training?: Omit<LoopSetup, 'workDir' | 'signKeyPem'> & { workDir?: string; tickMs?: number };
+  training?: Omit<LoopSetup, 'workDir' | 'signKeyPem' | 'base'> & {
+    /** The base-set source, or a function of the context (sources that read the service's artifact store). */
+    base: BaseSetSource | ((ctx: FleetContext) => BaseSetSource);
+    workDir?: string;
+    tickMs?: number;
+  };
   /** Desired states published per second at most (a rollout's notification rate); default no limit. */
   notifyPerSecond?: number;
   /** All artifacts (models, manifests, samples) in this store instead of DATA/ (S3 in AWS mode). */
@@ -186,8 +191,8 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
 
   const ctx: FleetContext = { db, artifacts, registry, devices, ingest, labels, datasets, rollouts, rolloutDecisions: (id, limit) => repo.decisions(id, limit), users, clock, log, publicKeyPem: key.publicKeyPem, urls };
   if (o.training) {
-    const { tickMs: trainingTickMs, workDir, ...setup } = o.training;
-    ctx.training = learningLoopFromContext(ctx, { ...setup, workDir: workDir ?? join(dir, 'training'), signKeyPem: key.privateKeyPem });
+    const { tickMs: trainingTickMs, workDir, base, ...setup } = o.training;
+    ctx.training = learningLoopFromContext(ctx, { ...setup, base: typeof base === 'function' ? base(ctx) : base, workDir: workDir ?? join(dir, 'training'), signKeyPem: key.privateKeyPem });
     ctx.training.startTicking(trainingTickMs ?? 10_000);
   }
 

@@ -18,6 +18,7 @@ import { fileLedgerStore } from './ledger.js';
 import { managerSink } from './manager-sink.js';
 import { S3ArtifactStore } from './s3-store.js';
 import { sagemakerTrainer } from './sagemaker-trainer.js';
+import { FleetError } from '../errors.js';
 import type { Trainer } from '../training/trainer.js';
 
 export interface AwsServeOptions {
@@ -50,6 +51,26 @@ export function sagemakerTrainerFor(cfg: AwsFleetConfig, o: { s3Client?: S3Clien
     clock: o.clock ?? systemClock,
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
   });
+}
+
+/**
+ * The AWS trainers for the learning loop's table (`edgeloop serve --backend aws --training FILE`):
+ * `sagemaker` when the configuration has a `sagemaker` section (role, image, instance type from
+ * it; data under `s3.bucket`/`s3.prefix`). In a dry run nothing may reach AWS, so the trainer
+ * is there (a file naming it still validates) but a run is refused with `FLEET_USAGE`.
+ */
+export function awsTrainers(cfg: AwsFleetConfig, o: { dryRun?: boolean; s3Client?: S3Client; sagemaker?: SageMakerClient; clock?: Clock } = {}): Record<string, Trainer> {
+  if (!cfg.sagemaker) return {};
+  if (o.dryRun) {
+    return {
+      sagemaker: {
+        name: 'sagemaker',
+        train: () => Promise.reject(new FleetError('USAGE', '--dry-run sends nothing to AWS: the sagemaker trainer does not run')),
+      },
+    };
+  }
+  const t = sagemakerTrainerFor(cfg, o);
+  return t ? { sagemaker: t } : {};
 }
 
 /** The ServeOptions parts of AWS mode: `artifacts` and `rolloutBackend`. */

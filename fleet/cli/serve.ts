@@ -3,9 +3,10 @@ import pino from 'pino';
 import { numberFlag, parseFlags, type Io } from '../../shared/cli.js';
 import { FleetError } from '../errors.js';
 import { startFleetService, type ServeOptions } from '../service.js';
+import type { Trainer } from '../training/trainer.js';
 
 export const SERVE_HELP = `Usage: edgeloop serve [--data DIR] [--http-port N] [--mqtt-port N] [--host H] [--broker-url URL]
-                      [--backend mqtt|aws --aws-config FILE [--dry-run]] [--json]
+                      [--backend mqtt|aws --aws-config FILE [--dry-run]] [--training FILE] [--json]
 
 Starts the fleet service: HTTP API and web console, an embedded MQTT broker for devices
 (per-device credentials and topic namespaces), SQLite state and a content-addressed
@@ -25,7 +26,13 @@ On first start an admin token is written to DIR/admin.token (and printed once).
   --aws-config F     AWS mode configuration (JSON; see the README, "Fleet on AWS")
   --dry-run          with --backend aws: send nothing to AWS, print every call it would make
                      (one JSON line each, {"dry_run":true,"service","command","input"})
+  --training F       run the learning loop: models, trainer per model (local, command, and
+                     sagemaker with --backend aws), base sets, triggers, gate, auto_promote
+                     (JSON; see the README, "The learning loop"); validated before anything starts
   --json             print the URLs as one JSON line`;
+
+/** Why a trainer is missing from the table, for the training file's validation error. */
+const TRAINER_HINTS = { sagemaker: 'the sagemaker trainer needs --backend aws and a sagemaker section in --aws-config' } as const;
 
 export async function serveCmd(argv: string[], io: Io): Promise<number> {
   const { values } = parseFlags(
@@ -42,6 +49,7 @@ export async function serveCmd(argv: string[], io: Io): Promise<number> {
       backend: { type: 'string' },
       'aws-config': { type: 'string' },
       'dry-run': { type: 'boolean' },
+      training: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -57,10 +65,11 @@ export async function serveCmd(argv: string[], io: Io): Promise<number> {
   if (backend !== 'mqtt' && backend !== 'aws') throw new FleetError('USAGE', `--backend must be mqtt or aws, got ${backend}`);
   if (values['dry-run'] && backend !== 'aws') throw new FleetError('USAGE', '--dry-run applies to --backend aws');
   let aws: Pick<ServeOptions, 'artifacts' | 'rolloutBackend'> = {};
+  let extraTrainers: Readonly<Record<string, Trainer>> = {};
   if (backend === 'aws') {
     if (!values['aws-config']) throw new FleetError('USAGE', '--backend aws needs --aws-config FILE');
     const { loadAwsConfig } = await import('../aws/aws-config.js');
-    const { awsServeParts } = await import('../aws/serve.js');
+    const { awsServeParts, awsTrainers } = await import('../aws/serve.js');
     const cfg = await loadAwsConfig(values['aws-config']);
     const { store: _store, ...parts } = awsServeParts({
       cfg,
@@ -69,12 +78,20 @@ export async function serveCmd(argv: string[], io: Io): Promise<number> {
       printCall: (c) => io.out(JSON.stringify({ dry_run: true, ...c })),
     });
     aws = parts;
+    extraTrainers = awsTrainers(cfg, { dryRun: values['dry-run'] === true });
+  }
+  let training: ServeOptions['training'];
+  if (values.training) {
+    const { loadTrainingConfig, trainingSetup } = await import('../training/config.js');
+    const file = await loadTrainingConfig(values.training, { extraTrainers: Object.keys(extraTrainers), hint: TRAINER_HINTS });
+    training = trainingSetup(file, extraTrainers);
   }
   const pem = async (f: string | undefined): Promise<string | undefined> => (f === undefined ? undefined : readFile(f, 'utf8'));
   const [cert, key, ca] = await Promise.all([pem(values['broker-cert']), pem(values['broker-key']), pem(values['broker-ca'])]);
   if ((cert === undefined) !== (key === undefined)) throw new FleetError('USAGE', '--broker-cert and --broker-key go together');
   const svc = await startFleetService({
     ...aws,
+    ...(training ? { training } : {}),
     ...(cert !== undefined && key !== undefined ? { brokerTls: { cert, key, ...(ca !== undefined ? { ca } : {}) } } : {}),
     dataDir: values.data ?? '.data/fleet',
     httpPort: numberFlag(values['http-port'], 'http-port') ?? 8600,

@@ -1,7 +1,6 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import {
   CreateCompilationJobCommand,
   CreateTrainingJobCommand,
@@ -16,7 +15,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseAwsConfig, type AwsFleetConfig } from '../../../fleet/aws/aws-config.js';
 import { hyperParameters, sagemakerTrainer, trainingJobName } from '../../../fleet/aws/sagemaker-trainer.js';
 import type { TrainProgress, TrainRequest } from '../../../fleet/training/trainer.js';
-import { CLASS_LABELS, imagePackage, patternImage, tempDir } from '../../helpers/packages.js';
+import { CLASS_LABELS, patternImage, tempDir } from '../../helpers/packages.js';
+import { containerRun as playContainer } from './sagemaker-container.js';
 import { startLocalS3, TEST_AWS, type LocalS3 } from './s3-server.js';
 
 const ROLE = 'arn:aws:iam::123456789012:role/edgeloop-sagemaker';
@@ -31,11 +31,6 @@ function config(bucket: string, neo = false): AwsFleetConfig & { sagemaker: NonN
   });
   if (!c.sagemaker) throw new Error('sagemaker section missing');
   return { ...c, sagemaker: c.sagemaker };
-}
-
-async function readS3(s3: LocalS3, key: string): Promise<Buffer> {
-  const r = await s3.client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: key }));
-  return Buffer.from(await r.Body!.transformToByteArray());
 }
 
 describe('SageMaker trainer (SageMaker under aws-sdk-client-mock, S3 against s3rver)', () => {
@@ -89,25 +84,11 @@ describe('SageMaker trainer (SageMaker under aws-sdk-client-mock, S3 against s3r
     ...over,
   });
 
-  /** Plays the container: reads the exported channel, writes a package as /opt/ml/model, uploads model.tar.gz. */
+  /** The container's part (sagemaker-container.ts), with the 6 exported examples checked. */
   async function containerRun(jobName: string, o: { broken?: boolean } = {}): Promise<string> {
-    const listed = await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `ml/training/${jobName}/input/train/` }));
-    const keys = (listed.Contents ?? []).map((c) => c.Key ?? '');
-    const dataset = JSON.parse((await readS3(s3, `ml/training/${jobName}/input/train/dataset.json`)).toString());
-    expect(dataset.examples).toHaveLength(6);
-    for (const ex of dataset.examples) expect(keys).toContain(`ml/training/${jobName}/input/train/${ex.file}`);
-    const model = tempDir('edgeloop-sm-model-');
-    try {
-      await imagePackage(model.dir, { version: '2.0.0' });
-      if (o.broken) execFileSync('sh', ['-c', `echo '{"not":"a manifest"}' > ${join(model.dir, 'manifest.json')}`]);
-      const tgz = join(model.dir, '..', `${jobName}.tar.gz`);
-      execFileSync('tar', ['-czf', tgz, '-C', model.dir, '.']);
-      const key = `ml/training/${jobName}/output/${jobName}/output/model.tar.gz`;
-      await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: key, Body: readFileSync(tgz) }));
-      return `s3://${s3.bucket}/${key}`;
-    } finally {
-      model.cleanup();
-    }
+    const r = await playContainer(s3, jobName, o);
+    expect(r.dataset.examples).toHaveLength(6);
+    return r.uri;
   }
 
   const describeSequence = (jobName: () => string, final: () => Promise<Partial<DescribeTrainingJobCommandOutput>>) => {
