@@ -54,6 +54,8 @@ export const FleetErrors = {
   STORAGE_FAILED: { status: 507, text: 'fleet storage failed' },
   /** The AWS mode's configuration file is missing, not JSON, or has bad keys (all named). */
   AWS_CONFIG_INVALID: { status: 400, text: 'the AWS configuration is invalid' },
+  /** The fleet could not connect to its MQTT broker at start (a TLS refusal such as an unknown CA, bad credentials); `cause` has the client error. */
+  BROKER_CONNECT_FAILED: { status: 502, text: 'cannot connect to the MQTT broker' },
   /** A request derived from a rollout plan would break a documented AWS limit; nothing was sent. */
   AWS_LIMIT_EXCEEDED: { status: 422, text: 'the request would exceed a documented AWS limit' },
   /** An AWS API call failed (throttled past retries, access denied, service error); `cause` has the SDK error. */

@@ -9,6 +9,7 @@ import { systemClock, type Clock } from '../shared/ids.js';
 import { closeHttpServer } from '../shared/http-server.js';
 import { deviceStatus, telemetry, type SampleAck } from '../shared/schemas/index.js';
 import { deviceIdFromTopic, topics } from '../shared/topics.js';
+import { FleetError } from './errors.js';
 import { parseJsonWith } from '../shared/validate.js';
 import { openFsArtifactStore } from './artifacts/fs-store.js';
 import { openSqliteArtifactStore } from './artifacts/sqlite-store.js';
@@ -140,13 +141,26 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
     });
     mqttUrl = broker.url;
   }
-  const client: MqttClient = await mqtt.connectAsync(mqttUrl, {
-    clientId: `edgeloop-fleet-${randomBytes(4).toString('hex')}`,
-    ...(broker ? { username: 'fleet', password: fleetSecret } : o.brokerUsername ? { username: o.brokerUsername, password: o.brokerPassword } : {}),
-    // AWS IoT Core authenticates the fleet by its X.509 certificate (mutual TLS).
-    ...(!broker && o.brokerTls ? { cert: o.brokerTls.cert, key: o.brokerTls.key, ...(o.brokerTls.ca ? { ca: o.brokerTls.ca } : {}) } : {}),
-    reconnectPeriod: 1000,
-  });
+  let client: MqttClient;
+  try {
+    client = await mqtt.connectAsync(mqttUrl, {
+      clientId: `edgeloop-fleet-${randomBytes(4).toString('hex')}`,
+      ...(broker ? { username: 'fleet', password: fleetSecret } : o.brokerUsername ? { username: o.brokerUsername, password: o.brokerPassword } : {}),
+      // AWS IoT Core authenticates the fleet by its X.509 certificate (mutual TLS).
+      ...(!broker && o.brokerTls ? { cert: o.brokerTls.cert, key: o.brokerTls.key, ...(o.brokerTls.ca ? { ca: o.brokerTls.ca } : {}) } : {}),
+      reconnectPeriod: 1000,
+    });
+  } catch (err) {
+    // A refusal the client does not retry (TLS: unknown CA, bad certificate; CONNACK: not
+    // authorized): say which broker and why, and leave nothing open.
+    const reason = `${(err as NodeJS.ErrnoException).code ?? (err as Error).name}: ${(err as Error).message.trim()}`;
+    const e = new FleetError('BROKER_CONNECT_FAILED', `cannot connect to the MQTT broker ${mqttUrl}: ${reason}`, { cause: err, details: { url: mqttUrl } });
+    log.error({ url: mqttUrl, code: e.code, reason }, 'cannot connect to the MQTT broker');
+    await broker?.close();
+    small.close();
+    db.close();
+    throw e;
+  }
 
   const urls = { mqtt: mqttUrl, http: '' };
   const repo = sqliteRolloutRepo(db);

@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -117,13 +117,25 @@ function waitForExit(child: ChildProcess): Promise<void> {
  * Start mosquitto on a free loopback port with a temporary config (anonymous access,
  * no persistence). Returns null when the binary is missing. The port is found by
  * binding port 0 and releasing it, since mosquitto cannot report a port it picked itself.
+ * With `tls` (PEM file paths) the listener is TLS with `require_certificate true`: a client
+ * without a certificate from `cafile` is refused in the handshake, as AWS IoT Core does; the
+ * certificate's CN becomes the MQTT username. `logs()` returns mosquitto's stderr so far.
  */
-export async function startMosquitto(): Promise<BrokerHandle | null> {
+export async function startMosquitto(o: { tls?: { cafile: string; certfile: string; keyfile: string } } = {}): Promise<(BrokerHandle & { logs(): string }) | null> {
   if (mosquittoSkipReason() !== null) return null;
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'edgeloop-mosquitto-'));
   const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', ''].join('\n'));
+  // Started as root, mosquitto drops to its own user: it reads copies in a directory it may enter.
+  const copy = (from: string, name: string): string => {
+    const to = join(dir, name);
+    copyFileSync(from, to);
+    chmodSync(to, 0o644);
+    return to;
+  };
+  if (o.tls) chmodSync(dir, 0o755);
+  const tlsLines = o.tls ? [`cafile ${copy(o.tls.cafile, 'ca.pem')}`, `certfile ${copy(o.tls.certfile, 'server.pem')}`, `keyfile ${copy(o.tls.keyfile, 'server.key')}`, 'require_certificate true', 'use_identity_as_username true', 'log_type notice'] : [];
+  writeFileSync(conf, [`listener ${port} 127.0.0.1`, ...tlsLines, 'allow_anonymous true', 'persistence false', 'log_dest stderr', 'log_type error', 'log_type warning', ''].join('\n'));
   let child: ChildProcess | undefined;
   let stderr = '';
   const launch = async (): Promise<void> => {
@@ -146,8 +158,9 @@ export async function startMosquitto(): Promise<BrokerHandle | null> {
   await launch();
   return {
     name: 'mosquitto',
-    url: `mqtt://127.0.0.1:${port}`,
+    url: `${o.tls ? 'mqtts' : 'mqtt'}://127.0.0.1:${port}`,
     port,
+    logs: () => stderr,
     stop,
     restart: async () => {
       if (!child) await launch();

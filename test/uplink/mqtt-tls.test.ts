@@ -3,8 +3,7 @@
  * the broker against a CA bundle. Against aedes behind a Node TLS server with a throwaway
  * CA made by openssl.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,28 +11,12 @@ import tls from 'node:tls';
 import { Aedes } from 'aedes';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MqttUplink } from '../../agent/uplink/mqtt-uplink.js';
+import { makePki, opensslSkipReason } from '../helpers/pki.js';
 import { captureLogger } from './fixtures/logger.js';
 import { waitUntil } from './fixtures/wait.js';
 
-const OPENSSL = '/usr/bin/openssl';
-const skipReason = existsSync(OPENSSL) ? null : `${OPENSSL} not found: cannot make test certificates`;
+const skipReason = opensslSkipReason();
 if (skipReason) console.warn(`[uplink] skipping the mutual TLS test: ${skipReason}`);
-
-function makePki(dir: string): Record<'ca' | 'serverKey' | 'serverCert' | 'clientKey' | 'clientCert', Buffer> {
-  const run = (...args: string[]) => execFileSync(OPENSSL, args, { cwd: dir, stdio: 'pipe' });
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  run('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=edgeloop-test-ca');
-  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  for (const [name, subj, ext] of [
-    ['server', '/CN=localhost', ['-extfile', 'server.ext']],
-    ['client', '/CN=dev-tls', []],
-  ] as const) {
-    run('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj);
-    run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1', ...ext);
-  }
-  const read = (f: string) => readFileSync(join(dir, f));
-  return { ca: read('ca.pem'), serverKey: read('server.key'), serverCert: read('server.pem'), clientKey: read('client.key'), clientCert: read('client.pem') };
-}
 
 describe.skipIf(skipReason !== null)('MqttUplink over mutual TLS', () => {
   let dir: string;
