@@ -2,7 +2,9 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../../fleet/cli/main.js';
-import { loadTrainingConfig, parseTrainingConfig } from '../../../fleet/training/config.js';
+import pino from 'pino';
+import { startFleetService } from '../../../fleet/service.js';
+import { loadTrainingConfig, parseTrainingConfig, trainingSetup } from '../../../fleet/training/config.js';
 import { tempDir } from '../../helpers/packages.js';
 
 const good = {
@@ -99,5 +101,18 @@ describe('the training file (serve --training)', () => {
     expect(await main(['serve', '--data', join(t.dir, 'data'), '--training', file], { out: () => undefined, err: (l) => err.push(l) })).toBe(1);
     expect(err.join('\n')).toContain('models.0.trainer: no trainer sagemaker (available: local); the sagemaker trainer needs --backend aws and a sagemaker section in --aws-config');
     expect(existsSync(join(t.dir, 'data', 'fleet.json'))).toBe(false);
+  });
+
+  it('a valid file starts the service with the loop configured from it (base sets built over the service artifact store)', async () => {
+    const setup = trainingSetup(parseTrainingConfig(good));
+    expect(Object.keys(setup.trainers)).toEqual(['local', 'command']);
+    expect(setup.tickMs).toBe(30_000);
+    const svc = await startFleetService({ dataDir: join(t.dir, 'data'), mqttPort: 0, log: pino({ level: 'silent' }), training: setup });
+    try {
+      expect(svc.ctx.training?.models()).toEqual(['digits']);
+      expect(svc.ctx.training?.config('digits')).toMatchObject({ trainer: 'command', triggers: { labels: { min_new: 50 } } });
+    } finally {
+      await svc.stop();
+    }
   });
 });
