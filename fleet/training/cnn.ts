@@ -376,14 +376,31 @@ function backward(w: CnnWeights, x: Float32Array, s: Scratch, g: Float32Array[])
   for (let j = 0; j < hidden; j++) gb3[j] = (gb3[j] as number) + (dh[j] as number);
   // Dense 1: only non-zero pooled inputs carry weight gradient and pass gradient back.
   const flat = c2 * P2 * P2;
+  const w3 = w.w3;
   for (let i = 0; i < flat; i++) {
     const v = p2[i] as number;
     if (v === 0) {
       dp2[i] = 0;
       continue;
     }
-    axpy(hidden, v, dh, 0, g3, i * hidden);
-    dp2[i] = dot(hidden, w.w3, i * hidden, dh, 0);
+    // One pass over the row: the weight-gradient update and the back-propagated dot share dh.
+    const r = i * hidden;
+    let s0 = 0;
+    let s1 = 0;
+    let j = 0;
+    for (; j + 1 < hidden; j += 2) {
+      const d0 = dh[j] as number;
+      const d1 = dh[j + 1] as number;
+      g3[r + j] = (g3[r + j] as number) + v * d0;
+      g3[r + j + 1] = (g3[r + j + 1] as number) + v * d1;
+      s0 += (w3[r + j] as number) * d0;
+      s1 += (w3[r + j + 1] as number) * d1;
+    }
+    for (; j < hidden; j++) {
+      g3[r + j] = (g3[r + j] as number) + v * (dh[j] as number);
+      s0 += (w3[r + j] as number) * (dh[j] as number);
+    }
+    dp2[i] = s0 + s1;
   }
   // Conv 2, only at the positions pool 2 selected, one output channel at a time: its weight
   // gradient row is summed in locals over the channel's selections (in selection order), and the
@@ -410,7 +427,26 @@ function backward(w: CnnWeights, x: Float32Array, s: Scratch, g: Float32Array[])
     if (ns === 0) continue;
     gb2[co] = (gb2[co] as number) + db;
     const gr = co * k2;
-    for (let j = 0; j < k2; j++) {
+    let j = 0;
+    for (; j + 3 < k2; j += 4) {
+      let e0 = g2[gr + j] as number;
+      let e1 = g2[gr + j + 1] as number;
+      let e2 = g2[gr + j + 2] as number;
+      let e3 = g2[gr + j + 3] as number;
+      for (let t = 0; t < ns; t++) {
+        const d = selD[t] as number;
+        const o = (selP[t] as number) * k2 + j;
+        e0 += d * (col2[o] as number);
+        e1 += d * (col2[o + 1] as number);
+        e2 += d * (col2[o + 2] as number);
+        e3 += d * (col2[o + 3] as number);
+      }
+      g2[gr + j] = e0;
+      g2[gr + j + 1] = e1;
+      g2[gr + j + 2] = e2;
+      g2[gr + j + 3] = e3;
+    }
+    for (; j < k2; j++) {
       let acc = g2[gr + j] as number;
       for (let t = 0; t < ns; t++) acc += (selD[t] as number) * (col2[(selP[t] as number) * k2 + j] as number);
       g2[gr + j] = acc;
