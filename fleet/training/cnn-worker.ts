@@ -14,8 +14,11 @@ parentPort?.once('message', (init: WorkerInit) => {
   const ctrl = new Int32Array(init.ctrl);
   const loss = new Float64Array(init.loss);
   const s = new Scratch(init.shape);
-  parentPort!.postMessage('ready');
+  // Read the generation before saying ready: the main thread may start the first batch the
+  // moment 'ready' arrives, and reading it after could see that batch's generation and wait for
+  // the next one forever (both threads waiting: the train hung).
   let seen = Atomics.load(ctrl, CTRL.GEN);
+  parentPort!.postMessage('ready');
   for (;;) {
     Atomics.wait(ctrl, CTRL.GEN, seen);
     const gen = Atomics.load(ctrl, CTRL.GEN);
