@@ -6,10 +6,15 @@
  * Speed (this is what makes <= 120 s on two shared cores possible):
  * - convolutions are "valid" (no padding), so the maps shrink 28 → 24 → 12 → 8 → 4 and the
  *   whole forward pass is ~0.34 M multiply-adds;
- * - conv1 uses a k-major im2col ([25][576]) so its forward pass is 200 long axpys; conv2 uses a
- *   position-major im2col ([64][200]) so each output is one contiguous dot of 200;
+ * - conv1 is a direct convolution with the 25 weights of a channel in locals (five row sums per
+ *   output); conv2 uses a position-major im2col ([64][200]) and computes 4 channels × 2
+ *   positions per pass, so each loaded weight and column value serves several sums;
  * - backward passes only touch the positions max-pooling selected (a quarter of the map, and
- *   none where the pooled value is 0 after ReLU), which cuts the conv backward work by ~4×.
+ *   none where the pooled value is 0 after ReLU), which cuts the conv backward work by ~4×; the
+ *   conv2 weight gradient is summed in locals per channel and its input gradient is scattered
+ *   straight onto pool 1's output.
+ * Measured (one epoch, 2,000 digits, one thread, shared box): 3.5-4.3 CPU-s before these loops,
+ * 1.3-2.2 after.
  * Determinism: every random choice comes from one seeded PRNG and the arithmetic order is fixed,
  * so the same data and seed give bit-identical weights.
  */
