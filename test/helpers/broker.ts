@@ -4,11 +4,12 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
+import { missingBinary } from './optional-binary.js';
 
 /** A running broker. `stop()`/`restart()` take it down and bring it back on the same port. */
 export interface BrokerHandle {
@@ -79,7 +80,7 @@ export const MOSQUITTO_PATH = '/usr/sbin/mosquitto';
 
 /** Null when mosquitto is installed; otherwise why the mosquitto variant is skipped. */
 export function mosquittoSkipReason(): string | null {
-  return existsSync(MOSQUITTO_PATH) ? null : `${MOSQUITTO_PATH} not found (install the Debian package "mosquitto")`;
+  return missingBinary(MOSQUITTO_PATH, 'install the Debian package "mosquitto"');
 }
 
 async function freePort(): Promise<number> {

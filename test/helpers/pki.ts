@@ -6,14 +6,15 @@
  * brokers that read paths (mosquitto).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { missingBinary } from './optional-binary.js';
 
 export const OPENSSL = '/usr/bin/openssl';
 
 /** Null when openssl is installed; otherwise why mutual-TLS tests are skipped. */
 export function opensslSkipReason(): string | null {
-  return existsSync(OPENSSL) ? null : `${OPENSSL} not found: cannot make test certificates`;
+  return missingBinary(OPENSSL, 'cannot make test certificates (install the Debian package "openssl")');
 }
 
 export type TestPki = Record<'ca' | 'serverKey' | 'serverCert' | 'clientKey' | 'clientCert', Buffer> & { dir: string };

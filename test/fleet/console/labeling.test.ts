@@ -1,15 +1,15 @@
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as S from '../../../fleet/http/schemas.js';
 import { CLASS_LABELS, imagePackage, tempDir } from '../../helpers/packages.js';
+import { missingBinary } from '../../helpers/optional-binary.js';
 import { call, openTestFleet, seedSamples, T0 } from '../http/context.js';
 import type { SeedSample, TestFleet } from '../http/context.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const skipReason = existsSync(CHROMIUM) ? null : `${CHROMIUM} is not installed (apt-get install -y chromium)`;
+const skipReason = missingBinary(CHROMIUM, 'install the Debian package "chromium"');
 if (skipReason) console.info(`[console] skipping the headless Chromium tests: ${skipReason}`);
 
 const SCREENSHOT = '/tmp/edgeloop-labeling.png';
