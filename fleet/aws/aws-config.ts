@@ -9,6 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { TargetDevice } from '@aws-sdk/client-sagemaker';
 import { z } from 'zod';
 import { semver } from '../../shared/schemas/common.js';
+import { formatIssues } from '../../shared/validate.js';
 import { FleetError } from '../errors.js';
 
 /** Documented limits (Greengrass CreateDeployment / IoT Jobs). */
@@ -138,7 +139,7 @@ function deepFreeze<T>(o: T): T {
 export function parseAwsConfig(data: unknown): AwsFleetConfig {
   const r = awsFleetConfig.safeParse(data);
   if (!r.success) {
-    const issues = r.error.issues.map((i) => `${i.path.length ? i.path.map(String).join('.') : '(root)'}: ${i.message}`);
+    const issues = formatIssues(r.error.issues);
     throw new FleetError('AWS_CONFIG_INVALID', `AWS configuration is invalid: ${issues.join('; ')}`, { details: { issues } });
   }
   return deepFreeze(r.data);

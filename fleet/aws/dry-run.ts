@@ -123,7 +123,7 @@ export async function dryRunRollout(o: DryRunOptions): Promise<DryRunResult> {
   const stages = stagesOf(state.plan);
   await run(`start: ${stages[0]?.name ?? ''}`, { type: 'start', at: now, devices: o.devices });
   while (state.status === 'running' || state.status === 'paused') {
-    const name = stagesOf(state.plan)[state.stage]?.name ?? '';
+    const name = stages[state.stage]?.name ?? '';
     if (o.abortAt !== undefined && name === o.abortAt) {
       now += 60_000;
       await run('abort', { type: 'command', at: now, command: 'abort', actor: 'dry-run' });
@@ -131,7 +131,7 @@ export async function dryRunRollout(o: DryRunOptions): Promise<DryRunResult> {
     }
     const before = state.stage;
     now += 60_000;
-    await run(`promote: ${stagesOf(state.plan)[before + 1]?.name ?? 'complete'}`, { type: 'command', at: now, command: 'promote', actor: 'dry-run', force: true });
+    await run(`promote: ${stages[before + 1]?.name ?? 'complete'}`, { type: 'command', at: now, command: 'promote', actor: 'dry-run', force: true });
     // A promote that moved nothing (the machine refused it) would loop forever.
     if (state.stage === before && (state.status as string) !== 'completed') break;
   }

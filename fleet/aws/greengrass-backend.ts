@@ -32,6 +32,7 @@ import { modelRefString, type ModelRef } from '../../shared/schemas/common.js';
 import type { ComponentDesired } from '../../shared/schemas/greengrass.js';
 import type { RolloutBackend } from '../rollouts/backend.js';
 import type { CommandEvent, DeviceReportEvent } from '../rollouts/event-schema.js';
+import { sameModel } from '../rollouts/draft.js';
 import { stagesOf } from '../rollouts/stages.js';
 import type { DesiredChange, RolloutState } from '../rollouts/state-schema.js';
 import type { AwsFleetConfig } from './aws-config.js';
@@ -73,8 +74,6 @@ interface Bucket {
   devices: string[];
 }
 
-const sameRef = (a: ModelRef | null | undefined, b: ModelRef | null | undefined): boolean => !!a && !!b && a.name === b.name && a.version === b.version;
-
 function changeKey(c: DesiredChange): string {
   const canon = JSON.stringify([c.active ? modelRefString(c.active) : null, c.shadow ? [modelRefString(c.shadow.model), c.shadow.sample_rate] : null]);
   return createHash('sha256').update(canon).digest('hex').slice(0, 8);
@@ -114,12 +113,12 @@ export class GreengrassBackend implements RolloutBackend {
       let kind: Bucket['kind'] = 'revert';
       let stageIndex = state?.stage ?? 0;
       let label: string;
-      if (cand && sameRef(c.active, cand)) {
+      if (cand && sameModel(c.active, cand)) {
         kind = 'stage';
         stageIndex = rec?.assigned_stage ?? stageIndex;
         const base = (stages[stageIndex]?.name ?? 'stage').replace(/\s+/g, '-');
         label = c.shadow === null ? base : `${base}-${changeKey(c)}`;
-      } else if (cand && c.shadow && sameRef(c.shadow.model, cand)) {
+      } else if (cand && c.shadow && sameModel(c.shadow.model, cand)) {
         kind = 'stage';
         stageIndex = rec?.shadow_stage ?? stageIndex;
         // Shadow devices keep their own active model: one group per distinct desired state.
@@ -158,7 +157,8 @@ export class GreengrassBackend implements RolloutBackend {
       g.revision = this.nextRevision();
       this.save();
       const desired = await this.desiredFor(rolloutId, b.change, g.revision);
-      const gates = state ? (stagesOf(state.plan)[Math.min(b.stageIndex, stagesOf(state.plan).length - 1)]?.gates ?? state.plan.gates) : null;
+      const stages = state ? stagesOf(state.plan) : [];
+      const gates = state ? (stages[Math.min(b.stageIndex, stages.length - 1)]?.gates ?? state.plan.gates) : null;
       if (!gates) throw new Error(`rollout ${rolloutId} is unknown to the manager`);
       const req = stageDeploymentRequest(this.deps.cfg.greengrass, { rolloutId, label: b.label, targetArn: g.arn, desired, gates, stageSize: g.members.length });
       const res = await aws.send('CreateDeployment', req);
@@ -177,10 +177,14 @@ export class GreengrassBackend implements RolloutBackend {
         await aws.send('RemoveThingFromThingGroup', removeThingInput(old, d));
         const og = this.led.groups[old];
         if (og) og.members = og.members.filter((m) => m !== d);
+        // Saved after each AWS call, so a crash mid-wave never forgets a group it left.
+        this.led.member_of[d] = g.name;
+        this.save();
+      } else {
+        this.led.member_of[d] = g.name;
       }
-      this.led.member_of[d] = g.name;
-      this.save();
     }
+    this.save();
   }
 
   private async ensureGroup(rolloutId: string, b: Bucket): Promise<string> {

@@ -74,7 +74,7 @@ export function awsTrainers(cfg: AwsFleetConfig, o: { dryRun?: boolean; s3Client
 }
 
 /** The ServeOptions parts of AWS mode: `artifacts` and `rolloutBackend`. */
-export function awsServeParts(o: AwsServeOptions): Pick<ServeOptions, 'artifacts' | 'rolloutBackend'> & { store: S3ArtifactStore | null } {
+export function awsServeParts(o: AwsServeOptions): Pick<ServeOptions, 'artifacts' | 'rolloutBackend'> {
   const { cfg } = o;
   const store = o.dryRun ? null : new S3ArtifactStore({ client: o.s3Client ?? s3ClientFor(cfg), bucket: cfg.s3.bucket, prefix: cfg.s3.prefix, partSize: cfg.s3.part_size_mb * 1024 * 1024, presignExpiresS: cfg.s3.presign_expires_s });
   const exec = o.executor ?? (o.dryRun ? recordingExecutor(cfg, o.printCall) : sdkExecutor(sdkClients(cfg.region)));
@@ -99,5 +99,5 @@ export function awsServeParts(o: AwsServeOptions): Pick<ServeOptions, 'artifacts
       stop: () => backend.stop(),
     };
   };
-  return { ...(store ? { artifacts: store } : {}), rolloutBackend, store };
+  return { ...(store ? { artifacts: store } : {}), rolloutBackend };
 }

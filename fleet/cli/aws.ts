@@ -5,6 +5,7 @@ import { modelRef } from '../../shared/schemas/common.js';
 import { FleetError } from '../errors.js';
 import { rolloutPlan, type RolloutPlanInput } from '../rollouts/plan-schema.js';
 import { parseModelRef, planFromFlags } from './args.js';
+import { formatIssues } from '../../shared/validate.js';
 
 export const AWS_HELP = `Usage: edgeloop aws plan NAME@VERSION --aws-config FILE (--devices FILE | --things N) [plan options] [--json]
 
@@ -68,7 +69,7 @@ export async function awsCmd(argv: string[], io: Io): Promise<number> {
   let devices: z.infer<typeof deviceList>;
   if (values.devices !== undefined) {
     const r = deviceList.safeParse(JSON.parse(await readFile(values.devices, 'utf8')));
-    if (!r.success) throw new FleetError('INPUT_INVALID', `--devices ${values.devices}: ${r.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!r.success) throw new FleetError('INPUT_INVALID', `--devices ${values.devices}: ${formatIssues(r.error.issues).join('; ')}`);
     devices = r.data;
   } else {
     const n = Number(values.things);
@@ -79,7 +80,7 @@ export async function awsCmd(argv: string[], io: Io): Promise<number> {
   let plan: RolloutPlanInput = planFromFlags({ canary: values.canary, waves: values.waves, bake: values.bake, shadow: values.shadow }) ?? {};
   if (values.plan !== undefined) plan = JSON.parse(await readFile(values.plan, 'utf8')) as RolloutPlanInput;
   const checked = rolloutPlan.safeParse(plan);
-  if (!checked.success) throw new FleetError('INPUT_INVALID', `rollout plan: ${checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!checked.success) throw new FleetError('INPUT_INVALID', `rollout plan: ${formatIssues(checked.error.issues).join('; ')}`);
   const r = await dryRunRollout({ cfg, model, plan, devices, now: Date.now(), ...(values.id ? { rolloutId: values.id } : {}), ...(values['abort-at'] ? { abortAt: values['abort-at'] } : {}) });
   if (values.json) {
     for (const c of r.calls) io.out(JSON.stringify(c));

@@ -71,7 +71,7 @@ export async function serveCmd(argv: string[], io: Io): Promise<number> {
     const { loadAwsConfig } = await import('../aws/aws-config.js');
     const { awsServeParts, awsTrainers } = await import('../aws/serve.js');
     const cfg = await loadAwsConfig(values['aws-config']);
-    const { store: _store, ...parts } = awsServeParts({
+    const parts = awsServeParts({
       cfg,
       dataDir: values.data ?? '.data/fleet',
       dryRun: values['dry-run'] === true,
