@@ -164,9 +164,15 @@ export async function evaluateModels(models: ReadonlyArray<{ ref: ModelRef; dir:
       }
     }
     const every = Math.max(1, Math.floor(all.length / 10));
+    // Candidate and production usually share their preprocessing: decode each example once per distinct one.
+    const prepKey = loaded.map((l) => JSON.stringify([l.manifest.preprocessing, l.manifest.inputs[0]]));
     for (const [i, { set, ex }] of all.entries()) {
+      const tensors = new Map<string, Promise<{ data: InputTensor; dims: number[] }>>();
       for (const [k, l] of loaded.entries()) {
-        const r = await run(l, await tensorOf(l, ex.bytes));
+        const key = prepKey[k]!;
+        let t = tensors.get(key);
+        if (!t) tensors.set(key, (t = tensorOf(l, ex.bytes)));
+        const r = await run(l, await t);
         const rep = reports[k]!;
         rep.times.push(r.ms);
         const c = classify(r.scores, { softmax: l.manifest.postprocessing.softmax, topK: 1, labels: l.manifest.labels });
