@@ -55,6 +55,8 @@ const join = (base: string, path: string): string => `${base.replace(/\/+$/, '')
  */
 export function httpPackageSource(o: HttpSourceOptions): PackageSource {
   const f = localFiles(o.fetchImpl ?? fetch);
+  // A package directory on disk (file://) has its files beside manifest.json; over HTTP they are under files/.
+  const filesBase = o.baseUrl.startsWith('file:') ? o.baseUrl : join(o.baseUrl, 'files');
   const target = (key: string, fallback: string): { url: string; own: boolean } => {
     const own = o.urls?.[key];
     return own ? { url: own, own: true } : { url: fallback, own: false };
@@ -79,8 +81,7 @@ export function httpPackageSource(o: HttpSourceOptions): PackageSource {
       for (let attempt = 1; attempt <= attempts; attempt++) {
         const have = await stat(part).then((s) => s.size, () => 0);
         try {
-          // A package directory on disk (file://) has its files beside manifest.json; over HTTP they are under files/.
-          const t = target(`files/${path}`, o.baseUrl.startsWith('file:') ? join(o.baseUrl, path) : join(join(o.baseUrl, 'files'), path));
+          const t = target(`files/${path}`, join(filesBase, path));
           const res = await f(t.url, { headers: headers(t.own, have > 0 ? { range: `bytes=${have}-` } : {}) });
           if (res.status === 416) break; // nothing left to fetch: the part file is complete
           if (!res.ok || !res.body) throw new Error(`GET ${path} answered ${res.status}`);

@@ -244,7 +244,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     }, 0, o.signal);
     if (!finished) throw new Error('stopped while training');
     const done = loop.runs.get(run.id);
-    outcome = await outcomeOf(done);
+    outcome = outcomeOf(done);
     if (done.status !== 'accepted' || !done.result || !done.rollout_id) {
       throw new Error(`the candidate was not promoted: run ${done.id} ${done.status}${done.gate ? ` (${done.gate.reasons.join('; ')})` : ''}${done.error ? ` ${done.error.code}: ${done.error.message}` : ''}`);
     }
@@ -339,9 +339,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     return found;
   }
 
-  async function outcomeOf(r: TrainingRun): Promise<RetrainOutcome> {
+  function outcomeOf(r: TrainingRun): RetrainOutcome {
     const m = r.metrics;
-    const dataset = r.dataset_version ? await ctx.datasets.getDataset(r.dataset_version) : null;
+    // The entry count is on the dataset's row: no need to load and re-hash its manifest.
+    const entries = r.dataset_version ? ctx.datasets.summary(r.dataset_version).entries : 0;
     return {
       ref: r.result ?? { name: 'digits', version: '?' },
       run: r.id,
@@ -354,7 +355,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       datasetVersion: r.dataset_version,
       trainer: r.trainer,
       trainS: m.train_duration_ms !== undefined ? m.train_duration_ms / 1000 : null,
-      labelsUsed: dataset ? dataset.entries.length : 0,
+      labelsUsed: entries,
       gate: r.gate,
     };
   }
