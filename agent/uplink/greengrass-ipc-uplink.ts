@@ -39,7 +39,11 @@ export interface GreengrassIpcUplinkOptions {
 export class GreengrassIpcUplink extends UplinkBase<IpcClient> {
   readonly name = 'greengrass-ipc';
   private readonly make: (endpoint: IpcEndpoint) => IpcClient;
-  /** The live SubscribeToIoTCore operation per filter on the current connection. */
+  /**
+   * The live SubscribeToIoTCore operation per filter on the current connection. Never read: it
+   * holds the operations so the streams and their message listeners stay reachable while
+   * subscribed, instead of depending on the SDK to keep them alive.
+   */
   private readonly ops = new Map<string, { close(): Promise<void> }>();
 
   constructor(private readonly opts: GreengrassIpcUplinkOptions) {
