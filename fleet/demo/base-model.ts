@@ -21,6 +21,12 @@ export interface BaseModelOptions {
   onProgress?(line: string): void;
   /** Extra local-trainer parameters (see LocalTrainParams). */
   params?: Record<string, unknown>;
+  /**
+   * The training examples when they are not cached (default: digits [0, trainCount) rendered
+   * here). The demo passes its learning loop's base set, so the same images are rendered and
+   * decoded once for the base model and the retrain.
+   */
+  examples?: () => Promise<TrainingExample[]>;
 }
 
 /**
@@ -55,7 +61,7 @@ export async function buildBaseModel(o: BaseModelOptions): Promise<{ dir: string
   const trainCount = o.trainCount ?? 8000;
   const holdoutCount = o.holdoutCount ?? 1000;
   say(`rendering ${trainCount} training digits`);
-  const train = await renderBaseExamples({ count: trainCount });
+  const train = o.examples ? await o.examples() : await renderBaseExamples({ count: trainCount });
   await rm(o.dir, { recursive: true, force: true });
   const res = await localTrainer().train({
     model: { name: 'digits', version: o.version ?? '1.0.0' },

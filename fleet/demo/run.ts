@@ -149,7 +149,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   try {
     // The base model trains (or loads from the cache) while the agents start.
     const key = await loadOrCreateSigningKey(join(data, 'fleet', 'keys'));
-    const building = buildBaseModel({ dir: join(data, 'models', 'digits-1.0.0'), signKeyPem: key.privateKeyPem, ...o.training, onProgress: (l) => o.say(`      base model: ${l}`) });
+    const building = buildBaseModel({
+      dir: join(data, 'models', 'digits-1.0.0'),
+      signKeyPem: key.privateKeyPem,
+      ...o.training,
+      examples: () => baseSet.examples(baseRefs[0]!),
+      onProgress: (l) => o.say(`      base model: ${l}`),
+    });
     building.catch(() => undefined);
 
     phase('devices', `${SITES.length * CAMERAS_PER_SITE} agents at ${SITES.join(', ')}, registered with their own credentials`);
@@ -202,8 +208,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     if (!baseDone) throw new Error(`the base rollout did not complete: ${ctx.rollouts.get(baseRollout.state.id).state.status}`);
     o.say(`      rollout ${baseRollout.state.id} completed: ${devices.length}/${devices.length} devices on ${baseRef.version}`);
 
-    // Render the loop's base set now, while the cameras run, not when the retrain fires.
-    for (const ref of baseRefs) void baseSet.examples(ref).catch(() => undefined);
+    // Render (and decode, for the trainer) the loop's base set now, while the cameras run, not
+    // when the retrain fires.
+    for (const ref of baseRefs) {
+      void baseSet
+        .examples(ref)
+        .then((ex) => (ref.split === 'train' ? trainer.prepare?.(ex) : undefined))
+        .catch(() => undefined);
+    }
     if (o.humanLabels) o.say(`      labels: waiting for people on ${svc.urls.http}/console/labeling (token: ${join(data, 'fleet', 'admin.token')})`);
     else {
       labeler = new SimulatedLabeler({ ingest: ctx.ingest, labels: ctx.labels, truth: (dev, file) => truthOf(dev, file), ratePerS: T.labelRate, budget: T.labelBudget });

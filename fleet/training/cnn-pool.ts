@@ -63,7 +63,7 @@ export interface GradientWorker {
  * Starts the worker from a module next to this one: compiled JS in dist/, or the TypeScript
  * source with tsx's loader registered first (parent loader hooks do not reach workers).
  */
-function startWorker(baseName: string): Worker {
+export function startWorker(baseName: string): Worker {
   const here = import.meta.url;
   if (!here.endsWith('.ts')) return new Worker(new URL(`./${baseName}.js`, here));
   const entry = new URL(`./${baseName}.ts`, here).href;

@@ -75,4 +75,9 @@ export interface Trainer {
   /** `local`, `command`, `sagemaker`. */
   readonly name: string;
   train(req: TrainRequest): Promise<TrainResult>;
+  /**
+   * Optional work ahead of a run on examples a later run will get (the local trainer decodes
+   * the images into its cache), so the run itself starts training sooner. Never required.
+   */
+  prepare?(examples: readonly TrainingExample[]): Promise<void>;
 }

@@ -5,7 +5,7 @@ import { main as agentMain } from '../../agent/cli/main.js';
 import { renderBaseExamples, renderLabelledDigits } from '../../fleet/demo/base-model.js';
 import { packModel } from '../../fleet/registry/pack.js';
 import { DIGIT_LABELS } from '../../fleet/training/digit-model.js';
-import { localTrainer } from '../../fleet/training/local-trainer.js';
+import { FINE_TUNE_RECIPE, localTrainer } from '../../fleet/training/local-trainer.js';
 import { exportMlpOnnx, initMlp } from '../../fleet/training/mlp-trainer.js';
 import { packageAccuracy } from '../../fleet/training/package-accuracy.js';
 import { validatePackageDir } from '../../fleet/training/package-check.js';
@@ -94,7 +94,7 @@ describe('local trainer', () => {
     const res = await trainer.train(
       request('child', { model: { name: 'digits', version: '1.1.0' }, train: [...base, ...field], parent: { ref: { name: 'digits', version: '1.0.0' }, dir: parentDir }, params: { epochs: 2 } }),
     );
-    expect(res.run.params).toMatchObject({ fineTuned: true, fieldWeight: 6, baseWeight: 0.4 });
+    expect(res.run.params).toMatchObject({ fineTuned: true, fieldWeight: FINE_TUNE_RECIPE.fieldWeight, baseWeight: FINE_TUNE_RECIPE.baseWeight, lr: FINE_TUNE_RECIPE.lr });
     const before = { drifted: (await packageAccuracy(parentDir, drifted)).accuracy, clean: (await packageAccuracy(parentDir, clean)).accuracy };
     const after = { drifted: (await packageAccuracy(res.packageDir, drifted)).accuracy, clean: (await packageAccuracy(res.packageDir, clean)).accuracy };
     expect(after.drifted).toBeGreaterThanOrEqual(before.drifted + 0.2);
