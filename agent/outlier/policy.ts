@@ -1,6 +1,7 @@
 import type { Clock, Random } from '../../shared/ids.js';
 import type { OutlierPolicy, OutlierReason } from '../../shared/schemas/index.js';
 import type { Classification } from '../../shared/inference/postprocess.js';
+import type { DriftReport } from './drift.js';
 import { TokenBucket } from './rate-limit.js';
 
 /** Priority per reason when neither manifest nor device config says otherwise (higher drains first, evicted last). */
@@ -67,6 +68,13 @@ export class OutlierCapturePolicy {
       this.buckets.set(reason, b);
     }
     return b;
+  }
+
+  /** Whether a drift report is past the policy's `drift_psi` (never when it is null or nothing is known yet). */
+  drifting(r: Pick<DriftReport, 'class_psi' | 'brightness_psi' | 'contrast_psi'>): boolean {
+    const limit = this.policy.drift_psi;
+    if (limit === null || limit === undefined) return false;
+    return [r.class_psi, r.brightness_psi, r.contrast_psi].some((v) => v !== null && v > limit);
   }
 
   decide(c: Pick<Classification, 'score' | 'margin' | 'entropy'>, extra: OutlierReason[] = []): CaptureDecision {

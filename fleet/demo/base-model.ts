@@ -3,6 +3,7 @@ import type { ModelManifest } from '../../shared/schemas/index.js';
 import { DIGIT_LABELS } from '../training/digit-model.js';
 import { localTrainer } from '../training/local-trainer.js';
 import { renderMnistExamples } from '../training/base-sets.js';
+import { readPackageManifest } from '../training/evaluate.js';
 import { packageAccuracy, type LabelledImage } from '../training/package-accuracy.js';
 import type { TrainingExample } from '../training/trainer.js';
 import { renderDigitPng, type CameraDrift } from './digits.js';
@@ -51,7 +52,7 @@ export async function renderLabelledDigits(opts: { count: number; offset: number
 export async function buildBaseModel(o: BaseModelOptions): Promise<{ dir: string; manifest: ModelManifest; cached: boolean; holdoutAccuracy?: number }> {
   const sidecar = `${o.dir}.holdout.json`;
   try {
-    const manifest = JSON.parse(await readFile(`${o.dir}/manifest.json`, 'utf8')) as ModelManifest;
+    const manifest = await readPackageManifest(o.dir);
     const holdout = await readFile(sidecar, 'utf8').then((t) => (JSON.parse(t) as { holdout_accuracy?: number }).holdout_accuracy, () => undefined);
     return { dir: o.dir, manifest, cached: true, ...(typeof holdout === 'number' ? { holdoutAccuracy: holdout } : {}) };
   } catch {
@@ -79,6 +80,6 @@ export async function buildBaseModel(o: BaseModelOptions): Promise<{ dir: string
   const { accuracy } = await packageAccuracy(o.dir, holdout);
   say(`trained in ${(res.durationMs / 1000).toFixed(1)} s; clean holdout accuracy ${(accuracy * 100).toFixed(1)}%`);
   await writeFile(sidecar, `${JSON.stringify({ holdout_accuracy: accuracy, holdout_count: holdoutCount, train_count: trainCount })}\n`);
-  const manifest = JSON.parse(await readFile(`${o.dir}/manifest.json`, 'utf8')) as ModelManifest;
+  const manifest = await readPackageManifest(o.dir);
   return { dir: o.dir, manifest, cached: false, holdoutAccuracy: accuracy };
 }

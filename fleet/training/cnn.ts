@@ -22,7 +22,7 @@ import { GraphBuilder } from '../../shared/onnx/builder.js';
 import type { OnnxInitializer } from '../../shared/onnx/reader.js';
 import { heUniform, mulberry32, uniformArray } from '../../shared/onnx/models.js';
 import { affineAugment, type AugmentOptions } from './augment.js';
-import { startGradientWorker } from './cnn-pool.js';
+import { PARAM_ORDER, startGradientWorker } from './cnn-pool.js';
 
 const S = 28; // input side
 const K = 5; // kernel side
@@ -61,7 +61,7 @@ export const DIGIT_CNN_SHAPE: CnnShape = { c1: 8, c2: 16, hidden: 128, classes: 
 /** ONNX tensor names. */
 export const CNN_ONNX_INPUT = 'input';
 export const CNN_ONNX_OUTPUT = 'probabilities';
-const PARAM_NAMES = ['w1', 'b1', 'w2', 'b2', 'w3', 'b3', 'w4', 'b4'] as const;
+const PARAM_NAMES = PARAM_ORDER;
 type ParamName = (typeof PARAM_NAMES)[number];
 
 function paramDims(s: CnnShape): Record<ParamName, number[]> {

@@ -15,4 +15,4 @@ export const DIGIT_IMAGE = { width: 28, height: 28, color: 'grayscale', layout: 
 export const DIGIT_PREPROCESSING: ImagePreprocessing = imagePreprocessing.parse({ kind: 'image', ...DIGIT_IMAGE });
 
 /** Outlier thresholds the demo's models ship with (overridable per run with `params.outlier`). */
-export const DIGIT_OUTLIER = { min_confidence: 0.7, min_margin: 0.2, max_entropy: 0.6, random_sample_rate: 0.02 } as const;
+export const DIGIT_OUTLIER = { min_confidence: 0.7, min_margin: 0.2, max_entropy: 0.6, random_sample_rate: 0.02, drift_psi: 0.5 } as const;

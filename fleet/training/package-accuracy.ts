@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { imageToTensor } from '../../shared/inference/preprocess.js';
-import { modelManifest, type ImagePreprocessing } from '../../shared/schemas/index.js';
+import type { ImagePreprocessing } from '../../shared/schemas/index.js';
+import { readPackageManifest } from './evaluate.js';
 
 export interface LabelledImage {
   label: string;
@@ -17,7 +18,7 @@ export interface LabelledImage {
 
 /** Fraction of `images` the package classifies correctly (arg-max of its output), in batches of 100. */
 export async function packageAccuracy(dir: string, images: readonly LabelledImage[]): Promise<{ accuracy: number; correct: number; total: number }> {
-  const manifest = modelManifest.parse(JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')));
+  const manifest = await readPackageManifest(dir);
   if (manifest.preprocessing.kind !== 'image') throw new Error(`${manifest.name} is not an image model`);
   const pre = manifest.preprocessing as ImagePreprocessing;
   const session = await ort.InferenceSession.create(await readFile(join(dir, manifest.model_file)));

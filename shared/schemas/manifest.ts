@@ -60,6 +60,13 @@ export const outlierPolicy = z.object({
   max_entropy: z.number().min(0).max(1).default(0.7),
   /** Fraction of normal traffic kept anyway, for unbiased monitoring. */
   random_sample_rate: z.number().min(0).max(1).default(0.01),
+  /**
+   * While the drift monitor's largest PSI (predicted class, brightness, contrast, over its
+   * window) is above this, every frame also matches reason `drift` (rate-limited like any
+   * reason): the drifted inputs the model is confidently wrong about come back too, not only the
+   * uncertain ones. null (the default) turns it off.
+   */
+  drift_psi: z.number().positive().nullable().default(null),
   rate_limits: z.partialRecord(outlierReason, rateLimit).default({}),
   /** Queue priority per reason (higher drains first, evicted last). */
   priorities: z.partialRecord(outlierReason, z.number().int().min(0).max(9)).default({}),

@@ -74,6 +74,28 @@ describe('outlier policy', () => {
     expect(p.decide({ score: 0.5, margin: 0.1, entropy: 0.1 }).priority).toBe(8);
   });
 
+  it('while drift is past drift_psi, confident frames come back too, with reason drift and its own rate limit', () => {
+    const now = 0;
+    const monitor = new DriftMonitor({ class_distribution: [0.5, 0.5], brightness: histogramOf([0.8, 0.85, 0.9], [0, 0.25, 0.5, 0.75, 1]), window: 100 }, 2, 50);
+    const p = new OutlierCapturePolicy({ ...policy, drift_psi: 0.5, rate_limits: { drift: { per_minute: 30, burst: 3 } } }, { now: () => now }, () => 0.5);
+    const off = new OutlierCapturePolicy(policy, { now: () => now }, () => 0.5);
+    const confident = { score: 0.99, margin: 0.9, entropy: 0.05 };
+    const decide = () => p.decide(confident, p.drifting(monitor.report()) ? ['drift'] : []);
+    // Not enough frames yet, then in line with the baseline: nothing to capture.
+    for (let i = 0; i < 60; i++) monitor.observe(i % 2, { brightness: 0.85, contrast: 0.2 });
+    expect(p.drifting(monitor.report())).toBe(false);
+    expect(decide().capture).toBe(false);
+    // The camera dims: brightness PSI passes 0.5; the confident frames match drift, three fit the burst.
+    for (let i = 0; i < 100; i++) monitor.observe(i % 2, { brightness: 0.2, contrast: 0.2 });
+    expect(monitor.report().brightness_psi!).toBeGreaterThan(0.5);
+    expect(p.drifting(monitor.report())).toBe(true);
+    expect([decide(), decide(), decide()].map((d) => d.reasons)).toEqual([['drift'], ['drift'], ['drift']]);
+    expect(decide()).toMatchObject({ capture: false, suppressed: ['drift'] });
+    // drift_psi null (the schema default) never drifts; an unknown PSI never counts.
+    expect(off.drifting(monitor.report())).toBe(false);
+    expect(p.drifting({ class_psi: null, brightness_psi: null, contrast_psi: null })).toBe(false);
+  });
+
   it('device overrides win key by key', () => {
     const merged = mergePolicy(policy, { min_confidence: 0.9, priorities: { random: 0 } });
     expect(merged).toMatchObject({ min_confidence: 0.9, min_margin: 0.2, priorities: { random: 0 } });
