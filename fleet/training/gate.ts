@@ -29,8 +29,12 @@ export const gateConfig = z.strictObject({
   clean_drop_max_pts: z.number().nonnegative().default(1),
   /** No class may fall by more than this many points (on either holdout). */
   class_drop_max_pts: z.number().nonnegative().default(3),
-  /** Classes with fewer examples than this in a holdout are not judged per class there (too noisy). */
-  class_min_samples: z.number().int().nonnegative().default(10),
+  /**
+   * Classes with fewer examples than this in a holdout are not judged per class there: with
+   * fewer than 34, one example is worth more than the 3-point class limit, so a single flipped
+   * answer would decide the gate (the demo's first run was rejected for one field image of 10).
+   */
+  class_min_samples: z.number().int().nonnegative().default(34),
   /** Candidate p95 latency at most this times the production model's... */
   latency_ratio_max: z.number().positive().default(1.2),
   /** ...plus this many milliseconds (0: the ratio alone; for micro-models whose p95 is timer noise). */

@@ -17,7 +17,7 @@ const prod = model({ a: 90, b: 90 }, { a: 50, b: 50 });
 
 describe('evaluation gate', () => {
   it('defaults: +2 field points, -1 clean point, -3 per class, 1.2x p95, field holdout required', () => {
-    expect(defaults).toEqual({ field_gain_min_pts: 2, clean_drop_max_pts: 1, class_drop_max_pts: 3, class_min_samples: 10, latency_ratio_max: 1.2, latency_slack_ms: 0, require_field_holdout: true });
+    expect(defaults).toEqual({ field_gain_min_pts: 2, clean_drop_max_pts: 1, class_drop_max_pts: 3, class_min_samples: 34, latency_ratio_max: 1.2, latency_slack_ms: 0, require_field_holdout: true });
   });
 
   it('field gain: exactly +2 points passes, +1.5 fails with the numbers in the reason', () => {
