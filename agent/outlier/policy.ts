@@ -70,11 +70,16 @@ export class OutlierCapturePolicy {
     return b;
   }
 
-  /** Whether a drift report is past the policy's `drift_psi` (never when it is null or nothing is known yet). */
-  drifting(r: Pick<DriftReport, 'class_psi' | 'brightness_psi' | 'contrast_psi'>): boolean {
+  /**
+   * Whether the inputs have drifted past the policy's `drift_psi`: brightness or contrast PSI
+   * (never when it is null or nothing is known yet). The predicted-class PSI does not count: a
+   * shift in which classes a camera sees (the demo's feed has no 5s at all) is not a reason to
+   * send its confident frames back.
+   */
+  drifting(r: Pick<DriftReport, 'brightness_psi' | 'contrast_psi'>): boolean {
     const limit = this.policy.drift_psi;
     if (limit === null || limit === undefined) return false;
-    return [r.class_psi, r.brightness_psi, r.contrast_psi].some((v) => v !== null && v > limit);
+    return [r.brightness_psi, r.contrast_psi].some((v) => v !== null && v > limit);
   }
 
   decide(c: Pick<Classification, 'score' | 'margin' | 'entropy'>, extra: OutlierReason[] = []): CaptureDecision {

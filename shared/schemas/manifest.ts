@@ -61,10 +61,11 @@ export const outlierPolicy = z.object({
   /** Fraction of normal traffic kept anyway, for unbiased monitoring. */
   random_sample_rate: z.number().min(0).max(1).default(0.01),
   /**
-   * While the drift monitor's largest PSI (predicted class, brightness, contrast, over its
-   * window) is above this, every frame also matches reason `drift` (rate-limited like any
-   * reason): the drifted inputs the model is confidently wrong about come back too, not only the
-   * uncertain ones. null (the default) turns it off.
+   * While the drift monitor's input PSI (brightness or contrast, over its window) is above
+   * this, every frame also matches reason `drift` (rate-limited like any reason): the drifted
+   * inputs the model is confidently wrong about come back too, not only the uncertain ones.
+   * The predicted-class PSI does not count (a class-prior shift is not an input drift). null
+   * (the default) turns it off.
    */
   drift_psi: z.number().positive().nullable().default(null),
   rate_limits: z.partialRecord(outlierReason, rateLimit).default({}),

@@ -93,7 +93,10 @@ describe('outlier policy', () => {
     expect(decide()).toMatchObject({ capture: false, suppressed: ['drift'] });
     // drift_psi null (the schema default) never drifts; an unknown PSI never counts.
     expect(off.drifting(monitor.report())).toBe(false);
-    expect(p.drifting({ class_psi: null, brightness_psi: null, contrast_psi: null })).toBe(false);
+    expect(p.drifting({ brightness_psi: null, contrast_psi: null })).toBe(false);
+    // A shift in which classes the camera sees alone is not input drift.
+    expect(p.drifting({ class_psi: 3, brightness_psi: 0.1, contrast_psi: 0.1 } as ReturnType<DriftMonitor['report']>)).toBe(false);
+    expect(p.drifting({ brightness_psi: 0.1, contrast_psi: 0.6 })).toBe(true);
   });
 
   it('device overrides win key by key', () => {

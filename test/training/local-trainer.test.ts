@@ -5,7 +5,7 @@ import { main as agentMain } from '../../agent/cli/main.js';
 import { renderBaseExamples, renderLabelledDigits } from '../../fleet/demo/base-model.js';
 import { packModel } from '../../fleet/registry/pack.js';
 import { DIGIT_LABELS } from '../../fleet/training/digit-model.js';
-import { FINE_TUNE_RECIPE, localTrainer } from '../../fleet/training/local-trainer.js';
+import { classBalancedWeights, FINE_TUNE_RECIPE, localTrainer } from '../../fleet/training/local-trainer.js';
 import { exportMlpOnnx, initMlp } from '../../fleet/training/mlp-trainer.js';
 import { packageAccuracy } from '../../fleet/training/package-accuracy.js';
 import { validatePackageDir } from '../../fleet/training/package-check.js';
@@ -94,7 +94,7 @@ describe('local trainer', () => {
     const res = await trainer.train(
       request('child', { model: { name: 'digits', version: '1.1.0' }, train: [...base, ...field], parent: { ref: { name: 'digits', version: '1.0.0' }, dir: parentDir }, params: { epochs: 2 } }),
     );
-    expect(res.run.params).toMatchObject({ fineTuned: true, fieldWeight: FINE_TUNE_RECIPE.fieldWeight, baseWeight: FINE_TUNE_RECIPE.baseWeight, lr: FINE_TUNE_RECIPE.lr });
+    expect(res.run.params).toMatchObject({ fineTuned: true, fieldWeight: FINE_TUNE_RECIPE.fieldWeight, baseWeight: FINE_TUNE_RECIPE.baseWeight, lr: FINE_TUNE_RECIPE.lr, balanceClasses: true });
     const before = { drifted: (await packageAccuracy(parentDir, drifted)).accuracy, clean: (await packageAccuracy(parentDir, clean)).accuracy };
     const after = { drifted: (await packageAccuracy(res.packageDir, drifted)).accuracy, clean: (await packageAccuracy(res.packageDir, clean)).accuracy };
     expect(after.drifted).toBeGreaterThanOrEqual(before.drifted + 0.2);
@@ -103,6 +103,16 @@ describe('local trainer', () => {
     expect(m.lineage?.parent).toEqual({ name: 'digits', version: '1.0.0' });
     expect(m.evaluation).toMatchObject({ field_count: 200 });
   }, 300_000);
+
+  it('balances classes within the base set and within the field set', () => {
+    // Base: three 0s and one 1 at weight 2; field: one 0 and two 2s at weight 6.
+    const w = classBalancedWeights([2, 2, 2, 2, 6, 6, 6], [0, 0, 0, 1, 0, 2, 2], [true, true, true, true, false, false, false], 3);
+    const draws = (pick: number[]): number => pick.reduce((a, i) => a + w[i]!, 0);
+    // Same total per group as before (8 and 18), split evenly over the classes present there.
+    expect([draws([0, 1, 2]), draws([3])]).toEqual([4, 4]);
+    expect(draws([4])).toBeCloseTo(9, 10);
+    expect(draws([5, 6])).toBeCloseTo(9, 10);
+  });
 
   it('answers bad input with coded errors', async () => {
     // A parent that is not this trainer's CNN (the old MLP) cannot be fine-tuned.
@@ -114,6 +124,7 @@ describe('local trainer', () => {
     const small = base.slice(0, 20);
     await expect(trainer.train(request('e1', { train: small, parent: { ref: { name: 'digits', version: '0.9.0' }, dir: mlpDir } }))).rejects.toMatchObject({ code: 'FLEET_TRAINING_FAILED', message: expect.stringMatching(/not a local-trainer CNN/) });
     await expect(trainer.train(request('e2', { train: small, params: { epochs: 0, learningRate: 1 } }))).rejects.toMatchObject({ code: 'INPUT_INVALID', message: expect.stringMatching(/unknown parameter learningRate.*epochs must be a positive integer|epochs must be a positive integer.*unknown parameter learningRate/) });
+    await expect(trainer.train(request('e2b', { train: small, params: { balanceClasses: 'yes' } }))).rejects.toMatchObject({ code: 'INPUT_INVALID', message: expect.stringMatching(/balanceClasses must be true or false/) });
     const corrupt = [...small, { id: 'field-bad', label: '3', bytes: Buffer.from('not a png') }];
     await expect(trainer.train(request('e3', { train: corrupt }))).rejects.toMatchObject({ code: 'FLEET_TRAINING_FAILED', details: { sample_id: 'field-bad' } });
     await expect(trainer.train(request('e4', { train: [{ ...small[0]!, label: 'x' }] }))).rejects.toMatchObject({ code: 'INPUT_INVALID' });
