@@ -28,6 +28,8 @@ export interface BaseModelOptions {
    * decoded once for the base model and the retrain.
    */
   examples?: () => Promise<TrainingExample[]>;
+  /** Stops the training at once (Ctrl-C); nothing is cached then. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -75,6 +77,7 @@ export async function buildBaseModel(o: BaseModelOptions): Promise<{ dir: string
     outputDir: o.dir,
     signKeyPem: o.signKeyPem,
     onProgress: (p) => say(p.message),
+    ...(o.signal ? { signal: o.signal } : {}),
   });
   const holdout = await renderLabelledDigits({ count: holdoutCount, offset: trainCount });
   const { accuracy } = await packageAccuracy(o.dir, holdout);

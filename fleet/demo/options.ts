@@ -42,7 +42,7 @@ export const DEFAULT_TIMINGS: DemoTimings = {
   outageS: 60,
   labelRate: 8,
   labelBudget: 500,
-  retrainAfterLabels: 300,
+  retrainAfterLabels: 400,
   shadowBakeS: 15,
   canaryBakeS: 15,
   waveBakeS: 10,

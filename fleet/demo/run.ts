@@ -155,6 +155,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       ...o.training,
       examples: () => baseSet.examples(baseRefs[0]!),
       onProgress: (l) => o.say(`      base model: ${l}`),
+      ...(o.signal ? { signal: o.signal } : {}),
     });
     building.catch(() => undefined);
 
