@@ -56,5 +56,3 @@ export async function trainCnnOffThread(o: Omit<TrainCnnOptions, 'onEpoch'> & { 
     worker.postMessage(init);
   }).finally(() => void worker.terminate());
 }
-
-
