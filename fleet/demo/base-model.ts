@@ -3,6 +3,7 @@ import type { ModelManifest } from '../../shared/schemas/index.js';
 import { DIGIT_LABELS } from '../training/digit-model.js';
 import { localTrainer } from '../training/local-trainer.js';
 import { renderMnistExamples } from '../training/base-sets.js';
+import { DIGIT_ORDER } from '../training/mnist-data.js';
 import { readPackageManifest } from '../training/evaluate.js';
 import { packageAccuracy, type LabelledImage } from '../training/package-accuracy.js';
 import type { TrainingExample } from '../training/trainer.js';
@@ -55,7 +56,10 @@ export async function buildBaseModel(o: BaseModelOptions): Promise<{ dir: string
   const sidecar = `${o.dir}.holdout.json`;
   try {
     const manifest = await readPackageManifest(o.dir);
-    const holdout = await readFile(sidecar, 'utf8').then((t) => (JSON.parse(t) as { holdout_accuracy?: number }).holdout_accuracy, () => undefined);
+    const side = JSON.parse(await readFile(sidecar, 'utf8')) as { holdout_accuracy?: number; digit_order?: string };
+    // A model cached from another digit order was trained on other digits (maybe the feed's).
+    if (side.digit_order !== DIGIT_ORDER) throw new Error('stale cache');
+    const holdout = side.holdout_accuracy;
     return { dir: o.dir, manifest, cached: true, ...(typeof holdout === 'number' ? { holdoutAccuracy: holdout } : {}) };
   } catch {
     /* not built yet */
@@ -82,7 +86,7 @@ export async function buildBaseModel(o: BaseModelOptions): Promise<{ dir: string
   const holdout = await renderLabelledDigits({ count: holdoutCount, offset: trainCount });
   const { accuracy } = await packageAccuracy(o.dir, holdout);
   say(`trained in ${(res.durationMs / 1000).toFixed(1)} s; clean holdout accuracy ${(accuracy * 100).toFixed(1)}%`);
-  await writeFile(sidecar, `${JSON.stringify({ holdout_accuracy: accuracy, holdout_count: holdoutCount, train_count: trainCount })}\n`);
+  await writeFile(sidecar, `${JSON.stringify({ holdout_accuracy: accuracy, holdout_count: holdoutCount, train_count: trainCount, digit_order: DIGIT_ORDER })}\n`);
   const manifest = await readPackageManifest(o.dir);
   return { dir: o.dir, manifest, cached: false, holdoutAccuracy: accuracy };
 }

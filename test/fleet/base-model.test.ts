@@ -1,8 +1,9 @@
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildBaseModel, renderBaseExamples } from '../../fleet/demo/base-model.js';
+import { DIGIT_ORDER } from '../../fleet/training/mnist-data.js';
 import { generateSigningKeyPair } from '../../shared/signing.js';
 
 describe('the demo base model', () => {
@@ -31,5 +32,11 @@ describe('the demo base model', () => {
     const again = await buildBaseModel({ dir: out, signKeyPem: key, examples });
     expect(again).toMatchObject({ cached: true, holdoutAccuracy: built.holdoutAccuracy });
     expect(rendered).toBe(2);
+    // A model cached from another digit order was trained on other digits: built again.
+    writeFileSync(`${out}.holdout.json`, JSON.stringify({ holdout_accuracy: 0.99, digit_order: 'round-robin' }));
+    const rebuilt = await buildBaseModel({ dir: out, signKeyPem: key, trainCount: 300, holdoutCount: 50, epochs: 1, examples });
+    expect(rebuilt.cached).toBe(false);
+    expect(rendered).toBe(3);
+    expect(JSON.parse(readFileSync(`${out}.holdout.json`, 'utf8'))).toMatchObject({ digit_order: DIGIT_ORDER });
   }, 180_000);
 });

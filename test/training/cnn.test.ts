@@ -12,7 +12,9 @@ describe('digit CNN', () => {
     // Non-zero biases: with zero biases the blank background sits exactly on the ReLU kink,
     // where the loss has no derivative for finite differences to find.
     for (const b of [w.b1, w.b2, w.b3, w.b4]) b.forEach((_, i) => (b[i] = 0.04 * (i % 2 ? 1 : -1) * (1 + (i % 3))));
-    const x = loadDigits({ count: 1, offset: 5 }).images[0]!;
+    // The package's first 5 (the digit this check always used; at offset 9 in the proportional
+    // order): a digit whose max-pool choice sits within h of a tie makes finite differences lie.
+    const x = loadDigits({ count: 1, offset: 9 }).images[0]!;
     const { grads } = cnnLossAndGradients(w, x, 3);
     const ps = cnnParams(w);
     // Small enough that no ReLU or max-pool choice flips, large enough for float32 losses.
