@@ -188,7 +188,7 @@ export class InferenceService {
   private async finish(a: Active, p: Prediction, input: ModelInput, row: number[] | undefined, ctx: InferContext): Promise<InferResult> {
     const c = p.classification;
     a.drift.observe(c.index, p.stats);
-    const decision = a.policy.decide(c, a.policy.drifting(a.drift.report()) ? ['drift'] : []);
+    const decision = a.policy.decide(c, a.policy.drifting(() => a.drift.report()) ? ['drift'] : []);
     for (const r of decision.suppressed) this.m.suppressed.inc({ reason: r });
     const suppressed = [...decision.suppressed];
     let sampleId: string | undefined;

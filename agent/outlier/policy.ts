@@ -76,9 +76,11 @@ export class OutlierCapturePolicy {
    * shift in which classes a camera sees (the demo's feed has no 5s at all) is not a reason to
    * send its confident frames back.
    */
-  drifting(r: Pick<DriftReport, 'brightness_psi' | 'contrast_psi'>): boolean {
+  drifting(report: () => Pick<DriftReport, 'brightness_psi' | 'contrast_psi'>): boolean {
     const limit = this.policy.drift_psi;
+    // Off (the default): no report is computed, so the per-frame path costs nothing.
     if (limit === null || limit === undefined) return false;
+    const r = report();
     return [r.brightness_psi, r.contrast_psi].some((v) => v !== null && v > limit);
   }
 

@@ -225,10 +225,11 @@ export function localTrainer(opts: LocalTrainerOptions = {}): Trainer {
   const now = opts.now ?? (() => new Date());
   const mono = opts.monotonicMs ?? (() => performance.now());
   const codeVersion = opts.codeVersion ?? LOCAL_CODE_VERSION;
+  const decodeConcurrency = opts.decodeConcurrency ?? 8;
   return {
     name: 'local',
     async prepare(examples: readonly TrainingExample[]): Promise<void> {
-      await decodeAll(examples, opts.decodeConcurrency ?? 8);
+      await decodeAll(examples, decodeConcurrency);
     },
     async train(req: TrainRequest): Promise<TrainResult> {
       const t0 = mono();
@@ -247,7 +248,7 @@ export function localTrainer(opts: LocalTrainerOptions = {}): Trainer {
       if (initial && initial.classes !== req.labels.length) throw new FleetError('TRAINING_FAILED', `parent has ${initial.classes} classes, the request ${req.labels.length}`);
 
       say(`decoding ${req.train.length} training images`, 0);
-      const decoded = await decodeAll(req.train, opts.decodeConcurrency ?? 8, req.signal);
+      const decoded = await decodeAll(req.train, decodeConcurrency, req.signal);
       const images = decoded.map((d) => d.x);
       const labels = req.train.map((e) => labelIndex.get(e.label)!);
       const isBase = req.train.map((e) => e.origin === 'base');

@@ -80,23 +80,23 @@ describe('outlier policy', () => {
     const p = new OutlierCapturePolicy({ ...policy, drift_psi: 0.5, rate_limits: { drift: { per_minute: 30, burst: 3 } } }, { now: () => now }, () => 0.5);
     const off = new OutlierCapturePolicy(policy, { now: () => now }, () => 0.5);
     const confident = { score: 0.99, margin: 0.9, entropy: 0.05 };
-    const decide = () => p.decide(confident, p.drifting(monitor.report()) ? ['drift'] : []);
+    const decide = () => p.decide(confident, p.drifting(() => monitor.report()) ? ['drift'] : []);
     // Not enough frames yet, then in line with the baseline: nothing to capture.
     for (let i = 0; i < 60; i++) monitor.observe(i % 2, { brightness: 0.85, contrast: 0.2 });
-    expect(p.drifting(monitor.report())).toBe(false);
+    expect(p.drifting(() => monitor.report())).toBe(false);
     expect(decide().capture).toBe(false);
     // The camera dims: brightness PSI passes 0.5; the confident frames match drift, three fit the burst.
     for (let i = 0; i < 100; i++) monitor.observe(i % 2, { brightness: 0.2, contrast: 0.2 });
     expect(monitor.report().brightness_psi!).toBeGreaterThan(0.5);
-    expect(p.drifting(monitor.report())).toBe(true);
+    expect(p.drifting(() => monitor.report())).toBe(true);
     expect([decide(), decide(), decide()].map((d) => d.reasons)).toEqual([['drift'], ['drift'], ['drift']]);
     expect(decide()).toMatchObject({ capture: false, suppressed: ['drift'] });
     // drift_psi null (the schema default) never drifts; an unknown PSI never counts.
-    expect(off.drifting(monitor.report())).toBe(false);
-    expect(p.drifting({ brightness_psi: null, contrast_psi: null })).toBe(false);
+    expect(off.drifting(() => monitor.report())).toBe(false);
+    expect(p.drifting(() => ({ brightness_psi: null, contrast_psi: null }))).toBe(false);
     // A shift in which classes the camera sees alone is not input drift.
-    expect(p.drifting({ class_psi: 3, brightness_psi: 0.1, contrast_psi: 0.1 } as ReturnType<DriftMonitor['report']>)).toBe(false);
-    expect(p.drifting({ brightness_psi: 0.1, contrast_psi: 0.6 })).toBe(true);
+    expect(p.drifting(() => ({ class_psi: 3, brightness_psi: 0.1, contrast_psi: 0.1 }) as ReturnType<DriftMonitor['report']>)).toBe(false);
+    expect(p.drifting(() => ({ brightness_psi: 0.1, contrast_psi: 0.6 }))).toBe(true);
   });
 
   it('device overrides win key by key', () => {
