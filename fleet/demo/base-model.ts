@@ -7,7 +7,7 @@ import { DIGIT_ORDER } from '../training/mnist-data.js';
 import { readPackageManifest } from '../training/evaluate.js';
 import { packageAccuracy, type LabelledImage } from '../training/package-accuracy.js';
 import type { TrainingExample } from '../training/trainer.js';
-import { renderDigitPng, type CameraDrift } from './digits.js';
+import { BASE_TRAIN, CLEAN_HOLDOUT, renderDigitPng, type CameraDrift } from './digits.js';
 
 export { DIGIT_LABELS };
 
@@ -15,7 +15,9 @@ export interface BaseModelOptions {
   /** Package directory; reused when it already holds a package (the cache). */
   dir: string;
   signKeyPem: string;
+  /** Digits [0, trainCount) (default BASE_TRAIN). */
   trainCount?: number;
+  /** Digits measured for the cache's record, from CLEAN_HOLDOUT's offset (default its count). */
   holdoutCount?: number;
   epochs?: number;
   seed?: number;
@@ -50,23 +52,24 @@ export async function renderLabelledDigits(opts: { count: number; offset: number
  * The demo's base digit classifier: the local trainer's CNN trained on the `mnist` package's
  * first `trainCount` digits (rendered to PNG like camera frames), packed with golden inputs,
  * drift baselines and a signature. Cached: a second call returns the existing package (and the
- * holdout accuracy measured when it was built, from `<dir>.holdout.json`).
+ * holdout accuracy measured when it was built, from `<dir>.holdout.json`), unless that was
+ * built from another digit order or training count, whose digits may now be held out or fed.
  */
 export async function buildBaseModel(o: BaseModelOptions): Promise<{ dir: string; manifest: ModelManifest; cached: boolean; holdoutAccuracy?: number }> {
   const sidecar = `${o.dir}.holdout.json`;
+  const trainCount = o.trainCount ?? BASE_TRAIN.count;
+  const holdoutCount = o.holdoutCount ?? CLEAN_HOLDOUT.count;
   try {
     const manifest = await readPackageManifest(o.dir);
-    const side = JSON.parse(await readFile(sidecar, 'utf8')) as { holdout_accuracy?: number; digit_order?: string };
-    // A model cached from another digit order was trained on other digits (maybe the feed's).
-    if (side.digit_order !== DIGIT_ORDER) throw new Error('stale cache');
+    const side = JSON.parse(await readFile(sidecar, 'utf8')) as { holdout_accuracy?: number; digit_order?: string; train_count?: number };
+    // A model cached from another digit order or split was trained on other digits (maybe the holdout's or the feed's).
+    if (side.digit_order !== DIGIT_ORDER || side.train_count !== trainCount) throw new Error('stale cache');
     const holdout = side.holdout_accuracy;
     return { dir: o.dir, manifest, cached: true, ...(typeof holdout === 'number' ? { holdoutAccuracy: holdout } : {}) };
   } catch {
     /* not built yet */
   }
   const say = o.onProgress ?? (() => undefined);
-  const trainCount = o.trainCount ?? 8000;
-  const holdoutCount = o.holdoutCount ?? 1000;
   say(`rendering ${trainCount} training digits`);
   const train = o.examples ? await o.examples() : await renderBaseExamples({ count: trainCount });
   await rm(o.dir, { recursive: true, force: true });
@@ -83,7 +86,7 @@ export async function buildBaseModel(o: BaseModelOptions): Promise<{ dir: string
     onProgress: (p) => say(p.message),
     ...(o.signal ? { signal: o.signal } : {}),
   });
-  const holdout = await renderLabelledDigits({ count: holdoutCount, offset: trainCount });
+  const holdout = await renderLabelledDigits({ count: holdoutCount, offset: CLEAN_HOLDOUT.offset });
   const { accuracy } = await packageAccuracy(o.dir, holdout);
   say(`trained in ${(res.durationMs / 1000).toFixed(1)} s; clean holdout accuracy ${(accuracy * 100).toFixed(1)}%`);
   await writeFile(sidecar, `${JSON.stringify({ holdout_accuracy: accuracy, holdout_count: holdoutCount, train_count: trainCount, digit_order: DIGIT_ORDER })}\n`);

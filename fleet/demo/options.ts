@@ -71,7 +71,7 @@ export interface DemoOptions {
   trainer?: Trainer;
   /** Evaluation gate settings over the defaults (field +2 points, clean -1, any class -3, latency 1.2x). */
   gate?: GateConfigInput;
-  /** Clean holdout size for the evaluation (default 1,000 digits). */
+  /** Clean holdout size for the evaluation (default CLEAN_HOLDOUT: 2,000 digits). */
   cleanHoldoutCount?: number;
   seed?: number;
 }

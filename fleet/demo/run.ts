@@ -163,6 +163,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     const broker = brokerAddress(svc.urls.mqtt);
     for (const site of SITES) links.set(site, await startSiteLink(site, broker));
     const digits = loadDigits(FEED);
+    // Cameras start evenly spread over the feed, so no two show the same digits for a long while
+    // (two cameras 97 digits apart showed the same drifted frames, and the labeler labeled those
+    // twice), and the frames a site shows after a retrain are digits no label came from.
+    const stride = Math.floor(FEED.count / (SITES.length * CAMERAS_PER_SITE));
     let k = 0;
     for (const site of SITES) {
       for (let i = 1; i <= CAMERAS_PER_SITE; i++, k++) {
@@ -183,7 +187,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
           log: { level: 'warn' },
         };
         await writeFile(join(dir, 'agent.json'), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
-        const camera = new Camera(id, site, inbox, join(dir, 'results.jsonl'), digits, (k * 97) % FEED.count);
+        const camera = new Camera(id, site, inbox, join(dir, 'results.jsonl'), digits, k * stride);
         devices.push({ id, site, camera, agent: startAgentProcess(join(dir, 'agent.json'), {}, { ownGroup: true }), http: null, dataDir: join(dir, 'agent'), counts: null });
       }
     }

@@ -16,8 +16,16 @@ export interface LabelledImage {
   bytes: Uint8Array;
 }
 
+export interface PackageAccuracy {
+  accuracy: number;
+  correct: number;
+  total: number;
+  /** Per true label: how many images, how many classified correctly. */
+  perClass: Record<string, { count: number; correct: number }>;
+}
+
 /** Fraction of `images` the package classifies correctly (arg-max of its output), in batches of 100. */
-export async function packageAccuracy(dir: string, images: readonly LabelledImage[]): Promise<{ accuracy: number; correct: number; total: number }> {
+export async function packageAccuracy(dir: string, images: readonly LabelledImage[]): Promise<PackageAccuracy> {
   const manifest = await readPackageManifest(dir);
   if (manifest.preprocessing.kind !== 'image') throw new Error(`${manifest.name} is not an image model`);
   const pre = manifest.preprocessing as ImagePreprocessing;
@@ -25,6 +33,7 @@ export async function packageAccuracy(dir: string, images: readonly LabelledImag
   const input = manifest.inputs[0]!.name;
   const output = manifest.postprocessing.output ?? manifest.outputs[0]!.name;
   let correct = 0;
+  const perClass: PackageAccuracy['perClass'] = {};
   try {
     for (let start = 0; start < images.length; start += 100) {
       const batch = images.slice(start, start + 100);
@@ -39,11 +48,16 @@ export async function packageAccuracy(dir: string, images: readonly LabelledImag
       batch.forEach((im, i) => {
         let best = 0;
         for (let c = 1; c < classes; c++) if ((out[i * classes + c] as number) > (out[i * classes + best] as number)) best = c;
-        if (manifest.labels[best] === im.label) correct++;
+        const cls = (perClass[im.label] ??= { count: 0, correct: 0 });
+        cls.count++;
+        if (manifest.labels[best] === im.label) {
+          correct++;
+          cls.correct++;
+        }
       });
     }
   } finally {
     await session.release();
   }
-  return { accuracy: images.length ? correct / images.length : 0, correct, total: images.length };
+  return { accuracy: images.length ? correct / images.length : 0, correct, total: images.length, perClass };
 }

@@ -29,14 +29,17 @@ describe('the demo base model', () => {
     expect(built.cached).toBe(false);
     expect(rendered).toBe(2);
     expect(built.manifest.lineage?.dataset_version).toBe('mnist-base:0-300');
-    const again = await buildBaseModel({ dir: out, signKeyPem: key, examples });
+    const again = await buildBaseModel({ dir: out, signKeyPem: key, trainCount: 300, examples });
     expect(again).toMatchObject({ cached: true, holdoutAccuracy: built.holdoutAccuracy });
     expect(rendered).toBe(2);
     // A model cached from another digit order was trained on other digits: built again.
-    writeFileSync(`${out}.holdout.json`, JSON.stringify({ holdout_accuracy: 0.99, digit_order: 'round-robin' }));
+    writeFileSync(`${out}.holdout.json`, JSON.stringify({ holdout_accuracy: 0.99, digit_order: 'round-robin', train_count: 300 }));
     const rebuilt = await buildBaseModel({ dir: out, signKeyPem: key, trainCount: 300, holdoutCount: 50, epochs: 1, examples });
     expect(rebuilt.cached).toBe(false);
     expect(rendered).toBe(3);
-    expect(JSON.parse(readFileSync(`${out}.holdout.json`, 'utf8'))).toMatchObject({ digit_order: DIGIT_ORDER });
+    expect(JSON.parse(readFileSync(`${out}.holdout.json`, 'utf8'))).toMatchObject({ digit_order: DIGIT_ORDER, train_count: 300 });
+    // So is one trained on another count (the old 8,000-digit split trained on today's holdout).
+    expect(await buildBaseModel({ dir: out, signKeyPem: key, trainCount: 250, holdoutCount: 50, epochs: 1, examples: async () => renderBaseExamples({ count: 250 }) })).toMatchObject({ cached: false });
+    expect(await buildBaseModel({ dir: out, signKeyPem: key, trainCount: 250, examples })).toMatchObject({ cached: true });
   }, 180_000);
 });
