@@ -101,6 +101,8 @@ describe('local trainer', () => {
     expect(after.clean).toBeGreaterThanOrEqual(before.clean - 0.05);
     const m = await validatePackageDir(res.packageDir);
     expect(m.lineage?.parent).toEqual({ name: 'digits', version: '1.0.0' });
+    // Drift stays measured against the base set: the drifted field labels are not the reference.
+    expect(m.drift_baseline).toEqual((await validatePackageDir(parentDir)).drift_baseline);
     expect(m.evaluation).toMatchObject({ field_count: 200 });
   }, 300_000);
 
