@@ -4,7 +4,7 @@ import type { DeviceStatus, ModelRef, Telemetry } from '../../shared/schemas/ind
 import { FleetError } from '../errors.js';
 import type { RolloutBackend } from './backend.js';
 import { commandAllowed } from './commands.js';
-import type { DeviceMetricsEvent, RolloutCommand, RolloutEvent, TargetDevice } from './event-schema.js';
+import type { DeviceMetricsEvent, DeviceReportEvent, RolloutCommand, RolloutEvent, TargetDevice } from './event-schema.js';
 import { desiredStates, initialState, step } from './machine.js';
 import type { RolloutPlanInput } from './plan-schema.js';
 import { isManaged } from './selection.js';
@@ -134,7 +134,22 @@ export class RolloutManager {
 
   onStatus(s: DeviceStatus): void {
     this.foldMetrics();
-    this.forDevice(s.device_id, (r) => reportEventFromStatus(s, r.state.id));
+    for (const r of this.records.values()) {
+      if (!this.follows(r, s.device_id)) continue;
+      const ev = reportEventFromStatus(s, r.state.id);
+      if (ev) this.apply(r, ev);
+    }
+  }
+
+  /**
+   * A deployment report about one device in one rollout that does not come from the device (the
+   * AWS backend's reading of Greengrass and IoT Jobs statuses): the same path as `onStatus`,
+   * without a made-up device status around it. Ignored when the rollout does not follow the device.
+   */
+  onReport(rolloutId: string, ev: DeviceReportEvent): void {
+    this.foldMetrics();
+    const r = this.records.get(rolloutId);
+    if (r && this.follows(r, ev.device_id)) this.apply(r, ev);
   }
 
   /** Advance bake timers; call on an interval. */
@@ -182,13 +197,10 @@ export class RolloutManager {
     }
   }
 
-  private forDevice(deviceId: string, event: (r: RolloutRecord) => RolloutEvent | null): void {
-    for (const r of this.records.values()) {
-      const d = r.state.devices[deviceId];
-      if (!d || !isManaged(d) || TERMINAL.has(r.state.status)) continue;
-      const ev = event(r);
-      if (ev) this.apply(r, ev);
-    }
+  /** The rollout is live and manages the device. */
+  private follows(r: RolloutRecord, deviceId: string): boolean {
+    const d = r.state.devices[deviceId];
+    return d !== undefined && isManaged(d) && !TERMINAL.has(r.state.status);
   }
 
   private apply(r: RolloutRecord, event: RolloutEvent): void {

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { sdkExecutor, type AwsCommandName } from '../../../fleet/aws/calls.js';
 import { dryRunRollout } from '../../../fleet/aws/dry-run.js';
 import { managerSink } from '../../../fleet/aws/manager-sink.js';
+import { jobExecutionEvent } from '../../../fleet/aws/status-mapping.js';
 import { memoryRolloutRepo, RolloutManager } from '../../../fleet/rollouts/manager.js';
 import { awsConfig } from './fixtures.js';
 
@@ -103,5 +104,17 @@ describe('manager sink', () => {
     expect(m.get(r.state.id).state.status).toBe('paused');
     expect(() => sink(r.state.id, pause)).not.toThrow();
     expect(m.get(r.state.id).state.decisions.filter((d) => d.kind === 'paused')).toHaveLength(1);
+  });
+
+  it('a mapped Greengrass report reaches its rollout as it is; one about a device or rollout it does not follow is ignored', () => {
+    const m = new RolloutManager({ repo: memoryRolloutRepo(), backend: { name: 'rec', deliver: async () => undefined }, resolveTargets: () => [{ id: 'gw-1', active: { name: 'd', version: '1.0.0' } }], clock: { now: () => 1000 }, log: pino({ level: 'silent' }) });
+    const r = m.create({ model: { name: 'd', version: '2.0.0' }, selector: {}, plan: {}, actor: 't' });
+    const sink = managerSink(m, pino({ level: 'silent' }));
+    const failed = jobExecutionEvent('REJECTED', { deviceId: 'gw-1', model: { name: 'd', version: '2.0.0' }, at: 1000, detail: 'desired.active: bad' })!;
+    sink('ro_unknown', failed);
+    sink(r.state.id, { ...failed, device_id: 'gw-9' });
+    expect(m.get(r.state.id).state.devices['gw-1']?.failure ?? null).toBeNull();
+    sink(r.state.id, failed);
+    expect(m.get(r.state.id).state.devices['gw-1']?.failure?.reason).toBe('the device rejected the Greengrass deployment (configuration validation or platform): desired.active: bad');
   });
 });
