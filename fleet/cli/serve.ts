@@ -6,7 +6,8 @@ import { startFleetService, type ServeOptions } from '../service.js';
 import type { Trainer } from '../training/trainer.js';
 
 export const SERVE_HELP = `Usage: edgeloop serve [--data DIR] [--http-port N] [--mqtt-port N] [--host H] [--broker-url URL]
-                      [--backend mqtt|aws --aws-config FILE [--dry-run]] [--training FILE] [--json]
+                      [--backend mqtt|aws --aws-config FILE [--dry-run]] [--training FILE]
+                      [--notify-rate N] [--json]
 
 Starts the fleet service: HTTP API and web console, an embedded MQTT broker for devices
 (per-device credentials and topic namespaces), SQLite state and a content-addressed
@@ -29,6 +30,8 @@ On first start an admin token is written to DIR/admin.token (and printed once).
   --training F       run the learning loop: models, trainer per model (local, command, and
                      sagemaker with --backend aws), base sets, triggers, gate, auto_promote
                      (JSON; see the README, "The learning loop"); validated before anything starts
+  --notify-rate N    desired states published per second at most, so a large wave reaches its
+                     devices evenly (like IoT Jobs' maximumPerMinute); default no limit
   --json             print the URLs as one JSON line`;
 
 /** Why a trainer is missing from the table, for the training file's validation error. */
@@ -50,6 +53,7 @@ export async function serveCmd(argv: string[], io: Io): Promise<number> {
       'aws-config': { type: 'string' },
       'dry-run': { type: 'boolean' },
       training: { type: 'string' },
+      'notify-rate': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -64,6 +68,8 @@ export async function serveCmd(argv: string[], io: Io): Promise<number> {
   const backend = values.backend ?? 'mqtt';
   if (backend !== 'mqtt' && backend !== 'aws') throw new FleetError('USAGE', `--backend must be mqtt or aws, got ${backend}`);
   if (values['dry-run'] && backend !== 'aws') throw new FleetError('USAGE', '--dry-run applies to --backend aws');
+  const notifyPerSecond = numberFlag(values['notify-rate'], 'notify-rate');
+  if (notifyPerSecond !== undefined && !(notifyPerSecond > 0)) throw new FleetError('USAGE', `--notify-rate must be a positive number of desired states per second, got ${values['notify-rate']}`);
   let aws: Pick<ServeOptions, 'artifacts' | 'rolloutBackend'> = {};
   let extraTrainers: Readonly<Record<string, Trainer>> = {};
   if (backend === 'aws') {
@@ -98,6 +104,7 @@ export async function serveCmd(argv: string[], io: Io): Promise<number> {
     mqttPort: numberFlag(values['mqtt-port'], 'mqtt-port') ?? 1883,
     host: values.host ?? '127.0.0.1',
     ...(values['broker-url'] ? { brokerUrl: values['broker-url'] } : {}),
+    ...(notifyPerSecond !== undefined ? { notifyPerSecond } : {}),
     http: createFleetHttp,
     log,
   });

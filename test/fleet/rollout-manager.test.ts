@@ -127,4 +127,35 @@ describe('rollout manager over MQTT with simulated devices', () => {
       await sims.stop();
     }
   });
+
+  it('paces desired states at the notification rate: slices of a tenth of a second, every device notified once', async () => {
+    const got = new Map<string, number>();
+    const onMessage = (topic: string): void => {
+      const m = /^edgeloop\/v1\/devices\/(paced-\d+)\/desired$/.exec(topic);
+      if (m) got.set(m[1]!, (got.get(m[1]!) ?? 0) + 1);
+    };
+    fleet.on('message', onMessage);
+    await fleet.subscribeAsync('edgeloop/v1/devices/+/desired', { qos: 1 });
+    const sleeps: number[] = [];
+    const backend = mqttDesiredStateBackend({
+      client: fleet,
+      locate: () => ({ base_url: 'http://fleet.invalid/v1/models/digits/2.0.0', manifest_sha256: '0'.repeat(64) }),
+      nextRevision: () => 1,
+      now: () => Date.now(),
+      maxPerSecond: 40,
+      sleep: (ms) => {
+        sleeps.push(ms);
+        return new Promise((r) => setTimeout(r, ms));
+      },
+    });
+    const t0 = Date.now();
+    await backend.deliver('ro_paced', Array.from({ length: 20 }, (_, i) => ({ device_id: `paced-${i}`, active: V2, shadow: null })));
+    const took = Date.now() - t0;
+    await until(() => got.size === 20);
+    fleet.off('message', onMessage);
+    // 40/s: slices of 4, 100 ms apart, so 20 devices take four waits.
+    expect(sleeps).toEqual([100, 100, 100, 100]);
+    expect(took).toBeGreaterThanOrEqual(390);
+    expect([...got.values()].every((n) => n === 1)).toBe(true);
+  });
 });

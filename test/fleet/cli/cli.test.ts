@@ -247,6 +247,15 @@ describe('edgeloop CLI over the HTTP API', () => {
     expect(badCanary.code).toBe(2);
     expect(badCanary.err).toMatch(/^FLEET_USAGE: --canary expects/);
     expect((await cli('rollouts', 'create', 'pets@2.0.0', '--target', 'site=x', '--plan', 'p.json', '--bake', '1m')).code).toBe(2);
+    // serve checks its flags before it starts anything.
+    expect((await cli('serve', '--help')).out).toContain('--notify-rate N');
+    const fresh = join(tmp.dir, 'serve-unstarted');
+    for (const [rate, says] of [['0', /^FLEET_USAGE: --notify-rate must be a positive number/], ['fast', /^USAGE: --notify-rate expects a number/]] as const) {
+      const err: string[] = [];
+      expect(await main(['serve', '--data', fresh, '--http-port', '0', '--mqtt-port', '0', '--notify-rate', rate], { out: () => undefined, err: (l) => err.push(l) }), rate).toBe(2);
+      expect(err.join('\n'), rate).toMatch(says);
+    }
+    expect(existsSync(fresh)).toBe(false);
   });
 
   it('says when the service cannot be reached', async () => {
