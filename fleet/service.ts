@@ -18,6 +18,7 @@ import type { ArtifactStore } from './artifacts/types.js';
 import { Users } from './auth/users.js';
 import type { FleetContext } from './context.js';
 import { DeviceRegistry } from './devices/registry.js';
+import { TelemetryBatcher } from './devices/telemetry-batcher.js';
 import { loadOrCreateSigningKey } from './keys.js';
 import { Datasets } from './labels/datasets.js';
 import { Labels } from './labels/labels.js';
@@ -210,6 +211,8 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
     ctx.training.startTicking(trainingTickMs ?? 10_000);
   }
 
+  // Telemetry shares a commit per ~100 ms (see TelemetryBatcher); the rollout manager sees each message at once.
+  const telemetryBatch = new TelemetryBatcher(devices, { log });
   // Device messages: every one validated; a bad one is logged and dropped, never fatal.
   client.on('message', (topic, payload) => {
     const device = deviceIdFromTopic(topic);
@@ -227,7 +230,7 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
     } else if (topic === topics.telemetry(device)) {
       const t = parseJsonWith(telemetry, payload, 'INPUT_INVALID', 'telemetry');
       if (t.device_id !== device) throw new Error(`telemetry names ${t.device_id} on ${device}'s topic`);
-      devices.applyTelemetry(t);
+      telemetryBatch.add(t);
       rollouts.onTelemetry(t);
     } else if (topic === topics.status(device)) {
       const s = parseJsonWith(deviceStatus, payload, 'INPUT_INVALID', 'device status');
@@ -268,6 +271,7 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
       await custom?.stop?.();
       await rollouts.settled();
       await client.endAsync();
+      telemetryBatch.flush();
       rollouts.flush();
       await ingest.flush();
       await broker?.close();

@@ -163,9 +163,29 @@ export class DeviceRegistry {
    */
   applyTelemetry(t: Telemetry): ApplyResult {
     this.require(t.device_id);
-    const cols = telemetryColumns(t);
-    const changes = this.write(`cannot record telemetry of ${t.device_id}`, () => this.stmts.applyTelemetry.run({ device_id: t.device_id, now: this.db.clock.now(), ...cols }).changes);
-    return { applied: changes > 0 };
+    return { applied: this.applyTelemetryBatch([t]).applied > 0 };
+  }
+
+  /**
+   * Fold many telemetry messages in one transaction: one commit, so one fsync under
+   * `synchronous = FULL`, for a burst of them (a per-message commit cost ~0.2 ms of blocked event
+   * loop here, more on slower disks). Each message as `applyTelemetry` folds it; a message from an
+   * unknown device is skipped and its id returned in `unknown`.
+   */
+  applyTelemetryBatch(ts: readonly Telemetry[]): { applied: number; unknown: string[] } {
+    const unknownIds: string[] = [];
+    const now = this.db.clock.now();
+    const applied = this.write(`cannot record telemetry of ${ts.length} messages`, () =>
+      this.db.sqlite.transaction(() => {
+        let n = 0;
+        for (const t of ts) {
+          if (this.stmts.exists.get(t.device_id) === undefined) unknownIds.push(t.device_id);
+          else n += this.stmts.applyTelemetry.run({ device_id: t.device_id, now, ...telemetryColumns(t) }).changes;
+        }
+        return n;
+      }).immediate(),
+    );
+    return { applied, unknown: unknownIds };
   }
 
   /**

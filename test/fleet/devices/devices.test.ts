@@ -1,7 +1,9 @@
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { agentConfigSchema } from '../../../agent/config.js';
+import pino from 'pino';
 import { DeviceRegistry } from '../../../fleet/devices/registry.js';
+import { TelemetryBatcher } from '../../../fleet/devices/telemetry-batcher.js';
 import { openFleetDb } from '../../../fleet/store/db.js';
 import type { FleetDb } from '../../../fleet/store/db.js';
 import type { DeviceStatus, Telemetry } from '../../../shared/schemas/index.js';
@@ -157,6 +159,40 @@ describe('DeviceRegistry', () => {
     expect(devices.get('cam-1').health?.inference_rate_per_s).toBe(12.5);
     expect(devices.get('cam-1').telemetry?.ts).toBe(at(T0));
     expect(() => devices.applyTelemetry(tel('ghost', T0))).toThrow(expect.objectContaining({ code: 'FLEET_DEVICE_UNKNOWN' }));
+  });
+
+  it('folds a telemetry batch in one commit as one message at a time would; unknown devices are skipped and named', async () => {
+    await devices.register('cam-1');
+    await devices.register('cam-2');
+    const batch = [tel('cam-1', T0, { rate: 3 }), tel('ghost', T0), tel('cam-2', T0, { rate: 4 }), tel('cam-1', T0 - 1000, { rate: 9 })];
+    expect(devices.applyTelemetryBatch(batch)).toEqual({ applied: 2, unknown: ['ghost'] });
+    expect(devices.get('cam-1')).toMatchObject({ state: 'online', health: { inference_rate_per_s: 3 } });
+    expect(devices.get('cam-2').health?.inference_rate_per_s).toBe(4);
+  });
+
+  it('the telemetry batcher commits after its delay, at once when full, and what waits on flush; a failed batch is logged', async () => {
+    await devices.register('cam-1');
+    const logged: Array<{ msg: string; code?: string; device?: string }> = [];
+    const log = pino({ level: 'warn' }, { write: (l: string) => void logged.push(JSON.parse(l)) });
+    const rate = (): number | undefined => devices.get('cam-1').health?.inference_rate_per_s;
+    const b = new TelemetryBatcher(devices, { log, maxDelayMs: 30, maxBatch: 3 });
+    b.add(tel('cam-1', T0, { rate: 1 }));
+    expect([rate(), b.waiting]).toEqual([undefined, 1]);
+    await new Promise((r) => setTimeout(r, 80));
+    expect([rate(), b.waiting]).toEqual([1, 0]);
+    b.add(tel('cam-1', T0 + 1, { rate: 2 }));
+    b.add(tel('ghost', T0 + 1));
+    b.add(tel('cam-1', T0 + 2, { rate: 3 }));
+    expect([rate(), b.waiting]).toEqual([3, 0]);
+    expect(logged).toEqual([expect.objectContaining({ msg: 'telemetry from an unknown device dropped', device: 'ghost', code: 'FLEET_DEVICE_UNKNOWN' })]);
+    b.add(tel('cam-1', T0 + 3, { rate: 4 }));
+    b.flush();
+    expect(rate()).toBe(4);
+    db.close();
+    b.add(tel('cam-1', T0 + 4, { rate: 5 }));
+    b.flush();
+    expect(logged[1]).toMatchObject({ msg: 'telemetry batch not recorded', code: 'FLEET_STORAGE_FAILED' });
+    db = openFleetDb({ path: join(t.dir, 'fleet.db'), clock: { now: () => now } });
   });
 
   it('folds status: models, deployment phase and the staged target; stale statuses change nothing', async () => {
