@@ -15,6 +15,8 @@ Benchmarks print ratios against the raw library measured in the same run:
   enqueue     durable captures/s / raw batched inserts/s (target >= 0.5)
   drain       backlog drain msgs/s / bare mqtt.js QoS 1 msgs/s (target >= 0.8)
   ingest      fleet sample ingest/s / raw better-sqlite3 inserts/s (target >= 0.3)
+  telemetry   telemetry folded into the device registry in batches, msgs/s / the registry's UPSERT
+              run raw in transactions of the same size (target >= 0.5); per-message commits beside it
   rollout_scale  fleet peak RSS MB through a canary + 2-wave rollout to 1,000 simulated MQTT
               devices (target < 500, every device converged; --quick: 100 devices)
   loop        the headless demo: pit-3 accuracy after the loop (target >= 0.90, +25 points over
@@ -46,6 +48,7 @@ const benches: Record<string, Bench> = {
       rmSync(dir, { recursive: true, force: true });
     }
   },
+  telemetry: async (q) => (await import('./telemetry.js')).benchTelemetry(q ? { devices: 100, perDevice: 5 } : {}),
   drain: async (q) => {
     const { benchDrain } = await import('./drain.js');
     return (await benchDrain(q ? { messages: 1000 } : {})) as unknown as Record<string, unknown> & { name: string; value: number };

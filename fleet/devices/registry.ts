@@ -255,6 +255,19 @@ const SELECT_DEVICE = `
          s.active_model, s.previous_model, s.installed_models, s.deployment, s.telemetry
   FROM devices d LEFT JOIN device_state s ON s.device_id = d.id`;
 
+/** Folds one telemetry message into `device_state` unless an applied one is as new (shared with the `telemetry` benchmark). */
+export const APPLY_TELEMETRY_SQL = `INSERT INTO device_state (device_id, last_seen, connected, offline_at, telemetry_ts, telemetry, inference_rate, latency_p95_ms, outlier_rate,
+     class_psi, brightness_psi, contrast_psi, queue_depth, queue_bytes, queue_evicted_total)
+   VALUES (@device_id, @now, 1, NULL, @telemetry_ts, @telemetry, @inference_rate, @latency_p95_ms, @outlier_rate,
+     @class_psi, @brightness_psi, @contrast_psi, @queue_depth, @queue_bytes, @queue_evicted_total)
+   ON CONFLICT (device_id) DO UPDATE SET
+     last_seen = excluded.last_seen, connected = 1, offline_at = NULL,
+     telemetry_ts = excluded.telemetry_ts, telemetry = excluded.telemetry, inference_rate = excluded.inference_rate,
+     latency_p95_ms = excluded.latency_p95_ms, outlier_rate = excluded.outlier_rate, class_psi = excluded.class_psi,
+     brightness_psi = excluded.brightness_psi, contrast_psi = excluded.contrast_psi, queue_depth = excluded.queue_depth,
+     queue_bytes = excluded.queue_bytes, queue_evicted_total = excluded.queue_evicted_total
+   WHERE device_state.telemetry_ts IS NULL OR excluded.telemetry_ts > device_state.telemetry_ts`;
+
 function prepare(db: BetterSqlite3.Database) {
   return {
     exists: db.prepare<[string], number>('SELECT 1 FROM devices WHERE id = ?').pluck(),
@@ -276,19 +289,7 @@ function prepare(db: BetterSqlite3.Database) {
        ORDER BY d.id`,
     ),
     ensureState: db.prepare<[string]>('INSERT INTO device_state (device_id) VALUES (?) ON CONFLICT (device_id) DO NOTHING'),
-    applyTelemetry: db.prepare(
-      `INSERT INTO device_state (device_id, last_seen, connected, offline_at, telemetry_ts, telemetry, inference_rate, latency_p95_ms, outlier_rate,
-         class_psi, brightness_psi, contrast_psi, queue_depth, queue_bytes, queue_evicted_total)
-       VALUES (@device_id, @now, 1, NULL, @telemetry_ts, @telemetry, @inference_rate, @latency_p95_ms, @outlier_rate,
-         @class_psi, @brightness_psi, @contrast_psi, @queue_depth, @queue_bytes, @queue_evicted_total)
-       ON CONFLICT (device_id) DO UPDATE SET
-         last_seen = excluded.last_seen, connected = 1, offline_at = NULL,
-         telemetry_ts = excluded.telemetry_ts, telemetry = excluded.telemetry, inference_rate = excluded.inference_rate,
-         latency_p95_ms = excluded.latency_p95_ms, outlier_rate = excluded.outlier_rate, class_psi = excluded.class_psi,
-         brightness_psi = excluded.brightness_psi, contrast_psi = excluded.contrast_psi, queue_depth = excluded.queue_depth,
-         queue_bytes = excluded.queue_bytes, queue_evicted_total = excluded.queue_evicted_total
-       WHERE device_state.telemetry_ts IS NULL OR excluded.telemetry_ts > device_state.telemetry_ts`,
-    ),
+    applyTelemetry: db.prepare(APPLY_TELEMETRY_SQL),
     applyStatus: db.prepare(
       `UPDATE device_state SET
          status_ts = @status_ts, agent_version = @agent_version, active_model = @active_model, previous_model = @previous_model,
