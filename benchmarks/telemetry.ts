@@ -13,25 +13,16 @@ import { APPLY_TELEMETRY_SQL, DeviceRegistry } from '../fleet/devices/registry.j
 import { telemetryColumns } from '../fleet/devices/state.js';
 import { TelemetryBatcher } from '../fleet/devices/telemetry-batcher.js';
 import { openFleetDb } from '../fleet/store/db.js';
-import { telemetry, type Telemetry } from '../shared/schemas/index.js';
+import { simulatedTelemetry } from '../fleet/sim/device-sim.js';
+import type { Telemetry } from '../shared/schemas/index.js';
 
 const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d;
 
-function message(device: string, ts: number): Telemetry {
-  return telemetry.parse({
-    type: 'telemetry',
-    v: 1,
-    device_id: device,
-    ts: new Date(ts).toISOString(),
-    window_s: 10,
-    model: { name: 'digits', version: '1.0.0' },
-    inference: { count: 100, errors: 0, rate_per_s: 10, latency_ms: { p50: 4, p95: 9, p99: 12 } },
-    confidence_mean: 0.8,
-    outliers: { count: 3, rate: 0.03, by_reason: { low_confidence: 3 } },
-    drift: { class_psi: 0.02, brightness_psi: 0.1, contrast_psi: null },
-    queue: { depth: 5, bytes: 10_240, quota_bytes: 1 << 28, evicted_total: 0, oldest_age_s: 30 },
-  });
-}
+// Drift PSI set as an agent reports it, so the rows carry what real telemetry carries.
+const message = (device: string, ts: number): Telemetry => ({
+  ...simulatedTelemetry(device, { name: 'digits', version: '1.0.0' }, { ts: new Date(ts).toISOString(), windowS: 10 }),
+  drift: { class_psi: 0.02, brightness_psi: 0.1, contrast_psi: null },
+});
 
 export async function benchTelemetry(o: { devices?: number; perDevice?: number } = {}): Promise<{ name: 'telemetry'; value: number } & Record<string, unknown>> {
   const n = o.devices ?? 500;

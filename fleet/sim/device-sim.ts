@@ -26,6 +26,27 @@ export interface SimOptions {
 
 const SLICES = 10;
 
+export type SimQuality = ReturnType<NonNullable<SimOptions['quality']>>;
+
+/** One telemetry window of a simulated device running `model` with quality `q` (defaults: a healthy model, 100 inferences). */
+export function simulatedTelemetry(deviceId: string, model: ModelRef | null, o: { ts: string; windowS: number; q?: SimQuality }): Telemetry {
+  const q = o.q ?? {};
+  const count = q.count ?? 100;
+  return {
+    type: 'telemetry',
+    v: 1,
+    device_id: deviceId,
+    ts: o.ts,
+    window_s: o.windowS,
+    model,
+    inference: { count, errors: q.errors ?? 0, rate_per_s: q.rate_per_s ?? count, latency_ms: q.latency_ms ?? { p50: 5, p95: 8, p99: 10 } },
+    confidence_mean: q.confidence ?? 0.9,
+    outliers: { count: Math.round(count * (q.outlierRate ?? 0.05)), rate: q.outlierRate ?? 0.05, by_reason: {} },
+    drift: { class_psi: null, brightness_psi: null, contrast_psi: null },
+    queue: { depth: 0, bytes: 0, quota_bytes: 0, evicted_total: 0, oldest_age_s: null },
+  };
+}
+
 interface Sim {
   d: SimDevice;
   client: MqttClient;
@@ -111,21 +132,8 @@ export class SimulatedDevices {
       i++;
       if (slice !== undefined && i % SLICES !== slice) continue;
       const m = sim.d.active;
-      const q = m ? this.o.quality?.(sim.d.id, m) ?? {} : {};
-      const count = q.count ?? 100;
-      const t: Telemetry = {
-        type: 'telemetry',
-        v: 1,
-        device_id: sim.d.id,
-        ts: new Date().toISOString(),
-        window_s: (this.o.telemetryIntervalMs ?? 1000) / 1000,
-        model: m,
-        inference: { count, errors: q.errors ?? 0, rate_per_s: q.rate_per_s ?? count, latency_ms: q.latency_ms ?? { p50: 5, p95: 8, p99: 10 } },
-        confidence_mean: q.confidence ?? 0.9,
-        outliers: { count: Math.round(count * (q.outlierRate ?? 0.05)), rate: q.outlierRate ?? 0.05, by_reason: {} },
-        drift: { class_psi: null, brightness_psi: null, contrast_psi: null },
-        queue: { depth: 0, bytes: 0, quota_bytes: 0, evicted_total: 0, oldest_age_s: null },
-      };
+      const q = m ? this.o.quality?.(sim.d.id, m) : undefined;
+      const t = simulatedTelemetry(sim.d.id, m, { ts: new Date().toISOString(), windowS: (this.o.telemetryIntervalMs ?? 1000) / 1000, ...(q ? { q } : {}) });
       sim.client.publish(topics.telemetry(sim.d.id), JSON.stringify(t), { qos: 0 });
     }
   }
