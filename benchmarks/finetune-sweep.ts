@@ -11,15 +11,16 @@
  * Parameter sets are LocalTrainParams over the FINE_TUNE_RECIPE ({} = the recipe itself). This is
  * how the split and the recipe in fleet/demo/digits.ts and FINE_TUNE_RECIPE were chosen.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { renderBaseExamples } from '../fleet/demo/base-model.js';
 import { FEED, PIT_DRIFT } from '../fleet/demo/digits.js';
 import { DIGIT_LABELS } from '../fleet/training/digit-model.js';
 import { localTrainer } from '../fleet/training/local-trainer.js';
-import { packageAccuracy, type PackageAccuracy } from '../fleet/training/package-accuracy.js';
+import { classDropPoints, packageAccuracy, type PackageAccuracy } from '../fleet/training/package-accuracy.js';
 import type { TrainingExample } from '../fleet/training/trainer.js';
+import { sha256Hex } from '../shared/ids.js';
 import { generateSigningKeyPair } from '../shared/signing.js';
 
 const { values } = parseArgs({
@@ -41,13 +42,12 @@ const fieldN = Number(values.field);
 const work = resolve(values.work);
 const key = generateSigningKeyPair().privateKeyPem;
 const pct = (a: PackageAccuracy): number => a.accuracy * 100;
-const classPct = (a: PackageAccuracy, label: string): number => ((a.perClass[label]?.correct ?? 0) / (a.perClass[label]?.count ?? 1)) * 100;
 
 const train = await renderBaseExamples({ count: trainCount });
 const clean = (await renderBaseExamples({ count: holdoutCount, offset: trainCount })).map((e) => ({ label: e.label, bytes: e.bytes }));
 const drifted = await renderBaseExamples({ count: FEED.count, offset: FEED.offset, drift: PIT_DRIFT });
 const trainer = localTrainer();
-const baseDir = join(work, `base-${trainCount}-${Buffer.from(JSON.stringify(baseParams)).toString('hex').slice(0, 16) || 'recipe'}`);
+const baseDir = join(work, `base-${trainCount}-${sha256Hex(JSON.stringify(baseParams)).slice(0, 12)}`);
 if (!existsSync(join(baseDir, 'manifest.json'))) {
   mkdirSync(work, { recursive: true });
   await trainer.train({ model: { name: 'digits', version: '1.0.0' }, datasetVersion: `sweep-base-${trainCount}`, train, labels: DIGIT_LABELS, parent: null, params: baseParams, seed: 7, outputDir: baseDir, signKeyPem: key });
@@ -70,7 +70,8 @@ for (const params of paramSets) {
     const seconds = (performance.now() - t0) / 1000;
     const child = await packageAccuracy(dir, clean);
     const driftedAfter = await packageAccuracy(dir, unseen);
-    const drops = DIGIT_LABELS.map((l) => classPct(base, l) - classPct(child, l));
+    rmSync(dir, { recursive: true, force: true });
+    const drops = classDropPoints(base, child, DIGIT_LABELS);
     const row = { params, seed, seconds: +seconds.toFixed(1), clean_delta: +(pct(child) - pct(base)).toFixed(2), worst_class_drop: +Math.max(...drops).toFixed(2), class_drops: drops.map((d) => +d.toFixed(1)), drifted_unseen: +pct(driftedAfter).toFixed(1) };
     console.log(values.json ? JSON.stringify(row) : `${JSON.stringify(params)} seed ${seed}: ${row.seconds}s clean ${row.clean_delta >= 0 ? '+' : ''}${row.clean_delta} worst class drop ${row.worst_class_drop} [${row.class_drops.join(' ')}] drifted ${row.drifted_unseen}% ${row.worst_class_drop > 3 ? 'REJECT' : 'pass'}`);
   }

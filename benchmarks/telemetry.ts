@@ -34,7 +34,7 @@ export async function benchTelemetry(o: { devices?: number; perDevice?: number }
     const ids = Array.from({ length: n }, (_, i) => `gw-${i}`);
     for (const id of ids) await devices.register(id);
     let ts = Date.parse('2026-01-01T00:00:00Z');
-    const round_ = (): Telemetry[] => {
+    const messages = (): Telemetry[] => {
       const out: Telemetry[] = [];
       for (let k = 0; k < per; k++) for (const id of ids) out.push(message(id, (ts += 1)));
       return out;
@@ -44,16 +44,16 @@ export async function benchTelemetry(o: { devices?: number; perDevice?: number }
       fn();
       return count / ((performance.now() - t0) / 1000);
     };
-    const single = round_();
+    const single = messages();
     const singleRate = rate(single.length, () => single.forEach((t) => devices.applyTelemetry(t)));
-    const batched = round_();
+    const batched = messages();
     const batcher = new TelemetryBatcher(devices, { log: pino({ level: 'silent' }), maxBatch: n });
     const batchedRate = rate(batched.length, () => {
       batched.forEach((t) => batcher.add(t));
       batcher.flush();
     });
     // Raw: the registry's own UPSERT and columns, the same transaction size, nothing around it.
-    const raw = round_();
+    const raw = messages();
     const upsert = db.sqlite.prepare(APPLY_TELEMETRY_SQL);
     const tx = db.sqlite.transaction((batch: Telemetry[]) => {
       for (const t of batch) upsert.run({ device_id: t.device_id, now: Date.now(), ...telemetryColumns(t) });

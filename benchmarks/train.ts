@@ -17,7 +17,7 @@ import { renderBaseExamples, renderLabelledDigits } from '../fleet/demo/base-mod
 import { BASE_TRAIN, CLEAN_HOLDOUT, FEED, PIT_DRIFT } from '../fleet/demo/digits.js';
 import { DIGIT_LABELS } from '../fleet/training/digit-model.js';
 import { localTrainer } from '../fleet/training/local-trainer.js';
-import { packageAccuracy } from '../fleet/training/package-accuracy.js';
+import { classDropPoints, packageAccuracy } from '../fleet/training/package-accuracy.js';
 import { generateSigningKeyPair } from '../shared/signing.js';
 
 export interface TrainBenchOptions {
@@ -93,8 +93,6 @@ export async function benchTrain(o: TrainBenchOptions = {}): Promise<{ name: 'tr
       const driftedAfter = (await packageAccuracy(child.packageDir, drifted)).accuracy;
       const cleanChild = await packageAccuracy(child.packageDir, clean);
       const cleanAfter = cleanChild.accuracy;
-      // The gate's per-class rule, on the same clean holdout: the largest drop of one class, in points.
-      const classDrops = Object.entries(cleanBase.perClass).map(([label, b]) => (b.correct / b.count - (cleanChild.perClass[label]?.correct ?? 0) / b.count) * 100);
       Object.assign(result, {
         finetune_field_labels: fieldN,
         finetune_s: round(ftS, 1),
@@ -102,7 +100,8 @@ export async function benchTrain(o: TrainBenchOptions = {}): Promise<{ name: 'tr
         drifted_after: round(driftedAfter, 4),
         clean_after: round(cleanAfter, 4),
         clean_delta_points: round((cleanAfter - accuracy) * 100, 1),
-        worst_class_drop_points: round(Math.max(...classDrops), 1),
+        // The gate's per-class rule, on the same clean holdout.
+        worst_class_drop_points: round(Math.max(...classDropPoints(cleanBase, cleanChild)), 1),
         finetune_targets: 'drifted_after > 0.90, clean_delta_points >= -1, worst_class_drop_points <= 3',
       });
     }

@@ -162,8 +162,9 @@ export class DeviceRegistry {
    * newer (by its `ts`) than the last applied one changes nothing. Throws `FLEET_DEVICE_UNKNOWN`.
    */
   applyTelemetry(t: Telemetry): ApplyResult {
-    this.require(t.device_id);
-    return { applied: this.applyTelemetryBatch([t]).applied > 0 };
+    const r = this.applyTelemetryBatch([t]);
+    if (r.unknown.length) throw unknown(t.device_id);
+    return { applied: r.applied > 0 };
   }
 
   /**

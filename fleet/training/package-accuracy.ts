@@ -61,3 +61,15 @@ export async function packageAccuracy(dir: string, images: readonly LabelledImag
   }
   return { accuracy: images.length ? correct / images.length : 0, correct, total: images.length, perClass };
 }
+
+/**
+ * Per class, how many points `after` scores below `before` on the same images (negative: it
+ * improved), in `labels` order (default: the classes `before` saw). The gate's per-class rule
+ * looks at the largest.
+ */
+export function classDropPoints(before: PackageAccuracy, after: PackageAccuracy, labels: readonly string[] = Object.keys(before.perClass)): number[] {
+  return labels.map((l) => {
+    const b = before.perClass[l];
+    return b ? ((b.correct - (after.perClass[l]?.correct ?? 0)) / b.count) * 100 : 0;
+  });
+}
