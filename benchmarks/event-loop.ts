@@ -1,7 +1,7 @@
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseAgentConfig, poolSettings } from '../agent/config.js';
 import { InferencePool } from '../agent/inference/pool.js';
-import { mobilenetLikeModel } from '../shared/onnx/models.js';
+import { mobilenetLikeModel } from '../test/helpers/models.js';
 import { round } from './stats.js';
 
 /**

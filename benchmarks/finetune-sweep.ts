@@ -9,17 +9,17 @@
  *     [--params '[{}, {"epochs": 3}]'] [--base-params '{}'] [--field 400] [--work DIR] [--json]
  *
  * Parameter sets are LocalTrainParams over the FINE_TUNE_RECIPE ({} = the recipe itself). This is
- * how the split and the recipe in fleet/demo/digits.ts and FINE_TUNE_RECIPE were chosen.
+ * how the split and the recipe in fleet/ml/digits.ts and FINE_TUNE_RECIPE were chosen.
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { renderBaseExamples } from '../fleet/demo/base-model.js';
-import { FEED, PIT_DRIFT } from '../fleet/demo/digits.js';
-import { DIGIT_LABELS } from '../fleet/training/digit-model.js';
-import { localTrainer } from '../fleet/training/local-trainer.js';
-import { classDropPoints, packageAccuracy, type PackageAccuracy } from '../fleet/training/package-accuracy.js';
-import type { TrainingExample } from '../fleet/training/trainer.js';
+import { FEED, PIT_DRIFT } from '../fleet/ml/digits.js';
+import { DIGIT_LABELS } from '../fleet/adapters/trainers/digit-model.js';
+import { localTrainer } from '../fleet/adapters/trainers/local-trainer.js';
+import { classDropPoints, packageAccuracy, type PackageAccuracy } from '../fleet/app/training/package-accuracy.js';
+import type { TrainingExample } from '../fleet/app/training/trainer.js';
 import { sha256Hex } from '../shared/ids.js';
 import { generateSigningKeyPair } from '../shared/signing.js';
 

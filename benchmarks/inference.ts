@@ -6,7 +6,7 @@ import { InferencePool, type PoolSettings } from '../agent/inference/pool.js';
 import { ModelRuntime } from '../agent/model/runtime.js';
 import type { ModelPackage } from '../agent/model/package.js';
 import { classify } from '../shared/inference/postprocess.js';
-import { mlpModel, mobilenetLikeModel } from '../shared/onnx/models.js';
+import { mlpModel, mobilenetLikeModel } from '../test/helpers/models.js';
 import { modelManifest } from '../shared/schemas/index.js';
 import { round, summary } from './stats.js';
 

@@ -15,7 +15,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { ModelRef } from '../shared/schemas/index.js';
-import type { SimDevice } from '../fleet/sim/device-sim.js';
+import type { SimDevice } from '../test/helpers/device-sim.js';
 
 const CHILD_FLAG = '--rollout-scale-sim';
 const MB = 1024 * 1024;
@@ -110,7 +110,7 @@ type FromChild = { type: 'loaded' } | { type: 'ready'; connect_s: number } | { t
 
 /** The simulator, fed and stopped over IPC. */
 async function runSimChild(): Promise<void> {
-  const { SimulatedDevices } = await import('../fleet/sim/device-sim.js');
+  const { SimulatedDevices } = await import('../test/helpers/device-sim.js');
   const send = (m: FromChild): void => void process.send?.(m);
   let peak = 0;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 100);
@@ -199,7 +199,7 @@ async function childSimulator(): Promise<Simulator> {
 }
 
 async function inProcessSimulator(): Promise<Simulator> {
-  const { SimulatedDevices } = await import('../fleet/sim/device-sim.js');
+  const { SimulatedDevices } = await import('../test/helpers/device-sim.js');
   let sims: InstanceType<typeof SimulatedDevices> | null = null;
   let ids: string[] = [];
   return {
@@ -261,8 +261,8 @@ async function until(cond: () => boolean, timeoutMs: number, everyMs = 100): Pro
 
 /** Two versions of a small image model (content differs by seed), packed with the real packer. */
 async function packages(dir: string): Promise<[string, string]> {
-  const { packModel } = await import('../fleet/registry/pack.js');
-  const { smallCnnModel } = await import('../shared/onnx/models.js');
+  const { packModel } = await import('../fleet/adapters/fs/pack.js');
+  const { smallCnnModel } = await import('../test/helpers/models.js');
   const out: string[] = [];
   for (const [i, v] of [V1, V2].entries()) {
     const onnx = join(dir, `model-${i}.onnx`);
@@ -285,9 +285,9 @@ export async function benchRolloutScale(opts: RolloutScaleOptions = {}): Promise
   const say = (line: string): void => opts.progress?.(`[rollout_scale ${((performance.now() - started) / 1000).toFixed(1)}s] ${line}`);
   const dir = mkdtempSync(join(tmpdir(), 'edgeloop-rollout-scale-'));
   const { pino } = await import('pino');
-  const { startFleetService } = await import('../fleet/service.js');
-  const { createFleetHttp } = await import('../fleet/http/server.js');
-  const { DEFAULT_SCRYPT } = await import('../fleet/devices/credentials.js');
+  const { startFleetService } = await import('../fleet/boot/service.js');
+  const { createFleetHttp } = await import('../fleet/edges/server.js');
+  const { DEFAULT_SCRYPT } = await import('../fleet/app/devices/credentials.js');
 
   // Warnings and errors of the fleet (gate failures, rejected messages) go into the result.
   const warnings: string[] = [];
@@ -402,7 +402,7 @@ export async function benchRolloutScale(opts: RolloutScaleOptions = {}): Promise
     const rollout = { seconds: r2((performance.now() - t) / 1000), cpu_s: r2(cpuSeconds(cpu)), peak_rss_mb: 0, event_loop_p99_ms: r2(loop.percentile(99) / 1e6) };
 
     const state = ctx.rollouts.get(id).state;
-    const { stagesOf } = await import('../fleet/rollouts/stages.js');
+    const { stagesOf } = await import('../fleet/core/rollouts/stages.js');
     const stageStart = new Map<number, number>();
     for (const d of [...ctx.rolloutDecisions(id, 10_000)].reverse() as Array<{ kind: string; stage?: number; at: number }>) if (d.kind === 'stage_started' && d.stage !== undefined && !stageStart.has(d.stage)) stageStart.set(d.stage, d.at);
     const stages = stagesOf(state.plan).map((s) => {

@@ -9,11 +9,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { APPLY_TELEMETRY_SQL, DeviceRegistry } from '../fleet/devices/registry.js';
-import { telemetryColumns } from '../fleet/devices/state.js';
-import { TelemetryBatcher } from '../fleet/devices/telemetry-batcher.js';
-import { openFleetDb } from '../fleet/store/db.js';
-import { simulatedTelemetry } from '../fleet/sim/device-sim.js';
+import { APPLY_TELEMETRY_SQL, DeviceRegistry } from '../fleet/app/devices/registry.js';
+import { telemetryColumns } from '../fleet/core/devices/state.js';
+import { TelemetryBatcher } from '../fleet/app/devices/telemetry-batcher.js';
+import { openFleetDb } from '../fleet/adapters/sqlite/db.js';
+import { simulatedTelemetry } from '../test/helpers/device-sim.js';
 import type { Telemetry } from '../shared/schemas/index.js';
 
 const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d;

@@ -14,10 +14,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { renderBaseExamples, renderLabelledDigits } from '../fleet/demo/base-model.js';
-import { BASE_TRAIN, CLEAN_HOLDOUT, FEED, PIT_DRIFT } from '../fleet/demo/digits.js';
-import { DIGIT_LABELS } from '../fleet/training/digit-model.js';
-import { localTrainer } from '../fleet/training/local-trainer.js';
-import { classDropPoints, packageAccuracy } from '../fleet/training/package-accuracy.js';
+import { BASE_TRAIN, CLEAN_HOLDOUT, FEED, PIT_DRIFT } from '../fleet/ml/digits.js';
+import { DIGIT_LABELS } from '../fleet/adapters/trainers/digit-model.js';
+import { localTrainer } from '../fleet/adapters/trainers/local-trainer.js';
+import { classDropPoints, packageAccuracy } from '../fleet/app/training/package-accuracy.js';
 import { generateSigningKeyPair } from '../shared/signing.js';
 
 export interface TrainBenchOptions {

@@ -1,3 +1,3 @@
 #!/usr/bin/env node
 // Thin launcher: the compiled CLI lives in dist/ (built by `npm ci` through the prepare script).
-import '../dist/fleet/cli/entry.js';
+import '../dist/fleet/main.js';

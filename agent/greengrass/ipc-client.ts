@@ -13,7 +13,7 @@ export type IpcClient = greengrasscoreipc.Client;
 
 /**
  * A Greengrass IPC client for `endpoint`. The SDK's `createDefaultClientConfig()` reads
- * `process.env` itself; we pass the values read once at config time instead (STYLE 6), which
+ * `process.env` itself; we pass the values read once at config time instead (docs/conventions.md rule 6), which
  * also lets tests point the client at their own IPC server.
  */
 export function createIpcClient(endpoint: IpcEndpoint): IpcClient {

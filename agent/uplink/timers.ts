@@ -1,5 +1,5 @@
 /**
- * Timer functions, passed in (STYLE rule 2) so reconnect backoff, lease polling and rate
+ * Timer functions, passed in (docs/conventions.md rule 2) so reconnect backoff, lease polling and rate
  * limiting run under fake time in tests.
  */
 export interface Timers {

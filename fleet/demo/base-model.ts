@@ -1,13 +1,13 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import type { ModelManifest } from '../../shared/schemas/index.js';
-import { DIGIT_LABELS } from '../training/digit-model.js';
-import { localTrainer } from '../training/local-trainer.js';
-import { renderMnistExamples } from '../training/base-sets.js';
-import { DIGIT_ORDER } from '../training/mnist-data.js';
-import { readPackageManifest } from '../training/evaluate.js';
-import { packageAccuracy, type LabelledImage } from '../training/package-accuracy.js';
-import type { TrainingExample } from '../training/trainer.js';
-import { BASE_TRAIN, CLEAN_HOLDOUT, renderDigitPng, type CameraDrift } from './digits.js';
+import { DIGIT_LABELS } from '../adapters/trainers/digit-model.js';
+import { localTrainer } from '../adapters/trainers/local-trainer.js';
+import { renderMnistExamples } from '../app/training/base-sets.js';
+import { DIGIT_ORDER } from '../ml/mnist-data.js';
+import { readPackageManifest } from '../app/training/evaluate.js';
+import { packageAccuracy, type LabelledImage } from '../app/training/package-accuracy.js';
+import type { TrainingExample } from '../app/training/trainer.js';
+import { BASE_TRAIN, CLEAN_HOLDOUT, renderDigitPng, type CameraDrift } from '../ml/digits.js';
 
 export { DIGIT_LABELS };
 

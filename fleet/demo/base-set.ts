@@ -1,6 +1,6 @@
-import type { BaseSetSource } from '../training/loop.js';
-import { mnistBaseSet } from '../training/base-sets.js';
-import { renderDigitPng } from './digits.js';
+import type { BaseSetSource } from '../app/training/loop.js';
+import { mnistBaseSet } from '../app/training/base-sets.js';
+import { renderDigitPng } from '../ml/digits.js';
 
 /**
  * The demo's base set for the learning loop: `{ source: 'mnist', offset, count }` resolves to

@@ -1,7 +1,7 @@
 import { open, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DigitSet } from '../training/mnist-data.js';
-import { renderDigitPng, type CameraDrift } from './digits.js';
+import type { DigitSet } from '../ml/mnist-data.js';
+import { renderDigitPng, type CameraDrift } from '../ml/digits.js';
 
 /** What the demo knows about a frame it fed: the ground truth the simulated labeler uses. */
 export interface FedFrame {

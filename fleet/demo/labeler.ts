@@ -1,8 +1,7 @@
-import type { Labels } from '../labels/labels.js';
-import type { SampleIngest } from '../samples/ingest.js';
+import { SIMULATED_LABELER, type Labels } from '../app/labels/labels.js';
+import type { SampleIngest } from '../app/samples/ingest.js';
 
 /** The actor every simulated label carries (`labeled_by` in dataset manifests; the console marks it). */
-export const SIMULATED_LABELER = 'simulated-labeler';
 
 export interface SimulatedLabelerOptions {
   ingest: SampleIngest;

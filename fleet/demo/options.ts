@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import type { GateConfigInput } from '../training/gate.js';
-import type { Trainer } from '../training/trainer.js';
+import type { GateConfigInput } from '../core/training/gate.js';
+import type { Trainer } from '../app/training/trainer.js';
 
 /**
  * The demo's clock: every duration and rate in one place, so the headless test and the

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main as agentMain } from '../../agent/cli/main.js';
 import { openSqliteQueue } from '../../agent/queue/sqlite-queue.js';
-import { main as fleetMain } from '../../fleet/cli/main.js';
-import { smallCnnModel } from '../../shared/onnx/models.js';
+import { main as fleetMain } from '../../fleet/edges/cli/main.js';
+import { smallCnnModel } from '../helpers/models.js';
 import type { Io } from '../../shared/cli.js';
 import { fleetKeys, imagePackage, patternImage, tempDir } from '../helpers/packages.js';
 

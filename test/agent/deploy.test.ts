@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../../fleet/mqtt/embedded-broker.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../../fleet/adapters/mqtt/embedded-broker.js';
 import { sha256Hex } from '../../shared/ids.js';
 import { deviceStatus, telemetry, type DesiredState, type DeviceStatus, type Telemetry } from '../../shared/schemas/index.js';
 import { topics } from '../../shared/topics.js';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAgentConfig, poolSettings } from '../../agent/config.js';
 import { InferencePool, type PoolSettings } from '../../agent/inference/pool.js';
 import { WorkerSession } from '../../agent/inference/worker-session.js';
-import { brokenModelBytes, mlpModel, mobilenetLikeModel } from '../../shared/onnx/models.js';
+import { brokenModelBytes, mlpModel, mobilenetLikeModel } from '../helpers/models.js';
 
 const settings = (o: Partial<PoolSettings> = {}): PoolSettings => ({ ...poolSettings(parseAgentConfig({ inference: { intra_op_threads: 1, max_pending: 1000 } }).inference), ...o });
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readModelPackage } from '../../agent/model/package.js';
 import { directorySource, ModelStore, type PackageSource } from '../../agent/model/store.js';
-import { brokenModelBytes } from '../../shared/onnx/models.js';
+import { brokenModelBytes } from '../helpers/models.js';
 import { sha256Hex } from '../../shared/ids.js';
 import { signManifest } from '../../shared/signing.js';
 import { startTestAgent } from '../helpers/agent.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { buildBaseModel, renderBaseExamples } from '../../fleet/demo/base-model.js';
-import { DIGIT_ORDER } from '../../fleet/training/mnist-data.js';
+import { DIGIT_ORDER } from '../../fleet/ml/mnist-data.js';
 import { generateSigningKeyPair } from '../../shared/signing.js';
 
 describe('the demo base model', () => {

@@ -1,7 +1,7 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../../fleet/mqtt/embedded-broker.js';
-import { canPublish, canSubscribe } from '../../fleet/mqtt/acl.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../../fleet/adapters/mqtt/embedded-broker.js';
+import { canPublish, canSubscribe } from '../../fleet/adapters/mqtt/acl.js';
 import { topics } from '../../shared/topics.js';
 
 const secrets: Record<string, string> = { 'cam-a': 'secret-a', 'cam-b': 'secret-b' };

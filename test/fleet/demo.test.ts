@@ -2,10 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SIMULATED_LABELER } from '../../fleet/demo/labeler.js';
+import { SIMULATED_LABELER } from '../../fleet/app/labels/labels.js';
 import { runDemo } from '../../fleet/demo/run.js';
-import { createFleetHttp } from '../../fleet/http/server.js';
-import { startFleetService } from '../../fleet/service.js';
+import { createFleetHttp } from '../../fleet/edges/server.js';
+import { startFleetService } from '../../fleet/boot/service.js';
 import { tempDir } from '../helpers/packages.js';
 
 let tmp: ReturnType<typeof tempDir>;

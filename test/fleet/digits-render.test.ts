@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { encodeGrayPng, FRAME_SIZE, PIT_DRIFT, renderDigitPng } from '../../fleet/demo/digits.js';
-import { loadDigits } from '../../fleet/training/mnist-data.js';
+import { encodeGrayPng, FRAME_SIZE, PIT_DRIFT, renderDigitPng } from '../../fleet/ml/digits.js';
+import { loadDigits } from '../../fleet/ml/mnist-data.js';
 
 describe('demo camera frames', () => {
   it('encodes greyscale PNGs that sharp decodes back to the same pixels', async () => {

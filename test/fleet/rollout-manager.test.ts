@@ -1,11 +1,11 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mqttDesiredStateBackend } from '../../fleet/rollouts/backend.js';
-import { RolloutManager, memoryRolloutRepo, type RolloutRepo } from '../../fleet/rollouts/manager.js';
-import type { TargetDevice } from '../../fleet/rollouts/event-schema.js';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../../fleet/mqtt/embedded-broker.js';
-import { SimulatedDevices } from '../../fleet/sim/device-sim.js';
+import { mqttDesiredStateBackend } from '../../fleet/adapters/mqtt/desired-state-backend.js';
+import { RolloutManager, memoryRolloutRepo, type RolloutRepo } from '../../fleet/app/rollouts/manager.js';
+import type { TargetDevice } from '../../fleet/core/rollouts/event-schema.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../../fleet/adapters/mqtt/embedded-broker.js';
+import { SimulatedDevices } from '../helpers/device-sim.js';
 import { deviceStatus, telemetry, type ModelRef } from '../../shared/schemas/index.js';
 import { systemClock } from '../../shared/ids.js';
 

@@ -12,7 +12,7 @@ import { Writable } from 'node:stream';
 import mqtt from 'mqtt';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFleetService, type FleetService } from '../../fleet/service.js';
+import { startFleetService, type FleetService } from '../../fleet/boot/service.js';
 import { telemetry } from '../../shared/schemas/index.js';
 import { topics } from '../../shared/topics.js';
 import { mosquittoSkipReason, startMosquitto } from '../helpers/broker.js';

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startFleetService, type FleetService } from '../../fleet/service.js';
-import { SimulatedDevices } from '../../fleet/sim/device-sim.js';
+import { startFleetService, type FleetService } from '../../fleet/boot/service.js';
+import { SimulatedDevices } from '../helpers/device-sim.js';
 import { imagePackage, tempDir } from '../helpers/packages.js';
 
 let tmp: ReturnType<typeof tempDir>;

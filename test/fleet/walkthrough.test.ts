@@ -9,7 +9,7 @@
  *   agent's HTTP input takes port 0 (`EDGELOOP_AGENT_HTTP__PORT=0`), so parallel CI jobs never collide;
  * - time: `--bake 10m` runs as `--bake 1s`, and the agent reports telemetry every second
  *   (`EDGELOOP_AGENT_UPLINK__TELEMETRY_INTERVAL_S=1`) instead of every 10 s;
- * - the entry points: `node --import tsx fleet/cli/entry.ts` (and agent/cli/entry.ts), the
+ * - the entry points: `node --import tsx fleet/main.ts` (and agent/cli/entry.ts), the
  *   files `bin/edgeloop.js` and `bin/edgeloop-agent.js` load compiled from dist/. A stale or
  *   missing dist/ in a checkout must not decide this test; the build itself is covered by
  *   test/fleet/console/dist-assets.test.ts.
@@ -21,11 +21,11 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { smallCnnModel } from '../../shared/onnx/models.js';
+import { smallCnnModel } from '../helpers/models.js';
 import { patternImage, tempDir } from '../helpers/packages.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const ENTRY: Record<string, string> = { edgeloop: join(ROOT, 'fleet/cli/entry.ts'), 'edgeloop-agent': join(ROOT, 'agent/cli/entry.ts') };
+const ENTRY: Record<string, string> = { edgeloop: join(ROOT, 'fleet/main.ts'), 'edgeloop-agent': join(ROOT, 'agent/cli/entry.ts') };
 const TSX = join(ROOT, 'node_modules/tsx/dist/loader.mjs');
 
 /** The `edgeloop...` lines of the README's fleet section, comments stripped. */

@@ -1,5 +1,5 @@
 /**
- * Real MQTT brokers on loopback for tests (STYLE rule 8): the in-process aedes broker, and
+ * Real MQTT brokers on loopback for tests (docs/conventions.md rule 8): the in-process aedes broker, and
  * mosquitto as a child process where installed. Ports are picked by the OS (port 0).
  */
 import { spawn } from 'node:child_process';

@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { packModel, type PackOptions } from '../../fleet/registry/pack.js';
-import { mlpModel, smallCnnModel } from '../../shared/onnx/models.js';
+import { packModel, type PackOptions } from '../../fleet/adapters/fs/pack.js';
+import { mlpModel, smallCnnModel } from './models.js';
 import { generateSigningKeyPair, type SigningKeyPair } from '../../shared/signing.js';
 
 /** A temp directory removed by the returned cleanup. */

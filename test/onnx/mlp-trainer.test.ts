@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DIGIT_CLASSES, DIGIT_PIXELS, digitCount, loadDigits } from '../../fleet/training/mnist-data.js';
-import type { DigitSet } from '../../fleet/training/mnist-data.js';
-import { MLP_ONNX_INPUT, MLP_ONNX_OUTPUT, evaluateMlp, exportMlpOnnx, predictMlp, trainMlp } from '../../fleet/training/mlp-trainer.js';
-import type { TrainMlpOptions } from '../../fleet/training/mlp-trainer.js';
+import { DIGIT_CLASSES, DIGIT_PIXELS, digitCount, loadDigits } from '../../fleet/ml/mnist-data.js';
+import type { DigitSet } from '../../fleet/ml/mnist-data.js';
+import { MLP_ONNX_INPUT, MLP_ONNX_OUTPUT, evaluateMlp, exportMlpOnnx, predictMlp, trainMlp } from '../helpers/mlp-trainer.js';
+import type { TrainMlpOptions } from '../helpers/mlp-trainer.js';
 import { argmaxAt, loadSession, runOnce } from './ort-helpers.js';
 
 const TRAIN = 2000;

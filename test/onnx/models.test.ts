@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { brokenModelBytes, mlpModel, mobilenetLikeModel, mulberry32, smallCnnModel } from '../../shared/onnx/models.js';
-import type { MlpModelWeights } from '../../shared/onnx/models.js';
+import { mulberry32 } from '../../fleet/ml/init.js';
+import { brokenModelBytes, mlpModel, mobilenetLikeModel, smallCnnModel } from '../helpers/models.js';
+import type { MlpModelWeights } from '../helpers/models.js';
 import { loadSession, runOnce } from './ort-helpers.js';
 
 /** Reference forward pass in float64: relu(x·w1 + b1)·w2 + b2, optionally softmaxed. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../shared/onnx/builder.js';
-import { mlpModel } from '../../shared/onnx/models.js';
+import { mlpModel } from '../helpers/models.js';
 import { readOnnxInitializers } from '../../shared/onnx/reader.js';
 
 describe('readOnnxInitializers', () => {

@@ -23,7 +23,7 @@ function ids(items: Array<{ id: string }>): string[] {
 }
 
 /**
- * The behaviour every {@link SampleQueue} implementation must have (STYLE.md rule 3).
+ * The behaviour every {@link SampleQueue} implementation must have (docs/conventions.md rule 3).
  * Run it once per implementation.
  */
 export function queueContract(name: string, makeQueue: MakeQueue): void {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { exportCnnOnnx, trainCnn } from '../../fleet/training/cnn.js';
-import { trainCnnOffThread } from '../../fleet/training/cnn-thread.js';
-import { loadDigits } from '../../fleet/training/mnist-data.js';
+import { exportCnnOnnx, trainCnn } from '../../fleet/ml/cnn.js';
+import { trainCnnOffThread } from '../../fleet/ml/cnn-thread.js';
+import { loadDigits } from '../../fleet/ml/mnist-data.js';
 
 const SHAPE = { c1: 4, c2: 6, hidden: 12, classes: 10 };
 

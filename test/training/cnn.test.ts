@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { cnnFromInitializers, cnnLossAndGradients, cnnParams, evaluateCnn, exportCnnOnnx, initCnn, predictCnn, trainCnn } from '../../fleet/training/cnn.js';
-import { loadDigits } from '../../fleet/training/mnist-data.js';
+import { cnnFromInitializers, cnnLossAndGradients, cnnParams, evaluateCnn, exportCnnOnnx, initCnn, predictCnn, trainCnn } from '../../fleet/ml/cnn.js';
+import { loadDigits } from '../../fleet/ml/mnist-data.js';
 import { readOnnxInitializers } from '../../shared/onnx/reader.js';
 import { loadSession, runOnce } from '../onnx/ort-helpers.js';
 

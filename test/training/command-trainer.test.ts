@@ -2,9 +2,9 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commandTrainer, type CommandTrainerOptions } from '../../fleet/training/command-trainer.js';
-import type { TrainProgress, TrainRequest } from '../../fleet/training/trainer.js';
-import { smallCnnModel } from '../../shared/onnx/models.js';
+import { commandTrainer, type CommandTrainerOptions } from '../../fleet/adapters/trainers/command-trainer.js';
+import type { TrainProgress, TrainRequest } from '../../fleet/app/training/trainer.js';
+import { smallCnnModel } from '../helpers/models.js';
 import { patternImage, tempDir } from '../helpers/packages.js';
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/train-script.mjs', import.meta.url));

@@ -3,18 +3,18 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main as agentMain } from '../../agent/cli/main.js';
 import { renderBaseExamples, renderLabelledDigits } from '../../fleet/demo/base-model.js';
-import { packModel } from '../../fleet/registry/pack.js';
-import { DIGIT_LABELS } from '../../fleet/training/digit-model.js';
-import { classBalancedWeights, FINE_TUNE_RECIPE, localTrainer } from '../../fleet/training/local-trainer.js';
-import { exportMlpOnnx, initMlp } from '../../fleet/training/mlp-trainer.js';
-import { packageAccuracy } from '../../fleet/training/package-accuracy.js';
-import { validatePackageDir } from '../../fleet/training/package-check.js';
-import type { TrainingExample, TrainProgress, TrainRequest } from '../../fleet/training/trainer.js';
+import { packModel } from '../../fleet/adapters/fs/pack.js';
+import { DIGIT_LABELS } from '../../fleet/adapters/trainers/digit-model.js';
+import { classBalancedWeights, FINE_TUNE_RECIPE, localTrainer } from '../../fleet/adapters/trainers/local-trainer.js';
+import { exportMlpOnnx, initMlp } from '../helpers/mlp-trainer.js';
+import { packageAccuracy } from '../../fleet/app/training/package-accuracy.js';
+import { validatePackageDir } from '../../fleet/app/training/package-check.js';
+import type { TrainingExample, TrainProgress, TrainRequest } from '../../fleet/app/training/trainer.js';
 import { modelManifest } from '../../shared/schemas/index.js';
 import type { Io } from '../../shared/cli.js';
 import { fleetKeys, tempDir } from '../helpers/packages.js';
 
-/** The demo's pit-3 camera drift (fleet/demo/digits.ts). */
+/** The demo's pit-3 camera drift (fleet/ml/digits.ts). */
 const DRIFT = { rotateDeg: 35, blurSigma: 1.2, dim: 0.45 };
 
 let tmp: ReturnType<typeof tempDir>;

@@ -1,5 +1,5 @@
 /**
- * The behaviour every {@link Uplink} must have (STYLE rule 3), written once and run against
+ * The behaviour every {@link Uplink} must have (docs/conventions.md rule 3), written once and run against
  * each implementation: mqtt.js on aedes and on mosquitto today, Greengrass IPC later.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { main } from '../../../fleet/cli/main.js';
+import { main } from '../../../fleet/edges/cli/main.js';
 import { tempDir } from '../../helpers/packages.js';
 
 const tmp = tempDir('edgeloop-aws-cli-');

@@ -1,9 +1,9 @@
 import type { CreateDeploymentCommandInput } from '@aws-sdk/client-greengrassv2';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseAwsConfig } from '../../../fleet/aws/aws-config.js';
-import { deploymentLimitProblems, slotKey, stageDeploymentRequest, stageJobConfiguration, thingGroupName } from '../../../fleet/aws/deployment-config.js';
-import { gates as gatesSchema } from '../../../fleet/rollouts/plan-schema.js';
+import { parseAwsConfig } from '../../../fleet/adapters/aws/aws-config.js';
+import { deploymentLimitProblems, slotKey, stageDeploymentRequest, stageJobConfiguration, thingGroupName } from '../../../fleet/adapters/aws/deployment-config.js';
+import { gates as gatesSchema } from '../../../fleet/core/rollouts/plan-schema.js';
 import { awsConfig, desired, groupArn, SHA_B } from './fixtures.js';
 
 const GATES = gatesSchema.parse({});

@@ -1,7 +1,7 @@
 import { CreateDeploymentCommand, GreengrassV2Client } from '@aws-sdk/client-greengrassv2';
 import { describe, expect, it } from 'vitest';
-import { deploymentLimitProblems } from '../../../fleet/aws/deployment-config.js';
-import { dryRunRollout } from '../../../fleet/aws/dry-run.js';
+import { deploymentLimitProblems } from '../../../fleet/adapters/aws/deployment-config.js';
+import { dryRunRollout } from '../../../fleet/adapters/aws/dry-run.js';
 import { awsConfig } from './fixtures.js';
 
 const PREV = { name: 'digits', version: '1.0.0' };

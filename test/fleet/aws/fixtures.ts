@@ -1,5 +1,5 @@
 import type { ComponentDesired } from '../../../shared/schemas/greengrass.js';
-import { parseAwsConfig, type AwsFleetConfig, type AwsFleetConfigInput } from '../../../fleet/aws/aws-config.js';
+import { parseAwsConfig, type AwsFleetConfig, type AwsFleetConfigInput } from '../../../fleet/adapters/aws/aws-config.js';
 
 export const ACCOUNT = '123456789012';
 export const REGION = 'eu-west-1';

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3ArtifactStore, S3_MIN_PART_SIZE } from '../../../fleet/aws/s3-store.js';
+import { S3ArtifactStore, S3_MIN_PART_SIZE } from '../../../fleet/adapters/aws/s3-store.js';
 import { tempDir } from '../../helpers/packages.js';
 import { artifactStoreContract } from '../store/artifact-contract.js';
 import { startLocalS3, type LocalS3 } from './s3-server.js';

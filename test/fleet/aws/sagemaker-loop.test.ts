@@ -9,10 +9,11 @@
 import { CreateTrainingJobCommand, DescribeTrainingJobCommand, SageMakerClient } from '@aws-sdk/client-sagemaker';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { parseAwsConfig, type AwsFleetConfig } from '../../../fleet/aws/aws-config.js';
-import { awsTrainers } from '../../../fleet/aws/serve.js';
-import { parseTrainingConfig, trainingSetup } from '../../../fleet/training/config.js';
-import { learningLoopFromContext, type LearningLoop } from '../../../fleet/training/loop.js';
+import { parseAwsConfig, type AwsFleetConfig } from '../../../fleet/adapters/aws/aws-config.js';
+import { awsTrainers } from '../../../fleet/boot/aws.js';
+import { parseTrainingConfig, trainingSetup } from '../../../fleet/boot/training-config.js';
+import type { LearningLoop } from '../../../fleet/app/training/loop.js';
+import { learningLoopFromContext } from '../../../fleet/boot/learning-loop.js';
 import { CLASS_LABELS, fleetKeys, patternImage } from '../../helpers/packages.js';
 import { openTestFleet, type TestFleet } from '../http/context.js';
 import { containerRun } from './sagemaker-container.js';

@@ -12,9 +12,9 @@ import {
 } from '@aws-sdk/client-sagemaker';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { parseAwsConfig, type AwsFleetConfig } from '../../../fleet/aws/aws-config.js';
-import { hyperParameters, sagemakerTrainer, trainingJobName } from '../../../fleet/aws/sagemaker-trainer.js';
-import type { TrainProgress, TrainRequest } from '../../../fleet/training/trainer.js';
+import { parseAwsConfig, type AwsFleetConfig } from '../../../fleet/adapters/aws/aws-config.js';
+import { hyperParameters, sagemakerTrainer, trainingJobName } from '../../../fleet/adapters/trainers/sagemaker-trainer.js';
+import type { TrainProgress, TrainRequest } from '../../../fleet/app/training/trainer.js';
 import { CLASS_LABELS, patternImage, tempDir } from '../../helpers/packages.js';
 import { containerRun as playContainer } from './sagemaker-container.js';
 import { startLocalS3, TEST_AWS, type LocalS3 } from './s3-server.js';

@@ -4,11 +4,11 @@ import { IoTClient } from '@aws-sdk/client-iot';
 import { CreateTrainingJobCommand, SageMakerClient } from '@aws-sdk/client-sagemaker';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
-import { sdkExecutor, type AwsCommandName } from '../../../fleet/aws/calls.js';
-import { dryRunRollout } from '../../../fleet/aws/dry-run.js';
-import { managerSink } from '../../../fleet/aws/manager-sink.js';
-import { jobExecutionEvent } from '../../../fleet/aws/status-mapping.js';
-import { memoryRolloutRepo, RolloutManager } from '../../../fleet/rollouts/manager.js';
+import { sdkExecutor, type AwsCommandName } from '../../../fleet/adapters/aws/calls.js';
+import { dryRunRollout } from '../../../fleet/adapters/aws/dry-run.js';
+import { managerSink } from '../../../fleet/adapters/aws/manager-sink.js';
+import { jobExecutionEvent } from '../../../fleet/adapters/aws/status-mapping.js';
+import { memoryRolloutRepo, RolloutManager } from '../../../fleet/app/rollouts/manager.js';
 import { awsConfig } from './fixtures.js';
 
 interface Seen {

@@ -7,9 +7,9 @@ import {
   jobAbortEvent,
   jobExecutionEvent,
   thingNameFromArn,
-} from '../../../fleet/aws/status-mapping.js';
-import { initialState, step } from '../../../fleet/rollouts/machine.js';
-import { rolloutEvent } from '../../../fleet/rollouts/event-schema.js';
+} from '../../../fleet/adapters/aws/status-mapping.js';
+import { initialState, step } from '../../../fleet/core/rollouts/machine.js';
+import { rolloutEvent } from '../../../fleet/core/rollouts/event-schema.js';
 
 const CAND = { name: 'digits', version: '2.0.0' };
 const ctx = { deviceId: 'gw-1', model: CAND, at: 1000 };

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { extractTarGz } from '../../../fleet/aws/tar.js';
+import { extractTarGz } from '../../../fleet/adapters/aws/tar.js';
 import { tempDir } from '../../helpers/packages.js';
 
 /** One ustar header + body, written by hand so the test can make entries GNU tar would refuse to. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { filterFromFlags, parseAllowance, parseDuration, parseModelRef, parseTags, planFromFlags } from '../../../fleet/cli/args.js';
-import { table } from '../../../fleet/cli/format.js';
-import { rolloutPlan } from '../../../fleet/rollouts/types.js';
+import { filterFromFlags, parseAllowance, parseDuration, parseModelRef, parseTags, planFromFlags } from '../../../fleet/edges/cli/args.js';
+import { table } from '../../../fleet/edges/cli/format.js';
+import { rolloutPlan } from '../../../fleet/core/rollouts/types.js';
 
 describe('CLI argument parsing', () => {
   it('tags: k=v lists, repeatable, values may hold =', () => {

@@ -5,10 +5,10 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { agentConfigSchema } from '../../../agent/config.js';
-import { main } from '../../../fleet/cli/main.js';
-import { FleetClient } from '../../../fleet/client/api-client.js';
-import { createFleetHttp } from '../../../fleet/http/server.js';
-import { startFleetService, type FleetService } from '../../../fleet/service.js';
+import { main } from '../../../fleet/edges/cli/main.js';
+import { FleetClient } from '../../../fleet/edges/client/api-client.js';
+import { createFleetHttp } from '../../../fleet/edges/server.js';
+import { startFleetService, type FleetService } from '../../../fleet/boot/service.js';
 import { sha256Hex } from '../../../shared/ids.js';
 import { imagePackage, tempDir } from '../../helpers/packages.js';
 import { seedSamples } from '../http/context.js';
@@ -291,7 +291,7 @@ describe('FleetClient', () => {
   });
 
   it('reads a URL and token from the data directory, the token from EDGELOOP_TOKEN first', async () => {
-    const { resolveConnection } = await import('../../../fleet/cli/common.js');
+    const { resolveConnection } = await import('../../../fleet/edges/cli/common.js');
     const dir = join(tmp.dir, 'conn');
     await import('node:fs/promises').then((fs) => fs.mkdir(dir, { recursive: true }));
     writeFileSync(join(dir, 'fleet.json'), JSON.stringify({ http: 'http://127.0.0.1:9', mqtt: 'mqtt://x' }));

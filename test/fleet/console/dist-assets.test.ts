@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
-import { CONSOLE_ASSETS, copyConsoleAssets } from '../../../fleet/console/copy-assets.js';
-import type { ConsoleApp } from '../../../fleet/console/index.js';
-import type { FleetContext } from '../../../fleet/context.js';
+import { CONSOLE_ASSETS, copyConsoleAssets } from '../../../fleet/edges/console/copy-assets.js';
+import type { ConsoleApp } from '../../../fleet/edges/console/index.js';
+import type { FleetContext } from '../../../fleet/app/context.js';
 import { tempDir } from '../../helpers/packages.js';
 
-const SOURCE_STATIC = fileURLToPath(new URL('../../../fleet/console/static', import.meta.url));
+const SOURCE_STATIC = fileURLToPath(new URL('../../../fleet/edges/console/static', import.meta.url));
 
 describe('console assets in a dist-only install', () => {
   it('are served from dist/ once the build copied them, with no fleet/ sources around', async () => {
@@ -19,7 +19,7 @@ describe('console assets in a dist-only install', () => {
     const t = { dir: mkdtempSync(join(fileURLToPath(new URL('../../../node_modules/', import.meta.url)), '.edgeloop-dist-console-')) };
     try {
       const outfile = join(t.dir, 'dist', 'fleet', 'console', 'index.mjs');
-      await build({ entryPoints: [fileURLToPath(new URL('../../../fleet/console/index.ts', import.meta.url))], outfile, bundle: true, platform: 'node', format: 'esm', logLevel: 'silent', packages: 'external' });
+      await build({ entryPoints: [fileURLToPath(new URL('../../../fleet/edges/console/index.ts', import.meta.url))], outfile, bundle: true, platform: 'node', format: 'esm', logLevel: 'silent', packages: 'external' });
       const load = async (v: number): Promise<{ createConsole(ctx: FleetContext): ConsoleApp }> => (await import(`${pathToFileURL(outfile).href}?v=${v}`)) as { createConsole(ctx: FleetContext): ConsoleApp };
       // Without the build's copy step the assets are missing (what a plain tsc build shipped).
       await expect(load(1).then((m) => m.createConsole({} as FleetContext))).rejects.toThrow(/console assets .* missing/);

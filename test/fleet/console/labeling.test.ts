@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as S from '../../../fleet/http/schemas.js';
+import * as S from '../../../fleet/edges/http/schemas.js';
 import { CLASS_LABELS, imagePackage, tempDir } from '../../helpers/packages.js';
 import { missingBinary } from '../../helpers/optional-binary.js';
 import { call, openTestFleet, seedSamples, T0 } from '../http/context.js';

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { VerifiedSecrets, newSecret } from '../../../fleet/devices/credentials.js';
-import { DeviceRegistry } from '../../../fleet/devices/registry.js';
-import { openFleetDb } from '../../../fleet/store/db.js';
+import { VerifiedSecrets, newSecret } from '../../../fleet/app/devices/credentials.js';
+import { DeviceRegistry } from '../../../fleet/app/devices/registry.js';
+import { openFleetDb } from '../../../fleet/adapters/sqlite/db.js';
 import { tempDir } from '../../helpers/packages.js';
 
 const FAST = { N: 1024, r: 8, p: 1 };

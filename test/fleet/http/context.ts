@@ -3,21 +3,22 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { openFsArtifactStore } from '../../../fleet/artifacts/fs-store.js';
-import { Users } from '../../../fleet/auth/users.js';
-import type { Role } from '../../../fleet/auth/users.js';
-import type { FleetContext } from '../../../fleet/context.js';
-import { DeviceRegistry } from '../../../fleet/devices/registry.js';
-import { createFleetHttp } from '../../../fleet/http/server.js';
-import { Datasets } from '../../../fleet/labels/datasets.js';
-import { Labels } from '../../../fleet/labels/labels.js';
-import { ModelRegistry } from '../../../fleet/registry/registry.js';
-import type { RolloutBackend } from '../../../fleet/rollouts/backend.js';
-import { RolloutManager } from '../../../fleet/rollouts/manager.js';
-import { sqliteRolloutRepo } from '../../../fleet/rollouts/sqlite-repo.js';
-import type { DesiredChange } from '../../../fleet/rollouts/types.js';
-import { SampleIngest } from '../../../fleet/samples/ingest.js';
-import { openFleetDb } from '../../../fleet/store/db.js';
+import { openFsArtifactStore } from '../../../fleet/adapters/fs/artifact-store.js';
+import { Users } from '../../../fleet/app/users.js';
+import type { Role } from '../../../fleet/app/users.js';
+import type { FleetContext } from '../../../fleet/app/context.js';
+import { DeviceRegistry } from '../../../fleet/app/devices/registry.js';
+import { createFleetHttp } from '../../../fleet/edges/server.js';
+import { Datasets } from '../../../fleet/app/labels/datasets.js';
+import { Labels } from '../../../fleet/app/labels/labels.js';
+import { ModelRegistry } from '../../../fleet/app/models/registry.js';
+import type { RolloutBackend } from '../../../fleet/app/rollouts/backend.js';
+import { RolloutManager } from '../../../fleet/app/rollouts/manager.js';
+import { sqliteRolloutRepo } from '../../../fleet/adapters/sqlite/rollout-repo.js';
+import type { DesiredChange } from '../../../fleet/core/rollouts/types.js';
+import { SampleIngest } from '../../../fleet/app/samples/ingest.js';
+import { TrainingRuns } from '../../../fleet/app/training/runs.js';
+import { openFleetDb } from '../../../fleet/adapters/sqlite/db.js';
 import { sha256Hex } from '../../../shared/ids.js';
 import { sampleMessage } from '../../../shared/schemas/index.js';
 import type { OutlierReason, SampleMessage } from '../../../shared/schemas/index.js';
@@ -90,6 +91,7 @@ export async function openTestFleet(): Promise<TestFleet> {
     rollouts,
     rolloutDecisions: (id, limit) => repo.decisions(id, limit),
     users,
+    trainingRuns: new TrainingRuns({ db, artifacts }),
     clock,
     log,
     publicKeyPem: fleetKeys().publicKeyPem,

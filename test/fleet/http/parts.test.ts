@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { parseRange, safeContentType } from '../../../fleet/http/artifacts.js';
-import { queryCoercer } from '../../../fleet/http/query.js';
-import { Router, route } from '../../../fleet/http/router.js';
-import { deviceQuery, healthResponse } from '../../../fleet/http/schemas.js';
-import { sampleQuerySchema } from '../../../fleet/samples/filter.js';
+import { parseRange, safeContentType } from '../../../fleet/edges/http/artifacts.js';
+import { queryCoercer } from '../../../fleet/edges/web/query.js';
+import { Router, route } from '../../../fleet/edges/http/router.js';
+import { deviceQuery, healthResponse } from '../../../fleet/edges/http/schemas.js';
+import { sampleQuerySchema } from '../../../fleet/app/samples/filter.js';
 
 describe('parseRange', () => {
   it('reads one byte range and clamps its end, as RFC 9110 says', () => {

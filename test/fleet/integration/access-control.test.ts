@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FleetService } from '../../../fleet/service.js';
+import type { FleetService } from '../../../fleet/boot/service.js';
 import { tempDir } from '../../helpers/packages.js';
 import { TAGS, V2, postRollout, pushImageModel, registerDevices, sleep, startAgent, startFleet, stopAgent, type FleetAgent } from './harness.js';
 

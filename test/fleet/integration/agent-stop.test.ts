@@ -1,7 +1,7 @@
 import { request, Agent as HttpAgent } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FleetService } from '../../../fleet/service.js';
+import type { FleetService } from '../../../fleet/boot/service.js';
 import { patternImage, tempDir } from '../../helpers/packages.js';
 import { V1, adminTokenOf, downloadPackage, pushImageModel, registerDevices, startAgent, startFleet, stopAgent, type FleetAgent } from './harness.js';
 

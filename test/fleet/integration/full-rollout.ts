@@ -3,7 +3,7 @@
  * Shared so both brokers run exactly the same checks.
  */
 import { expect } from 'vitest';
-import type { Decision, RolloutState } from '../../../fleet/rollouts/state-schema.js';
+import type { Decision, RolloutState } from '../../../fleet/core/rollouts/state-schema.js';
 import { CALM_GATES, TAGS, V1, V2, decisions, postRollout, rolloutState, sameRef, until, type Scenario } from './harness.js';
 
 export async function fullRollout(s: Scenario, id: string): Promise<void> {

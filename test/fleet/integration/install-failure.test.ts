@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { deviceRank } from '../../../fleet/rollouts/selection.js';
+import { deviceRank } from '../../../fleet/core/rollouts/selection.js';
 import { CALM_GATES, MODEL, TAGS, V1, V2, decisions, explain, postRollout, rolloutState, sameRef, setUpScenario, sleep, tearDown, until, type Scenario } from './harness.js';
 
 const ID = 'ro-install-fails';

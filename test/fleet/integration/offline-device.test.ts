@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { deviceRank } from '../../../fleet/rollouts/selection.js';
+import { deviceRank } from '../../../fleet/core/rollouts/selection.js';
 import { CALM_GATES, TAGS, V1, V2, decisions, explain, postRollout, rolloutState, sameRef, setUpScenario, startAgent, stopAgent, tearDown, until, type Scenario } from './harness.js';
 
 const ID = 'ro-offline';

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FleetService } from '../../../fleet/service.js';
+import type { FleetService } from '../../../fleet/boot/service.js';
 import { tempDir } from '../../helpers/packages.js';
 import { TAGS, V1, V2, adminTokenOf, downloadPackage, postRollout, pushImageModel, registerDevices, sameRef, startAgent, startFleet, stopAgent, until, type FleetAgent } from './harness.js';
 

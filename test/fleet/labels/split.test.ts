@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { hashUnit, holdoutRule, ruleSays, splitField } from '../../../fleet/labels/split.js';
-import type { FieldSplit, HoldoutRule } from '../../../fleet/labels/split.js';
+import { hashUnit, holdoutRule, ruleSays, splitField } from '../../../fleet/core/labels/split.js';
+import type { FieldSplit, HoldoutRule } from '../../../fleet/core/labels/split.js';
 
 const sampleArb = fc.record({ sample_id: fc.string({ minLength: 1, maxLength: 12 }), captured_at_ms: fc.integer({ min: 0, max: 10 ** 12 }) });
 const samplesArb = fc.uniqueArray(sampleArb, { selector: (s) => s.sample_id, maxLength: 60 });

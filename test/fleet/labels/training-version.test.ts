@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { BaseRef } from '../../../fleet/labels/dataset-schema.js';
-import { datasetIdOf } from '../../../fleet/labels/datasets.js';
+import type { BaseRef } from '../../../fleet/core/labels/dataset-schema.js';
+import { datasetIdOf } from '../../../fleet/app/labels/datasets.js';
 import { ingestAll, openParts, T0 } from '../samples/helpers.js';
 import type { Parts } from '../samples/helpers.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { addShadow, addWindow, emptyMetrics, emptyShadow } from '../../../fleet/rollouts/aggregate.js';
-import { evaluateGates, type GateDevice } from '../../../fleet/rollouts/gates.js';
-import { gates as gatesSchema, type GatesOverride, type MetricsWindow } from '../../../fleet/rollouts/types.js';
+import { addShadow, addWindow, emptyMetrics, emptyShadow } from '../../../fleet/core/rollouts/aggregate.js';
+import { evaluateGates, type GateDevice } from '../../../fleet/core/rollouts/gates.js';
+import { gates as gatesSchema, type GatesOverride, type MetricsWindow } from '../../../fleet/core/rollouts/types.js';
 import { CAND, window } from './helpers.js';
 
 function dev(id: string, cand: Partial<MetricsWindow> | null, over: Partial<GateDevice> = {}, base: Partial<MetricsWindow> | null = {}): GateDevice {

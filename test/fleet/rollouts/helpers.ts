@@ -1,5 +1,5 @@
-import { initialState, step } from '../../../fleet/rollouts/machine.js';
-import type { DesiredChange, MetricsWindow, RolloutEvent, RolloutPlanInput, RolloutState, StepResult, TargetDevice } from '../../../fleet/rollouts/types.js';
+import { initialState, step } from '../../../fleet/core/rollouts/machine.js';
+import type { DesiredChange, MetricsWindow, RolloutEvent, RolloutPlanInput, RolloutState, StepResult, TargetDevice } from '../../../fleet/core/rollouts/types.js';
 import type { ModelRef } from '../../../shared/schemas/common.js';
 
 export const PREV: ModelRef = { name: 'digits', version: '1.0.0' };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { desiredStates, initialState, replay } from '../../../fleet/rollouts/machine.js';
-import type { RolloutPlanInput } from '../../../fleet/rollouts/types.js';
+import { desiredStates, initialState, replay } from '../../../fleet/core/rollouts/machine.js';
+import type { RolloutPlanInput } from '../../../fleet/core/rollouts/types.js';
 import { CAND, DAY, devices, EASY_GATES, Harness, MIN, PREV, T0 } from './helpers.js';
 
 const BAKE_S = 600;

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { desiredStates, initialState, replay } from '../../../fleet/rollouts/machine.js';
-import type { Allowance, DesiredChange, RolloutPlan, RolloutState, StepResult } from '../../../fleet/rollouts/types.js';
+import { desiredStates, initialState, replay } from '../../../fleet/core/rollouts/machine.js';
+import type { Allowance, DesiredChange, RolloutPlan, RolloutState, StepResult } from '../../../fleet/core/rollouts/types.js';
 import type { ModelRef } from '../../../shared/schemas/common.js';
 import { CAND } from './helpers.js';
 import { runScenario, scenarioArb, type Scenario } from './scenario.js';

@@ -4,8 +4,8 @@
  * state, so reports and metrics mostly concern devices that actually have something to say.
  */
 import fc from 'fast-check';
-import { initialState, step } from '../../../fleet/rollouts/machine.js';
-import type { DeviceRecord, MetricsWindow, RolloutCommand, RolloutEvent, RolloutPlanInput, RolloutState, StepResult, TargetDevice } from '../../../fleet/rollouts/types.js';
+import { initialState, step } from '../../../fleet/core/rollouts/machine.js';
+import type { DeviceRecord, MetricsWindow, RolloutCommand, RolloutEvent, RolloutPlanInput, RolloutState, StepResult, TargetDevice } from '../../../fleet/core/rollouts/types.js';
 import type { ModelRef } from '../../../shared/schemas/common.js';
 import { CAND, deepFreeze, MIN, PREV, T0, window } from './helpers.js';
 

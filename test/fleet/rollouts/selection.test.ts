@@ -1,11 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { newRecord } from '../../../fleet/rollouts/handlers.js';
-import { deviceRank, pickActive, rankOrder } from '../../../fleet/rollouts/selection.js';
-import { activeAllowance, resolveAllowance, stagesOf } from '../../../fleet/rollouts/stages.js';
-import { rolloutEvent, rolloutPlan, rolloutState, type DeviceRecord } from '../../../fleet/rollouts/types.js';
-import { initialState, replay } from '../../../fleet/rollouts/machine.js';
+import { newRecord } from '../../../fleet/core/rollouts/handlers.js';
+import { deviceRank, pickActive, rankOrder } from '../../../fleet/core/rollouts/selection.js';
+import { activeAllowance, resolveAllowance, stagesOf } from '../../../fleet/core/rollouts/stages.js';
+import { rolloutEvent, rolloutPlan, rolloutState, type DeviceRecord } from '../../../fleet/core/rollouts/types.js';
+import { initialState, replay } from '../../../fleet/core/rollouts/machine.js';
 import { CAND, devices, PREV } from './helpers.js';
 
 const records = (ids: string[], rollout = 'ro-1'): Record<string, DeviceRecord> => Object.fromEntries(ids.map((id) => [id, newRecord(rollout, CAND, { id, active: PREV })]));

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { currentGates } from '../../../fleet/rollouts/machine.js';
-import { metricsEventFromTelemetry, reportEventFromStatus } from '../../../fleet/rollouts/telemetry.js';
-import { deviceMetricsEvent, deviceReportEvent } from '../../../fleet/rollouts/types.js';
+import { currentGates } from '../../../fleet/core/rollouts/machine.js';
+import { metricsEventFromTelemetry, reportEventFromStatus } from '../../../fleet/core/rollouts/telemetry.js';
+import { deviceMetricsEvent, deviceReportEvent } from '../../../fleet/core/rollouts/types.js';
 import type { DeviceStatus, Telemetry } from '../../../shared/schemas/messages.js';
 import { CAND, devices, EASY_GATES, Harness, PREV } from './helpers.js';
 

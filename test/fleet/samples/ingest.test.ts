@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openSqliteArtifactStore } from '../../../fleet/artifacts/sqlite-store.js';
-import { TieredArtifactStore } from '../../../fleet/artifacts/tiered-store.js';
-import type { ArtifactStore } from '../../../fleet/artifacts/types.js';
+import { openSqliteArtifactStore } from '../../../fleet/adapters/sqlite/artifact-store.js';
+import { TieredArtifactStore } from '../../../fleet/adapters/fs/tiered-store.js';
+import type { ArtifactStore } from '../../../fleet/app/artifacts.js';
 import { FleetError } from '../../../fleet/errors.js';
-import { SampleIngest } from '../../../fleet/samples/ingest.js';
+import { SampleIngest } from '../../../fleet/app/samples/ingest.js';
 import type { SampleMessage } from '../../../shared/schemas/index.js';
 import { ingestAll, makeSample, messageOf, messagesOf, openParts, T0 } from './helpers.js';
 import type { Parts } from './helpers.js';

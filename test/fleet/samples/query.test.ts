@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { SampleFilter } from '../../../fleet/samples/filter.js';
+import type { SampleFilter } from '../../../fleet/app/samples/filter.js';
 import type { OutlierReason } from '../../../shared/schemas/index.js';
 import { ingestAll, openParts, T0 } from './helpers.js';
 import type { Parts, SampleSpec } from './helpers.js';

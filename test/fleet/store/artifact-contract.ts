@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ArtifactStore } from '../../../fleet/artifacts/types.js';
+import type { ArtifactStore } from '../../../fleet/app/artifacts.js';
 
 /** A fresh, empty store and how to dispose of it. */
 export type MakeArtifactStore = () => Promise<{ store: ArtifactStore; dispose: () => Promise<void> }>;
@@ -24,7 +24,7 @@ async function code(p: Promise<unknown>): Promise<string> {
 }
 
 /**
- * The behaviour every {@link ArtifactStore} must have (STYLE.md rule 3): run it once per
+ * The behaviour every {@link ArtifactStore} must have (docs/conventions.md rule 3): run it once per
  * implementation (filesystem now, S3 later).
  */
 export function artifactStoreContract(name: string, make: MakeArtifactStore): void {

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { openFleetDb } from '../../../fleet/store/db.js';
-import { MIGRATIONS } from '../../../fleet/store/migrations.js';
+import { openFleetDb } from '../../../fleet/adapters/sqlite/db.js';
+import { MIGRATIONS } from '../../../fleet/adapters/sqlite/migrations.js';
 import { tempDir } from '../../helpers/packages.js';
 
 describe('fleet database', () => {

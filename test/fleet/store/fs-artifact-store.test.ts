@@ -2,7 +2,7 @@ import { mkdirSync, readdirSync, utimesSync, writeFileSync, existsSync } from 'n
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { openFsArtifactStore } from '../../../fleet/artifacts/fs-store.js';
+import { openFsArtifactStore } from '../../../fleet/adapters/fs/artifact-store.js';
 import { sha256Hex } from '../../../shared/ids.js';
 import { tempDir } from '../../helpers/packages.js';
 import { artifactStoreContract } from './artifact-contract.js';

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { openFsArtifactStore } from '../../../fleet/artifacts/fs-store.js';
-import { openSqliteArtifactStore } from '../../../fleet/artifacts/sqlite-store.js';
-import { TieredArtifactStore } from '../../../fleet/artifacts/tiered-store.js';
+import { openFsArtifactStore } from '../../../fleet/adapters/fs/artifact-store.js';
+import { openSqliteArtifactStore } from '../../../fleet/adapters/sqlite/artifact-store.js';
+import { TieredArtifactStore } from '../../../fleet/adapters/fs/tiered-store.js';
 import { tempDir } from '../../helpers/packages.js';
 import { artifactStoreContract } from './artifact-contract.js';
 

@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openFsArtifactStore } from '../../../fleet/artifacts/fs-store.js';
-import type { FsArtifactStore } from '../../../fleet/artifacts/fs-store.js';
-import { artifactBaseSet, baseSets, mnistBaseSet } from '../../../fleet/training/base-sets.js';
-import { baseContentSha } from '../../../fleet/training/loop.js';
-import { loadDigits } from '../../../fleet/training/mnist-data.js';
+import { openFsArtifactStore } from '../../../fleet/adapters/fs/artifact-store.js';
+import type { FsArtifactStore } from '../../../fleet/adapters/fs/artifact-store.js';
+import { artifactBaseSet, baseSets, mnistBaseSet } from '../../../fleet/app/training/base-sets.js';
+import { baseContentSha } from '../../../fleet/app/training/loop.js';
+import { loadDigits } from '../../../fleet/ml/mnist-data.js';
 import { tempDir } from '../../helpers/packages.js';
 import { digitPng } from './fixtures.js';
 

@@ -2,9 +2,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packModel } from '../../../fleet/registry/pack.js';
-import { evaluateModels, quantile } from '../../../fleet/training/evaluate.js';
-import type { EvalExample } from '../../../fleet/training/evaluate.js';
+import { packModel } from '../../../fleet/adapters/fs/pack.js';
+import { evaluateModels, quantile } from '../../../fleet/app/training/evaluate.js';
+import type { EvalExample } from '../../../fleet/app/training/evaluate.js';
 import { GraphBuilder } from '../../../shared/onnx/builder.js';
 import { tempDir } from '../../helpers/packages.js';
 

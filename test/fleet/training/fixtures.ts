@@ -1,6 +1,6 @@
 /**
  * The learning-loop tests' own small, real parts: a nearest-prototype digit trainer that
- * writes a genuine ONNX package (shared/onnx/builder.ts + fleet/registry/pack.ts), a base-set
+ * writes a genuine ONNX package (shared/onnx/builder.ts + fleet/adapters/fs/pack.ts), a base-set
  * source over the `mnist` package's digits, and field samples as agents send them.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,12 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { FleetError } from '../../../fleet/errors.js';
-import type { FleetContext } from '../../../fleet/context.js';
-import type { BaseRef } from '../../../fleet/labels/dataset-schema.js';
-import { packModel } from '../../../fleet/registry/pack.js';
-import { LearningLoop, type BaseSetSource, type LearningLoopDeps } from '../../../fleet/training/loop.js';
-import { DIGIT_SIZE, loadDigits } from '../../../fleet/training/mnist-data.js';
-import type { Trainer, TrainRequest, TrainResult, TrainingExample } from '../../../fleet/training/trainer.js';
+import type { FleetContext } from '../../../fleet/app/context.js';
+import type { BaseRef } from '../../../fleet/core/labels/dataset-schema.js';
+import { packModel } from '../../../fleet/adapters/fs/pack.js';
+import { LearningLoop, type BaseSetSource, type LearningLoopDeps } from '../../../fleet/app/training/loop.js';
+import { DIGIT_SIZE, loadDigits } from '../../../fleet/ml/mnist-data.js';
+import type { Trainer, TrainRequest, TrainResult, TrainingExample } from '../../../fleet/app/training/trainer.js';
 import { sha256Hex } from '../../../shared/ids.js';
 import { imageToTensor } from '../../../shared/inference/preprocess.js';
 import { GraphBuilder } from '../../../shared/onnx/builder.js';

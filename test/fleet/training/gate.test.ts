@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { gateConfig, judge } from '../../../fleet/training/gate.js';
-import type { GateInput, SetMetrics } from '../../../fleet/training/gate.js';
+import { gateConfig, judge } from '../../../fleet/core/training/gate.js';
+import type { GateInput, SetMetrics } from '../../../fleet/core/training/gate.js';
 
 const defaults = gateConfig.parse({});
 

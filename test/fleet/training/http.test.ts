@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../../fleet/cli/main.js';
+import { main } from '../../../fleet/edges/cli/main.js';
 import { call, openTestFleet, T0 } from '../http/context.js';
 import type { TestFleet } from '../http/context.js';
 import { DIGITS, fieldSamples, loopOn, PrototypeTrainer } from './fixtures.js';

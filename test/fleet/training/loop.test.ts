@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { LearningLoop } from '../../../fleet/training/loop.js';
-import type { LoopModelConfigInput, LoopProgress } from '../../../fleet/training/loop.js';
-import { lineageChain } from '../../../fleet/training/lineage.js';
-import type { Trainer } from '../../../fleet/training/trainer.js';
+import type { LearningLoop } from '../../../fleet/app/training/loop.js';
+import type { LoopModelConfigInput, LoopProgress } from '../../../fleet/app/training/loop.js';
+import { lineageChain } from '../../../fleet/app/models/lineage.js';
+import type { Trainer } from '../../../fleet/app/training/trainer.js';
 import { fleetKeys } from '../../helpers/packages.js';
 import { openTestFleet, T0 } from '../http/context.js';
 import type { TestFleet } from '../http/context.js';

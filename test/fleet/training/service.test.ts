@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../../fleet/cli/main.js';
-import { createFleetHttp } from '../../../fleet/http/server.js';
-import { startFleetService, type FleetService } from '../../../fleet/service.js';
+import { main } from '../../../fleet/edges/cli/main.js';
+import { createFleetHttp } from '../../../fleet/edges/server.js';
+import { startFleetService, type FleetService } from '../../../fleet/boot/service.js';
 import { tempDir } from '../../helpers/packages.js';
 import { DIGITS, mnistSource, PrototypeTrainer } from './fixtures.js';
 

@@ -1,10 +1,10 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { main } from '../../../fleet/cli/main.js';
+import { main } from '../../../fleet/edges/cli/main.js';
 import pino from 'pino';
-import { startFleetService } from '../../../fleet/service.js';
-import { loadTrainingConfig, parseTrainingConfig, trainingSetup } from '../../../fleet/training/config.js';
+import { startFleetService } from '../../../fleet/boot/service.js';
+import { loadTrainingConfig, parseTrainingConfig, trainingSetup } from '../../../fleet/boot/training-config.js';
 import { tempDir } from '../../helpers/packages.js';
 
 const good = {

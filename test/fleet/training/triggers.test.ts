@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decideTrigger, driftRunStart, triggerPolicy } from '../../../fleet/training/triggers.js';
-import type { DriftPoint, TriggerSnapshot } from '../../../fleet/training/triggers.js';
+import { decideTrigger, driftRunStart, triggerPolicy } from '../../../fleet/core/training/triggers.js';
+import type { DriftPoint, TriggerSnapshot } from '../../../fleet/core/training/triggers.js';
 
 const MIN = 60_000;
 const off = triggerPolicy.parse({ labels: null, drift: null, schedule: null, min_interval_ms: 0 });

@@ -1,0 +1,41 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../../shared/ids.js';
+import type { ArtifactStore } from './artifacts.js';
+import type { Users } from './users.js';
+import type { DeviceRegistry } from './devices/registry.js';
+import type { Datasets } from './labels/datasets.js';
+import type { Labels } from './labels/labels.js';
+import type { ModelRegistry } from './models/registry.js';
+import type { RolloutManager } from './rollouts/manager.js';
+import type { SampleIngest } from './samples/ingest.js';
+import type { LearningLoop } from './training/loop.js';
+import type { TrainingRuns } from './training/runs.js';
+import type { FleetDb } from '../adapters/sqlite/db.js';
+
+/**
+ * Everything the fleet's edges (HTTP API, web console, CLI, MQTT handlers) work with. The
+ * service builds it once; tests build it from the same classes over temp files.
+ */
+export interface FleetContext {
+  db: FleetDb;
+  artifacts: ArtifactStore;
+  registry: ModelRegistry;
+  devices: DeviceRegistry;
+  ingest: SampleIngest;
+  labels: Labels;
+  datasets: Datasets;
+  rollouts: RolloutManager;
+  /** Decision log of a rollout, newest first. */
+  rolloutDecisions(id: string, limit?: number): unknown[];
+  users: Users;
+  /** The learning loop, when models are configured for training (routes answer FLEET_TRAINING_NOT_CONFIGURED without it). */
+  training?: LearningLoop;
+  /** Training runs and trigger firings (the loop's own when it runs; read-only history otherwise). */
+  trainingRuns: TrainingRuns;
+  clock: Clock;
+  log: Logger;
+  /** The fleet's signing public key (PEM), handed to agents. */
+  publicKeyPem: string;
+  /** Where devices reach the broker and the HTTP API (known after listen). */
+  urls: { mqtt: string; http: string };
+}

@@ -1,0 +1,427 @@
+import { open, readdir, readFile } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+import { EdgeloopError } from '../../../shared/errors.js';
+import { sha256Hex } from '../../../shared/ids.js';
+import { modelManifest, modelRefString } from '../../../shared/schemas/index.js';
+import type { ModelManifest, ModelRef, PackageFile } from '../../../shared/schemas/index.js';
+import { canonicalJson, keyIdOf, signManifest } from '../../../shared/signing.js';
+import { formatIssues } from '../../../shared/validate.js';
+import type { ArtifactStore } from '../artifacts.js';
+import { FleetError } from '../../errors.js';
+import type { FleetDb } from '../../adapters/sqlite/db.js';
+import { storageError } from '../../adapters/sqlite/db.js';
+import { compareSemver } from '../../core/semver.js';
+
+export const MANIFEST_FILE = 'manifest.json';
+
+/** `registered`: may be rolled out. `rejected`: an evaluation gate (or a person) said no, with reasons. */
+export type ModelStatus = 'registered' | 'rejected';
+
+/** One file of a registered version; `sha256` names its artifact. */
+export interface ModelFileRecord {
+  path: string;
+  sha256: string;
+  bytes: number;
+  role: PackageFile['role'];
+}
+
+/** A registered model version, as the API and the CLI show it. Times are ISO strings. */
+export interface ModelVersion {
+  name: string;
+  version: string;
+  /** `name@version`. */
+  ref: string;
+  /** created_at of the manifest (when the package was built). */
+  created_at: string;
+  pushed_at: string;
+  pushed_by: string;
+  /** sha256 of the fleet-signed manifest.json: what a desired state pins, and its artifact. */
+  manifest_sha256: string;
+  /** sha256 of the canonical manifest without signature: the identity of the package content. */
+  content_sha256: string;
+  /** The fleet key that signed the manifest. */
+  key_id: string;
+  model_file: string;
+  total_bytes: number;
+  description: string | null;
+  files: ModelFileRecord[];
+  /** The evaluation report the package carries (`manifest.evaluation`), or null. */
+  evaluation: Record<string, unknown> | null;
+  lineage: { dataset_version: string | null; training_run: string | null; parent: ModelRef | null };
+  status: ModelStatus;
+  status_reasons: string[];
+  status_at: string | null;
+  status_by: string | null;
+}
+
+/** What {@link ModelRegistry.push} did. */
+export interface PushResult {
+  version: ModelVersion;
+  /** false: the same content was already registered under this name@version (a no-op). */
+  created: boolean;
+  /** Files in the directory that the manifest does not list: not part of the package, not stored. */
+  unlisted: string[];
+}
+
+/** One step of {@link ModelRegistry.lineage}, newest first. */
+export interface LineageEntry {
+  name: string;
+  version: string;
+  dataset_version: string | null;
+  training_run: string | null;
+  pushed_at: string | null;
+  /** The parent is named by its child's manifest but is not in this registry. */
+  missing: boolean;
+}
+
+export interface ModelRegistryOptions {
+  db: FleetDb;
+  artifacts: ArtifactStore;
+  /** The fleet's ed25519 key pair (fleet/adapters/fs/keys.ts): devices trust what it signed. */
+  signingKey: { privateKeyPem: string; publicKeyPem: string };
+}
+
+interface VersionRow {
+  id: number;
+  name: string;
+  version: string;
+  created_at: string;
+  pushed_at: number;
+  pushed_by: string;
+  manifest_sha256: string;
+  content_sha256: string;
+  key_id: string;
+  model_file: string;
+  total_bytes: number;
+  description: string | null;
+  evaluation: string | null;
+  dataset_version: string | null;
+  training_run: string | null;
+  parent_name: string | null;
+  parent_version: string | null;
+  status: ModelStatus;
+  status_reasons: string;
+  status_at: number | null;
+  status_by: string | null;
+}
+
+interface FileRow {
+  model_id: number;
+  path: string;
+  sha256: string;
+  bytes: number;
+  role: PackageFile['role'];
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/**
+ * The model registry: content-addressed, fleet-signed, immutable model versions with
+ * lineage. Packages go in with {@link push}; devices get the signed manifest and the files
+ * from the artifact store by sha256 (`manifestBytes`, `fileSha`).
+ *
+ * Validation on push: the manifest's zod schema (shared/schemas/manifest.ts), every listed
+ * file's sha256 and size, `model_file` and golden files listed, unique paths. The agent's
+ * cross-field checks (input shape vs preprocessing, classes vs labels, drift baseline
+ * length; `checkConsistency` in agent/model/package.ts) live in agent/ only and are NOT
+ * repeated here: a package inconsistent in those ways registers and fails on the device.
+ * Moving them to shared/ would let the registry refuse such a package at push.
+ */
+export class ModelRegistry {
+  private readonly db: FleetDb;
+  private readonly artifacts: ArtifactStore;
+  private readonly privateKeyPem: string;
+  private readonly keyId: string;
+  private readonly stmts: ReturnType<typeof prepare>;
+
+  constructor(opts: ModelRegistryOptions) {
+    this.db = opts.db;
+    this.artifacts = opts.artifacts;
+    this.privateKeyPem = opts.signingKey.privateKeyPem;
+    this.keyId = keyIdOf(opts.signingKey.publicKeyPem);
+    this.stmts = prepare(opts.db.sqlite);
+  }
+
+  /**
+   * Register the package in `dir` (manifest.json + the files it lists). Every file goes to
+   * the artifact store (hash checked while writing), the manifest is signed with the fleet
+   * key (replacing any signature it had: the fleet key is what devices trust) and stored as
+   * an artifact too. Pushing the same content again returns the existing version
+   * (`created: false`); a different package under an existing name@version is refused with
+   * `FLEET_MODEL_VERSION_EXISTS`: versions are immutable.
+   */
+  async push(dir: string, opts: { actor: string }): Promise<PushResult> {
+    const raw = await readRawManifest(dir);
+    const manifest = validateManifest(raw);
+    const { signature: _previous, ...unsigned } = raw;
+    const contentSha = sha256Hex(canonicalJson(unsigned));
+    const unlisted = await unlistedFiles(dir, manifest);
+
+    const existing = this.stmts.byRef.get(manifest.name, manifest.version);
+    if (existing) return { version: this.same(existing, contentSha), created: false, unlisted };
+
+    for (const f of manifest.files) await this.storeFile(dir, f);
+    const signed = signManifest(unsigned, this.privateKeyPem);
+    const manifestBytes = Buffer.from(`${JSON.stringify(signed, null, 2)}\n`, 'utf8');
+    const stored = await this.artifacts.put(manifestBytes);
+
+    const now = this.db.clock.now();
+    const insert = this.db.sqlite.transaction((): { row: VersionRow; created: boolean } => {
+      // Checked again inside the write transaction: another push may have won the race.
+      const raced = this.stmts.byRef.get(manifest.name, manifest.version);
+      if (raced) return { row: raced, created: false };
+      const parent = manifest.lineage?.parent ?? null;
+      const { lastInsertRowid } = this.stmts.insertVersion.run({
+        name: manifest.name,
+        version: manifest.version,
+        created_at: manifest.created_at,
+        pushed_at: now,
+        pushed_by: opts.actor,
+        manifest_sha256: stored.sha256,
+        content_sha256: contentSha,
+        key_id: this.keyId,
+        model_file: manifest.model_file,
+        total_bytes: manifest.files.reduce((n, f) => n + f.bytes, 0),
+        description: manifest.description ?? null,
+        evaluation: manifest.evaluation ? JSON.stringify(manifest.evaluation) : null,
+        dataset_version: manifest.lineage?.dataset_version ?? null,
+        training_run: manifest.lineage?.training_run ?? null,
+        parent_name: parent?.name ?? null,
+        parent_version: parent?.version ?? null,
+      });
+      for (const f of manifest.files) this.stmts.insertFile.run({ model_id: Number(lastInsertRowid), path: f.path, sha256: f.sha256, bytes: f.bytes, role: f.role });
+      return { row: this.stmts.byRef.get(manifest.name, manifest.version) as VersionRow, created: true };
+    });
+    let result: { row: VersionRow; created: boolean };
+    try {
+      result = insert.immediate();
+    } catch (err) {
+      throw storageError(`cannot register ${manifest.name}@${manifest.version}`, err);
+    }
+    const version = result.created ? this.toVersion(result.row) : this.same(result.row, contentSha);
+    return { version, created: result.created, unlisted };
+  }
+
+  /** Versions, by name then push order; `name` narrows to one model. */
+  list(filter: { name?: string; status?: ModelStatus } = {}): ModelVersion[] {
+    const rows = this.stmts.list.all({ name: filter.name ?? null, status: filter.status ?? null });
+    const files = groupFiles(filter.name === undefined ? this.stmts.allFiles.all() : this.stmts.filesOfName.all(filter.name));
+    return rows.map((r) => this.toVersion(r, files.get(r.id) ?? []));
+  }
+
+  /** One version. Throws `FLEET_MODEL_NOT_FOUND`. */
+  get(name: string, version: string): ModelVersion {
+    return this.toVersion(this.row(name, version));
+  }
+
+  /** The highest version (semver precedence) of a model with the given status (default `registered`), or null. */
+  latest(name: string, status: ModelStatus = 'registered'): ModelVersion | null {
+    const rows = this.stmts.list.all({ name, status });
+    if (rows.length === 0) return null;
+    const best = rows.reduce((a, b) => (compareSemver(a.version, b.version) >= 0 ? a : b));
+    return this.toVersion(best);
+  }
+
+  /** The fleet-signed manifest.json bytes, exactly as devices download them (sha256 = `manifest_sha256`). */
+  async manifestBytes(name: string, version: string): Promise<Buffer> {
+    return this.artifacts.get(this.row(name, version).manifest_sha256);
+  }
+
+  /** The signed manifest, parsed with schema defaults applied. */
+  async manifest(name: string, version: string): Promise<ModelManifest> {
+    return modelManifest.parse(JSON.parse((await this.manifestBytes(name, version)).toString('utf8')));
+  }
+
+  /** The artifact sha256 of one file of a version. Throws `FLEET_MODEL_NOT_FOUND` / `FLEET_NOT_FOUND`. */
+  fileSha(name: string, version: string, path: string): string {
+    const row = this.row(name, version);
+    const sha = this.stmts.fileSha.get(row.id, path);
+    if (sha === undefined) throw new FleetError('NOT_FOUND', `${name}@${version} has no file ${path}`, { details: { name, version, path } });
+    return sha;
+  }
+
+  /**
+   * The chain of parents from `name@version` back to the first version without a parent,
+   * newest first. A parent the registry does not hold ends the chain with `missing: true`;
+   * a cycle (possible when parents are pushed after children) ends where it repeats.
+   */
+  lineage(name: string, version: string): LineageEntry[] {
+    const chain: LineageEntry[] = [];
+    const seen = new Set<string>();
+    let ref: ModelRef | null = { name, version };
+    let row: VersionRow | undefined = this.row(name, version);
+    while (ref && !seen.has(modelRefString(ref))) {
+      seen.add(modelRefString(ref));
+      if (!row) {
+        chain.push({ name: ref.name, version: ref.version, dataset_version: null, training_run: null, pushed_at: null, missing: true });
+        break;
+      }
+      chain.push({ name: row.name, version: row.version, dataset_version: row.dataset_version, training_run: row.training_run, pushed_at: iso(row.pushed_at), missing: false });
+      ref = row.parent_name !== null && row.parent_version !== null ? { name: row.parent_name, version: row.parent_version } : null;
+      row = ref ? this.stmts.byRef.get(ref.name, ref.version) : undefined;
+    }
+    return chain;
+  }
+
+  /**
+   * Mark a version `registered` or `rejected` (evaluation gate, a person), with reasons.
+   * The package stays immutable; only this verdict changes.
+   */
+  setStatus(name: string, version: string, s: { status: ModelStatus; reasons?: string[]; actor: string }): ModelVersion {
+    const row = this.row(name, version);
+    try {
+      this.stmts.setStatus.run({ id: row.id, status: s.status, reasons: JSON.stringify(s.reasons ?? []), at: this.db.clock.now(), by: s.actor });
+    } catch (err) {
+      throw storageError(`cannot set the status of ${name}@${version}`, err);
+    }
+    return this.get(name, version);
+  }
+
+  private row(name: string, version: string): VersionRow {
+    const row = this.stmts.byRef.get(name, version);
+    if (!row) throw new FleetError('MODEL_NOT_FOUND', `model ${name}@${version} is not registered`, { details: { name, version } });
+    return row;
+  }
+
+  /** The existing row when it holds the same content; otherwise the version is taken. */
+  private same(row: VersionRow, contentSha: string): ModelVersion {
+    if (row.content_sha256 !== contentSha) {
+      throw new FleetError('MODEL_VERSION_EXISTS', `${row.name}@${row.version} is already registered with different content; versions are immutable, push a new version`, {
+        details: { name: row.name, version: row.version, registered_content_sha256: row.content_sha256, pushed_content_sha256: contentSha },
+      });
+    }
+    return this.toVersion(row);
+  }
+
+  private async storeFile(dir: string, f: PackageFile): Promise<void> {
+    let fh: FileHandle;
+    try {
+      fh = await open(join(dir, f.path), 'r');
+    } catch (err) {
+      throw new FleetError('MODEL_PACKAGE_INVALID', `file ${f.path} listed in the manifest is missing from ${dir}`, { cause: err, details: { file: f.path } });
+    }
+    try {
+      const stored = await this.artifacts.put(fh.createReadStream({ autoClose: false }), { sha256: f.sha256 });
+      if (stored.bytes !== f.bytes) {
+        throw new FleetError('MODEL_HASH_MISMATCH', `file ${f.path} is ${stored.bytes} bytes, the manifest says ${f.bytes}`, { details: { file: f.path, expected: f.bytes, got: stored.bytes } });
+      }
+    } catch (err) {
+      if (err instanceof EdgeloopError && err.code === 'FLEET_ARTIFACT_HASH_MISMATCH') {
+        throw new FleetError('MODEL_HASH_MISMATCH', `file ${f.path} does not match the manifest: ${err.message}`, { cause: err, details: { file: f.path, ...err.details } });
+      }
+      throw err;
+    } finally {
+      await fh.close().catch(() => undefined);
+    }
+  }
+
+  private toVersion(r: VersionRow, files?: ModelFileRecord[]): ModelVersion {
+    const fileList = files ?? this.stmts.files.all(r.id).map(({ path, sha256, bytes, role }) => ({ path, sha256, bytes, role }));
+    return {
+      name: r.name,
+      version: r.version,
+      ref: `${r.name}@${r.version}`,
+      created_at: r.created_at,
+      pushed_at: iso(r.pushed_at) as string,
+      pushed_by: r.pushed_by,
+      manifest_sha256: r.manifest_sha256,
+      content_sha256: r.content_sha256,
+      key_id: r.key_id,
+      model_file: r.model_file,
+      total_bytes: r.total_bytes,
+      description: r.description,
+      files: fileList,
+      evaluation: r.evaluation === null ? null : (JSON.parse(r.evaluation) as Record<string, unknown>),
+      lineage: {
+        dataset_version: r.dataset_version,
+        training_run: r.training_run,
+        parent: r.parent_name !== null && r.parent_version !== null ? { name: r.parent_name, version: r.parent_version } : null,
+      },
+      status: r.status,
+      status_reasons: JSON.parse(r.status_reasons) as string[],
+      status_at: iso(r.status_at),
+      status_by: r.status_by,
+    };
+  }
+}
+
+function prepare(db: BetterSqlite3.Database) {
+  return {
+    byRef: db.prepare<[string, string], VersionRow>('SELECT * FROM model_versions WHERE name = ? AND version = ?'),
+    list: db.prepare<{ name: string | null; status: string | null }, VersionRow>(
+      `SELECT * FROM model_versions WHERE (@name IS NULL OR name = @name) AND (@status IS NULL OR status = @status) ORDER BY name, id`,
+    ),
+    files: db.prepare<[number], FileRow>('SELECT * FROM model_files WHERE model_id = ? ORDER BY path'),
+    allFiles: db.prepare<[], FileRow>('SELECT * FROM model_files ORDER BY model_id, path'),
+    filesOfName: db.prepare<[string], FileRow>('SELECT f.* FROM model_files f JOIN model_versions v ON v.id = f.model_id WHERE v.name = ? ORDER BY f.model_id, f.path'),
+    fileSha: db.prepare<[number, string], string>('SELECT sha256 FROM model_files WHERE model_id = ? AND path = ?').pluck(),
+    insertVersion: db.prepare(
+      `INSERT INTO model_versions (name, version, created_at, pushed_at, pushed_by, manifest_sha256, content_sha256, key_id, model_file,
+         total_bytes, description, evaluation, dataset_version, training_run, parent_name, parent_version)
+       VALUES (@name, @version, @created_at, @pushed_at, @pushed_by, @manifest_sha256, @content_sha256, @key_id, @model_file,
+         @total_bytes, @description, @evaluation, @dataset_version, @training_run, @parent_name, @parent_version)`,
+    ),
+    insertFile: db.prepare('INSERT INTO model_files (model_id, path, sha256, bytes, role) VALUES (@model_id, @path, @sha256, @bytes, @role)'),
+    setStatus: db.prepare('UPDATE model_versions SET status = @status, status_reasons = @reasons, status_at = @at, status_by = @by WHERE id = @id'),
+  };
+}
+
+function groupFiles(rows: FileRow[]): Map<number, ModelFileRecord[]> {
+  const out = new Map<number, ModelFileRecord[]>();
+  for (const { model_id, path, sha256, bytes, role } of rows) {
+    const list = out.get(model_id) ?? [];
+    list.push({ path, sha256, bytes, role });
+    out.set(model_id, list);
+  }
+  return out;
+}
+
+async function readRawManifest(dir: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, MANIFEST_FILE), 'utf8');
+  } catch (err) {
+    throw new FleetError('MODEL_PACKAGE_INVALID', `no ${MANIFEST_FILE} in ${dir}`, { cause: err });
+  }
+  try {
+    const raw = JSON.parse(text) as unknown;
+    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('not a JSON object');
+    return raw as Record<string, unknown>;
+  } catch (err) {
+    throw new FleetError('MODEL_PACKAGE_INVALID', `${MANIFEST_FILE} is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Schema plus the completeness checks a registry can make without running the model. */
+function validateManifest(raw: Record<string, unknown>): ModelManifest {
+  const parsed = modelManifest.safeParse(raw);
+  if (!parsed.success) {
+    const issues = formatIssues(parsed.error.issues);
+    throw new FleetError('MODEL_PACKAGE_INVALID', `manifest is invalid: ${issues.join('; ')}`, { details: { issues } });
+  }
+  const m = parsed.data;
+  const problems: string[] = [];
+  const paths = new Set<string>();
+  for (const f of m.files) {
+    if (paths.has(f.path)) problems.push(`file ${f.path} is listed twice`);
+    paths.add(f.path);
+  }
+  if (!paths.has(m.model_file)) problems.push(`model_file ${m.model_file} is not listed in files`);
+  for (const g of m.golden) if (g.file !== undefined && !paths.has(g.file)) problems.push(`golden file ${g.file} is not listed in files`);
+  const parent = m.lineage?.parent;
+  if (parent && parent.name === m.name && parent.version === m.version) problems.push('lineage.parent names the version itself');
+  if (problems.length) throw new FleetError('MODEL_PACKAGE_INVALID', `manifest is inconsistent: ${problems.join('; ')}`, { details: { issues: problems } });
+  return m;
+}
+
+async function unlistedFiles(dir: string, m: ModelManifest): Promise<string[]> {
+  const listed = new Set(m.files.map((f) => f.path));
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => relative(dir, join(e.parentPath, e.name)).split(sep).join('/'))
+    .filter((p) => p !== MANIFEST_FILE && !listed.has(p))
+    .sort();
+}

@@ -1,0 +1,321 @@
+import type BetterSqlite3 from 'better-sqlite3';
+import type { Logger } from 'pino';
+import type { EdgeloopError } from '../../../shared/errors.js';
+import type { Clock } from '../../../shared/ids.js';
+import { sampleMessage } from '../../../shared/schemas/index.js';
+import type { SampleMessage, SampleMeta } from '../../../shared/schemas/index.js';
+import { parseJsonWith } from '../../../shared/validate.js';
+import { SampleAssembler } from '../../../shared/wire/assembler.js';
+import type { AssemblerOptions, AssemblerStats } from '../../../shared/wire/assembler.js';
+import type { ArtifactStore } from '../artifacts.js';
+import { FleetError } from '../../errors.js';
+import type { FleetDb } from '../../adapters/sqlite/db.js';
+import { storageError } from '../../adapters/sqlite/db.js';
+import { buildPage, encodeCursor, parseQuery, StatementCache } from './filter.js';
+import type { SampleQuery } from './filter.js';
+import { INSERT_SAMPLE_SQL, SAMPLE_COLUMNS, sampleRow, toSampleRecord } from './rows.js';
+import type { SampleRow, StoredSampleRow } from './rows.js';
+import type { SamplePage, SampleRecord } from './types.js';
+
+/**
+ * What became of one sample message. `ack` lists the sample ids the caller should now
+ * acknowledge to the device (`sampleAck`): they are durably stored. Empty when there is
+ * nothing to ack yet (a partial chunk) or nothing may be acked (rejected).
+ */
+export type IngestResult =
+  | { status: 'stored'; sampleId: string; ack: string[] }
+  /** A resend. Acked again when the sample is stored (and this is its last chunk), so the device can delete it. */
+  | { status: 'duplicate'; sampleId: string; ack: string[] }
+  | { status: 'partial'; sampleId: string; received: number; count: number; ack: string[] }
+  /** `error.code`: SAMPLE_CHUNK_INVALID, SAMPLE_HASH_MISMATCH, FLEET_SAMPLE_DEVICE_MISMATCH, FLEET_DEVICE_UNKNOWN, INPUT_INVALID. */
+  | { status: 'rejected'; sampleId: string | null; error: EdgeloopError; ack: string[] };
+
+/** Counters for metrics. */
+export interface IngestStats {
+  /** Sample messages (chunks) handed to accept. */
+  received: number;
+  /** New samples committed. */
+  stored: number;
+  /** Resends: repeated chunks and samples already stored. */
+  duplicates: number;
+  rejected: number;
+  /** Batches committed (one transaction each): stored / batches is the mean batch size. */
+  batches: number;
+  /** Batches whose blobs or rows could not be written (their samples were not acked). */
+  storage_failures: number;
+  assembler: AssemblerStats;
+}
+
+export interface SampleIngestOptions {
+  db: FleetDb;
+  artifacts: ArtifactStore;
+  logger?: Logger;
+  /** Reassembly of chunked samples (timeouts, memory). The clock is the db's. */
+  assembler?: Omit<AssemblerOptions, 'clock'>;
+  /** Most samples committed in one transaction. Default 256. */
+  maxBatch?: number;
+  /**
+   * How long the first complete sample of a batch waits for company. 0 (default): the
+   * batch closes on the next `setImmediate`, i.e. after every message already received.
+   */
+  maxDelayMs?: number;
+  /** Batches written at the same time (blob fsyncs overlap; rows commit one after another). Default 4. */
+  maxConcurrentBatches?: number;
+  /** Refuse samples from devices the registry does not know. Default false (the broker authenticates). */
+  requireRegisteredDevice?: boolean;
+  /** The device tag copied into each sample as its site. Default `site`. */
+  siteTag?: string;
+}
+
+interface Pending {
+  meta: SampleMeta;
+  receivedAt: number;
+  blob: Buffer;
+  resolve: (stored: boolean) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * The fleet side of the sample uplink: reassembles chunked samples, stores each blob in the
+ * artifact store (content-addressed, durable) and indexes it in SQLite, then says which ids
+ * to ack. Idempotent by sample id: a resend is a counted no-op and is acked again.
+ *
+ * Complete samples are written in batches: every blob of a batch is stored (in parallel),
+ * then all rows go in one transaction (one fsync), and only then do the `accept` promises
+ * of the batch resolve. An ack is only ever issued for a sample whose blob and row are durable.
+ */
+export class SampleIngest {
+  private readonly db: FleetDb;
+  private readonly artifacts: ArtifactStore;
+  private readonly log: Logger | undefined;
+  private readonly clock: Clock;
+  private assembler: SampleAssembler;
+  private readonly maxBatch: number;
+  private readonly maxDelayMs: number;
+  private readonly maxConcurrent: number;
+  private readonly requireRegistered: boolean;
+  private readonly siteTag: string;
+  private readonly stmts: ReturnType<typeof prepare>;
+  private readonly pages: StatementCache;
+  private readonly counters = { received: 0, stored: 0, duplicates: 0, rejected: 0, batches: 0, storage_failures: 0 };
+
+  private pending: Pending[] = [];
+  /** Samples in a batch not yet committed: a resend of one waits for its commit before it is acked. */
+  private readonly inflight = new Map<string, Promise<boolean>>();
+  private readonly assemblerOpts: Omit<AssemblerOptions, 'clock'>;
+  private timer: { kind: 'timeout'; handle: NodeJS.Timeout } | { kind: 'immediate'; handle: NodeJS.Immediate } | null = null;
+  private active = 0;
+  private readonly idle: Array<() => void> = [];
+
+  constructor(opts: SampleIngestOptions) {
+    this.db = opts.db;
+    this.artifacts = opts.artifacts;
+    this.log = opts.logger?.child({ component: 'sample-ingest' });
+    this.clock = opts.db.clock;
+    this.assemblerOpts = { ...opts.assembler };
+    this.assembler = new SampleAssembler({ ...this.assemblerOpts, clock: this.clock });
+    this.maxBatch = Math.max(1, opts.maxBatch ?? 256);
+    this.maxDelayMs = Math.max(0, opts.maxDelayMs ?? 0);
+    this.maxConcurrent = Math.max(1, opts.maxConcurrentBatches ?? 4);
+    this.requireRegistered = opts.requireRegisteredDevice ?? false;
+    this.siteTag = opts.siteTag ?? 'site';
+    this.stmts = prepare(opts.db.sqlite);
+    this.pages = new StatementCache(opts.db.sqlite);
+  }
+
+  /**
+   * Take one sample message (already validated against `sampleMessage`) that arrived from
+   * `deviceId` (the authenticated sender: its topic or token, never the payload's claim).
+   * Resolves once the outcome is durable. Never rejects for bad input: that is a
+   * `rejected` result; rejects only with `FLEET_STORAGE_FAILED` when the sample could not be
+   * stored (nothing is acked; the device resends it later).
+   */
+  async accept(deviceId: string, msg: SampleMessage): Promise<IngestResult> {
+    this.counters.received++;
+    const sampleId = msg.meta.sample_id;
+    if (msg.meta.device_id !== deviceId) {
+      return this.rejected(sampleId, new FleetError('SAMPLE_DEVICE_MISMATCH', `sample ${sampleId} claims device ${msg.meta.device_id} but came from ${deviceId}`, { details: { sample_id: sampleId, claimed: msg.meta.device_id, sender: deviceId } }), deviceId);
+    }
+    if (this.requireRegistered && this.stmts.device.get(deviceId) === undefined) {
+      return this.rejected(sampleId, new FleetError('DEVICE_UNKNOWN', `sample ${sampleId} from unregistered device ${deviceId}`, { details: { sample_id: sampleId, device_id: deviceId } }), deviceId);
+    }
+
+    const r = this.assembler.accept(msg);
+    switch (r.status) {
+      case 'rejected':
+        return this.rejected(sampleId, r.error, deviceId);
+      case 'partial':
+        return { status: 'partial', sampleId, received: r.received, count: r.count, ack: [] };
+      case 'duplicate': {
+        this.counters.duplicates++;
+        if (!r.completed || !r.final) return { status: 'duplicate', sampleId, ack: [] };
+        // Still being written: ack only once its batch committed.
+        const writing = this.inflight.get(sampleId);
+        if (writing) await writing;
+        return { status: 'duplicate', sampleId, ack: [sampleId] };
+      }
+      case 'complete':
+        return this.store(r.meta, r.blob);
+    }
+  }
+
+  /** Parse and validate a raw MQTT payload, then {@link accept}. A malformed payload is a `rejected` result. */
+  async acceptPayload(deviceId: string, payload: string | Uint8Array): Promise<IngestResult> {
+    let msg: SampleMessage;
+    try {
+      msg = parseJsonWith(sampleMessage, payload, 'INPUT_INVALID', 'sample message');
+    } catch (err) {
+      this.counters.received++;
+      return this.rejected(null, err as EdgeloopError, deviceId);
+    }
+    return this.accept(deviceId, msg);
+  }
+
+  /** Write every waiting sample now and wait for all batches in flight. */
+  async flush(): Promise<void> {
+    this.clearTimer();
+    while (this.pending.length > 0 || this.active > 0) {
+      if (this.pending.length > 0 && this.active < this.maxConcurrent) {
+        void this.runBatch();
+        continue;
+      }
+      await new Promise<void>((resolve) => this.idle.push(resolve));
+    }
+  }
+
+  /** One page of samples matching the query, in arrival order (stable across pages). */
+  query(q: SampleQuery = {}): SamplePage {
+    const page = buildPage(parseQuery(q));
+    const rows = this.pages.get(`page|${page.key}`, () => page.sql(SAMPLE_COLUMNS)).all(page.params) as StoredSampleRow[];
+    const more = rows.length > page.limit;
+    const items = (more ? rows.slice(0, page.limit) : rows).map(toSampleRecord);
+    const last = more ? rows[page.limit - 1] : undefined;
+    return { items, next_cursor: last ? encodeCursor(page.order, last.seq) : null };
+  }
+
+  /** One sample. Throws `FLEET_SAMPLE_NOT_FOUND`. */
+  get(sampleId: string): SampleRecord {
+    const row = this.stmts.get.get(sampleId);
+    if (!row) throw notFound(sampleId);
+    return toSampleRecord(row);
+  }
+
+  /** The sample's input bytes (image or tensor) and how to serve them. Throws `FLEET_SAMPLE_NOT_FOUND`. */
+  async blob(sampleId: string): Promise<{ data: Buffer; sha256: string; bytes: number; content_type: string | null }> {
+    const row = this.stmts.get.get(sampleId);
+    if (!row) throw notFound(sampleId);
+    return { data: await this.artifacts.get(row.blob_sha256), sha256: row.blob_sha256, bytes: row.blob_bytes, content_type: row.content_type };
+  }
+
+  stats(): IngestStats {
+    return { ...this.counters, assembler: this.assembler.stats() };
+  }
+
+  /** Total samples stored. */
+  count(): number {
+    return this.stmts.count.get() as number;
+  }
+
+  private rejected(sampleId: string | null, error: EdgeloopError, deviceId: string): IngestResult {
+    this.counters.rejected++;
+    this.log?.warn({ device: deviceId, sample: sampleId, code: error.code, reason: error.message }, 'sample rejected');
+    return { status: 'rejected', sampleId, error, ack: [] };
+  }
+
+  private async store(meta: SampleMeta, blob: Buffer): Promise<IngestResult> {
+    const sampleId = meta.sample_id;
+    // No lookup first: a sample stored before (the assembler forgot it after a restart) goes
+    // through the batch like any other; its blob dedupes in the store and its row in
+    // ON CONFLICT DO NOTHING, which says it was a duplicate.
+    const writing = new Promise<boolean>((resolve, reject) => {
+      this.pending.push({ meta, receivedAt: this.clock.now(), blob, resolve, reject });
+    });
+    this.inflight.set(sampleId, writing);
+    this.schedule();
+    let stored: boolean;
+    try {
+      stored = await writing;
+    } finally {
+      this.inflight.delete(sampleId);
+    }
+    if (stored) this.counters.stored++;
+    else this.counters.duplicates++;
+    return { status: stored ? 'stored' : 'duplicate', sampleId, ack: [sampleId] };
+  }
+
+  private schedule(): void {
+    if (this.pending.length >= this.maxBatch && this.active < this.maxConcurrent) {
+      this.clearTimer();
+      void this.runBatch();
+      return;
+    }
+    if (this.timer) return;
+    const fire = (): void => {
+      this.timer = null;
+      if (this.pending.length > 0 && this.active < this.maxConcurrent) void this.runBatch();
+    };
+    this.timer = this.maxDelayMs > 0 ? { kind: 'timeout', handle: setTimeout(fire, this.maxDelayMs) } : { kind: 'immediate', handle: setImmediate(fire) };
+  }
+
+  private clearTimer(): void {
+    if (this.timer?.kind === 'timeout') clearTimeout(this.timer.handle);
+    else if (this.timer?.kind === 'immediate') clearImmediate(this.timer.handle);
+    this.timer = null;
+  }
+
+  private async runBatch(): Promise<void> {
+    const batch = this.pending.splice(0, this.maxBatch);
+    if (batch.length === 0) return;
+    this.active++;
+    try {
+      // Blobs first, each durable before its row can reference it; identical blobs once.
+      const blobs = new Map<string, Buffer>();
+      for (const p of batch) blobs.set(p.meta.input.sha256, p.blob);
+      await Promise.all([...blobs].map(([sha256, data]) => this.artifacts.put(data, { sha256 })));
+      const results = this.insertRows(batch);
+      this.counters.batches++;
+      batch.forEach((p, i) => p.resolve(results[i] as boolean));
+    } catch (err) {
+      this.counters.storage_failures++;
+      const error = storageError(`cannot store ${batch.length} samples`, err);
+      this.log?.error({ samples: batch.length, reason: (err as Error).message }, 'sample batch not stored; devices will resend');
+      // The assembler remembers these as complete and would call a resend a duplicate (and
+      // ack what was never stored): start over. Devices resend whole samples, so sets that
+      // were half-way are only delayed.
+      this.assembler = new SampleAssembler({ ...this.assemblerOpts, clock: this.clock });
+      for (const p of batch) p.reject(error);
+    } finally {
+      this.active--;
+      if (this.pending.length > 0) this.schedule();
+      for (const wake of this.idle.splice(0)) wake();
+    }
+  }
+
+  /** One transaction for the batch; the site is the device's tag at this moment, read once per device. */
+  private insertRows(batch: Pending[]): boolean[] {
+    const sites = new Map<string, string | null>();
+    const rows = batch.map((p) => {
+      const device = p.meta.device_id;
+      let site = sites.get(device);
+      if (site === undefined) {
+        site = this.stmts.tag.get(device, this.siteTag) ?? null;
+        sites.set(device, site);
+      }
+      return sampleRow(p.meta, site, p.receivedAt);
+    });
+    return this.stmts.insertMany.immediate(rows);
+  }
+}
+
+const notFound = (sampleId: string): FleetError => new FleetError('SAMPLE_NOT_FOUND', `sample ${sampleId} is not stored`, { details: { sample_id: sampleId } });
+
+function prepare(db: BetterSqlite3.Database) {
+  const insert = db.prepare<SampleRow>(INSERT_SAMPLE_SQL);
+  return {
+    insertMany: db.transaction((rows: SampleRow[]) => rows.map((row) => insert.run(row).changes > 0)),
+    get: db.prepare<[string], StoredSampleRow>(`SELECT ${SAMPLE_COLUMNS} FROM samples WHERE sample_id = ?`),
+    count: db.prepare('SELECT count(*) FROM samples').pluck(),
+    tag: db.prepare<[string, string], string>('SELECT value FROM device_tags WHERE device_id = ? AND key = ?').pluck(),
+    device: db.prepare<[string], number>('SELECT 1 FROM devices WHERE id = ?').pluck(),
+  };
+}

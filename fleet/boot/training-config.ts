@@ -1,0 +1,128 @@
+/**
+ * The learning loop's configuration file (`edgeloop serve --training FILE`, JSON): validated
+ * once at start, every bad key named in one `FLEET_TRAINING_CONFIG_INVALID` error, then frozen.
+ *
+ * ```json
+ * { "tick_s": 10,
+ *   "trainers": { "command": { "command": "python3", "args": ["train.py"], "timeout_s": 3600 } },
+ *   "models": [{ "name": "digits", "trainer": "local", "base": [...], "triggers": {...}, "gate": {...} }] }
+ * ```
+ *
+ * `models` entries are the loop's own `loopModelConfig` (one schema source). Trainers: `local`
+ * is always there; `command` when its section is set; others (`sagemaker` in AWS mode) come from
+ * the caller, which knows whether it can build them. A model naming a trainer that is not
+ * available is refused here, not at its first run. Base sets resolve `mnist` and `artifacts`
+ * references (fleet/app/training/base-sets.ts).
+ */
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import type { FleetContext } from '../app/context.js';
+import { renderDigitPng } from '../ml/digits.js';
+import { FleetError } from '../errors.js';
+import { artifactBaseSet, baseSets, mnistBaseSet } from '../app/training/base-sets.js';
+import { commandTrainer } from '../adapters/trainers/command-trainer.js';
+import { localTrainer } from '../adapters/trainers/local-trainer.js';
+import { loopModelConfig, type BaseSetSource, type LoopModelConfig } from '../app/training/loop.js';
+import type { Trainer } from '../app/training/trainer.js';
+
+/** Base-set sources a training file may reference. */
+export const BASE_SET_SOURCES = ['mnist', 'artifacts'] as const;
+
+export const commandTrainerConfig = z.strictObject({
+  command: z.string().min(1),
+  args: z.array(z.string()).default([]),
+  /** Working directory of the command (default the fleet's). */
+  cwd: z.string().min(1).optional(),
+  timeout_s: z.number().int().positive().default(3600),
+});
+
+export const trainingFileConfig = z.strictObject({
+  /** How often each model's trigger policy is checked. */
+  tick_s: z.number().int().min(1).default(10),
+  trainers: z.strictObject({ command: commandTrainerConfig.optional() }).prefault({}),
+  models: z.array(loopModelConfig).min(1),
+});
+export type TrainingFileConfig = z.output<typeof trainingFileConfig>;
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}
+
+const invalid = (issues: string[], source: string): FleetError =>
+  new FleetError('TRAINING_CONFIG_INVALID', `training configuration${source ? ` ${source}` : ''} is invalid: ${issues.join('; ')}`, { details: { issues } });
+
+/**
+ * Validate a training configuration object. `extraTrainers` names the trainers the caller adds
+ * (`sagemaker` in AWS mode with a `sagemaker` section); `hint` explains where a missing one comes from.
+ */
+export function parseTrainingConfig(data: unknown, o: { extraTrainers?: readonly string[]; hint?: Readonly<Record<string, string>>; source?: string } = {}): TrainingFileConfig {
+  const r = trainingFileConfig.safeParse(data);
+  const where = (path: readonly PropertyKey[]): string => (path.length ? path.map(String).join('.') : '(root)');
+  const issues = r.success ? [] : r.error.issues.map((i) => `${where(i.path)}: ${i.message}`);
+  // The cross-checks run on every model entry that parses on its own, so one error names every
+  // bad key, not only the schema's.
+  const raw = (data && typeof data === 'object' ? data : {}) as { trainers?: { command?: unknown }; models?: unknown };
+  const hasCommand = r.success ? r.data.trainers.command !== undefined : typeof raw.trainers?.command === 'object' && raw.trainers.command !== null;
+  const names = ['local', ...(hasCommand ? ['command'] : []), ...(o.extraTrainers ?? [])];
+  const models = r.success ? r.data.models : Array.isArray(raw.models) ? raw.models.map((m) => loopModelConfig.safeParse(m)).map((p) => (p.success ? p.data : null)) : [];
+  const seen = new Set<string>();
+  models.forEach((m: LoopModelConfig | null, i) => {
+    if (!m) return;
+    if (seen.has(m.name)) issues.push(`models.${i}.name: ${m.name} is configured twice`);
+    seen.add(m.name);
+    if (!names.includes(m.trainer)) issues.push(`models.${i}.trainer: no trainer ${m.trainer} (available: ${names.join(', ')})${o.hint?.[m.trainer] ? `; ${o.hint[m.trainer]}` : ''}`);
+    m.base.forEach((b, j) => {
+      if (!(BASE_SET_SOURCES as readonly string[]).includes(b.source)) issues.push(`models.${i}.base.${j}.source: unknown base set source ${b.source} (known: ${BASE_SET_SOURCES.join(', ')})`);
+      else if (b.source === 'mnist' && (b.offset === undefined || b.count === undefined)) issues.push(`models.${i}.base.${j}: an mnist base set needs offset and count`);
+      else if (b.source === 'artifacts' && !b.items?.length) issues.push(`models.${i}.base.${j}.items: an artifacts base set needs items`);
+    });
+  });
+  if (!r.success || issues.length) throw invalid(issues, o.source ?? '');
+  return deepFreeze(r.data);
+}
+
+/** Read and validate the JSON training file (`FLEET_TRAINING_CONFIG_INVALID` when unreadable or not JSON too). */
+export async function loadTrainingConfig(path: string, o: Omit<Parameters<typeof parseTrainingConfig>[1], 'source'> = {}): Promise<TrainingFileConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new FleetError('TRAINING_CONFIG_INVALID', `cannot read the training configuration ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    throw new FleetError('TRAINING_CONFIG_INVALID', `training configuration ${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
+  }
+  return parseTrainingConfig(data, { ...o, source: path });
+}
+
+/** The trainer table of a training file: `local`, `command` when configured, plus `extra` (e.g. `{ sagemaker }`). */
+export function trainerTable(cfg: TrainingFileConfig, extra: Readonly<Record<string, Trainer>> = {}): Record<string, Trainer> {
+  const c = cfg.trainers.command;
+  return {
+    local: localTrainer(),
+    ...(c ? { command: commandTrainer({ command: c.command, args: c.args, timeoutMs: c.timeout_s * 1000, ...(c.cwd ? { cwd: c.cwd } : {}) }) } : {}),
+    ...extra,
+  };
+}
+
+/** `mnist` (rendered like camera frames, as the demo does) and `artifacts` (the fleet's own store) references. */
+export function fileBaseSets(ctx: Pick<FleetContext, 'artifacts'>): BaseSetSource {
+  return baseSets({ mnist: mnistBaseSet({ render: (p) => renderDigitPng(p) }), artifacts: artifactBaseSet(ctx.artifacts) });
+}
+
+/** What `startFleetService` takes as `training` for a validated file. */
+export function trainingSetup(cfg: TrainingFileConfig, extra: Readonly<Record<string, Trainer>> = {}): {
+  trainers: Record<string, Trainer>;
+  base: (ctx: FleetContext) => BaseSetSource;
+  models: TrainingFileConfig['models'];
+  tickMs: number;
+} {
+  return { trainers: trainerTable(cfg, extra), base: fileBaseSets, models: cfg.models, tickMs: cfg.tick_s * 1000 };
+}

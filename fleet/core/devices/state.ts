@@ -1,0 +1,153 @@
+import type { DeploymentPhase, DeviceStatus, ModelRef, Telemetry } from '../../../shared/schemas/index.js';
+
+/** Online: connected, and heard from within `offlineAfterMs`. Everything else is offline. */
+export type DeviceState = 'online' | 'offline';
+
+/** The numbers an operator watches per device, from the latest telemetry. */
+export interface DeviceHealth {
+  inference_rate_per_s: number;
+  latency_p95_ms: number;
+  outlier_rate: number;
+  drift_psi: { class: number | null; brightness: number | null; contrast: number | null };
+  queue: { depth: number; bytes: number; evicted_total: number };
+}
+
+/** A device as the API and the CLI show it. Times are ISO strings. */
+export interface DeviceRecord {
+  id: string;
+  tags: Record<string, string>;
+  created_at: string;
+  secret_set_at: string;
+  /** Computed at read time from `last_seen`, the fleet clock and `offlineAfterMs`. */
+  state: DeviceState;
+  last_seen: string | null;
+  /** When the device was last marked offline (will, shutdown status, broker disconnect). */
+  offline_at: string | null;
+  agent_version: string | null;
+  models: {
+    active: ModelRef | null;
+    previous: ModelRef | null;
+    installed: ModelRef[];
+    /** The deployment target while it is on its way in (downloading .. shadow); null otherwise. */
+    staged: ModelRef | null;
+  };
+  deployment: NonNullable<DeviceStatus['deployment']> | null;
+  health: DeviceHealth | null;
+  /** The latest telemetry message as received. */
+  telemetry: Telemetry | null;
+}
+
+/** Row of `devices` LEFT JOIN `device_state`. */
+export interface DeviceRow {
+  id: string;
+  tags: string;
+  created_at: number;
+  secret_set_at: number;
+  last_seen: number | null;
+  connected: number | null;
+  offline_at: number | null;
+  agent_version: string | null;
+  active_model: string | null;
+  previous_model: string | null;
+  installed_models: string | null;
+  deployment: string | null;
+  telemetry: string | null;
+}
+
+/** Columns of `device_state` that a telemetry message sets. */
+export interface TelemetryColumns {
+  telemetry_ts: number;
+  telemetry: string;
+  inference_rate: number;
+  latency_p95_ms: number;
+  outlier_rate: number;
+  class_psi: number | null;
+  brightness_psi: number | null;
+  contrast_psi: number | null;
+  queue_depth: number;
+  queue_bytes: number;
+  queue_evicted_total: number;
+}
+
+/** Columns of `device_state` that a status message sets (besides connectivity). */
+export interface StatusColumns {
+  status_ts: number;
+  agent_version: string;
+  active_model: string | null;
+  previous_model: string | null;
+  installed_models: string;
+  deployment: string | null;
+  deployment_phase: DeploymentPhase | null;
+}
+
+export function telemetryColumns(t: Telemetry): TelemetryColumns {
+  return {
+    telemetry_ts: Date.parse(t.ts),
+    telemetry: JSON.stringify(t),
+    inference_rate: t.inference.rate_per_s,
+    latency_p95_ms: t.inference.latency_ms.p95,
+    outlier_rate: t.outliers.rate,
+    class_psi: t.drift.class_psi,
+    brightness_psi: t.drift.brightness_psi,
+    contrast_psi: t.drift.contrast_psi,
+    queue_depth: t.queue.depth,
+    queue_bytes: t.queue.bytes,
+    queue_evicted_total: t.queue.evicted_total,
+  };
+}
+
+export function statusColumns(s: DeviceStatus): StatusColumns {
+  return {
+    status_ts: Date.parse(s.ts),
+    agent_version: s.agent_version,
+    active_model: s.models.active ? JSON.stringify(s.models.active) : null,
+    previous_model: s.models.previous ? JSON.stringify(s.models.previous) : null,
+    installed_models: JSON.stringify(s.models.installed),
+    deployment: s.deployment ? JSON.stringify(s.deployment) : null,
+    deployment_phase: s.deployment?.phase ?? null,
+  };
+}
+
+const IN_FLIGHT: ReadonlySet<DeploymentPhase> = new Set(['downloading', 'verifying', 'staged', 'shadow']);
+
+/** online/offline from the stored facts and the time now. */
+export function deviceState(connected: number | null, lastSeen: number | null, now: number, offlineAfterMs: number): DeviceState {
+  return connected === 1 && lastSeen !== null && now - lastSeen <= offlineAfterMs ? 'online' : 'offline';
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+const json = <T>(text: string | null): T | null => (text === null ? null : (JSON.parse(text) as T));
+
+export function toDeviceRecord(r: DeviceRow, now: number, offlineAfterMs: number): DeviceRecord {
+  const deployment = json<NonNullable<DeviceStatus['deployment']>>(r.deployment);
+  const telemetry = json<Telemetry>(r.telemetry);
+  return {
+    id: r.id,
+    tags: JSON.parse(r.tags) as Record<string, string>,
+    created_at: iso(r.created_at) as string,
+    secret_set_at: iso(r.secret_set_at) as string,
+    state: deviceState(r.connected, r.last_seen, now, offlineAfterMs),
+    last_seen: iso(r.last_seen),
+    offline_at: iso(r.offline_at),
+    agent_version: r.agent_version,
+    models: {
+      active: json<ModelRef>(r.active_model),
+      previous: json<ModelRef>(r.previous_model),
+      installed: json<ModelRef[]>(r.installed_models) ?? [],
+      staged: deployment && IN_FLIGHT.has(deployment.phase) ? deployment.target : null,
+    },
+    deployment,
+    health: telemetry ? healthOf(telemetry) : null,
+    telemetry,
+  };
+}
+
+export function healthOf(t: Telemetry): DeviceHealth {
+  return {
+    inference_rate_per_s: t.inference.rate_per_s,
+    latency_p95_ms: t.inference.latency_ms.p95,
+    outlier_rate: t.outliers.rate,
+    drift_psi: { class: t.drift.class_psi, brightness: t.drift.brightness_psi, contrast: t.drift.contrast_psi },
+    queue: { depth: t.queue.depth, bytes: t.queue.bytes, evicted_total: t.queue.evicted_total },
+  };
+}

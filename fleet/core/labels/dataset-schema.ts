@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { idString, isoTime, modelName, sha256Hex } from '../../../shared/schemas/index.js';
+import { FIELD_SPLITS, holdoutRule } from './split.js';
+
+export const DATASET_SCHEMA = 'edgeloop.dataset' as const;
+
+/** One labeled sample of a dataset version. */
+export const datasetEntry = z.strictObject({
+  sample_id: idString,
+  label: z.string().min(1),
+  /** The input bytes, an artifact: a trainer fetches it by this sha256. */
+  blob_sha256: sha256Hex,
+  device_id: idString,
+  labeled_by: z.string().min(1),
+  labeled_at: isoTime,
+  /** Training versions only: when the device captured it (the time holdout rule reads it). */
+  captured_at: isoTime.optional(),
+  /** Training versions only: `train`, or `field_holdout` (never trained on). */
+  split: z.enum(FIELD_SPLITS).optional(),
+});
+export type DatasetEntry = z.infer<typeof datasetEntry>;
+
+/**
+ * A slice of a base training set, by reference (never copied): `offset`/`count` into a named
+ * source (`mnist`: the package's digits in their fixed order), or a list of content hashes of
+ * artifacts. `content_sha256` fingerprints what the reference resolved to when the version was
+ * made (sha256 over the examples' ids, labels and byte hashes): a source that changed since is
+ * refused, not silently trained on.
+ */
+export const baseRef = z.strictObject({
+  source: z.string().min(1),
+  offset: z.number().int().nonnegative().optional(),
+  count: z.number().int().positive().optional(),
+  /** For `source: 'artifacts'`: the examples as `{ sha256, label }`. */
+  items: z.array(z.strictObject({ sha256: sha256Hex, label: z.string().min(1) })).optional(),
+  split: z.enum(['train', 'clean_holdout']),
+  content_sha256: sha256Hex.optional(),
+});
+export type BaseRef = z.infer<typeof baseRef>;
+
+/**
+ * An immutable dataset version. `id` is the sha256 of canonicalJson(entries), entries
+ * sorted by sample_id: the same labeled set always has the same id, any change of a label
+ * (or of who gave it, when) makes a new one. Everything else (name, creator, filter) is
+ * description, not identity. A training version (with `base` and `split_rule`) hashes
+ * `{ entries, base, split_rule }` instead: the same labels with another base set or another
+ * holdout rule are another dataset (see `datasetIdOf`).
+ */
+export const datasetManifest = z.strictObject({
+  schema: z.literal(DATASET_SCHEMA),
+  v: z.literal(1),
+  id: sha256Hex,
+  name: z.string().min(1).max(128).optional(),
+  created_at: isoTime,
+  created_by: z.string().min(1),
+  /** The sample filter the export used, for the record. */
+  filters: z.record(z.string(), z.unknown()),
+  /** At least one for exports (checked there); a training version may be base set only. */
+  entries: z.array(datasetEntry),
+  /** Entries per label. */
+  counts: z.record(z.string(), z.number().int().nonnegative()),
+  /** Training versions: the model it was cut for. */
+  model: modelName.optional(),
+  /** Training versions: the base set slices, by reference. */
+  base: z.array(baseRef).optional(),
+  /** Training versions: the field-holdout rule, fixed before training. */
+  split_rule: holdoutRule.optional(),
+  /** Training versions: the dataset version whose placements this one kept. */
+  previous: sha256Hex.optional(),
+  /** Training versions: example counts per split (base slices counted by their `count`). */
+  splits: z.strictObject({ train: z.number().int().nonnegative(), clean_holdout: z.number().int().nonnegative(), field_holdout: z.number().int().nonnegative() }).optional(),
+});
+export type DatasetManifest = z.infer<typeof datasetManifest>;

@@ -1,0 +1,127 @@
+import { readFile } from 'node:fs/promises';
+import pino from 'pino';
+import { numberFlag, parseFlags, type Io } from '../../../shared/cli.js';
+import { FleetError } from '../../errors.js';
+import { startFleetService, type ServeOptions } from '../../boot/service.js';
+import type { Trainer } from '../../app/training/trainer.js';
+
+export const SERVE_HELP = `Usage: edgeloop serve [--data DIR] [--http-port N] [--mqtt-port N] [--host H] [--broker-url URL]
+                      [--backend mqtt|aws --aws-config FILE [--dry-run]] [--training FILE]
+                      [--notify-rate N] [--json]
+
+Starts the fleet service: HTTP API and web console, an embedded MQTT broker for devices
+(per-device credentials and topic namespaces), SQLite state and a content-addressed
+artifact directory in DIR. Port 0 picks a free port; the chosen ports are printed.
+On first start an admin token is written to DIR/admin.token (and printed once).
+
+  --data DIR         data directory (default .data/fleet)
+  --http-port N      HTTP port (default 8600)
+  --mqtt-port N      MQTT port of the embedded broker (default 1883)
+  --host H           listen address (default 127.0.0.1)
+  --broker-url URL   use an external MQTT broker instead of the embedded one
+  --broker-cert F    client certificate (PEM) for the external broker (AWS IoT Core: mutual TLS)
+  --broker-key F     its private key (PEM)
+  --broker-ca F      CA bundle (PEM) for the external broker
+  --backend B        rollout backend: mqtt (default, desired state over MQTT) or aws
+                     (Greengrass v2 deployments to thing groups, artifacts and samples on S3)
+  --aws-config F     AWS mode configuration (JSON; see the README, "Fleet on AWS")
+  --dry-run          with --backend aws: send nothing to AWS, print every call it would make
+                     (one JSON line each, {"dry_run":true,"service","command","input"})
+  --training F       run the learning loop: models, trainer per model (local, command, and
+                     sagemaker with --backend aws), base sets, triggers, gate, auto_promote
+                     (JSON; see the README, "The learning loop"); validated before anything starts
+  --notify-rate N    desired states published per second at most, so a large wave reaches its
+                     devices evenly (like IoT Jobs' maximumPerMinute); default no limit
+  --json             print the URLs as one JSON line`;
+
+/** Why a trainer is missing from the table, for the training file's validation error. */
+const TRAINER_HINTS = { sagemaker: 'the sagemaker trainer needs --backend aws and a sagemaker section in --aws-config' } as const;
+
+export async function serveCmd(argv: string[], io: Io): Promise<number> {
+  const { values } = parseFlags(
+    argv,
+    {
+      data: { type: 'string' },
+      'http-port': { type: 'string' },
+      'mqtt-port': { type: 'string' },
+      host: { type: 'string' },
+      'broker-url': { type: 'string' },
+      'broker-cert': { type: 'string' },
+      'broker-key': { type: 'string' },
+      'broker-ca': { type: 'string' },
+      backend: { type: 'string' },
+      'aws-config': { type: 'string' },
+      'dry-run': { type: 'boolean' },
+      training: { type: 'string' },
+      'notify-rate': { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    SERVE_HELP,
+  );
+  if (values.help) {
+    io.out(SERVE_HELP);
+    return 0;
+  }
+  const log = pino({ level: process.env.EDGELOOP_LOG_LEVEL ?? 'info' }, pino.destination(2));
+  const { createFleetHttp } = await import('../server.js');
+  const backend = values.backend ?? 'mqtt';
+  if (backend !== 'mqtt' && backend !== 'aws') throw new FleetError('USAGE', `--backend must be mqtt or aws, got ${backend}`);
+  if (values['dry-run'] && backend !== 'aws') throw new FleetError('USAGE', '--dry-run applies to --backend aws');
+  const notifyPerSecond = numberFlag(values['notify-rate'], 'notify-rate');
+  if (notifyPerSecond !== undefined && !(notifyPerSecond > 0)) throw new FleetError('USAGE', `--notify-rate must be a positive number of desired states per second, got ${values['notify-rate']}`);
+  let aws: Pick<ServeOptions, 'artifacts' | 'rolloutBackend'> = {};
+  let extraTrainers: Readonly<Record<string, Trainer>> = {};
+  if (backend === 'aws') {
+    if (!values['aws-config']) throw new FleetError('USAGE', '--backend aws needs --aws-config FILE');
+    const { loadAwsConfig } = await import('../../adapters/aws/aws-config.js');
+    const { awsServeParts, awsTrainers } = await import('../../boot/aws.js');
+    const cfg = await loadAwsConfig(values['aws-config']);
+    const parts = awsServeParts({
+      cfg,
+      dataDir: values.data ?? '.data/fleet',
+      dryRun: values['dry-run'] === true,
+      printCall: (c) => io.out(JSON.stringify({ dry_run: true, ...c })),
+    });
+    aws = parts;
+    extraTrainers = awsTrainers(cfg, { dryRun: values['dry-run'] === true });
+  }
+  let training: ServeOptions['training'];
+  if (values.training) {
+    const { loadTrainingConfig, trainingSetup } = await import('../../boot/training-config.js');
+    const file = await loadTrainingConfig(values.training, { extraTrainers: Object.keys(extraTrainers), hint: TRAINER_HINTS });
+    training = trainingSetup(file, extraTrainers);
+  }
+  const pem = async (f: string | undefined): Promise<string | undefined> => (f === undefined ? undefined : readFile(f, 'utf8'));
+  const [cert, key, ca] = await Promise.all([pem(values['broker-cert']), pem(values['broker-key']), pem(values['broker-ca'])]);
+  if ((cert === undefined) !== (key === undefined)) throw new FleetError('USAGE', '--broker-cert and --broker-key go together');
+  const svc = await startFleetService({
+    ...aws,
+    ...(training ? { training } : {}),
+    ...(cert !== undefined && key !== undefined ? { brokerTls: { cert, key, ...(ca !== undefined ? { ca } : {}) } } : {}),
+    dataDir: values.data ?? '.data/fleet',
+    httpPort: numberFlag(values['http-port'], 'http-port') ?? 8600,
+    mqttPort: numberFlag(values['mqtt-port'], 'mqtt-port') ?? 1883,
+    host: values.host ?? '127.0.0.1',
+    ...(values['broker-url'] ? { brokerUrl: values['broker-url'] } : {}),
+    ...(notifyPerSecond !== undefined ? { notifyPerSecond } : {}),
+    http: createFleetHttp,
+    log,
+  });
+  if (values.json) io.out(JSON.stringify({ event: 'ready', http: svc.urls.http, mqtt: svc.urls.mqtt, console: `${svc.urls.http}/console/` }));
+  else {
+    io.out(`fleet service ready`);
+    io.out(`  console  ${svc.urls.http}/console/`);
+    io.out(`  API      ${svc.urls.http}/v1  (OpenAPI at ${svc.urls.http}/v1/openapi.json)`);
+    io.out(`  MQTT     ${svc.urls.mqtt}`);
+    if (svc.adminToken) io.out(`  admin token (also in ${values.data ?? '.data/fleet'}/admin.token): ${svc.adminToken}`);
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      svc.stop().then(resolve, resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  return 0;
+}
