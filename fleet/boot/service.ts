@@ -7,34 +7,23 @@ import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../../shared/ids.js';
 import { closeHttpServer } from '../../shared/http-server.js';
-import { deviceStatus, telemetry, type SampleAck } from '../../shared/schemas/index.js';
-import { deviceIdFromTopic, topics } from '../../shared/topics.js';
-import { FleetError } from '../errors.js';
-import { parseJsonWith } from '../../shared/validate.js';
-import { openFsArtifactStore } from '../adapters/fs/artifact-store.js';
-import { openSqliteArtifactStore } from '../adapters/sqlite/artifact-store.js';
-import { TieredArtifactStore } from '../adapters/fs/tiered-store.js';
-import type { ArtifactStore } from '../app/artifacts.js';
-import { Users } from '../app/users.js';
-import type { FleetContext } from '../app/context.js';
-import { DeviceRegistry } from '../app/devices/registry.js';
-import { TelemetryBatcher } from '../app/devices/telemetry-batcher.js';
 import { loadOrCreateSigningKey } from '../adapters/fs/keys.js';
-import { Datasets } from '../app/labels/datasets.js';
-import { Labels } from '../app/labels/labels.js';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../adapters/mqtt/embedded-broker.js';
-import { ModelRegistry } from '../app/models/registry.js';
-import type { RolloutBackend } from '../app/rollouts/backend.js';
 import { mqttDesiredStateBackend } from '../adapters/mqtt/desired-state-backend.js';
-import type { RolloutState } from '../core/rollouts/state-schema.js';
-import type { TargetDevice } from '../core/rollouts/event-schema.js';
-import { RolloutManager } from '../app/rollouts/manager.js';
-import { sqliteRevisions, sqliteRolloutRepo } from '../adapters/sqlite/rollout-repo.js';
-import { SampleIngest } from '../app/samples/ingest.js';
-import { openFleetDb } from '../adapters/sqlite/db.js';
+import { startDeviceRouter } from '../adapters/mqtt/device-router.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../adapters/mqtt/embedded-broker.js';
+import type { ArtifactStore } from '../app/artifacts.js';
+import type { FleetContext } from '../app/context.js';
+import type { DeviceRegistry } from '../app/devices/registry.js';
+import { TelemetryBatcher } from '../app/devices/telemetry-batcher.js';
+import type { RolloutBackend } from '../app/rollouts/backend.js';
+import type { RolloutManager } from '../app/rollouts/manager.js';
 import type { BaseSetSource, LoopSetup } from '../app/training/loop.js';
-import { TrainingRuns } from '../app/training/runs.js';
+import { FleetError } from '../errors.js';
+import { buildFleet, type RolloutBackendEnv } from './build.js';
 import { learningLoopFromContext } from './learning-loop.js';
+import { Teardown } from './teardown.js';
+
+export type { RolloutBackendEnv };
 
 export interface ServeOptions {
   dataDir: string;
@@ -73,17 +62,6 @@ export interface ServeOptions {
   rolloutBackend?: (env: RolloutBackendEnv) => ServiceRolloutBackend;
 }
 
-/** What a replacement rollout backend gets from the service. */
-export interface RolloutBackendEnv {
-  registry: ModelRegistry;
-  /** Filled once the HTTP server listens. */
-  urls: { http: string; mqtt: string };
-  /** The current state of a rollout (for naming stages and reading their gates). */
-  rollout(id: string): RolloutState | null;
-  clock: Clock;
-  log: Logger;
-}
-
 export interface ServiceRolloutBackend extends RolloutBackend {
   /** Called once the manager resumed: status polling and the like. */
   start?(rollouts: RolloutManager): void;
@@ -99,11 +77,12 @@ export interface FleetService {
 }
 
 /**
- * The fleet service on one machine: SQLite state, content-addressed artifacts, the
- * embedded MQTT broker with per-device access control (or an external broker), the device
- * message handlers (telemetry, status, samples with acks), the rollout manager with its
- * MQTT desired-state backend, and the HTTP API. `stop()` shuts down in an order that loses
- * nothing; a restart resumes every rollout where it stood.
+ * The fleet service on one machine: the fleet built by {@link buildFleet} (SQLite state,
+ * content-addressed artifacts, services, the rollout manager), the embedded MQTT broker with
+ * per-device access control (or an external broker), the device message router, the MQTT
+ * desired-state backend (or another), the learning loop and the HTTP API. Each start step
+ * registers its stop, so `stop()` shuts down in the reverse order, losing nothing, and a
+ * failed start releases what it opened. A restart resumes every rollout where it stood.
  */
 export async function startFleetService(o: ServeOptions): Promise<FleetService> {
   const log = o.log;
@@ -111,175 +90,120 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
   const dir = resolve(o.dataDir);
   await mkdir(dir, { recursive: true });
   const key = await loadOrCreateSigningKey(join(dir, 'keys'));
-  const db = openFleetDb({ path: join(dir, 'fleet.db'), clock });
-  const large = await openFsArtifactStore({ dir: join(dir, 'artifacts') });
-  const small = openSqliteArtifactStore({ path: join(dir, 'small-artifacts.db') });
-  // Small blobs (samples) in SQLite, group-committed; large ones (models) as files.
-  const artifacts: ArtifactStore = o.artifacts ?? new TieredArtifactStore({ small, large });
-  const registry = new ModelRegistry({ db, artifacts, signingKey: { privateKeyPem: key.privateKeyPem, publicKeyPem: key.publicKeyPem } });
-  const devices = new DeviceRegistry({ db });
-  const ingest = new SampleIngest({ db, artifacts, logger: log.child({ component: 'ingest' }) });
-  const labels = new Labels({ db });
-  const datasets = new Datasets({ db, artifacts });
-  const users = new Users(db);
-  let adminToken: string | null = null;
-  if (users.count() === 0) {
-    adminToken = users.issue('admin', 'admin').token;
-    await writeFile(join(dir, 'admin.token'), `${adminToken}\n`, { mode: 0o600 });
-  }
+  const down = new Teardown(log);
+  return down.start(async () => {
+    // The fleet's own MQTT identity: a fresh secret per start, known only to this process.
+    const fleetSecret = randomBytes(24).toString('base64url');
+    // Devices are refused until the fleet is built (a moment at start); they retry.
+    let devices: DeviceRegistry | null = null;
+    let broker: EmbeddedBroker | null = null;
+    let mqttUrl = o.brokerUrl ?? '';
+    if (!o.brokerUrl) {
+      const b = await startEmbeddedBroker({
+        port: o.mqttPort ?? 0,
+        host: o.host ?? '127.0.0.1',
+        log: log.child({ component: 'broker' }),
+        authenticate: async (username, password, clientId) => {
+          if (username === 'fleet' && password?.toString() === fleetSecret && clientId.startsWith('edgeloop-fleet')) return { kind: 'fleet' };
+          if (!username || !password || !devices) return null;
+          return (await devices.authenticate(username, password.toString())) ? { kind: 'device', id: username } : null;
+        },
+      });
+      down.push('broker', () => b.close());
+      broker = b;
+      mqttUrl = b.url;
+    }
+    const client = await connectFleetClient(o, broker ? fleetSecret : null, mqttUrl, log);
+    down.push('mqtt client', () => client.endAsync());
 
-  // The fleet's own MQTT identity: a fresh secret per start, known only to this process.
-  const fleetSecret = randomBytes(24).toString('base64url');
-  let broker: EmbeddedBroker | null = null;
-  let mqttUrl = o.brokerUrl ?? '';
-  if (!o.brokerUrl) {
-    broker = await startEmbeddedBroker({
-      port: o.mqttPort ?? 0,
-      host: o.host ?? '127.0.0.1',
-      log: log.child({ component: 'broker' }),
-      authenticate: async (username, password, clientId) => {
-        if (username === 'fleet' && password?.toString() === fleetSecret && clientId.startsWith('edgeloop-fleet')) return { kind: 'fleet' };
-        if (!username || !password) return null;
-        return (await devices.authenticate(username, password.toString())) ? { kind: 'device', id: username } : null;
+    const urls = { mqtt: mqttUrl, http: '' };
+    let custom: ServiceRolloutBackend | undefined;
+    const fleet = await buildFleet({
+      dataDir: dir,
+      signingKey: key,
+      log,
+      clock,
+      urls,
+      ...(o.artifacts ? { artifacts: o.artifacts } : {}),
+      // Telemetry windows are saved at most a second (plus a tick) late; see quietFlushMs.
+      quietFlushMs: 1000,
+      rolloutBackend: (env) => {
+        custom = o.rolloutBackend?.(env);
+        return (
+          custom ??
+          mqttDesiredStateBackend({
+            client,
+            now: () => clock.now(),
+            ...(o.notifyPerSecond ? { maxPerSecond: o.notifyPerSecond } : {}),
+            nextRevision: env.nextRevision,
+            locate: (m) => ({ base_url: `${urls.http}/v1/models/${m.name}/${m.version}/package`, manifest_sha256: env.registry.get(m.name, m.version).manifest_sha256 }),
+          })
+        );
       },
     });
-    mqttUrl = broker.url;
-  }
-  let client: MqttClient;
+    down.push('fleet', () => fleet.close());
+    const ctx = fleet.ctx;
+    devices = ctx.devices;
+
+    let adminToken: string | null = null;
+    if (ctx.users.count() === 0) {
+      adminToken = ctx.users.issue('admin', 'admin').token;
+      await writeFile(join(dir, 'admin.token'), `${adminToken}\n`, { mode: 0o600 });
+    }
+
+    if (o.training) {
+      const { tickMs: trainingTickMs, workDir, base, ...setup } = o.training;
+      const loop = learningLoopFromContext(ctx, { ...setup, base: typeof base === 'function' ? base(ctx) : base, workDir: workDir ?? join(dir, 'training'), signKeyPem: key.privateKeyPem });
+      ctx.training = loop;
+      // Abort a running trainer and record the run before the stores close.
+      down.push('learning loop', () => loop.stop());
+      loop.startTicking(trainingTickMs ?? 10_000);
+    }
+
+    const router = await startDeviceRouter({ client, ingest: ctx.ingest, devices: ctx.devices, telemetry: new TelemetryBatcher(ctx.devices, { log }), rollouts: ctx.rollouts, log });
+    down.push('device router', () => router.stop());
+
+    if (o.http) {
+      const srv = o.http(ctx);
+      await new Promise<void>((r, j) => {
+        srv.once('error', j);
+        srv.listen(o.httpPort ?? 0, o.host ?? '127.0.0.1', () => r());
+      });
+      // Keep-alive sockets (browsers, agents fetching packages) would hold the stop for their timeout.
+      down.push('http', () => closeHttpServer(srv));
+      urls.http = `http://${o.host ?? '127.0.0.1'}:${(srv.address() as AddressInfo).port}`;
+    }
+    await ctx.rollouts.resume();
+    const backend = custom;
+    if (backend) {
+      backend.start?.(ctx.rollouts);
+      down.push('rollout backend', () => backend.stop?.());
+    }
+    const ticker = setInterval(() => ctx.rollouts.tick(), o.tickMs ?? 1000);
+    ticker.unref();
+    down.push('rollout ticker', () => clearInterval(ticker));
+    await writeFile(join(dir, 'fleet.json'), `${JSON.stringify({ http: urls.http, mqtt: urls.mqtt, public_key: key.publicKeyPath, pid: process.pid }, null, 2)}\n`);
+    log.info({ http: urls.http, mqtt: urls.mqtt, data: dir }, 'fleet service started');
+    return { ctx, urls, adminToken, stop: () => down.run() };
+  });
+}
+
+/** The fleet's own MQTT connection; a refusal the client does not retry becomes FLEET_BROKER_CONNECT_FAILED. */
+async function connectFleetClient(o: ServeOptions, embeddedSecret: string | null, url: string, log: Logger): Promise<MqttClient> {
   try {
-    client = await mqtt.connectAsync(mqttUrl, {
+    return await mqtt.connectAsync(url, {
       clientId: `edgeloop-fleet-${randomBytes(4).toString('hex')}`,
-      ...(broker ? { username: 'fleet', password: fleetSecret } : o.brokerUsername ? { username: o.brokerUsername, password: o.brokerPassword } : {}),
+      ...(embeddedSecret ? { username: 'fleet', password: embeddedSecret } : o.brokerUsername ? { username: o.brokerUsername, password: o.brokerPassword } : {}),
       // AWS IoT Core authenticates the fleet by its X.509 certificate (mutual TLS).
-      ...(!broker && o.brokerTls ? { cert: o.brokerTls.cert, key: o.brokerTls.key, ...(o.brokerTls.ca ? { ca: o.brokerTls.ca } : {}) } : {}),
+      ...(!embeddedSecret && o.brokerTls ? { cert: o.brokerTls.cert, key: o.brokerTls.key, ...(o.brokerTls.ca ? { ca: o.brokerTls.ca } : {}) } : {}),
       reconnectPeriod: 1000,
     });
   } catch (err) {
     // A refusal the client does not retry (TLS: unknown CA, bad certificate; CONNACK: not
-    // authorized): say which broker and why, and leave nothing open.
+    // authorized): say which broker and why; the caller's teardown closes what was opened.
     const reason = `${(err as NodeJS.ErrnoException).code ?? (err as Error).name}: ${(err as Error).message.trim()}`;
-    const e = new FleetError('BROKER_CONNECT_FAILED', `cannot connect to the MQTT broker ${mqttUrl}: ${reason}`, { cause: err, details: { url: mqttUrl } });
-    log.error({ url: mqttUrl, code: e.code, reason }, 'cannot connect to the MQTT broker');
-    await broker?.close();
-    small.close();
-    db.close();
+    const e = new FleetError('BROKER_CONNECT_FAILED', `cannot connect to the MQTT broker ${url}: ${reason}`, { cause: err, details: { url } });
+    log.error({ url, code: e.code, reason }, 'cannot connect to the MQTT broker');
     throw e;
   }
-
-  const urls = { mqtt: mqttUrl, http: '' };
-  const repo = sqliteRolloutRepo(db);
-  const custom = o.rolloutBackend?.({
-    registry,
-    urls,
-    rollout: (id) => {
-      try {
-        return rollouts.get(id).state;
-      } catch {
-        return null;
-      }
-    },
-    clock,
-    log: log.child({ component: 'rollout-backend' }),
-  });
-  const rollouts: RolloutManager = new RolloutManager({
-    repo,
-    clock,
-    // Telemetry windows are saved at most a second (plus a tick) late; see quietFlushMs.
-    quietFlushMs: 1000,
-    log: log.child({ component: 'rollouts' }),
-    backend: custom ?? mqttDesiredStateBackend({
-      client,
-      now: () => clock.now(),
-      ...(o.notifyPerSecond ? { maxPerSecond: o.notifyPerSecond } : {}),
-      nextRevision: sqliteRevisions(db),
-      locate: (m) => ({ base_url: `${urls.http}/v1/models/${m.name}/${m.version}/package`, manifest_sha256: registry.get(m.name, m.version).manifest_sha256 }),
-    }),
-    resolveTargets: (selector) =>
-      devices.list({ tags: selector }).map((d): TargetDevice => {
-        const t = d.telemetry;
-        return {
-          id: d.id,
-          active: d.models.active,
-          ...(t && t.model && t.inference.count > 0
-            ? { baseline: { count: t.inference.count, errors: t.inference.errors, latency_p95_ms: t.inference.latency_ms.p95, confidence_mean: t.confidence_mean, outlier_rate: t.outliers.rate } }
-            : {}),
-        };
-      }),
-  });
-
-  const ctx: FleetContext = { db, artifacts, registry, devices, ingest, labels, datasets, rollouts, rolloutDecisions: (id, limit) => repo.decisions(id, limit), users, trainingRuns: new TrainingRuns({ db, artifacts }), clock, log, publicKeyPem: key.publicKeyPem, urls };
-  if (o.training) {
-    const { tickMs: trainingTickMs, workDir, base, ...setup } = o.training;
-    ctx.training = learningLoopFromContext(ctx, { ...setup, base: typeof base === 'function' ? base(ctx) : base, workDir: workDir ?? join(dir, 'training'), signKeyPem: key.privateKeyPem });
-    ctx.training.startTicking(trainingTickMs ?? 10_000);
-  }
-
-  // Telemetry shares a commit per ~100 ms (see TelemetryBatcher); the rollout manager sees each message at once.
-  const telemetryBatch = new TelemetryBatcher(devices, { log });
-  // Device messages: every one validated; a bad one is logged and dropped, never fatal.
-  client.on('message', (topic, payload) => {
-    const device = deviceIdFromTopic(topic);
-    if (!device) return;
-    void handle(device, topic, payload).catch((err: unknown) => log.warn({ device, topic, reason: (err as Error).message }, 'device message rejected'));
-  });
-  const handle = async (device: string, topic: string, payload: Buffer): Promise<void> => {
-    if (topic === topics.samples(device)) {
-      const r = await ingest.acceptPayload(device, payload);
-      if (r.status === 'rejected') log.warn({ device, sample: r.sampleId, code: r.error.code, reason: r.error.message }, 'sample rejected');
-      if (r.ack.length) {
-        const ack: SampleAck = { type: 'sample_ack', v: 1, sample_ids: r.ack };
-        client.publish(topics.acks(device), JSON.stringify(ack), { qos: 1 });
-      }
-    } else if (topic === topics.telemetry(device)) {
-      const t = parseJsonWith(telemetry, payload, 'INPUT_INVALID', 'telemetry');
-      if (t.device_id !== device) throw new Error(`telemetry names ${t.device_id} on ${device}'s topic`);
-      telemetryBatch.add(t);
-      rollouts.onTelemetry(t);
-    } else if (topic === topics.status(device)) {
-      const s = parseJsonWith(deviceStatus, payload, 'INPUT_INVALID', 'device status');
-      if (s.device_id !== device) throw new Error(`status names ${s.device_id} on ${device}'s topic`);
-      devices.applyStatus(s);
-      rollouts.onStatus(s);
-    }
-  };
-  await client.subscribeAsync([topics.allSamples, topics.allTelemetry, topics.allStatus], { qos: 1 });
-
-  let server: Server | null = null;
-  if (o.http) {
-    server = o.http(ctx);
-    const srv = server;
-    await new Promise<void>((r, j) => {
-      srv.once('error', j);
-      srv.listen(o.httpPort ?? 0, o.host ?? '127.0.0.1', () => r());
-    });
-    urls.http = `http://${o.host ?? '127.0.0.1'}:${(srv.address() as AddressInfo).port}`;
-  }
-  await rollouts.resume();
-  custom?.start?.(rollouts);
-  const ticker = setInterval(() => rollouts.tick(), o.tickMs ?? 1000);
-  ticker.unref();
-  await writeFile(join(dir, 'fleet.json'), `${JSON.stringify({ http: urls.http, mqtt: urls.mqtt, public_key: key.publicKeyPath, pid: process.pid }, null, 2)}\n`);
-  log.info({ http: urls.http, mqtt: urls.mqtt, data: dir }, 'fleet service started');
-
-  return {
-    ctx,
-    urls,
-    adminToken,
-    stop: async () => {
-      clearInterval(ticker);
-      // Abort a running trainer and record the run before the stores close.
-      await ctx.training?.stop();
-      // Keep-alive sockets (browsers, agents fetching packages) would hold the stop for their timeout.
-      if (server) await closeHttpServer(server);
-      await custom?.stop?.();
-      await rollouts.settled();
-      await client.endAsync();
-      telemetryBatch.flush();
-      rollouts.flush();
-      await ingest.flush();
-      await broker?.close();
-      small.close();
-      db.close();
-    },
-  };
 }

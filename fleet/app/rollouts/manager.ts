@@ -91,8 +91,14 @@ export class RolloutManager {
     return [...this.records.values()].sort((a, b) => b.created_at - a.created_at);
   }
 
+  /** The rollout, or null when there is none with this id. */
+  find(id: string): RolloutRecord | null {
+    return this.records.get(id) ?? null;
+  }
+
+  /** The rollout; throws `FLEET_NOT_FOUND` when there is none (for callers that answer with it). */
   get(id: string): RolloutRecord {
-    const r = this.records.get(id);
+    const r = this.find(id);
     if (!r) throw new FleetError('NOT_FOUND', `rollout ${id} does not exist`);
     return r;
   }

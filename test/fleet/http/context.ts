@@ -4,21 +4,12 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { openFsArtifactStore } from '../../../fleet/adapters/fs/artifact-store.js';
-import { Users } from '../../../fleet/app/users.js';
 import type { Role } from '../../../fleet/app/users.js';
 import type { FleetContext } from '../../../fleet/app/context.js';
-import { DeviceRegistry } from '../../../fleet/app/devices/registry.js';
+import { buildFleet } from '../../../fleet/boot/build.js';
 import { createFleetHttp } from '../../../fleet/edges/server.js';
-import { Datasets } from '../../../fleet/app/labels/datasets.js';
-import { Labels } from '../../../fleet/app/labels/labels.js';
-import { ModelRegistry } from '../../../fleet/app/models/registry.js';
 import type { RolloutBackend } from '../../../fleet/app/rollouts/backend.js';
-import { RolloutManager } from '../../../fleet/app/rollouts/manager.js';
-import { sqliteRolloutRepo } from '../../../fleet/adapters/sqlite/rollout-repo.js';
 import type { DesiredChange } from '../../../fleet/core/rollouts/types.js';
-import { SampleIngest } from '../../../fleet/app/samples/ingest.js';
-import { TrainingRuns } from '../../../fleet/app/training/runs.js';
-import { openFleetDb } from '../../../fleet/adapters/sqlite/db.js';
 import { sha256Hex } from '../../../shared/ids.js';
 import { sampleMessage } from '../../../shared/schemas/index.js';
 import type { OutlierReason, SampleMessage } from '../../../shared/schemas/index.js';
@@ -60,10 +51,7 @@ export async function openTestFleet(): Promise<TestFleet> {
     },
   });
   const log = pino({ level: 'info' }, sink);
-  const db = openFleetDb({ path: join(t.dir, 'fleet.db'), clock });
   const artifacts = await openFsArtifactStore({ dir: join(t.dir, 'artifacts') });
-  const devices = new DeviceRegistry({ db, scrypt: { N: 1024, r: 8, p: 1 } });
-  const repo = sqliteRolloutRepo(db);
   const deliveries: TestFleet['deliveries'] = [];
   const backend: RolloutBackend = {
     name: 'recording',
@@ -72,31 +60,11 @@ export async function openTestFleet(): Promise<TestFleet> {
       return Promise.resolve();
     },
   };
-  const rollouts = new RolloutManager({
-    repo,
-    backend,
-    resolveTargets: (selector) => devices.list({ tags: selector }).map((d) => ({ id: d.id, active: d.models.active })),
-    clock,
-    log,
-  });
-  const users = new Users(db);
-  const ctx: FleetContext = {
-    db,
-    artifacts,
-    registry: new ModelRegistry({ db, artifacts, signingKey: fleetKeys() }),
-    devices,
-    ingest: new SampleIngest({ db, artifacts, logger: log }),
-    labels: new Labels({ db }),
-    datasets: new Datasets({ db, artifacts }),
-    rollouts,
-    rolloutDecisions: (id, limit) => repo.decisions(id, limit),
-    users,
-    trainingRuns: new TrainingRuns({ db, artifacts }),
-    clock,
-    log,
-    publicKeyPem: fleetKeys().publicKeyPem,
-    urls: { mqtt: 'mqtt://127.0.0.1:1883', http: '' },
-  };
+  // The service's own wiring (boot/build.ts), on a plain artifact directory, cheap device
+  // hashes, fake time and a backend that records deliveries instead of publishing them.
+  const built = await buildFleet({ dataDir: t.dir, signingKey: fleetKeys(), log, clock, artifacts, deviceScrypt: { N: 1024, r: 8, p: 1 }, rolloutBackend: () => backend, urls: { mqtt: 'mqtt://127.0.0.1:1883', http: '' } });
+  const ctx = built.ctx;
+  const users = ctx.users;
   const tokens = {
     admin: users.issue('ada', 'admin').token,
     operator: users.issue('otto', 'operator').token,
@@ -126,8 +94,7 @@ export async function openTestFleet(): Promise<TestFleet> {
         s.closeAllConnections();
         await new Promise<void>((resolve) => s.close(() => resolve()));
       }
-      await rollouts.settled();
-      db.close();
+      await built.close();
       t.cleanup();
     },
   };

@@ -1,0 +1,129 @@
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { systemClock, type Clock } from '../../shared/ids.js';
+import { openFsArtifactStore } from '../adapters/fs/artifact-store.js';
+import { TieredArtifactStore } from '../adapters/fs/tiered-store.js';
+import { openSqliteArtifactStore } from '../adapters/sqlite/artifact-store.js';
+import { openFleetDb } from '../adapters/sqlite/db.js';
+import { sqliteRevisions, sqliteRolloutRepo } from '../adapters/sqlite/rollout-repo.js';
+import type { ArtifactStore } from '../app/artifacts.js';
+import type { FleetContext } from '../app/context.js';
+import type { ScryptParams } from '../app/devices/credentials.js';
+import { DeviceRegistry } from '../app/devices/registry.js';
+import { Datasets } from '../app/labels/datasets.js';
+import { Labels } from '../app/labels/labels.js';
+import { ModelRegistry } from '../app/models/registry.js';
+import type { RolloutBackend } from '../app/rollouts/backend.js';
+import { RolloutManager } from '../app/rollouts/manager.js';
+import { SampleIngest } from '../app/samples/ingest.js';
+import { TrainingRuns } from '../app/training/runs.js';
+import { Users } from '../app/users.js';
+import type { TargetDevice } from '../core/rollouts/event-schema.js';
+import type { RolloutState } from '../core/rollouts/state-schema.js';
+import { Teardown } from './teardown.js';
+
+/** What a rollout backend gets from the fleet it is built into. */
+export interface RolloutBackendEnv {
+  registry: ModelRegistry;
+  /** Filled once the HTTP server listens. */
+  urls: { http: string; mqtt: string };
+  /** The current state of a rollout (for naming stages and reading their gates); null when unknown. */
+  rollout(id: string): RolloutState | null;
+  /** Next desired-state revision of a device: monotonic, persisted in the fleet database. */
+  nextRevision(deviceId: string): number;
+  clock: Clock;
+  log: Logger;
+}
+
+export interface BuildFleetOptions {
+  /** fleet.db, small-artifacts.db and artifacts/ live here. */
+  dataDir: string;
+  signingKey: { privateKeyPem: string; publicKeyPem: string };
+  log: Logger;
+  clock?: Clock;
+  /** All artifacts in this store instead of the tiered DATA/ stores (S3 in AWS mode, a plain directory in tests). */
+  artifacts?: ArtifactStore;
+  /** Cost of device secret hashes (tests lower it). */
+  deviceScrypt?: ScryptParams;
+  /** The rollout backend: MQTT desired state, Greengrass deployments, a recorder in tests. */
+  rolloutBackend(env: RolloutBackendEnv): RolloutBackend;
+  /** See RolloutManagerDeps.quietFlushMs. */
+  quietFlushMs?: number;
+  urls?: { http: string; mqtt: string };
+}
+
+export interface Fleet {
+  ctx: FleetContext;
+  /** Flush what the services hold and close the stores, in the reverse order of opening. */
+  close(): Promise<void>;
+}
+
+/**
+ * The fleet's composition root: storage, services and the rollout manager, wired once, for
+ * the service (boot/service.ts adds the broker, the device router and HTTP) and for tests,
+ * which get exactly the service's wiring. A failure at any step closes what was opened.
+ */
+export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
+  const clock = o.clock ?? systemClock;
+  const log = o.log;
+  const down = new Teardown(log);
+  return down.start(async () => {
+    const db = openFleetDb({ path: join(o.dataDir, 'fleet.db'), clock });
+    down.push('database', () => db.close());
+    let artifacts = o.artifacts;
+    if (!artifacts) {
+      const large = await openFsArtifactStore({ dir: join(o.dataDir, 'artifacts') });
+      const small = openSqliteArtifactStore({ path: join(o.dataDir, 'small-artifacts.db') });
+      down.push('small artifact store', () => small.close());
+      // Small blobs (samples) in SQLite, group-committed; large ones (models) as files.
+      artifacts = new TieredArtifactStore({ small, large });
+    }
+    const registry = new ModelRegistry({ db, artifacts, signingKey: o.signingKey });
+    const devices = new DeviceRegistry({ db, ...(o.deviceScrypt ? { scrypt: o.deviceScrypt } : {}) });
+    const ingest = new SampleIngest({ db, artifacts, logger: log.child({ component: 'ingest' }) });
+    down.push('sample ingest', () => ingest.flush());
+    const urls = o.urls ?? { mqtt: '', http: '' };
+    const repo = sqliteRolloutRepo(db);
+    const backend = o.rolloutBackend({ registry, urls, rollout: (id) => rollouts.find(id)?.state ?? null, nextRevision: sqliteRevisions(db), clock, log: log.child({ component: 'rollout-backend' }) });
+    const rollouts: RolloutManager = new RolloutManager({
+      repo,
+      clock,
+      ...(o.quietFlushMs !== undefined ? { quietFlushMs: o.quietFlushMs } : {}),
+      log: log.child({ component: 'rollouts' }),
+      backend,
+      resolveTargets: (selector) =>
+        devices.list({ tags: selector }).map((d): TargetDevice => {
+          const t = d.telemetry;
+          return {
+            id: d.id,
+            active: d.models.active,
+            ...(t && t.model && t.inference.count > 0
+              ? { baseline: { count: t.inference.count, errors: t.inference.errors, latency_p95_ms: t.inference.latency_ms.p95, confidence_mean: t.confidence_mean, outlier_rate: t.outliers.rate } }
+              : {}),
+          };
+        }),
+    });
+    down.push('rollouts', async () => {
+      await rollouts.settled();
+      rollouts.flush();
+    });
+    const ctx: FleetContext = {
+      db,
+      artifacts,
+      registry,
+      devices,
+      ingest,
+      labels: new Labels({ db }),
+      datasets: new Datasets({ db, artifacts }),
+      rollouts,
+      rolloutDecisions: (id, limit) => repo.decisions(id, limit),
+      users: new Users(db),
+      trainingRuns: new TrainingRuns({ db, artifacts }),
+      clock,
+      log,
+      publicKeyPem: o.signingKey.publicKeyPem,
+      urls,
+    };
+    return { ctx, close: () => down.run() };
+  });
+}
