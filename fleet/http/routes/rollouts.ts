@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { parseWith } from '../../../shared/validate.js';
 import type { FleetContext } from '../../context.js';
-import { FleetError } from '../../errors.js';
+import { FleetError, FleetErrors } from '../../errors.js';
 import { commandAllowed, currentGates } from '../../rollouts/index.js';
 import type { RolloutRecord } from '../../rollouts/manager.js';
 import { stagesOf } from '../../rollouts/stages.js';
@@ -44,7 +44,7 @@ const decisionLog = z.array(decision);
 
 /** A rollout with its stages, its gates as they stand now, the commands that apply and its decision log. */
 export function detailOf(ctx: FleetContext, r: RolloutRecord): Detail {
-  const decisions = parseWith(decisionLog, ctx.rolloutDecisions(r.state.id, 200), 'FLEET_STORAGE_FAILED', `decision log of ${r.state.id}`, 507);
+  const decisions = parseWith(decisionLog, ctx.rolloutDecisions(r.state.id, 200), FleetErrors.STORAGE_FAILED, `decision log of ${r.state.id}`);
   return {
     rollout: summaryOf(r),
     state: r.state,
