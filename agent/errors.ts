@@ -7,7 +7,7 @@ import { EdgeloopError, SharedErrors, defineCatalogue, type ErrorOptions, type W
  * the agent's own are sent as `AGENT_<KEY>`.
  */
 export const AgentErrors = defineCatalogue('AGENT', {
-  /** The configuration is invalid (every bad key named in one error; the agent does not start), or a part is used without the configuration it needs (a deployment on an agent without an uplink). */
+  /** The configuration is invalid (every bad key named in one error; the agent does not start), or a part is used without the configuration it needs (a deployment on an agent without an uplink). Never an HTTP answer. */
   CONFIG_INVALID: { status: 500, text: 'configuration is invalid' },
   INPUT_INVALID: SharedErrors.INPUT_INVALID,
   /**

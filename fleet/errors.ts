@@ -13,7 +13,7 @@ export const FleetErrors = defineCatalogue('FLEET', {
   MODEL_HASH_MISMATCH: SharedErrors.MODEL_HASH_MISMATCH,
   SAMPLE_CHUNK_INVALID: SharedErrors.SAMPLE_CHUNK_INVALID,
   SAMPLE_HASH_MISMATCH: SharedErrors.SAMPLE_HASH_MISMATCH,
-  /** `edgeloop pack` (or `packModel`) cannot build the package: the ONNX file, the labels or a golden input does not fit. */
+  /** `edgeloop pack` (or `packModel`, which the local trainer calls too) cannot build the package: the ONNX file, the labels or a golden input does not fit. A CLI error or a failed run's error, never an HTTP answer. */
   PACK_FAILED: { status: 422, text: 'cannot build the model package' },
   KEY_INVALID: { status: 500, text: 'signing key cannot be read' },
   NOT_FOUND: { status: 404, text: 'not found' },
@@ -60,7 +60,7 @@ export const FleetErrors = defineCatalogue('FLEET', {
   STORAGE_FAILED: { status: 507, text: 'fleet storage failed' },
   /** The AWS mode's configuration file (`--aws-config`) is missing, not JSON, or has bad keys (all named). */
   AWS_CONFIG_INVALID: { status: 400, text: 'the AWS configuration is invalid' },
-  /** The fleet could not connect to its MQTT broker at start (a TLS refusal such as an unknown CA, bad credentials, not authorized): the message names the broker URL and the reason, which are logged too; `cause` has the client error. */
+  /** The fleet could not connect to its MQTT broker at start (a TLS refusal such as an unknown CA, bad credentials, not authorized): the message names the broker URL and the reason, which are logged too; `cause` has the client error. The service does not start: never an HTTP answer. */
   BROKER_CONNECT_FAILED: { status: 502, text: 'cannot connect to the MQTT broker' },
   /** A request derived from a rollout plan would break a documented AWS limit, a device id is not a valid thing name, or training parameters do not fit SageMaker's hyperparameter limits; nothing was sent. */
   AWS_LIMIT_EXCEEDED: { status: 422, text: 'the request would exceed a documented AWS limit' },

@@ -124,7 +124,7 @@ export const SharedErrors = defineCatalogue('', {
   MODEL_SIGNATURE_INVALID: { status: 422, text: 'model package signature is missing or invalid' },
   /** ONNX Runtime refuses the model file. */
   MODEL_LOAD_FAILED: { status: 422, text: 'ONNX Runtime could not load the model' },
-  /** The package's golden inputs do not give the expected labels. */
+  /** The package's golden inputs do not give the expected labels (with at least their `min_score`): the on-device smoke test. */
   MODEL_SMOKE_TEST_FAILED: { status: 422, text: 'golden inputs did not give the expected outputs' },
   /** A sample chunk on the wire is malformed. */
   SAMPLE_CHUNK_INVALID: { status: 422, text: 'a sample chunk is malformed' },

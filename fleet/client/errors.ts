@@ -3,8 +3,8 @@ import { FleetErrors } from '../errors.js';
 
 /**
  * Failures that happen on the caller's side of the HTTP API, before or after the server
- * answered. Everything the server refuses keeps the server's own code (`FLEET_FORBIDDEN`,
- * `INPUT_INVALID`...): the client never renames an answer.
+ * answered, so never an HTTP answer themselves. Everything the server refuses keeps the
+ * server's own code (`FLEET_FORBIDDEN`, `INPUT_INVALID`...): the client never renames an answer.
  */
 export const ClientErrors = defineCatalogue('FLEET', {
   /** No URL known, connection refused, DNS failure, timeout: the request never got an answer. */
