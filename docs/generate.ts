@@ -5,12 +5,16 @@
 import { writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { renderConfiguration } from './config-doc.js';
 import { renderErrors } from './errors-doc.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Every generated doc: its path from the repository root and how to render it. */
-export const GENERATED: ReadonlyArray<{ path: string; render: (root: string) => string }> = [{ path: 'docs/errors.md', render: renderErrors }];
+export const GENERATED: ReadonlyArray<{ path: string; render: (root: string) => string }> = [
+  { path: 'docs/errors.md', render: renderErrors },
+  { path: 'docs/configuration.md', render: () => renderConfiguration() },
+];
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   for (const g of GENERATED) {
