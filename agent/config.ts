@@ -13,118 +13,107 @@ const MiB = 1024 * 1024;
 const defaultDeviceId = (): string => hostname().replace(/[^A-Za-z0-9._:-]/g, '-').slice(0, 64) || 'device';
 
 export const agentConfigSchema = z.strictObject({
-  device_id: idString.default(defaultDeviceId),
-  /** Site and free-form tags reported with status (the fleet selects rollout targets by tag). */
-  tags: z.record(z.string(), z.string()).default({}),
-  data_dir: z.string().default('./.data/agent'),
-  /** The fleet's ed25519 public key: a PEM string or a path to a PEM file. */
-  fleet_public_key: z.string().optional(),
-  /** This device's bearer token for the fleet's HTTP API (model downloads). */
-  fleet_token: z.string().optional(),
-  /** Accept unsigned packages (development only; a device in the field should never set this). */
-  allow_unsigned: z.boolean().default(false),
+  device_id: idString.default(defaultDeviceId).meta({ description: 'Id in topics, samples and telemetry.', defaultText: 'the host name (characters outside `A-Za-z0-9._:-` become `-`)' }),
+  tags: z.record(z.string(), z.string()).default({}).describe('Free-form tags (site, hardware) reported with status; the fleet selects rollout targets by tag.'),
+  data_dir: z.string().default('./.data/agent').describe('Queue database and model store.'),
+  fleet_public_key: z.string().optional().describe("The fleet's ed25519 public key, a PEM string or a PEM file: packages must be signed by this key."),
+  fleet_token: z.string().optional().describe("This device's bearer token for the fleet's HTTP API (model downloads)."),
+  allow_unsigned: z.boolean().default(false).describe('Accept unsigned packages (development only; a device in the field should never set this).'),
   models: z
     .strictObject({
-      /** A package directory installed and activated at start when no model is active yet. */
-      initial: z.string().optional(),
-      /** Installed versions kept beside active and previous. */
-      keep: z.number().int().nonnegative().default(1),
+      initial: z.string().optional().describe('A package directory installed and activated at start when no model is active yet.'),
+      keep: z.number().int().nonnegative().default(1).describe('Installed versions kept besides the active and the previous one.'),
     })
     .prefault({}),
   inference: z
     .strictObject({
-      workers: z.number().int().positive().max(16).default(1),
-      /** 0 = ONNX Runtime's default (physical cores). On 2-core devices leave room for sharp. */
-      intra_op_threads: z.number().int().nonnegative().default(0),
-      inter_op_threads: z.number().int().nonnegative().default(1),
-      graph_optimization: z.enum(['disabled', 'basic', 'extended', 'all']).default('all'),
-      /** Tried in order; CPU is the fallback when an accelerator is missing. */
-      execution_providers: z.array(z.string()).min(1).default(['cpu']),
-      /** Thread spinning burns idle CPU after each run; off unless latency matters more than power. */
-      allow_spinning: z.boolean().default(false),
-      max_batch: z.number().int().positive().max(256).default(1),
-      batch_window_ms: z.number().nonnegative().max(1000).default(0),
-      max_pending: z.number().int().positive().default(256),
-      warmup_runs: z.number().int().nonnegative().default(3),
+      workers: z.number().int().positive().max(16).default(1).describe('Inference worker threads, each with its own ONNX Runtime session.'),
+      intra_op_threads: z
+        .number()
+        .int()
+        .nonnegative()
+        .default(0)
+        .meta({ description: 'ONNX Runtime intra-op threads per session; 0 = the host\'s CPU count, at most 4. On 2-core devices leave room for sharp.', defaultText: '`0`: the CPU count, at most 4' }),
+      inter_op_threads: z.number().int().nonnegative().default(1).describe('ONNX Runtime inter-op threads per session.'),
+      graph_optimization: z.enum(['disabled', 'basic', 'extended', 'all']).default('all').describe('ONNX Runtime graph optimisation level.'),
+      execution_providers: z.array(z.string()).min(1).default(['cpu']).describe('ONNX Runtime execution providers, tried in order; CPU is the fallback when an accelerator is missing.'),
+      allow_spinning: z.boolean().default(false).describe('ONNX Runtime thread spinning: burns idle CPU after each run; off unless latency matters more than power.'),
+      max_batch: z.number().int().positive().max(256).default(1).describe('Micro-batch size when requests queue up.'),
+      batch_window_ms: z.number().nonnegative().max(1000).default(0).describe('How long a lone request may wait for company (ms).'),
+      max_pending: z.number().int().positive().default(256).describe('Requests waiting for inference before more are refused with `AGENT_ENGINE_OVERLOADED`.'),
+      warmup_runs: z.number().int().nonnegative().default(3).describe('Inference runs at model load, before serving.'),
     })
     .prefault({}),
-  /** Overrides of the manifest's outlier policy, key by key. */
-  outlier: outlierPolicy.partial().default({}),
+  outlier: outlierPolicy
+    .partial()
+    .default({})
+    .meta({ description: "Overrides of the model manifest's outlier policy, key by key: a key left out keeps the manifest's value.", keysDefaultText: "the manifest's" }),
   queue: z
     .strictObject({
-      quota_bytes: z.number().int().positive().default(256 * MiB),
-      /** FULL: an acknowledged capture survives power loss. NORMAL: survives a process crash only. */
-      synchronous: z.enum(['FULL', 'NORMAL']).default('FULL'),
+      quota_bytes: z.number().int().positive().default(256 * MiB).describe('Payload bytes kept before eviction (default 256 MiB).'),
+      synchronous: z.enum(['FULL', 'NORMAL']).default('FULL').describe('SQLite `synchronous` of the queue: `FULL`, an acknowledged capture survives power loss; `NORMAL`, only a process crash.'),
     })
     .prefault({}),
   uplink: z
     .strictObject({
-      kind: z.enum(['mqtt', 'none']).default('none'),
-      url: z.string().default('mqtt://127.0.0.1:1883'),
-      client_id: z.string().optional(),
-      username: z.string().optional(),
-      password: z.string().optional(),
-      /** PEM file paths for mTLS (AWS IoT Core). */
-      ca_file: z.string().optional(),
-      cert_file: z.string().optional(),
-      key_file: z.string().optional(),
-      keepalive_s: z.number().int().positive().default(30),
-      /** Unacknowledged QoS 1 publishes in flight (AWS IoT Core allows 100). */
-      max_inflight: z.number().int().positive().max(100).default(50),
-      /** AWS IoT Core: 100 publishes/s per connection. */
-      max_publishes_per_s: z.number().positive().default(100),
-      /** AWS IoT Core: 128 KB per message (hard limit). */
-      max_message_bytes: z.number().int().positive().max(128 * 1024).default(128 * 1024),
-      /** 0 = no cap. */
-      bandwidth_bytes_per_s: z.number().nonnegative().default(0),
-      backoff_initial_ms: z.number().int().positive().default(1000),
-      backoff_max_ms: z.number().int().positive().default(60_000),
-      /** fleet: delete a sample when the fleet acknowledges it stored it; puback: when the broker has it. */
-      ack_mode: z.enum(['fleet', 'puback']).default('fleet'),
-      ack_timeout_ms: z.number().int().positive().default(30_000),
-      telemetry_interval_s: z.number().positive().default(10),
+      kind: z.enum(['mqtt', 'none']).default('none').describe('`mqtt`: samples, telemetry and status go to the fleet over MQTT; `none`: no uplink.'),
+      url: z.string().default('mqtt://127.0.0.1:1883').describe('Broker URL (`mqtts://` for AWS IoT Core).'),
+      client_id: z.string().optional().meta({ description: 'MQTT client id.', defaultText: '`device_id`' }),
+      username: z.string().optional().describe('Broker user name.'),
+      password: z.string().optional().describe('Broker password.'),
+      ca_file: z.string().optional().describe('CA certificate PEM file for mTLS (AWS IoT Core).'),
+      cert_file: z.string().optional().describe('Device certificate PEM file for mTLS (AWS IoT Core).'),
+      key_file: z.string().optional().describe('Device private key PEM file for mTLS (AWS IoT Core).'),
+      keepalive_s: z.number().int().positive().default(30).describe('MQTT keepalive (seconds).'),
+      max_inflight: z.number().int().positive().max(100).default(50).describe('Unacknowledged QoS 1 publishes in flight (AWS IoT Core allows 100).'),
+      max_publishes_per_s: z.number().positive().default(100).describe('Publish-rate cap (AWS IoT Core: 100 publishes/s per connection).'),
+      max_message_bytes: z.number().int().positive().max(128 * 1024).default(128 * 1024).describe('Message size cap; larger samples are chunked (AWS IoT Core: 128 KB per message, a hard limit).'),
+      bandwidth_bytes_per_s: z.number().nonnegative().default(0).describe('Uplink bandwidth cap; 0 = no cap.'),
+      backoff_initial_ms: z.number().int().positive().default(1000).describe('First reconnect delay (ms); reconnect backoff uses full jitter.'),
+      backoff_max_ms: z.number().int().positive().default(60_000).describe('Longest reconnect delay (ms).'),
+      ack_mode: z.enum(['fleet', 'puback']).default('fleet').describe('When a sample is deleted from the queue: `fleet`, when the fleet acknowledges it stored it; `puback`, when the broker has it.'),
+      ack_timeout_ms: z.number().int().positive().default(30_000).describe('A sample whose ack did not come within this time (ms) is sent again.'),
+      telemetry_interval_s: z.number().positive().default(10).describe('Telemetry period (seconds).'),
     })
     .prefault({}),
   http: z
     .strictObject({
-      enabled: z.boolean().default(true),
-      host: z.string().default('127.0.0.1'),
-      /** 0 picks a free port (printed at start). */
-      port: z.number().int().min(0).max(65535).default(8080),
-      max_body_bytes: z.number().int().positive().default(16 * MiB),
+      enabled: z.boolean().default(true).describe('Serve the local HTTP API (`/v1/infer`, `/healthz`, `/metrics`).'),
+      host: z.string().default('127.0.0.1').describe('Address the local API listens on.'),
+      port: z.number().int().min(0).max(65535).default(8080).describe('Port of the local API; 0 picks a free port (printed at start).'),
+      max_body_bytes: z.number().int().positive().default(16 * MiB).describe('Larger request bodies get 413 `PAYLOAD_TOO_LARGE` (default 16 MiB).'),
     })
     .prefault({}),
   watch: z
     .strictObject({
-      enabled: z.boolean().default(false),
-      dir: z.string().default('./.data/agent/incoming'),
-      /** Results, one JSON line per file. */
-      results_file: z.string().optional(),
-      after: z.enum(['move', 'delete']).default('move'),
-      processed_dir: z.string().optional(),
-      failed_dir: z.string().optional(),
-      poll_ms: z.number().int().positive().default(500),
-      extensions: z.array(z.string()).default(['.jpg', '.jpeg', '.png', '.webp']),
-      concurrency: z.number().int().positive().default(2),
+      enabled: z.boolean().default(false).describe('Watch a directory for input files.'),
+      dir: z.string().default('./.data/agent/incoming').describe('The watched directory.'),
+      results_file: z.string().optional().meta({ description: 'Results, one JSON line per file.', defaultText: '`<dir>/results.jsonl`' }),
+      after: z.enum(['move', 'delete']).default('move').describe('What happens to a processed file: `move` to `processed_dir`, or `delete`.'),
+      processed_dir: z.string().optional().meta({ description: 'Where processed files are moved (`after: move`).', defaultText: '`<dir>/processed`' }),
+      failed_dir: z.string().optional().meta({ description: 'Where files that cannot be decoded go.', defaultText: '`<dir>/failed`' }),
+      poll_ms: z.number().int().positive().default(500).describe('How often the directory is scanned (ms).'),
+      extensions: z.array(z.string()).default(['.jpg', '.jpeg', '.png', '.webp']).describe('File extensions picked up (case-insensitive).'),
+      concurrency: z.number().int().positive().default(2).describe('Files processed at once.'),
     })
     .prefault({}),
   local_mqtt: z
     .strictObject({
-      enabled: z.boolean().default(false),
-      url: z.string().default('mqtt://127.0.0.1:1883'),
-      request_topic: z.string().default('edgeloop/local/infer'),
-      result_topic: z.string().default('edgeloop/local/results'),
+      enabled: z.boolean().default(false).describe('Take inference requests from a local MQTT broker.'),
+      url: z.string().default('mqtt://127.0.0.1:1883').describe('URL of the local broker.'),
+      request_topic: z.string().default('edgeloop/local/infer').describe('Topic of inference requests.'),
+      result_topic: z.string().default('edgeloop/local/results').describe('Where answers go unless a request names its `reply_to`.'),
     })
     .prefault({}),
-  /** Greengrass mode only: inference requests from other components over IPC pub/sub (topics must match the recipe's pubsub policy). */
   ipc_pubsub: z
     .strictObject({
-      enabled: z.boolean().default(true),
-      request_topic: z.string().default('edgeloop/local/infer'),
-      result_topic: z.string().default('edgeloop/local/results'),
+      enabled: z.boolean().default(true).describe('Take inference requests from other components over IPC pub/sub.'),
+      request_topic: z.string().default('edgeloop/local/infer').describe('Topic of inference requests.'),
+      result_topic: z.string().default('edgeloop/local/results').describe('Where answers go unless a request names its `reply_to`.'),
     })
-    .prefault({}),
-  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+    .prefault({})
+    .describe("Greengrass mode only: inference requests from other components over IPC pub/sub (the topics must be allowed by the recipe's `aws.greengrass.ipc.pubsub` policy)."),
+  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino level; logs are JSON on stderr.') }).prefault({}),
 });
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;

@@ -1,47 +1,65 @@
-import { EdgeloopError, sideCode } from '../shared/errors.js';
+import { EdgeloopError, SharedErrors, defineCatalogue, type ErrorOptions, type WireCodeOf } from '../shared/errors.js';
 
 /**
  * The agent's error catalogue. Codes are stable: scripts and the fleet match on them.
- * `status` is the HTTP status the local API answers with.
+ * `status` is the HTTP status the local API answers with, `exit` (default 1) the CLI's exit
+ * code. Shared codes are referenced from shared/errors.ts and keep their unprefixed code;
+ * the agent's own are sent as `AGENT_<KEY>`.
  */
-export const AgentErrors = {
+export const AgentErrors = defineCatalogue('AGENT', {
+  /** The configuration is invalid (every bad key named in one error; the agent does not start), or a part is used without the configuration it needs (a deployment on an agent without an uplink). Never an HTTP answer. */
   CONFIG_INVALID: { status: 500, text: 'configuration is invalid' },
-  INPUT_INVALID: { status: 400, text: 'input is malformed' },
-  IMAGE_DECODE_FAILED: { status: 422, text: 'image could not be decoded' },
-  TENSOR_SHAPE_MISMATCH: { status: 422, text: 'tensor does not match the model input' },
-  UNSUPPORTED_MEDIA_TYPE: { status: 415, text: 'content type is not supported' },
-  PAYLOAD_TOO_LARGE: { status: 413, text: 'payload too large' },
+  INPUT_INVALID: SharedErrors.INPUT_INVALID,
+  /**
+   * An inference request on the Greengrass IPC pub/sub input is malformed. The HTTP and local
+   * MQTT inputs answer `INPUT_INVALID` for the same fault; this input has always answered
+   * `AGENT_INPUT_INVALID`, and components that call it match on that code.
+   */
+  IPC_REQUEST_INVALID: { code: 'AGENT_INPUT_INVALID', status: 400, text: 'inference request is malformed' },
+  IMAGE_DECODE_FAILED: SharedErrors.IMAGE_DECODE_FAILED,
+  TENSOR_SHAPE_MISMATCH: SharedErrors.TENSOR_SHAPE_MISMATCH,
+  UNSUPPORTED_MEDIA_TYPE: SharedErrors.UNSUPPORTED_MEDIA_TYPE,
+  PAYLOAD_TOO_LARGE: SharedErrors.PAYLOAD_TOO_LARGE,
+  /** No model is active yet. */
   MODEL_NOT_LOADED: { status: 503, text: 'no model is active' },
-  MODEL_PACKAGE_INVALID: { status: 422, text: 'model package is invalid' },
-  MODEL_HASH_MISMATCH: { status: 422, text: 'a model file does not match its sha256' },
-  MODEL_SIGNATURE_INVALID: { status: 422, text: 'model package signature is missing or invalid' },
-  MODEL_LOAD_FAILED: { status: 422, text: 'ONNX Runtime could not load the model' },
-  MODEL_SMOKE_TEST_FAILED: { status: 422, text: 'golden inputs did not give the expected outputs' },
+  MODEL_PACKAGE_INVALID: SharedErrors.MODEL_PACKAGE_INVALID,
+  MODEL_HASH_MISMATCH: SharedErrors.MODEL_HASH_MISMATCH,
+  MODEL_SIGNATURE_INVALID: SharedErrors.MODEL_SIGNATURE_INVALID,
+  MODEL_LOAD_FAILED: SharedErrors.MODEL_LOAD_FAILED,
+  MODEL_SMOKE_TEST_FAILED: SharedErrors.MODEL_SMOKE_TEST_FAILED,
   MODEL_VERSION_UNKNOWN: { status: 404, text: 'model version is not installed' },
   INFERENCE_FAILED: { status: 500, text: 'inference failed' },
+  /** More than `inference.max_pending` requests are waiting. */
   ENGINE_OVERLOADED: { status: 503, text: 'too many requests are waiting for inference' },
   ENGINE_CLOSED: { status: 503, text: 'the inference engine is shut down' },
   QUEUE_FULL: { status: 507, text: 'the sample queue is full' },
+  /** One sample is larger than the whole queue quota (`queue.quota_bytes`). */
   QUEUE_ITEM_TOO_LARGE: { status: 413, text: 'the item is larger than the queue quota' },
+  /** Disk full, read-only or corrupt storage (an inference still answers with its result; its capture is counted as failed). */
   STORAGE_FAILED: { status: 507, text: 'local storage failed' },
   UPLINK_MESSAGE_TOO_LARGE: { status: 413, text: 'message exceeds the uplink limit' },
   UPLINK_DISCONNECTED: { status: 503, text: 'the uplink is not connected' },
   UPLINK_PUBLISH_FAILED: { status: 502, text: 'the broker did not accept the message' },
   UPLINK_CLOSED: { status: 503, text: 'the uplink is closed' },
   UPLINK_SUBSCRIBE_REFUSED: { status: 500, text: 'the broker refused a subscription' },
+  /** Only one of `SVCUID` and `AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT` is set. */
   GREENGRASS_ENV_INCOMPLETE: { status: 500, text: 'the Greengrass nucleus environment is incomplete (SVCUID and the IPC socket path go together)' },
+  /** The IPC connection to the nucleus was refused, or an IPC call failed. */
   GREENGRASS_IPC_FAILED: { status: 503, text: 'a Greengrass IPC call to the nucleus failed' },
+  /** The component configuration does not validate (every bad key named; a deployment is answered REJECTED). */
   GREENGRASS_CONFIG_INVALID: { status: 422, text: 'the component configuration is invalid' },
   NOT_FOUND: { status: 404, text: 'not found' },
   METHOD_NOT_ALLOWED: { status: 405, text: 'method not allowed' },
-} as const;
+});
 
 export type AgentErrorCode = keyof typeof AgentErrors;
+/** Every code the agent's catalogue sends (`AGENT_QUEUE_FULL`, `INPUT_INVALID`...). */
+export type AgentWireCode = WireCodeOf<typeof AgentErrors>;
 
 export class AgentError extends EdgeloopError {
-  constructor(code: AgentErrorCode, message?: string, opts: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+  constructor(code: AgentErrorCode, message?: string, opts: ErrorOptions = {}) {
     const entry = AgentErrors[code];
-    super(sideCode('AGENT', code), message ?? entry.text, { status: entry.status, ...opts });
+    super(entry.code, message ?? entry.text, { status: entry.status, exit: entry.exit, ...opts });
     this.name = 'AgentError';
   }
 }

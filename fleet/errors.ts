@@ -1,24 +1,30 @@
-import { EdgeloopError, sideCode } from '../shared/errors.js';
+import { EdgeloopError, ExitCode, SharedErrors, defineCatalogue, type ErrorOptions, type WireCodeOf } from '../shared/errors.js';
 
 /**
  * The fleet's error catalogue; model/input codes are shared with the agent (no prefix),
- * every other code is sent as `FLEET_<CODE>`. `status` is the HTTP status the API answers with.
+ * every other code is sent as `FLEET_<CODE>`. `status` is the HTTP status the API answers with,
+ * `exit` (default 1) the CLI's exit code.
  */
-export const FleetErrors = {
-  USAGE: { status: 400, text: 'invalid command-line usage' },
-  INPUT_INVALID: { status: 400, text: 'input is invalid' },
-  MODEL_PACKAGE_INVALID: { status: 422, text: 'model package is invalid' },
-  MODEL_HASH_MISMATCH: { status: 422, text: 'a model file does not match its sha256' },
-  SAMPLE_CHUNK_INVALID: { status: 422, text: 'a sample chunk is malformed' },
-  SAMPLE_HASH_MISMATCH: { status: 422, text: 'a sample blob does not match its sha256' },
+export const FleetErrors = defineCatalogue('FLEET', {
+  /** Bad usage of the fleet CLI found by its own checks (a missing flag, flags that do not go together; a `--dry-run` fleet asked to train on SageMaker); flags that do not parse are the shared `USAGE`. */
+  USAGE: { status: 400, exit: ExitCode.USAGE, text: 'invalid command-line usage' },
+  INPUT_INVALID: SharedErrors.INPUT_INVALID,
+  MODEL_PACKAGE_INVALID: SharedErrors.MODEL_PACKAGE_INVALID,
+  MODEL_HASH_MISMATCH: SharedErrors.MODEL_HASH_MISMATCH,
+  SAMPLE_CHUNK_INVALID: SharedErrors.SAMPLE_CHUNK_INVALID,
+  SAMPLE_HASH_MISMATCH: SharedErrors.SAMPLE_HASH_MISMATCH,
+  /** `edgeloop pack` (or `packModel`, which the local trainer calls too) cannot build the package: the ONNX file, the labels or a golden input does not fit. A CLI error or a failed run's error, never an HTTP answer. */
   PACK_FAILED: { status: 422, text: 'cannot build the model package' },
   KEY_INVALID: { status: 500, text: 'signing key cannot be read' },
   NOT_FOUND: { status: 404, text: 'not found' },
-  /** Authentication of a device (MQTT password, HTTP bearer token) failed. Never says which part was wrong. */
+  /** A missing or invalid bearer token, or device credentials (MQTT password, HTTP bearer token) that do not authenticate. Never says which part was wrong. */
   AUTH_FAILED: { status: 401, text: 'authentication failed' },
+  /** The role does not allow the call (a labeler creating a rollout). */
   FORBIDDEN: { status: 403, text: 'the role does not allow this' },
+  /** A rollout command that does not apply in the rollout's state, or a second active rollout to the same target. */
   CONFLICT: { status: 409, text: 'the request conflicts with the current state' },
   DEVICE_UNKNOWN: { status: 404, text: 'no such device' },
+  /** Device ids are unique: a device with this id is already registered. */
   DEVICE_EXISTS: { status: 409, text: 'a device with this id is already registered' },
   /** A sample's meta names another device than the one that sent it. */
   SAMPLE_DEVICE_MISMATCH: { status: 403, text: 'a device may only send its own samples' },
@@ -35,16 +41,16 @@ export const FleetErrors = {
   /** A training run of the model is already running: one at a time per model. */
   TRAINING_IN_PROGRESS: { status: 409, text: 'a training run of this model is already running' },
   TRAINER_UNKNOWN: { status: 400, text: 'no such trainer' },
-  /** The trainer failed or produced no valid package; the run is recorded as failed with this error. */
+  /** The trainer failed, produced no valid package, or wrote another name/version; the run is recorded as failed with this error. */
   TRAINING_FAILED: { status: 500, text: 'the training run failed' },
-  /** A trainer ran past its time limit and was stopped. */
+  /** A trainer ran past its time limit (a `command` trainer's `timeoutMs`) and was stopped: its process group gets SIGTERM, then SIGKILL after a grace. */
   TRAINING_TIMEOUT: { status: 504, text: 'the training run timed out' },
   /** A training run was cancelled (AbortSignal: Ctrl-C, service shutdown). */
   TRAINING_ABORTED: { status: 499, text: 'the training run was aborted' },
-  /** The trainer finished but its output directory is not a valid model package (manifest, hashes, ONNX). */
+  /** The trainer finished but its output directory is not a valid model package; every problem is listed (manifest schema, name/version, labels, a missing file or sha256 mismatch, ONNX Runtime refusing the model). */
   TRAINING_OUTPUT_INVALID: { status: 422, text: 'the trainer output is not a valid model package' },
   TRAINING_RUN_NOT_FOUND: { status: 404, text: 'no such training run' },
-  /** The learning loop's configuration file (`serve --training`) is missing, not JSON, or has bad keys (all named). */
+  /** The learning loop's configuration file (`serve --training`) is missing, not JSON, or has bad keys (all named, trainers the mode cannot build included). */
   TRAINING_CONFIG_INVALID: { status: 400, text: 'the training configuration is invalid' },
   /** A model could not be evaluated on the holdouts (ORT refused it, an input did not decode). */
   EVALUATION_FAILED: { status: 422, text: 'the model could not be evaluated' },
@@ -52,24 +58,26 @@ export const FleetErrors = {
   BASE_SET_INVALID: { status: 422, text: 'the base training set reference is invalid' },
   /** The fleet database or artifact store failed (disk full, I/O error, schema from a newer fleet). */
   STORAGE_FAILED: { status: 507, text: 'fleet storage failed' },
-  /** The AWS mode's configuration file is missing, not JSON, or has bad keys (all named). */
+  /** The AWS mode's configuration file (`--aws-config`) is missing, not JSON, or has bad keys (all named). */
   AWS_CONFIG_INVALID: { status: 400, text: 'the AWS configuration is invalid' },
-  /** The fleet could not connect to its MQTT broker at start (a TLS refusal such as an unknown CA, bad credentials); `cause` has the client error. */
+  /** The fleet could not connect to its MQTT broker at start (a TLS refusal such as an unknown CA, bad credentials, not authorized): the message names the broker URL and the reason, which are logged too; `cause` has the client error. The service does not start: never an HTTP answer. */
   BROKER_CONNECT_FAILED: { status: 502, text: 'cannot connect to the MQTT broker' },
-  /** A request derived from a rollout plan would break a documented AWS limit; nothing was sent. */
+  /** A request derived from a rollout plan would break a documented AWS limit, a device id is not a valid thing name, or training parameters do not fit SageMaker's hyperparameter limits; nothing was sent. */
   AWS_LIMIT_EXCEEDED: { status: 422, text: 'the request would exceed a documented AWS limit' },
-  /** An AWS API call failed (throttled past retries, access denied, service error); `cause` has the SDK error. */
+  /** An AWS API call failed (throttled past retries, access denied, service error); the message names the command, `cause` has the SDK error. */
   AWS_CALL_FAILED: { status: 502, text: 'an AWS API call failed' },
   /** A SageMaker Neo compilation job ended FAILED or STOPPED (training jobs fail as TRAINING_FAILED, like every trainer). */
   AWS_JOB_FAILED: { status: 502, text: 'a SageMaker Neo compilation job did not complete' },
-} as const;
+});
 
 export type FleetErrorCode = keyof typeof FleetErrors;
+/** Every code the fleet's catalogue sends (`FLEET_DEVICE_UNKNOWN`, `INPUT_INVALID`...). */
+export type FleetWireCode = WireCodeOf<typeof FleetErrors>;
 
 export class FleetError extends EdgeloopError {
-  constructor(code: FleetErrorCode, message?: string, opts: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+  constructor(code: FleetErrorCode, message?: string, opts: ErrorOptions = {}) {
     const entry = FleetErrors[code];
-    super(sideCode('FLEET', code), message ?? entry.text, { status: entry.status, ...opts });
+    super(entry.code, message ?? entry.text, { status: entry.status, exit: entry.exit, ...opts });
     this.name = 'FleetError';
   }
 }

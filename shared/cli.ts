@@ -1,5 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { EdgeloopError, errorLine, isEdgeloopError } from './errors.js';
+import { errorLine, exitCodeOf, ExitCode, sharedError, SharedErrors } from './errors.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -8,7 +8,7 @@ export function parseFlags<T extends Options>(argv: string[], options: T, usage:
   try {
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new EdgeloopError('USAGE', `${(err as Error).message}\n\n${usage}`, { status: 2 });
+    throw sharedError('USAGE', `${(err as Error).message}\n\n${usage}`);
   }
 }
 
@@ -26,11 +26,11 @@ export const processIo: Io = {
 export function numberFlag(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n)) throw new EdgeloopError('USAGE', `--${name} expects a number, got ${v}`, { status: 2 });
+  if (!Number.isFinite(n)) throw sharedError('USAGE', `--${name} expects a number, got ${v}`);
   return n;
 }
 
-/** Run a CLI `main` as the process entry: its result becomes the exit code. */
+/** Run a CLI `main` as the process entry: its result becomes the exit code (an escaped error: its catalogue exit code). */
 export function runMain(main: (argv: string[]) => Promise<number>): void {
   main(process.argv.slice(2)).then(
     (code) => {
@@ -38,7 +38,7 @@ export function runMain(main: (argv: string[]) => Promise<number>): void {
     },
     (err: unknown) => {
       console.error(err instanceof Error ? err.stack : err);
-      process.exitCode = 1;
+      process.exitCode = exitCodeOf(err);
     },
   );
 }
@@ -47,27 +47,27 @@ export type Command = (argv: string[], io: Io) => Promise<number>;
 
 /**
  * A CLI as a dispatch table: `--help`, `--version`, unknown commands, and the one place where
- * an error becomes a one-line `CODE: message` and an exit code (2 = usage, 1 = failure).
+ * an error becomes a one-line `CODE: message` and its catalogue exit code (2 = usage, 1 = failure).
  */
 export async function dispatch(argv: string[], io: Io, cli: { help: string; version?: string; commands: Record<string, Command> }): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
       io.out(cli.help);
-      return cmd ? 0 : 2;
+      return cmd ? ExitCode.OK : SharedErrors.USAGE.exit;
     }
     if ((cmd === '--version' || cmd === '-v') && cli.version) {
       io.out(cli.version);
-      return 0;
+      return ExitCode.OK;
     }
     const run = Object.hasOwn(cli.commands, cmd) ? cli.commands[cmd] : undefined;
     if (!run) {
-      io.err(`USAGE: unknown command '${cmd}'\n\n${cli.help}`);
-      return 2;
+      io.err(`${SharedErrors.USAGE.code}: unknown command '${cmd}'\n\n${cli.help}`);
+      return SharedErrors.USAGE.exit;
     }
     return await run(rest, io);
   } catch (err) {
     io.err(errorLine(err));
-    return isEdgeloopError(err) && /(^|_)USAGE$/.test(err.code) ? 2 : 1;
+    return exitCodeOf(err);
   }
 }

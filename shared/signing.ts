@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { EdgeloopError } from './errors.js';
+import { sharedError } from './errors.js';
 import { sha256Hex } from './ids.js';
 import type { ManifestSignature } from './schemas/manifest.js';
 
@@ -62,7 +62,7 @@ export function signManifest<T extends Record<string, unknown>>(manifest: T, pri
 export function verifyManifestSignature(manifest: Record<string, unknown>, publicKeyPem: string): void {
   const sig = manifest.signature as Partial<ManifestSignature> | undefined;
   const fail = (why: string): never => {
-    throw new EdgeloopError('MODEL_SIGNATURE_INVALID', `model package signature invalid: ${why}`, { status: 422 });
+    throw sharedError('MODEL_SIGNATURE_INVALID', `model package signature invalid: ${why}`);
   };
   if (!sig || typeof sig !== 'object') return fail('the manifest is not signed');
   if (sig.alg !== 'ed25519' || typeof sig.value !== 'string') return fail('unsupported signature algorithm');
@@ -70,7 +70,7 @@ export function verifyManifestSignature(manifest: Record<string, unknown>, publi
   try {
     key = createPublicKey(publicKeyPem);
   } catch (err) {
-    throw new EdgeloopError('MODEL_SIGNATURE_INVALID', 'the configured fleet public key cannot be read', { status: 500, cause: err });
+    throw sharedError('MODEL_SIGNATURE_INVALID', 'the configured fleet public key cannot be read', { status: 500, cause: err });
   }
   const expectedKeyId = keyIdOf(key);
   if (sig.key_id !== expectedKeyId) return fail(`signed by key ${String(sig.key_id).slice(0, 12)}..., expected ${expectedKeyId.slice(0, 12)}...`);

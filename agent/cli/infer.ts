@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import type { Logger } from 'pino';
-import { errorLine, isEdgeloopError } from '../../shared/errors.js';
+import { errorLine, exitCodeOf, isEdgeloopError, type ExitCode } from '../../shared/errors.js';
 import { seededRandom, systemClock } from '../../shared/ids.js';
 import { inferRequest, type InferResult } from '../../shared/schemas/index.js';
 import { parseJsonWith } from '../../shared/validate.js';
@@ -20,7 +20,8 @@ export interface OneShotOptions {
   log: Logger;
 }
 
-export type OneShotLine = { file: string; ok: true; result: InferResult } | { file: string; ok: false; code: string; message: string };
+/** A failed input carries its error's code and the exit code its catalogue entry gives. */
+export type OneShotLine = { file: string; ok: true; result: InferResult } | { file: string; ok: false; code: string; message: string; exit: ExitCode };
 
 /** A file -> model input: `.json` holds a tensor (or an inference request), anything else is an image. */
 async function fileInput(file: string): Promise<ModelInput> {
@@ -59,7 +60,7 @@ export async function* inferFiles(o: OneShotOptions): AsyncGenerator<OneShotLine
         for (const result of results) yield { file, ok: true, result };
       } catch (err) {
         const code = isEdgeloopError(err) ? err.code : (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'INPUT_INVALID' : 'INTERNAL';
-        yield { file, ok: false, code, message: errorLine(err).replace(/^[A-Z_]+: /, '') };
+        yield { file, ok: false, code, message: errorLine(err).replace(/^[A-Z_]+: /, ''), exit: exitCodeOf(err) };
       }
     }
   } finally {

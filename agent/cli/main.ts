@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { dispatch, numberFlag, parseFlags, processIo, type Io } from '../../shared/cli.js';
+import { ExitCode, sharedError, SharedErrors } from '../../shared/errors.js';
 import { Agent } from '../agent.js';
 import { loadAgentConfig } from '../config.js';
 import { detectGreengrass } from '../greengrass/env.js';
@@ -85,14 +86,13 @@ async function inferCmd(argv: string[], io: Io): Promise<number> {
     return 0;
   }
   if (!values.model || positionals.length === 0) {
-    io.err(`USAGE: --model DIR and at least one FILE are required\n\n${INFER_HELP}`);
-    return 2;
+    throw sharedError('USAGE', `--model DIR and at least one FILE are required\n\n${INFER_HELP}`);
   }
   const log = createLogger(process.env.EDGELOOP_LOG_LEVEL ?? 'warn');
-  let failed = 0;
+  let exit: number = ExitCode.OK;
   for await (const line of inferFiles({ modelDir: values.model, files: positionals, allowUnsigned: values['allow-unsigned'] ?? false, publicKeyFile: values['public-key'], threads: numberFlag(values.threads, 'threads'), log })) {
     if (!line.ok) {
-      failed++;
+      exit = Math.max(exit, line.exit);
       io.err(`error ${line.file} ${line.code}: ${line.message}`);
       if (values.json) io.out(JSON.stringify({ file: line.file, error: { code: line.code, message: line.message } }));
       continue;
@@ -105,7 +105,7 @@ async function inferCmd(argv: string[], io: Io): Promise<number> {
       io.out(`${line.file}: ${r.label} (${r.score.toFixed(3)})${alt ? ` [next: ${alt}]` : ''} ${r.latency_ms.toFixed(1)} ms${r.outlier.reasons.length ? ` outlier: ${r.outlier.reasons.join(',')}` : ''}`);
     }
   }
-  return failed ? 1 : 0;
+  return exit;
 }
 
 async function queueCmd(argv: string[], io: Io): Promise<number> {
@@ -113,7 +113,7 @@ async function queueCmd(argv: string[], io: Io): Promise<number> {
   const { values } = parseFlags(rest, { data: { type: 'string', short: 'd' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, QUEUE_HELP);
   if (values.help || sub !== 'stats' || !values.data) {
     (values.help ? io.out : io.err)(QUEUE_HELP);
-    return values.help ? 0 : 2;
+    return values.help ? ExitCode.OK : SharedErrors.USAGE.exit;
   }
   {
     const s = readQueueStats(join(values.data, 'queue.db'));

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { inferRequest, type InferResult } from '../../shared/schemas/index.js';
 import { parseWith } from '../../shared/validate.js';
+import { AgentErrors } from '../errors.js';
 import { answerMessageRequest } from '../inputs/infer-request.js';
 import type { ModelInput } from '../model/runtime.js';
 import type { InferContext } from '../service.js';
@@ -53,7 +54,7 @@ export class GreengrassPubsubInput {
     // Known before validation, so even a rejected request's error reply can be matched by the caller.
     const rawId = (body as { request_id?: unknown } | null)?.request_id;
     const ok = await answerMessageRequest({
-      parse: () => parseWith(inferRequest, body, 'AGENT_INPUT_INVALID', 'inference request'),
+      parse: () => parseWith(inferRequest, body, AgentErrors.IPC_REQUEST_INVALID, 'inference request'),
       rawRequestId: typeof rawId === 'string' ? rawId.slice(0, 128) : undefined,
       resultTopic: this.opts.resultTopic,
       source: 'ipc',

@@ -42,7 +42,7 @@ export function bodyToInput(contentType: string, body: Buffer): { input: ModelIn
   const type = contentType.split(';')[0]!.trim().toLowerCase();
   if (IMAGE_TYPES.has(type)) return { input: { kind: 'image', bytes: body } };
   if (type === 'application/json') {
-    const r = parseJsonWith(inferRequest, body, 'INPUT_INVALID', 'inference request', 400);
+    const r = parseJsonWith(inferRequest, body, 'INPUT_INVALID', 'inference request');
     const input: ModelInput = r.image_b64 !== undefined ? { kind: 'image', bytes: Buffer.from(r.image_b64, 'base64') } : { kind: 'tensor', tensor: r.tensor!, shape: r.shape };
     return { input, requestId: r.request_id };
   }

@@ -29,18 +29,23 @@ import type { Trainer } from '../app/training/trainer.js';
 export const BASE_SET_SOURCES = ['mnist', 'artifacts'] as const;
 
 export const commandTrainerConfig = z.strictObject({
-  command: z.string().min(1),
-  args: z.array(z.string()).default([]),
-  /** Working directory of the command (default the fleet's). */
-  cwd: z.string().min(1).optional(),
-  timeout_s: z.number().int().positive().default(3600),
+  command: z.string().min(1).describe('The training program to run.'),
+  args: z.array(z.string()).default([]).describe('Its arguments.'),
+  cwd: z.string().min(1).optional().meta({ description: 'Working directory of the command.', defaultText: "the fleet's" }),
+  timeout_s: z.number().int().positive().default(3600).describe('Time limit (seconds): past it the run is stopped and fails with `FLEET_TRAINING_TIMEOUT`.'),
 });
 
 export const trainingFileConfig = z.strictObject({
-  /** How often each model's trigger policy is checked. */
-  tick_s: z.number().int().min(1).default(10),
-  trainers: z.strictObject({ command: commandTrainerConfig.optional() }).prefault({}),
-  models: z.array(loopModelConfig).min(1),
+  tick_s: z.number().int().min(1).default(10).describe("How often each model's trigger policy is checked (seconds)."),
+  trainers: z
+    .strictObject({
+      command: commandTrainerConfig
+        .optional()
+        .describe('The `command` trainer: runs your own training program (any framework) on the dataset exported to `DATASET_DIR`; absent: there is no `command` trainer.'),
+    })
+    .prefault({})
+    .describe('Trainers besides `local`, which is always there.'),
+  models: z.array(loopModelConfig).min(1).describe("One entry per model: the learning loop's model configuration."),
 });
 export type TrainingFileConfig = z.output<typeof trainingFileConfig>;
 

@@ -23,8 +23,11 @@ export type ComponentDesired = z.infer<typeof componentDesired>;
  * schema. `desired` is absent or null until the fleet deploys a model.
  */
 export const componentConfiguration = z.looseObject({
-  agent: z.record(z.string(), z.unknown()).default({}),
-  desired: componentDesired.nullable().optional(),
+  agent: z.record(z.string(), z.unknown()).default({}).describe("The agent's settings: the keys of the agent configuration above, validated on the device by the agent's schema."),
+  desired: componentDesired
+    .nullable()
+    .optional()
+    .describe('The model to run: the MQTT desired-state message without `type` and `device_id` (`v` defaults to 1, `issued_at` is optional). Absent or null until the fleet deploys a model; the fleet writes it (`reset ["/desired"]` + `merge`), not a person.'),
 });
 export type ComponentConfiguration = z.infer<typeof componentConfiguration>;
 

@@ -50,27 +50,24 @@ export const postprocessing = z.object({
 });
 export type Postprocessing = z.infer<typeof postprocessing>;
 
-const rateLimit = z.object({ per_minute: z.number().nonnegative(), burst: z.number().int().positive().default(10) });
+const rateLimit = z.object({ per_minute: z.number().nonnegative().describe('Samples kept per minute for this reason.'), burst: z.number().int().positive().default(10).describe('How many may be kept at once before the rate applies.') });
 
 /** Outlier capture policy; the manifest gives defaults, device config overrides key by key. */
 export const outlierPolicy = z.object({
-  min_confidence: z.number().min(0).max(1).default(0.6),
-  min_margin: z.number().min(0).max(1).default(0.15),
-  /** Normalised entropy (0..1, divided by ln(classes)). */
-  max_entropy: z.number().min(0).max(1).default(0.7),
-  /** Fraction of normal traffic kept anyway, for unbiased monitoring. */
-  random_sample_rate: z.number().min(0).max(1).default(0.01),
-  /**
-   * While the drift monitor's input PSI (brightness or contrast, over its window) is above
-   * this, every frame also matches reason `drift` (rate-limited like any reason): the drifted
-   * inputs the model is confidently wrong about come back too, not only the uncertain ones.
-   * The predicted-class PSI does not count (a class-prior shift is not an input drift). null
-   * (the default) turns it off.
-   */
-  drift_psi: z.number().positive().nullable().default(null),
-  rate_limits: z.partialRecord(outlierReason, rateLimit).default({}),
-  /** Queue priority per reason (higher drains first, evicted last). */
-  priorities: z.partialRecord(outlierReason, z.number().int().min(0).max(9)).default({}),
+  min_confidence: z.number().min(0).max(1).default(0.6).describe('A prediction whose top score is below this is an outlier (reason `low_confidence`).'),
+  min_margin: z.number().min(0).max(1).default(0.15).describe('A prediction whose top two scores are closer than this is an outlier (reason `low_margin`).'),
+  max_entropy: z.number().min(0).max(1).default(0.7).describe('A prediction whose normalised entropy (0..1, divided by ln(classes)) is above this is an outlier (reason `high_entropy`).'),
+  random_sample_rate: z.number().min(0).max(1).default(0.01).describe('Fraction of normal traffic kept anyway (reason `random`), for unbiased monitoring.'),
+  drift_psi: z
+    .number()
+    .positive()
+    .nullable()
+    .default(null)
+    .describe(
+      "While the drift monitor's input PSI (brightness or contrast, over its window) is above this, every frame also matches reason `drift` (rate-limited like any reason): the drifted inputs the model is confidently wrong about come back too, not only the uncertain ones. The predicted-class PSI does not count (a class-prior shift is not an input drift). null (the default) turns it off; the demo's digit models ship 0.5.",
+    ),
+  rate_limits: z.partialRecord(outlierReason, rateLimit).default({}).describe('Rate limit per reason (`<key>` is the reason); a reason without one keeps its built-in limit.'),
+  priorities: z.partialRecord(outlierReason, z.number().int().min(0).max(9)).default({}).describe('Queue priority per reason (higher drains first, evicted last); a reason without one keeps its built-in priority.'),
 });
 export type OutlierPolicy = z.infer<typeof outlierPolicy>;
 

@@ -50,8 +50,8 @@ export class SampleSink {
     const device = deviceIdFromTopic(topic);
     if (!device) return;
     try {
-      if (topic === topics.telemetry(device)) this.telemetry.set(device, parseJsonWith(telemetry, payload, 'FLEET_INPUT_INVALID', 'telemetry'));
-      else if (topic === topics.status(device)) this.status.set(device, parseJsonWith(deviceStatus, payload, 'FLEET_INPUT_INVALID', 'device status'));
+      if (topic === topics.telemetry(device)) this.telemetry.set(device, parseJsonWith(telemetry, payload, 'INPUT_INVALID', 'telemetry'));
+      else if (topic === topics.status(device)) this.status.set(device, parseJsonWith(deviceStatus, payload, 'INPUT_INVALID', 'device status'));
       else if (topic === topics.samples(device)) await this.onSample(device, payload);
     } catch (err) {
       this.stats.malformed++;
@@ -60,7 +60,7 @@ export class SampleSink {
   }
 
   private async onSample(device: string, payload: Buffer): Promise<void> {
-    const msg = parseJsonWith(sampleMessage, payload, 'FLEET_INPUT_INVALID', 'sample message');
+    const msg = parseJsonWith(sampleMessage, payload, 'INPUT_INVALID', 'sample message');
     if (msg.meta.device_id !== device) throw new Error(`sample claims device ${msg.meta.device_id} on ${device}'s topic`);
     const r = this.assembler.accept(msg);
     if (r.status === 'rejected') {

@@ -11,7 +11,7 @@ const topic = 'edgeloop/v1/devices/dev-1/samples';
 
 function chunksOf(id: string, n: number, max = 2048): SampleMessage[] {
   const blob = bytes(n, id.length + n);
-  return encodeSample(sampleMeta(id, blob), blob, { topic, maxMessageBytes: max }).map((p) => parseJsonWith(sampleMessage, p, 'TEST', 'sample'));
+  return encodeSample(sampleMeta(id, blob), blob, { topic, maxMessageBytes: max }).map((p) => parseJsonWith(sampleMessage, p, 'INPUT_INVALID', 'sample'));
 }
 
 function fakeClock() {

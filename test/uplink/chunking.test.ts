@@ -8,7 +8,7 @@ import { parseJsonWith } from '../../shared/validate.js';
 import { bytes, sampleMeta } from './fixtures/samples.js';
 
 const topic = topics.samples('dev-1');
-const parse = (payload: Uint8Array): SampleMessage => parseJsonWith(sampleMessage, payload, 'TEST_INVALID', 'sample message');
+const parse = (payload: Uint8Array): SampleMessage => parseJsonWith(sampleMessage, payload, 'INPUT_INVALID', 'sample message');
 /** What the broker counts: topic + payload + the MQTT header. */
 const wireSize = (payload: Uint8Array, maxTopic = topic) => Buffer.byteLength(maxTopic) + payload.byteLength + MQTT_PUBLISH_OVERHEAD;
 

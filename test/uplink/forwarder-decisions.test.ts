@@ -27,7 +27,7 @@ function setup(opts: Partial<ForwarderOptions> = {}, items = 10) {
   return { time, queue, uplink, forwarder, lines };
 }
 
-const sampleIdOf = (payload: Uint8Array) => parseJsonWith(sampleMessage, payload, 'TEST', 'sample').meta.sample_id;
+const sampleIdOf = (payload: Uint8Array) => parseJsonWith(sampleMessage, payload, 'INPUT_INVALID', 'sample').meta.sample_id;
 const ack = (ids: string[]) => Buffer.from(JSON.stringify({ type: 'sample_ack', v: 1, sample_ids: ids }));
 
 describe('Forwarder decisions', () => {

@@ -127,7 +127,7 @@ describe('MqttUplink', () => {
       cleanups.push(() => fleet.close());
       await fleet.connect();
       const got: DeviceStatus[] = [];
-      await fleet.subscribe(topics.allStatus, (_t, p) => got.push(parseJsonWith(deviceStatus, p, 'TEST', 'status')));
+      await fleet.subscribe(topics.allStatus, (_t, p) => got.push(parseJsonWith(deviceStatus, p, 'INPUT_INVALID', 'status')));
       await waitUntil(() => got.length === 1, 5000, 'retained will');
       expect(got[0]).toMatchObject({ device_id: 'dev-will', online: false, ts: '2025-01-02T00:00:00.000Z', models: status.models });
     });

@@ -31,97 +31,115 @@ const rate = z.number().int().min(AWS_LIMITS.ratePerMinute.min).max(AWS_LIMITS.r
 
 export const greengrassConfig = z
   .object({
-    /** The agent component (see greengrass-recipes/README.md). */
-    component_name: z.string().min(1).default('com.edgeloop.Agent'),
-    /** The agent component version every rollout deployment names (must match the fleet's base deployment). */
-    component_version: semver,
-    /** Thing groups are `<prefix>-<rollout id>-<stage>`; the prefix scopes the IAM policy. */
-    thing_group_prefix: z.string().regex(/^[a-zA-Z0-9_-]+$/).max(40).default('edgeloop'),
-    /** componentUpdatePolicy.timeoutInSeconds: how long components may defer an update (agent finishes inference). */
-    component_update_timeout_s: z.number().int().min(1).max(3600).default(60),
-    /** configurationValidationPolicy.timeoutInSeconds: how long the agent may take to validate the new desired model. */
-    config_validation_timeout_s: z.number().int().min(1).max(3600).default(30),
-    /** IoT Jobs exponential rollout per stage deployment. */
+    component_name: z.string().min(1).default('com.edgeloop.Agent').describe('The agent component (see greengrass-recipes/README.md).'),
+    component_version: semver.describe("The agent component version every rollout deployment names (the fleet's base deployment's)."),
+    thing_group_prefix: z
+      .string()
+      .regex(/^[a-zA-Z0-9_-]+$/)
+      .max(40)
+      .default('edgeloop')
+      .describe('Thing groups are named `<prefix>-<rollout id>-<stage>`; scope the IAM policy with the prefix.'),
+    component_update_timeout_s: z.number().int().min(1).max(3600).default(60).describe('`componentUpdatePolicy.timeoutInSeconds`: how long components may defer an update (the agent finishes inference).'),
+    config_validation_timeout_s: z.number().int().min(1).max(3600).default(30).describe('`configurationValidationPolicy.timeoutInSeconds`: how long the agent may take to validate the new desired model.'),
     rollout: z
       .object({
-        base_rate_per_minute: rate.default(10),
-        increment_factor: z.number().min(AWS_LIMITS.incrementFactor.min).max(AWS_LIMITS.incrementFactor.max).default(2),
-        /** Raise the rate after this many more devices were notified. */
-        notified_things_per_increase: z.number().int().min(1).default(10),
-        maximum_per_minute: rate.default(100),
+        base_rate_per_minute: rate.default(10).describe('Devices notified per minute at first; at most `maximum_per_minute`.'),
+        increment_factor: z.number().min(AWS_LIMITS.incrementFactor.min).max(AWS_LIMITS.incrementFactor.max).default(2).describe('Factor the rate grows by.'),
+        notified_things_per_increase: z.number().int().min(1).default(10).describe('Raise the rate after this many more devices were notified.'),
+        maximum_per_minute: rate.default(100).describe('Highest rate (devices per minute).'),
       })
       .prefault({})
-      .refine((r) => r.base_rate_per_minute <= r.maximum_per_minute, { message: 'base_rate_per_minute must not exceed maximum_per_minute', path: ['base_rate_per_minute'] }),
-    /**
-     * IoT Jobs abort criterion (counts failures only; the fleet's quality gates act on top).
-     * Used when the stage's gates set no `max_failure_ratio`.
-     */
+      .refine((r) => r.base_rate_per_minute <= r.maximum_per_minute, { message: 'base_rate_per_minute must not exceed maximum_per_minute', path: ['base_rate_per_minute'] })
+      .describe('IoT Jobs exponential rollout of each stage deployment.'),
     abort: z
       .object({
-        threshold_percentage: z.number().gt(0).max(AWS_LIMITS.thresholdPercentage.max).default(10),
-        min_executed_things: z.number().int().min(AWS_LIMITS.minNumberOfExecutedThings.min).default(1),
+        threshold_percentage: z.number().gt(0).max(AWS_LIMITS.thresholdPercentage.max).default(10).describe('Abort when this percentage of executions failed.'),
+        min_executed_things: z.number().int().min(AWS_LIMITS.minNumberOfExecutedThings.min).default(1).describe('...after at least this many devices ran the job.'),
       })
-      .prefault({}),
-    /** timeoutConfig.inProgressTimeoutInMinutes for every device's job execution. */
-    in_progress_timeout_minutes: z.number().int().min(AWS_LIMITS.inProgressTimeoutMinutes.min).max(AWS_LIMITS.inProgressTimeoutMinutes.max).default(60),
-    /** How often the backend polls deployment and job status (seconds). */
-    status_poll_s: z.number().int().min(5).default(60),
+      .prefault({})
+      .describe("IoT Jobs abort criterion (counts failures only; the fleet's quality gates act on top). Used when the stage's gates set no `max_failure_ratio`."),
+    in_progress_timeout_minutes: z
+      .number()
+      .int()
+      .min(AWS_LIMITS.inProgressTimeoutMinutes.min)
+      .max(AWS_LIMITS.inProgressTimeoutMinutes.max)
+      .default(60)
+      .describe("`timeoutConfig.inProgressTimeoutInMinutes` of every device's job execution."),
+    status_poll_s: z.number().int().min(5).default(60).describe('How often the backend sweeps deployment and job status (seconds).'),
   })
   .strict();
 export type GreengrassConfig = z.output<typeof greengrassConfig>;
 
 export const s3Config = z
   .object({
-    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)'),
-    prefix: z.string().max(200).regex(/^$|\/$/, 'empty or ending in /').default('edgeloop/'),
-    /** Presigned GET lifetime for devices; SigV4 allows at most 7 days. */
-    presign_expires_s: z.number().int().min(60).max(7 * 24 * 3600).default(6 * 3600),
-    part_size_mb: z.number().int().min(5).max(5120).default(8),
-    /** Only for S3-compatible servers (tests, MinIO): an explicit endpoint, path-style. */
-    endpoint: z.string().url().optional(),
+    bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)').describe('The bucket of artifacts and samples, content-addressed keys `<prefix>sha256/<aa>/<sha256>`.'),
+    prefix: z.string().max(200).regex(/^$|\/$/, 'empty or ending in /').default('edgeloop/').describe('Key prefix: empty or ending in `/`.'),
+    presign_expires_s: z
+      .number()
+      .int()
+      .min(60)
+      .max(7 * 24 * 3600)
+      .default(6 * 3600)
+      .describe('Lifetime of the presigned GETs devices get (seconds; SigV4 allows at most 7 days); a device offline longer gets fresh URLs with the next deployment.'),
+    part_size_mb: z.number().int().min(5).max(5120).default(8).describe('Multipart part size (MiB); bodies above one part go multipart.'),
+    endpoint: z.string().url().optional().describe('Only for S3-compatible servers (tests, MinIO): an explicit endpoint, path-style.'),
   })
   .strict();
 export type S3Config = z.output<typeof s3Config>;
 
 export const sagemakerConfig = z
   .object({
-    /** Execution role SageMaker assumes (reads the dataset prefix, writes the output prefix). */
-    role_arn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, 'an IAM role ARN'),
-    /** The user's training image in ECR. */
-    image: z.string().min(1),
-    instance_type: z.string().regex(/^ml\.[a-z0-9]+\.[a-z0-9]+$/).default('ml.m5.large'),
-    instance_count: z.number().int().min(1).default(1),
-    volume_gb: z.number().int().min(1).default(30),
-    max_runtime_s: z.number().int().min(1).max(28 * 24 * 3600).default(24 * 3600),
-    poll_s: z.number().int().min(1).default(30),
-    /**
-     * Optional SageMaker Neo compilation. Neo's edge output runs on the DLR runtime, not ONNX
-     * Runtime: the package records it as an extra artifact, the ONNX model stays the one the
-     * agent runs (see sagemaker-trainer.ts).
-     */
+    role_arn: z.string().regex(/^arn:aws[a-z-]*:iam::\d{12}:role\/.+$/, 'an IAM role ARN').describe('Execution role SageMaker assumes (reads the dataset prefix, writes the output prefix).'),
+    image: z.string().min(1).describe("The user's training image in ECR."),
+    instance_type: z.string().regex(/^ml\.[a-z0-9]+\.[a-z0-9]+$/).default('ml.m5.large').describe('Training instance type.'),
+    instance_count: z.number().int().min(1).default(1).describe('Training instances.'),
+    volume_gb: z.number().int().min(1).default(30).describe('Storage volume per instance (GB).'),
+    max_runtime_s: z
+      .number()
+      .int()
+      .min(1)
+      .max(28 * 24 * 3600)
+      .default(24 * 3600)
+      .describe('`MaxRuntimeInSeconds` of a training job.'),
+    poll_s: z.number().int().min(1).default(30).describe('How often the trainer asks `DescribeTrainingJob` (seconds).'),
     neo: z
       .object({
-        /** A Neo edge target such as `jetson_nano`, `jetson_xavier`, `rasp4b` (the SDK's TargetDevice values). */
-        target_device: z.enum(Object.values(TargetDevice) as [TargetDevice, ...TargetDevice[]]).optional(),
-        target_platform: z.object({ os: z.enum(['LINUX', 'ANDROID']), arch: z.enum(['X86_64', 'X86', 'ARM64', 'ARM_EABI', 'ARM_EABIHF']), accelerator: z.enum(['INTEL_GRAPHICS', 'MALI', 'NVIDIA']).optional() }).optional(),
-        framework: z.enum(['ONNX', 'PYTORCH', 'TENSORFLOW', 'TFLITE', 'KERAS', 'MXNET', 'XGBOOST', 'DARKNET']).default('ONNX'),
-        max_runtime_s: z.number().int().min(1).default(900),
+        target_device: z
+          .enum(Object.values(TargetDevice) as [TargetDevice, ...TargetDevice[]])
+          .optional()
+          .describe("A Neo edge target such as `jetson_nano`, `jetson_xavier`, `rasp4b` (the SDK's TargetDevice values)."),
+        target_platform: z
+          .object({
+            os: z.enum(['LINUX', 'ANDROID']).describe('Target operating system.'),
+            arch: z.enum(['X86_64', 'X86', 'ARM64', 'ARM_EABI', 'ARM_EABIHF']).describe('Target architecture.'),
+            accelerator: z.enum(['INTEL_GRAPHICS', 'MALI', 'NVIDIA']).optional().describe('Target accelerator.'),
+          })
+          .optional()
+          .describe('A target platform instead of a device.'),
+        framework: z.enum(['ONNX', 'PYTORCH', 'TENSORFLOW', 'TFLITE', 'KERAS', 'MXNET', 'XGBOOST', 'DARKNET']).default('ONNX').describe('Framework of the model Neo compiles.'),
+        max_runtime_s: z.number().int().min(1).default(900).describe('Time limit of a compilation job (seconds).'),
       })
       .strict()
       .refine((n) => (n.target_device === undefined) !== (n.target_platform === undefined), { message: 'set exactly one of target_device and target_platform' })
-      .optional(),
+      .optional()
+      .describe(
+        'Optional SageMaker Neo compilation, for exactly one of `target_device` and `target_platform`. Neo\'s edge output runs on the DLR runtime, not ONNX Runtime: the package records it as an extra artifact, the ONNX model stays the one the agent runs.',
+      ),
   })
   .strict();
 export type SagemakerConfig = z.output<typeof sagemakerConfig>;
 
 export const awsFleetConfig = z
   .object({
-    region: z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, 'an AWS region such as eu-west-1'),
-    /** Only needed for ARNs in `--dry-run` (a real run learns ARNs from the answers). */
-    account_id: z.string().regex(/^\d{12}$/).optional(),
-    greengrass: greengrassConfig,
-    s3: s3Config,
-    sagemaker: sagemakerConfig.optional(),
+    region: z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, 'an AWS region such as eu-west-1').describe('AWS region, e.g. `eu-west-1`.'),
+    account_id: z
+      .string()
+      .regex(/^\d{12}$/)
+      .optional()
+      .describe('Only needed for ARNs in `--dry-run` (a real run learns ARNs from the answers).'),
+    greengrass: greengrassConfig.describe('Rollouts as Greengrass v2 deployments of the agent component to one thing group per stage.'),
+    s3: s3Config.describe('Artifacts and samples in S3.'),
+    sagemaker: sagemakerConfig.optional().describe('The `sagemaker` trainer (a training job per run); absent: no `sagemaker` trainer.'),
   })
   .strict();
 export type AwsFleetConfig = z.output<typeof awsFleetConfig>;

@@ -3,7 +3,7 @@ import { sha256Hex } from '../../../shared/ids.js';
 import { canonicalJson } from '../../../shared/signing.js';
 import { parseJsonWith } from '../../../shared/validate.js';
 import type { ArtifactStore } from '../artifacts.js';
-import { FleetError } from '../../errors.js';
+import { FleetError, FleetErrors } from '../../errors.js';
 import { buildWhere, parseFilter, StatementCache } from '../samples/filter.js';
 import type { SampleFilter } from '../samples/filter.js';
 import type { FleetDb } from '../../adapters/sqlite/db.js';
@@ -232,7 +232,7 @@ export class Datasets {
   async getDataset(id: string): Promise<DatasetManifest> {
     const row = this.stmts.get.get(id);
     if (!row) throw new FleetError('DATASET_NOT_FOUND', `dataset ${id} does not exist`, { details: { id } });
-    const manifest = parseJsonWith(datasetManifest, await this.artifacts.get(row.manifest_sha256), 'FLEET_STORAGE_FAILED', `dataset manifest ${id}`, 507);
+    const manifest = parseJsonWith(datasetManifest, await this.artifacts.get(row.manifest_sha256), FleetErrors.STORAGE_FAILED, `dataset manifest ${id}`);
     if (manifest.id !== id || datasetIdOf(manifest) !== id) throw new FleetError('STORAGE_FAILED', `dataset manifest ${id} does not hash to its id`, { details: { id } });
     return manifest;
   }

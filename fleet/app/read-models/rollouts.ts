@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { idString, isoTime, modelRef } from '../../../shared/schemas/index.js';
 import { parseWith } from '../../../shared/validate.js';
+import { FleetErrors } from '../../errors.js';
 import { commandAllowed, currentGates } from '../../core/rollouts/index.js';
 import { stagesOf } from '../../core/rollouts/stages.js';
 import { allowance, decision, gateAction, gateName, rolloutCommand, rolloutState, rolloutStatus, signal } from '../../core/rollouts/types.js';
@@ -93,7 +94,7 @@ const decisionLog = z.array(decision);
 
 /** A rollout with its stages, its gates as they stand now, the commands that apply and its decision log. */
 export function detailOf(ctx: FleetContext, r: RolloutRecord): Detail {
-  const decisions = parseWith(decisionLog, ctx.rolloutDecisions(r.state.id, 200), 'FLEET_STORAGE_FAILED', `decision log of ${r.state.id}`, 507);
+  const decisions = parseWith(decisionLog, ctx.rolloutDecisions(r.state.id, 200), FleetErrors.STORAGE_FAILED, `decision log of ${r.state.id}`);
   return {
     rollout: summaryOf(r),
     state: r.state,

@@ -28,13 +28,15 @@ export type DatasetEntry = z.infer<typeof datasetEntry>;
  * refused, not silently trained on.
  */
 export const baseRef = z.strictObject({
-  source: z.string().min(1),
-  offset: z.number().int().nonnegative().optional(),
-  count: z.number().int().positive().optional(),
-  /** For `source: 'artifacts'`: the examples as `{ sha256, label }`. */
-  items: z.array(z.strictObject({ sha256: sha256Hex, label: z.string().min(1) })).optional(),
-  split: z.enum(['train', 'clean_holdout']),
-  content_sha256: sha256Hex.optional(),
+  source: z.string().min(1).describe('Where the slice comes from: `mnist` (with `offset` and `count`) or `artifacts` (with `items`).'),
+  offset: z.number().int().nonnegative().optional().describe("First example of the slice (`mnist`: the package's digits in their fixed order)."),
+  count: z.number().int().positive().optional().describe('Number of examples in the slice.'),
+  items: z
+    .array(z.strictObject({ sha256: sha256Hex.describe("The sha256 of the example's bytes in the artifact store."), label: z.string().min(1).describe('Its label.') }))
+    .optional()
+    .describe("For `source: 'artifacts'`: the examples as `{ sha256, label }`."),
+  split: z.enum(['train', 'clean_holdout']).describe('`train`, or `clean_holdout` (only evaluated on, never trained on).'),
+  content_sha256: sha256Hex.optional().describe('What the reference resolved to, as recorded in a dataset version: a source that no longer matches is refused (`FLEET_BASE_SET_INVALID`).'),
 });
 export type BaseRef = z.infer<typeof baseRef>;
 

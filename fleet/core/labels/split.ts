@@ -27,12 +27,16 @@ export type FieldSplit = (typeof FIELD_SPLITS)[number];
  *   of time the model never sees, which catches leakage between near-duplicate frames.
  */
 export const holdoutRule = z.discriminatedUnion('kind', [
-  z.strictObject({ kind: z.literal('hash'), fraction: z.number().min(0).max(1), salt: z.string().default('') }),
+  z.strictObject({
+    kind: z.literal('hash'),
+    fraction: z.number().min(0).max(1).describe('Share of field samples held out: those whose sha256(`salt` NUL sample id), read as a number in [0, 1), is below it.'),
+    salt: z.string().default('').describe('Salt of the hash.'),
+  }),
   z.strictObject({
     kind: z.literal('time'),
-    period_ms: z.number().int().positive(),
-    holdout_ms: z.number().int().nonnegative(),
-    offset_ms: z.number().int().default(0),
+    period_ms: z.number().int().positive().describe('Length of each time window (ms).'),
+    holdout_ms: z.number().int().nonnegative().describe('Samples captured in the first `holdout_ms` of each window are held out (e.g. the first 12 minutes of every hour).'),
+    offset_ms: z.number().int().default(0).describe('Where the windows are counted from (ms).'),
   }),
 ]);
 export type HoldoutRule = z.output<typeof holdoutRule>;

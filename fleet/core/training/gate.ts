@@ -23,24 +23,20 @@ export interface GateInput {
 }
 
 export const gateConfig = z.strictObject({
-  /** Field-holdout accuracy must rise by at least this many points. */
-  field_gain_min_pts: z.number().default(2),
-  /** Clean-holdout accuracy may fall by at most this many points. */
-  clean_drop_max_pts: z.number().nonnegative().default(1),
-  /** No class may fall by more than this many points (on either holdout). */
-  class_drop_max_pts: z.number().nonnegative().default(3),
-  /**
-   * Classes with fewer examples than this in a holdout are not judged per class there: with
-   * fewer than 34, one example is worth more than the 3-point class limit, so a single flipped
-   * answer would decide the gate (the demo's first run was rejected for one field image of 10).
-   */
-  class_min_samples: z.number().int().nonnegative().default(34),
-  /** Candidate p95 latency at most this times the production model's... */
-  latency_ratio_max: z.number().positive().default(1.2),
-  /** ...plus this many milliseconds (0: the ratio alone; for micro-models whose p95 is timer noise). */
-  latency_slack_ms: z.number().nonnegative().default(0),
-  /** Refuse a candidate when the field holdout is empty (nothing shows it is better on field data). */
-  require_field_holdout: z.boolean().default(true),
+  field_gain_min_pts: z.number().default(2).describe('Field-holdout accuracy must rise by at least this many points.'),
+  clean_drop_max_pts: z.number().nonnegative().default(1).describe('Clean-holdout accuracy may fall by at most this many points.'),
+  class_drop_max_pts: z.number().nonnegative().default(3).describe('No class may fall by more than this many points (on either holdout).'),
+  class_min_samples: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(34)
+    .describe(
+      "Classes with fewer examples than this in a holdout are not judged per class there: with fewer than 34, one example is worth more than the 3-point class limit, so a single flipped answer would decide the gate (the demo's first run was rejected for one field image of 10).",
+    ),
+  latency_ratio_max: z.number().positive().default(1.2).describe("Candidate p95 latency at most this times the production model's..."),
+  latency_slack_ms: z.number().nonnegative().default(0).describe('...plus this many milliseconds (0: the ratio alone; for micro-models whose p95 is timer noise).'),
+  require_field_holdout: z.boolean().default(true).describe('Refuse a candidate when the field holdout is empty (nothing shows it is better on field data).'),
 });
 export type GateConfig = z.output<typeof gateConfig>;
 export type GateConfigInput = z.input<typeof gateConfig>;

@@ -11,21 +11,28 @@ export type TriggerKind = (typeof TRIGGER_KINDS)[number];
 
 /** The policy of one model. A condition set to null is off. */
 export const triggerPolicy = z.strictObject({
-  /** Fire when at least `min_new` labels were given since the last training run. */
-  labels: z.strictObject({ min_new: z.number().int().positive() }).nullable().default({ min_new: 200 }),
-  /**
-   * Fire when at least `min_devices` devices have had drift PSI above `psi` continuously for
-   * `for_ms`, counted from the later of the drift's start and the last training run (drift the
-   * last run already answered has to persist `for_ms` after it to fire again).
-   */
-  drift: z
-    .strictObject({ psi: z.number().nonnegative(), min_devices: z.number().int().positive(), for_ms: z.number().int().nonnegative() })
+  labels: z
+    .strictObject({ min_new: z.number().int().positive().describe('Labels needed.') })
     .nullable()
-    .default({ psi: 0.25, min_devices: 1, for_ms: 10 * 60_000 }),
-  /** Fire when `every_ms` passed since the last run (or since the loop started, before any run). */
-  schedule: z.strictObject({ every_ms: z.number().int().positive() }).nullable().default(null),
-  /** Automatic triggers wait this long after the last run started; manual ones never wait. */
-  min_interval_ms: z.number().int().nonnegative().default(5 * 60_000),
+    .default({ min_new: 200 })
+    .describe('Fire when at least `min_new` labels were given since the last training run.'),
+  drift: z
+    .strictObject({
+      psi: z.number().nonnegative().describe("PSI threshold (a device's drift PSI is the largest of its class, brightness and contrast PSI)."),
+      min_devices: z.number().int().positive().describe('Devices that must drift.'),
+      for_ms: z.number().int().nonnegative().describe('How long the drift must last (ms).'),
+    })
+    .nullable()
+    .default({ psi: 0.25, min_devices: 1, for_ms: 10 * 60_000 })
+    .describe(
+      "Fire when at least `min_devices` devices have had drift PSI above `psi` continuously for `for_ms`, counted from the later of the drift's start and the last training run (drift the last run already answered has to persist `for_ms` after it to fire again).",
+    ),
+  schedule: z
+    .strictObject({ every_ms: z.number().int().positive().describe('The period (ms).') })
+    .nullable()
+    .default(null)
+    .describe('Fire when `every_ms` passed since the last run (or since the loop started, before any run).'),
+  min_interval_ms: z.number().int().nonnegative().default(5 * 60_000).describe('Automatic triggers wait this long after the last run started (ms); manual ones never wait.'),
 });
 export type TriggerPolicy = z.output<typeof triggerPolicy>;
 export type TriggerPolicyInput = z.input<typeof triggerPolicy>;

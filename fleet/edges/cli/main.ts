@@ -1,4 +1,6 @@
 import { dispatch, parseFlags, processIo, type Command, type Io } from '../../../shared/cli.js';
+import { ExitCode } from '../../../shared/errors.js';
+import { FleetErrors } from '../../errors.js';
 import { loadOrCreateSigningKey } from '../../adapters/fs/keys.js';
 import { PACK_HELP, packCmd } from './pack.js';
 
@@ -36,7 +38,7 @@ async function keygenCmd(argv: string[], io: Io): Promise<number> {
   const { values } = parseFlags(argv, { out: { type: 'string', short: 'o' }, help: { type: 'boolean', short: 'h' } }, KEYGEN_HELP);
   if (values.help || !values.out) {
     (values.help ? io.out : io.err)(KEYGEN_HELP);
-    return values.help ? 0 : 2;
+    return values.help ? ExitCode.OK : FleetErrors.USAGE.exit;
   }
   const k = await loadOrCreateSigningKey(values.out);
   io.out(`${k.created ? 'created' : 'kept existing'} key ${k.keyId.slice(0, 12)}: private ${k.privateKeyPath}, public ${k.publicKeyPath}`);

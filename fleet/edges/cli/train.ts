@@ -1,4 +1,6 @@
+import { ExitCode } from '../../../shared/errors.js';
 import type { TrainingRun } from '../client/api-client.js';
+import { FleetErrors } from '../../errors.js';
 import { apiCommand, positionalsOf } from './common.js';
 
 export const TRAIN_HELP = `Usage: edgeloop train [--model NAME] [--trainer local|command|...] [--note TEXT] [--detach] [--json]
@@ -62,5 +64,5 @@ export const trainCmd = apiCommand(TRAIN_HELP, { model: { type: 'string' }, trai
   c.emit(run, () => {
     for (const l of summary(run)) c.io.out(l);
   });
-  return run.status === 'failed' ? 1 : 0;
+  return run.status === 'failed' ? FleetErrors.TRAINING_FAILED.exit : ExitCode.OK;
 });

@@ -31,7 +31,7 @@ import {
 import type { createRolloutBody, exportDatasetBody } from '../http/schemas.js';
 import { firingList, lineageChainResponse, reportResponse, runList, trainingModels, trainResponse } from '../http/training-schemas.js';
 import type { trainBody } from '../http/training-schemas.js';
-import { FleetClientError } from './errors.js';
+import { exitCodeForCode, FleetClientError } from './errors.js';
 
 /** Response types of the API, as the server's schemas define them. */
 export type Device = z.output<typeof device>;
@@ -316,6 +316,6 @@ export class FleetClient {
       parsed = null;
     }
     if (!parsed) throw new FleetClientError('RESPONSE_INVALID', `${method} ${path} answered HTTP ${res.status} without an error body`, { details: { status: res.status } });
-    throw new EdgeloopError(parsed.error.code, parsed.error.message, { status: res.status, ...(parsed.error.details ? { details: parsed.error.details } : {}) });
+    throw new EdgeloopError(parsed.error.code, parsed.error.message, { status: res.status, exit: exitCodeForCode(parsed.error.code), ...(parsed.error.details ? { details: parsed.error.details } : {}) });
   }
 }

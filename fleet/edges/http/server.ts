@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { EdgeloopError, isEdgeloopError, sharedError } from '../../../shared/errors.js';
+import { isEdgeloopError, sharedError, type EdgeloopError } from '../../../shared/errors.js';
 import { parseWith } from '../../../shared/validate.js';
 import type { FleetContext } from '../../app/context.js';
 import type { PageApp } from '../web/pages.js';
@@ -96,7 +96,7 @@ export function createApiServer(ctx: FleetContext, opts: FleetHttpOptions = {}):
 /** Anything thrown becomes a catalogued error; a bug is a 500 whose details stay in the log. */
 function asEdgeloop(err: unknown): EdgeloopError {
   if (isEdgeloopError(err)) return err;
-  return new EdgeloopError('INTERNAL', 'internal error', { status: 500, cause: err });
+  return sharedError('INTERNAL', 'internal error', { cause: err });
 }
 
 export function sendJson(res: ServerResponse, reply: JsonReply<unknown>, headers: Record<string, string> = {}): void {
