@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node';
 import { sha256Hex } from '../../shared/ids.js';
 import { classify } from '../../shared/inference/postprocess.js';
 import { imageToTensor } from '../../shared/inference/preprocess.js';
-import { MANIFEST_SCHEMA, modelManifest, type ImagePreprocessing, type ModelManifest, type ModelManifestInput, type PackageFile } from '../../shared/schemas/index.js';
+import { MANIFEST_SCHEMA, modelManifest, preprocessing as preprocessingSchema, type ImagePreprocessing, type ModelManifest, type ModelManifestInput, type PackageFile } from '../../shared/schemas/index.js';
 import { signManifest } from '../../shared/signing.js';
 import { formatIssues } from '../../shared/validate.js';
 import { FleetError } from '../errors.js';
@@ -114,7 +114,7 @@ export async function packModel(o: PackOptions): Promise<{ dir: string; manifest
       const bytes = await readFile(g.file);
       const rel = `golden/${i}-${basename(g.file).replace(/[^A-Za-z0-9._-]/g, '_')}`;
       await add(rel, bytes, 'golden');
-      const p = modelManifest.shape.preprocessing.parse(preprocessing) as ImagePreprocessing;
+      const p = preprocessingSchema.parse(preprocessing) as ImagePreprocessing;
       const t = await imageToTensor(bytes, p);
       const res = await session.run({ [input.name]: new ort.Tensor(dtype, t.data as Float32Array, [1, ...t.itemDims]) });
       const c = classify(res[output.name]!.data as Float32Array, { softmax: o.softmax ?? false, topK: 1, labels: o.labels });
