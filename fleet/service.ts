@@ -113,7 +113,7 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
   const small = openSqliteArtifactStore({ path: join(dir, 'small-artifacts.db') });
   // Small blobs (samples) in SQLite, group-committed; large ones (models) as files.
   const artifacts: ArtifactStore = o.artifacts ?? new TieredArtifactStore({ small, large });
-  const registry = new ModelRegistry({ db, artifacts, signingKey: { privateKeyPem: key.privateKeyPem, publicKeyPem: key.publicKeyPem } });
+  const registry = new ModelRegistry({ db, artifacts, signingKey: { privateKeyPem: key.privateKeyPem, publicKeyPem: key.publicKeyPem }, log: log.child({ component: 'registry' }) });
   const devices = new DeviceRegistry({ db });
   const ingest = new SampleIngest({ db, artifacts, logger: log.child({ component: 'ingest' }) });
   const labels = new Labels({ db });
