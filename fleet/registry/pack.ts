@@ -4,9 +4,9 @@ import * as ort from 'onnxruntime-node';
 import { sha256Hex } from '../../shared/ids.js';
 import { classify } from '../../shared/inference/postprocess.js';
 import { imageToTensor } from '../../shared/inference/preprocess.js';
+import { checkManifest, MANIFEST_FILE } from '../../shared/package/index.js';
 import { MANIFEST_SCHEMA, modelManifest, preprocessing as preprocessingSchema, type ImagePreprocessing, type ModelManifest, type ModelManifestInput, type PackageFile } from '../../shared/schemas/index.js';
 import { signManifest } from '../../shared/signing.js';
-import { formatIssues } from '../../shared/validate.js';
 import { FleetError } from '../errors.js';
 
 export interface PackOptions {
@@ -152,10 +152,13 @@ export async function packModel(o: PackOptions): Promise<{ dir: string; manifest
       ...(o.lineage ? { lineage: o.lineage } : {}),
       ...(o.evaluation ? { evaluation: o.evaluation } : {}),
     };
-    const check = modelManifest.safeParse(raw);
-    if (!check.success) throw new FleetError('PACK_FAILED', `the manifest would be invalid: ${formatIssues(check.error.issues).join('; ')}`);
+    // The rules every reader applies (shared/package), so pack never writes what the registry or a device refuses.
+    const check = checkManifest(raw);
+    if (!check.manifest || check.problems.length) {
+      throw new FleetError('PACK_FAILED', `the manifest would be invalid: ${check.problems.map((p) => p.message).join('; ')}`, { details: { problems: check.problems } });
+    }
     const final = o.signKeyPem ? signManifest(raw as Record<string, unknown>, o.signKeyPem) : raw;
-    await writeFile(join(o.outDir, 'manifest.json'), `${JSON.stringify(final, null, 2)}\n`);
+    await writeFile(join(o.outDir, MANIFEST_FILE), `${JSON.stringify(final, null, 2)}\n`);
     return { dir: o.outDir, manifest: modelManifest.parse(final) };
   } finally {
     await session.release();
