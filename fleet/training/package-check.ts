@@ -36,8 +36,11 @@ export async function validatePackageDir(dir: string, o: PackageCheckOptions = {
       try {
         const ins = session.inputNames;
         const outs = session.outputNames;
-        for (const i of m.inputs) if (!ins.includes(i.name)) problems.push(`the model has no input ${i.name} (it has ${ins.join(', ')})`);
-        for (const x of m.outputs) if (!outs.includes(x.name)) problems.push(`the model has no output ${x.name} (it has ${outs.join(', ')})`);
+        // The package rules compare names too (model_io_unknown), unless other problems came first.
+        if (!r.problems.some((p) => p.rule === 'model_io_unknown')) {
+          for (const i of m.inputs) if (!ins.includes(i.name)) problems.push(`the model has no input ${i.name} (it has ${ins.join(', ')})`);
+          for (const x of m.outputs) if (!outs.includes(x.name)) problems.push(`the model has no output ${x.name} (it has ${outs.join(', ')})`);
+        }
       } finally {
         await session.release();
       }

@@ -9,6 +9,6 @@ export { PACKAGE_RULES, packageError, packageErrorCode, packageProblems } from '
 export type { PackageErrorCode, PackageProblem, PackageRule } from './problems.js';
 export { checkManifest, decodeManifest, inspectPackage, MANIFEST_FILE, openManifest, readPackage } from './read.js';
 export type { PackageInspection, PackageReader, ReadPackageOptions, VerifiedPackage } from './read.js';
-export { manifestProblems } from './rules.js';
+export { manifestProblems, modelFileProblems } from './rules.js';
 export { scoredOutput, TASK_RULES, taskProblems } from './tasks.js';
 export type { TaskManifest, TaskRules } from './tasks.js';

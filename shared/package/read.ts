@@ -2,7 +2,7 @@ import { sha256Hex } from '../ids.js';
 import { modelManifest, type ModelManifest } from '../schemas/index.js';
 import { formatIssues } from '../validate.js';
 import { packageError, type PackageProblem } from './problems.js';
-import { manifestProblems } from './rules.js';
+import { manifestProblems, modelFileProblems } from './rules.js';
 
 /** The manifest's file name in a package directory, and its key in download URLs. */
 export const MANIFEST_FILE = 'manifest.json';
@@ -95,7 +95,8 @@ export function openManifest(bytes: Uint8Array | string, where: string, o: ReadP
 
 /**
  * Every problem of a package, without throwing (except what `authenticate` throws): the
- * manifest (read, JSON, schema, rules), then every listed file against its sha256 and size.
+ * manifest (read, JSON, schema, rules), every listed file against its sha256 and size, then
+ * the model file's inputs and outputs against the manifest's.
  * Files are read even when the rules failed, so one answer lists everything to fix.
  */
 export async function inspectPackage(reader: PackageReader, o: ReadPackageOptions = {}): Promise<PackageInspection> {
@@ -136,6 +137,8 @@ export async function inspectPackage(reader: PackageReader, o: ReadPackageOption
       problems.push({ rule: 'file_size_mismatch', message: `file ${f.path} is ${bytes.length} bytes, the manifest says ${f.bytes}`, file: f.path, expected: f.bytes, got: bytes.length });
     } else if (f.path === manifest.model_file) modelBytes = bytes;
   }
+  // The model is compared with a manifest that is sound on its own; else its problems say enough.
+  if (modelBytes && problems.length === 0) problems.push(...modelFileProblems(manifest, modelBytes));
   return { problems, raw, manifestBytes, manifest, ...(modelBytes ? { modelBytes } : {}) };
 }
 

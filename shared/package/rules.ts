@@ -1,3 +1,4 @@
+import { readOnnxGraphIo } from '../onnx/reader.js';
 import type { ModelManifest } from '../schemas/index.js';
 import type { PackageProblem } from './problems.js';
 import { taskProblems } from './tasks.js';
@@ -73,6 +74,28 @@ function driftProblems(m: ModelManifest): PackageProblem[] {
     const ascending = h.edges.every((e, i) => i === 0 || e > (h.edges[i - 1] as number));
     if (h.edges.length !== h.freqs.length + 1 || !ascending) {
       problems.push({ rule: 'drift_histogram', message: `drift_baseline.${key} needs ascending edges, one more than freqs (${h.edges.length} edges, ${h.freqs.length} freqs)` });
+    }
+  }
+  return problems;
+}
+
+/**
+ * The model file against the manifest: every input and output the manifest declares is one the
+ * ONNX graph has (the agent's runtime refuses the package at load otherwise). Read from the
+ * protobuf, no runtime needed. Bytes that do not parse as a model are left to the runtime,
+ * whose refusal (MODEL_LOAD_FAILED) says more than a parse error would.
+ */
+export function modelFileProblems(m: ModelManifest, modelBytes: Uint8Array): PackageProblem[] {
+  let io: { inputs: string[]; outputs: string[] };
+  try {
+    io = readOnnxGraphIo(modelBytes);
+  } catch {
+    return [];
+  }
+  const problems: PackageProblem[] = [];
+  for (const [kind, declared, has] of [['input', m.inputs, io.inputs], ['output', m.outputs, io.outputs]] as const) {
+    for (const t of declared) {
+      if (!has.includes(t.name)) problems.push({ rule: 'model_io_unknown', message: `${m.model_file} has no ${kind} ${t.name} (it has ${has.join(', ') || 'none'})`, file: m.model_file });
     }
   }
   return problems;

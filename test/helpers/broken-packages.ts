@@ -1,6 +1,7 @@
 import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { sha256Hex } from '../../shared/ids.js';
+import { smallCnnModel } from '../../shared/onnx/models.js';
 import type { PackageErrorCode, PackageReader, PackageRule } from '../../shared/package/index.js';
 import { MANIFEST_FILE } from '../../shared/package/index.js';
 import { signManifest } from '../../shared/signing.js';
@@ -76,6 +77,7 @@ export const BROKEN_CASES: BrokenCase[] = [
     code: 'MODEL_PACKAGE_INVALID',
     breakIt: (p) => void (p.manifest.drift_baseline = { brightness: { edges: [0, 1], freqs: [0.5, 0.5] } }),
   },
+  { name: 'an input the ONNX graph does not have', rule: 'model_io_unknown', code: 'MODEL_PACKAGE_INVALID', breakIt: (p) => void (p.manifest.inputs[0].name = 'pixels') },
   { name: 'lineage parent is the version itself', rule: 'lineage_self_parent', code: 'MODEL_PACKAGE_INVALID', breakIt: (p) => void (p.manifest.lineage = { parent: { name: p.manifest.name, version: p.manifest.version } }) },
   { name: 'a listed file is missing', rule: 'file_missing', code: 'MODEL_PACKAGE_INVALID', breakIt: (p) => void p.files.delete('labels.txt') },
   {
@@ -133,12 +135,12 @@ export function memoryReader(parts: PackageParts, label = 'memory'): PackageRead
 }
 
 /**
- * A package as parts, shaped like `imagePackage` but with made-up model bytes: for the pure
- * rules, which never run the model.
+ * A package as parts, shaped like `imagePackage` (its CNN, generated here; placeholder golden
+ * images): for the rules, which read the model's graph but never run it.
  */
 export function syntheticParts(): PackageParts {
   const files = new Map<string, Uint8Array>([
-    ['model.onnx', Buffer.from('not run by the rules')],
+    ['model.onnx', smallCnnModel({ channels: 1, height: 28, width: 28, classes: 4, seed: 1, layout: 'NCHW', inputType: 'float32' }).bytes],
     ['labels.txt', Buffer.from('cat\ndog\nbird\nfish\n')],
     ['golden/0-a.png', Buffer.from('png 0')],
     ['golden/1-b.png', Buffer.from('png 1')],

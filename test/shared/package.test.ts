@@ -20,7 +20,7 @@ describe('model package module', () => {
     const parts = syntheticParts();
     const pkg = await readPackage(memoryReader(parts));
     expect(pkg.manifest).toMatchObject({ name: 'pets', task: 'classification', postprocessing: { kind: 'classification', top_k: 4 } });
-    expect(Buffer.from(pkg.modelBytes).toString()).toBe('not run by the rules');
+    expect(pkg.modelBytes).toEqual(parts.files.get('model.onnx'));
     expect(pkg.manifestSha256).toBe(sha256Hex(JSON.stringify(parts.manifest)));
     expect(pkg.raw).toEqual(parts.manifest);
   });
@@ -49,12 +49,26 @@ describe('model package module', () => {
     expect((err as Error).message).toMatch(/^model package \/pkgs\/pets is invalid: /);
     expect(packageProblems(err)!.map((p) => p.rule)).toEqual(['golden_file_unlisted', 'labels_count', 'file_hash_mismatch', 'file_missing']);
 
-    const tampered = broken((p) => p.files.set('model.onnx', Buffer.from('not run by the rulez')));
+    const tampered = broken((p) => p.files.set('model.onnx', Buffer.from('not the model')));
     await expect(readPackage(memoryReader(tampered))).rejects.toMatchObject({
       code: 'MODEL_HASH_MISMATCH',
       message: expect.stringContaining('file model.onnx does not match its sha256'),
-      details: { file: 'model.onnx', expected: tampered.manifest.files[0].sha256, got: sha256Hex('not run by the rulez') },
+      details: { file: 'model.onnx', expected: tampered.manifest.files[0].sha256, got: sha256Hex('not the model') },
     });
+  });
+
+  it('compares the model graph with the manifest only when it parses, and only for a manifest sound on its own', async () => {
+    const renamed = await inspectPackage(memoryReader(broken((p) => void (p.manifest.outputs[0].name = p.manifest.postprocessing.output = 'scores'))));
+    expect(renamed.problems).toEqual([{ rule: 'model_io_unknown', message: 'model.onnx has no output scores (it has probabilities)', file: 'model.onnx' }]);
+    // Not an ONNX file, correctly hashed: the runtime refuses it at load (MODEL_LOAD_FAILED), not the package rules.
+    const notOnnx = broken((p) => {
+      const bytes = Buffer.from('not a model');
+      p.files.set('model.onnx', bytes);
+      Object.assign(p.manifest.files[0], { sha256: sha256Hex(bytes), bytes: bytes.length });
+    });
+    expect((await inspectPackage(memoryReader(notOnnx))).problems).toEqual([]);
+    const twoWays = await inspectPackage(memoryReader(broken((p) => void p.manifest.inputs.push({ name: 'second', dtype: 'float32', shape: ['batch', 1, 28, 28] }))));
+    expect(twoWays.problems.map((p) => p.rule)).toEqual(['input_count']);
   });
 
   it('names a file that exists but cannot be read, instead of calling it missing', async () => {
