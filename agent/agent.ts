@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { errorLine } from '../shared/errors.js';
 import { systemClock, type Clock, type Random } from '../shared/ids.js';
 import { closeHttpServer } from '../shared/http-server.js';
+import { packageProblems } from '../shared/package/index.js';
 import { modelRefString, type DesiredState, type DeviceStatus, type InferResult, type ModelRef } from '../shared/schemas/index.js';
 import { topics } from '../shared/topics.js';
 import { poolSettings, readFleetPublicKey, type AgentConfig } from './config.js';
@@ -150,7 +151,8 @@ export class Agent {
       } catch (err) {
         // A version that never served is not kept: rejected packages must not fill the disk.
         if (pkg?.fresh) await this.store.remove(pkg.ref).catch(() => undefined);
-        this.log.error({ from: source.label, model: pkg ? modelRefString(pkg.ref) : undefined, reason: errorLine(err) }, 'model install rejected; the current model keeps serving');
+        const rules = packageProblems(err)?.map((p) => p.rule);
+        this.log.error({ from: source.label, model: pkg ? modelRefString(pkg.ref) : undefined, reason: errorLine(err), ...(rules ? { rules } : {}) }, 'model install rejected; the current model keeps serving');
         throw err;
       }
       this.installed = await this.store.list();

@@ -116,9 +116,9 @@ export const SharedErrors = defineCatalogue('', {
   IMAGE_DECODE_FAILED: { status: 422, text: 'image could not be decoded' },
   /** The wrong number of values or shape for the model input. */
   TENSOR_SHAPE_MISMATCH: { status: 422, text: 'tensor does not match the model input' },
-  /** The manifest is missing, invalid or inconsistent with the ONNX file, or a listed file is missing. */
+  /** The manifest is missing, invalid or inconsistent with the ONNX file, or a listed file is missing; `details.problems` names each broken rule (shared/package/README.md), the same on a device, at push and for a trainer's output. */
   MODEL_PACKAGE_INVALID: { status: 422, text: 'model package is invalid' },
-  /** A package file differs from the sha256 (or size) its manifest lists. */
+  /** A package file differs from the sha256 (or size) its manifest lists (every problem found is such a file). */
   MODEL_HASH_MISMATCH: { status: 422, text: 'a model file does not match its sha256' },
   /** The package is unsigned, was changed after signing, or is signed by another key (500 when the configured public key itself cannot be read). */
   MODEL_SIGNATURE_INVALID: { status: 422, text: 'model package signature is missing or invalid' },

@@ -5,6 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { sha256Hex } from '../../shared/ids.js';
+import { MANIFEST_FILE } from '../../shared/package/index.js';
 import { AgentError } from '../errors.js';
 import type { PackageSource } from '../model/store.js';
 
@@ -66,12 +67,12 @@ export function httpPackageSource(o: HttpSourceOptions): PackageSource {
     label: o.baseUrl,
     resumeKey: o.manifestSha256,
     async readManifest() {
-      const t = target('manifest.json', join(o.baseUrl, 'manifest.json'));
+      const t = target(MANIFEST_FILE, join(o.baseUrl, MANIFEST_FILE));
       const res = await f(t.url, { headers: headers(t.own) });
-      if (!res.ok) throw new AgentError('MODEL_PACKAGE_INVALID', `GET manifest.json from ${o.baseUrl} answered ${res.status}`);
+      if (!res.ok) throw new AgentError('MODEL_PACKAGE_INVALID', `GET ${MANIFEST_FILE} from ${o.baseUrl} answered ${res.status}`);
       const bytes = Buffer.from(await res.arrayBuffer());
       const got = sha256Hex(bytes);
-      if (got !== o.manifestSha256) throw new AgentError('MODEL_HASH_MISMATCH', `manifest.json from ${o.baseUrl} has sha256 ${got.slice(0, 12)}..., the desired state pins ${o.manifestSha256.slice(0, 12)}...`);
+      if (got !== o.manifestSha256) throw new AgentError('MODEL_HASH_MISMATCH', `${MANIFEST_FILE} from ${o.baseUrl} has sha256 ${got.slice(0, 12)}..., the desired state pins ${o.manifestSha256.slice(0, 12)}...`);
       return bytes;
     },
     async fetchFile(path, dest) {

@@ -3,9 +3,11 @@ import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat } from 'node
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { modelRef, modelRefString, type ModelManifest, type ModelRef } from '../../shared/schemas/index.js';
+import { EdgeloopError } from '../../shared/errors.js';
+import { openManifest, packageError } from '../../shared/package/index.js';
+import { modelRef, modelRefString, type ModelRef } from '../../shared/schemas/index.js';
 import { AgentError } from '../errors.js';
-import { MANIFEST_FILE, readModelPackage, type ModelPackage, type VerifyOptions } from './package.js';
+import { fleetSignature, MANIFEST_FILE, readModelPackage, type ModelPackage, type VerifyOptions } from './package.js';
 
 const storeState = z.object({
   active: modelRef.nullable(),
@@ -143,31 +145,27 @@ export class ModelStore {
     let keepPartial = false;
     try {
       const manifestBytes = await source.readManifest().catch((err: unknown) => {
-        throw new AgentError('MODEL_PACKAGE_INVALID', `cannot read the manifest from ${source.label}: ${(err as Error).message}`, { cause: err });
+        throw packageError(source.label, [{ rule: 'manifest_unreadable', message: `${MANIFEST_FILE} cannot be read from ${source.label}: ${(err as Error).message}` }], err);
       });
-      let manifest: ModelManifest;
-      try {
-        manifest = JSON.parse(manifestBytes.toString('utf8')) as ModelManifest;
-      } catch (err) {
-        throw new AgentError('MODEL_PACKAGE_INVALID', 'manifest.json is not valid JSON', { cause: err });
-      }
-      if (!Array.isArray(manifest.files)) throw new AgentError('MODEL_PACKAGE_INVALID', 'manifest.json lists no files');
+      // The whole manifest (signature, schema, rules: shared/package) before any file is
+      // fetched: its paths are trusted only then, and a refused package costs no download.
+      const { manifest } = openManifest(manifestBytes, source.label, { authenticate: fleetSignature(this.verify) });
       try {
         await mkdir(staging, { recursive: true });
         await writeFileAtomic(join(staging, MANIFEST_FILE), manifestBytes);
         for (const f of manifest.files) {
-          if (typeof f.path !== 'string' || f.path.startsWith('/') || f.path.split(/[\\/]/).includes('..')) throw new AgentError('MODEL_PACKAGE_INVALID', `file path ${String(f.path)} leaves the package`);
           await mkdir(dirname(join(staging, f.path)), { recursive: true });
           // A file already complete from an interrupted attempt is not fetched again.
           if (resumable && (await stat(join(staging, f.path)).then((st) => st.size === f.bytes, () => false))) continue;
           keepPartial = resumable;
-          await source.fetchFile(f.path, join(staging, f.path));
+          await source.fetchFile(f.path, join(staging, f.path)).catch((err: unknown) => {
+            if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+            throw packageError(source.label, [{ rule: 'file_missing', message: `file ${f.path} listed in the manifest is missing from ${source.label}`, file: f.path }], err);
+          });
           keepPartial = false;
         }
       } catch (err) {
-        if (err instanceof AgentError) throw err;
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT') throw new AgentError('MODEL_PACKAGE_INVALID', `a file listed in the manifest is missing from ${source.label}: ${(err as Error).message}`, { cause: err });
+        if (err instanceof EdgeloopError) throw err;
         throw storageError('cannot stage the model package', err);
       }
       onVerifying?.();

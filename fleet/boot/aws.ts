@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SageMakerClient } from '@aws-sdk/client-sagemaker';
 import { systemClock, type Clock } from '../../shared/ids.js';
+import { MANIFEST_FILE } from '../../shared/package/index.js';
 import type { ModelRef } from '../../shared/schemas/common.js';
 import type { RolloutBackendEnv, ServeOptions, ServiceRolloutBackend } from './service.js';
 import type { AwsFleetConfig } from '../adapters/aws/aws-config.js';
@@ -84,7 +85,7 @@ export function awsServeParts(o: AwsServeOptions): Pick<ServeOptions, 'artifacts
       const loc: ModelLocation = { base_url: `${env.urls.http}/v1/models/${m.name}/${m.version}/package`, manifest_sha256: v.manifest_sha256 };
       if (!store) return loc;
       // Per-file presigned GETs: devices fetch from S3 directly, the fleet's HTTP API stays the fallback.
-      const urls: Record<string, string> = { 'manifest.json': await store.presignGet(v.manifest_sha256) };
+      const urls: Record<string, string> = { [MANIFEST_FILE]: await store.presignGet(v.manifest_sha256) };
       for (const f of v.files) urls[`files/${f.path}`] = await store.presignGet(f.sha256);
       return { ...loc, urls };
     };

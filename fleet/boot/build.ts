@@ -78,7 +78,7 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
       // Small blobs (samples) in SQLite, group-committed; large ones (models) as files.
       artifacts = new TieredArtifactStore({ small, large });
     }
-    const registry = new ModelRegistry({ db, artifacts, signingKey: o.signingKey });
+    const registry = new ModelRegistry({ db, artifacts, signingKey: o.signingKey, log: log.child({ component: 'registry' }) });
     const devices = new DeviceRegistry({ db, ...(o.deviceScrypt ? { scrypt: o.deviceScrypt } : {}) });
     const ingest = new SampleIngest({ db, artifacts, logger: log.child({ component: 'ingest' }) });
     down.push('sample ingest', () => ingest.flush());

@@ -4,8 +4,12 @@
  * weights, and reading them back from the parent's own model.onnx keeps the package the only
  * source of truth (no side file of weights that could disagree with what devices run).
  *
- * Field numbers follow onnx.proto3: ModelProto.graph = 7; GraphProto.initializer = 5;
- * TensorProto dims = 1, data_type = 2, float_data = 4, name = 8, raw_data = 9.
+ * It also lists the graph's input and output names, which the package rules check against
+ * the manifest without loading a runtime (shared/package/rules.ts).
+ *
+ * Field numbers follow onnx.proto3: ModelProto.graph = 7; GraphProto.initializer = 5,
+ * input = 11, output = 12; ValueInfoProto.name = 1; TensorProto dims = 1, data_type = 2,
+ * float_data = 4, name = 8, raw_data = 9.
  */
 
 /** One float32 initializer read back from a model. */
@@ -94,6 +98,59 @@ export function readOnnxInitializers(bytes: Uint8Array): Map<string, OnnxInitial
     }
   }
   return out;
+}
+
+/** The graph's byte range in a ModelProto. Throws a RangeError when there is none. */
+function graphSpan(bytes: Uint8Array): [number, number] {
+  const model = new ProtoReader(bytes);
+  let graph: [number, number] | null = null;
+  while (!model.done()) {
+    const [field, wire] = model.key();
+    if (field === 7 && wire === 2) graph = model.span();
+    else model.skip(wire);
+  }
+  if (!graph) throw new RangeError('the model has no graph');
+  return graph;
+}
+
+/** The string in field `want` of the message at [start, end), or ''. */
+function stringField(bytes: Uint8Array, start: number, end: number, want: number): string {
+  const r = new ProtoReader(bytes, end);
+  r.pos = start;
+  let out = '';
+  while (!r.done()) {
+    const [f, w] = r.key();
+    if (f === want && w === 2) {
+      const [s, e] = r.span();
+      out = new TextDecoder().decode(bytes.subarray(s, e));
+    } else r.skip(w);
+  }
+  return out;
+}
+
+/**
+ * The names a runtime feeds and fetches: the graph's inputs (initializers excluded: older IR
+ * versions list weights as inputs too, and runtimes do not ask for them) and outputs. Throws a
+ * RangeError on bytes that are not a well-formed ModelProto.
+ */
+export function readOnnxGraphIo(bytes: Uint8Array): { inputs: string[]; outputs: string[] } {
+  const [gs, ge] = graphSpan(bytes);
+  const graph = new ProtoReader(bytes, ge);
+  graph.pos = gs;
+  const inputs: string[] = [];
+  const outputs: string[] = [];
+  const weights = new Set<string>();
+  while (!graph.done()) {
+    const [f, w] = graph.key();
+    if (w !== 2 || (f !== 5 && f !== 11 && f !== 12)) {
+      graph.skip(w);
+      continue;
+    }
+    const [s, e] = graph.span();
+    if (f === 5) weights.add(stringField(bytes, s, e, 8));
+    else (f === 11 ? inputs : outputs).push(stringField(bytes, s, e, 1));
+  }
+  return { inputs: inputs.filter((n) => !weights.has(n)), outputs };
 }
 
 function readTensor(bytes: Uint8Array, start: number, end: number): OnnxInitializer | null {

@@ -6,11 +6,30 @@ export const MANIFEST_SCHEMA = 'edgeloop.model-manifest' as const;
 const tensorSpec = z.object({ name: z.string().min(1), dtype, shape: z.array(dim).min(1) });
 export type TensorSpec = z.infer<typeof tensorSpec>;
 
-const packageFile = z.object({
+/**
+ * Why `path` cannot name a file inside a package, or null when it can. A package path is
+ * relative, `/`-separated and canonical: no leading `/` or drive letter, no backslash (a
+ * separator on Windows, so `..\x` would escape there), no `.`, `..` or empty segment (`a//b`
+ * and `./a` would alias `a` and slip past the duplicate check), no NUL.
+ */
+export function unsafePackagePath(path: string): string | null {
+  if (path.startsWith('/') || /^[A-Za-z]:/.test(path)) return 'is absolute';
+  if (path.includes('\\')) return 'contains a backslash';
+  if (path.includes('\0')) return 'contains a NUL byte';
+  const segments = path.split('/');
+  if (segments.includes('..')) return "has a '..' segment";
+  if (segments.some((s) => s === '' || s === '.')) return "has an empty or '.' segment";
+  return null;
+}
+
+export const packageFile = z.object({
   path: z
     .string()
     .min(1)
-    .refine((p) => !p.startsWith('/') && !p.split(/[\\/]/).includes('..'), 'file paths stay inside the package'),
+    .superRefine((p, ctx) => {
+      const why = unsafePackagePath(p);
+      if (why) ctx.addIssue({ code: 'custom', message: `file paths stay inside the package: ${JSON.stringify(p)} ${why}` });
+    }),
   sha256: sha256Hex,
   bytes: z.number().int().nonnegative(),
   role: z.enum(['model', 'labels', 'golden', 'other']).default('other'),
@@ -40,7 +59,12 @@ export const tensorPreprocessing = z.object({ kind: z.literal('tensor') });
 export const preprocessing = z.discriminatedUnion('kind', [imagePreprocessing, tensorPreprocessing]);
 export type Preprocessing = z.infer<typeof preprocessing>;
 
-export const postprocessing = z.object({
+/**
+ * Postprocessing of a `classification` package: what shared/inference/postprocess.ts
+ * `classify` takes. `kind` repeats the task (older packages carry it; the literal keeps the
+ * two from disagreeing).
+ */
+export const classificationPostprocessing = z.object({
   kind: z.literal('classification').default('classification'),
   /** Output tensor holding the scores; defaults to the first output. */
   output: z.string().optional(),
@@ -48,7 +72,7 @@ export const postprocessing = z.object({
   softmax: z.boolean().default(false),
   top_k: z.number().int().positive().max(100).default(5),
 });
-export type Postprocessing = z.infer<typeof postprocessing>;
+export type ClassificationPostprocessing = z.infer<typeof classificationPostprocessing>;
 
 const rateLimit = z.object({ per_minute: z.number().nonnegative().describe('Samples kept per minute for this reason.'), burst: z.number().int().positive().default(10).describe('How many may be kept at once before the rate applies.') });
 
@@ -116,12 +140,18 @@ export const signature = z.object({
 });
 export type ManifestSignature = z.infer<typeof signature>;
 
-export const modelManifest = z.object({
+/**
+ * Fields every package has, whatever its task, in manifest order around `task` and
+ * `postprocessing` (kept in the order they always had, so a parsed manifest serialises as
+ * before).
+ */
+const headFields = {
   schema: z.literal(MANIFEST_SCHEMA),
   v: z.literal(1),
   name: modelName,
   version: semver,
-  task: z.literal('classification').default('classification'),
+};
+const middleFields = {
   description: z.string().optional(),
   created_at: isoTime,
   /** The main ONNX file (one of `files`). */
@@ -130,7 +160,8 @@ export const modelManifest = z.object({
   inputs: z.array(tensorSpec).min(1),
   outputs: z.array(tensorSpec).min(1),
   preprocessing,
-  postprocessing: postprocessing.default({ kind: 'classification', softmax: false, top_k: 5 }),
+};
+const tailFields = {
   labels: z.array(z.string()).min(2),
   outlier: outlierPolicy.default(outlierPolicy.parse({})),
   drift_baseline: driftBaseline.optional(),
@@ -139,8 +170,38 @@ export const modelManifest = z.object({
   lineage: lineage.optional(),
   evaluation: z.record(z.string(), z.unknown()).optional(),
   signature: signature.optional(),
+};
+
+/**
+ * An image or tensor classifier: scores per class, `labels` in output order. `task` may be
+ * absent (every package before tasks existed is a classifier), so old manifests parse, and
+ * verify, byte for byte as before: the signature covers the raw JSON, never the defaults.
+ */
+export const classificationManifest = z.object({
+  ...headFields,
+  task: z.literal('classification').default('classification'),
+  ...middleFields,
+  postprocessing: classificationPostprocessing.default({ kind: 'classification', softmax: false, top_k: 5 }),
+  ...tailFields,
+});
+
+/** The tasks this version reads, one per member of {@link modelManifest}. */
+export const MODEL_TASKS = ['classification'] as const;
+
+/**
+ * The model package manifest: one member per `task`, each with its own `postprocessing`
+ * block. A new task (detection: `postprocessing: { kind: 'detection', decoder: { name: 'yolo'
+ * | 'boxes-scores' | 'heatmap', ... }, nms: { iou, score, max_detections }, letterbox }`; see
+ * shared/package/README.md) is one more member here plus its entry in the task rule table
+ * (shared/package/tasks.ts); readers of the common fields do not change.
+ */
+export const modelManifest = z.discriminatedUnion('task', [classificationManifest], {
+  error: (iss) => (iss.code === 'invalid_union' ? `unknown task ${JSON.stringify((iss.input as { task?: unknown } | undefined)?.task)}: this version reads ${MODEL_TASKS.join(', ')}` : undefined),
 });
 export type ModelManifest = z.infer<typeof modelManifest>;
 /** What a manifest looks like before defaults are applied (what tools write). */
 export type ModelManifestInput = z.input<typeof modelManifest>;
-
+/** The tasks a package may name. */
+export type ModelTask = ModelManifest['task'];
+/** The postprocessing block of any task. */
+export type Postprocessing = ModelManifest['postprocessing'];

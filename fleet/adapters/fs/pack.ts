@@ -4,9 +4,9 @@ import * as ort from 'onnxruntime-node';
 import { sha256Hex } from '../../../shared/ids.js';
 import { classify } from '../../../shared/inference/postprocess.js';
 import { imageToTensor } from '../../../shared/inference/preprocess.js';
-import { MANIFEST_SCHEMA, modelManifest, type ImagePreprocessing, type ModelManifest, type ModelManifestInput, type PackageFile } from '../../../shared/schemas/index.js';
+import { checkManifest, MANIFEST_FILE } from '../../../shared/package/index.js';
+import { MANIFEST_SCHEMA, modelManifest, preprocessing as preprocessingSchema, type ImagePreprocessing, type ModelManifest, type ModelManifestInput, type PackageFile } from '../../../shared/schemas/index.js';
 import { signManifest } from '../../../shared/signing.js';
-import { formatIssues } from '../../../shared/validate.js';
 import { FleetError } from '../../errors.js';
 
 export interface PackOptions {
@@ -114,7 +114,7 @@ export async function packModel(o: PackOptions): Promise<{ dir: string; manifest
       const bytes = await readFile(g.file);
       const rel = `golden/${i}-${basename(g.file).replace(/[^A-Za-z0-9._-]/g, '_')}`;
       await add(rel, bytes, 'golden');
-      const p = modelManifest.shape.preprocessing.parse(preprocessing) as ImagePreprocessing;
+      const p = preprocessingSchema.parse(preprocessing) as ImagePreprocessing;
       const t = await imageToTensor(bytes, p);
       const res = await session.run({ [input.name]: new ort.Tensor(dtype, t.data as Float32Array, [1, ...t.itemDims]) });
       const c = classify(res[output.name]!.data as Float32Array, { softmax: o.softmax ?? false, topK: 1, labels: o.labels });
@@ -152,10 +152,13 @@ export async function packModel(o: PackOptions): Promise<{ dir: string; manifest
       ...(o.lineage ? { lineage: o.lineage } : {}),
       ...(o.evaluation ? { evaluation: o.evaluation } : {}),
     };
-    const check = modelManifest.safeParse(raw);
-    if (!check.success) throw new FleetError('PACK_FAILED', `the manifest would be invalid: ${formatIssues(check.error.issues).join('; ')}`);
+    // The rules every reader applies (shared/package), so pack never writes what the registry or a device refuses.
+    const check = checkManifest(raw);
+    if (!check.manifest || check.problems.length) {
+      throw new FleetError('PACK_FAILED', `the manifest would be invalid: ${check.problems.map((p) => p.message).join('; ')}`, { details: { problems: check.problems } });
+    }
     const final = o.signKeyPem ? signManifest(raw as Record<string, unknown>, o.signKeyPem) : raw;
-    await writeFile(join(o.outDir, 'manifest.json'), `${JSON.stringify(final, null, 2)}\n`);
+    await writeFile(join(o.outDir, MANIFEST_FILE), `${JSON.stringify(final, null, 2)}\n`);
     return { dir: o.outDir, manifest: modelManifest.parse(final) };
   } finally {
     await session.release();

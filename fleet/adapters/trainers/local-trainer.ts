@@ -8,13 +8,14 @@
  *   ONNX initializers).
  * - Deterministic: the same examples, params and seed give bit-identical model.onnx bytes.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { histogramOf } from '../../../shared/inference/drift-stats.js';
 import { imageToTensor } from '../../../shared/inference/preprocess.js';
 import { readOnnxInitializers } from '../../../shared/onnx/reader.js';
-import { modelManifest, modelRefString, type ModelManifestInput } from '../../../shared/schemas/index.js';
+import { readPackageDir } from '../../../shared/package/index.js';
+import { modelRefString, type ModelManifestInput } from '../../../shared/schemas/index.js';
 import { FleetError } from '../../errors.js';
 import { packModel } from '../fs/pack.js';
 import type { AugmentOptions } from '../../ml/augment.js';
@@ -183,10 +184,9 @@ function throwIfAborted(signal?: AbortSignal): void {
 }
 
 async function parentWeights(dir: string, ref: string): Promise<CnnWeights> {
-  let bytes: Buffer;
+  let bytes: Uint8Array;
   try {
-    const manifest = modelManifest.parse(JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')));
-    bytes = await readFile(join(dir, manifest.model_file));
+    bytes = (await readPackageDir(dir)).modelBytes;
   } catch (err) {
     throw new FleetError('TRAINING_FAILED', `parent ${ref} in ${dir} cannot be read: ${(err as Error).message}`, { cause: err });
   }

@@ -36,6 +36,7 @@ import {
   type SageMakerClient,
 } from '@aws-sdk/client-sagemaker';
 import type { Clock } from '../../../shared/ids.js';
+import { MANIFEST_FILE } from '../../../shared/package/index.js';
 import { modelManifest, type ModelManifest } from '../../../shared/schemas/manifest.js';
 import { FleetError } from '../../errors.js';
 import { exportDataset } from './command-trainer.js';
@@ -297,7 +298,7 @@ async function recordNeo(dir: string, manifest: ModelManifest, neo: NeoRecord): 
   const { signature: _dropped, ...rest } = manifest;
   void _dropped;
   const next = modelManifest.parse({ ...rest, files });
-  await writeFile(join(dir, 'manifest.json'), `${JSON.stringify(next, null, 2)}\n`);
-  await stat(join(dir, 'manifest.json'));
+  await writeFile(join(dir, MANIFEST_FILE), `${JSON.stringify(next, null, 2)}\n`);
+  await stat(join(dir, MANIFEST_FILE));
   return next;
 }

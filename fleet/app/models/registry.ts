@@ -1,20 +1,21 @@
-import { open, readdir, readFile } from 'node:fs/promises';
+import { open, readdir } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
+import type { Logger } from 'pino';
 import { EdgeloopError } from '../../../shared/errors.js';
 import { sha256Hex } from '../../../shared/ids.js';
+import { MANIFEST_FILE, packageProblems, readPackageDir, type VerifiedPackage } from '../../../shared/package/index.js';
 import { modelManifest, modelRefString } from '../../../shared/schemas/index.js';
 import type { ModelManifest, ModelRef, PackageFile } from '../../../shared/schemas/index.js';
 import { canonicalJson, keyIdOf, signManifest } from '../../../shared/signing.js';
-import { formatIssues } from '../../../shared/validate.js';
 import type { ArtifactStore } from '../artifacts.js';
 import { FleetError } from '../../errors.js';
 import type { FleetDb } from '../../adapters/sqlite/db.js';
 import { storageError } from '../../adapters/sqlite/db.js';
 import { compareSemver } from '../../core/semver.js';
 
-export const MANIFEST_FILE = 'manifest.json';
+export { MANIFEST_FILE };
 
 /** `registered`: may be rolled out. `rejected`: an evaluation gate (or a person) said no, with reasons. */
 export type ModelStatus = 'registered' | 'rejected';
@@ -81,6 +82,8 @@ export interface ModelRegistryOptions {
   artifacts: ArtifactStore;
   /** The fleet's ed25519 key pair (fleet/adapters/fs/keys.ts): devices trust what it signed. */
   signingKey: { privateKeyPem: string; publicKeyPem: string };
+  /** Registrations and refused pushes, with the rules a refused package broke. */
+  log?: Logger;
 }
 
 interface VersionRow {
@@ -122,12 +125,9 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
  * lineage. Packages go in with {@link push}; devices get the signed manifest and the files
  * from the artifact store by sha256 (`manifestBytes`, `fileSha`).
  *
- * Validation on push: the manifest's zod schema (shared/schemas/manifest.ts), every listed
- * file's sha256 and size, `model_file` and golden files listed, unique paths. The agent's
- * cross-field checks (input shape vs preprocessing, classes vs labels, drift baseline
- * length; `checkConsistency` in agent/model/package.ts) live in agent/ only and are NOT
- * repeated here: a package inconsistent in those ways registers and fails on the device.
- * Moving them to shared/ would let the registry refuse such a package at push.
+ * Validation on push is the agent's own (shared/package: schema, the package rules, the
+ * sha256 and size of every listed file), so the registry refuses exactly the packages a
+ * device would refuse at install; `storeFile` checks each file's hash again as it stores it.
  */
 export class ModelRegistry {
   private readonly db: FleetDb;
@@ -135,9 +135,11 @@ export class ModelRegistry {
   private readonly privateKeyPem: string;
   private readonly keyId: string;
   private readonly stmts: ReturnType<typeof prepare>;
+  private readonly log: Logger | undefined;
 
   constructor(opts: ModelRegistryOptions) {
     this.db = opts.db;
+    this.log = opts.log;
     this.artifacts = opts.artifacts;
     this.privateKeyPem = opts.signingKey.privateKeyPem;
     this.keyId = keyIdOf(opts.signingKey.publicKeyPem);
@@ -153,8 +155,7 @@ export class ModelRegistry {
    * `FLEET_MODEL_VERSION_EXISTS`: versions are immutable.
    */
   async push(dir: string, opts: { actor: string }): Promise<PushResult> {
-    const raw = await readRawManifest(dir);
-    const manifest = validateManifest(raw);
+    const { raw, manifest } = await this.verified(dir);
     const { signature: _previous, ...unsigned } = raw;
     const contentSha = sha256Hex(canonicalJson(unsigned));
     const unlisted = await unlistedFiles(dir, manifest);
@@ -201,7 +202,19 @@ export class ModelRegistry {
       throw storageError(`cannot register ${manifest.name}@${manifest.version}`, err);
     }
     const version = result.created ? this.toVersion(result.row) : this.same(result.row, contentSha);
+    if (result.created) this.log?.info({ model: version.ref, manifest_sha256: version.manifest_sha256, actor: opts.actor, unlisted }, 'model version registered');
     return { version, created: result.created, unlisted };
+  }
+
+  /** The package in `dir`, verified as a device would; a refusal is logged with its rules. */
+  private async verified(dir: string): Promise<VerifiedPackage> {
+    try {
+      return await readPackageDir(dir);
+    } catch (err) {
+      const problems = packageProblems(err);
+      if (problems) this.log?.warn({ dir, code: (err as EdgeloopError).code, rules: problems.map((p) => p.rule) }, 'model package refused');
+      throw err;
+    }
   }
 
   /** Versions, by name then push order; `name` narrows to one model. */
@@ -376,44 +389,6 @@ function groupFiles(rows: FileRow[]): Map<number, ModelFileRecord[]> {
     out.set(model_id, list);
   }
   return out;
-}
-
-async function readRawManifest(dir: string): Promise<Record<string, unknown>> {
-  let text: string;
-  try {
-    text = await readFile(join(dir, MANIFEST_FILE), 'utf8');
-  } catch (err) {
-    throw new FleetError('MODEL_PACKAGE_INVALID', `no ${MANIFEST_FILE} in ${dir}`, { cause: err });
-  }
-  try {
-    const raw = JSON.parse(text) as unknown;
-    if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('not a JSON object');
-    return raw as Record<string, unknown>;
-  } catch (err) {
-    throw new FleetError('MODEL_PACKAGE_INVALID', `${MANIFEST_FILE} is not valid JSON: ${(err as Error).message}`, { cause: err });
-  }
-}
-
-/** Schema plus the completeness checks a registry can make without running the model. */
-function validateManifest(raw: Record<string, unknown>): ModelManifest {
-  const parsed = modelManifest.safeParse(raw);
-  if (!parsed.success) {
-    const issues = formatIssues(parsed.error.issues);
-    throw new FleetError('MODEL_PACKAGE_INVALID', `manifest is invalid: ${issues.join('; ')}`, { details: { issues } });
-  }
-  const m = parsed.data;
-  const problems: string[] = [];
-  const paths = new Set<string>();
-  for (const f of m.files) {
-    if (paths.has(f.path)) problems.push(`file ${f.path} is listed twice`);
-    paths.add(f.path);
-  }
-  if (!paths.has(m.model_file)) problems.push(`model_file ${m.model_file} is not listed in files`);
-  for (const g of m.golden) if (g.file !== undefined && !paths.has(g.file)) problems.push(`golden file ${g.file} is not listed in files`);
-  const parent = m.lineage?.parent;
-  if (parent && parent.name === m.name && parent.version === m.version) problems.push('lineage.parent names the version itself');
-  if (problems.length) throw new FleetError('MODEL_PACKAGE_INVALID', `manifest is inconsistent: ${problems.join('; ')}`, { details: { issues: problems } });
-  return m;
 }
 
 async function unlistedFiles(dir: string, m: ModelManifest): Promise<string[]> {

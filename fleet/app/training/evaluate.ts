@@ -8,13 +8,11 @@
  * the event loop between examples, so a fleet service evaluating a small model stays
  * responsive. Latency is `session.run` alone, measured with `process.hrtime`.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { classify } from '../../../shared/inference/postprocess.js';
 import { imageToTensor, jsonToTensor } from '../../../shared/inference/preprocess.js';
 import type { InputTensor } from '../../../shared/inference/preprocess.js';
-import { modelManifest } from '../../../shared/schemas/index.js';
+import { readPackageDir, type VerifiedPackage } from '../../../shared/package/index.js';
 import type { ModelManifest, ModelRef } from '../../../shared/schemas/index.js';
 import { FleetError } from '../../errors.js';
 import type { GateInput, SetMetrics } from '../../core/training/gate.js';
@@ -65,20 +63,29 @@ interface Loaded {
   dims: (batchOf: number[]) => number[];
 }
 
-/** Read and validate a package's manifest. Throws `FLEET_EVALUATION_FAILED`. */
-export async function readPackageManifest(dir: string): Promise<ModelManifest> {
+/**
+ * Read and verify a package (shared/package: the rules and file hashes a device applies), so
+ * what is measured is what a device would run. Throws `FLEET_EVALUATION_FAILED` with the
+ * package refusal as `cause`.
+ */
+export async function readVerifiedPackage(dir: string): Promise<VerifiedPackage> {
   try {
-    return modelManifest.parse(JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')));
+    return await readPackageDir(dir);
   } catch (err) {
     throw new FleetError('EVALUATION_FAILED', `cannot read the model package in ${dir}: ${(err as Error).message}`, { cause: err });
   }
 }
 
+/** The manifest of a verified package (see {@link readVerifiedPackage}). Throws `FLEET_EVALUATION_FAILED`. */
+export async function readPackageManifest(dir: string): Promise<ModelManifest> {
+  return (await readVerifiedPackage(dir)).manifest;
+}
+
 async function load(m: { ref: ModelRef; dir: string }, threads: number): Promise<Loaded> {
-  const manifest = await readPackageManifest(m.dir);
+  const { manifest, modelBytes } = await readVerifiedPackage(m.dir);
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(await readFile(join(m.dir, manifest.model_file)), {
+    session = await ort.InferenceSession.create(modelBytes, {
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
       executionMode: 'sequential',

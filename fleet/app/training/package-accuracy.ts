@@ -4,12 +4,10 @@
  * base-model builder, the `train` benchmark and the trainer tests (the evaluation gate has its
  * own, richer report).
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { imageToTensor } from '../../../shared/inference/preprocess.js';
 import type { ImagePreprocessing } from '../../../shared/schemas/index.js';
-import { readPackageManifest } from './evaluate.js';
+import { readVerifiedPackage } from './evaluate.js';
 
 export interface LabelledImage {
   label: string;
@@ -26,10 +24,10 @@ export interface PackageAccuracy {
 
 /** Fraction of `images` the package classifies correctly (arg-max of its output), in batches of 100. */
 export async function packageAccuracy(dir: string, images: readonly LabelledImage[]): Promise<PackageAccuracy> {
-  const manifest = await readPackageManifest(dir);
+  const { manifest, modelBytes } = await readVerifiedPackage(dir);
   if (manifest.preprocessing.kind !== 'image') throw new Error(`${manifest.name} is not an image model`);
   const pre = manifest.preprocessing as ImagePreprocessing;
-  const session = await ort.InferenceSession.create(await readFile(join(dir, manifest.model_file)));
+  const session = await ort.InferenceSession.create(modelBytes);
   const input = manifest.inputs[0]!.name;
   const output = manifest.postprocessing.output ?? manifest.outputs[0]!.name;
   let correct = 0;

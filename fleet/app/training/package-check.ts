@@ -1,15 +1,13 @@
 /**
  * Validates a directory a trainer wrote as a model package before the fleet accepts it: the
- * manifest parses against the one schema, names the expected model, every listed file exists
- * with its sha256 and size, and ONNX Runtime loads the model with the inputs and outputs the
- * manifest declares. Every problem is listed in one FLEET_TRAINING_OUTPUT_INVALID error.
+ * package rules every reader applies (shared/package: schema, cross-field rules, every listed
+ * file's sha256 and size), the expected name, version and labels, and ONNX Runtime loading the
+ * model with the inputs and outputs the manifest declares. Every problem is listed in one
+ * FLEET_TRAINING_OUTPUT_INVALID error.
  */
-import { readFile } from 'node:fs/promises';
-import { join, normalize, sep } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { sha256Hex } from '../../../shared/ids.js';
-import { modelManifest, modelRefString, type ModelManifest, type ModelRef } from '../../../shared/schemas/index.js';
-import { formatIssues } from '../../../shared/validate.js';
+import { directoryReader, inspectPackage, packageError } from '../../../shared/package/index.js';
+import { modelRefString, type ModelManifest, type ModelRef } from '../../../shared/schemas/index.js';
 import { FleetError } from '../../errors.js';
 
 export interface PackageCheckOptions {
@@ -19,56 +17,30 @@ export interface PackageCheckOptions {
   labels?: readonly string[];
 }
 
-/** Returns the parsed manifest, or throws FLEET_TRAINING_OUTPUT_INVALID listing every problem. */
+/**
+ * Returns the parsed manifest, or throws FLEET_TRAINING_OUTPUT_INVALID listing every problem.
+ * The package rules are shared/package's, the ones the registry and the agent refuse with:
+ * when they fail, `cause` is that refusal (MODEL_PACKAGE_INVALID / MODEL_HASH_MISMATCH, each
+ * problem named by its rule) and `details.package_code` its code.
+ */
 export async function validatePackageDir(dir: string, o: PackageCheckOptions = {}): Promise<ModelManifest> {
-  const fail = (problems: string[]): never => {
-    throw new FleetError('TRAINING_OUTPUT_INVALID', `${dir} is not a valid model package: ${problems.join('; ')}`, { details: { dir, problems } });
-  };
-  let text: string;
-  try {
-    text = await readFile(join(dir, 'manifest.json'), 'utf8');
-  } catch (err) {
-    return fail([`manifest.json cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`]);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    return fail([`manifest.json is not JSON: ${(err as Error).message}`]);
-  }
-  const parsed = modelManifest.safeParse(json);
-  if (!parsed.success) return fail(formatIssues(parsed.error.issues).map((i) => `manifest: ${i}`));
-  const m = parsed.data;
-  const problems: string[] = [];
-  if (o.expect && (m.name !== o.expect.name || m.version !== o.expect.version)) problems.push(`manifest names ${m.name}@${m.version}, expected ${modelRefString(o.expect)}`);
-  if (o.labels && m.labels.join('\n') !== o.labels.join('\n')) problems.push(`labels are [${m.labels.join(', ')}], expected [${o.labels.join(', ')}]`);
-  if (!m.files.some((f) => f.path === m.model_file)) problems.push(`model_file ${m.model_file} is not listed in files`);
-  let modelBytes: Buffer | null = null;
-  for (const f of m.files) {
-    const rel = normalize(f.path);
-    if (rel.startsWith('..') || rel.startsWith(sep)) {
-      problems.push(`file path ${f.path} leaves the package`);
-      continue;
-    }
-    let bytes: Buffer;
+  const r = await inspectPackage(directoryReader(dir));
+  const problems = r.problems.map((p) => p.message);
+  const m = r.manifest;
+  if (m && o.expect && (m.name !== o.expect.name || m.version !== o.expect.version)) problems.push(`manifest names ${m.name}@${m.version}, expected ${modelRefString(o.expect)}`);
+  if (m && o.labels && m.labels.join('\n') !== o.labels.join('\n')) problems.push(`labels are [${m.labels.join(', ')}], expected [${o.labels.join(', ')}]`);
+  // Only bytes that matched their sha256 are loaded: anything else is already a problem above.
+  if (m && r.modelBytes) {
     try {
-      bytes = await readFile(join(dir, rel));
-    } catch {
-      problems.push(`${f.path} is missing`);
-      continue;
-    }
-    if (bytes.length !== f.bytes) problems.push(`${f.path} has ${bytes.length} bytes, the manifest says ${f.bytes}`);
-    if (sha256Hex(bytes) !== f.sha256) problems.push(`${f.path} does not match its sha256`);
-    if (f.path === m.model_file) modelBytes = bytes;
-  }
-  if (modelBytes) {
-    try {
-      const session = await ort.InferenceSession.create(modelBytes);
+      const session = await ort.InferenceSession.create(r.modelBytes);
       try {
         const ins = session.inputNames;
         const outs = session.outputNames;
-        for (const i of m.inputs) if (!ins.includes(i.name)) problems.push(`the model has no input ${i.name} (it has ${ins.join(', ')})`);
-        for (const x of m.outputs) if (!outs.includes(x.name)) problems.push(`the model has no output ${x.name} (it has ${outs.join(', ')})`);
+        // The package rules compare names too (model_io_unknown), unless other problems came first.
+        if (!r.problems.some((p) => p.rule === 'model_io_unknown')) {
+          for (const i of m.inputs) if (!ins.includes(i.name)) problems.push(`the model has no input ${i.name} (it has ${ins.join(', ')})`);
+          for (const x of m.outputs) if (!outs.includes(x.name)) problems.push(`the model has no output ${x.name} (it has ${outs.join(', ')})`);
+        }
       } finally {
         await session.release();
       }
@@ -76,6 +48,10 @@ export async function validatePackageDir(dir: string, o: PackageCheckOptions = {
       problems.push(`ONNX Runtime cannot load ${m.model_file}: ${(err as Error).message.split('\n')[0]}`);
     }
   }
-  if (problems.length) fail(problems);
-  return m;
+  if (problems.length === 0 && m) return m;
+  const refusal = r.problems.length ? packageError(dir, r.problems) : undefined;
+  throw new FleetError('TRAINING_OUTPUT_INVALID', `${dir} is not a valid model package: ${problems.join('; ')}`, {
+    ...(refusal ? { cause: refusal } : {}),
+    details: { dir, problems, ...(refusal ? { package_code: refusal.code, rules: r.problems.map((p) => p.rule) } : {}) },
+  });
 }

@@ -7,7 +7,7 @@
  * the OpenAPI document generated from them cannot drift from what the API sends.
  */
 import { z } from 'zod';
-import { deviceStatus, idString, inputStats, isoTime, modelManifest, modelName, modelRef, outlierReason, sampleMeta, semver, sha256Hex, telemetry, topkEntry } from '../../../shared/schemas/index.js';
+import { deviceStatus, idString, inputStats, isoTime, modelName, modelRef, outlierReason, packageFile, sampleMeta, semver, sha256Hex, telemetry, topkEntry } from '../../../shared/schemas/index.js';
 import { gateResult, rolloutDetail, rolloutSummary, stageInfo } from '../../app/read-models/rollouts.js';
 import { role } from '../../app/users.js';
 import { datasetManifest } from '../../core/labels/dataset-schema.js';
@@ -92,7 +92,7 @@ export const createDeviceResponse = z.object({
 
 // ---------------------------------------------------------------- models
 
-const fileRole = modelManifest.shape.files.element.shape.role.unwrap();
+const fileRole = packageFile.shape.role.unwrap();
 
 export const modelVersion = z.object({
   name: modelName,

@@ -1,0 +1,54 @@
+import type { ModelManifest, ModelTask } from '../schemas/index.js';
+import type { PackageProblem } from './problems.js';
+
+/** The manifest of one task, narrowed. */
+export type TaskManifest<T extends ModelTask> = Extract<ModelManifest, { task: T }>;
+
+/** What a task adds to the package rules: cross-field checks of its postprocessing and labels. */
+export interface TaskRules<T extends ModelTask> {
+  /** Problems of a manifest that passed the schema; empty when the task's fields agree. */
+  check(m: TaskManifest<T>): PackageProblem[];
+}
+
+/** The output tensor the postprocessing reads: named, or the first output. */
+export function scoredOutput(m: TaskManifest<'classification'>): string | undefined {
+  return m.postprocessing.output ?? m.outputs[0]?.name;
+}
+
+const classification: TaskRules<'classification'> = {
+  check(m) {
+    const problems: PackageProblem[] = [];
+    const out = scoredOutput(m);
+    const spec = m.outputs.find((o) => o.name === out);
+    if (!spec) problems.push({ rule: 'output_unknown', message: `postprocessing output ${out} is not a model output` });
+    const classes = spec?.shape.at(-1);
+    if (typeof classes === 'number' && classes !== m.labels.length) {
+      problems.push({ rule: 'labels_count', message: `output has ${classes} classes, labels has ${m.labels.length}`, expected: classes, got: m.labels.length });
+    }
+    const dist = m.drift_baseline?.class_distribution;
+    if (dist && dist.length !== m.labels.length) {
+      problems.push({ rule: 'drift_classes', message: `drift_baseline.class_distribution has ${dist.length} entries, labels has ${m.labels.length}`, expected: m.labels.length, got: dist.length });
+    }
+    // A golden input expecting a label the model cannot answer fails every smoke test.
+    for (const [i, g] of m.golden.entries()) {
+      if (!m.labels.includes(g.expected_label)) problems.push({ rule: 'golden_label_unknown', message: `golden[${i}] expects label ${JSON.stringify(g.expected_label)}, which is not one of labels` });
+    }
+    return problems;
+  },
+};
+
+/**
+ * One entry per task of the manifest union. Adding a task to `modelManifest` without its entry
+ * here does not compile. Detection (next) checks its decoder against the outputs (a YOLO head
+ * `[1, 4+C, N]` or `[1, N, 5+C]` against labels, boxes/scores outputs named), NMS thresholds in
+ * (0, 1], and golden inputs with expected boxes; see shared/package/README.md.
+ */
+export const TASK_RULES: { [T in ModelTask]: TaskRules<T> } = {
+  classification,
+};
+
+/** The task's own problems for a manifest of any task. */
+export function taskProblems(m: ModelManifest): PackageProblem[] {
+  // One member today; with more, `m.task` picks the entry and the cast holds by construction.
+  return (TASK_RULES[m.task] as TaskRules<ModelTask>).check(m);
+}
