@@ -12,7 +12,7 @@ import type { ArtifactStore } from '../artifacts/types.js';
 import { FleetError } from '../errors.js';
 import type { FleetDb } from '../store/db.js';
 import { storageError } from '../store/db.js';
-import { compareSemver } from './semver.js';
+import { compareSemver } from '../../shared/semver.js';
 
 export const MANIFEST_FILE = 'manifest.json';
 
