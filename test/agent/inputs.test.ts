@@ -8,6 +8,7 @@ import { directorySource } from '../../agent/model/store.js';
 import { errorReply, inferResult } from '../../shared/schemas/index.js';
 import { startTestAgent } from '../helpers/agent.js';
 import { imagePackage, patternImage, tempDir } from '../helpers/packages.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let tmp: ReturnType<typeof tempDir>;
 beforeEach(() => {
@@ -15,13 +16,7 @@ beforeEach(() => {
 });
 afterEach(() => tmp.cleanup());
 
-async function until(cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = (cond: () => boolean, ms = 20_000): Promise<void> => waitUntil(cond, ms);
 
 describe('watched directory', () => {
   it('writes a JSON line per file, moves processed files, and keeps failed ones', async () => {
