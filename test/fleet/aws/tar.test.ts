@@ -48,6 +48,18 @@ describe('model.tar.gz extraction', () => {
     expect([...readFileSync(join(out, long))]).toEqual([1, 2, 3]);
   });
 
+  it('extracts what GNU tar packed in pax format (a long non-ASCII path in a pax record)', async () => {
+    const src = join(t.dir, 'src');
+    const long = `${'d'.repeat(120)}/ü/model.onnx`;
+    mkdirSync(join(src, 'd'.repeat(120), 'ü'), { recursive: true });
+    writeFileSync(join(src, long), Buffer.alloc(70_000, 7));
+    const tgz = join(t.dir, 'm.tar.gz');
+    execFileSync('tar', ['--format=pax', '-czf', tgz, '-C', src, '.']);
+    const out = join(t.dir, 'out');
+    expect(await extractTarGz(createReadStream(tgz), out)).toEqual([long]);
+    expect(readFileSync(join(out, long)).equals(Buffer.alloc(70_000, 7))).toBe(true);
+  });
+
   it('refuses entries that leave the directory, links, and corrupt headers', async () => {
     await expect(extractTarGz(tarOf(entry('../evil', Buffer.from('x'))), join(t.dir, 'o1'))).rejects.toMatchObject({ code: 'FLEET_TRAINING_OUTPUT_INVALID' });
     await expect(extractTarGz(tarOf(entry('a/../../evil', Buffer.from('x'))), join(t.dir, 'o2'))).rejects.toMatchObject({ code: 'FLEET_TRAINING_OUTPUT_INVALID' });
