@@ -3,7 +3,7 @@ import { cpus, hostname } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { idString, outlierPolicy } from '../shared/schemas/index.js';
-import { formatIssues } from '../shared/validate.js';
+import { configJson, parseConfig, unreadableConfig, type ConfigKind } from '../shared/config.js';
 import { AgentError } from './errors.js';
 import type { PoolSettings } from './inference/pool.js';
 
@@ -154,36 +154,27 @@ export function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>
   return out;
 }
 
-function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object') {
-    Object.freeze(o);
-    for (const v of Object.values(o)) deepFreeze(v);
-  }
-  return o;
-}
+const AGENT_CONFIG: ConfigKind = { what: 'agent configuration', error: (m, o) => new AgentError('CONFIG_INVALID', m, o) };
 
 /**
  * Validate a config object once, at start: every bad key is named in one error, paths are
  * resolved against `baseDir`, and the result is frozen.
  */
 export function parseAgentConfig(input: unknown, baseDir = process.cwd()): Readonly<AgentConfig> {
-  const r = agentConfigSchema.safeParse(input ?? {});
-  if (!r.success) {
-    const issues = formatIssues(r.error.issues);
-    throw new AgentError('CONFIG_INVALID', `agent configuration is invalid:\n  ${issues.join('\n  ')}`, { details: { issues } });
-  }
-  const c = r.data;
-  const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
-  c.data_dir = abs(c.data_dir);
-  c.watch.dir = abs(c.watch.dir);
-  if (c.watch.results_file) c.watch.results_file = abs(c.watch.results_file);
-  if (c.watch.processed_dir) c.watch.processed_dir = abs(c.watch.processed_dir);
-  if (c.watch.failed_dir) c.watch.failed_dir = abs(c.watch.failed_dir);
-  if (c.models.initial) c.models.initial = abs(c.models.initial);
-  for (const k of ['ca_file', 'cert_file', 'key_file'] as const) if (c.uplink[k]) c.uplink[k] = abs(c.uplink[k]!);
-  if (c.fleet_public_key && !c.fleet_public_key.includes('BEGIN PUBLIC KEY')) c.fleet_public_key = abs(c.fleet_public_key);
-  if (c.inference.intra_op_threads === 0) c.inference.intra_op_threads = Math.max(1, Math.min(4, cpus().length));
-  return deepFreeze(c);
+  return parseConfig(agentConfigSchema, input ?? {}, AGENT_CONFIG, {
+    finish: (c) => {
+      const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
+      c.data_dir = abs(c.data_dir);
+      c.watch.dir = abs(c.watch.dir);
+      if (c.watch.results_file) c.watch.results_file = abs(c.watch.results_file);
+      if (c.watch.processed_dir) c.watch.processed_dir = abs(c.watch.processed_dir);
+      if (c.watch.failed_dir) c.watch.failed_dir = abs(c.watch.failed_dir);
+      if (c.models.initial) c.models.initial = abs(c.models.initial);
+      for (const k of ['ca_file', 'cert_file', 'key_file'] as const) if (c.uplink[k]) c.uplink[k] = abs(c.uplink[k]!);
+      if (c.fleet_public_key && !c.fleet_public_key.includes('BEGIN PUBLIC KEY')) c.fleet_public_key = abs(c.fleet_public_key);
+      if (c.inference.intra_op_threads === 0) c.inference.intra_op_threads = Math.max(1, Math.min(4, cpus().length));
+    },
+  });
 }
 
 /** Config file (JSON) + environment overrides -> validated, frozen config. */
@@ -194,13 +185,9 @@ export function loadAgentConfig(file: string | undefined, env: Record<string, st
     try {
       text = readFileSync(file, 'utf8');
     } catch (err) {
-      throw new AgentError('CONFIG_INVALID', `cannot read config file ${file}: ${(err as Error).message}`, { cause: err });
+      throw unreadableConfig(AGENT_CONFIG, file, err);
     }
-    try {
-      fromFile = JSON.parse(text) as Record<string, unknown>;
-    } catch (err) {
-      throw new AgentError('CONFIG_INVALID', `config file ${file} is not valid JSON: ${(err as Error).message}`, { cause: err });
-    }
+    fromFile = configJson(AGENT_CONFIG, text, file) as Record<string, unknown>;
   }
   return parseAgentConfig(deepMerge(fromFile, envOverrides(env)), file ? dirname(resolve(file)) : process.cwd());
 }

@@ -16,6 +16,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { ModelRef } from '../shared/schemas/index.js';
 import type { SimDevice } from '../test/helpers/device-sim.js';
+import { waitFor } from '../test/helpers/wait.js';
 
 const CHILD_FLAG = '--rollout-scale-sim';
 const MB = 1024 * 1024;
@@ -248,17 +249,6 @@ const cpuSeconds = (since: NodeJS.CpuUsage): number => {
   return (d.user + d.system) / 1e6;
 };
 const r2 = (x: number): number => Math.round(x * 100) / 100;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, timeoutMs: number, everyMs = 100): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) return false;
-    await sleep(everyMs);
-  }
-  return true;
-}
-
 /** Two versions of a small image model (content differs by seed), packed with the real packer. */
 async function packages(dir: string): Promise<[string, string]> {
   const { packModel } = await import('../fleet/adapters/fs/pack.js');
@@ -350,7 +340,7 @@ export async function benchRolloutScale(opts: RolloutScaleOptions = {}): Promise
     // pairs each device's candidate metrics with its previous version's).
     const ready = (d: { models: { active: ModelRef | null }; telemetry: { inference: { count: number } } | null }): boolean =>
       d.models.active?.version === V1.version && (telemetryIntervalMs === 0 || (d.telemetry?.inference.count ?? 0) > 0);
-    await until(() => ctx.devices.list({ tags: { fleet: 'scale' } }).filter(ready).length === n, Math.max(60_000, 3 * telemetryIntervalMs), 1000);
+    await waitFor(() => ctx.devices.list({ tags: { fleet: 'scale' } }).filter(ready).length === n, Math.max(60_000, 3 * telemetryIntervalMs), 1000);
     const connect = { seconds: r2((performance.now() - t) / 1000), cpu_s: r2(cpuSeconds(cpu)), peak_rss_mb: 0 };
 
     // 3. The rollout: canary 10%, waves 50% and 100%.
@@ -388,7 +378,7 @@ export async function benchRolloutScale(opts: RolloutScaleOptions = {}): Promise
     let allAt: number | null = null;
     let completedAt: number | null = null;
     let lastLine = '';
-    await until(() => {
+    await waitFor(() => {
       if (allAt === null && confirmed.size === n) allAt = performance.now();
       const st = ctx.rollouts.get(id).state;
       const status = st.status;
@@ -396,7 +386,7 @@ export async function benchRolloutScale(opts: RolloutScaleOptions = {}): Promise
       if (line !== lastLine) say((lastLine = line));
       if (completedAt === null && status === 'completed') completedAt = performance.now();
       return (allAt !== null && completedAt !== null) || status === 'paused' || status === 'aborted';
-    }, timeoutMs);
+    }, timeoutMs, 100);
     await ctx.rollouts.settled();
     loop.disable();
     const rollout = { seconds: r2((performance.now() - t) / 1000), cpu_s: r2(cpuSeconds(cpu)), peak_rss_mb: 0, event_loop_p99_ms: r2(loop.percentile(99) / 1e6) };

@@ -14,8 +14,9 @@
  * available is refused here, not at its first run. Base sets resolve `mnist` and `artifacts`
  * references (fleet/app/training/base-sets.ts).
  */
-import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { parseConfig, type ConfigKind } from '../../shared/config.js';
+import { loadConfigFile } from '../adapters/fs/config-file.js';
 import type { FleetContext } from '../app/context.js';
 import { renderDigitPng } from '../ml/digits.js';
 import { FleetError } from '../errors.js';
@@ -49,31 +50,32 @@ export const trainingFileConfig = z.strictObject({
 });
 export type TrainingFileConfig = z.output<typeof trainingFileConfig>;
 
-function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object') {
-    for (const v of Object.values(o)) deepFreeze(v);
-    Object.freeze(o);
-  }
-  return o;
-}
+const TRAINING_CONFIG: ConfigKind = { what: 'training configuration', error: (m, o) => new FleetError('TRAINING_CONFIG_INVALID', m, o) };
 
-const invalid = (issues: string[], source: string): FleetError =>
-  new FleetError('TRAINING_CONFIG_INVALID', `training configuration${source ? ` ${source}` : ''} is invalid: ${issues.join('; ')}`, { details: { issues } });
+/** What the trainer cross-check knows of the mode. */
+interface TrainerNames {
+  extraTrainers?: readonly string[];
+  hint?: Readonly<Record<string, string>>;
+}
 
 /**
  * Validate a training configuration object. `extraTrainers` names the trainers the caller adds
  * (`sagemaker` in AWS mode with a `sagemaker` section); `hint` explains where a missing one comes from.
  */
-export function parseTrainingConfig(data: unknown, o: { extraTrainers?: readonly string[]; hint?: Readonly<Record<string, string>>; source?: string } = {}): TrainingFileConfig {
-  const r = trainingFileConfig.safeParse(data);
-  const where = (path: readonly PropertyKey[]): string => (path.length ? path.map(String).join('.') : '(root)');
-  const issues = r.success ? [] : r.error.issues.map((i) => `${where(i.path)}: ${i.message}`);
-  // The cross-checks run on every model entry that parses on its own, so one error names every
-  // bad key, not only the schema's.
+export function parseTrainingConfig(data: unknown, o: TrainerNames = {}): TrainingFileConfig {
+  return parseConfig(trainingFileConfig, data, TRAINING_CONFIG, { check: (raw, parsed) => crossChecks(raw, parsed, o) });
+}
+
+/**
+ * The checks the schema cannot make (trainers depend on the mode). They run on every model entry
+ * that parses on its own, so one error names every bad key, not only the schema's.
+ */
+function crossChecks(data: unknown, parsed: TrainingFileConfig | undefined, o: TrainerNames): string[] {
+  const issues: string[] = [];
   const raw = (data && typeof data === 'object' ? data : {}) as { trainers?: { command?: unknown }; models?: unknown };
-  const hasCommand = r.success ? r.data.trainers.command !== undefined : typeof raw.trainers?.command === 'object' && raw.trainers.command !== null;
+  const hasCommand = parsed ? parsed.trainers.command !== undefined : typeof raw.trainers?.command === 'object' && raw.trainers.command !== null;
   const names = ['local', ...(hasCommand ? ['command'] : []), ...(o.extraTrainers ?? [])];
-  const models = r.success ? r.data.models : Array.isArray(raw.models) ? raw.models.map((m) => loopModelConfig.safeParse(m)).map((p) => (p.success ? p.data : null)) : [];
+  const models = parsed ? parsed.models : Array.isArray(raw.models) ? raw.models.map((m) => loopModelConfig.safeParse(m)).map((p) => (p.success ? p.data : null)) : [];
   const seen = new Set<string>();
   models.forEach((m: LoopModelConfig | null, i) => {
     if (!m) return;
@@ -86,25 +88,12 @@ export function parseTrainingConfig(data: unknown, o: { extraTrainers?: readonly
       else if (b.source === 'artifacts' && !b.items?.length) issues.push(`models.${i}.base.${j}.items: an artifacts base set needs items`);
     });
   });
-  if (!r.success || issues.length) throw invalid(issues, o.source ?? '');
-  return deepFreeze(r.data);
+  return issues;
 }
 
 /** Read and validate the JSON training file (`FLEET_TRAINING_CONFIG_INVALID` when unreadable or not JSON too). */
-export async function loadTrainingConfig(path: string, o: Omit<Parameters<typeof parseTrainingConfig>[1], 'source'> = {}): Promise<TrainingFileConfig> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new FleetError('TRAINING_CONFIG_INVALID', `cannot read the training configuration ${path}: ${(err as Error).message}`, { cause: err });
-  }
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (err) {
-    throw new FleetError('TRAINING_CONFIG_INVALID', `training configuration ${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
-  }
-  return parseTrainingConfig(data, { ...o, source: path });
+export async function loadTrainingConfig(path: string, o: TrainerNames = {}): Promise<TrainingFileConfig> {
+  return loadConfigFile(trainingFileConfig, TRAINING_CONFIG, path, { check: (raw, parsed) => crossChecks(raw, parsed, o) });
 }
 
 /** The trainer table of a training file: `local`, `command` when configured, plus `extra` (e.g. `{ sagemaker }`). */

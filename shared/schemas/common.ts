@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SEMVER_PATTERN } from '../semver.js';
 
 /**
  * Wire schema version carried by every message as `v`. Bump it when a message changes
@@ -19,9 +20,7 @@ export const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'expected a lowercas
 
 /** Model names are slugs; versions are semantic versions (pre-release allowed). */
 export const modelName = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and -');
-export const semver = z
-  .string()
-  .regex(/^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$/, 'expected a semantic version such as 1.2.0');
+export const semver = z.string().regex(SEMVER_PATTERN, 'expected a semantic version such as 1.2.0');
 
 export const modelRef = z.object({ name: modelName, version: semver });
 export type ModelRef = z.infer<typeof modelRef>;

@@ -10,16 +10,9 @@ import { systemClock } from '../../shared/ids.js';
 import { inferResult } from '../../shared/schemas/index.js';
 import { startTestAgent } from '../helpers/agent.js';
 import { fleetKeys, imagePackage, patternImage, tempDir } from '../helpers/packages.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const SAMPLES = 300;
-
-async function until(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 let tmp: ReturnType<typeof tempDir>;
 let broker: EmbeddedBroker;
@@ -68,7 +61,7 @@ describe('agent process killed while draining its backlog', () => {
     try {
       const first = startAgentProcess(config);
       await first.ready;
-      await until(() => sink.stats.received >= 60, 30_000, 'the drain to start');
+      await waitUntil(() => sink.stats.received >= 60, 30_000, 'the drain to start');
       await first.stop('SIGKILL');
       expect(sink.stats.received).toBeLessThan(SAMPLES);
       const afterKill = readQueueStats(join(data, 'queue.db')).depth;
@@ -77,8 +70,8 @@ describe('agent process killed while draining its backlog', () => {
       // 3. Restart: the rest drains; leases of the killed process are void.
       const second = startAgentProcess(config);
       const { http } = await second.ready;
-      await until(() => sink.stats.received >= SAMPLES, 60_000, 'every sample to arrive');
-      await until(async () => ((await (await fetch(`${http}/healthz`)).json()) as { queue: { depth: number } }).queue.depth === 0, 30_000, 'the queue to empty');
+      await waitUntil(() => sink.stats.received >= SAMPLES, 60_000, 'every sample to arrive');
+      await waitUntil(async () => ((await (await fetch(`${http}/healthz`)).json()) as { queue: { depth: number } }).queue.depth === 0, 30_000, 'the queue to empty', 50);
       await second.stop();
 
       const got = new Set(sink.samples.keys());

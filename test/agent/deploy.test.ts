@@ -10,6 +10,7 @@ import { topics } from '../../shared/topics.js';
 import { startTestAgent } from '../helpers/agent.js';
 import { servePackages } from '../helpers/package-server.js';
 import { imagePackage, patternImage, tempDir } from '../helpers/packages.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let tmp: ReturnType<typeof tempDir>;
 let broker: EmbeddedBroker;
@@ -25,13 +26,7 @@ const DEVICE = 'test-device';
 const ref = (version: string) => ({ name: 'pets', version });
 const artifact = (key: string) => ({ model: ref(key.split('@')[1]!), base_url: `${server.url}/${key}`, manifest_sha256: sha256Hex(readFileSync(join(tmp.dir, key, 'manifest.json'))) });
 
-async function until(cond: () => boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = (cond: () => boolean, ms = 30_000): Promise<void> => waitUntil(cond, ms);
 
 async function desire(d: Partial<DesiredState>): Promise<number> {
   revision++;

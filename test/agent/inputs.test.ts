@@ -1,13 +1,16 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { Aedes } from 'aedes';
 import mqtt from 'mqtt';
+import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { DirectoryWatcher } from '../../agent/inputs/watch-dir.js';
 import { directorySource } from '../../agent/model/store.js';
-import { errorReply, inferResult } from '../../shared/schemas/index.js';
+import { errorReply, inferResult, type InferResult } from '../../shared/schemas/index.js';
 import { startTestAgent } from '../helpers/agent.js';
 import { imagePackage, patternImage, tempDir } from '../helpers/packages.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let tmp: ReturnType<typeof tempDir>;
 beforeEach(() => {
@@ -15,13 +18,7 @@ beforeEach(() => {
 });
 afterEach(() => tmp.cleanup());
 
-async function until(cond: () => boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+const until = (cond: () => boolean, ms = 20_000): Promise<void> => waitUntil(cond, ms);
 
 describe('watched directory', () => {
   it('writes a JSON line per file, moves processed files, and keeps failed ones', async () => {
@@ -48,24 +45,35 @@ describe('watched directory', () => {
   });
 
   it('does not read a file that is still being written', async () => {
-    await imagePackage(join(tmp.dir, 'pets'));
+    // Scans driven by the test, not by the watcher's timer: a writer that stalls (a loaded
+    // machine, a slow camera) must not decide the outcome. The rule under test: a file is taken
+    // only after two scans saw the same size, so every partial size is refused.
     const inbox = join(tmp.dir, 'inbox');
-    const { agent } = await startTestAgent(join(tmp.dir, 'data'), { models: { initial: join(tmp.dir, 'pets') }, http: { enabled: false }, watch: { enabled: true, dir: inbox, poll_ms: 100, after: 'delete' } });
-    try {
-      const img = await patternImage(1, { format: 'png', width: 200, height: 200 });
-      const path = join(inbox, 'slow.png');
-      // A camera writing in pieces: the size keeps changing between polls.
-      for (let i = 1; i <= 4; i++) {
-        writeFileSync(path, img.subarray(0, Math.floor((img.length * i) / 4)));
-        await new Promise((r) => setTimeout(r, 120));
-      }
-      await until(() => !existsSync(path));
-      const lines = readFileSync(join(inbox, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { error?: unknown });
-      expect(lines).toHaveLength(1);
-      expect(lines[0]!.error).toBeUndefined();
-    } finally {
-      await agent.stop();
+    mkdirSync(inbox, { recursive: true });
+    const seen: Uint8Array[] = [];
+    const watcher = new DirectoryWatcher(
+      { dir: inbox, resultsFile: join(inbox, 'results.jsonl'), after: 'delete', processedDir: join(inbox, 'processed'), failedDir: join(inbox, 'failed'), pollMs: 100, extensions: ['.png'], concurrency: 1 },
+      (input) => {
+        if (input.kind === 'image') seen.push(input.bytes);
+        return Promise.resolve([{ label: 'ok' } as unknown as InferResult]);
+      },
+      pino({ level: 'silent' }),
+    );
+    const img = await patternImage(1, { format: 'png', width: 200, height: 200 });
+    const path = join(inbox, 'slow.png');
+    // A camera writing in pieces: the size changes between every two scans.
+    for (let i = 1; i <= 4; i++) {
+      writeFileSync(path, img.subarray(0, Math.floor((img.length * i) / 4)));
+      expect(await watcher.scan()).toBe(0);
     }
+    // Complete and unchanged since the last scan: taken now, once, whole.
+    expect(await watcher.scan()).toBe(1);
+    expect(existsSync(path)).toBe(false);
+    expect(seen).toHaveLength(1);
+    expect(Buffer.from(seen[0]!).equals(img)).toBe(true);
+    const lines = readFileSync(join(inbox, 'results.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { error?: unknown });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.error).toBeUndefined();
   });
 });
 

@@ -8,6 +8,7 @@ import { startEmbeddedBroker, type EmbeddedBroker } from '../../fleet/adapters/m
 import { SimulatedDevices } from '../helpers/device-sim.js';
 import { deviceStatus, telemetry, type ModelRef } from '../../shared/schemas/index.js';
 import { systemClock } from '../../shared/ids.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const V1: ModelRef = { name: 'digits', version: '1.0.0' };
 const V2: ModelRef = { name: 'digits', version: '2.0.0' };
@@ -25,13 +26,7 @@ afterAll(async () => {
   await broker.close();
 });
 
-async function until(cond: () => boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = (cond: () => boolean, ms = 30_000): Promise<void> => waitUntil(cond, ms);
 
 /** A fleet side wired as the service wires it: backend over MQTT, device messages into the manager. */
 function wire(prefix: string, repo: RolloutRepo) {

@@ -17,6 +17,7 @@ import { telemetry } from '../../shared/schemas/index.js';
 import { topics } from '../../shared/topics.js';
 import { mosquittoSkipReason, startMosquitto } from '../helpers/broker.js';
 import { issueClientCert, makePki, opensslSkipReason, type TestPki } from '../helpers/pki.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const skipReason = opensslSkipReason() ?? mosquittoSkipReason();
 if (skipReason) console.warn(`[fleet] skipping the fleet mutual TLS test: ${skipReason}`);
@@ -30,14 +31,6 @@ function capture(): { log: pino.Logger; lines: Array<Record<string, unknown>> } 
     },
   });
   return { log: pino({ level: 'info' }, sink), lines };
-}
-
-async function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 describe.skipIf(skipReason !== null)('fleet service over mutual TLS to an external broker (mosquitto, require_certificate)', () => {
@@ -91,7 +84,7 @@ describe.skipIf(skipReason !== null)('fleet service over mutual TLS to an extern
       queue: { depth: 5, bytes: 10_240, quota_bytes: 1 << 28, evicted_total: 0, oldest_age_s: 30 },
     });
     await dev.publishAsync(topics.telemetry('dev-tls'), JSON.stringify(t), { qos: 1 });
-    await until(() => svc.ctx.devices.get('dev-tls').telemetry?.inference.count === 42, 10_000, 'the telemetry to reach the fleet');
+    await waitUntil(() => svc.ctx.devices.get('dev-tls').telemetry?.inference.count === 42, 10_000, 'the telemetry to reach the fleet');
     await dev.endAsync();
     expect(svc.ctx.devices.get('dev-tls').telemetry).toMatchObject({ inference: { count: 42 }, model: { name: 'pets', version: '1.0.0' } });
     expect(lines.filter((l) => l.msg === 'device message rejected')).toEqual([]);

@@ -6,17 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFleetService, type FleetService } from '../../fleet/boot/service.js';
 import { SimulatedDevices } from '../helpers/device-sim.js';
 import { imagePackage, tempDir } from '../helpers/packages.js';
+import { waitUntil } from '../helpers/wait.js';
 
 let tmp: ReturnType<typeof tempDir>;
 let svc: FleetService;
 
-async function until(cond: () => boolean, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = (cond: () => boolean, ms = 30_000): Promise<void> => waitUntil(cond, ms);
 
 beforeAll(async () => {
   tmp = tempDir();

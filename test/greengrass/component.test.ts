@@ -15,6 +15,7 @@ import { servePackages } from '../helpers/package-server.js';
 import { fleetKeys, imagePackage, patternImage, tempDir } from '../helpers/packages.js';
 import { GreengrassIpcServer } from './ipc-server.js';
 import { mqttAclFromRecipe } from './recipe.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const THING = 'gg-core-1';
 const TOKEN = 'svcuid-component-test';
@@ -29,13 +30,7 @@ const ref = (version: string) => ({ name: 'pets', version });
 const manifestSha = (v: string): string => sha256Hex(readFileSync(join(tmp.dir, `pets@${v}`, 'manifest.json')));
 const artifact = (v: string) => ({ model: ref(v), base_url: `${pkgs.url}/pets@${v}`, manifest_sha256: manifestSha(v) });
 
-async function until(cond: () => boolean, ms = 30_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (cond: () => boolean, ms = 30_000, what?: string): Promise<void> => waitUntil(cond, ms, what);
 
 /** Like S3 presigned GETs: the URL is the authorization; a request that also carries a bearer token is refused. */
 async function servePresigned(dirs: Record<string, string>): Promise<typeof presigned> {

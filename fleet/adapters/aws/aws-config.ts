@@ -5,11 +5,11 @@
  * "Fleet on AWS" section and /shared/FACTS.md); a value outside them is refused here, before
  * any AWS call.
  */
-import { readFile } from 'node:fs/promises';
 import { TargetDevice } from '@aws-sdk/client-sagemaker';
 import { z } from 'zod';
 import { semver } from '../../../shared/schemas/common.js';
-import { formatIssues } from '../../../shared/validate.js';
+import { parseConfig, type ConfigKind } from '../../../shared/config.js';
+import { loadConfigFile } from '../fs/config-file.js';
 import { FleetError } from '../../errors.js';
 
 /** Documented limits (Greengrass CreateDeployment / IoT Jobs). */
@@ -145,37 +145,14 @@ export const awsFleetConfig = z
 export type AwsFleetConfig = z.output<typeof awsFleetConfig>;
 export type AwsFleetConfigInput = z.input<typeof awsFleetConfig>;
 
-function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object') {
-    for (const v of Object.values(o)) deepFreeze(v);
-    Object.freeze(o);
-  }
-  return o;
-}
+const AWS_CONFIG: ConfigKind = { what: 'AWS configuration', error: (m, o) => new FleetError('AWS_CONFIG_INVALID', m, o) };
 
 /** Validate a configuration object: every bad key in one `FLEET_AWS_CONFIG_INVALID` error. */
 export function parseAwsConfig(data: unknown): AwsFleetConfig {
-  const r = awsFleetConfig.safeParse(data);
-  if (!r.success) {
-    const issues = formatIssues(r.error.issues);
-    throw new FleetError('AWS_CONFIG_INVALID', `AWS configuration is invalid: ${issues.join('; ')}`, { details: { issues } });
-  }
-  return deepFreeze(r.data);
+  return parseConfig(awsFleetConfig, data, AWS_CONFIG);
 }
 
 /** Read and validate the JSON configuration file. */
 export async function loadAwsConfig(path: string): Promise<AwsFleetConfig> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw new FleetError('AWS_CONFIG_INVALID', `cannot read the AWS configuration ${path}: ${(err as Error).message}`, { cause: err });
-  }
-  let data: unknown;
-  try {
-    data = JSON.parse(text);
-  } catch (err) {
-    throw new FleetError('AWS_CONFIG_INVALID', `AWS configuration ${path} is not valid JSON: ${(err as Error).message}`, { cause: err });
-  }
-  return parseAwsConfig(data);
+  return loadConfigFile(awsFleetConfig, AWS_CONFIG, path);
 }

@@ -209,9 +209,9 @@ export function sagemakerTrainer(deps: SagemakerTrainerDeps): Trainer {
         if (!artifact) throw new FleetError('TRAINING_OUTPUT_INVALID', `SageMaker training job ${job} completed without ModelArtifacts`);
         const loc = parseS3Uri(artifact);
         const obj = await send('GetObject', deps.s3.send(new GetObjectCommand({ Bucket: loc.bucket, Key: loc.key })));
-        const gz = await (obj.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray();
-        const files = await extractTarGz(gz, req.outputDir);
-        progress({ fraction: 0.95, message: `fetched ${artifact} (${gz.length} bytes, ${files.length} files)` });
+        // Streamed from the response into the package directory: the archive may be 4 GiB.
+        const files = await extractTarGz(obj.Body as AsyncIterable<Uint8Array>, req.outputDir);
+        progress({ fraction: 0.95, message: `fetched ${artifact} (${obj.ContentLength ?? '?'} bytes, ${files.length} files)` });
         let manifest = await validatePackageDir(req.outputDir, { expect: req.model, labels: req.labels });
 
         // 5. Optional Neo compilation, recorded next to (never instead of) the ONNX model.

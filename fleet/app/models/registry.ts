@@ -13,7 +13,7 @@ import type { ArtifactStore } from '../artifacts.js';
 import { FleetError } from '../../errors.js';
 import type { FleetDb } from '../../adapters/sqlite/db.js';
 import { storageError } from '../../adapters/sqlite/db.js';
-import { compareSemver } from '../../core/semver.js';
+import { compareSemver } from '../../../shared/semver.js';
 
 export { MANIFEST_FILE };
 

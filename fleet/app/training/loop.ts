@@ -30,7 +30,7 @@ import type { Datasets } from '../labels/datasets.js';
 import { DEFAULT_HOLDOUT_RULE, holdoutRule } from '../../core/labels/split.js';
 import type { ModelRegistry, ModelVersion } from '../models/registry.js';
 import { MANIFEST_FILE } from '../models/registry.js';
-import { compareSemver } from '../../core/semver.js';
+import { bumpMinor, compareSemver } from '../../../shared/semver.js';
 import type { RolloutManager } from '../rollouts/manager.js';
 import { rolloutPlan } from '../../core/rollouts/plan-schema.js';
 import type { FleetDb } from '../../adapters/sqlite/db.js';
@@ -167,9 +167,7 @@ export async function exportRegisteredPackage(registry: ModelRegistry, artifacts
 /** The next minor version after every version of the model (registered or rejected). */
 export function nextVersion(versions: readonly string[]): string {
   if (versions.length === 0) return '1.0.0';
-  const top = versions.reduce((a, b) => (compareSemver(a, b) >= 0 ? a : b));
-  const [maj = 0, min = 0] = (top.split('-')[0] as string).split('.').map(Number);
-  return `${maj}.${min + 1}.0`;
+  return bumpMinor(versions.reduce((a, b) => (compareSemver(a, b) >= 0 ? a : b)));
 }
 
 /** Fingerprint of resolved base examples: ids, labels and byte hashes, in order. */

@@ -20,6 +20,7 @@ import type { Clock } from '../../../shared/ids.js';
 import type { ModelRef } from '../../../shared/schemas/index.js';
 import { captureLogger } from '../../helpers/agent.js';
 import { CLASS_LABELS, imagePackage, patternImage, tempDir } from '../../helpers/packages.js';
+import { waitUntil, type Condition } from '../../helpers/wait.js';
 
 export const MODEL = 'pets';
 export const ref = (version: string): ModelRef => ({ name: MODEL, version });
@@ -27,14 +28,8 @@ export const V1 = ref('1.0.0');
 export const V2 = ref('2.0.0');
 export const TAGS = { site: 'pit-3' };
 
-/** Poll `cond` (every 50 ms) until it holds; the error names what was awaited. */
-export async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 45_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for: ${what}`);
-    await sleep(50);
-  }
-}
+/** The integration suite's wait: what first, 45 s by default, every 50 ms (test/helpers/wait.ts). */
+export const until = (what: string, cond: Condition, ms = 45_000): Promise<void> => waitUntil(cond, ms, what, 50);
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
