@@ -1,4 +1,3 @@
-import { EdgeloopError } from '../../shared/errors.js';
 import { MANIFEST_FILE, readPackageDir } from '../../shared/package/index.js';
 import type { ModelManifest, ModelRef } from '../../shared/schemas/index.js';
 import { verifyManifestSignature } from '../../shared/signing.js';
@@ -45,8 +44,4 @@ export function fleetSignature(opts: VerifyOptions): (raw: Record<string, unknow
 export async function readModelPackage(dir: string, opts: VerifyOptions): Promise<ModelPackage> {
   const p = await readPackageDir(dir, { authenticate: fleetSignature(opts) });
   return { dir, manifest: p.manifest, ref: { name: p.manifest.name, version: p.manifest.version }, manifestSha256: p.manifestSha256, modelBytes: p.modelBytes, signed: p.raw.signature !== undefined };
-}
-
-export function isSignatureError(err: unknown): boolean {
-  return err instanceof EdgeloopError && err.code === 'MODEL_SIGNATURE_INVALID';
 }

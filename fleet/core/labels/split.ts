@@ -40,7 +40,6 @@ export const holdoutRule = z.discriminatedUnion('kind', [
   }),
 ]);
 export type HoldoutRule = z.output<typeof holdoutRule>;
-export type HoldoutRuleInput = z.input<typeof holdoutRule>;
 
 /** The default: a fifth of the field samples, by hash of the id. */
 export const DEFAULT_HOLDOUT_RULE: HoldoutRule = { kind: 'hash', fraction: 0.2, salt: 'field-holdout-v1' };

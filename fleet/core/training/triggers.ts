@@ -35,7 +35,6 @@ export const triggerPolicy = z.strictObject({
   min_interval_ms: z.number().int().nonnegative().default(5 * 60_000).describe('Automatic triggers wait this long after the last run started (ms); manual ones never wait.'),
 });
 export type TriggerPolicy = z.output<typeof triggerPolicy>;
-export type TriggerPolicyInput = z.input<typeof triggerPolicy>;
 
 /** One drift observation of a device: the PSI it reported and when the fleet heard it. */
 export interface DriftPoint {
