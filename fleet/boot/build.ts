@@ -6,6 +6,7 @@ import { TieredArtifactStore } from '../adapters/fs/tiered-store.js';
 import { openSqliteArtifactStore } from '../adapters/sqlite/artifact-store.js';
 import { openFleetDb } from '../adapters/sqlite/db.js';
 import { sqliteRevisions, sqliteRolloutRepo } from '../adapters/sqlite/rollout-repo.js';
+import { sqliteUsersRepo } from '../adapters/sqlite/users-repo.js';
 import type { ArtifactStore } from '../app/artifacts.js';
 import type { FleetContext } from '../app/context.js';
 import type { ScryptParams } from '../app/devices/credentials.js';
@@ -117,7 +118,7 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
       datasets: new Datasets({ db, artifacts }),
       rollouts,
       rolloutDecisions: (id, limit) => repo.decisions(id, limit),
-      users: new Users(db),
+      users: new Users({ repo: sqliteUsersRepo(db), clock }),
       trainingRuns: new TrainingRuns({ db, artifacts }),
       clock,
       log,
