@@ -5,6 +5,7 @@ import { openFsArtifactStore } from '../adapters/fs/artifact-store.js';
 import { TieredArtifactStore } from '../adapters/fs/tiered-store.js';
 import { openSqliteArtifactStore } from '../adapters/sqlite/artifact-store.js';
 import { openFleetDb } from '../adapters/sqlite/db.js';
+import { sqliteDevicesRepo } from '../adapters/sqlite/devices-repo.js';
 import { sqliteRevisions, sqliteRolloutRepo } from '../adapters/sqlite/rollout-repo.js';
 import { sqliteUsersRepo } from '../adapters/sqlite/users-repo.js';
 import type { ArtifactStore } from '../app/artifacts.js';
@@ -80,7 +81,8 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
       artifacts = new TieredArtifactStore({ small, large });
     }
     const registry = new ModelRegistry({ db, artifacts, signingKey: o.signingKey });
-    const devices = new DeviceRegistry({ db, ...(o.deviceScrypt ? { scrypt: o.deviceScrypt } : {}) });
+    const devicesRepo = sqliteDevicesRepo(db);
+    const devices = new DeviceRegistry({ repo: devicesRepo, clock, ...(o.deviceScrypt ? { scrypt: o.deviceScrypt } : {}) });
     const ingest = new SampleIngest({ db, artifacts, logger: log.child({ component: 'ingest' }) });
     down.push('sample ingest', () => ingest.flush());
     const urls = o.urls ?? { mqtt: '', http: '' };

@@ -8,6 +8,7 @@ import { Labels } from '../../../fleet/app/labels/labels.js';
 import { SampleIngest } from '../../../fleet/app/samples/ingest.js';
 import type { SampleIngestOptions } from '../../../fleet/app/samples/ingest.js';
 import { openFleetDb } from '../../../fleet/adapters/sqlite/db.js';
+import { sqliteDevicesRepo } from '../../../fleet/adapters/sqlite/devices-repo.js';
 import type { FleetDb } from '../../../fleet/adapters/sqlite/db.js';
 import { sha256Hex } from '../../../shared/ids.js';
 import { sampleMessage } from '../../../shared/schemas/index.js';
@@ -95,7 +96,7 @@ export async function openParts(o: { ingest?: Partial<SampleIngestOptions>; arti
     ingest,
     labels: new Labels({ db }),
     datasets: new Datasets({ db, artifacts }),
-    devices: new DeviceRegistry({ db, scrypt: { N: 1024, r: 8, p: 1 } }),
+    devices: new DeviceRegistry({ repo: sqliteDevicesRepo(db), clock: db.clock, scrypt: { N: 1024, r: 8, p: 1 } }),
     clock,
     cleanup: () => {
       db.close();
