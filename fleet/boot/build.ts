@@ -6,6 +6,7 @@ import { TieredArtifactStore } from '../adapters/fs/tiered-store.js';
 import { openSqliteArtifactStore } from '../adapters/sqlite/artifact-store.js';
 import { openFleetDb } from '../adapters/sqlite/db.js';
 import { sqliteDevicesRepo } from '../adapters/sqlite/devices-repo.js';
+import { sqliteModelsRepo } from '../adapters/sqlite/models-repo.js';
 import { sqliteRevisions, sqliteRolloutRepo } from '../adapters/sqlite/rollout-repo.js';
 import { sqliteUsersRepo } from '../adapters/sqlite/users-repo.js';
 import type { ArtifactStore } from '../app/artifacts.js';
@@ -80,7 +81,7 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
       // Small blobs (samples) in SQLite, group-committed; large ones (models) as files.
       artifacts = new TieredArtifactStore({ small, large });
     }
-    const registry = new ModelRegistry({ db, artifacts, signingKey: o.signingKey });
+    const registry = new ModelRegistry({ repo: sqliteModelsRepo(db), clock, artifacts, signingKey: o.signingKey });
     const devicesRepo = sqliteDevicesRepo(db);
     const devices = new DeviceRegistry({ repo: devicesRepo, clock, ...(o.deviceScrypt ? { scrypt: o.deviceScrypt } : {}) });
     const ingest = new SampleIngest({ db, artifacts, logger: log.child({ component: 'ingest' }) });

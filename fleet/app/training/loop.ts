@@ -346,11 +346,9 @@ export class LearningLoop {
     }
     const ranked = [...votes.entries()].sort((a, b) => b[1] - a[1] || compareSemver(b[0], a[0]));
     for (const [version] of ranked) {
-      try {
-        return this.deps.registry.get(name, version);
-      } catch {
-        /* a device runs a version this registry does not hold: ask the next */
-      }
+      // null: a device runs a version this registry does not hold; ask the next.
+      const v = this.deps.registry.find(name, version);
+      if (v) return v;
     }
     return this.deps.registry.latest(name);
   }

@@ -28,9 +28,9 @@ async function labelSets(ctx: FleetContext, samples: SampleRecord[]): Promise<Re
   for (const s of samples) {
     const key = `${s.model.name}@${s.model.version}`;
     if (out[key]) continue;
-    try {
+    if (ctx.registry.find(s.model.name, s.model.version)) {
       out[key] = { labels: (await ctx.registry.manifest(s.model.name, s.model.version)).labels, indexed: true };
-    } catch {
+    } else {
       const seen = new Set<string>();
       for (const x of samples) if (x.model.name === s.model.name && x.model.version === s.model.version) for (const t of [x.prediction, ...x.prediction.topk]) seen.add(t.label);
       out[key] = { labels: [...seen].sort(), indexed: false };
