@@ -8,6 +8,7 @@ import { openFleetDb } from '../adapters/sqlite/db.js';
 import { sqliteDevicesRepo } from '../adapters/sqlite/devices-repo.js';
 import { sqliteModelsRepo } from '../adapters/sqlite/models-repo.js';
 import { sqliteRevisions, sqliteRolloutRepo } from '../adapters/sqlite/rollout-repo.js';
+import { sqliteTrainingRunsRepo } from '../adapters/sqlite/training-runs-repo.js';
 import { sqliteUsersRepo } from '../adapters/sqlite/users-repo.js';
 import type { ArtifactStore } from '../app/artifacts.js';
 import type { FleetContext } from '../app/context.js';
@@ -122,7 +123,7 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
       rollouts,
       rolloutDecisions: (id, limit) => repo.decisions(id, limit),
       users: new Users({ repo: sqliteUsersRepo(db), clock }),
-      trainingRuns: new TrainingRuns({ db, artifacts }),
+      trainingRuns: new TrainingRuns({ repo: sqliteTrainingRunsRepo(db), clock, artifacts }),
       clock,
       log,
       publicKeyPem: o.signingKey.publicKeyPem,

@@ -59,13 +59,7 @@ export async function lineageChain(deps: { registry: ModelRegistry; datasets: Da
     }
     const v = deps.registry.get(p.name, p.version);
     let run = deps.runs.byResult({ name: p.name, version: p.version });
-    if (!run && v.lineage.training_run) {
-      try {
-        run = deps.runs.get(v.lineage.training_run);
-      } catch {
-        run = null;
-      }
-    }
+    if (!run && v.lineage.training_run) run = deps.runs.find(v.lineage.training_run);
     let dataset: LineageDataset | null = null;
     let missing: string | null = null;
     const dsId = v.lineage.dataset_version ?? run?.dataset_version ?? null;

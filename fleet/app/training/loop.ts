@@ -38,8 +38,7 @@ import { evaluateModels, readPackageManifest } from './evaluate.js';
 import type { EvalExample, ModelReport } from './evaluate.js';
 import { gateConfig, judge } from '../../core/training/gate.js';
 import type { GateVerdict } from '../../core/training/gate.js';
-import { TrainingRuns } from './runs.js';
-import type { TrainingRun } from './runs.js';
+import type { TrainingRun, TrainingRuns } from './runs.js';
 import type { Trainer, TrainingExample } from './trainer.js';
 import { decideTrigger, triggerPolicy } from '../../core/training/triggers.js';
 import type { DriftPoint, TriggerDecision, TriggerKind } from '../../core/training/triggers.js';
@@ -106,8 +105,8 @@ export interface LearningLoopDeps {
   random?: Random;
   /** Passed to trainers that sign; the registry re-signs on push anyway. */
   signKeyPem?: string;
-  /** The training-run records (the context's); built over `db` when absent. */
-  runs?: TrainingRuns;
+  /** The training-run records (the context's). */
+  runs: TrainingRuns;
 }
 
 export interface TrainOptions {
@@ -197,7 +196,7 @@ export class LearningLoop {
       const c = loopModelConfig.parse(m);
       this.configs.set(c.name, c);
     }
-    this.runs = deps.runs ?? new TrainingRuns({ db: deps.db, artifacts: deps.artifacts });
+    this.runs = deps.runs;
     this.labelsSince = deps.db.sqlite.prepare("SELECT COUNT(*) AS n FROM samples WHERE model_name = ? AND label_state = 'labeled' AND labeled_at > ?");
     this.startedAt = deps.clock.now();
     this.log = deps.log.child({ component: 'learning-loop' });

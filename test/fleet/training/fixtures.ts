@@ -220,6 +220,7 @@ export function loopOn(f: TestFleet, o: { dir: string } & Pick<LearningLoopDeps,
   const { dir, ...rest } = o;
   return new LearningLoop({
     db: f.ctx.db,
+    runs: f.ctx.trainingRuns,
     artifacts: f.ctx.artifacts,
     registry: f.ctx.registry,
     datasets: f.ctx.datasets,
