@@ -4,10 +4,12 @@ import { systemClock, type Clock } from '../../shared/ids.js';
 import { openFsArtifactStore } from '../adapters/fs/artifact-store.js';
 import { TieredArtifactStore } from '../adapters/fs/tiered-store.js';
 import { openSqliteArtifactStore } from '../adapters/sqlite/artifact-store.js';
+import { sqliteDatasetsRepo } from '../adapters/sqlite/datasets-repo.js';
 import { openFleetDb } from '../adapters/sqlite/db.js';
 import { sqliteDevicesRepo } from '../adapters/sqlite/devices-repo.js';
 import { sqliteModelsRepo } from '../adapters/sqlite/models-repo.js';
 import { sqliteRevisions, sqliteRolloutRepo } from '../adapters/sqlite/rollout-repo.js';
+import { sqliteSamplesRepo } from '../adapters/sqlite/samples-repo.js';
 import { sqliteTrainingRunsRepo } from '../adapters/sqlite/training-runs-repo.js';
 import { sqliteUsersRepo } from '../adapters/sqlite/users-repo.js';
 import type { ArtifactStore } from '../app/artifacts.js';
@@ -85,7 +87,8 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
     const registry = new ModelRegistry({ repo: sqliteModelsRepo(db), clock, artifacts, signingKey: o.signingKey });
     const devicesRepo = sqliteDevicesRepo(db);
     const devices = new DeviceRegistry({ repo: devicesRepo, clock, ...(o.deviceScrypt ? { scrypt: o.deviceScrypt } : {}) });
-    const ingest = new SampleIngest({ db, artifacts, logger: log.child({ component: 'ingest' }) });
+    const samples = sqliteSamplesRepo(db);
+    const ingest = new SampleIngest({ samples, devices: devicesRepo, artifacts, clock, logger: log.child({ component: 'ingest' }) });
     down.push('sample ingest', () => ingest.flush());
     const urls = o.urls ?? { mqtt: '', http: '' };
     const repo = sqliteRolloutRepo(db);
@@ -118,8 +121,8 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
       registry,
       devices,
       ingest,
-      labels: new Labels({ db }),
-      datasets: new Datasets({ db, artifacts }),
+      labels: new Labels({ samples, clock }),
+      datasets: new Datasets({ repo: sqliteDatasetsRepo(db), samples, artifacts, clock }),
       rollouts,
       rolloutDecisions: (id, limit) => repo.decisions(id, limit),
       users: new Users({ repo: sqliteUsersRepo(db), clock }),

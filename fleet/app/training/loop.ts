@@ -12,7 +12,6 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
-import type BetterSqlite3 from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { EdgeloopError } from '../../../shared/errors.js';
@@ -27,13 +26,13 @@ import { FleetError } from '../../errors.js';
 import { baseRef } from '../../core/labels/dataset-schema.js';
 import type { BaseRef, DatasetManifest } from '../../core/labels/dataset-schema.js';
 import type { Datasets } from '../labels/datasets.js';
+import type { Labels } from '../labels/labels.js';
 import { DEFAULT_HOLDOUT_RULE, holdoutRule } from '../../core/labels/split.js';
 import type { ModelRegistry, ModelVersion } from '../models/registry.js';
 import { MANIFEST_FILE } from '../models/registry.js';
 import { compareSemver } from '../../core/semver.js';
 import type { RolloutManager } from '../rollouts/manager.js';
 import { rolloutPlan } from '../../core/rollouts/plan-schema.js';
-import type { FleetDb } from '../../adapters/sqlite/db.js';
 import { evaluateModels, readPackageManifest } from './evaluate.js';
 import type { EvalExample, ModelReport } from './evaluate.js';
 import { gateConfig, judge } from '../../core/training/gate.js';
@@ -86,7 +85,8 @@ export interface LoopProgress {
 }
 
 export interface LearningLoopDeps {
-  db: FleetDb;
+  /** How many new labels a model's samples got (the label-count trigger). */
+  labels: Pick<Labels, 'labeledSince'>;
   artifacts: ArtifactStore;
   registry: ModelRegistry;
   datasets: Datasets;
@@ -184,7 +184,6 @@ export class LearningLoop {
   private readonly active = new Map<string, Active>();
   private readonly progressLog = new Map<string, LoopProgress[]>();
   private readonly drift = new Map<string, Map<string, DriftPoint[]>>();
-  private readonly labelsSince: BetterSqlite3.Statement<[string, number], { n: number }>;
   private readonly startedAt: number;
   private seq = 0;
   private ticker: NodeJS.Timeout | null = null;
@@ -197,7 +196,6 @@ export class LearningLoop {
       this.configs.set(c.name, c);
     }
     this.runs = deps.runs;
-    this.labelsSince = deps.db.sqlite.prepare("SELECT COUNT(*) AS n FROM samples WHERE model_name = ? AND label_state = 'labeled' AND labeled_at > ?");
     this.startedAt = deps.clock.now();
     this.log = deps.log.child({ component: 'learning-loop' });
     const interrupted = this.runs.failInterrupted();
@@ -278,7 +276,7 @@ export class LearningLoop {
       }
       const last = this.runs.lastOf(c.name);
       const lastRunAt = last ? Date.parse(last.started_at) : null;
-      const newLabels = this.labelsSince.get(c.name, lastRunAt ?? -1)?.n ?? 0;
+      const newLabels = this.deps.labels.labeledSince(c.name, lastRunAt ?? -1);
       const drift = [...(this.drift.get(c.name)?.entries() ?? [])].map(([device, points]) => ({ device, points }));
       const decision = decideTrigger({ now: this.deps.clock.now(), lastRunAt, startedAt: this.startedAt, newLabels, drift }, c.triggers);
       if (!decision.fire || !decision.kind) {

@@ -60,8 +60,7 @@ function keymap(sets: Record<string, { labels: string[]; indexed: boolean }>): S
 
 /** Current labels given by the demo's simulated labeler (0 outside the demo). */
 function simulatedLabels(ctx: FleetContext): number {
-  const row = ctx.db.sqlite.prepare<[string], { n: number }>("SELECT COUNT(*) AS n FROM samples WHERE label_state = 'labeled' AND labeled_by = ?").get(SIMULATED_LABELER);
-  return row?.n ?? 0;
+  return ctx.labels.labeledBy(SIMULATED_LABELER);
 }
 
 export async function labelingPage(ctx: FleetContext, url: URL, user: User): Promise<PageResult> {
