@@ -5,7 +5,7 @@ import { openFsArtifactStore } from '../adapters/fs/artifact-store.js';
 import { TieredArtifactStore } from '../adapters/fs/tiered-store.js';
 import { openSqliteArtifactStore } from '../adapters/sqlite/artifact-store.js';
 import { sqliteDatasetsRepo } from '../adapters/sqlite/datasets-repo.js';
-import { openFleetDb } from '../adapters/sqlite/db.js';
+import { openFleetDb, sqliteStorageHealth } from '../adapters/sqlite/db.js';
 import { sqliteDevicesRepo } from '../adapters/sqlite/devices-repo.js';
 import { sqliteModelsRepo } from '../adapters/sqlite/models-repo.js';
 import { sqliteRevisions, sqliteRolloutRepo } from '../adapters/sqlite/rollout-repo.js';
@@ -116,7 +116,7 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
       rollouts.flush();
     });
     const ctx: FleetContext = {
-      db,
+      storage: sqliteStorageHealth(db),
       artifacts,
       registry,
       devices,

@@ -1,4 +1,11 @@
-import { storageError } from './db.js';
+import { EdgeloopError } from '../../../shared/errors.js';
+import { FleetError } from '../../errors.js';
+
+/** Wrap a SQLite failure (disk full, I/O error) as `FLEET_STORAGE_FAILED`; domain errors pass through. */
+export function storageError(what: string, err: unknown): Error {
+  if (err instanceof EdgeloopError) return err;
+  return new FleetError('STORAGE_FAILED', `${what}: ${(err as Error).message}`, { cause: err });
+}
 
 /**
  * A repository whose every method turns a SQLite failure (disk full, I/O error, a closed
