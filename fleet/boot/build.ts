@@ -5,7 +5,7 @@ import { openFsArtifactStore } from '../adapters/fs/artifact-store.js';
 import { TieredArtifactStore } from '../adapters/fs/tiered-store.js';
 import { openSqliteArtifactStore } from '../adapters/sqlite/artifact-store.js';
 import { sqliteDatasetsRepo } from '../adapters/sqlite/datasets-repo.js';
-import { openFleetDb, sqliteStorageHealth } from '../adapters/sqlite/db.js';
+import { openFleetDb, sqliteStorageHealth, type FleetDb } from '../adapters/sqlite/db.js';
 import { sqliteDevicesRepo } from '../adapters/sqlite/devices-repo.js';
 import { sqliteModelsRepo } from '../adapters/sqlite/models-repo.js';
 import { sqliteRevisions, sqliteRolloutRepo } from '../adapters/sqlite/rollout-repo.js';
@@ -30,6 +30,11 @@ import { Teardown } from './teardown.js';
 
 /** What a rollout backend gets from the fleet it is built into. */
 export interface RolloutBackendEnv {
+  /**
+   * The fleet database, for a backend that keeps its own record there (the AWS ledger), so its
+   * writes can share a transaction with the rollout steps the manager saves in it.
+   */
+  db: FleetDb;
   registry: ModelRegistry;
   /** Filled once the HTTP server listens. */
   urls: { http: string; mqtt: string };
@@ -92,7 +97,7 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
     down.push('sample ingest', () => ingest.flush());
     const urls = o.urls ?? { mqtt: '', http: '' };
     const repo = sqliteRolloutRepo(db);
-    const backend = o.rolloutBackend({ registry, urls, rollout: (id) => rollouts.find(id)?.state ?? null, nextRevision: sqliteRevisions(db), clock, log: log.child({ component: 'rollout-backend' }) });
+    const backend = o.rolloutBackend({ db, registry, urls, rollout: (id) => rollouts.find(id)?.state ?? null, nextRevision: sqliteRevisions(db), clock, log: log.child({ component: 'rollout-backend' }) });
     const rollouts: RolloutManager = new RolloutManager({
       repo,
       clock,
