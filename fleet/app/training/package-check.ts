@@ -53,8 +53,10 @@ export async function validatePackageDir(dir: string, o: PackageCheckOptions = {
     let bytes: Buffer;
     try {
       bytes = await readFile(join(dir, rel));
-    } catch {
-      problems.push(`${f.path} is missing`);
+    } catch (err) {
+      // Named as what it is: a file that could not be read is not necessarily missing.
+      const code = (err as NodeJS.ErrnoException).code;
+      problems.push(code === 'ENOENT' ? `${f.path} is missing` : `${f.path} cannot be read (${code ?? (err as Error).message})`);
       continue;
     }
     if (bytes.length !== f.bytes) problems.push(`${f.path} has ${bytes.length} bytes, the manifest says ${f.bytes}`);
