@@ -7,9 +7,11 @@ import { openSqliteArtifactStore } from '../fleet/adapters/sqlite/artifact-store
 import { TieredArtifactStore } from '../fleet/adapters/fs/tiered-store.js';
 import type { ArtifactStore } from '../fleet/app/artifacts.js';
 import { SampleIngest } from '../fleet/app/samples/ingest.js';
-import { INSERT_SAMPLE_SQL, sampleRow } from '../fleet/app/samples/rows.js';
-import type { SampleRow } from '../fleet/app/samples/rows.js';
+import { INSERT_SAMPLE_SQL, sampleRow } from '../fleet/adapters/sqlite/sample-rows.js';
+import type { SampleRow } from '../fleet/adapters/sqlite/sample-rows.js';
 import { openFleetDb } from '../fleet/adapters/sqlite/db.js';
+import { sqliteDevicesRepo } from '../fleet/adapters/sqlite/devices-repo.js';
+import { sqliteSamplesRepo } from '../fleet/adapters/sqlite/samples-repo.js';
 import { sha256Hex } from '../shared/ids.js';
 import type { OutlierReason, SampleMessage, SampleMeta } from '../shared/schemas/index.js';
 
@@ -108,7 +110,7 @@ async function openStore(kind: IngestStoreKind, dir: string): Promise<{ store: A
 async function runIngest(kind: IngestStoreKind, dir: string, messages: SampleMessage[], inFlight: number, maxBatch: number): Promise<{ rate: number; samples: number; batchRows: number }> {
   const db = openFleetDb({ path: path.join(dir, 'ingest.db') });
   const { store: artifacts, close } = await openStore(kind, dir);
-  const ingest = new SampleIngest({ db, artifacts, maxBatch });
+  const ingest = new SampleIngest({ samples: sqliteSamplesRepo(db), devices: sqliteDevicesRepo(db), artifacts, clock: db.clock, maxBatch });
   try {
     const start = performance.now();
     const window: Array<Promise<unknown>> = [];

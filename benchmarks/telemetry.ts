@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { APPLY_TELEMETRY_SQL, DeviceRegistry } from '../fleet/app/devices/registry.js';
+import { DeviceRegistry } from '../fleet/app/devices/registry.js';
+import { APPLY_TELEMETRY_SQL, sqliteDevicesRepo } from '../fleet/adapters/sqlite/devices-repo.js';
 import { telemetryColumns } from '../fleet/core/devices/state.js';
 import { TelemetryBatcher } from '../fleet/app/devices/telemetry-batcher.js';
 import { openFleetDb } from '../fleet/adapters/sqlite/db.js';
@@ -30,7 +31,7 @@ export async function benchTelemetry(o: { devices?: number; perDevice?: number }
   const dir = mkdtempSync(join(tmpdir(), 'edgeloop-bench-telemetry-'));
   try {
     const db = openFleetDb({ path: join(dir, 'fleet.db') });
-    const devices = new DeviceRegistry({ db, scrypt: { N: 1024, r: 8, p: 1 } });
+    const devices = new DeviceRegistry({ repo: sqliteDevicesRepo(db), clock: db.clock, scrypt: { N: 1024, r: 8, p: 1 } });
     const ids = Array.from({ length: n }, (_, i) => `gw-${i}`);
     for (const id of ids) await devices.register(id);
     let ts = Date.parse('2026-01-01T00:00:00Z');

@@ -40,8 +40,12 @@ function localFiles(f: typeof fetch): typeof fetch {
     if (!url.startsWith('file:')) return f(input, init);
     try {
       return new Response(await readFile(fileURLToPath(url)), { status: 200 });
-    } catch {
-      return new Response(null, { status: 404 });
+    } catch (err) {
+      // A file that is not there answers 404, as a server would; anything else (permissions, an
+      // I/O error) is the disk failing, and is not disguised as a missing file.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return new Response(null, { status: 404 });
+      throw new AgentError('STORAGE_FAILED', `cannot read ${url}: ${(err as Error).message}`, { cause: err, details: { errno: code } });
     }
   }) as typeof fetch;
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -68,6 +69,28 @@ function storageError(what: string, err: unknown): AgentError {
   return new AgentError('STORAGE_FAILED', `${what}: ${why}`, { cause: err, details: { errno: code } });
 }
 
+const missing = (err: unknown): boolean => ['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? '');
+
+/** The file's stats, or null when it does not exist; any other failure is `AGENT_STORAGE_FAILED`, not "missing". */
+async function statIfExists(path: string): Promise<Stats | null> {
+  try {
+    return await stat(path);
+  } catch (err) {
+    if (missing(err)) return null;
+    throw storageError('cannot read the model store', err);
+  }
+}
+
+/** A directory's entries, or none when it does not exist; any other failure is `AGENT_STORAGE_FAILED`. */
+async function entriesIfExists(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (missing(err)) return [];
+    throw storageError('cannot read the model store', err);
+  }
+}
+
 /**
  * Model versions side by side on disk: `<root>/<name>/<version>/`. An install copies into a
  * staging directory, verifies there (hashes, signature) and only then renames into place, so
@@ -106,30 +129,23 @@ export class ModelStore {
     return join(this.root, ref.name, ref.version);
   }
 
-  /** Verify an installed version again (hashes and signature) and return it. */
+  /** Verify an installed version again (hashes and signature) and return it. Throws `AGENT_MODEL_VERSION_UNKNOWN`. */
   async get(ref: ModelRef): Promise<ModelPackage> {
-    const dir = this.dirOf(ref);
-    try {
-      await stat(join(dir, MANIFEST_FILE));
-    } catch {
-      throw new AgentError('MODEL_VERSION_UNKNOWN', `${modelRefString(ref)} is not installed`);
-    }
-    return readModelPackage(dir, this.verify);
+    if (!(await this.has(ref))) throw new AgentError('MODEL_VERSION_UNKNOWN', `${modelRefString(ref)} is not installed`);
+    return readModelPackage(this.dirOf(ref), this.verify);
   }
 
+  /** Whether a version is installed; a store that cannot be read throws `AGENT_STORAGE_FAILED`. */
   async has(ref: ModelRef): Promise<boolean> {
-    return stat(join(this.dirOf(ref), MANIFEST_FILE)).then(
-      () => true,
-      () => false,
-    );
+    return (await statIfExists(join(this.dirOf(ref), MANIFEST_FILE))) !== null;
   }
 
   /** Installed versions, newest directory first within a name. */
   async list(): Promise<ModelRef[]> {
     const out: ModelRef[] = [];
-    for (const name of await readdir(this.root).catch(() => [] as string[])) {
+    for (const name of await entriesIfExists(this.root)) {
       if (name.startsWith('.') || name === 'state.json') continue;
-      const versions = await readdir(join(this.root, name)).catch(() => [] as string[]);
+      const versions = await entriesIfExists(join(this.root, name));
       for (const version of versions) if (await this.has({ name, version })) out.push({ name, version });
     }
     return out;
@@ -145,6 +161,8 @@ export class ModelStore {
     let keepPartial = false;
     try {
       const manifestBytes = await source.readManifest().catch((err: unknown) => {
+        // The local disk failing (a file:// source) is not a bad package.
+        if (err instanceof AgentError && err.code === 'AGENT_STORAGE_FAILED') throw err;
         throw packageError(source.label, [{ rule: 'manifest_unreadable', message: `${MANIFEST_FILE} cannot be read from ${source.label}: ${(err as Error).message}` }], err);
       });
       // The whole manifest (signature, schema, rules: shared/package) before any file is
@@ -156,7 +174,7 @@ export class ModelStore {
         for (const f of manifest.files) {
           await mkdir(dirname(join(staging, f.path)), { recursive: true });
           // A file already complete from an interrupted attempt is not fetched again.
-          if (resumable && (await stat(join(staging, f.path)).then((st) => st.size === f.bytes, () => false))) continue;
+          if (resumable && (await statIfExists(join(staging, f.path)))?.size === f.bytes) continue;
           keepPartial = resumable;
           await source.fetchFile(f.path, join(staging, f.path)).catch((err: unknown) => {
             if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;

@@ -10,14 +10,20 @@ import type { RolloutManager } from './rollouts/manager.js';
 import type { SampleIngest } from './samples/ingest.js';
 import type { LearningLoop } from './training/loop.js';
 import type { TrainingRuns } from './training/runs.js';
-import type { FleetDb } from '../adapters/sqlite/db.js';
+
+/** The fleet database as the edges see it: only whether it answers (`/v1/healthz`). */
+export interface StorageHealth {
+  /** Read from the fleet database; throws `FLEET_STORAGE_FAILED` when it cannot. */
+  ping(): void;
+}
 
 /**
  * Everything the fleet's edges (HTTP API, web console, CLI, MQTT handlers) work with. The
  * service builds it once; tests build it from the same classes over temp files.
  */
 export interface FleetContext {
-  db: FleetDb;
+  /** Storage itself stays behind the services' repositories; this only says whether it answers. */
+  storage: StorageHealth;
   artifacts: ArtifactStore;
   registry: ModelRegistry;
   devices: DeviceRegistry;

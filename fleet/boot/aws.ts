@@ -15,9 +15,9 @@ import type { AwsFleetConfig } from '../adapters/aws/aws-config.js';
 import { sdkClients, sdkExecutor, type AwsCall, type AwsExecutor } from '../adapters/aws/calls.js';
 import { recordingExecutor } from '../adapters/aws/dry-run.js';
 import { GreengrassBackend, type ModelLocation } from '../adapters/aws/greengrass-backend.js';
-import { fileLedgerStore } from '../adapters/aws/ledger.js';
 import { managerSink } from '../adapters/aws/manager-sink.js';
 import { S3ArtifactStore } from '../adapters/aws/s3-store.js';
+import { sqliteLedgerStore } from '../adapters/sqlite/aws-ledger-repo.js';
 import { sagemakerTrainer } from '../adapters/trainers/sagemaker-trainer.js';
 import { FleetError } from '../errors.js';
 import type { Trainer } from '../app/training/trainer.js';
@@ -89,7 +89,7 @@ export function awsServeParts(o: AwsServeOptions): Pick<ServeOptions, 'artifacts
       for (const f of v.files) urls[`files/${f.path}`] = await store.presignGet(f.sha256);
       return { ...loc, urls };
     };
-    const backend = new GreengrassBackend({ cfg, aws: exec, ledger: fileLedgerStore(join(o.dataDir, 'aws-ledger.json')), rollout: env.rollout, locate, clock: env.clock, log: env.log });
+    const backend = new GreengrassBackend({ cfg, aws: exec, ledger: sqliteLedgerStore(env.db, { importFrom: join(o.dataDir, 'aws-ledger.json') }), rollout: env.rollout, locate, clock: env.clock, log: env.log });
     return {
       name: backend.name,
       deliver: (id, changes) => backend.deliver(id, changes),

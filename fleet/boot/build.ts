@@ -4,8 +4,14 @@ import { systemClock, type Clock } from '../../shared/ids.js';
 import { openFsArtifactStore } from '../adapters/fs/artifact-store.js';
 import { TieredArtifactStore } from '../adapters/fs/tiered-store.js';
 import { openSqliteArtifactStore } from '../adapters/sqlite/artifact-store.js';
-import { openFleetDb } from '../adapters/sqlite/db.js';
+import { sqliteDatasetsRepo } from '../adapters/sqlite/datasets-repo.js';
+import { openFleetDb, sqliteStorageHealth, type FleetDb } from '../adapters/sqlite/db.js';
+import { sqliteDevicesRepo } from '../adapters/sqlite/devices-repo.js';
+import { sqliteModelsRepo } from '../adapters/sqlite/models-repo.js';
 import { sqliteRevisions, sqliteRolloutRepo } from '../adapters/sqlite/rollout-repo.js';
+import { sqliteSamplesRepo } from '../adapters/sqlite/samples-repo.js';
+import { sqliteTrainingRunsRepo } from '../adapters/sqlite/training-runs-repo.js';
+import { sqliteUsersRepo } from '../adapters/sqlite/users-repo.js';
 import type { ArtifactStore } from '../app/artifacts.js';
 import type { FleetContext } from '../app/context.js';
 import type { ScryptParams } from '../app/devices/credentials.js';
@@ -24,6 +30,11 @@ import { Teardown } from './teardown.js';
 
 /** What a rollout backend gets from the fleet it is built into. */
 export interface RolloutBackendEnv {
+  /**
+   * The fleet database, for a backend that keeps its own record there (the AWS ledger), so its
+   * writes can share a transaction with the rollout steps the manager saves in it.
+   */
+  db: FleetDb;
   registry: ModelRegistry;
   /** Filled once the HTTP server listens. */
   urls: { http: string; mqtt: string };
@@ -78,13 +89,15 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
       // Small blobs (samples) in SQLite, group-committed; large ones (models) as files.
       artifacts = new TieredArtifactStore({ small, large });
     }
-    const registry = new ModelRegistry({ db, artifacts, signingKey: o.signingKey, log: log.child({ component: 'registry' }) });
-    const devices = new DeviceRegistry({ db, ...(o.deviceScrypt ? { scrypt: o.deviceScrypt } : {}) });
-    const ingest = new SampleIngest({ db, artifacts, logger: log.child({ component: 'ingest' }) });
+    const registry = new ModelRegistry({ repo: sqliteModelsRepo(db), clock, artifacts, signingKey: o.signingKey, log: log.child({ component: 'registry' }) });
+    const devicesRepo = sqliteDevicesRepo(db);
+    const devices = new DeviceRegistry({ repo: devicesRepo, clock, ...(o.deviceScrypt ? { scrypt: o.deviceScrypt } : {}) });
+    const samples = sqliteSamplesRepo(db);
+    const ingest = new SampleIngest({ samples, devices: devicesRepo, artifacts, clock, logger: log.child({ component: 'ingest' }) });
     down.push('sample ingest', () => ingest.flush());
     const urls = o.urls ?? { mqtt: '', http: '' };
     const repo = sqliteRolloutRepo(db);
-    const backend = o.rolloutBackend({ registry, urls, rollout: (id) => rollouts.find(id)?.state ?? null, nextRevision: sqliteRevisions(db), clock, log: log.child({ component: 'rollout-backend' }) });
+    const backend = o.rolloutBackend({ db, registry, urls, rollout: (id) => rollouts.find(id)?.state ?? null, nextRevision: sqliteRevisions(db), clock, log: log.child({ component: 'rollout-backend' }) });
     const rollouts: RolloutManager = new RolloutManager({
       repo,
       clock,
@@ -108,17 +121,17 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
       rollouts.flush();
     });
     const ctx: FleetContext = {
-      db,
+      storage: sqliteStorageHealth(db),
       artifacts,
       registry,
       devices,
       ingest,
-      labels: new Labels({ db }),
-      datasets: new Datasets({ db, artifacts }),
+      labels: new Labels({ samples, clock }),
+      datasets: new Datasets({ repo: sqliteDatasetsRepo(db), samples, artifacts, clock }),
       rollouts,
       rolloutDecisions: (id, limit) => repo.decisions(id, limit),
-      users: new Users(db),
-      trainingRuns: new TrainingRuns({ db, artifacts }),
+      users: new Users({ repo: sqliteUsersRepo(db), clock }),
+      trainingRuns: new TrainingRuns({ repo: sqliteTrainingRunsRepo(db), clock, artifacts }),
       clock,
       log,
       publicKeyPem: o.signingKey.publicKeyPem,

@@ -4,7 +4,7 @@ import { LearningLoop, type LoopSetup } from '../app/training/loop.js';
 /** A loop over the service's own parts (registry, datasets, rollouts, devices, clock, log). */
 export function learningLoopFromContext(ctx: FleetContext, s: LoopSetup): LearningLoop {
   return new LearningLoop({
-    db: ctx.db,
+    labels: ctx.labels,
     artifacts: ctx.artifacts,
     registry: ctx.registry,
     datasets: ctx.datasets,

@@ -1,6 +1,8 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { httpPackageSource } from '../../agent/deploy/http-source.js';
 import { readModelPackage } from '../../agent/model/package.js';
 import { directorySource, ModelStore, type PackageSource } from '../../agent/model/store.js';
 import { brokenModelBytes } from '../helpers/models.js';
@@ -142,5 +144,29 @@ describe('model store and activation', () => {
     } finally {
       await second.agent.stop();
     }
+  });
+});
+
+describe('a model store or package directory that cannot be read is not an empty one', () => {
+  // A symlink to itself: stat and readFile fail with ELOOP (permissions would not stop root).
+  const loop = (path: string): void => symlinkSync(path.split('/').at(-1) as string, path);
+
+  it('the store answers AGENT_STORAGE_FAILED, not MODEL_VERSION_UNKNOWN, when a version cannot be read', async () => {
+    const store = await ModelStore.open(join(tmp.dir, 'models'), verify());
+    const ref = { name: 'pets', version: '1.0.0' };
+    await expect(store.get(ref)).rejects.toMatchObject({ code: 'AGENT_MODEL_VERSION_UNKNOWN' });
+    mkdirSync(join(tmp.dir, 'models', 'pets'));
+    loop(join(tmp.dir, 'models', 'pets', '1.0.0'));
+    await expect(store.get(ref)).rejects.toMatchObject({ code: 'AGENT_STORAGE_FAILED' });
+    await expect(store.has(ref)).rejects.toMatchObject({ code: 'AGENT_STORAGE_FAILED' });
+  });
+
+  it('a file:// package answers 404 for a missing file and AGENT_STORAGE_FAILED for one it cannot read', async () => {
+    const dir = join(tmp.dir, 'pkg');
+    mkdirSync(dir);
+    const source = httpPackageSource({ baseUrl: pathToFileURL(dir).href, manifestSha256: 'f'.repeat(64) });
+    await expect(source.readManifest()).rejects.toMatchObject({ code: 'MODEL_PACKAGE_INVALID', message: expect.stringContaining('answered 404') });
+    loop(join(dir, 'manifest.json'));
+    await expect(source.readManifest()).rejects.toMatchObject({ code: 'AGENT_STORAGE_FAILED' });
   });
 });

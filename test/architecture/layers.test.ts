@@ -22,6 +22,9 @@ describe('fleet layers (lint)', () => {
     ['fleet/core/training/new.ts', 'better-sqlite3'],
     ['fleet/ml/new.ts', '../app/training/loop.js'],
     ['fleet/app/training/new.ts', '../../adapters/trainers/local-trainer.js'],
+    // Services reach storage through their repository ports, never the database handle.
+    ['fleet/app/samples/ingest.ts', '../../adapters/sqlite/db.js'],
+    ['fleet/app/context.ts', '../adapters/sqlite/db.js'],
     ['fleet/app/new.ts', '../edges/http/server.js'],
     ['fleet/adapters/aws/new.ts', '../../boot/service.js'],
     ['fleet/boot/new.ts', '../edges/cli/main.js'],

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { directorySource, ModelStore } from '../../agent/model/store.js';
 import { openFsArtifactStore } from '../../fleet/adapters/fs/artifact-store.js';
 import { ModelRegistry } from '../../fleet/app/models/registry.js';
+import { sqliteModelsRepo } from '../../fleet/adapters/sqlite/models-repo.js';
 import { openFleetDb, type FleetDb } from '../../fleet/adapters/sqlite/db.js';
 import { validatePackageDir } from '../../fleet/app/training/package-check.js';
 import { EdgeloopError } from '../../shared/errors.js';
@@ -30,7 +31,7 @@ let n = 0;
 
 beforeAll(async () => {
   db = openFleetDb({ path: join(t.dir, 'fleet.db'), clock: { now: () => Date.parse('2026-01-01T00:00:00Z') } });
-  registry = new ModelRegistry({ db, artifacts: await openFsArtifactStore({ dir: join(t.dir, 'artifacts') }), signingKey: fleetKeys(), log: registryLog.log });
+  registry = new ModelRegistry({ repo: sqliteModelsRepo(db), clock: db.clock, artifacts: await openFsArtifactStore({ dir: join(t.dir, 'artifacts') }), signingKey: fleetKeys(), log: registryLog.log });
   store = await ModelStore.open(join(t.dir, 'device-models'), { publicKeyPem: fleetKeys().publicKeyPem });
   base = join(t.dir, 'base');
   await imagePackage(base);

@@ -255,8 +255,20 @@ export class GreengrassBackend implements RolloutBackend {
       const job = await aws.send('DescribeJob', { jobId });
       const abort = jobAbortEvent(job.job?.status, { canceledByFleet: g.canceled_by_fleet, at, jobId, ...(job.job?.reasonCode ? { reasonCode: job.job.reasonCode } : {}), ...(job.job?.comment ? { comment: job.job.comment } : {}) });
       if (abort && !g.abort_reported && g.kind === 'stage') {
-        g.abort_reported = true;
-        sink(g.rollout_id, abort);
+        // "Reported" and the pause it makes commit together: a crash between them would lose
+        // the abort, or report it twice. The ledger first, so the rollout's save is the last
+        // write before the commit; a failed report leaves the flag unset for the next sweep.
+        const report = abort;
+        try {
+          this.deps.ledger.atomically(() => {
+            g.abort_reported = true;
+            this.save();
+            sink(g.rollout_id, report);
+          });
+        } catch (err) {
+          g.abort_reported = false;
+          throw err;
+        }
         sent++;
       }
       let nextToken: string | undefined;

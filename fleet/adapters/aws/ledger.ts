@@ -1,13 +1,11 @@
 /**
  * What the Greengrass backend knows about the AWS side: which thing groups it made, which
  * deployment each carries, which group each device is in, and the last revision it issued.
- * Persisted (a JSON file in the fleet's data directory, replaced atomically) before each call
- * that depends on it, so a restart neither redeploys a group nor loses a membership.
+ * Persisted (in the fleet database: adapters/sqlite/aws-ledger-repo.ts) before each call that
+ * depends on it, so a restart neither redeploys a group nor loses a membership.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { z } from 'zod';
 import { modelRef } from '../../../shared/schemas/common.js';
-import { FleetError } from '../../errors.js';
 
 export const groupRecord = z.object({
   name: z.string(),
@@ -45,38 +43,29 @@ export const emptyLedger = (): Ledger => ({ v: 1, last_revision: 0, groups: {}, 
 export interface LedgerStore {
   load(): Ledger;
   save(l: Ledger): void;
+  /**
+   * Run `fn` as one transaction with whatever it writes to the fleet database: the ledger's
+   * saves and the rollout step a reported status makes (the manager's save), so neither commits
+   * without the other. Throws what `fn` throws, with nothing of it written.
+   */
+  atomically<T>(fn: () => T): T;
 }
 
+/** A ledger in memory (tests, dry runs); `atomically` puts back what `fn` saved when it throws. */
 export function memoryLedgerStore(initial: Ledger = emptyLedger()): LedgerStore & { current: Ledger } {
-  const s = { current: structuredClone(initial), load: () => structuredClone(s.current), save: (l: Ledger) => void (s.current = structuredClone(l)) };
-  return s;
-}
-
-/** A JSON file, written to a temp file, fsynced and renamed over the old one. */
-export function fileLedgerStore(path: string): LedgerStore {
-  return {
-    load() {
-      let text: string;
+  const s = {
+    current: structuredClone(initial),
+    load: () => structuredClone(s.current),
+    save: (l: Ledger) => void (s.current = structuredClone(l)),
+    atomically: <T>(fn: () => T): T => {
+      const before = s.current;
       try {
-        text = readFileSync(path, 'utf8');
+        return fn();
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyLedger();
-        throw new FleetError('STORAGE_FAILED', `cannot read the AWS backend ledger ${path}: ${(err as Error).message}`, { cause: err });
+        s.current = before;
+        throw err;
       }
-      const r = ledger.safeParse(JSON.parse(text));
-      if (!r.success) throw new FleetError('STORAGE_FAILED', `AWS backend ledger ${path} is invalid: ${r.error.message}`);
-      return r.data;
-    },
-    save(l) {
-      const tmp = `${path}.tmp`;
-      const fd = openSync(tmp, 'w', 0o600);
-      try {
-        writeSync(fd, `${JSON.stringify(l)}\n`);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-      renameSync(tmp, path);
     },
   };
+  return s;
 }

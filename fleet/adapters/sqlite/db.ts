@@ -1,9 +1,10 @@
 import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
-import { EdgeloopError } from '../../../shared/errors.js';
 import { systemClock } from '../../../shared/ids.js';
 import type { Clock } from '../../../shared/ids.js';
+import type { StorageHealth } from '../../app/context.js';
 import { FleetError } from '../../errors.js';
+import { guarded } from './guard.js';
 import { migrate } from './migrations.js';
 
 /** Options of {@link openFleetDb}. */
@@ -16,9 +17,9 @@ export interface FleetDbOptions {
 }
 
 /**
- * The fleet's SQLite database: one connection, migrated, with the injected clock every
- * repository built on it uses. Repositories prepare their statements once, in their
- * constructors, against {@link FleetDb.sqlite}.
+ * The fleet's SQLite database: one connection, migrated, with the injected clock. Only the
+ * repositories of this folder use it; they prepare their statements once, when built, against
+ * {@link FleetDb.sqlite}, and the services reach storage through them.
  */
 export interface FleetDb {
   readonly sqlite: BetterSqlite3.Database;
@@ -70,8 +71,8 @@ export function openFleetDb(opts: FleetDbOptions): FleetDb {
   };
 }
 
-/** Wrap a SQLite failure (disk full, I/O error) as `FLEET_STORAGE_FAILED`; domain errors pass through. */
-export function storageError(what: string, err: unknown): Error {
-  if (err instanceof EdgeloopError) return err;
-  return new FleetError('STORAGE_FAILED', `${what}: ${(err as Error).message}`, { cause: err });
+/** Whether the database answers a read (the statement prepared once). */
+export function sqliteStorageHealth(db: FleetDb): StorageHealth {
+  const one = db.sqlite.prepare('SELECT 1');
+  return guarded('health', { ping: () => void one.get() } satisfies StorageHealth);
 }

@@ -280,6 +280,32 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX dataset_samples_sample ON dataset_samples (sample_id);
   ALTER TABLE datasets ADD COLUMN model_name TEXT;
   `,
+  // 5: the AWS (Greengrass) backend's ledger, until now a JSON file beside the database
+  // (aws-ledger.json, imported on the first start after this step): the thing groups the fleet
+  // made, the group each device is in and the deployment revision it was last given. In the
+  // fleet database a ledger write can commit with the rollout step it reports.
+  `
+  CREATE TABLE aws_ledger (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    -- The last deployment revision issued (fleet-wide monotonic).
+    last_revision INTEGER NOT NULL
+  );
+  -- One row per thing group; the record (deployment, lifecycle, members) as JSON. A rowid table:
+  -- groups load in the order they were made, the order the backend sweeps them.
+  CREATE TABLE aws_groups (
+    name       TEXT PRIMARY KEY,
+    rollout_id TEXT NOT NULL,
+    record     TEXT NOT NULL
+  );
+  CREATE INDEX aws_groups_rollout ON aws_groups (rollout_id);
+  CREATE TABLE aws_devices (
+    device_id  TEXT PRIMARY KEY,
+    -- The one edgeloop group the device is in (null: none).
+    group_name TEXT,
+    -- Revision of the deployment the device was last given (null: none yet).
+    revision   INTEGER
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /** Bring the database to the latest schema, one transaction per step. */

@@ -1,20 +1,52 @@
-import type BetterSqlite3 from 'better-sqlite3';
 import { z } from 'zod';
+import type { Clock } from '../../../shared/ids.js';
 import { idString } from '../../../shared/schemas/index.js';
 import type { DeviceStatus, Telemetry } from '../../../shared/schemas/index.js';
 import { parseWith } from '../../../shared/validate.js';
 import { FleetError } from '../../errors.js';
-import type { FleetDb } from '../../adapters/sqlite/db.js';
-import { storageError } from '../../adapters/sqlite/db.js';
 import { agentConfigSnippet } from './agent-config.js';
 import type { AgentConfigOptions, AgentConfigSnippet } from './agent-config.js';
 import { DEFAULT_SCRYPT, VerifiedSecrets, hashSecret, newSecret, parseDeviceToken, verifySecret } from './credentials.js';
 import type { ScryptParams } from './credentials.js';
-import { statusColumns, telemetryColumns, toDeviceRecord } from '../../core/devices/state.js';
+import { toDeviceRecord } from '../../core/devices/state.js';
 import type { DeviceRecord, DeviceRow, DeviceState } from '../../core/devices/state.js';
 
+/**
+ * Where devices live: identity, credentials, tags and the state folded from their messages
+ * (the `devices`, `device_tags` and `device_state` tables). Every write is atomic; a failure
+ * throws `FLEET_STORAGE_FAILED`.
+ */
+export interface DevicesRepo {
+  exists(id: string): boolean;
+  /** The stored secret hash, or null for an unknown device. */
+  secretHash(id: string): string | null;
+  /** Insert a device with its tags; false when the id is taken (another insert won a race). */
+  insert(d: { id: string; tags: Record<string, string>; secretHash: string; at: number }): boolean;
+  /** Replace the secret hash; false for an unknown device. */
+  setSecret(id: string, secretHash: string, at: number): boolean;
+  /** Replace the tags. */
+  setTags(id: string, tags: Record<string, string>): void;
+  /** Delete a device with its tags and state; false for an unknown device. */
+  remove(id: string): boolean;
+  find(id: string): DeviceRow | null;
+  /** Devices holding every tag in `tags` and, when `state` is set, in that state (online: connected and seen at or after `onlineSince`), by id. */
+  list(q: { tags: Record<string, string>; state: DeviceState | null; onlineSince: number }): DeviceRow[];
+  /** One tag's value, or null when the device has no such tag (or is unknown). */
+  tag(id: string, key: string): string | null;
+  /**
+   * Fold telemetry messages (each only when newer than the applied one) and mark their devices
+   * seen at `now`, in one transaction; messages of unknown devices are skipped and their ids returned.
+   */
+  applyTelemetry(ts: readonly Telemetry[], now: number): { applied: number; unknown: string[] };
+  /** Fold a status message (see {@link DeviceRegistry.applyStatus}); returns the rows it changed. */
+  applyStatus(s: DeviceStatus, now: number): number;
+  /** Mark a device offline from `at`, unless it already is. */
+  markOffline(id: string, at: number): void;
+}
+
 export interface DeviceRegistryOptions {
-  db: FleetDb;
+  repo: DevicesRepo;
+  clock: Clock;
   /**
    * A device not heard from for this long is offline. Default 60 000: six telemetry
    * intervals at the agent's default of 10 s, so one late or lost message does not flap.
@@ -45,20 +77,20 @@ const tagsSchema = z.record(z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'tag key
  * is returned once (register, rotate) and only its scrypt hash is stored.
  */
 export class DeviceRegistry {
-  private readonly db: FleetDb;
+  private readonly repo: DevicesRepo;
+  private readonly clock: Clock;
   private readonly offlineAfterMs: number;
   private readonly scrypt: ScryptParams;
-  private readonly stmts: ReturnType<typeof prepare>;
   /** Compared against when the device is unknown, so a miss costs as long as a wrong secret. */
   private dummyHash: Promise<string> | null = null;
   /** Verified secrets, so a reconnect does not cost a scrypt hash. */
   readonly authCache: VerifiedSecrets;
 
   constructor(opts: DeviceRegistryOptions) {
-    this.db = opts.db;
+    this.repo = opts.repo;
+    this.clock = opts.clock;
     this.offlineAfterMs = opts.offlineAfterMs ?? 60_000;
     this.scrypt = opts.scrypt ?? DEFAULT_SCRYPT;
-    this.stmts = prepare(opts.db.sqlite);
     this.authCache = new VerifiedSecrets(opts.authCacheSize ?? 10_000);
   }
 
@@ -70,27 +102,18 @@ export class DeviceRegistry {
   async register(name: string, opts: { tags?: Record<string, string> } = {}): Promise<{ device: DeviceRecord; secret: string }> {
     const id = parseWith(idString, name, 'INPUT_INVALID', 'device id');
     const tags = parseWith(tagsSchema, opts.tags ?? {}, 'INPUT_INVALID', 'device tags');
-    if (this.stmts.exists.get(id) !== undefined) throw exists(id);
+    if (this.repo.exists(id)) throw exists(id);
     const secret = newSecret();
     const hash = await hashSecret(secret, this.scrypt);
-    const now = this.db.clock.now();
-    try {
-      this.db.sqlite.transaction(() => {
-        this.stmts.insert.run({ id, tags: JSON.stringify(tags), secret_hash: hash, now });
-        for (const [key, value] of Object.entries(tags)) this.stmts.insertTag.run(id, key, value);
-      }).immediate();
-    } catch (err) {
-      // Lost a race with another register of the same id while hashing.
-      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw exists(id);
-      throw storageError(`cannot register device ${id}`, err);
-    }
+    // False: lost a race with another register of the same id while hashing.
+    if (!this.repo.insert({ id, tags, secretHash: hash, at: this.clock.now() })) throw exists(id);
     return { device: this.get(id), secret };
   }
 
   /** Does `secret` belong to `deviceId`? False for an unknown device too, in about the same time. */
   async authenticate(deviceId: string, secret: string): Promise<boolean> {
-    const hash = this.stmts.secretHash.get(deviceId);
-    if (hash === undefined) {
+    const hash = this.repo.secretHash(deviceId);
+    if (hash === null) {
       this.dummyHash ??= hashSecret(newSecret(), this.scrypt);
       await verifySecret(secret, await this.dummyHash);
       return false;
@@ -99,7 +122,7 @@ export class DeviceRegistry {
     if (this.authCache.has(deviceId, secret, hash)) return true;
     const ok = await verifySecret(secret, hash);
     // Remember it only if the credential did not change while scrypt ran.
-    if (ok && this.stmts.secretHash.get(deviceId) === hash) this.authCache.add(deviceId, secret, hash);
+    if (ok && this.repo.secretHash(deviceId) === hash) this.authCache.add(deviceId, secret, hash);
     return ok;
   }
 
@@ -115,8 +138,7 @@ export class DeviceRegistry {
     this.require(id);
     const secret = newSecret();
     const hash = await hashSecret(secret, this.scrypt);
-    const changed = this.write(`cannot rotate the secret of ${id}`, () => this.stmts.setSecret.run(hash, this.db.clock.now(), id).changes);
-    if (changed === 0) throw unknown(id);
+    if (!this.repo.setSecret(id, hash, this.clock.now())) throw unknown(id);
     this.authCache.forget(id);
     return { secret };
   }
@@ -125,35 +147,35 @@ export class DeviceRegistry {
   setTags(id: string, tags: Record<string, string>): DeviceRecord {
     const valid = parseWith(tagsSchema, tags, 'INPUT_INVALID', 'device tags');
     this.require(id);
-    this.write(`cannot set the tags of ${id}`, () =>
-      this.db.sqlite.transaction(() => {
-        this.stmts.setTags.run(JSON.stringify(valid), id);
-        this.stmts.deleteTags.run(id);
-        for (const [key, value] of Object.entries(valid)) this.stmts.insertTag.run(id, key, value);
-      }).immediate(),
-    );
+    this.repo.setTags(id, valid);
     return this.get(id);
   }
 
   /** Forget a device: credentials, tags and state (its samples stay). Throws `FLEET_DEVICE_UNKNOWN`. */
   remove(id: string): void {
-    const changed = this.write(`cannot remove ${id}`, () => this.stmts.remove.run(id).changes);
+    const removed = this.repo.remove(id);
     this.authCache.forget(id);
-    if (changed === 0) throw unknown(id);
+    if (!removed) throw unknown(id);
   }
 
   /** One device. Throws `FLEET_DEVICE_UNKNOWN`. */
   get(id: string): DeviceRecord {
-    const row = this.stmts.get.get(id);
-    if (!row) throw unknown(id);
-    return toDeviceRecord(row, this.db.clock.now(), this.offlineAfterMs);
+    const device = this.find(id);
+    if (!device) throw unknown(id);
+    return device;
+  }
+
+  /** One device, or null when none is registered under `id`. */
+  find(id: string): DeviceRecord | null {
+    const row = this.repo.find(id);
+    return row ? toDeviceRecord(row, this.clock.now(), this.offlineAfterMs) : null;
   }
 
   /** Devices matching every given tag and the state, by id. */
   list(filter: DeviceFilter = {}): DeviceRecord[] {
-    const now = this.db.clock.now();
+    const now = this.clock.now();
     const tags = parseWith(tagsSchema, filter.tags ?? {}, 'INPUT_INVALID', 'tag filter');
-    const rows = this.stmts.list.all({ tags: JSON.stringify(tags), state: filter.state ?? null, since: now - this.offlineAfterMs });
+    const rows = this.repo.list({ tags, state: filter.state ?? null, onlineSince: now - this.offlineAfterMs });
     return rows.map((r) => toDeviceRecord(r, now, this.offlineAfterMs));
   }
 
@@ -174,19 +196,7 @@ export class DeviceRegistry {
    * unknown device is skipped and its id returned in `unknown`.
    */
   applyTelemetryBatch(ts: readonly Telemetry[]): { applied: number; unknown: string[] } {
-    const unknownIds: string[] = [];
-    const now = this.db.clock.now();
-    const applied = this.write(`cannot record telemetry of ${ts.length} messages`, () =>
-      this.db.sqlite.transaction(() => {
-        let n = 0;
-        for (const t of ts) {
-          if (this.stmts.exists.get(t.device_id) === undefined) unknownIds.push(t.device_id);
-          else n += this.stmts.applyTelemetry.run({ device_id: t.device_id, now, ...telemetryColumns(t) }).changes;
-        }
-        return n;
-      }).immediate(),
-    );
-    return { applied, unknown: unknownIds };
+    return this.repo.applyTelemetry(ts, this.clock.now());
   }
 
   /**
@@ -201,28 +211,13 @@ export class DeviceRegistry {
    */
   applyStatus(s: DeviceStatus): ApplyResult {
     this.require(s.device_id);
-    const cols = statusColumns(s);
-    const now = this.db.clock.now();
-    const changes = this.write(`cannot record the status of ${s.device_id}`, () =>
-      this.db.sqlite.transaction(() => {
-        this.stmts.ensureState.run(s.device_id);
-        let n = this.stmts.applyStatus.run({ device_id: s.device_id, now, online: s.online ? 1 : 0, ...cols }).changes;
-        if (!s.online) n += this.stmts.markOffline.run(now, s.device_id).changes;
-        return n;
-      }).immediate(),
-    );
-    return { applied: changes > 0 };
+    return { applied: this.repo.applyStatus(s, this.clock.now()) > 0 };
   }
 
   /** The broker saw the device's connection end (or a will arrived): offline from `at` (default now). */
-  markOffline(id: string, at: number = this.db.clock.now()): void {
+  markOffline(id: string, at: number = this.clock.now()): void {
     this.require(id);
-    this.write(`cannot mark ${id} offline`, () =>
-      this.db.sqlite.transaction(() => {
-        this.stmts.ensureState.run(id);
-        this.stmts.markOffline.run(at, id);
-      }).immediate(),
-    );
+    this.repo.markOffline(id, at);
   }
 
   /**
@@ -236,70 +231,9 @@ export class DeviceRegistry {
   }
 
   private require(id: string): void {
-    if (this.stmts.exists.get(id) === undefined) throw unknown(id);
-  }
-
-  private write<T>(what: string, fn: () => T): T {
-    try {
-      return fn();
-    } catch (err) {
-      throw storageError(what, err);
-    }
+    if (!this.repo.exists(id)) throw unknown(id);
   }
 }
 
 const unknown = (id: string): FleetError => new FleetError('DEVICE_UNKNOWN', `device ${id} is not registered`, { details: { device_id: id } });
 const exists = (id: string): FleetError => new FleetError('DEVICE_EXISTS', `device ${id} is already registered`, { details: { device_id: id } });
-
-const SELECT_DEVICE = `
-  SELECT d.id, d.tags, d.created_at, d.secret_set_at, s.last_seen, s.connected, s.offline_at, s.agent_version,
-         s.active_model, s.previous_model, s.installed_models, s.deployment, s.telemetry
-  FROM devices d LEFT JOIN device_state s ON s.device_id = d.id`;
-
-/** Folds one telemetry message into `device_state` unless an applied one is as new (shared with the `telemetry` benchmark). */
-export const APPLY_TELEMETRY_SQL = `INSERT INTO device_state (device_id, last_seen, connected, offline_at, telemetry_ts, telemetry, inference_rate, latency_p95_ms, outlier_rate,
-     class_psi, brightness_psi, contrast_psi, queue_depth, queue_bytes, queue_evicted_total)
-   VALUES (@device_id, @now, 1, NULL, @telemetry_ts, @telemetry, @inference_rate, @latency_p95_ms, @outlier_rate,
-     @class_psi, @brightness_psi, @contrast_psi, @queue_depth, @queue_bytes, @queue_evicted_total)
-   ON CONFLICT (device_id) DO UPDATE SET
-     last_seen = excluded.last_seen, connected = 1, offline_at = NULL,
-     telemetry_ts = excluded.telemetry_ts, telemetry = excluded.telemetry, inference_rate = excluded.inference_rate,
-     latency_p95_ms = excluded.latency_p95_ms, outlier_rate = excluded.outlier_rate, class_psi = excluded.class_psi,
-     brightness_psi = excluded.brightness_psi, contrast_psi = excluded.contrast_psi, queue_depth = excluded.queue_depth,
-     queue_bytes = excluded.queue_bytes, queue_evicted_total = excluded.queue_evicted_total
-   WHERE device_state.telemetry_ts IS NULL OR excluded.telemetry_ts > device_state.telemetry_ts`;
-
-function prepare(db: BetterSqlite3.Database) {
-  return {
-    exists: db.prepare<[string], number>('SELECT 1 FROM devices WHERE id = ?').pluck(),
-    secretHash: db.prepare<[string], string>('SELECT secret_hash FROM devices WHERE id = ?').pluck(),
-    insert: db.prepare('INSERT INTO devices (id, tags, secret_hash, created_at, secret_set_at) VALUES (@id, @tags, @secret_hash, @now, @now)'),
-    insertTag: db.prepare<[string, string, string]>('INSERT INTO device_tags (device_id, key, value) VALUES (?, ?, ?)'),
-    deleteTags: db.prepare<[string]>('DELETE FROM device_tags WHERE device_id = ?'),
-    setTags: db.prepare<[string, string]>('UPDATE devices SET tags = ? WHERE id = ?'),
-    setSecret: db.prepare<[string, number, string]>('UPDATE devices SET secret_hash = ?, secret_set_at = ? WHERE id = ?'),
-    remove: db.prepare<[string]>('DELETE FROM devices WHERE id = ?'),
-    get: db.prepare<[string], DeviceRow>(`${SELECT_DEVICE} WHERE d.id = ?`),
-    // Every tag of the filter must match: count the matching ones against the filter's size.
-    // One statement for any number of tags (json_each), so it is prepared once.
-    list: db.prepare<{ tags: string; state: string | null; since: number }, DeviceRow>(
-      `${SELECT_DEVICE}
-       WHERE (SELECT count(*) FROM device_tags t JOIN json_each(@tags) j ON t.key = j.key AND t.value = j.value WHERE t.device_id = d.id)
-             = (SELECT count(*) FROM json_each(@tags))
-         AND (@state IS NULL OR (@state = 'online') = (coalesce(s.connected, 0) = 1 AND coalesce(s.last_seen, -1) >= @since))
-       ORDER BY d.id`,
-    ),
-    ensureState: db.prepare<[string]>('INSERT INTO device_state (device_id) VALUES (?) ON CONFLICT (device_id) DO NOTHING'),
-    applyTelemetry: db.prepare(APPLY_TELEMETRY_SQL),
-    applyStatus: db.prepare(
-      `UPDATE device_state SET
-         status_ts = @status_ts, agent_version = @agent_version, active_model = @active_model, previous_model = @previous_model,
-         installed_models = @installed_models, deployment = @deployment, deployment_phase = @deployment_phase,
-         last_seen = CASE WHEN @online = 1 THEN @now ELSE last_seen END,
-         connected = CASE WHEN @online = 1 THEN 1 ELSE connected END,
-         offline_at = CASE WHEN @online = 1 THEN NULL ELSE offline_at END
-       WHERE device_id = @device_id AND (status_ts IS NULL OR status_ts < @status_ts)`,
-    ),
-    markOffline: db.prepare<[number, string]>('UPDATE device_state SET connected = 0, offline_at = ? WHERE device_id = ? AND connected = 1'),
-  };
-}

@@ -1,13 +1,12 @@
-import type BetterSqlite3 from 'better-sqlite3';
 import { sha256Hex } from '../../../shared/ids.js';
+import type { Clock } from '../../../shared/ids.js';
 import { canonicalJson } from '../../../shared/signing.js';
 import { parseJsonWith } from '../../../shared/validate.js';
 import type { ArtifactStore } from '../artifacts.js';
 import { FleetError, FleetErrors } from '../../errors.js';
-import { buildWhere, parseFilter, StatementCache } from '../samples/filter.js';
+import { parseFilter } from '../samples/filter.js';
 import type { SampleFilter } from '../samples/filter.js';
-import type { FleetDb } from '../../adapters/sqlite/db.js';
-import { storageError } from '../../adapters/sqlite/db.js';
+import type { SamplesRepo } from '../samples/repo.js';
 import { DATASET_SCHEMA, datasetManifest } from '../../core/labels/dataset-schema.js';
 import type { BaseRef, DatasetEntry, DatasetManifest } from '../../core/labels/dataset-schema.js';
 import { splitField } from '../../core/labels/split.js';
@@ -25,7 +24,8 @@ export interface DatasetSummary {
   manifest_sha256: string;
 }
 
-interface DatasetRow {
+/** A dataset version's index row (`datasets`). */
+export interface DatasetRow {
   id: string;
   name: string | null;
   created_at: number;
@@ -33,15 +33,6 @@ interface DatasetRow {
   manifest_sha256: string;
   entries: number;
   counts: string;
-}
-
-interface EntryRow {
-  sample_id: string;
-  label: string;
-  blob_sha256: string;
-  device_id: string;
-  labeled_by: string;
-  labeled_at: number;
 }
 
 const toSummary = (r: DatasetRow): DatasetSummary => ({
@@ -56,15 +47,22 @@ const toSummary = (r: DatasetRow): DatasetSummary => ({
 
 const bySampleId = (a: DatasetEntry, b: DatasetEntry): number => (a.sample_id < b.sample_id ? -1 : a.sample_id > b.sample_id ? 1 : 0);
 
-/** A dataset entry from a labeled sample row (what every dataset version records of a sample). */
-const entryOf = (r: EntryRow): DatasetEntry => ({
-  sample_id: r.sample_id,
-  label: r.label,
-  blob_sha256: r.blob_sha256,
-  device_id: r.device_id,
-  labeled_by: r.labeled_by,
-  labeled_at: new Date(r.labeled_at).toISOString(),
-});
+/**
+ * Where dataset versions are indexed (`datasets`, and `dataset_samples`: which field samples a
+ * training version holds). A failure throws `FLEET_STORAGE_FAILED`.
+ */
+export interface DatasetsRepo {
+  find(id: string): DatasetRow | null;
+  /** Oldest first. */
+  list(): DatasetRow[];
+  /**
+   * Index a version, with a training version's model and sample placements, in one transaction.
+   * False when a version with this id is indexed already (nothing written).
+   */
+  insert(row: DatasetRow, training?: { model: string; samples: ReadonlyArray<{ sample_id: string; split: string }> }): boolean;
+  /** The versions holding a sample, with its split there, by dataset id. */
+  ofSample(sampleId: string): Array<{ dataset_id: string; split: string }>;
+}
 
 function labelCounts(entries: DatasetEntry[]): Record<string, number> {
   const counts: Record<string, number> = {};
@@ -116,16 +114,16 @@ export interface TrainingVersionRequest {
  * names it by id.
  */
 export class Datasets {
-  private readonly db: FleetDb;
+  private readonly repo: DatasetsRepo;
+  private readonly samples: SamplesRepo;
   private readonly artifacts: ArtifactStore;
-  private readonly stmts: ReturnType<typeof prepare>;
-  private readonly cache: StatementCache;
+  private readonly clock: Clock;
 
-  constructor(opts: { db: FleetDb; artifacts: ArtifactStore }) {
-    this.db = opts.db;
+  constructor(opts: { repo: DatasetsRepo; samples: SamplesRepo; artifacts: ArtifactStore; clock: Clock }) {
+    this.repo = opts.repo;
+    this.samples = opts.samples;
     this.artifacts = opts.artifacts;
-    this.stmts = prepare(opts.db.sqlite);
-    this.cache = new StatementCache(opts.db.sqlite);
+    this.clock = opts.clock;
   }
 
   /**
@@ -136,18 +134,13 @@ export class Datasets {
    */
   async exportDataset(o: { filters?: SampleFilter; actor: string; name?: string }): Promise<{ dataset: DatasetManifest; created: boolean }> {
     const filters = parseFilter(o.filters ?? {});
-    const where = buildWhere({ ...filters, labeled: true });
-    const stmt = this.cache.get(`export|${where.key}`, () =>
-      `SELECT sample_id, label, blob_sha256, device_id, labeled_by, labeled_at FROM samples WHERE ${where.sql} ORDER BY sample_id`,
-    );
-    const rows = stmt.all(where.params) as EntryRow[];
-    if (rows.length === 0) throw new FleetError('INPUT_INVALID', 'no labeled sample matches the filter: nothing to export', { details: { filters } });
-    const entries: DatasetEntry[] = rows.map(entryOf);
+    const entries: DatasetEntry[] = this.samples.labeledEntries({ ...filters, labeled: true });
+    if (entries.length === 0) throw new FleetError('INPUT_INVALID', 'no labeled sample matches the filter: nothing to export', { details: { filters } });
     const id = datasetId(entries);
-    if (this.stmts.get.get(id)) return { dataset: await this.getDataset(id), created: false };
+    if (this.repo.find(id)) return { dataset: await this.getDataset(id), created: false };
 
     const counts = labelCounts(entries);
-    const now = this.db.clock.now();
+    const now = this.clock.now();
     const manifest = datasetManifest.parse({ ...manifestHead(id, o, now), filters, entries, counts });
     return this.record(manifest, o, now, counts);
   }
@@ -160,29 +153,29 @@ export class Datasets {
    * (`created: false`). Samples with a label outside the classes are left out and counted.
    */
   async createTrainingVersion(o: TrainingVersionRequest): Promise<{ dataset: DatasetManifest; created: boolean; excluded: number }> {
-    const rows = this.stmts.labeledOf.all(o.model);
+    const rows = this.samples.labeledOfModel(o.model);
     const classes = new Set(o.labels);
-    const kept = rows.filter((r) => classes.has(r.label));
+    const kept = rows.filter((r) => classes.has(r.entry.label));
     const previous = new Map<string, FieldSplit>();
     if (o.previous) {
       for (const e of (await this.getDataset(o.previous)).entries) if (e.split) previous.set(e.sample_id, e.split);
     }
     const placed = splitField(
-      kept.map((r) => ({ sample_id: r.sample_id, captured_at_ms: r.captured_at })),
+      kept.map((r) => ({ sample_id: r.entry.sample_id, captured_at_ms: r.capturedAt })),
       o.rule,
       previous,
     );
     const entries: DatasetEntry[] = kept.map((r) => ({
-      ...entryOf(r),
-      captured_at: new Date(r.captured_at).toISOString(),
-      split: placed.get(r.sample_id) as FieldSplit,
+      ...r.entry,
+      captured_at: new Date(r.capturedAt).toISOString(),
+      split: placed.get(r.entry.sample_id) as FieldSplit,
     }));
     const id = datasetIdOf({ entries, base: o.base, split_rule: o.rule });
-    if (this.stmts.get.get(id)) return { dataset: await this.getDataset(id), created: false, excluded: rows.length - kept.length };
+    if (this.repo.find(id)) return { dataset: await this.getDataset(id), created: false, excluded: rows.length - kept.length };
     const counts = labelCounts(entries);
     const baseCount = (split: BaseRef['split']): number => o.base.filter((b) => b.split === split).reduce((n, b) => n + (b.count ?? b.items?.length ?? 0), 0);
     const fieldHoldout = entries.filter((e) => e.split === 'field_holdout').length;
-    const now = this.db.clock.now();
+    const now = this.clock.now();
     const manifest = datasetManifest.parse({
       ...manifestHead(id, o, now),
       filters: { model: o.model, labeled: true },
@@ -194,44 +187,38 @@ export class Datasets {
       ...(o.previous ? { previous: o.previous } : {}),
       splits: { train: baseCount('train') + entries.length - fieldHoldout, clean_holdout: baseCount('clean_holdout'), field_holdout: fieldHoldout },
     });
-    const recorded = await this.record(manifest, o, now, counts, () => {
-      this.stmts.setModel.run(o.model, id);
-      for (const e of entries) this.stmts.insertSample.run(id, e.sample_id, e.split as string);
-    });
+    const recorded = await this.record(manifest, o, now, counts, { model: o.model, samples: entries.map((e) => ({ sample_id: e.sample_id, split: e.split as string })) });
     return { ...recorded, excluded: rows.length - kept.length };
   }
 
   /**
-   * Store the manifest artifact, then its row (and `extra` rows, in the same transaction).
-   * When another call recorded the same id first, its version is the one.
+   * Store the manifest artifact, then its row (and a training version's placements, in the same
+   * transaction). When another call recorded the same id first, its version is the one.
    */
-  private async record(manifest: DatasetManifest, o: { actor: string; name?: string | undefined }, now: number, counts: Record<string, number>, extra?: () => void): Promise<{ dataset: DatasetManifest; created: boolean }> {
+  private async record(manifest: DatasetManifest, o: { actor: string; name?: string | undefined }, now: number, counts: Record<string, number>, training?: Parameters<DatasetsRepo['insert']>[1]): Promise<{ dataset: DatasetManifest; created: boolean }> {
     const id = manifest.id;
     const stored = await this.artifacts.put(Buffer.from(canonicalJson(manifest), 'utf8'));
-    const insert = this.db.sqlite.transaction((): number => {
-      const n = this.stmts.insert.run({ id, name: o.name ?? null, created_at: now, created_by: o.actor, manifest_sha256: stored.sha256, entries: manifest.entries.length, counts: JSON.stringify(counts) }).changes;
-      if (n > 0) extra?.();
-      return n;
-    });
-    let inserted: number;
-    try {
-      inserted = insert.immediate();
-    } catch (err) {
-      throw storageError(`cannot record dataset ${id}`, err);
-    }
-    if (inserted === 0) return { dataset: await this.getDataset(id), created: false };
+    const inserted = this.repo.insert({ id, name: o.name ?? null, created_at: now, created_by: o.actor, manifest_sha256: stored.sha256, entries: manifest.entries.length, counts: JSON.stringify(counts) }, training);
+    if (!inserted) return { dataset: await this.getDataset(id), created: false };
     return { dataset: manifest, created: true };
   }
 
   /** Dataset versions that hold a sample, with its split there (reverse lineage). */
   datasetsOfSample(sampleId: string): Array<{ dataset_id: string; split: string }> {
-    return this.stmts.ofSample.all(sampleId);
+    return this.repo.ofSample(sampleId);
   }
 
   /** A dataset version, read from its artifact and checked against its id. Throws `FLEET_DATASET_NOT_FOUND`. */
   async getDataset(id: string): Promise<DatasetManifest> {
-    const row = this.stmts.get.get(id);
-    if (!row) throw new FleetError('DATASET_NOT_FOUND', `dataset ${id} does not exist`, { details: { id } });
+    const manifest = await this.findDataset(id);
+    if (!manifest) throw new FleetError('DATASET_NOT_FOUND', `dataset ${id} does not exist`, { details: { id } });
+    return manifest;
+  }
+
+  /** A dataset version as {@link getDataset} reads it, or null when this fleet holds none with this id. */
+  async findDataset(id: string): Promise<DatasetManifest | null> {
+    const row = this.repo.find(id);
+    if (!row) return null;
     const manifest = parseJsonWith(datasetManifest, await this.artifacts.get(row.manifest_sha256), FleetErrors.STORAGE_FAILED, `dataset manifest ${id}`);
     if (manifest.id !== id || datasetIdOf(manifest) !== id) throw new FleetError('STORAGE_FAILED', `dataset manifest ${id} does not hash to its id`, { details: { id } });
     return manifest;
@@ -239,31 +226,13 @@ export class Datasets {
 
   /** Every dataset version, oldest first. */
   listDatasets(): DatasetSummary[] {
-    return this.stmts.list.all().map(toSummary);
+    return this.repo.list().map(toSummary);
   }
 
   /** One dataset's summary. Throws `FLEET_DATASET_NOT_FOUND`. */
   summary(id: string): DatasetSummary {
-    const row = this.stmts.get.get(id);
+    const row = this.repo.find(id);
     if (!row) throw new FleetError('DATASET_NOT_FOUND', `dataset ${id} does not exist`, { details: { id } });
     return toSummary(row);
   }
-}
-
-function prepare(db: BetterSqlite3.Database) {
-  return {
-    get: db.prepare<[string], DatasetRow>('SELECT * FROM datasets WHERE id = ?'),
-    list: db.prepare<[], DatasetRow>('SELECT * FROM datasets ORDER BY created_at, id'),
-    labeledOf: db.prepare<[string], EntryRow & { captured_at: number }>(
-      `SELECT sample_id, label, blob_sha256, device_id, labeled_by, labeled_at, captured_at FROM samples
-       WHERE model_name = ? AND label_state = 'labeled' ORDER BY sample_id`,
-    ),
-    setModel: db.prepare<[string, string]>('UPDATE datasets SET model_name = ? WHERE id = ?'),
-    insertSample: db.prepare<[string, string, string]>('INSERT INTO dataset_samples (dataset_id, sample_id, split) VALUES (?, ?, ?) ON CONFLICT DO NOTHING'),
-    ofSample: db.prepare<[string], { dataset_id: string; split: string }>('SELECT dataset_id, split FROM dataset_samples WHERE sample_id = ? ORDER BY dataset_id'),
-    insert: db.prepare(
-      `INSERT INTO datasets (id, name, created_at, created_by, manifest_sha256, entries, counts)
-       VALUES (@id, @name, @created_at, @created_by, @manifest_sha256, @entries, @counts) ON CONFLICT (id) DO NOTHING`,
-    ),
-  };
 }

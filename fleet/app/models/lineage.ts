@@ -4,7 +4,6 @@
  * who and when) and its parent, to the first version. What `edgeloop models lineage` and the
  * console's model page show.
  */
-import { EdgeloopError } from '../../../shared/errors.js';
 import type { ModelRef } from '../../../shared/schemas/index.js';
 import type { DatasetEntry, DatasetManifest } from '../../core/labels/dataset-schema.js';
 import type { Datasets } from '../labels/datasets.js';
@@ -59,36 +58,27 @@ export async function lineageChain(deps: { registry: ModelRegistry; datasets: Da
     }
     const v = deps.registry.get(p.name, p.version);
     let run = deps.runs.byResult({ name: p.name, version: p.version });
-    if (!run && v.lineage.training_run) {
-      try {
-        run = deps.runs.get(v.lineage.training_run);
-      } catch {
-        run = null;
-      }
-    }
+    if (!run && v.lineage.training_run) run = deps.runs.find(v.lineage.training_run);
     let dataset: LineageDataset | null = null;
     let missing: string | null = null;
     const dsId = v.lineage.dataset_version ?? run?.dataset_version ?? null;
-    if (dsId) {
-      try {
-        const m = await deps.datasets.getDataset(dsId);
-        dataset = {
-          id: m.id,
-          name: m.name ?? null,
-          created_at: m.created_at,
-          created_by: m.created_by,
-          base: m.base ?? [],
-          split_rule: m.split_rule ?? null,
-          splits: m.splits ?? null,
-          counts: m.counts,
-          devices: tally(m.entries.map((e) => e.device_id)),
-          labelers: tally(m.entries.map((e) => e.labeled_by)),
-          entries: o.entries === false ? [] : m.entries,
-        };
-      } catch (err) {
-        if (!(err instanceof EdgeloopError) || err.code !== 'FLEET_DATASET_NOT_FOUND') throw err;
-        missing = dsId;
-      }
+    const m = dsId ? await deps.datasets.findDataset(dsId) : null;
+    if (m) {
+      dataset = {
+        id: m.id,
+        name: m.name ?? null,
+        created_at: m.created_at,
+        created_by: m.created_by,
+        base: m.base ?? [],
+        split_rule: m.split_rule ?? null,
+        splits: m.splits ?? null,
+        counts: m.counts,
+        devices: tally(m.entries.map((e) => e.device_id)),
+        labelers: tally(m.entries.map((e) => e.labeled_by)),
+        entries: o.entries === false ? [] : m.entries,
+      };
+    } else if (dsId) {
+      missing = dsId;
     }
     steps.push({
       model: { name: v.name, version: v.version, ref: v.ref, missing: false, status: v.status, status_reasons: v.status_reasons, pushed_at: v.pushed_at, pushed_by: v.pushed_by, manifest_sha256: v.manifest_sha256 },

@@ -1,18 +1,16 @@
 import { open, readdir } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import type BetterSqlite3 from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { EdgeloopError } from '../../../shared/errors.js';
 import { sha256Hex } from '../../../shared/ids.js';
+import type { Clock } from '../../../shared/ids.js';
 import { MANIFEST_FILE, packageProblems, readPackageDir, type VerifiedPackage } from '../../../shared/package/index.js';
 import { modelManifest, modelRefString } from '../../../shared/schemas/index.js';
 import type { ModelManifest, ModelRef, PackageFile } from '../../../shared/schemas/index.js';
 import { canonicalJson, keyIdOf, signManifest } from '../../../shared/signing.js';
 import type { ArtifactStore } from '../artifacts.js';
 import { FleetError } from '../../errors.js';
-import type { FleetDb } from '../../adapters/sqlite/db.js';
-import { storageError } from '../../adapters/sqlite/db.js';
 import { compareSemver } from '../../../shared/semver.js';
 
 export { MANIFEST_FILE };
@@ -78,7 +76,8 @@ export interface LineageEntry {
 }
 
 export interface ModelRegistryOptions {
-  db: FleetDb;
+  repo: ModelsRepo;
+  clock: Clock;
   artifacts: ArtifactStore;
   /** The fleet's ed25519 key pair (fleet/adapters/fs/keys.ts): devices trust what it signed. */
   signingKey: { privateKeyPem: string; publicKeyPem: string };
@@ -86,7 +85,8 @@ export interface ModelRegistryOptions {
   log?: Logger;
 }
 
-interface VersionRow {
+/** The registry's index row of a version (`model_versions`); JSON columns as stored. */
+export interface VersionRow {
   id: number;
   name: string;
   version: string;
@@ -110,12 +110,37 @@ interface VersionRow {
   status_by: string | null;
 }
 
-interface FileRow {
+/** One file of a version (`model_files`). */
+export interface FileRow {
   model_id: number;
   path: string;
   sha256: string;
   bytes: number;
   role: PackageFile['role'];
+}
+
+/** What a push writes; the verdict columns start as `registered` with no reasons. */
+export type NewVersionRow = Omit<VersionRow, 'id' | 'status' | 'status_reasons' | 'status_at' | 'status_by'>;
+
+/**
+ * Where the registry's index lives (`model_versions`, `model_files`); the bytes are in the
+ * artifact store. A failure throws `FLEET_STORAGE_FAILED`.
+ */
+export interface ModelsRepo {
+  find(name: string, version: string): VersionRow | null;
+  /** Versions by name then push order; null leaves a field unfiltered. */
+  list(filter: { name: string | null; status: ModelStatus | null }): VersionRow[];
+  /** The files of one version, by path. */
+  files(modelId: number): FileRow[];
+  /** The files of every version (`name` null) or of one model's versions, by version then path. */
+  filesOf(name: string | null): FileRow[];
+  fileSha(modelId: number, path: string): string | null;
+  /**
+   * Register a version and its files atomically. When name@version is registered already (another
+   * push won the race), nothing is written and the stored row comes back with `created: false`.
+   */
+  insert(v: NewVersionRow, files: readonly ModelFileRecord[]): { row: VersionRow; created: boolean };
+  setStatus(id: number, s: { status: ModelStatus; reasons: string[]; at: number; by: string }): void;
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -130,20 +155,20 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
  * device would refuse at install; `storeFile` checks each file's hash again as it stores it.
  */
 export class ModelRegistry {
-  private readonly db: FleetDb;
+  private readonly repo: ModelsRepo;
+  private readonly clock: Clock;
   private readonly artifacts: ArtifactStore;
   private readonly privateKeyPem: string;
   private readonly keyId: string;
-  private readonly stmts: ReturnType<typeof prepare>;
   private readonly log: Logger | undefined;
 
   constructor(opts: ModelRegistryOptions) {
-    this.db = opts.db;
+    this.repo = opts.repo;
+    this.clock = opts.clock;
     this.log = opts.log;
     this.artifacts = opts.artifacts;
     this.privateKeyPem = opts.signingKey.privateKeyPem;
     this.keyId = keyIdOf(opts.signingKey.publicKeyPem);
-    this.stmts = prepare(opts.db.sqlite);
   }
 
   /**
@@ -160,7 +185,7 @@ export class ModelRegistry {
     const contentSha = sha256Hex(canonicalJson(unsigned));
     const unlisted = await unlistedFiles(dir, manifest);
 
-    const existing = this.stmts.byRef.get(manifest.name, manifest.version);
+    const existing = this.repo.find(manifest.name, manifest.version);
     if (existing) return { version: this.same(existing, contentSha), created: false, unlisted };
 
     for (const f of manifest.files) await this.storeFile(dir, f);
@@ -168,17 +193,14 @@ export class ModelRegistry {
     const manifestBytes = Buffer.from(`${JSON.stringify(signed, null, 2)}\n`, 'utf8');
     const stored = await this.artifacts.put(manifestBytes);
 
-    const now = this.db.clock.now();
-    const insert = this.db.sqlite.transaction((): { row: VersionRow; created: boolean } => {
-      // Checked again inside the write transaction: another push may have won the race.
-      const raced = this.stmts.byRef.get(manifest.name, manifest.version);
-      if (raced) return { row: raced, created: false };
-      const parent = manifest.lineage?.parent ?? null;
-      const { lastInsertRowid } = this.stmts.insertVersion.run({
+    const parent = manifest.lineage?.parent ?? null;
+    // Another push may have won the race since the check above: then insert returns its row.
+    const result = this.repo.insert(
+      {
         name: manifest.name,
         version: manifest.version,
         created_at: manifest.created_at,
-        pushed_at: now,
+        pushed_at: this.clock.now(),
         pushed_by: opts.actor,
         manifest_sha256: stored.sha256,
         content_sha256: contentSha,
@@ -191,16 +213,9 @@ export class ModelRegistry {
         training_run: manifest.lineage?.training_run ?? null,
         parent_name: parent?.name ?? null,
         parent_version: parent?.version ?? null,
-      });
-      for (const f of manifest.files) this.stmts.insertFile.run({ model_id: Number(lastInsertRowid), path: f.path, sha256: f.sha256, bytes: f.bytes, role: f.role });
-      return { row: this.stmts.byRef.get(manifest.name, manifest.version) as VersionRow, created: true };
-    });
-    let result: { row: VersionRow; created: boolean };
-    try {
-      result = insert.immediate();
-    } catch (err) {
-      throw storageError(`cannot register ${manifest.name}@${manifest.version}`, err);
-    }
+      },
+      manifest.files.map((f) => ({ path: f.path, sha256: f.sha256, bytes: f.bytes, role: f.role })),
+    );
     const version = result.created ? this.toVersion(result.row) : this.same(result.row, contentSha);
     if (result.created) this.log?.info({ model: version.ref, manifest_sha256: version.manifest_sha256, actor: opts.actor, unlisted }, 'model version registered');
     return { version, created: result.created, unlisted };
@@ -219,8 +234,8 @@ export class ModelRegistry {
 
   /** Versions, by name then push order; `name` narrows to one model. */
   list(filter: { name?: string; status?: ModelStatus } = {}): ModelVersion[] {
-    const rows = this.stmts.list.all({ name: filter.name ?? null, status: filter.status ?? null });
-    const files = groupFiles(filter.name === undefined ? this.stmts.allFiles.all() : this.stmts.filesOfName.all(filter.name));
+    const rows = this.repo.list({ name: filter.name ?? null, status: filter.status ?? null });
+    const files = groupFiles(this.repo.filesOf(filter.name ?? null));
     return rows.map((r) => this.toVersion(r, files.get(r.id) ?? []));
   }
 
@@ -229,9 +244,15 @@ export class ModelRegistry {
     return this.toVersion(this.row(name, version));
   }
 
+  /** One version, or null when name@version is not registered. */
+  find(name: string, version: string): ModelVersion | null {
+    const row = this.repo.find(name, version);
+    return row ? this.toVersion(row) : null;
+  }
+
   /** The highest version (semver precedence) of a model with the given status (default `registered`), or null. */
   latest(name: string, status: ModelStatus = 'registered'): ModelVersion | null {
-    const rows = this.stmts.list.all({ name, status });
+    const rows = this.repo.list({ name, status });
     if (rows.length === 0) return null;
     const best = rows.reduce((a, b) => (compareSemver(a.version, b.version) >= 0 ? a : b));
     return this.toVersion(best);
@@ -250,8 +271,8 @@ export class ModelRegistry {
   /** The artifact sha256 of one file of a version. Throws `FLEET_MODEL_NOT_FOUND` / `FLEET_NOT_FOUND`. */
   fileSha(name: string, version: string, path: string): string {
     const row = this.row(name, version);
-    const sha = this.stmts.fileSha.get(row.id, path);
-    if (sha === undefined) throw new FleetError('NOT_FOUND', `${name}@${version} has no file ${path}`, { details: { name, version, path } });
+    const sha = this.repo.fileSha(row.id, path);
+    if (sha === null) throw new FleetError('NOT_FOUND', `${name}@${version} has no file ${path}`, { details: { name, version, path } });
     return sha;
   }
 
@@ -264,7 +285,7 @@ export class ModelRegistry {
     const chain: LineageEntry[] = [];
     const seen = new Set<string>();
     let ref: ModelRef | null = { name, version };
-    let row: VersionRow | undefined = this.row(name, version);
+    let row: VersionRow | null = this.row(name, version);
     while (ref && !seen.has(modelRefString(ref))) {
       seen.add(modelRefString(ref));
       if (!row) {
@@ -273,7 +294,7 @@ export class ModelRegistry {
       }
       chain.push({ name: row.name, version: row.version, dataset_version: row.dataset_version, training_run: row.training_run, pushed_at: iso(row.pushed_at), missing: false });
       ref = row.parent_name !== null && row.parent_version !== null ? { name: row.parent_name, version: row.parent_version } : null;
-      row = ref ? this.stmts.byRef.get(ref.name, ref.version) : undefined;
+      row = ref ? this.repo.find(ref.name, ref.version) : null;
     }
     return chain;
   }
@@ -284,16 +305,12 @@ export class ModelRegistry {
    */
   setStatus(name: string, version: string, s: { status: ModelStatus; reasons?: string[]; actor: string }): ModelVersion {
     const row = this.row(name, version);
-    try {
-      this.stmts.setStatus.run({ id: row.id, status: s.status, reasons: JSON.stringify(s.reasons ?? []), at: this.db.clock.now(), by: s.actor });
-    } catch (err) {
-      throw storageError(`cannot set the status of ${name}@${version}`, err);
-    }
+    this.repo.setStatus(row.id, { status: s.status, reasons: s.reasons ?? [], at: this.clock.now(), by: s.actor });
     return this.get(name, version);
   }
 
   private row(name: string, version: string): VersionRow {
-    const row = this.stmts.byRef.get(name, version);
+    const row = this.repo.find(name, version);
     if (!row) throw new FleetError('MODEL_NOT_FOUND', `model ${name}@${version} is not registered`, { details: { name, version } });
     return row;
   }
@@ -331,7 +348,7 @@ export class ModelRegistry {
   }
 
   private toVersion(r: VersionRow, files?: ModelFileRecord[]): ModelVersion {
-    const fileList = files ?? this.stmts.files.all(r.id).map(({ path, sha256, bytes, role }) => ({ path, sha256, bytes, role }));
+    const fileList = files ?? this.repo.files(r.id).map(({ path, sha256, bytes, role }) => ({ path, sha256, bytes, role }));
     return {
       name: r.name,
       version: r.version,
@@ -358,27 +375,6 @@ export class ModelRegistry {
       status_by: r.status_by,
     };
   }
-}
-
-function prepare(db: BetterSqlite3.Database) {
-  return {
-    byRef: db.prepare<[string, string], VersionRow>('SELECT * FROM model_versions WHERE name = ? AND version = ?'),
-    list: db.prepare<{ name: string | null; status: string | null }, VersionRow>(
-      `SELECT * FROM model_versions WHERE (@name IS NULL OR name = @name) AND (@status IS NULL OR status = @status) ORDER BY name, id`,
-    ),
-    files: db.prepare<[number], FileRow>('SELECT * FROM model_files WHERE model_id = ? ORDER BY path'),
-    allFiles: db.prepare<[], FileRow>('SELECT * FROM model_files ORDER BY model_id, path'),
-    filesOfName: db.prepare<[string], FileRow>('SELECT f.* FROM model_files f JOIN model_versions v ON v.id = f.model_id WHERE v.name = ? ORDER BY f.model_id, f.path'),
-    fileSha: db.prepare<[number, string], string>('SELECT sha256 FROM model_files WHERE model_id = ? AND path = ?').pluck(),
-    insertVersion: db.prepare(
-      `INSERT INTO model_versions (name, version, created_at, pushed_at, pushed_by, manifest_sha256, content_sha256, key_id, model_file,
-         total_bytes, description, evaluation, dataset_version, training_run, parent_name, parent_version)
-       VALUES (@name, @version, @created_at, @pushed_at, @pushed_by, @manifest_sha256, @content_sha256, @key_id, @model_file,
-         @total_bytes, @description, @evaluation, @dataset_version, @training_run, @parent_name, @parent_version)`,
-    ),
-    insertFile: db.prepare('INSERT INTO model_files (model_id, path, sha256, bytes, role) VALUES (@model_id, @path, @sha256, @bytes, @role)'),
-    setStatus: db.prepare('UPDATE model_versions SET status = @status, status_reasons = @reasons, status_at = @at, status_by = @by WHERE id = @id'),
-  };
 }
 
 function groupFiles(rows: FileRow[]): Map<number, ModelFileRecord[]> {

@@ -1,5 +1,5 @@
-import type BetterSqlite3 from 'better-sqlite3';
 import type { Logger } from 'pino';
+import { isEdgeloopError } from '../../../shared/errors.js';
 import type { EdgeloopError } from '../../../shared/errors.js';
 import type { Clock } from '../../../shared/ids.js';
 import { sampleMessage } from '../../../shared/schemas/index.js';
@@ -9,12 +9,10 @@ import { SampleAssembler } from '../../../shared/wire/assembler.js';
 import type { AssemblerOptions, AssemblerStats } from '../../../shared/wire/assembler.js';
 import type { ArtifactStore } from '../artifacts.js';
 import { FleetError } from '../../errors.js';
-import type { FleetDb } from '../../adapters/sqlite/db.js';
-import { storageError } from '../../adapters/sqlite/db.js';
-import { buildPage, encodeCursor, parseQuery, StatementCache } from './filter.js';
+import type { DevicesRepo } from '../devices/registry.js';
+import { parseQuery } from './filter.js';
 import type { SampleQuery } from './filter.js';
-import { INSERT_SAMPLE_SQL, SAMPLE_COLUMNS, sampleRow, toSampleRecord } from './rows.js';
-import type { SampleRow, StoredSampleRow } from './rows.js';
+import type { SamplesRepo } from './repo.js';
 import type { SamplePage, SampleRecord } from './types.js';
 
 /**
@@ -47,10 +45,13 @@ export interface IngestStats {
 }
 
 export interface SampleIngestOptions {
-  db: FleetDb;
+  samples: SamplesRepo;
+  /** Whether a device is registered, and its site tag. */
+  devices: Pick<DevicesRepo, 'exists' | 'tag'>;
   artifacts: ArtifactStore;
+  clock: Clock;
   logger?: Logger;
-  /** Reassembly of chunked samples (timeouts, memory). The clock is the db's. */
+  /** Reassembly of chunked samples (timeouts, memory), on `clock`. */
   assembler?: Omit<AssemblerOptions, 'clock'>;
   /** Most samples committed in one transaction. Default 256. */
   maxBatch?: number;
@@ -85,7 +86,8 @@ interface Pending {
  * of the batch resolve. An ack is only ever issued for a sample whose blob and row are durable.
  */
 export class SampleIngest {
-  private readonly db: FleetDb;
+  private readonly samples: SamplesRepo;
+  private readonly devices: Pick<DevicesRepo, 'exists' | 'tag'>;
   private readonly artifacts: ArtifactStore;
   private readonly log: Logger | undefined;
   private readonly clock: Clock;
@@ -95,8 +97,6 @@ export class SampleIngest {
   private readonly maxConcurrent: number;
   private readonly requireRegistered: boolean;
   private readonly siteTag: string;
-  private readonly stmts: ReturnType<typeof prepare>;
-  private readonly pages: StatementCache;
   private readonly counters = { received: 0, stored: 0, duplicates: 0, rejected: 0, batches: 0, storage_failures: 0 };
 
   private pending: Pending[] = [];
@@ -108,10 +108,11 @@ export class SampleIngest {
   private readonly idle: Array<() => void> = [];
 
   constructor(opts: SampleIngestOptions) {
-    this.db = opts.db;
+    this.samples = opts.samples;
+    this.devices = opts.devices;
     this.artifacts = opts.artifacts;
     this.log = opts.logger?.child({ component: 'sample-ingest' });
-    this.clock = opts.db.clock;
+    this.clock = opts.clock;
     this.assemblerOpts = { ...opts.assembler };
     this.assembler = new SampleAssembler({ ...this.assemblerOpts, clock: this.clock });
     this.maxBatch = Math.max(1, opts.maxBatch ?? 256);
@@ -119,8 +120,6 @@ export class SampleIngest {
     this.maxConcurrent = Math.max(1, opts.maxConcurrentBatches ?? 4);
     this.requireRegistered = opts.requireRegisteredDevice ?? false;
     this.siteTag = opts.siteTag ?? 'site';
-    this.stmts = prepare(opts.db.sqlite);
-    this.pages = new StatementCache(opts.db.sqlite);
   }
 
   /**
@@ -136,7 +135,7 @@ export class SampleIngest {
     if (msg.meta.device_id !== deviceId) {
       return this.rejected(sampleId, new FleetError('SAMPLE_DEVICE_MISMATCH', `sample ${sampleId} claims device ${msg.meta.device_id} but came from ${deviceId}`, { details: { sample_id: sampleId, claimed: msg.meta.device_id, sender: deviceId } }), deviceId);
     }
-    if (this.requireRegistered && this.stmts.device.get(deviceId) === undefined) {
+    if (this.requireRegistered && !this.devices.exists(deviceId)) {
       return this.rejected(sampleId, new FleetError('DEVICE_UNKNOWN', `sample ${sampleId} from unregistered device ${deviceId}`, { details: { sample_id: sampleId, device_id: deviceId } }), deviceId);
     }
 
@@ -185,26 +184,20 @@ export class SampleIngest {
 
   /** One page of samples matching the query, in arrival order (stable across pages). */
   query(q: SampleQuery = {}): SamplePage {
-    const page = buildPage(parseQuery(q));
-    const rows = this.pages.get(`page|${page.key}`, () => page.sql(SAMPLE_COLUMNS)).all(page.params) as StoredSampleRow[];
-    const more = rows.length > page.limit;
-    const items = (more ? rows.slice(0, page.limit) : rows).map(toSampleRecord);
-    const last = more ? rows[page.limit - 1] : undefined;
-    return { items, next_cursor: last ? encodeCursor(page.order, last.seq) : null };
+    return this.samples.page(parseQuery(q));
   }
 
   /** One sample. Throws `FLEET_SAMPLE_NOT_FOUND`. */
   get(sampleId: string): SampleRecord {
-    const row = this.stmts.get.get(sampleId);
-    if (!row) throw notFound(sampleId);
-    return toSampleRecord(row);
+    const sample = this.samples.find(sampleId);
+    if (!sample) throw notFound(sampleId);
+    return sample;
   }
 
   /** The sample's input bytes (image or tensor) and how to serve them. Throws `FLEET_SAMPLE_NOT_FOUND`. */
   async blob(sampleId: string): Promise<{ data: Buffer; sha256: string; bytes: number; content_type: string | null }> {
-    const row = this.stmts.get.get(sampleId);
-    if (!row) throw notFound(sampleId);
-    return { data: await this.artifacts.get(row.blob_sha256), sha256: row.blob_sha256, bytes: row.blob_bytes, content_type: row.content_type };
+    const { blob } = this.get(sampleId);
+    return { data: await this.artifacts.get(blob.sha256), sha256: blob.sha256, bytes: blob.bytes, content_type: blob.content_type };
   }
 
   stats(): IngestStats {
@@ -213,7 +206,7 @@ export class SampleIngest {
 
   /** Total samples stored. */
   count(): number {
-    return this.stmts.count.get() as number;
+    return this.samples.count();
   }
 
   private rejected(sampleId: string | null, error: EdgeloopError, deviceId: string): IngestResult {
@@ -277,7 +270,7 @@ export class SampleIngest {
       batch.forEach((p, i) => p.resolve(results[i] as boolean));
     } catch (err) {
       this.counters.storage_failures++;
-      const error = storageError(`cannot store ${batch.length} samples`, err);
+      const error = isEdgeloopError(err) ? err : new FleetError('STORAGE_FAILED', `cannot store ${batch.length} samples: ${(err as Error).message}`, { cause: err });
       this.log?.error({ samples: batch.length, reason: (err as Error).message }, 'sample batch not stored; devices will resend');
       // The assembler remembers these as complete and would call a resend a duplicate (and
       // ack what was never stored): start over. Devices resend whole samples, so sets that
@@ -294,28 +287,17 @@ export class SampleIngest {
   /** One transaction for the batch; the site is the device's tag at this moment, read once per device. */
   private insertRows(batch: Pending[]): boolean[] {
     const sites = new Map<string, string | null>();
-    const rows = batch.map((p) => {
+    const samples = batch.map((p) => {
       const device = p.meta.device_id;
       let site = sites.get(device);
       if (site === undefined) {
-        site = this.stmts.tag.get(device, this.siteTag) ?? null;
+        site = this.devices.tag(device, this.siteTag);
         sites.set(device, site);
       }
-      return sampleRow(p.meta, site, p.receivedAt);
+      return { meta: p.meta, site, receivedAt: p.receivedAt };
     });
-    return this.stmts.insertMany.immediate(rows);
+    return this.samples.insertMany(samples);
   }
 }
 
 const notFound = (sampleId: string): FleetError => new FleetError('SAMPLE_NOT_FOUND', `sample ${sampleId} is not stored`, { details: { sample_id: sampleId } });
-
-function prepare(db: BetterSqlite3.Database) {
-  const insert = db.prepare<SampleRow>(INSERT_SAMPLE_SQL);
-  return {
-    insertMany: db.transaction((rows: SampleRow[]) => rows.map((row) => insert.run(row).changes > 0)),
-    get: db.prepare<[string], StoredSampleRow>(`SELECT ${SAMPLE_COLUMNS} FROM samples WHERE sample_id = ?`),
-    count: db.prepare('SELECT count(*) FROM samples').pluck(),
-    tag: db.prepare<[string, string], string>('SELECT value FROM device_tags WHERE device_id = ? AND key = ?').pluck(),
-    device: db.prepare<[string], number>('SELECT 1 FROM devices WHERE id = ?').pluck(),
-  };
-}

@@ -12,7 +12,6 @@
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
-import type BetterSqlite3 from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { EdgeloopError } from '../../../shared/errors.js';
@@ -27,19 +26,18 @@ import { FleetError } from '../../errors.js';
 import { baseRef } from '../../core/labels/dataset-schema.js';
 import type { BaseRef, DatasetManifest } from '../../core/labels/dataset-schema.js';
 import type { Datasets } from '../labels/datasets.js';
+import type { Labels } from '../labels/labels.js';
 import { DEFAULT_HOLDOUT_RULE, holdoutRule } from '../../core/labels/split.js';
 import type { ModelRegistry, ModelVersion } from '../models/registry.js';
 import { MANIFEST_FILE } from '../models/registry.js';
 import { bumpMinor, compareSemver } from '../../../shared/semver.js';
 import type { RolloutManager } from '../rollouts/manager.js';
 import { rolloutPlan } from '../../core/rollouts/plan-schema.js';
-import type { FleetDb } from '../../adapters/sqlite/db.js';
 import { evaluateModels, readPackageManifest } from './evaluate.js';
 import type { EvalExample, ModelReport } from './evaluate.js';
 import { gateConfig, judge } from '../../core/training/gate.js';
 import type { GateVerdict } from '../../core/training/gate.js';
-import { TrainingRuns } from './runs.js';
-import type { TrainingRun } from './runs.js';
+import type { TrainingRun, TrainingRuns } from './runs.js';
 import type { Trainer, TrainingExample } from './trainer.js';
 import { decideTrigger, triggerPolicy } from '../../core/training/triggers.js';
 import type { DriftPoint, TriggerDecision, TriggerKind } from '../../core/training/triggers.js';
@@ -96,7 +94,8 @@ export interface LoopProgress {
 }
 
 export interface LearningLoopDeps {
-  db: FleetDb;
+  /** How many new labels a model's samples got (the label-count trigger). */
+  labels: Pick<Labels, 'labeledSince'>;
   artifacts: ArtifactStore;
   registry: ModelRegistry;
   datasets: Datasets;
@@ -115,8 +114,8 @@ export interface LearningLoopDeps {
   random?: Random;
   /** Passed to trainers that sign; the registry re-signs on push anyway. */
   signKeyPem?: string;
-  /** The training-run records (the context's); built over `db` when absent. */
-  runs?: TrainingRuns;
+  /** The training-run records (the context's). */
+  runs: TrainingRuns;
 }
 
 export interface TrainOptions {
@@ -192,7 +191,6 @@ export class LearningLoop {
   private readonly active = new Map<string, Active>();
   private readonly progressLog = new Map<string, LoopProgress[]>();
   private readonly drift = new Map<string, Map<string, DriftPoint[]>>();
-  private readonly labelsSince: BetterSqlite3.Statement<[string, number], { n: number }>;
   private readonly startedAt: number;
   private seq = 0;
   private ticker: NodeJS.Timeout | null = null;
@@ -204,8 +202,7 @@ export class LearningLoop {
       const c = loopModelConfig.parse(m);
       this.configs.set(c.name, c);
     }
-    this.runs = deps.runs ?? new TrainingRuns({ db: deps.db, artifacts: deps.artifacts });
-    this.labelsSince = deps.db.sqlite.prepare("SELECT COUNT(*) AS n FROM samples WHERE model_name = ? AND label_state = 'labeled' AND labeled_at > ?");
+    this.runs = deps.runs;
     this.startedAt = deps.clock.now();
     this.log = deps.log.child({ component: 'learning-loop' });
     const interrupted = this.runs.failInterrupted();
@@ -286,7 +283,7 @@ export class LearningLoop {
       }
       const last = this.runs.lastOf(c.name);
       const lastRunAt = last ? Date.parse(last.started_at) : null;
-      const newLabels = this.labelsSince.get(c.name, lastRunAt ?? -1)?.n ?? 0;
+      const newLabels = this.deps.labels.labeledSince(c.name, lastRunAt ?? -1);
       const drift = [...(this.drift.get(c.name)?.entries() ?? [])].map(([device, points]) => ({ device, points }));
       const decision = decideTrigger({ now: this.deps.clock.now(), lastRunAt, startedAt: this.startedAt, newLabels, drift }, c.triggers);
       if (!decision.fire || !decision.kind) {
@@ -353,11 +350,9 @@ export class LearningLoop {
     }
     const ranked = [...votes.entries()].sort((a, b) => b[1] - a[1] || compareSemver(b[0], a[0]));
     for (const [version] of ranked) {
-      try {
-        return this.deps.registry.get(name, version);
-      } catch {
-        /* a device runs a version this registry does not hold: ask the next */
-      }
+      // null: a device runs a version this registry does not hold; ask the next.
+      const v = this.deps.registry.find(name, version);
+      if (v) return v;
     }
     return this.deps.registry.latest(name);
   }

@@ -4,13 +4,11 @@
  * ends; a row still `running` when the service starts again is a run a crash interrupted, and
  * is marked failed (`failInterrupted`).
  */
-import type BetterSqlite3 from 'better-sqlite3';
+import type { Clock } from '../../../shared/ids.js';
 import type { ModelRef } from '../../../shared/schemas/index.js';
 import { canonicalJson } from '../../../shared/signing.js';
 import type { ArtifactStore } from '../artifacts.js';
 import { FleetError } from '../../errors.js';
-import type { FleetDb } from '../../adapters/sqlite/db.js';
-import { storageError } from '../../adapters/sqlite/db.js';
 import type { GateVerdict } from '../../core/training/gate.js';
 import type { TriggerKind } from '../../core/training/triggers.js';
 
@@ -50,7 +48,8 @@ export interface TriggerFiring {
   run_id: string | null;
 }
 
-interface RunRow {
+/** A run as stored (`training_runs`); JSON columns as text. */
+export interface RunRow {
   id: string;
   model_name: string;
   status: RunStatus;
@@ -76,7 +75,8 @@ interface RunRow {
   error: string | null;
 }
 
-interface FiringRow {
+/** A trigger firing as stored (`trigger_firings`). */
+export interface FiringRow {
   seq: number;
   model_name: string;
   at: number;
@@ -84,6 +84,32 @@ interface FiringRow {
   reason: string;
   details: string;
   run_id: string | null;
+}
+
+/**
+ * Where runs and trigger firings live (`training_runs`, `trigger_firings`). A failure throws
+ * `FLEET_STORAGE_FAILED`.
+ */
+export interface TrainingRunsRepo {
+  /** A new run, `running`. */
+  insert(r: Pick<RunRow, 'id' | 'model_name' | 'trainer' | 'params' | 'seed' | 'trigger_kind' | 'trigger_reason' | 'actor' | 'parent_name' | 'parent_version' | 'started_at'>): void;
+  update(r: Pick<RunRow, 'id' | 'dataset_version' | 'result_name' | 'result_version' | 'code_version' | 'params' | 'rollout_id'>): void;
+  finish(r: Pick<RunRow, 'id' | 'finished_at' | 'duration_ms' | 'metrics' | 'gate' | 'report_sha256' | 'error'> & { status: Exclude<RunStatus, 'running'> }): void;
+  find(id: string): RunRow | null;
+  /** Newest first; `model` null for every model. */
+  list(q: { model: string | null; limit: number }): RunRow[];
+  /** The latest run of a model that is not a failure before its dataset. */
+  last(model: string): RunRow | null;
+  /** The dataset version of the model's latest run other than `exceptRun` that has one. */
+  previousDataset(model: string, exceptRun: string): string | null;
+  /** The latest run whose result is name@version. */
+  byResult(name: string, version: string): RunRow | null;
+  /** Mark every `running` run failed at `now` with `error` (JSON); returns how many. */
+  failRunning(now: number, error: string): number;
+  /** Returns the firing's seq. */
+  insertFiring(f: Omit<FiringRow, 'seq'>): number;
+  /** Newest first; `model` null for every model. */
+  firings(q: { model: string | null; limit: number }): FiringRow[];
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -115,113 +141,112 @@ function toRun(r: RunRow): TrainingRun {
 }
 
 export class TrainingRuns {
-  private readonly db: FleetDb;
+  private readonly repo: TrainingRunsRepo;
+  private readonly clock: Clock;
   private readonly artifacts: ArtifactStore;
-  private readonly stmts: ReturnType<typeof prepare>;
 
-  constructor(opts: { db: FleetDb; artifacts: ArtifactStore }) {
-    this.db = opts.db;
+  constructor(opts: { repo: TrainingRunsRepo; clock: Clock; artifacts: ArtifactStore }) {
+    this.repo = opts.repo;
+    this.clock = opts.clock;
     this.artifacts = opts.artifacts;
-    this.stmts = prepare(opts.db.sqlite);
   }
 
   start(o: { id: string; model: string; trainer: string; params: Record<string, unknown>; seed: number; trigger: { kind: TriggerKind; reason: string }; actor: string; parent: ModelRef | null }): TrainingRun {
-    this.write(`cannot record training run ${o.id}`, () =>
-      this.stmts.insert.run({
-        id: o.id,
-        model_name: o.model,
-        trainer: o.trainer,
-        params: JSON.stringify(o.params),
-        seed: o.seed,
-        trigger_kind: o.trigger.kind,
-        trigger_reason: o.trigger.reason,
-        actor: o.actor,
-        parent_name: o.parent?.name ?? null,
-        parent_version: o.parent?.version ?? null,
-        started_at: this.db.clock.now(),
-      }),
-    );
+    this.repo.insert({
+      id: o.id,
+      model_name: o.model,
+      trainer: o.trainer,
+      params: JSON.stringify(o.params),
+      seed: o.seed,
+      trigger_kind: o.trigger.kind,
+      trigger_reason: o.trigger.reason,
+      actor: o.actor,
+      parent_name: o.parent?.name ?? null,
+      parent_version: o.parent?.version ?? null,
+      started_at: this.clock.now(),
+    });
     return this.get(o.id);
   }
 
   /** Record what became known during the run (dataset version, the candidate, the trainer's own record). */
   update(id: string, p: { dataset_version?: string; result?: ModelRef; code_version?: string; params?: Record<string, unknown>; rollout_id?: string }): void {
     const cur = this.get(id);
-    this.write(`cannot update training run ${id}`, () =>
-      this.stmts.update.run({
-        id,
-        dataset_version: p.dataset_version ?? cur.dataset_version,
-        result_name: p.result?.name ?? cur.result?.name ?? null,
-        result_version: p.result?.version ?? cur.result?.version ?? null,
-        code_version: p.code_version ?? cur.code_version,
-        params: JSON.stringify(p.params ?? cur.params),
-        rollout_id: p.rollout_id ?? cur.rollout_id,
-      }),
-    );
+    this.repo.update({
+      id,
+      dataset_version: p.dataset_version ?? cur.dataset_version,
+      result_name: p.result?.name ?? cur.result?.name ?? null,
+      result_version: p.result?.version ?? cur.result?.version ?? null,
+      code_version: p.code_version ?? cur.code_version,
+      params: JSON.stringify(p.params ?? cur.params),
+      rollout_id: p.rollout_id ?? cur.rollout_id,
+    });
   }
 
   finish(id: string, o: { status: Exclude<RunStatus, 'running'>; metrics?: Record<string, number>; gate?: GateVerdict | null; report_sha256?: string | null; error?: { code: string; message: string } | null }): TrainingRun {
     const cur = this.get(id);
-    const now = this.db.clock.now();
-    this.write(`cannot finish training run ${id}`, () =>
-      this.stmts.finish.run({
-        id,
-        status: o.status,
-        finished_at: now,
-        duration_ms: now - Date.parse(cur.started_at),
-        metrics: JSON.stringify(o.metrics ?? cur.metrics),
-        gate: o.gate ? JSON.stringify(o.gate) : null,
-        report_sha256: o.report_sha256 ?? null,
-        error: o.error ? JSON.stringify(o.error) : null,
-      }),
-    );
+    const now = this.clock.now();
+    this.repo.finish({
+      id,
+      status: o.status,
+      finished_at: now,
+      duration_ms: now - Date.parse(cur.started_at),
+      metrics: JSON.stringify(o.metrics ?? cur.metrics),
+      gate: o.gate ? JSON.stringify(o.gate) : null,
+      report_sha256: o.report_sha256 ?? null,
+      error: o.error ? JSON.stringify(o.error) : null,
+    });
     return this.get(id);
   }
 
   /** Throws `FLEET_TRAINING_RUN_NOT_FOUND`. */
   get(id: string): TrainingRun {
-    const r = this.stmts.get.get(id);
-    if (!r) throw new FleetError('TRAINING_RUN_NOT_FOUND', `training run ${id} does not exist`, { details: { id } });
-    return toRun(r);
+    const run = this.find(id);
+    if (!run) throw new FleetError('TRAINING_RUN_NOT_FOUND', `training run ${id} does not exist`, { details: { id } });
+    return run;
+  }
+
+  /** The run, or null when there is none with this id. */
+  find(id: string): TrainingRun | null {
+    const r = this.repo.find(id);
+    return r ? toRun(r) : null;
   }
 
   /** Newest first. */
   list(o: { model?: string; limit?: number } = {}): TrainingRun[] {
-    return this.stmts.list.all({ model: o.model ?? null, limit: o.limit ?? 100 }).map(toRun);
+    return this.repo.list({ model: o.model ?? null, limit: o.limit ?? 100 }).map(toRun);
   }
 
   /** The latest run of a model that got as far as a dataset (failed runs before that do not count as training). */
   lastOf(model: string): TrainingRun | null {
-    const r = this.stmts.last.get(model);
+    const r = this.repo.last(model);
     return r ? toRun(r) : null;
   }
 
   /** The dataset version of the model's latest other run that got one: the placements a new version keeps. */
   previousDataset(model: string, exceptRun: string): string | null {
-    return this.stmts.previousDataset.get(model, exceptRun)?.dataset_version ?? null;
+    return this.repo.previousDataset(model, exceptRun);
   }
 
   /** The run that produced a model version. */
   byResult(ref: ModelRef): TrainingRun | null {
-    const r = this.stmts.byResult.get(ref.name, ref.version);
+    const r = this.repo.byResult(ref.name, ref.version);
     return r ? toRun(r) : null;
   }
 
   /** Runs a crash left `running`: marked failed. Returns how many. */
   failInterrupted(): number {
-    const now = this.db.clock.now();
-    return this.write('cannot mark interrupted runs', () => this.stmts.failRunning.run({ now, error: JSON.stringify({ code: 'FLEET_TRAINING_FAILED', message: 'interrupted: the fleet service stopped during the run' }) }).changes);
+    return this.repo.failRunning(this.clock.now(), JSON.stringify({ code: 'FLEET_TRAINING_FAILED', message: 'interrupted: the fleet service stopped during the run' }));
   }
 
   recordFiring(f: { model: string; kind: TriggerKind; reason: string; details: Record<string, unknown>; run_id: string | null }): TriggerFiring {
-    const at = this.db.clock.now();
-    const { lastInsertRowid } = this.write('cannot record a trigger firing', () => this.stmts.insertFiring.run({ model_name: f.model, at, kind: f.kind, reason: f.reason, details: JSON.stringify(f.details), run_id: f.run_id }));
-    return { seq: Number(lastInsertRowid), model: f.model, at: iso(at) as string, kind: f.kind, reason: f.reason, details: f.details, run_id: f.run_id };
+    const at = this.clock.now();
+    const seq = this.repo.insertFiring({ model_name: f.model, at, kind: f.kind, reason: f.reason, details: JSON.stringify(f.details), run_id: f.run_id });
+    return { seq, model: f.model, at: iso(at) as string, kind: f.kind, reason: f.reason, details: f.details, run_id: f.run_id };
   }
 
   /** Newest first. */
   firings(o: { model?: string; limit?: number } = {}): TriggerFiring[] {
-    return this.stmts.firings.all({ model: o.model ?? null, limit: o.limit ?? 100 }).map((r) => ({
+    return this.repo.firings({ model: o.model ?? null, limit: o.limit ?? 100 }).map((r) => ({
       seq: r.seq,
       model: r.model_name,
       at: iso(r.at) as string,
@@ -243,39 +268,4 @@ export class TrainingRuns {
     if (!run.report_sha256) throw new FleetError('NOT_FOUND', `training run ${id} has no evaluation report (status ${run.status})`, { details: { id } });
     return JSON.parse((await this.artifacts.get(run.report_sha256)).toString('utf8')) as Record<string, unknown>;
   }
-
-  private write<T>(what: string, f: () => T): T {
-    try {
-      return f();
-    } catch (err) {
-      throw storageError(what, err);
-    }
-  }
-}
-
-function prepare(db: BetterSqlite3.Database) {
-  return {
-    insert: db.prepare(
-      `INSERT INTO training_runs (id, model_name, status, trainer, params, seed, trigger_kind, trigger_reason, actor, parent_name, parent_version, started_at)
-       VALUES (@id, @model_name, 'running', @trainer, @params, @seed, @trigger_kind, @trigger_reason, @actor, @parent_name, @parent_version, @started_at)`,
-    ),
-    update: db.prepare(
-      `UPDATE training_runs SET dataset_version = @dataset_version, result_name = @result_name, result_version = @result_version,
-       code_version = @code_version, params = @params, rollout_id = @rollout_id WHERE id = @id`,
-    ),
-    finish: db.prepare(
-      `UPDATE training_runs SET status = @status, finished_at = @finished_at, duration_ms = @duration_ms, metrics = @metrics, gate = @gate,
-       report_sha256 = @report_sha256, error = @error WHERE id = @id`,
-    ),
-    get: db.prepare<[string], RunRow>('SELECT * FROM training_runs WHERE id = ?'),
-    list: db.prepare<{ model: string | null; limit: number }, RunRow>('SELECT * FROM training_runs WHERE (@model IS NULL OR model_name = @model) ORDER BY started_at DESC, id DESC LIMIT @limit'),
-    last: db.prepare<[string], RunRow>("SELECT * FROM training_runs WHERE model_name = ? AND (status != 'failed' OR dataset_version IS NOT NULL) ORDER BY started_at DESC, id DESC LIMIT 1"),
-    previousDataset: db.prepare<[string, string], { dataset_version: string }>(
-      'SELECT dataset_version FROM training_runs WHERE model_name = ? AND id != ? AND dataset_version IS NOT NULL ORDER BY started_at DESC, id DESC LIMIT 1',
-    ),
-    byResult: db.prepare<[string, string], RunRow>('SELECT * FROM training_runs WHERE result_name = ? AND result_version = ? ORDER BY started_at DESC LIMIT 1'),
-    failRunning: db.prepare<{ now: number; error: string }>("UPDATE training_runs SET status = 'failed', finished_at = @now, duration_ms = @now - started_at, error = @error WHERE status = 'running'"),
-    insertFiring: db.prepare('INSERT INTO trigger_firings (model_name, at, kind, reason, details, run_id) VALUES (@model_name, @at, @kind, @reason, @details, @run_id)'),
-    firings: db.prepare<{ model: string | null; limit: number }, FiringRow>('SELECT * FROM trigger_firings WHERE (@model IS NULL OR model_name = @model) ORDER BY seq DESC LIMIT @limit'),
-  };
 }

@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { User } from '../../app/users.js';
 import type { FleetContext } from '../../app/context.js';
+import type { EdgeloopError } from '../../../shared/errors.js';
 import { FleetError } from '../../errors.js';
 import { authenticateUser, requestToken, TOKEN_COOKIE } from '../web/auth.js';
 import type { PageApp } from '../web/pages.js';
@@ -137,12 +138,9 @@ function routes(assets: ReturnType<typeof loadAssets>): PageRoute[] {
       run: async ({ ctx, req, res }) => {
         const form = await readForm(req);
         const token = (form.get('token') ?? '').trim();
-        try {
-          authenticateUser(ctx, token);
-        } catch (err) {
-          // sendError answers with the login page again, keeping where the user was going.
-          throw new FleetError('AUTH_FAILED', 'the token is not valid', { cause: err, details: { next: safeNext(form.get('next')) } });
-        }
+        // Only a token no user has gets the login page again (sendError keeps where the user was
+        // going); a storage failure during the lookup is answered as what it is.
+        if (!token || !ctx.users.find(token)) throw new FleetError('AUTH_FAILED', 'the token is not valid', { details: { next: safeNext(form.get('next')) } });
         res.writeHead(303, { location: safeNext(form.get('next')), 'set-cookie': cookie(token, COOKIE_MAX_AGE_S), 'cache-control': 'no-store' }).end();
       },
     },
@@ -200,7 +198,7 @@ export function createConsole(ctx: FleetContext): ConsoleApp {
         res.writeHead(303, { location: `/console/login?next=${encodeURIComponent(url.pathname + url.search)}`, 'cache-control': 'no-store' }).end();
         return;
       }
-      const user = safeUser(ctx, req);
+      const user = pageUser(ctx, req, err);
       sendHtml(
         res,
         err.status,
@@ -215,10 +213,19 @@ export function createConsole(ctx: FleetContext): ConsoleApp {
   };
 }
 
-function safeUser(ctx: FleetContext, req: IncomingMessage): User | null {
+/**
+ * The signed-in user for the error page's header: null without a valid token. Not looked up
+ * when the error being answered is the store's own (the lookup would fail the same way). A
+ * lookup that fails anyway is logged and leaves the header empty; the page keeps the status of
+ * the error it reports, so a storage failure is never shown as "log in".
+ */
+function pageUser(ctx: FleetContext, req: IncomingMessage, err: EdgeloopError): User | null {
+  const token = requestToken(req);
+  if (!token || err.code === 'FLEET_STORAGE_FAILED') return null;
   try {
-    return authenticateUser(ctx, requestToken(req));
-  } catch {
+    return ctx.users.find(token);
+  } catch (lookup) {
+    ctx.log.warn({ component: 'console', err: lookup, answering: err.code }, 'error page rendered without its user: the session lookup failed');
     return null;
   }
 }

@@ -1,5 +1,8 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openFleetDb } from '../../../fleet/adapters/sqlite/db.js';
+import { sqliteUsersRepo } from '../../../fleet/adapters/sqlite/users-repo.js';
+import { Users } from '../../../fleet/app/users.js';
 import { telemetry } from '../../../shared/schemas/index.js';
 import { CLASS_LABELS, imagePackage, tempDir } from '../../helpers/packages.js';
 import { call, openTestFleet, seedSamples, T0 } from '../http/context.js';
@@ -117,5 +120,32 @@ describe('console pages', () => {
     expect(css.headers.get('content-type')).toMatch(/^text\/css/);
     const again = await fetch(`${base}/console/static/console.css`, { headers: { 'if-none-match': css.headers.get('etag') ?? '' } });
     expect(again.status).toBe(304);
+  });
+});
+
+describe('console when the fleet database fails', () => {
+  it('a storage failure during a session lookup answers 507 FLEET_STORAGE_FAILED, not the login page', async () => {
+    const cookie = await login(f.tokens.viewer);
+    const real = f.ctx.users;
+    // The users repository over a database that is closed under it: every lookup fails in SQLite.
+    const broken = openFleetDb({ path: join(pkgs.dir, 'broken.db') });
+    f.ctx.users = new Users({ repo: sqliteUsersRepo(broken), clock: f.ctx.clock });
+    broken.close();
+    try {
+      const page = await get('/console/models', cookie);
+      expect(page.status).toBe(507);
+      expect(page.headers.get('location')).toBeNull();
+      const text = await page.text();
+      expect(text).toContain('FLEET_STORAGE_FAILED');
+      expect(text).not.toContain('id="login-form"');
+      const form = await fetch(`${base}/console/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token: f.tokens.viewer, next: '/console/' }) });
+      expect(form.status).toBe(507);
+      expect(await form.text()).not.toContain('That token is not valid');
+      const api = await call(base, 'GET', '/v1/me', { token: f.tokens.viewer });
+      expect([api.status, (api.json as { error: { code: string } }).error.code]).toEqual([507, 'FLEET_STORAGE_FAILED']);
+    } finally {
+      f.ctx.users = real;
+    }
+    expect((await get('/console/models', cookie)).status).toBe(200);
   });
 });

@@ -3,13 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { VerifiedSecrets, newSecret } from '../../../fleet/app/devices/credentials.js';
 import { DeviceRegistry } from '../../../fleet/app/devices/registry.js';
 import { openFleetDb } from '../../../fleet/adapters/sqlite/db.js';
+import { sqliteDevicesRepo } from '../../../fleet/adapters/sqlite/devices-repo.js';
 import { tempDir } from '../../helpers/packages.js';
 
 const FAST = { N: 1024, r: 8, p: 1 };
 
 function registry(path: string, authCacheSize?: number): { reg: DeviceRegistry; close(): void } {
   const db = openFleetDb({ path });
-  return { reg: new DeviceRegistry({ db, scrypt: FAST, ...(authCacheSize === undefined ? {} : { authCacheSize }) }), close: () => db.close() };
+  return { reg: new DeviceRegistry({ repo: sqliteDevicesRepo(db), clock: db.clock, scrypt: FAST, ...(authCacheSize === undefined ? {} : { authCacheSize }) }), close: () => db.close() };
 }
 
 describe('cache of verified device secrets', () => {

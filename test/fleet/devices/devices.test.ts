@@ -5,6 +5,7 @@ import pino from 'pino';
 import { DeviceRegistry } from '../../../fleet/app/devices/registry.js';
 import { TelemetryBatcher } from '../../../fleet/app/devices/telemetry-batcher.js';
 import { openFleetDb } from '../../../fleet/adapters/sqlite/db.js';
+import { sqliteDevicesRepo } from '../../../fleet/adapters/sqlite/devices-repo.js';
 import type { FleetDb } from '../../../fleet/adapters/sqlite/db.js';
 import type { DeviceStatus, Telemetry } from '../../../shared/schemas/index.js';
 import { deviceStatus, telemetry } from '../../../shared/schemas/index.js';
@@ -54,7 +55,7 @@ describe('DeviceRegistry', () => {
     now = T0;
     db = openFleetDb({ path: join(t.dir, 'fleet.db'), clock: { now: () => now } });
     // Cheap scrypt for speed; the cost parameters travel with each hash.
-    devices = new DeviceRegistry({ db, offlineAfterMs: 30_000, scrypt: { N: 1024, r: 8, p: 1 } });
+    devices = new DeviceRegistry({ repo: sqliteDevicesRepo(db), clock: db.clock, offlineAfterMs: 30_000, scrypt: { N: 1024, r: 8, p: 1 } });
   });
   afterEach(() => {
     db.close();

@@ -6,6 +6,7 @@ import { openFsArtifactStore } from '../../../fleet/adapters/fs/artifact-store.j
 import type { FsArtifactStore } from '../../../fleet/adapters/fs/artifact-store.js';
 import { ModelRegistry } from '../../../fleet/app/models/registry.js';
 import { openFleetDb } from '../../../fleet/adapters/sqlite/db.js';
+import { sqliteModelsRepo } from '../../../fleet/adapters/sqlite/models-repo.js';
 import type { FleetDb } from '../../../fleet/adapters/sqlite/db.js';
 import { sha256Hex } from '../../../shared/ids.js';
 import { generateSigningKeyPair, keyIdOf, verifyManifestSignature } from '../../../shared/signing.js';
@@ -48,7 +49,7 @@ describe('ModelRegistry', () => {
     now = Date.parse('2025-03-01T10:00:00Z');
     db = openFleetDb({ path: join(t.dir, 'fleet.db'), clock: { now: () => now } });
     artifacts = await openFsArtifactStore({ dir: join(t.dir, 'artifacts') });
-    registry = new ModelRegistry({ db, artifacts, signingKey: fleetKeys() });
+    registry = new ModelRegistry({ repo: sqliteModelsRepo(db), clock: db.clock, artifacts, signingKey: fleetKeys() });
   });
   afterEach(() => {
     db.close();

@@ -8,6 +8,9 @@ import { Labels } from '../../../fleet/app/labels/labels.js';
 import { SampleIngest } from '../../../fleet/app/samples/ingest.js';
 import type { SampleIngestOptions } from '../../../fleet/app/samples/ingest.js';
 import { openFleetDb } from '../../../fleet/adapters/sqlite/db.js';
+import { sqliteDatasetsRepo } from '../../../fleet/adapters/sqlite/datasets-repo.js';
+import { sqliteDevicesRepo } from '../../../fleet/adapters/sqlite/devices-repo.js';
+import { sqliteSamplesRepo } from '../../../fleet/adapters/sqlite/samples-repo.js';
 import type { FleetDb } from '../../../fleet/adapters/sqlite/db.js';
 import { sha256Hex } from '../../../shared/ids.js';
 import { sampleMessage } from '../../../shared/schemas/index.js';
@@ -79,7 +82,7 @@ export interface Parts {
   cleanup: () => void;
 }
 
-/** A fleet database, artifact store and the sample/label/dataset repositories on them, in a temp dir. */
+/** A fleet database, artifact store and the sample/label/dataset services over its SQLite repositories, in a temp dir. */
 export async function openParts(o: { ingest?: Partial<SampleIngestOptions>; artifacts?: (real: FsArtifactStore) => ArtifactStore } = {}): Promise<Parts> {
   const t = tempDir('edgeloop-samples-');
   let now = T0;
@@ -87,15 +90,17 @@ export async function openParts(o: { ingest?: Partial<SampleIngestOptions>; arti
   const db = openFleetDb({ path: join(t.dir, 'fleet.db'), clock });
   const artifacts = await openFsArtifactStore({ dir: join(t.dir, 'artifacts') });
   const store = o.artifacts ? o.artifacts(artifacts) : artifacts;
-  const ingest = new SampleIngest({ db, artifacts: store, ...o.ingest });
+  const samples = sqliteSamplesRepo(db);
+  const devices = sqliteDevicesRepo(db);
+  const ingest = new SampleIngest({ samples, devices, artifacts: store, clock, ...o.ingest });
   return {
     dir: t.dir,
     db,
     artifacts,
     ingest,
-    labels: new Labels({ db }),
-    datasets: new Datasets({ db, artifacts }),
-    devices: new DeviceRegistry({ db, scrypt: { N: 1024, r: 8, p: 1 } }),
+    labels: new Labels({ samples, clock }),
+    datasets: new Datasets({ repo: sqliteDatasetsRepo(db), samples, artifacts, clock }),
+    devices: new DeviceRegistry({ repo: devices, clock, scrypt: { N: 1024, r: 8, p: 1 } }),
     clock,
     cleanup: () => {
       db.close();

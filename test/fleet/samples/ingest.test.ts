@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openSqliteArtifactStore } from '../../../fleet/adapters/sqlite/artifact-store.js';
+import { sqliteDevicesRepo } from '../../../fleet/adapters/sqlite/devices-repo.js';
+import { sqliteSamplesRepo } from '../../../fleet/adapters/sqlite/samples-repo.js';
 import { TieredArtifactStore } from '../../../fleet/adapters/fs/tiered-store.js';
 import type { ArtifactStore } from '../../../fleet/app/artifacts.js';
 import { FleetError } from '../../../fleet/errors.js';
@@ -55,7 +57,7 @@ describe('SampleIngest', () => {
     await p.ingest.accept('cam-1', msg);
     expect(await p.ingest.accept('cam-1', msg)).toEqual({ status: 'duplicate', sampleId: 's-1', ack: ['s-1'] });
     // A new process: the assembler has forgotten, the database has not.
-    const restarted = new SampleIngest({ db: p.db, artifacts: p.artifacts });
+    const restarted = new SampleIngest({ samples: sqliteSamplesRepo(p.db), devices: sqliteDevicesRepo(p.db), artifacts: p.artifacts, clock: p.clock });
     expect(await restarted.accept('cam-1', msg)).toEqual({ status: 'duplicate', sampleId: 's-1', ack: ['s-1'] });
     expect(p.ingest.count()).toBe(1);
     expect(p.ingest.stats()).toMatchObject({ received: 2, stored: 1, duplicates: 1 });

@@ -219,7 +219,8 @@ export async function fieldSamples(ctx: FleetContext, o: { offset: number; count
 export function loopOn(f: TestFleet, o: { dir: string } & Pick<LearningLoopDeps, 'trainers' | 'models'> & Partial<Pick<LearningLoopDeps, 'devices' | 'signKeyPem'>>): LearningLoop {
   const { dir, ...rest } = o;
   return new LearningLoop({
-    db: f.ctx.db,
+    labels: f.ctx.labels,
+    runs: f.ctx.trainingRuns,
     artifacts: f.ctx.artifacts,
     registry: f.ctx.registry,
     datasets: f.ctx.datasets,

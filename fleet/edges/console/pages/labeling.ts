@@ -28,9 +28,9 @@ async function labelSets(ctx: FleetContext, samples: SampleRecord[]): Promise<Re
   for (const s of samples) {
     const key = `${s.model.name}@${s.model.version}`;
     if (out[key]) continue;
-    try {
+    if (ctx.registry.find(s.model.name, s.model.version)) {
       out[key] = { labels: (await ctx.registry.manifest(s.model.name, s.model.version)).labels, indexed: true };
-    } catch {
+    } else {
       const seen = new Set<string>();
       for (const x of samples) if (x.model.name === s.model.name && x.model.version === s.model.version) for (const t of [x.prediction, ...x.prediction.topk]) seen.add(t.label);
       out[key] = { labels: [...seen].sort(), indexed: false };
@@ -60,8 +60,7 @@ function keymap(sets: Record<string, { labels: string[]; indexed: boolean }>): S
 
 /** Current labels given by the demo's simulated labeler (0 outside the demo). */
 function simulatedLabels(ctx: FleetContext): number {
-  const row = ctx.db.sqlite.prepare<[string], { n: number }>("SELECT COUNT(*) AS n FROM samples WHERE label_state = 'labeled' AND labeled_by = ?").get(SIMULATED_LABELER);
-  return row?.n ?? 0;
+  return ctx.labels.labeledBy(SIMULATED_LABELER);
 }
 
 export async function labelingPage(ctx: FleetContext, url: URL, user: User): Promise<PageResult> {

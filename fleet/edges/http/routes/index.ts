@@ -18,7 +18,7 @@ const metaRoutes: Route[] = [
     access: { kind: 'public' },
     response: healthResponse,
     handler: ({ ctx }) => {
-      ctx.db.sqlite.prepare('SELECT 1').get();
+      ctx.storage.ping();
       return { json: { status: 'ok' as const, time: new Date(ctx.clock.now()).toISOString() } };
     },
   }),

@@ -1,6 +1,6 @@
 import { OUTLIER_REASONS } from '../../../shared/schemas/index.js';
 import type { OutlierReason, SampleMeta } from '../../../shared/schemas/index.js';
-import type { SampleRecord } from './types.js';
+import type { SampleRecord } from '../../app/samples/types.js';
 
 /** Bit of a reason in `samples.reason_mask` (bit i = OUTLIER_REASONS[i]; the enum is append-only). */
 export function reasonBit(reason: OutlierReason): number {
