@@ -15,6 +15,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { ModelRef } from '../shared/schemas/index.js';
+import { tsxNodeArgs } from '../shared/ts-entry.js';
 import type { SimDevice } from '../test/helpers/device-sim.js';
 import { waitFor } from '../test/helpers/wait.js';
 
@@ -161,7 +162,7 @@ interface Simulator {
 
 async function childSimulator(): Promise<Simulator> {
   // The child loads TypeScript through the same loader this process uses.
-  const child = fork(fileURLToPath(import.meta.url), [CHILD_FLAG], { execArgv: ['--import', import.meta.resolve('tsx')], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(import.meta.url), [CHILD_FLAG], { execArgv: tsxNodeArgs(import.meta.url), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const next = (): Promise<FromChild> =>
     new Promise((resolve, reject) => {
       const onExit = (code: number | null): void => reject(new Error(`simulator exited with ${code}`));

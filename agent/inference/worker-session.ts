@@ -1,7 +1,7 @@
 import type { Worker } from 'node:worker_threads';
 import { AgentError } from '../errors.js';
 import type { LoadInfo, SessionSettings, WireTensor, WorkerRequest, WorkerResponse } from './protocol.js';
-import { startWorker } from './worker-entry.js';
+import { startWorker } from '../../shared/ts-entry.js';
 
 type Pending = { resolve: (r: WorkerResponse & { ok: true }) => void; reject: (e: Error) => void };
 

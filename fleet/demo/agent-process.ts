@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { runsFromSource, tsxNodeArgs } from '../../shared/ts-entry.js';
 
 /** The repository (package) root, from sources or from dist/. */
 export function packageRoot(): string {
@@ -23,7 +24,7 @@ export function packageRoot(): string {
  */
 export function agentCommand(): { cmd: string; args: string[] } {
   const root = packageRoot();
-  if (import.meta.url.endsWith('.ts')) return { cmd: process.execPath, args: ['--import', 'tsx', join(root, 'agent', 'cli', 'entry.ts')] };
+  if (runsFromSource(import.meta.url)) return { cmd: process.execPath, args: [...tsxNodeArgs(import.meta.url), join(root, 'agent', 'cli', 'entry.ts')] };
   return { cmd: process.execPath, args: [join(root, 'bin', 'edgeloop-agent.js')] };
 }
 

@@ -3,8 +3,9 @@
  * shift) with bilinear sampling, plus a random contrast gain. Pure and seeded: the caller passes
  * the PRNG, so a training run stays bit-reproducible.
  */
+import { DIGIT_SIZE } from './digit-size.js';
 
-const S = 28;
+const S = DIGIT_SIZE;
 
 export interface AugmentOptions {
   /** Max rotation either way, degrees. */

