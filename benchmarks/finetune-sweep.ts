@@ -8,8 +8,8 @@
  *   node --import tsx benchmarks/finetune-sweep.ts [--split 7000,2000] [--seeds 1,2,3]
  *     [--params '[{}, {"epochs": 3}]'] [--base-params '{}'] [--field 400] [--work DIR] [--json]
  *
- * Parameter sets are LocalTrainParams over the FINE_TUNE_RECIPE ({} = the recipe itself). This is
- * how the split and the recipe in fleet/ml/digits.ts and FINE_TUNE_RECIPE were chosen.
+ * Parameter sets are LocalTrainParams over the FINE_TUNE_RECIPE ({} = the recipe itself). The
+ * split and the recipe were chosen with it: docs/decisions/0004-fine-tune-recipe.md, 0005-demo-split.md.
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';

@@ -15,9 +15,7 @@ export const FRAME_SIZE = 64;
 /**
  * Render an MNIST digit (ink intensity 0..1) as a camera-like PNG: dark ink on light paper,
  * upscaled to FRAME_SIZE (bilinear), optionally drifted with sharp (rotation, blur, dimming).
- * A clean frame is upscaled and PNG-encoded here in a few hundred microseconds; a sharp pipeline
- * costs 1.5-4 ms of CPU per tiny image on the 2-core development box (mostly per-pipeline
- * overhead), which made rendering the (then 8,000-digit) base set a fifth of the `train` benchmark.
+ * A clean frame is upscaled and PNG-encoded here, without a sharp pipeline: docs/decisions/0006-clean-frame-rendering.md.
  */
 export async function renderDigitPng(pixels: Float32Array, drift: CameraDrift = {}): Promise<Buffer> {
   const frame = upscaleToFrame(pixels);
@@ -86,15 +84,8 @@ const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0
 /**
  * The demo's fixed split of the `mnist` package's 10,000 digits: the base model trains on the
  * first 7,000, the clean holdout is the next 2,000, and the cameras are fed from the last
- * 1,000, which no model ever trains on except as labeled field samples.
- *
- * The holdout is 2,000 rather than 1,000 for the gate's per-class rule (no class down by more
- * than 3 points): with ~100 digits a class, 3-4 answers flipped by chance in one class crossed
- * it in about half the `loop` runs; with ~200 it takes 7. Measured with benchmarks/finetune-sweep.ts
- * and the earlier fine-tune recipe (2 epochs, lr 0.0005, field weight 6) on 320 pit-3 labels,
- * seeds 1-5: worst clean class drop 2.0-3.2 points with `--split 8000,1000` (seed 3 over 3),
- * 0.5-1.6 with 7000,2000. The base model loses a little from the smaller training set (98.5% on
- * the old holdout, 97.75% on the new one).
+ * 1,000, which no model ever trains on except as labeled field samples. Why 2,000 held out:
+ * docs/decisions/0005-demo-split.md.
  */
 export const BASE_TRAIN = { offset: 0, count: 7000 } as const;
 export const CLEAN_HOLDOUT = { offset: 7000, count: 2000 } as const;

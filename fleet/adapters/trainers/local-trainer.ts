@@ -54,15 +54,9 @@ export interface LocalTrainParams {
 }
 
 /**
- * The base model: 10 epochs over the 8,000 clean digits with mild affine jitter (±6°, ±6% scale,
- * ±1.5 px), Adam at 0.003 with cosine decay, dense layer 128. Measured in development on the
- * raw digits: no jitter 95.4%, jitter 96.9% (dense 64), jitter + dense 128 97.2-97.8% on the
- * clean holdout. Through the camera PNG path (`train` benchmark, bilinear-rendered frames):
- * 8 epochs 97.0%, 10 epochs 97.8% (65.8 s in all), 12 epochs 97.7% (round-robin digit order;
- * with the proportional order, 10 epochs: 98.5%). Two gradient threads where
- * the host has two cores or more: one epoch of 8,000 digits measured 8.0 s on one thread and
- * 4.3 s on two on this idle 2-core box (under heavy load from other jobs the per-batch barrier
- * can cost more than it gains; pass `threads: 1` there).
+ * The base model: 10 epochs with mild affine jitter (±6°, ±6% scale, ±1.5 px), Adam at 0.003
+ * with cosine decay, dense layer 128, two gradient threads where the host has two cores or more.
+ * Measurements: docs/decisions/0003-base-recipe.md, 0002-two-gradient-threads.md.
  */
 export const BASE_RECIPE: LocalTrainParams = {
   epochs: 10,
@@ -82,16 +76,7 @@ export const BASE_RECIPE: LocalTrainParams = {
  * Fine-tuning on a few hundred drifted field labels plus the base set: start from the parent,
  * Adam at 0.001 (cosine-decayed), 3 epochs; every base example twice per epoch and every field
  * label 10 times (jittered so they are not memorised); classes balanced within each set.
- * Measured with benchmarks/finetune-sweep.ts on the demo's split (7,000 base, 2,000 clean
- * holdout, base 97.75%), 320 random drifted feed labels trained on (clean points, worst clean
- * class drop, accuracy on the 680 drifted feed digits not trained on): this recipe, seeds 1-5,
- * +0.05 to +0.3, 0.5-1.1, 94.3-96.0%, about 13 s; the earlier 2 epochs, lr 0.0005, field weight
- * 6, seeds 1-5: -0.15 to +0.15, 0.5-1.6, 91.8-92.4% (it left pit-3 at 86.5% in a `loop` run);
- * this recipe at lr 0.0005, seeds 1-3: 93.4-94.3%; 4 epochs, field weight 12, seeds 1-3:
- * 95.1-95.7% but class 8 down 2.6 with seed 3. Without class balancing, under an earlier digit
- * order, a rare class (5) lost 3.2 points. Tried and not kept: distilling the
- * parent's answers on the base set (clean -0.7 to -1.2), averaging parent and child weights
- * (clean back only as drifted accuracy collapsed: 0.6 -> 78%).
+ * Measurements: docs/decisions/0004-fine-tune-recipe.md.
  */
 export const FINE_TUNE_RECIPE: Partial<LocalTrainParams> = {
   epochs: 3,
