@@ -33,7 +33,8 @@ function fleetLayers() {
   const order = ['core', 'ml', 'app', 'adapters', 'boot', 'edges', 'demo'];
   const ban = (names) => names.map((n) => `**/${n}/**`);
   const io = ['node:fs', 'node:fs/promises', 'node:http', 'node:net', 'node:child_process', 'node:worker_threads', 'better-sqlite3', 'mqtt', 'aedes', 'onnxruntime-node', 'sharp'];
-  const rule = (globs, paths = []) => ({ 'no-restricted-imports': ['error', { patterns: [{ group: ['**/agent/**', ...globs], message: 'the fleet imports only inner layers (docs/architecture.md)' }], paths }] });
+  const rule = (globs, paths = [], extra = []) => ({ 'no-restricted-imports': ['error', { patterns: [{ group: ['**/agent/**', ...globs], message: 'the fleet imports only inner layers (docs/architecture.md)' }, ...extra], paths }] });
+  const cnnFiles = ['kernels', 'model', 'train', 'parallel', 'off-thread'];
   const layers = order.map((layer, i) => ({
     files: [`fleet/${layer}/**/*.ts`],
     rules: rule(ban(order.slice(i + 1)), layer === 'core' ? io : []),
@@ -41,6 +42,11 @@ function fleetLayers() {
   return [
     { files: ['fleet/*.ts'], rules: rule([]) },
     ...layers,
+    // The CNN library imports one way, so there is no cycle: kernels <- model <- train <- parallel <- off-thread.
+    ...cnnFiles.map((file, i) => ({
+      files: [`fleet/ml/cnn/${file}.ts`],
+      rules: rule(ban(order.slice(2)), [], i + 1 < cnnFiles.length ? [{ group: cnnFiles.slice(i + 1).map((f) => `./${f}.js`), message: 'fleet/ml/cnn imports one way: kernels <- model <- train <- parallel <- off-thread' }] : []),
+    })),
     // The two web edges share only edges/web (auth, query parsing, the page port); edges/server.ts composes them.
     { files: ['fleet/edges/http/**/*.ts'], rules: rule([...ban(['demo', 'console', 'cli']), '**/edges/server*']) },
     { files: ['fleet/edges/console/**/*.ts'], rules: rule([...ban(['demo', 'http', 'cli']), '**/edges/server*']) },

@@ -35,6 +35,11 @@ describe('fleet layers (lint)', () => {
     ['fleet/app/new.ts', '../../agent/config.js'],
     ['agent/new.ts', '../fleet/errors.js'],
     ['shared/new.ts', '../agent/errors.js'],
+    ['fleet/ml/cnn/kernels.ts', './model.js'],
+    ['fleet/ml/cnn/model.ts', './train.js'],
+    ['fleet/ml/cnn/train.ts', './parallel.js'],
+    ['fleet/ml/cnn/parallel.ts', './off-thread.js'],
+    ['fleet/ml/cnn/model.ts', '../../app/training/loop.js'],
   ];
   it.each(refused)('%s may not import %s', async (file, spec) => {
     expect(await restricted(file, spec)).toBe(true);
@@ -47,6 +52,9 @@ describe('fleet layers (lint)', () => {
     ['fleet/edges/console/new.ts', '../web/auth.js'],
     ['fleet/edges/http/new.ts', '../../app/read-models/rollouts.js'],
     ['fleet/demo/new.ts', '../edges/server.js'],
+    ['fleet/ml/cnn/model.ts', './kernels.js'],
+    ['fleet/ml/cnn/parallel.ts', './train.js'],
+    ['fleet/ml/cnn/off-thread.ts', './parallel.js'],
   ];
   it.each(allowed)('%s may import %s', async (file, spec) => {
     expect(await restricted(file, spec)).toBe(false);
