@@ -23,7 +23,8 @@ import { FleetError } from '../errors.js';
 import { artifactBaseSet, baseSets, mnistBaseSet } from '../app/training/base-sets.js';
 import { commandTrainer } from '../adapters/trainers/command-trainer.js';
 import { localTrainer } from '../adapters/trainers/local-trainer.js';
-import { loopModelConfig, type BaseSetSource, type LoopModelConfig } from '../app/training/loop.js';
+import type { BaseSetSource } from '../app/training/base-source.js';
+import { loopModelConfig, type LoopModelConfig } from '../app/training/config.js';
 import type { Trainer } from '../app/training/trainer.js';
 
 /** Base-set sources a training file may reference. */

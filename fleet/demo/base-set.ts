@@ -1,4 +1,4 @@
-import type { BaseSetSource } from '../app/training/loop.js';
+import type { BaseSetSource } from '../app/training/base-source.js';
 import { mnistBaseSet } from '../app/training/base-sets.js';
 import { renderDigitPng } from '../ml/digits.js';
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { nextVersion } from '../../fleet/app/training/loop.js';
+import { nextVersion } from '../../fleet/app/training/steps/train.js';
 import { semver } from '../../shared/schemas/common.js';
 import { bumpMinor, compareSemver, formatSemver, parseSemver } from '../../shared/semver.js';
 

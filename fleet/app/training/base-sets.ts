@@ -8,7 +8,7 @@
 import type { ArtifactStore } from '../artifacts.js';
 import { FleetError } from '../../errors.js';
 import type { BaseRef } from '../../core/labels/dataset-schema.js';
-import type { BaseSetSource } from './loop.js';
+import type { BaseSetSource } from './base-source.js';
 import { digitCount, loadDigits } from '../../ml/mnist-data.js';
 import type { TrainingExample } from './trainer.js';
 

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openFsArtifactStore } from '../../../fleet/adapters/fs/artifact-store.js';
 import type { FsArtifactStore } from '../../../fleet/adapters/fs/artifact-store.js';
 import { artifactBaseSet, baseSets, mnistBaseSet } from '../../../fleet/app/training/base-sets.js';
-import { baseContentSha } from '../../../fleet/app/training/loop.js';
+import { baseContentSha } from '../../../fleet/app/training/base-source.js';
 import { loadDigits } from '../../../fleet/ml/mnist-data.js';
 import { tempDir } from '../../helpers/packages.js';
 import { digitPng } from './fixtures.js';

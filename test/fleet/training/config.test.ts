@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loopModelConfig } from '../../../fleet/app/training/loop.js';
+import { loopModelConfig } from '../../../fleet/app/training/config.js';
 
 describe('training configuration of a model', () => {
   it('parses the README example; partial sections keep the other defaults', () => {

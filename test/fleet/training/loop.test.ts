@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LearningLoop } from '../../../fleet/app/training/loop.js';
-import type { LoopModelConfigInput, LoopProgress } from '../../../fleet/app/training/loop.js';
+import type { LoopModelConfigInput } from '../../../fleet/app/training/config.js';
+import type { LoopProgress } from '../../../fleet/app/training/progress.js';
 import { lineageChain } from '../../../fleet/app/models/lineage.js';
 import type { Trainer } from '../../../fleet/app/training/trainer.js';
 import { fleetKeys } from '../../helpers/packages.js';
