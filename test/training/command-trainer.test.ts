@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import { commandTrainer, type CommandTrainerOptions } from '../../fleet/adapters
 import type { TrainProgress, TrainRequest } from '../../fleet/app/training/trainer.js';
 import { smallCnnModel } from '../helpers/models.js';
 import { patternImage, tempDir } from '../helpers/packages.js';
+import { trainerContract } from '../fleet/training/trainer-contract.js';
 
 const SCRIPT = fileURLToPath(new URL('./fixtures/train-script.mjs', import.meta.url));
 const LABELS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
@@ -103,4 +104,33 @@ describe('command trainer', () => {
   ])('rejects an invalid output package (%s)', async (mode, why) => {
     await expect(run({ MODE: mode }).promise).rejects.toMatchObject({ code: 'FLEET_TRAINING_OUTPUT_INVALID', message: expect.stringMatching(why) });
   });
+});
+
+trainerContract('command', async () => {
+  const t = tempDir('edgeloop-command-contract-');
+  const onnx = join(t.dir, 'fixture.onnx');
+  writeFileSync(onnx, smallCnnModel({ channels: 1, height: 28, width: 28, classes: 10, seed: 3, layout: 'NCHW', inputType: 'float32' }).bytes);
+  const seenFile = join(t.dir, 'seen.json');
+  const make = (env: Record<string, string> = {}): ReturnType<typeof commandTrainer> =>
+    commandTrainer({ command: process.execPath, args: [SCRIPT], env: { PATH: process.env.PATH, FIXTURE_ONNX: onnx, SEEN_FILE: seenFile, ...env }, workDir: t.dir, killGraceMs: 300 });
+  const examples = (from: number, count: number): Promise<TrainRequest['train']> =>
+    Promise.all(Array.from({ length: count }, async (_, i) => ({ id: `ex-${from + i}`, label: LABELS[(from + i) % 10]!, bytes: await patternImage(from + i, { channels: 1 }) })));
+  return {
+    trainer: make(),
+    labels: LABELS,
+    train: await examples(0, 12),
+    holdout: await examples(100, 6),
+    params: { epochs: 1 },
+    // The command reports every file it could read under DATASET_DIR/train (SEEN_FILE).
+    received: async () => {
+      if (!existsSync(seenFile)) return { sha256: [], complete: true };
+      const seen = JSON.parse(readFileSync(seenFile, 'utf8')) as string[];
+      rmSync(seenFile);
+      return { sha256: seen, complete: true };
+    },
+    // A command that ignores SIGTERM: the abort ends it with SIGKILL after the 300 ms grace.
+    long: { trainer: make({ MODE: 'sleep' }), params: { epochs: 1 }, underway: (p) => p.message.startsWith('read ') },
+    abortWithinMs: 5000,
+    dispose: async () => t.cleanup(),
+  };
 });

@@ -1,4 +1,5 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main as agentMain } from '../../agent/cli/main.js';
@@ -13,6 +14,7 @@ import type { TrainingExample, TrainProgress, TrainRequest } from '../../fleet/a
 import { modelManifest } from '../../shared/schemas/index.js';
 import type { Io } from '../../shared/cli.js';
 import { fleetKeys, tempDir } from '../helpers/packages.js';
+import { trainerContract } from '../fleet/training/trainer-contract.js';
 
 /** The demo's pit-3 camera drift (fleet/ml/digits.ts). */
 const DRIFT = { rotateDeg: 35, blurSigma: 1.2, dim: 0.45 };
@@ -135,4 +137,25 @@ describe('local trainer', () => {
       trainer.train(request('e5', { train: base.slice(0, 100), params: { epochs: 5, c1: 2, c2: 2, hidden: 4 }, signal: ac.signal, onProgress: (p) => (p.metrics?.epoch === 1 ? ac.abort() : undefined) })),
     ).rejects.toMatchObject({ code: 'FLEET_TRAINING_ABORTED' });
   });
+});
+
+trainerContract('local', async () => {
+  const train = await renderBaseExamples({ count: 100 });
+  const holdout = await renderBaseExamples({ count: 30, offset: 8000 });
+  return {
+    trainer: localTrainer({ now: () => created }),
+    labels: DIGIT_LABELS,
+    train,
+    holdout,
+    params: { epochs: 6, threads: 1 },
+    // In-process: the request is all it reads, so what it trained on shows in its package, whose
+    // golden inputs are the training images it is surest of.
+    received: async (outputDir) => {
+      if (!existsSync(join(outputDir, 'manifest.json'))) return { sha256: [], complete: false };
+      const m = modelManifest.parse(JSON.parse(readFileSync(join(outputDir, 'manifest.json'), 'utf8')));
+      return { sha256: m.golden.map((g) => createHash('sha256').update(readFileSync(join(outputDir, g.file!))).digest('hex')), complete: false };
+    },
+    long: { params: { epochs: 500, c1: 2, c2: 2, hidden: 4, threads: 1 }, underway: (p) => p.metrics?.epoch === 1 },
+    abortWithinMs: 5000,
+  };
 });

@@ -101,6 +101,23 @@ export function hyperParameters(req: Pick<TrainRequest, 'model' | 'datasetVersio
   return hp;
 }
 
+/** Resolves when `p` does or when `signal` aborts, whichever is first. */
+function untilAborted(p: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const done = (): void => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    p.then(done, (err: unknown) => {
+      signal.removeEventListener('abort', done);
+      reject(err as Error);
+    });
+  });
+}
+
 function parseS3Uri(uri: string): { bucket: string; key: string } {
   const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(uri);
   if (!m) throw new FleetError('TRAINING_FAILED', `not an S3 URI: ${uri}`);
@@ -140,6 +157,7 @@ export function sagemakerTrainer(deps: SagemakerTrainerDeps): Trainer {
   return {
     name: 'sagemaker',
     async train(req: TrainRequest): Promise<TrainResult> {
+      if (req.signal?.aborted) throw new FleetError('TRAINING_ABORTED', 'the SageMaker training run was aborted before it started: nothing was uploaded');
       const started = deps.clock.now();
       const job = trainingJobName(req, started);
       const base = `${prefix}training/${job}/`;
@@ -201,8 +219,11 @@ export function sagemakerTrainer(deps: SagemakerTrainerDeps): Trainer {
             throw new FleetError('TRAINING_FAILED', `SageMaker training job ${job} stopped: ${d.SecondaryStatus === 'MaxRuntimeExceeded' ? `it ran past MaxRuntimeInSeconds ${sm.max_runtime_s}` : (d.FailureReason ?? 'stopped outside the fleet')}`, { details: { job, status } });
           }
           if (d.TrainingJobStatus === 'Deleting') throw new FleetError('TRAINING_FAILED', `SageMaker training job ${job} is being deleted`, { details: { job } });
-          await deps.sleep(sm.poll_s * 1000);
+          // An abort stops the job at once, not at the next poll.
+          await untilAborted(deps.sleep(sm.poll_s * 1000), stopRequested ? undefined : req.signal);
         }
+        // A job that completed while the abort (or its stop) was on the way: the run was still aborted.
+        if (req.signal?.aborted) throw new FleetError('TRAINING_ABORTED', `SageMaker training job ${job} completed after the run was aborted; its output is not used`, { details: { job } });
 
         // 4. Fetch and validate the package.
         const artifact = d.ModelArtifacts?.S3ModelArtifacts;

@@ -3,7 +3,8 @@
  * Implementations: `local` (the built-in digit CNN, the embedded default), `command` (a user's
  * own training command with DATASET_DIR / PARENT_MODEL / OUTPUT_DIR), `sagemaker` (a SageMaker
  * training job). The learning loop (triggers, evaluation gate, registry, promotion) only ever
- * sees this interface: a new trainer is a new adapter.
+ * sees this interface: a new trainer is a new adapter, done when the contract suite
+ * (test/fleet/training/trainer-contract.ts) passes against it.
  */
 import type { ModelRef } from '../../../shared/schemas/index.js';
 
@@ -48,7 +49,10 @@ export interface TrainRequest {
   signKeyPem?: string;
   /** Progress lines (epoch, loss, accuracy, job status) for the terminal and the console. */
   onProgress?(p: TrainProgress): void;
-  /** Aborts a long run (Ctrl-C, a service shutdown). */
+  /**
+   * Aborts a long run (Ctrl-C, a service shutdown): the run stops promptly and rejects with
+   * `FLEET_TRAINING_ABORTED`; an already aborted signal starts nothing.
+   */
   signal?: AbortSignal;
 }
 

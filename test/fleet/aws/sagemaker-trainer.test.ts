@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import {
   CreateCompilationJobCommand,
   CreateTrainingJobCommand,
@@ -16,6 +16,7 @@ import { parseAwsConfig, type AwsFleetConfig } from '../../../fleet/adapters/aws
 import { hyperParameters, sagemakerTrainer, trainingJobName } from '../../../fleet/adapters/trainers/sagemaker-trainer.js';
 import type { TrainProgress, TrainRequest } from '../../../fleet/app/training/trainer.js';
 import { CLASS_LABELS, patternImage, tempDir } from '../../helpers/packages.js';
+import { trainerContract } from '../training/trainer-contract.js';
 import { containerRun as playContainer } from './sagemaker-container.js';
 import { startLocalS3, TEST_AWS, type LocalS3 } from './s3-server.js';
 
@@ -169,6 +170,46 @@ describe('SageMaker trainer (SageMaker under aws-sdk-client-mock, S3 against s3r
     expect(smMock.commandCalls(StopTrainingJobCommand)).toHaveLength(1);
   });
 
+  it('an already aborted run uploads nothing and creates no job (regression: it exported the dataset and created a job, then stopped it)', async () => {
+    const before = await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket }));
+    await expect(trainer().train(request({ signal: AbortSignal.abort() }))).rejects.toMatchObject({ code: 'FLEET_TRAINING_ABORTED' });
+    expect(smMock.calls()).toHaveLength(0);
+    expect((await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket }))).KeyCount).toBe(before.KeyCount);
+  });
+
+  it('an abort that arrives while the job completes still aborts the run: the output is not used (regression: the package was fetched and returned)', async () => {
+    let job = '';
+    smMock.on(CreateTrainingJobCommand).callsFake((input: { TrainingJobName: string }) => {
+      job = input.TrainingJobName;
+      return {};
+    });
+    const ac = new AbortController();
+    smMock.on(DescribeTrainingJobCommand).callsFake(async () => {
+      const uri = await containerRun(job);
+      ac.abort();
+      return { TrainingJobStatus: 'Completed', SecondaryStatus: 'Completed', ModelArtifacts: { S3ModelArtifacts: uri } };
+    });
+    await expect(trainer().train(request({ signal: ac.signal }))).rejects.toMatchObject({ code: 'FLEET_TRAINING_ABORTED' });
+    expect(existsSync(join(out.dir, 'manifest.json'))).toBe(false);
+  });
+
+  it('an abort during the wait between polls stops the job at once, not after the poll interval', async () => {
+    smMock.on(CreateTrainingJobCommand).resolves({});
+    let stopped = false;
+    smMock.on(StopTrainingJobCommand).callsFake(() => {
+      stopped = true;
+      return {};
+    });
+    smMock.on(DescribeTrainingJobCommand).callsFake(() => (stopped ? { TrainingJobStatus: 'Stopped', SecondaryStatus: 'Stopped' } : { TrainingJobStatus: 'InProgress', SecondaryStatus: 'Training' }));
+    const ac = new AbortController();
+    const slow = sagemakerTrainer({ cfg: config(s3.bucket), sagemaker: sm, s3: s3.client, clock: { now: () => now }, sleep: () => new Promise((r) => setTimeout(r, 60_000).unref()), codeVersion: 'test' });
+    const run = slow.train(request({ signal: ac.signal, onProgress: (p) => (p.message.endsWith('InProgress/Training') ? setTimeout(() => ac.abort(), 50) : undefined) }));
+    const t0 = Date.now();
+    await expect(run).rejects.toMatchObject({ code: 'FLEET_TRAINING_ABORTED' });
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(smMock.commandCalls(StopTrainingJobCommand)).toHaveLength(1);
+  });
+
   it('a model.tar.gz that is not a valid package is refused (FLEET_TRAINING_OUTPUT_INVALID)', async () => {
     let job = '';
     smMock.on(CreateTrainingJobCommand).callsFake((input: { TrainingJobName: string }) => {
@@ -225,4 +266,63 @@ describe('SageMaker trainer (SageMaker under aws-sdk-client-mock, S3 against s3r
     expect(name.length).toBeLessThanOrEqual(63);
     expect(name).toMatch(/^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/);
   });
+});
+
+/**
+ * The SageMaker side for the contract: CreateTrainingJob records the job and its
+ * hyperparameters; DescribeTrainingJob reports it in progress once, then plays the container
+ * (reading the train channel, writing a package with the requested name and version) and
+ * completes, unless the job runs until stopped (`run_until_stopped`); StopTrainingJob stops it.
+ */
+trainerContract('sagemaker', async () => {
+  const s3 = await startLocalS3('edgeloop-contract');
+  const client = new SageMakerClient({ ...TEST_AWS, endpoint: 'http://127.0.0.1:9', maxAttempts: 1 });
+  const mock = mockClient(client);
+  const jobs = new Map<string, { hp: Record<string, string>; described: number; stopped: boolean }>();
+  let received: string[] = [];
+  mock.on(CreateTrainingJobCommand).callsFake((input: { TrainingJobName: string; HyperParameters: Record<string, string> }) => {
+    jobs.set(input.TrainingJobName, { hp: input.HyperParameters, described: 0, stopped: false });
+    return { TrainingJobArn: `arn:aws:sagemaker:eu-west-1:123456789012:training-job/${input.TrainingJobName}` };
+  });
+  mock.on(StopTrainingJobCommand).callsFake((input: { TrainingJobName: string }) => {
+    jobs.get(input.TrainingJobName)!.stopped = true;
+    return {};
+  });
+  mock.on(DescribeTrainingJobCommand).callsFake(async (input: { TrainingJobName: string }) => {
+    const job = jobs.get(input.TrainingJobName)!;
+    if (job.stopped) return { TrainingJobStatus: 'Stopped', SecondaryStatus: 'Stopped' };
+    if (job.described++ === 0 || job.hp.run_until_stopped === 'true') return { TrainingJobStatus: 'InProgress', SecondaryStatus: 'Training' };
+    const r = await playContainer(s3, input.TrainingJobName, { name: job.hp.edgeloop_model_name, version: job.hp.edgeloop_model_version });
+    received.push(...r.received);
+    return { TrainingJobStatus: 'Completed', SecondaryStatus: 'Completed', ModelArtifacts: { S3ModelArtifacts: r.uri } };
+  });
+  let now = Date.UTC(2026, 11, 1, 12);
+  const images = (from: number, count: number): Promise<TrainRequest['train']> =>
+    Promise.all(Array.from({ length: count }, async (_, i) => ({ id: `s-${from + i}`, label: CLASS_LABELS[(from + i) % 4]!, bytes: await patternImage(from + i) })));
+  return {
+    trainer: sagemakerTrainer({
+      cfg: { ...config(s3.bucket), sagemaker: { ...config(s3.bucket).sagemaker, poll_s: 2 } },
+      sagemaker: client,
+      s3: s3.client,
+      clock: { now: () => now },
+      // Real waits of the poll interval (2 s): an abort that waited for the next poll would be late.
+      sleep: async (ms) => {
+        now += ms;
+        await new Promise((r) => setTimeout(r, ms));
+      },
+      codeVersion: 'test',
+    }),
+    labels: CLASS_LABELS,
+    train: await images(0, 6),
+    holdout: await images(50, 3),
+    params: { epochs: 1 },
+    received: async () => {
+      const got = received;
+      received = [];
+      return { sha256: got, complete: true };
+    },
+    long: { params: { run_until_stopped: true }, underway: (p) => p.message.endsWith(': InProgress/Training') },
+    abortWithinMs: 1000,
+    dispose: () => s3.close(),
+  };
 });
