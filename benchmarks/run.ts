@@ -9,7 +9,7 @@ import { benchEndToEnd, benchInference } from './inference.js';
 const HELP = `Usage: npm run bench -- [--json] [--only name,name] [--quick]
 
 Benchmarks print ratios against the raw library measured in the same run:
-  inference   agent inference / raw session.run, p50 (target <= 1.10)
+  inference   agent inference / raw session.run, p50 (target <= 1.05); handoff_us: the worker hop per request
   end_to_end  JPEG -> result / (sharp + raw run), p50 (target <= 1.25)
   event_loop  event-loop delay p99 in ms during saturated inference (target <= 5)
   enqueue     durable captures/s / raw batched inserts/s (target >= 0.5)
