@@ -60,6 +60,12 @@ export interface DrainBenchResult {
   forwarder_cpu_us_per_msg: number;
   raw_cpu_us_per_msg: number;
   /**
+   * The main thread's share of it (the event loop: MQTT client, broker, forwarder), median;
+   * null where /proc/thread-self is not there. With the drain worker the queue work is not in it.
+   */
+  forwarder_main_cpu_us_per_msg: number | null;
+  raw_main_cpu_us_per_msg: number | null;
+  /**
    * Share of the forwarder's wall time the main thread spent inside queue calls (lease,
    * release, ack: with the drain worker only posting the request), median.
    */
@@ -72,8 +78,22 @@ export interface DrainBenchResult {
 interface RoundResult {
   perS: number;
   cpuUsPerMsg: number;
+  /** CPU of the main thread alone (Linux), µs per message; null where it cannot be read. */
+  mainCpuUsPerMsg: number | null;
   queueShare: number;
 }
+
+/** CPU microseconds the calling thread has used (Linux /proc/thread-self; 10 ms ticks), or null. */
+function threadCpuUs(): number | null {
+  try {
+    const fields = fs.readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return null;
+  }
+}
+
+const perMsg = (before: number | null, after: number | null, n: number): number | null => (before === null || after === null ? null : (after - before) / n);
 
 const DEVICE = 'bench-dev';
 
@@ -81,6 +101,10 @@ function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+function medianOrNull(xs: Array<number | null>): number | null {
+  return xs.some((x) => x === null) ? null : Math.round(median(xs as number[]));
 }
 
 function makeItems(n: number, blobBytes: number, round = 0): QueueItemInput[] {
@@ -180,13 +204,15 @@ async function forwarderRound(url: string, device: Device, round: number, items:
   const forwarder = new Forwarder({ deviceId: DEVICE, queue: device.queue, source, uplink, logger, ackMode: 'puback', limits: { publishesPerS: null, maxInflight: inflight } });
   const start = performance.now();
   const cpu = process.cpuUsage();
+  const mainCpu = threadCpuUs();
   await forwarder.start();
   const end = await done;
   const used = process.cpuUsage(cpu);
+  const mainCpuUsPerMsg = perMsg(mainCpu, threadCpuUs(), items.length);
   forwarder.stop();
   await forwarder.acksSettled();
   await uplink.close();
-  return { perS: (items.length * 1000) / (end - start), cpuUsPerMsg: (used.user + used.system) / items.length, queueShare: queueMs() / (end - start) };
+  return { perS: (items.length * 1000) / (end - start), cpuUsPerMsg: (used.user + used.system) / items.length, mainCpuUsPerMsg, queueShare: queueMs() / (end - start) };
 }
 
 async function rawRound(url: string, round: number, payloads: Buffer[], inflight: number): Promise<RoundResult> {
@@ -194,6 +220,7 @@ async function rawRound(url: string, round: number, payloads: Buffer[], inflight
   const topic = topics.samples(DEVICE);
   const start = performance.now();
   const cpu = process.cpuUsage();
+  const mainCpu = threadCpuUs();
   await new Promise<void>((resolve, reject) => {
     let next = 0;
     let acked = 0;
@@ -210,8 +237,9 @@ async function rawRound(url: string, round: number, payloads: Buffer[], inflight
   });
   const end = performance.now();
   const used = process.cpuUsage(cpu);
+  const mainCpuUsPerMsg = perMsg(mainCpu, threadCpuUs(), payloads.length);
   await client.endAsync();
-  return { perS: (payloads.length * 1000) / (end - start), cpuUsPerMsg: (used.user + used.system) / payloads.length, queueShare: 0 };
+  return { perS: (payloads.length * 1000) / (end - start), cpuUsPerMsg: (used.user + used.system) / payloads.length, mainCpuUsPerMsg, queueShare: 0 };
 }
 
 /**
@@ -271,6 +299,8 @@ export async function benchDrain(opts: DrainBenchOptions = {}): Promise<DrainBen
       synchronous,
       forwarder_cpu_us_per_msg: Math.round(median(fwd.map((x) => x.cpuUsPerMsg))),
       raw_cpu_us_per_msg: Math.round(median(raw.map((x) => x.cpuUsPerMsg))),
+      forwarder_main_cpu_us_per_msg: medianOrNull(fwd.map((x) => x.mainCpuUsPerMsg)),
+      raw_main_cpu_us_per_msg: medianOrNull(raw.map((x) => x.mainCpuUsPerMsg)),
       forwarder_queue_share: Math.round(median(fwd.map((x) => x.queueShare)) * 100) / 100,
       forwarder_rounds_per_s: fwd.map((x) => Math.round(x.perS)),
       raw_rounds_per_s: raw.map((x) => Math.round(x.perS)),

@@ -4,7 +4,6 @@
  * event loop only publishes. Requests are answered in order, one at a time: an ack sent
  * before a close is committed before the connection closes.
  */
-import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import { openSqliteQueue } from '../queue/sqlite-queue.js';
 import type { SampleQueue } from '../queue/types.js';
@@ -17,15 +16,6 @@ const port = parentPort;
 if (!port) throw new Error('the drain worker must run in a worker thread');
 
 let queue: SampleQueue | null = null;
-
-// Background work: below the event loop's priority (Linux applies a nice value per thread,
-// and pid 0 names this one), so a busy host schedules the main thread first; an idle core
-// still runs this one at once.
-try {
-  setPriority(0, 5);
-} catch {
-  // Not permitted (some containers): the drain still works, only without the priority hint.
-}
 
 function opened(): SampleQueue {
   if (!queue) throw new Error('drain worker: queue not open');
