@@ -287,11 +287,16 @@ export class Agent {
     // The queue work of draining (reading rows, encoding, deleting acked rows) runs in a
     // worker thread on its own connection to the queue file; see DrainWorker.
     const q = this.config.queue;
-    this.drainWorker = await DrainWorker.open({ path: join(this.config.data_dir, 'queue.db'), quotaBytes: q.quota_bytes, synchronous: q.synchronous });
+    try {
+      this.drainWorker = await DrainWorker.open({ path: join(this.config.data_dir, 'queue.db'), quotaBytes: q.quota_bytes, synchronous: q.synchronous });
+    } catch (err) {
+      // Draining on the event loop is slower, never less safe: keep going without the thread.
+      this.log.warn({ reason: errorLine(err) }, 'drain worker did not start; draining on the main thread');
+    }
     this.forwarder = new Forwarder({
       deviceId: this.config.device_id,
       queue: this.queue,
-      source: this.drainWorker,
+      ...(this.drainWorker ? { source: this.drainWorker } : {}),
       uplink: this.uplink,
       logger: this.log,
       ackMode: u.ack_mode,
