@@ -47,9 +47,10 @@ const MAX_FETCHES = 3;
  * message at a time. It remembers what it sent so a re-lease (lease expired without an ack)
  * counts as a resend.
  *
- * With a source that answers later (the drain worker), the next batch is asked for while
- * half of the current one is still to send, so the event loop never waits for the queue;
- * a batch that lands after the leases were given back (disconnect, stop) is released.
+ * With a source that answers later (the drain worker), up to `leaseAhead` items are kept
+ * leased ahead of the one being sent (ready here or on their way), so the event loop does not
+ * wait for the queue; a batch that lands after the leases were given back (disconnect, stop)
+ * is released.
  */
 export class Backlog {
   /** Leased tracks in lease order with messages left to publish. */
