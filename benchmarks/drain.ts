@@ -157,6 +157,7 @@ function instrumentedSource(inner: BacklogSource, target: number): { source: Bac
   };
   const source: BacklogSource = {
     ...(inner.preferredLeaseBatch ? { preferredLeaseBatch: inner.preferredLeaseBatch } : {}),
+    ...(inner.preferredAckBatchMs ? { preferredAckBatchMs: inner.preferredAckBatchMs } : {}),
     lease: (req) => timed(() => inner.lease(req)),
     release: (ids) => timed(() => inner.release(ids)),
     ack: (ids) => {

@@ -43,6 +43,8 @@ export interface LeasedBatch {
 export interface BacklogSource {
   /** Items per lease this source works best with, when the forwarder is not told otherwise. */
   readonly preferredLeaseBatch?: number;
+  /** How long to collect acks for one `ack` call, when the forwarder is not told otherwise. */
+  readonly preferredAckBatchMs?: number;
   /** Lease and encode, in the queue's order (priority, then FIFO). */
   lease(req: LeaseRequest): LeasedBatch | Promise<LeasedBatch>;
   /** Delete delivered items; how many were deleted. Idempotent. */

@@ -39,7 +39,7 @@ export interface BacklogOptions {
 }
 
 /** Lease requests on their way at once, at most (the worker answers them in order). */
-const MAX_FETCHES = 3;
+const MAX_FETCHES = 2;
 
 /**
  * The forwarder's view of the durable queue: leases items in the queue's order (priority,

@@ -49,10 +49,10 @@ export interface ForwarderOptions {
    */
   ackTimeoutMs?: number;
   /**
-   * Collect deletions for this long before one `ack()` call (one SQLite transaction).
+   * Collect deletions for this long before one `ack()` call (one SQLite transaction); default
+   * the source's preferred time, else 10.
    * Deleting late is safe: the items stay leased meanwhile, and after a crash they are only
    * sent again. Flushed at once when the drain is over (nothing to send, nothing in flight).
-   * Default 10.
    */
   ackBatchMs?: number;
   /**
@@ -187,15 +187,15 @@ export class Forwarder {
     this.leaseBatch = Math.max(1, Math.min(opts.leaseBatch ?? this.source.preferredLeaseBatch ?? 64, rateCap === null ? Infinity : Math.floor(rateCap * halfLeaseS)));
     // Queue bytes are raw; on the wire the blob grows by 4/3 (base64), hence the 3/4.
     const leaseMaxBytes = Math.min(opts.leaseMaxBytes ?? 8 * 1024 * 1024, limits.bytesPerS ? Math.floor(limits.bytesPerS * halfLeaseS * 0.75) : Infinity);
-    this.ackBatchMs = Math.max(0, opts.ackBatchMs ?? 10);
+    this.ackBatchMs = Math.max(0, opts.ackBatchMs ?? this.source.preferredAckBatchMs ?? 10);
     this.pollMs = opts.pollMs ?? 1000;
     this.samplesTopic = opts.samplesTopic ?? topics.samples(opts.deviceId);
     this.acksTopic = opts.acksTopic ?? topics.acks(opts.deviceId);
     this.limiter = new PublishLimiter(limits, this.clock);
     this.live = new LiveLane(opts.liveCapacity ?? 100);
-    // Leased ahead of sending (with the drain worker): two batches ride out a late answer from
-    // the worker on a busy host, within what the caps let us send in half a lease.
-    const leaseAhead = limits.bytesPerS ? this.leaseBatch : Math.max(this.leaseBatch, Math.min(3 * this.leaseBatch, rateCap === null ? Infinity : Math.floor(rateCap * halfLeaseS)));
+    // Leased ahead of sending (with the drain worker): a second batch rides out a late answer
+    // from the worker on a busy host, within what the caps let us send in half a lease.
+    const leaseAhead = limits.bytesPerS ? this.leaseBatch : Math.max(this.leaseBatch, Math.min(2 * this.leaseBatch, rateCap === null ? Infinity : Math.floor(rateCap * halfLeaseS)));
     this.backlog = new Backlog({
       source: this.source,
       leaseAhead,
