@@ -21,6 +21,7 @@ import { directorySource, ModelStore, type PackageSource } from './model/store.j
 import { openSqliteQueue } from './queue/sqlite-queue.js';
 import type { SampleQueue } from './queue/types.js';
 import { InferenceService, type InferContext } from './service.js';
+import { DrainWorker } from './uplink/drain-worker.js';
 import { Forwarder } from './uplink/forwarder.js';
 import { MqttUplink, type MqttTlsOptions } from './uplink/mqtt-uplink.js';
 import type { Uplink } from './uplink/types.js';
@@ -48,6 +49,7 @@ export class Agent {
   private localMqtt: LocalMqttInput | null = null;
   private uplink: Uplink | null = null;
   private forwarder: Forwarder | null = null;
+  private drainWorker: DrainWorker | null = null;
   private telemetryTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
   private readonly clock: Clock;
@@ -284,9 +286,19 @@ export class Agent {
         ...(u.ca_file || u.cert_file ? { tls: tlsOf(read(u.ca_file), read(u.cert_file), read(u.key_file)) } : {}),
         will: () => offlineStatusWill(this.status(false), new Date(this.clock.now())),
       });
+    // The queue work of draining (reading rows, encoding, deleting acked rows) runs in a
+    // worker thread on its own connection to the queue file; see DrainWorker.
+    const q = this.config.queue;
+    try {
+      this.drainWorker = await DrainWorker.open({ path: join(this.config.data_dir, 'queue.db'), quotaBytes: q.quota_bytes, synchronous: q.synchronous });
+    } catch (err) {
+      // Draining on the event loop is slower, never less safe: keep going without the thread.
+      this.log.warn({ reason: errorLine(err) }, 'drain worker did not start; draining on the main thread');
+    }
     this.forwarder = new Forwarder({
       deviceId: this.config.device_id,
       queue: this.queue,
+      ...(this.drainWorker ? { source: this.drainWorker } : {}),
       uplink: this.uplink,
       logger: this.log,
       ackMode: u.ack_mode,
@@ -378,6 +390,8 @@ export class Agent {
       if (this.uplink.isConnected()) await this.uplink.publish(topics.status(this.config.device_id), Buffer.from(JSON.stringify(this.status(false))), { retain: true }).catch(() => undefined);
       await this.uplink.close();
     }
+    // Answers the acks handed to it first: what was acked is deleted before the agent exits.
+    await this.drainWorker?.close();
     this.queue.close();
   }
 }

@@ -10,6 +10,9 @@ import { createMemoryQueue } from '../agent/queue/memory-queue.js';
 import { openSqliteQueue } from '../agent/queue/sqlite-queue.js';
 import type { QueueItemInput, SampleQueue } from '../agent/queue/types.js';
 import { encodeSample } from '../shared/wire/chunking.js';
+import { queueSource } from '../agent/uplink/backlog-source.js';
+import type { BacklogSource } from '../agent/uplink/backlog-source.js';
+import { DrainWorker } from '../agent/uplink/drain-worker.js';
 import { Forwarder } from '../agent/uplink/forwarder.js';
 import { MqttUplink } from '../agent/uplink/mqtt-uplink.js';
 import { sha256Hex, systemClock } from '../shared/ids.js';
@@ -29,10 +32,13 @@ export interface DrainBenchOptions {
   /** Queue durability; FULL is the product default (an fsync per ack batch). */
   synchronous?: 'FULL' | 'NORMAL';
   /**
-   * `sqlite` (default): the product path. `memory`: the in-memory queue, to tell the
-   * forwarder's own cost from the SQLite queue's when the ratio is low.
+   * `sqlite` (default): the product path, the agent's SQLite queue drained through its drain
+   * worker (lease, encode and deletes in a worker thread with its own connection).
+   * `sqlite-main`: the same queue leased, encoded and acked on the main thread (the design
+   * before the drain worker). `memory`: the in-memory queue on the main thread, to tell the
+   * forwarder's own cost from the queue's.
    */
-  queue?: 'sqlite' | 'memory';
+  queue?: 'sqlite' | 'sqlite-main' | 'memory';
 }
 
 /** Result of {@link benchDrain}; `value` is the ratio the target (>= 0.8) is about. */
@@ -48,12 +54,21 @@ export interface DrainBenchResult {
   payload_bytes: number;
   inflight: number;
   rounds: number;
-  queue: 'sqlite' | 'memory';
+  queue: 'sqlite' | 'sqlite-main' | 'memory';
   synchronous: 'FULL' | 'NORMAL';
   /** CPU microseconds per message (user + system, whole process: the broker included), median. */
   forwarder_cpu_us_per_msg: number;
   raw_cpu_us_per_msg: number;
-  /** Share of the forwarder's wall time spent inside queue calls (lease, release, ack), median. */
+  /**
+   * The main thread's share of it (the event loop: MQTT client, broker, forwarder), median;
+   * null where /proc/thread-self is not there. With the drain worker the queue work is not in it.
+   */
+  forwarder_main_cpu_us_per_msg: number | null;
+  raw_main_cpu_us_per_msg: number | null;
+  /**
+   * Share of the forwarder's wall time the main thread spent inside queue calls (lease,
+   * release, ack: with the drain worker only posting the request), median.
+   */
   forwarder_queue_share: number;
   forwarder_rounds_per_s: number[];
   raw_rounds_per_s: number[];
@@ -63,8 +78,22 @@ export interface DrainBenchResult {
 interface RoundResult {
   perS: number;
   cpuUsPerMsg: number;
+  /** CPU of the main thread alone (Linux), µs per message; null where it cannot be read. */
+  mainCpuUsPerMsg: number | null;
   queueShare: number;
 }
+
+/** CPU microseconds the calling thread has used (Linux /proc/thread-self; 10 ms ticks), or null. */
+function threadCpuUs(): number | null {
+  try {
+    const fields = fs.readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]?.split(' ') ?? [];
+    return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  } catch {
+    return null;
+  }
+}
+
+const perMsg = (before: number | null, after: number | null, n: number): number | null => (before === null || after === null ? null : (after - before) / n);
 
 const DEVICE = 'bench-dev';
 
@@ -74,13 +103,19 @@ function median(xs: number[]): number {
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
-function makeItems(n: number, blobBytes: number): QueueItemInput[] {
+function medianOrNull(xs: Array<number | null>): number | null {
+  return xs.some((x) => x === null) ? null : Math.round(median(xs as number[]));
+}
+
+function makeItems(n: number, blobBytes: number, round = 0): QueueItemInput[] {
   const items: QueueItemInput[] = [];
   for (let i = 0; i < n; i++) {
     // Distinct bytes per sample so nothing dedupes or compresses away.
     const blob = Buffer.alloc(blobBytes);
     for (let j = 0; j + 4 <= blobBytes; j += 4) blob.writeUInt32LE((Math.imul(i + 1, 2654435761) ^ j) >>> 0, j);
-    const id = `bench-${String(i).padStart(6, '0')}`;
+    // Ids differ per round (one queue file serves every round: recently acked ids are refused
+    // as duplicates) and have the same length, so every round moves payloads of the same size.
+    const id = `bench-${String(round + 1).padStart(2, '0')}-${String(i).padStart(6, '0')}`;
     const meta: SampleMeta = {
       sample_id: id,
       device_id: DEVICE,
@@ -98,10 +133,11 @@ function makeItems(n: number, blobBytes: number): QueueItemInput[] {
 }
 
 /**
- * Wraps a queue to resolve when `target` items have been deleted through `ack` (at the
- * moment of the last delete) and to time the calls the forwarder makes.
+ * Wraps the forwarder's backlog source to resolve when `target` items have been deleted
+ * through `ack` (when the deletes are committed and answered) and to time the calls the
+ * forwarder makes on the main thread.
  */
-function instrumentedQueue(inner: SampleQueue, target: number): { queue: SampleQueue; done: Promise<number>; queueMs: () => number } {
+function instrumentedSource(inner: BacklogSource, target: number): { source: BacklogSource; done: Promise<number>; queueMs: () => number } {
   let acked = 0;
   let queueMs = 0;
   let resolve!: (t: number) => void;
@@ -114,51 +150,70 @@ function instrumentedQueue(inner: SampleQueue, target: number): { queue: SampleQ
       queueMs += performance.now() - t;
     }
   };
-  const queue: SampleQueue = {
-    enqueue: (i) => inner.enqueue(i),
-    enqueueMany: (i) => inner.enqueueMany(i),
-    enqueueAsync: (i) => inner.enqueueAsync(i),
-    lease: (max, ms, opts) => timed(() => inner.lease(max, ms, opts)),
+  const count = (n: number): number => {
+    acked += n;
+    if (acked >= target) resolve(performance.now());
+    return n;
+  };
+  const source: BacklogSource = {
+    ...(inner.preferredLeaseBatch ? { preferredLeaseBatch: inner.preferredLeaseBatch } : {}),
+    ...(inner.preferredAckBatchMs ? { preferredAckBatchMs: inner.preferredAckBatchMs } : {}),
+    lease: (req) => timed(() => inner.lease(req)),
     release: (ids) => timed(() => inner.release(ids)),
     ack: (ids) => {
       const n = timed(() => inner.ack(ids));
-      acked += n;
-      if (acked >= target) resolve(performance.now());
-      return n;
+      return typeof n === 'number' ? count(n) : n.then(count);
     },
-    stats: () => inner.stats(),
-    close: () => inner.close(),
   };
-  return { queue, done, queueMs: () => queueMs };
+  return { source, done, queueMs: () => queueMs };
 }
 
-async function forwarderRound(
-  url: string,
-  dir: string,
-  round: number,
-  items: QueueItemInput[],
-  inflight: number,
-  opts: { synchronous: 'FULL' | 'NORMAL'; queue: 'sqlite' | 'memory' },
-): Promise<RoundResult> {
-  const logger = pino({ level: 'silent' });
-  const inner =
+/**
+ * The device side of the forwarder rounds: one queue file, and with `sqlite` its drain worker,
+ * for the whole bench, as the agent keeps both for its lifetime (a worker started per round
+ * would measure its JIT warm-up, which a running agent paid long ago).
+ */
+interface Device {
+  queue: SampleQueue;
+  worker: DrainWorker | null;
+  close(): Promise<void>;
+}
+
+async function openDevice(dir: string, opts: { synchronous: 'FULL' | 'NORMAL'; queue: 'sqlite' | 'sqlite-main' | 'memory' }): Promise<Device> {
+  const file = path.join(dir, 'queue.db');
+  const queue =
     opts.queue === 'memory'
       ? createMemoryQueue({ quotaBytes: 2 ** 40, clock: systemClock })
-      : openSqliteQueue({ path: path.join(dir, `queue-${round}.db`), quotaBytes: 2 ** 40, clock: systemClock, synchronous: opts.synchronous });
-  inner.enqueueMany(items);
-  const { queue, done, queueMs } = instrumentedQueue(inner, items.length);
+      : openSqliteQueue({ path: file, quotaBytes: 2 ** 40, clock: systemClock, synchronous: opts.synchronous });
+  const worker = opts.queue === 'sqlite' ? await DrainWorker.open({ path: file, quotaBytes: 2 ** 40, synchronous: opts.synchronous }) : null;
+  return {
+    queue,
+    worker,
+    async close() {
+      await worker?.close();
+      queue.close();
+    },
+  };
+}
+
+async function forwarderRound(url: string, device: Device, round: number, items: QueueItemInput[], inflight: number): Promise<RoundResult> {
+  const logger = pino({ level: 'silent' });
+  device.queue.enqueueMany(items);
+  const { source, done, queueMs } = instrumentedSource(device.worker ?? queueSource(device.queue), items.length);
   const uplink = new MqttUplink({ url, clientId: `bench-fwd-${round}`, logger });
   await uplink.connect();
-  const forwarder = new Forwarder({ deviceId: DEVICE, queue, uplink, logger, ackMode: 'puback', limits: { publishesPerS: null, maxInflight: inflight } });
+  const forwarder = new Forwarder({ deviceId: DEVICE, queue: device.queue, source, uplink, logger, ackMode: 'puback', limits: { publishesPerS: null, maxInflight: inflight } });
   const start = performance.now();
   const cpu = process.cpuUsage();
+  const mainCpu = threadCpuUs();
   await forwarder.start();
   const end = await done;
   const used = process.cpuUsage(cpu);
+  const mainCpuUsPerMsg = perMsg(mainCpu, threadCpuUs(), items.length);
   forwarder.stop();
+  await forwarder.acksSettled();
   await uplink.close();
-  inner.close();
-  return { perS: (items.length * 1000) / (end - start), cpuUsPerMsg: (used.user + used.system) / items.length, queueShare: queueMs() / (end - start) };
+  return { perS: (items.length * 1000) / (end - start), cpuUsPerMsg: (used.user + used.system) / items.length, mainCpuUsPerMsg, queueShare: queueMs() / (end - start) };
 }
 
 async function rawRound(url: string, round: number, payloads: Buffer[], inflight: number): Promise<RoundResult> {
@@ -166,6 +221,7 @@ async function rawRound(url: string, round: number, payloads: Buffer[], inflight
   const topic = topics.samples(DEVICE);
   const start = performance.now();
   const cpu = process.cpuUsage();
+  const mainCpu = threadCpuUs();
   await new Promise<void>((resolve, reject) => {
     let next = 0;
     let acked = 0;
@@ -182,8 +238,9 @@ async function rawRound(url: string, round: number, payloads: Buffer[], inflight
   });
   const end = performance.now();
   const used = process.cpuUsage(cpu);
+  const mainCpuUsPerMsg = perMsg(mainCpu, threadCpuUs(), payloads.length);
   await client.endAsync();
-  return { perS: (payloads.length * 1000) / (end - start), cpuUsPerMsg: (used.user + used.system) / payloads.length, queueShare: 0 };
+  return { perS: (payloads.length * 1000) / (end - start), cpuUsPerMsg: (used.user + used.system) / payloads.length, mainCpuUsPerMsg, queueShare: 0 };
 }
 
 /**
@@ -215,14 +272,18 @@ export async function benchDrain(opts: DrainBenchOptions = {}): Promise<DrainBen
     const payloads = items.map((i) => encodeSample(i.meta as unknown as SampleMeta, i.blob as Uint8Array, { topic })[0] as Buffer);
     const fwd: RoundResult[] = [];
     const raw: RoundResult[] = [];
-    const roundOpts = { synchronous, queue: queueKind };
-    // Warm-up (JIT, broker paths), not measured.
-    await rawRound(url, -1, payloads.slice(0, 1000), inflight);
-    await forwarderRound(url, dir, -1, items.slice(0, 1000), inflight, roundOpts);
-    // Alternate, so drift on a shared host (other processes, page cache) hits both alike.
-    for (let r = 0; r < rounds; r++) {
-      fwd.push(await forwarderRound(url, dir, r, items, inflight, roundOpts));
-      raw.push(await rawRound(url, r, payloads, inflight));
+    const device = await openDevice(dir, { synchronous, queue: queueKind });
+    try {
+      // Warm-up (JIT, broker paths), not measured.
+      await rawRound(url, -1, payloads.slice(0, 1000), inflight);
+      await forwarderRound(url, device, -1, makeItems(1000, blobBytes, 99), inflight);
+      // Alternate, so drift on a shared host (other processes, page cache) hits both alike.
+      for (let r = 0; r < rounds; r++) {
+        fwd.push(await forwarderRound(url, device, r, r === 0 ? items : makeItems(messages, blobBytes, r), inflight));
+        raw.push(await rawRound(url, r, payloads, inflight));
+      }
+    } finally {
+      await device.close();
     }
     const forwarder = median(fwd.map((x) => x.perS));
     const rawRate = median(raw.map((x) => x.perS));
@@ -239,6 +300,8 @@ export async function benchDrain(opts: DrainBenchOptions = {}): Promise<DrainBen
       synchronous,
       forwarder_cpu_us_per_msg: Math.round(median(fwd.map((x) => x.cpuUsPerMsg))),
       raw_cpu_us_per_msg: Math.round(median(raw.map((x) => x.cpuUsPerMsg))),
+      forwarder_main_cpu_us_per_msg: medianOrNull(fwd.map((x) => x.mainCpuUsPerMsg)),
+      raw_main_cpu_us_per_msg: medianOrNull(raw.map((x) => x.mainCpuUsPerMsg)),
       forwarder_queue_share: Math.round(median(fwd.map((x) => x.queueShare)) * 100) / 100,
       forwarder_rounds_per_s: fwd.map((x) => Math.round(x.perS)),
       raw_rounds_per_s: raw.map((x) => Math.round(x.perS)),

@@ -2,13 +2,16 @@
  * Rollout at fleet scale: N simulated devices (1,000 by default) with real credentials speak
  * the real device protocol over MQTT to the real fleet service (embedded broker with per-device
  * scrypt authentication, SQLite state, HTTP API) and take a canary + 2-wave rollout of a new
- * model version. Measured on the fleet process alone: the simulator runs in a child process
- * (`node --import tsx`), so CPU seconds and peak RSS are the fleet's.
+ * model version. Measured on the fleet process alone, as deployed: the fleet service runs in
+ * a process of its own (started fresh for this benchmark, so nothing an earlier benchmark left
+ * in the bench process counts), and the simulator in another; both `node --import tsx`.
  *
- * `value` is the fleet's peak RSS in MB (target < 500) with every device converged.
+ * `value` is the fleet process's peak RSS in MB (target < 500) with every device converged:
+ * the kernel's high-water mark (VmHWM in /proc/<pid>/status), read by the bench process just
+ * before the fleet process exits.
  */
 import { fork } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -20,6 +23,7 @@ import type { SimDevice } from '../test/helpers/device-sim.js';
 import { waitFor } from '../test/helpers/wait.js';
 
 const CHILD_FLAG = '--rollout-scale-sim';
+const FLEET_FLAG = '--rollout-scale-fleet';
 const MB = 1024 * 1024;
 const V1: ModelRef = { name: 'scale', version: '1.0.0' };
 const V2: ModelRef = { name: 'scale', version: '2.0.0' };
@@ -47,6 +51,11 @@ export interface RolloutScaleOptions {
   timeoutMs?: number;
   /** Run the simulator in this process instead of a child (CPU and RSS then include it). */
   inProcessSimulator?: boolean;
+  /**
+   * Run the fleet service in this process instead of a process of its own (RSS then includes
+   * whatever this process held before: earlier benchmarks, their modules). Default false.
+   */
+  inProcessFleet?: boolean;
   /** Progress lines (phases, registration count, rollout stages); default none. */
   progress?: (line: string) => void;
 }
@@ -101,6 +110,11 @@ export interface RolloutScaleResult {
     reconnect: { seconds: number; cpu_s: number; cache_hits: number; cache_misses: number };
   };
   simulator: { where: 'child process' | 'in process'; cpu_s: number | null; peak_rss_mb: number | null };
+  /**
+   * Where the fleet ran. `vm_hwm_mb`: the kernel's peak RSS of that process (`value`);
+   * `sampled_peak_mb`: the largest RSS its own 100 ms sampler saw (the phases' peaks).
+   */
+  fleet_process: { where: 'own process' | 'bench process'; pid: number; vm_hwm_mb: number | null; sampled_peak_mb: number; loader: string };
   warnings: string[];
   note: string;
 }
@@ -265,7 +279,78 @@ async function packages(dir: string): Promise<[string, string]> {
   return out as [string, string];
 }
 
+/** Peak and current RSS of a process, from the kernel (Linux), in bytes; null elsewhere. */
+function kernelRss(pid: number): { hwm: number; rss: number } | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key: string): number => {
+      const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status);
+      return m ? Number(m[1]) * 1024 : NaN;
+    };
+    const hwm = kb('VmHWM');
+    const rss = kb('VmRSS');
+    return Number.isFinite(hwm) ? { hwm, rss } : null;
+  } catch {
+    return null;
+  }
+}
+
+type ToFleet = { type: 'run'; opts: Omit<RolloutScaleOptions, 'progress'> } | { type: 'exit' };
+type FromFleet = { type: 'progress'; line: string } | { type: 'result'; result: RolloutScaleResult } | { type: 'error'; message: string };
+
+/** The fleet process: runs the benchmark's fleet side and reports over IPC. */
+function runFleetChild(): void {
+  const send = (m: FromFleet): void => void process.send?.(m);
+  process.on('message', (m: ToFleet) => {
+    if (m.type === 'run') {
+      runFleetBench({ ...m.opts, progress: (line) => send({ type: 'progress', line }) }).then(
+        (result) => send({ type: 'result', result }),
+        (err: unknown) => send({ type: 'error', message: (err as Error).stack ?? String(err) }),
+      );
+    } else if (m.type === 'exit') {
+      process.exit(0);
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+}
+
+/**
+ * Rollout at fleet scale, the fleet service in a process of its own (default) whose kernel
+ * peak RSS is the value; see the module comment.
+ */
 export async function benchRolloutScale(opts: RolloutScaleOptions = {}): Promise<RolloutScaleResult> {
+  if (opts.inProcessFleet) return runFleetBench(opts);
+  const { progress, ...rest } = opts;
+  const child = fork(fileURLToPath(import.meta.url), [FLEET_FLAG], { execArgv: ['--import', import.meta.resolve('tsx')], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  try {
+    const result = await new Promise<RolloutScaleResult>((resolve, reject) => {
+      child.once('exit', (code) => reject(new Error(`fleet process exited with ${code} before reporting`)));
+      child.on('message', (m: FromFleet) => {
+        if (m.type === 'progress') progress?.(m.line);
+        else if (m.type === 'result') resolve(m.result);
+        else reject(new Error(`fleet process: ${m.message}`));
+      });
+      child.send({ type: 'run', opts: rest } satisfies ToFleet);
+    });
+    // Read before the process goes: its peak over the whole run, whatever the sampler missed.
+    const k = child.pid === undefined ? null : kernelRss(child.pid);
+    const hwm = k === null ? null : Math.round(k.hwm / MB);
+    result.fleet_process = { ...result.fleet_process, vm_hwm_mb: hwm };
+    if (hwm !== null) {
+      result.value = hwm;
+      result.peak_rss_mb = hwm;
+    }
+    return result;
+  } finally {
+    if (child.exitCode === null && child.connected) {
+      child.send({ type: 'exit' } satisfies ToFleet);
+      await new Promise((r) => child.once('exit', r));
+    }
+  }
+}
+
+/** The benchmark's fleet side, in this process. */
+async function runFleetBench(opts: RolloutScaleOptions = {}): Promise<RolloutScaleResult> {
   const n = opts.devices ?? 1000;
   const telemetryIntervalMs = opts.telemetryIntervalMs ?? 10_000;
   const notifyPerSecond = opts.notifyPerSecond ?? 100;
@@ -464,6 +549,13 @@ export async function benchRolloutScale(opts: RolloutScaleOptions = {}): Promise
         reconnect,
       },
       simulator: { where: opts.inProcessSimulator ? 'in process' : 'child process', cpu_s: simStop.cpu_s === null ? null : r2(simStop.cpu_s), peak_rss_mb: simStop.peak_rss_mb === null ? null : Math.round(simStop.peak_rss_mb) },
+      fleet_process: {
+        where: opts.inProcessFleet ? 'bench process' : 'own process',
+        pid: process.pid,
+        vm_hwm_mb: null,
+        sampled_peak_mb: mb(peak),
+        loader: 'node --import tsx (TypeScript sources; a deployed fleet runs the compiled JS in dist/)',
+      },
       warnings,
       note:
         `registration ${register.seconds}s and connect ${connect.seconds}s are scrypt-bound (one hash per secret on register, one verify per MQTT CONNECT, ` +
@@ -478,3 +570,4 @@ export async function benchRolloutScale(opts: RolloutScaleOptions = {}): Promise
 }
 
 if (process.argv.includes(CHILD_FLAG) && process.send) void runSimChild();
+if (process.argv.includes(FLEET_FLAG) && process.send) runFleetChild();

@@ -9,7 +9,7 @@ import { benchEndToEnd, benchInference } from './inference.js';
 const HELP = `Usage: npm run bench -- [--json] [--only name,name] [--quick]
 
 Benchmarks print ratios against the raw library measured in the same run:
-  inference   agent inference / raw session.run, p50 (target <= 1.10)
+  inference   agent inference / raw session.run, p50 (target <= 1.05); handoff_us: the worker hop per request
   end_to_end  JPEG -> result / (sharp + raw run), p50 (target <= 1.25)
   event_loop  event-loop delay p99 in ms during saturated inference (target <= 5)
   enqueue     durable captures/s / raw batched inserts/s (target >= 0.5)
@@ -17,7 +17,7 @@ Benchmarks print ratios against the raw library measured in the same run:
   ingest      fleet sample ingest/s / raw better-sqlite3 inserts/s (target >= 0.3)
   telemetry   telemetry folded into the device registry in batches, msgs/s / the registry's UPSERT
               run raw in transactions of the same size (target >= 0.5); per-message commits beside it
-  rollout_scale  fleet peak RSS MB through a canary + 2-wave rollout to 1,000 simulated MQTT
+  rollout_scale  peak RSS MB of the fleet process (its own, as deployed) through a canary + 2-wave rollout to 1,000 simulated MQTT
               devices (target < 500, every device converged; --quick: 100 devices)
   loop        the headless demo: pit-3 accuracy after the loop (target >= 0.90, +25 points over
               drifted; clean_delta >= -1, labels_used <= 600, lost = 0, recovery_s <= 300)

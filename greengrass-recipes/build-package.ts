@@ -3,7 +3,8 @@
  * modules for the target platform, zipped, and the recipe with artifact URIs and digests.
  *
  * Layout of the zip (Greengrass unarchives it into `{artifacts:decompressedPath}/<zip name>/`):
- *   main.js, worker.js      the agent CLI and the inference worker (ESM bundles)
+ *   main.js, worker.js,     the agent CLI, the inference worker and the queue drain worker
+ *   drain-thread.js         (ESM bundles)
  *   package.json            `type: module`, name and version
  *   node_modules/           only the packages with native code, pruned to the target:
  *     onnxruntime-node (+ onnxruntime-common)   bin/napi-v6/linux/<x64|arm64>
@@ -129,7 +130,7 @@ function versionPlugin(version: string): Plugin {
 async function bundle(root: string, stage: string, version: string): Promise<void> {
   await build({
     absWorkingDir: root,
-    entryPoints: { main: join(root, 'agent/cli/entry.ts'), worker: join(root, 'agent/inference/worker.ts') },
+    entryPoints: { main: join(root, 'agent/cli/entry.ts'), worker: join(root, 'agent/inference/worker.ts'), 'drain-thread': join(root, 'agent/uplink/drain-thread.ts') },
     outdir: stage,
     bundle: true,
     platform: 'node',

@@ -29,6 +29,8 @@ export interface PoolResult {
   scores: Float32Array;
   runMs: number;
   queueMs: number;
+  /** The worker hand-off of this request's batch: round trip to the worker minus the worker's own time. */
+  handoffMs: number;
   batchSize: number;
 }
 
@@ -151,7 +153,7 @@ export class InferencePool {
       const per = all.length / n;
       jobs.forEach((j, i) => {
         const slice = all.subarray(i * per, (i + 1) * per);
-        j.resolve({ scores: slice instanceof Float32Array ? slice : Float32Array.from(slice as ArrayLike<number>, Number), runMs: res.runMs, queueMs: started - j.enqueuedAt, batchSize: n });
+        j.resolve({ scores: slice instanceof Float32Array ? slice : Float32Array.from(slice as ArrayLike<number>, Number), runMs: res.runMs, queueMs: started - j.enqueuedAt, handoffMs: res.handoffMs, batchSize: n });
       });
     } catch (err) {
       const e = err instanceof AgentError ? err : new AgentError('INFERENCE_FAILED', `inference failed: ${(err as Error).message}`, { cause: err });

@@ -30,7 +30,15 @@ export interface LoadInfo {
 }
 
 export type WorkerResponse =
-  | { id: number; ok: true; load?: LoadInfo; outputs?: Record<string, WireTensor>; runMs?: number }
+  | {
+      id: number;
+      ok: true;
+      load?: LoadInfo;
+      outputs?: Record<string, WireTensor>;
+      runMs?: number;
+      /** Milliseconds the worker held the request, from its receipt to its reply (run included). */
+      busyMs?: number;
+    }
   | { id: number; ok: false; error: { message: string; code?: string } };
 
 export function toWire(type: WireDType, arr: Float32Array | Uint8Array | BigInt64Array, dims: number[]): WireTensor {

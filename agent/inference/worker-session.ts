@@ -63,9 +63,15 @@ export class WorkerSession {
     return this.dead === null;
   }
 
-  async run(feeds: Record<string, WireTensor>, outputs: string[] = []): Promise<{ outputs: Record<string, WireTensor>; runMs: number }> {
+  /**
+   * Run in the worker. `handoffMs` is what the thread hop cost this request: the round trip
+   * seen from here minus the time the worker held it (posting, waking the worker, the reply
+   * and waking this thread again; never the run itself).
+   */
+  async run(feeds: Record<string, WireTensor>, outputs: string[] = []): Promise<{ outputs: Record<string, WireTensor>; runMs: number; handoffMs: number }> {
+    const posted = performance.now();
     const res = await this.request({ op: 'run', id: 0, feeds, outputs }, Object.values(feeds).map((f) => f.data));
-    return { outputs: res.outputs ?? {}, runMs: res.runMs ?? 0 };
+    return { outputs: res.outputs ?? {}, runMs: res.runMs ?? 0, handoffMs: Math.max(0, performance.now() - posted - (res.busyMs ?? 0)) };
   }
 
   async close(): Promise<void> {

@@ -60,13 +60,14 @@ const port = parentPort;
 if (!port) throw new Error('inference worker must run in a worker thread');
 
 port.on('message', (msg: WorkerRequest) => {
+  const received = performance.now();
   const reply = (r: WorkerResponse, transfer: ArrayBuffer[] = []): void => port.postMessage(r, transfer);
   const fail = (err: unknown): void => reply({ id: msg.id, ok: false, error: { message: err instanceof Error ? err.message : String(err) } });
   if (msg.op === 'load') {
     load(msg.model, msg.settings).then((info) => reply({ id: msg.id, ok: true, load: info }), fail);
   } else if (msg.op === 'run') {
     run(msg.feeds, msg.outputs).then(
-      (r) => reply({ id: msg.id, ok: true, outputs: r.outputs, runMs: r.runMs }, Object.values(r.outputs).map((t) => t.data)),
+      (r) => reply({ id: msg.id, ok: true, outputs: r.outputs, runMs: r.runMs, busyMs: performance.now() - received }, Object.values(r.outputs).map((t) => t.data)),
       fail,
     );
   } else if (msg.op === 'release') {

@@ -28,6 +28,8 @@ export class AckedMemory {
   private batches: AckedBatch[] = [];
   /** Ids in stored batches (counted with repeats). */
   private stored = 0;
+  /** Highest batch row id this memory has taken in (its own or another connection's). */
+  private seenOrd = 0;
 
   constructor(readonly capacity: number) {}
 
@@ -39,6 +41,7 @@ export class AckedMemory {
   load(batches: AckedBatch[], newestFirst: () => Iterable<string>): void {
     this.batches = batches;
     this.stored = batches.reduce((n, b) => n + b.count, 0);
+    this.seenOrd = batches.at(-1)?.ord ?? 0;
     if (this.capacity === 0 || batches.length === 0) return;
     const newest: string[] = [];
     const seen = new Set<string>();
@@ -78,6 +81,7 @@ export class AckedMemory {
     if (ord !== undefined) {
       this.batches.push({ ord, count: ids.length });
       this.stored += ids.length;
+      if (ord > this.seenOrd) this.seenOrd = ord;
     }
     if (this.capacity === 0) return;
     for (const id of ids) {
@@ -88,6 +92,23 @@ export class AckedMemory {
     for (const oldest of this.ids) {
       if (this.ids.size <= this.capacity) break;
       this.ids.delete(oldest);
+    }
+  }
+
+  /** The newest batch row this memory knows: rows after it were stored by another connection. */
+  get lastSeenOrd(): number {
+    return this.seenOrd;
+  }
+
+  /**
+   * Take in batches another connection stored (oldest first): the drain worker acks on its
+   * own connection while the main thread's enqueues check for duplicates. The same capacity
+   * rule as {@link plan} bounds what is kept, so this memory matches the writer's.
+   */
+  absorb(rows: Iterable<{ ord: number; ids: string }>): void {
+    for (const row of rows) {
+      const ids = JSON.parse(row.ids) as string[];
+      this.committed(ids, this.plan(ids), row.ord);
     }
   }
 }

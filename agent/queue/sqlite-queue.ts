@@ -89,8 +89,6 @@ class SqliteQueue extends EnqueueFront implements SampleQueue {
   private readonly store: AdmissionStore;
   /** Leases live in memory only: see {@link LeaseBook}. */
   private readonly leases = new LeaseBook();
-  /** Cached so admission does not sum the table on every enqueue; recomputed at open. */
-  private usedBytes: number;
   /** Last seq handed out, read from `sequence` at the start of each enqueue transaction and written back by it. */
   private lastSeq = 0;
   private closed = false;
@@ -130,9 +128,7 @@ class SqliteQueue extends EnqueueFront implements SampleQueue {
     };
     this.acked = new AckedMemory(Math.max(0, opts.ackedMemory ?? DEFAULT_ACKED_MEMORY));
     this.acked.load(s.ackedBatches.all(), () => s.ackedNewestFirst.iterate());
-    const totals = s.totals.get() ?? { depth: 0, bytes: 0 };
-    this.usedBytes = totals.bytes;
-    this.log?.info({ depth: totals.depth, bytes: this.usedBytes, quotaBytes: this.quotaBytes, synchronous }, 'sample queue opened');
+    if (this.log) this.log.info({ depth: s.depth.get() ?? 0, bytes: s.sequence.get()?.[1] ?? 0, quotaBytes: this.quotaBytes, synchronous }, 'sample queue opened');
   }
 
   lease(max: number, leaseMs: number, opts: LeaseOptions = {}): QueueItem[] {
@@ -210,7 +206,9 @@ class SqliteQueue extends EnqueueFront implements SampleQueue {
       if (lease) byKey.set(lease.priority * PRIORITY_SPAN + lease.seq, id);
       else unleased.push(id);
     }
-    const { deleted, freed, plan, ord } = this.relaxedWrite('ack', () => {
+    const { deleted, plan, ord } = this.relaxedWrite('ack', () => {
+      // Batches another connection stored: pruning must count them.
+      this.absorbAcked();
       const deleted: string[] = [];
       let bytes = 0;
       if (byKey.size > 0) {
@@ -225,17 +223,17 @@ class SqliteQueue extends EnqueueFront implements SampleQueue {
         deleted.push(id);
         bytes += rowBytes;
       }
-      if (deleted.length === 0) return { deleted, freed: bytes, plan: undefined, ord: undefined };
+      if (deleted.length === 0) return { deleted, plan: undefined, ord: undefined };
+      this.stmts.freeBytes.run(bytes);
       const plan = this.acked.plan(deleted);
       const ord = plan.batchJson === undefined ? undefined : Number(this.stmts.ackRemember.run(plan.batchJson).lastInsertRowid);
       if (plan.pruneUpTo !== undefined) this.stmts.ackPrune.run(plan.pruneUpTo);
       this.writeCounters({ ...zeroCounters(), ackedTotal: deleted.length });
-      return { deleted, freed: bytes, plan, ord };
+      return { deleted, plan, ord };
     });
     // Only after the commit: a failed transaction leaves memory matching the database.
     for (const id of unique) this.leases.drop(id);
     if (plan) this.acked.committed(deleted, plan, ord);
-    this.usedBytes -= freed;
     return deleted.length;
   }
 
@@ -262,25 +260,32 @@ class SqliteQueue extends EnqueueFront implements SampleQueue {
   /** Admit prepared items in one IMMEDIATE transaction (takes the write lock up front, so no lock upgrade can fail mid-way). */
   protected admitPrepared(items: PreparedItem[]): EnqueueResult[] {
     if (items.length === 0) return [];
-    const ledger: AdmissionLedger = { usedBytes: this.usedBytes, delta: zeroCounters() };
+    const ledger: AdmissionLedger = { usedBytes: 0, delta: zeroCounters() };
     const results = withStorage('enqueue', () =>
       this.db
         .transaction(() => {
           // Read under the write lock rather than trusted from memory: cheap next to the commit,
-          // and right even if another connection (a repair tool) enqueued meanwhile.
-          this.lastSeq = this.stmts.lastSeq.get() ?? 0;
-          const firstSeq = this.lastSeq;
+          // and right while another connection (the drain worker's, a repair tool) acks or
+          // enqueues on the same file.
+          const [lastSeq, usedBytes] = this.stmts.sequence.get() ?? [0, 0];
+          this.lastSeq = lastSeq;
+          ledger.usedBytes = usedBytes;
+          this.absorbAcked();
           const out = items.map((item) => admitItem(this.store, item, this.quotaBytes, ledger, this.log));
-          if (this.lastSeq !== firstSeq) this.stmts.setLastSeq.run(this.lastSeq);
+          if (this.lastSeq !== lastSeq || ledger.usedBytes !== usedBytes) this.stmts.setSequence.run(this.lastSeq, ledger.usedBytes);
           this.writeCounters(ledger.delta);
           return out;
         })
         .immediate(),
     );
-    // Only after the commit: a failed transaction leaves the cache matching the database.
-    this.usedBytes = ledger.usedBytes;
+    // Only after the commit: a failed transaction leaves memory matching the database.
     for (const result of results) for (const victim of result.evicted) this.leases.drop(victim.id);
     return results;
+  }
+
+  /** Ids acked on another connection since this one last looked join the duplicate memory. */
+  private absorbAcked(): void {
+    this.acked.absorb(this.stmts.ackedSince.iterate(this.acked.lastSeenOrd));
   }
 
   private writeCounters(delta: QueueCounters): void {

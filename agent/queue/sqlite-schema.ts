@@ -73,6 +73,14 @@ export const MIGRATIONS: readonly Migration[] = [
   `,
   // 3: rows clustered by (priority, seq), leases in memory. See migrateToClustered.
   migrateToClustered,
+  // 4: the byte total kept in the database, written in the transaction that changes the rows.
+  // Why: the drain worker (agent/uplink/drain-worker.ts) deletes acked rows on its own
+  // connection while the main thread enqueues on another, so neither may trust a total
+  // cached in its memory; admission reads this one under the write lock, as it reads last_seq.
+  `
+  ALTER TABLE sequence ADD COLUMN used_bytes INTEGER NOT NULL DEFAULT 0;
+  UPDATE sequence SET used_bytes = (SELECT coalesce(sum(bytes), 0) FROM items) WHERE one = 1;
+  `,
 ];
 
 /**

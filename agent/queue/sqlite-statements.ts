@@ -26,8 +26,11 @@ export function prepareStatements(db: BetterSqlite3.Database) {
        VALUES (@key, @id, @kind, @priority, @meta, @bytes, @createdAt, @blob)
        ON CONFLICT (id) DO NOTHING`,
     ),
-    lastSeq: db.prepare<[], number>('SELECT last_seq FROM sequence WHERE one = 1').pluck(),
-    setLastSeq: db.prepare<[number]>('UPDATE sequence SET last_seq = ? WHERE one = 1'),
+    // The last seq handed out and the byte total, read under the write lock (another
+    // connection, the drain worker's, may have acked since).
+    sequence: db.prepare<[], [lastSeq: number, usedBytes: number]>('SELECT last_seq, used_bytes FROM sequence WHERE one = 1').raw(),
+    setSequence: db.prepare<[number, number]>('UPDATE sequence SET last_seq = ?, used_bytes = ? WHERE one = 1'),
+    freeBytes: db.prepare<[number]>('UPDATE sequence SET used_bytes = used_bytes - ? WHERE one = 1'),
     bumpCounter: db.prepare<[string, number]>(
       'INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = value + excluded.value',
     ),
@@ -45,10 +48,13 @@ export function prepareStatements(db: BetterSqlite3.Database) {
     // Recently acked ids: one row (a JSON array) per ack transaction.
     ackedBatches: db.prepare<[], { ord: number; count: number }>('SELECT ord, json_array_length(ids) AS count FROM acked_batches ORDER BY ord ASC'),
     ackedNewestFirst: db.prepare<[], string>('SELECT ids FROM acked_batches ORDER BY ord DESC').pluck(),
+    // Batches another connection stored since this one last looked (ord only grows: the newest
+    // batch is never pruned while the memory has room).
+    ackedSince: db.prepare<[number], { ord: number; ids: string }>('SELECT ord, ids FROM acked_batches WHERE ord > ? ORDER BY ord ASC'),
     ackRemember: db.prepare<[string]>('INSERT INTO acked_batches (ids) VALUES (?)'),
     ackPrune: db.prepare<[number]>('DELETE FROM acked_batches WHERE ord <= ?'),
     // One pass over the covering index items_stats, never over the rows themselves.
-    totals: db.prepare<[], { depth: number; bytes: number }>('SELECT count(*) AS depth, coalesce(sum(bytes), 0) AS bytes FROM items'),
+    depth: db.prepare<[], number>('SELECT count(*) FROM items').pluck(),
     byPriority: db.prepare<[], { priority: number; depth: number; bytes: number; oldest: number }>(
       'SELECT priority, count(*) AS depth, sum(bytes) AS bytes, min(created_at) AS oldest FROM items GROUP BY priority',
     ),

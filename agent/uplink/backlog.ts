@@ -1,7 +1,5 @@
 import type { Logger } from 'pino';
-import type { QueueItem, SampleQueue } from '../queue/types.js';
-import type { SampleMeta } from '../../shared/schemas/messages.js';
-import { encodeSampleJson } from './sample-encoder.js';
+import type { BacklogSource, EncodedSample, LeasedBatch, LeaseRequest, UnsendableItem } from './backlog-source.js';
 
 /**
  * One leased sample on its way out. `state`:
@@ -24,18 +22,35 @@ export interface Track {
 
 /** Options of {@link Backlog}. */
 export interface BacklogOptions {
-  queue: SampleQueue;
+  source: BacklogSource;
   topic: string;
   maxMessageBytes: number;
   leaseMs: number;
   leaseMaxBytes: number;
   log: Logger;
+  /** A lease that answered with a promise has landed: pump again. */
+  onFetched: () => void;
+  /**
+   * With an asynchronous source: items to keep leased ahead of the one being sent (ready
+   * here or on their way), so a slow answer from the worker (a busy host schedules it
+   * late) does not stall the publishing. Default: one lease batch.
+   */
+  leaseAhead?: number;
 }
+
+/** Lease requests on their way at once, at most (the worker answers them in order). */
+const MAX_FETCHES = 2;
 
 /**
  * The forwarder's view of the durable queue: leases items in the queue's order (priority,
- * then FIFO), turns each into its messages, and hands them out one message at a time. It
- * remembers what it sent so a re-lease (lease expired without an ack) counts as a resend.
+ * then FIFO), encoded into messages by its {@link BacklogSource}, and hands them out one
+ * message at a time. It remembers what it sent so a re-lease (lease expired without an ack)
+ * counts as a resend.
+ *
+ * With a source that answers later (the drain worker), up to `leaseAhead` items are kept
+ * leased ahead of the one being sent (ready here or on their way), so the event loop does not
+ * wait for the queue; a batch that lands after the leases were given back (disconnect, stop)
+ * is released.
  */
 export class Backlog {
   /** Leased tracks in lease order with messages left to publish. */
@@ -49,30 +64,114 @@ export class Backlog {
   private readonly cutOff = new Set<string>();
   /** Ids already logged as unsendable, so a stuck item logs once, not at every lease expiry. */
   private readonly reportedUnsendable = new Set<string>();
+  /** Lease requests on their way from an asynchronous source, and the items they asked for. */
+  private fetches = 0;
+  private fetchingItems = 0;
+  /** The last asynchronous lease found nothing: ask again only after {@link wake}. */
+  private drained = false;
+  /** The source answers with promises (learnt from its first answer): worth asking ahead. */
+  private async = false;
+  /** Bumped when leases are given back, so a batch that lands afterwards is released, not sent. */
+  private generation = 0;
 
   constructor(private readonly opts: BacklogOptions) {}
 
+  /** A lease is in flight: more is coming, the backlog is not idle. */
+  get pending(): boolean {
+    return this.fetches > 0;
+  }
+
+  /** Something may have changed in the queue (new captures, expired leases, a reconnect). */
+  wake(): void {
+    this.drained = false;
+  }
+
   /**
    * The track whose next message should go out now, leasing up to `leaseMax` items when
-   * nothing is ready. Undefined when the queue has nothing leasable.
+   * nothing is ready. Undefined when nothing is ready now: the queue has nothing leasable,
+   * or (see {@link pending}) a lease is on its way and `onFetched` will say when it lands.
    */
   nextTrack(leaseMax: number): Track | undefined {
     for (;;) {
       while (this.head < this.ready.length) {
         const track = this.ready[this.head] as Track;
-        if (track.state === 'sending' && track.next < track.messages.length) return track;
+        if (track.state === 'sending' && track.next < track.messages.length) {
+          if (this.async && this.fetches < MAX_FETCHES && !this.drained && this.ready.length - this.head + this.fetchingItems + leaseMax <= Math.max(leaseMax, this.opts.leaseAhead ?? leaseMax)) {
+            this.prefetch(leaseMax);
+          }
+          return track;
+        }
         this.head++;
       }
       this.ready = [];
       this.head = 0;
-      const items = this.opts.queue.lease(Math.max(1, leaseMax), this.opts.leaseMs, { maxBytes: this.opts.leaseMaxBytes });
-      if (items.length === 0) return undefined;
-      for (const item of items) this.admit(item);
+      if (this.fetches > 0 || this.drained) return undefined;
+      const got = this.opts.source.lease(this.request(leaseMax));
+      if (got instanceof Promise) {
+        this.await(got, leaseMax);
+        return undefined;
+      }
+      if (got.samples.length === 0 && got.unsendable.length === 0) return undefined;
+      this.admitBatch(got);
     }
+  }
+
+  /** Ask an asynchronous source for the next batch before this one runs out (one that answers at once is asked when nothing is ready). */
+  private prefetch(leaseMax: number): void {
+    let got: LeasedBatch | Promise<LeasedBatch>;
+    try {
+      got = this.opts.source.lease(this.request(leaseMax));
+    } catch (err) {
+      this.opts.log.error({ err }, 'leasing from the queue failed');
+      return;
+    }
+    if (got instanceof Promise) this.await(got, leaseMax);
+    else this.admitBatch(got);
+  }
+
+  private request(leaseMax: number): LeaseRequest {
+    return { max: Math.max(1, leaseMax), leaseMs: this.opts.leaseMs, maxBytes: this.opts.leaseMaxBytes, topic: this.opts.topic, maxMessageBytes: this.opts.maxMessageBytes };
+  }
+
+  private await(got: Promise<LeasedBatch>, items: number): void {
+    this.async = true;
+    this.fetches++;
+    this.fetchingItems += items;
+    const landed = (): void => {
+      this.fetches--;
+      this.fetchingItems -= items;
+    };
+    const generation = this.generation;
+    got.then(
+      (batch) => {
+        landed();
+        if (generation !== this.generation) {
+          // The leases were given back meanwhile (disconnect, stop): these go back too.
+          const ids = batch.samples.map((s) => s.id);
+          if (ids.length > 0) void Promise.resolve(this.opts.source.release(ids)).catch((err: unknown) => this.opts.log.warn({ err, count: ids.length }, 'releasing leases failed'));
+          return;
+        }
+        if (batch.samples.length === 0 && batch.unsendable.length === 0) this.drained = true;
+        else this.admitBatch(batch);
+        this.opts.onFetched();
+      },
+      (err: unknown) => {
+        landed();
+        // Storage trouble: try again at the next poll rather than spin.
+        this.drained = true;
+        this.opts.log.error({ err }, 'leasing from the queue failed');
+      },
+    );
+  }
+
+  private admitBatch(batch: LeasedBatch): void {
+    for (const item of batch.unsendable) this.markUnsendable(item);
+    for (const sample of batch.samples) this.admit(sample);
   }
 
   /** Tracks that were leased but are not completely sent; marks them dropped. */
   takeUnsent(): string[] {
+    this.generation++;
     const ids: string[] = [];
     for (const track of this.tracks.values()) {
       if (track.state !== 'sending') continue;
@@ -110,35 +209,16 @@ export class Backlog {
     }
   }
 
-  private admit(item: QueueItem): void {
-    const previous = this.tracks.get(item.id);
+  private admit(sample: EncodedSample): void {
+    const previous = this.tracks.get(sample.id);
     // Leased again after we published it: the lease expired before the fleet acked, or it
-    // was given back when a publish was cut off. (Not `item.attempts`: that also counts
-    // releases of items leased but never published.)
+    // was given back when a publish was cut off. (Not the queue's `attempts`: that also
+    // counts releases of items leased but never published.)
     if (previous) previous.state = 'dropped';
-    if (this.cutOff.delete(item.id) || previous) this.resent++;
-    const messages = this.encode(item);
-    if (!messages) return;
-    const track: Track = { id: item.id, priority: item.priority, messages, next: 0, pubacked: 0, state: 'sending', sentAt: 0 };
-    this.tracks.set(item.id, track);
+    if (this.cutOff.delete(sample.id) || previous) this.resent++;
+    const track: Track = { id: sample.id, priority: sample.priority, messages: sample.messages, next: 0, pubacked: 0, state: 'sending', sentAt: 0 };
+    this.tracks.set(sample.id, track);
     this.ready.push(track);
-  }
-
-  private encode(item: QueueItem): Buffer[] | undefined {
-    // The queue id is what the fleet acks (as sample_id): they must agree or nothing is ever deleted.
-    if (!looksLikeSample(item)) {
-      this.markUnsendable(item, new Error('queue item is not a sample (meta.sample_id must equal the queue id)'));
-      return undefined;
-    }
-    try {
-      return encodeSampleJson(item.metaJson, () => item.meta as unknown as SampleMeta, item.blob ?? new Uint8Array(0), {
-        topic: this.opts.topic,
-        maxMessageBytes: this.opts.maxMessageBytes,
-      });
-    } catch (err) {
-      this.markUnsendable(item, err);
-      return undefined;
-    }
   }
 
   /**
@@ -146,28 +226,11 @@ export class Backlog {
    * sample we cannot send is retried slowly rather than spinning, and is never deleted
    * without the fleet having it.
    */
-  private markUnsendable(item: QueueItem, err: unknown): void {
+  private markUnsendable(item: UnsendableItem): void {
     this.unsendable++;
     if (this.reportedUnsendable.has(item.id)) return;
     if (this.reportedUnsendable.size >= 1000) this.reportedUnsendable.clear();
     this.reportedUnsendable.add(item.id);
-    this.opts.log.error({ err, id: item.id, kind: item.kind, bytes: item.bytes }, 'queued item cannot be sent; left in the queue');
+    this.opts.log.error({ err: item.error, id: item.id, kind: item.kind, bytes: item.bytes }, 'queued item cannot be sent; left in the queue');
   }
-}
-
-/**
- * True when the item's meta names it as `sample_id` and has an `input` object.
- *
- * Accepted on the stored JSON text when it starts with `{"sample_id":<the id>,` (the agent
- * builds meta with sample_id first, and JSON.stringify escapes the id the same way every
- * time) and contains `"input":{`, which spares a JSON.parse per sample; anything else is
- * decided on the decoded meta. In JSON text, `"input":{` with unescaped quotes can only be a
- * key (quotes inside strings are escaped); a nested `input` object would pass the text test,
- * which only means the fleet refuses that sample instead of this check.
- */
-function looksLikeSample(item: QueueItem): boolean {
-  const json = item.metaJson;
-  if (json.startsWith(`{"sample_id":${JSON.stringify(item.id)},`) && json.includes('"input":{')) return true;
-  const meta = item.meta as unknown as Partial<SampleMeta>;
-  return typeof meta.sample_id === 'string' && meta.sample_id === item.id && typeof meta.input === 'object';
 }

@@ -6,6 +6,8 @@ import { sampleAck } from '../../shared/schemas/messages.js';
 import { topics } from '../../shared/topics.js';
 import { parseJsonWith } from '../../shared/validate.js';
 import { Backlog } from './backlog.js';
+import { queueSource } from './backlog-source.js';
+import type { BacklogSource } from './backlog-source.js';
 import type { Track } from './backlog.js';
 import { AWS_IOT_MAX_MESSAGE_BYTES } from '../../shared/wire/chunking.js';
 import { PublishLimiter, WAIT_FOR_SLOT } from './limits.js';
@@ -29,7 +31,14 @@ export type AckMode = 'fleet' | 'puback';
 /** Options of {@link Forwarder}. */
 export interface ForwarderOptions {
   deviceId: string;
+  /** The durable queue (its depth is reported in stats). */
   queue: SampleQueue;
+  /**
+   * Where leases, acks and releases go. Default: `queue` in this thread. The agent passes a
+   * `DrainWorker` (drain-worker.ts) over its SQLite queue file, so reading rows, encoding and deleting
+   * acked rows run in a worker thread and the event loop only publishes.
+   */
+  source?: BacklogSource;
   uplink: Uplink;
   /** Parent logger; the forwarder logs through a child `{ component: 'uplink' }`. */
   logger: Logger;
@@ -40,13 +49,16 @@ export interface ForwarderOptions {
    */
   ackTimeoutMs?: number;
   /**
-   * Collect deletions for this long before one `ack()` call (one SQLite transaction).
+   * Collect deletions for this long before one `ack()` call (one SQLite transaction); default
+   * the source's preferred time, else 10.
    * Deleting late is safe: the items stay leased meanwhile, and after a crash they are only
    * sent again. Flushed at once when the drain is over (nothing to send, nothing in flight).
-   * Default 10.
    */
   ackBatchMs?: number;
-  /** Most items per `lease()` call (one SQLite transaction). Default 64, fewer when the rate cap could not send them within half a lease. */
+  /**
+   * Most items per `lease()` call (one SQLite transaction). Default the source's preferred
+   * batch, else 64; fewer when the rate cap could not send them within half a lease.
+   */
   leaseBatch?: number;
   /** Bytes per `lease()` call, bounding the memory a batch of big samples takes. Default 8 MiB, less when the bandwidth cap could not send them within half a lease. */
   leaseMaxBytes?: number;
@@ -119,6 +131,7 @@ type Counters = Omit<ForwarderStats, 'resent' | 'live_dropped' | 'unsendable' | 
 export class Forwarder {
   private readonly log: Logger;
   private readonly queue: SampleQueue;
+  private readonly source: BacklogSource;
   private readonly uplink: Uplink;
   private readonly clock: Clock;
   private readonly timers: Timers;
@@ -143,12 +156,15 @@ export class Forwarder {
   private pendingAcks: string[] = [];
   private ackFlushTimer: unknown;
   private readonly unlisten: Array<() => void> = [];
+  /** Acks handed to an asynchronous source and not yet answered. */
+  private readonly acksInFlight = new Set<Promise<unknown>>();
   /** The uplink's callback publish when it has one (no Promise per message), else its Promise one. */
   private readonly send: (topic: string, payload: Uint8Array, opts: PublishOptions | undefined, done: (err?: unknown) => void) => void;
 
   constructor(opts: ForwarderOptions) {
     this.log = opts.logger.child({ component: 'uplink' });
     this.queue = opts.queue;
+    this.source = opts.source ?? queueSource(opts.queue);
     this.uplink = opts.uplink;
     const uplink = opts.uplink;
     const publishCallback = uplink.publishCallback?.bind(uplink);
@@ -168,17 +184,22 @@ export class Forwarder {
     // holds leased items until they expire unsent (and come back as spurious resends).
     const halfLeaseS = this.ackTimeoutMs / 2000;
     const rateCap = limits.publishesPerS === undefined ? 100 : limits.publishesPerS;
-    this.leaseBatch = Math.max(1, Math.min(opts.leaseBatch ?? 64, rateCap === null ? Infinity : Math.floor(rateCap * halfLeaseS)));
+    this.leaseBatch = Math.max(1, Math.min(opts.leaseBatch ?? this.source.preferredLeaseBatch ?? 64, rateCap === null ? Infinity : Math.floor(rateCap * halfLeaseS)));
     // Queue bytes are raw; on the wire the blob grows by 4/3 (base64), hence the 3/4.
     const leaseMaxBytes = Math.min(opts.leaseMaxBytes ?? 8 * 1024 * 1024, limits.bytesPerS ? Math.floor(limits.bytesPerS * halfLeaseS * 0.75) : Infinity);
-    this.ackBatchMs = Math.max(0, opts.ackBatchMs ?? 10);
+    this.ackBatchMs = Math.max(0, opts.ackBatchMs ?? this.source.preferredAckBatchMs ?? 10);
     this.pollMs = opts.pollMs ?? 1000;
     this.samplesTopic = opts.samplesTopic ?? topics.samples(opts.deviceId);
     this.acksTopic = opts.acksTopic ?? topics.acks(opts.deviceId);
     this.limiter = new PublishLimiter(limits, this.clock);
     this.live = new LiveLane(opts.liveCapacity ?? 100);
+    // Leased ahead of sending (with the drain worker): a second batch rides out a late answer
+    // from the worker on a busy host, within what the caps let us send in half a lease.
+    const leaseAhead = limits.bytesPerS ? this.leaseBatch : Math.max(this.leaseBatch, Math.min(2 * this.leaseBatch, rateCap === null ? Infinity : Math.floor(rateCap * halfLeaseS)));
     this.backlog = new Backlog({
-      queue: this.queue,
+      source: this.source,
+      leaseAhead,
+      onFetched: () => this.schedulePump(),
       topic: this.samplesTopic,
       maxMessageBytes: opts.maxMessageBytes ?? AWS_IOT_MAX_MESSAGE_BYTES,
       leaseMs: this.ackTimeoutMs,
@@ -232,6 +253,7 @@ export class Forwarder {
   /** New items were enqueued: look at the queue now rather than at the next poll. */
   notify(): void {
     this.backlogIdle = false;
+    this.backlog.wake();
     this.schedulePump();
   }
 
@@ -252,6 +274,7 @@ export class Forwarder {
   private onConnected(): void {
     if (!this.running) return;
     this.backlogIdle = false;
+    this.backlog.wake();
     this.log.info({ ackMode: this.ackMode, live: this.live.length }, 'uplink up: draining');
     this.schedulePump();
   }
@@ -268,13 +291,19 @@ export class Forwarder {
     this.flushAcks();
     const ids = this.backlog.takeUnsent();
     if (ids.length === 0) return;
-    try {
-      this.queue.release(ids);
-    } catch (err) {
-      // The leases expire on their own; nothing is lost, items only come back later.
-      this.log.warn({ err, count: ids.length }, 'releasing leases failed');
-    }
+    this.release(ids);
     this.log.info({ reason, released: ids.length }, 'draining paused; unsent samples released');
+  }
+
+  /** Give leases back; a failure only delays the items (the leases expire on their own, nothing is lost). */
+  private release(ids: string[]): void {
+    const failed = (err: unknown): void => this.log.warn({ err, count: ids.length }, 'releasing leases failed');
+    try {
+      const done = this.source.release(ids);
+      if (done) done.catch(failed);
+    } catch (err) {
+      failed(err);
+    }
   }
 
   private schedulePump(): void {
@@ -301,7 +330,8 @@ export class Forwarder {
         // a transaction per message. A batch drains in well under a lease at any sane rate cap.
         track = this.nextTrack(this.leaseBatch);
         if (!track) {
-          this.backlogIdle = true;
+          // A lease on its way pumps again when it lands.
+          if (!this.backlog.pending) this.backlogIdle = true;
           return;
         }
         payload = track.messages[track.next] as Buffer;
@@ -398,7 +428,7 @@ export class Forwarder {
         this.log.warn({ err, id: track.id }, 'sample publish failed; retrying after the lease expires');
       } else {
         this.backlog.noteCutOff(track.id);
-        this.queue.release([track.id]);
+        this.release([track.id]);
       }
     }
     this.schedulePump();
@@ -452,12 +482,24 @@ export class Forwarder {
     if (this.pendingAcks.length === 0) return;
     const ids = this.pendingAcks;
     this.pendingAcks = [];
+    // Not deleted means sent again later: duplicates, never loss.
+    const failed = (err: unknown): void => this.log.error({ err, count: ids.length }, 'deleting acked samples failed');
     try {
-      this.counters.acked += this.queue.ack(ids);
+      const deleted = this.source.ack(ids);
+      if (typeof deleted === 'number') {
+        this.counters.acked += deleted;
+        return;
+      }
+      const settled = deleted.then((n) => void (this.counters.acked += n), failed).finally(() => this.acksInFlight.delete(settled));
+      this.acksInFlight.add(settled);
     } catch (err) {
-      // Not deleted means sent again later: duplicates, never loss.
-      this.log.error({ err, count: ids.length }, 'deleting acked samples failed');
+      failed(err);
     }
+  }
+
+  /** Resolves when every ack handed to the source so far is answered (committed or failed). */
+  async acksSettled(): Promise<void> {
+    while (this.acksInFlight.size > 0) await Promise.all([...this.acksInFlight]);
   }
 
   private wakeAfter(ms: number): void {
@@ -476,6 +518,7 @@ export class Forwarder {
       // Twice the lease: by then the queue has handed the item out again (counted as a resend) or it was acked.
       this.backlog.forgetStale(this.clock.now(), 2 * this.ackTimeoutMs);
       this.backlogIdle = false;
+      this.backlog.wake();
       this.schedulePump();
       this.armPoll();
     }, this.pollMs);

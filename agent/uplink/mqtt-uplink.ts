@@ -217,6 +217,11 @@ export class MqttUplink extends UplinkBase<MqttClient> {
     let lastError: Error | undefined;
     let closed = false;
     client.on('connect', (connack) => {
+      // Nagle off: QoS 1 publishes and their PUBACKs are small writes in both directions, and
+      // with Nagle a full window can wait for the peer's delayed ACK (40 ms on Linux) before the
+      // next segment leaves. Measured in the drain benchmark: gaps of 42-44 ms between publishes,
+      // ~2.5k msgs/s against the bare client's 20k+ on loopback.
+      setNoDelay(client);
       if (session === this.session) void this.onConnected(client, session, connack.sessionPresent);
     });
     client.on('message', (topic, payload) => this.dispatch(topic, payload));
@@ -277,4 +282,10 @@ export class MqttUplink extends UplinkBase<MqttClient> {
       if (topicMatches(filter, topic)) this.deliver(handlers, topic, payload);
     }
   }
+}
+
+/** TCP_NODELAY on the client's socket (TCP or TLS); other transports (WebSocket) have none to set. */
+function setNoDelay(client: MqttClient): void {
+  const stream = (client as unknown as { stream?: { setNoDelay?: (on: boolean) => unknown } }).stream;
+  stream?.setNoDelay?.(true);
 }

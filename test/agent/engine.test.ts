@@ -34,6 +34,19 @@ describe('inference pool (worker threads)', () => {
     }
   });
 
+  it('reports the worker hand-off apart from the run: round trip minus the time the worker held the request', async () => {
+    const pool = await mlpPool();
+    try {
+      const t0 = performance.now();
+      const r = await pool.infer(new Float32Array(16));
+      const total = performance.now() - t0;
+      expect(r.handoffMs).toBeGreaterThan(0);
+      expect(r.handoffMs + r.runMs).toBeLessThanOrEqual(total);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('micro-batches queued requests and splits the outputs back per caller', async () => {
     const pool = await mlpPool({ maxBatch: 8 });
     try {

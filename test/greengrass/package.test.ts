@@ -112,7 +112,7 @@ describe('npm run package:greengrass (x86_64)', () => {
     });
     expect(a.sha256).toBe(createHash('sha256').update(zipBytes).digest('hex'));
     const names = new AdmZip(a.zip).getEntries().map((e) => e.entryName);
-    expect(names).toEqual(expect.arrayContaining(['main.js', 'worker.js', 'package.json', 'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node', 'node_modules/better-sqlite3/build/Release/better_sqlite3.node', 'node_modules/aws-crt/dist/bin/linux-x64-glibc/aws-crt-nodejs.node']));
+    expect(names).toEqual(expect.arrayContaining(['main.js', 'worker.js', 'drain-thread.js', 'package.json', 'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node', 'node_modules/better-sqlite3/build/Release/better_sqlite3.node', 'node_modules/aws-crt/dist/bin/linux-x64-glibc/aws-crt-nodejs.node']));
     expect(names.some((n) => n.startsWith('node_modules/@img/sharp-linux-x64/'))).toBe(true);
     expect(names.some((n) => n.startsWith('node_modules/@img/sharp-libvips-linux-x64/'))).toBe(true);
     // Pruned to the target: no other platform's binaries, no build-time packages.

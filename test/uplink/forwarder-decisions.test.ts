@@ -5,6 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryQueue } from '../../agent/queue/memory-queue.js';
 import type { SampleQueue } from '../../agent/queue/types.js';
+import { queueSource } from '../../agent/uplink/backlog-source.js';
+import type { BacklogSource, LeasedBatch } from '../../agent/uplink/backlog-source.js';
 import { Forwarder } from '../../agent/uplink/forwarder.js';
 import type { ForwarderOptions } from '../../agent/uplink/forwarder.js';
 import { sampleMessage } from '../../shared/schemas/messages.js';
@@ -264,5 +266,78 @@ describe('Forwarder lease sizing', () => {
     await uplink.connect();
     await settle();
     expect(50 - queue.lease(100, 1).length).toBe(20);
+  });
+});
+
+/**
+ * A source that answers later, as the drain worker does: every lease waits until the test
+ * lets it land, so what the forwarder does meanwhile can be checked.
+ */
+function deferredSource(queue: SampleQueue) {
+  const inner = queueSource(queue);
+  const waiting: Array<() => void> = [];
+  const leases: number[] = [];
+  const source: BacklogSource = {
+    lease: (req) =>
+      new Promise<LeasedBatch>((resolve) => {
+        leases.push(req.max);
+        // Leased now (as the worker leases when the request reaches it), handed over when released.
+        const batch = inner.lease(req) as LeasedBatch;
+        waiting.push(() => resolve(batch));
+      }),
+    ack: (ids) => Promise.resolve(inner.ack(ids) as number),
+    release: (ids) => Promise.resolve(inner.release(ids)),
+  };
+  return { source, leases, land: () => waiting.splice(0).forEach((f) => f()) };
+}
+
+describe('Forwarder with an asynchronous source (the drain worker)', () => {
+  it('publishes once the lease lands, asks for the next batch ahead, and deletes on PUBACK', async () => {
+    const time = new FakeTime();
+    const queue: SampleQueue = createMemoryQueue({ quotaBytes: 64 * 1024 * 1024, clock: time });
+    queue.enqueueMany(Array.from({ length: 30 }, (_, i) => sampleItem(`s-${String(i).padStart(3, '0')}`, 100, 5, DEVICE)));
+    const { source, leases, land } = deferredSource(queue);
+    const uplink = new ManualUplink();
+    const { logger } = captureLogger();
+    const forwarder = new Forwarder({ deviceId: DEVICE, queue, source, uplink, logger, clock: time, timers: time, ackMode: 'puback', leaseBatch: 10, limits: { publishesPerS: null, maxInflight: 4 } });
+    await forwarder.start();
+    await uplink.connect();
+    await settle();
+    expect(uplink.published).toHaveLength(0); // nothing to send until the lease lands
+    expect(leases).toEqual([10]);
+    land();
+    await settle();
+    expect(uplink.published).toHaveLength(4);
+    // Ten ready, and the lookahead asks for more before they run out, a few batches at most.
+    expect(leases.length).toBeGreaterThan(1);
+    expect(leases.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(40);
+    for (const p of uplink.inflight()) p.ack();
+    await settle();
+    time.advance(20); // the ack batch timer
+    await settle();
+    await forwarder.acksSettled();
+    expect(forwarder.stats().acked).toBe(4);
+    expect(queue.stats().depth).toBe(26);
+    forwarder.stop();
+  });
+
+  it('gives back a batch that lands after the connection dropped, rather than holding its leases', async () => {
+    const time = new FakeTime();
+    const queue: SampleQueue = createMemoryQueue({ quotaBytes: 64 * 1024 * 1024, clock: time });
+    queue.enqueueMany(Array.from({ length: 5 }, (_, i) => sampleItem(`s-${i}`, 100, 5, DEVICE)));
+    const { source, land } = deferredSource(queue);
+    const uplink = new ManualUplink();
+    const { logger } = captureLogger();
+    const forwarder = new Forwarder({ deviceId: DEVICE, queue, source, uplink, logger, clock: time, timers: time, limits: { publishesPerS: null } });
+    await forwarder.start();
+    await uplink.connect();
+    await settle();
+    uplink.down();
+    land();
+    await settle();
+    expect(uplink.published).toHaveLength(0);
+    // Released at once: all five are leasable again (a held lease would hide them for ackTimeoutMs).
+    expect(queue.lease(10, 1000)).toHaveLength(5);
+    forwarder.stop();
   });
 });
