@@ -1,25 +1,14 @@
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { DRIFT_KEEP, DriftHistory } from '../../../fleet/app/training/drift-history.js';
 import { PROGRESS_KEEP, ProgressLog, type LoopProgress } from '../../../fleet/app/training/progress.js';
 import type { DeviceRecord } from '../../../fleet/core/devices/state.js';
+import { captureLogger } from '../../helpers/agent.js';
 
-function logLines(): { log: pino.Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { log: pino({ level: 'info' }, sink), lines };
-}
 
 describe('the learning loop\'s progress log', () => {
   it('numbers lines across runs, keeps each run\'s apart (the last PROGRESS_KEEP), stamps them with the clock', () => {
     let now = Date.UTC(2026, 0, 1);
-    const p = new ProgressLog({ clock: { now: () => now }, log: logLines().log });
+    const p = new ProgressLog({ clock: { now: () => now }, log: captureLogger().log });
     const a = p.forRun('run_a', 'digits');
     const b = p.forRun('run_b', 'pets');
     a('queued', 'a starts');
@@ -40,7 +29,7 @@ describe('the learning loop\'s progress log', () => {
   });
 
   it('a run\'s own listener hears that run only, subscribers hear every run; a listener that throws is logged and ignored', () => {
-    const { log, lines } = logLines();
+    const { log, lines } = captureLogger();
     const p = new ProgressLog({ clock: { now: () => 0 }, log });
     const own: LoopProgress[] = [];
     const all: string[] = [];
