@@ -17,7 +17,10 @@ describe('an offline device', () => {
     // The device the rollout picks first (a canary): the hardest place to be missing.
     const away = [...devs].sort((a, b) => (deviceRank(ID, a.id) < deviceRank(ID, b.id) ? -1 : 1))[0]!;
     await stopAgent(away);
-    await until(`${away.id} is offline`, () => svc.ctx.devices.get(away.id).state === 'offline');
+    // The agent says it is going offline only while its uplink is connected; when that last
+    // status is not sent, the fleet marks it offline after 60 s without a message (the registry's
+    // offlineAfterMs), so wait past that.
+    await until(`${away.id} is offline`, () => svc.ctx.devices.get(away.id).state === 'offline', 75_000);
 
     // A device that never reports only ever makes a gate wait: with min_reporting_ratio 0.5 a
     // canary of 2 needs one reporting device, so the missing one cannot stall the rollout.
