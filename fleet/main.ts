@@ -1,4 +1,5 @@
 /** Process entry for `edgeloop` (bin/ loads the compiled twin of this file). */
+import '../shared/no-telemetry.js';
 import { runMain } from '../shared/cli.js';
 import { main } from './edges/cli/main.js';
 

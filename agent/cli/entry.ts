@@ -1,4 +1,5 @@
 /** Process entry for `edgeloop-agent` (bin/ loads the compiled twin of this file). */
+import '../../shared/no-telemetry.js';
 import { runMain } from '../../shared/cli.js';
 import { main } from './main.js';
 

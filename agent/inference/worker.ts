@@ -3,6 +3,7 @@
  * on for the whole inference (FACTS: onnxruntime #19611), so it runs here, never on the main
  * thread where MQTT keepalives, SQLite writes and HTTP must stay responsive.
  */
+import '../../shared/no-telemetry.js';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { fromWire, toWire, type LoadInfo, type SessionSettings, type WireTensor, type WorkerRequest, type WorkerResponse } from './protocol.js';
