@@ -77,6 +77,7 @@ export class Agent {
     this.metrics.gauge('edgeloop_queue_evicted_total', 'Samples evicted for space since the queue was created', () => queue.stats().evictedTotal);
     this.metrics.gauge('edgeloop_uplink_connected', '1 when the uplink is connected', () => (this.uplink?.isConnected() ? 1 : 0));
     this.metrics.gauge('edgeloop_uplink_acked_total', 'Samples acknowledged and deleted since start', () => this.forwarder?.stats().acked ?? 0);
+    this.metrics.gauge('edgeloop_uplink_nacked_total', 'Refusals from the fleet (rate limit, quota, too large) since start; the samples stay queued', () => this.forwarder?.stats().nacked ?? 0);
   }
 
   static async start(config: Readonly<AgentConfig>, opts: AgentOptions): Promise<Agent> {
