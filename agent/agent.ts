@@ -328,13 +328,24 @@ export class Agent {
       oldest_age_s: q.oldestCreatedAt === null ? null : Math.max(0, (this.clock.now() - q.oldestCreatedAt) / 1000),
     });
     const shadow = this.service.takeShadowTelemetry();
-    this.forwarder?.sendLive(topics.telemetry(this.config.device_id), Buffer.from(JSON.stringify(shadow ? { ...t, shadow } : t)));
+    const degraded = this.uplink?.degraded?.() ?? null;
+    this.forwarder?.sendLive(topics.telemetry(this.config.device_id), Buffer.from(JSON.stringify({ ...t, ...(shadow ? { shadow } : {}), ...(degraded ? { uplink: { degraded } } : {}) })));
   }
 
   private async startInputs(): Promise<void> {
     const infer = (input: ModelInput, ctx: InferContext): Promise<InferResult[]> => this.infer(input, ctx);
     if (this.config.http.enabled) {
-      this.http = createHttpApi({ infer, health: () => this.health(), metrics: () => this.renderMetrics(), log: this.log, maxBodyBytes: this.config.http.max_body_bytes });
+      const h = this.config.http;
+      this.http = createHttpApi({
+        infer,
+        health: () => this.health(),
+        metrics: () => this.renderMetrics(),
+        log: this.log,
+        maxBodyBytes: h.max_body_bytes,
+        maxTensorValues: () => this.service.activeRuntime?.maxTensorValues ?? null,
+        ...(h.token !== undefined ? { token: h.token } : {}),
+        allowedHosts: h.allowed_hosts,
+      });
       this.httpUrl = (await listen(this.http, this.config.http.port, this.config.http.host)).url;
     }
     const w = this.config.watch;
@@ -365,15 +376,17 @@ export class Agent {
   health(): { ok: boolean; [k: string]: unknown } {
     const q = this.queue.stats();
     const active = this.service.activeRef;
+    const degraded = this.uplink?.degraded?.() ?? null;
     return {
       ok: active !== null,
-      status: active ? 'ok' : 'no_model',
+      // Still serving (200), but someone should look: the device cannot hear the fleet.
+      status: !active ? 'no_model' : degraded ? 'degraded' : 'ok',
       device_id: this.config.device_id,
       agent_version: AGENT_VERSION,
       model: active ? { ...active, execution_provider: this.service.activeRuntime?.executionProvider } : null,
       previous: this.store.current.previous,
       queue: { depth: q.depth, bytes: q.bytes, quota_bytes: q.quotaBytes, evicted_total: q.evictedTotal },
-      uplink: this.uplink ? { kind: this.uplink.name, connected: this.uplink.isConnected(), ...(this.forwarder ? { forwarder: this.forwarder.stats() } : {}) } : null,
+      uplink: this.uplink ? { kind: this.uplink.name, connected: this.uplink.isConnected(), degraded, ...(this.forwarder ? { forwarder: this.forwarder.stats() } : {}) } : null,
       watch: this.watcher ? this.watcher.stats : null,
     };
   }

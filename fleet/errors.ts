@@ -28,6 +28,8 @@ export const FleetErrors = defineCatalogue('FLEET', {
   DEVICE_UNKNOWN: { status: 404, text: 'no such device' },
   /** Device ids are unique: a device with this id is already registered. */
   DEVICE_EXISTS: { status: 409, text: 'a device with this id is already registered' },
+  /** Desired states could not be handed to the rollout backend (broker down, AWS throttling); logged with the retry delay, retried with backoff until delivered. */
+  DELIVERY_FAILED: { status: 503, text: 'desired states could not be delivered; retrying' },
   /** An MQTT packet over the embedded broker's size limit (`broker.max_packet_bytes`); the connection is closed at the packet's header. */
   MQTT_PACKET_TOO_LARGE: { status: 413, text: 'MQTT packet is over the broker size limit' },
   /** A sample's meta names another device than the one that sent it. */

@@ -16,6 +16,14 @@ function truncateValue(v: unknown, depth: number): unknown {
     return kept;
   }
   if (Buffer.isBuffer(v) || ArrayBuffer.isView(v)) return `[${v.byteLength} bytes]`;
+  if (v instanceof Error) {
+    // Still an Error, so pino's serializer names its type; message and stack cut to size.
+    const copy = new Error(truncateValue(v.message, depth + 1) as string);
+    copy.name = v.name;
+    copy.stack = truncateValue(v.stack, depth + 1) as string;
+    for (const [k, x] of Object.entries(v)) (copy as unknown as Record<string, unknown>)[k] = truncateValue(x, depth + 1);
+    return copy;
+  }
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v)) out[k] = truncateValue(x, depth + 1);
   return out;

@@ -119,6 +119,7 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
         }),
     });
     down.push('rollouts', async () => {
+      rollouts.close();
       await rollouts.settled();
       rollouts.flush();
     });

@@ -133,6 +133,8 @@ export const telemetry = z.object({
   shadow: z
     .object({ model: modelRef, count: z.number().int().nonnegative(), agreement: z.number().min(0).max(1).nullable(), confidence_mean: z.number().nullable(), latency_p95_ms: z.number().nullable() })
     .optional(),
+  /** Present when the uplink is degraded: connected, but a subscription failed (see the agent's `/healthz`). */
+  uplink: z.object({ degraded: z.string().max(512) }).optional(),
 });
 export type Telemetry = z.infer<typeof telemetry>;
 
