@@ -51,6 +51,7 @@ export class Agent {
   private forwarder: Forwarder | null = null;
   private drainWorker: DrainWorker | null = null;
   private telemetryTimer: NodeJS.Timeout | null = null;
+  private reclaimTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
   private readonly clock: Clock;
   private switching: Promise<unknown> = Promise.resolve();
@@ -105,6 +106,7 @@ export class Agent {
       agent.installed = await store.list();
       await agent.startUplink();
       await agent.startInputs();
+      agent.startReclaim();
     } catch (err) {
       await agent.stop();
       throw err;
@@ -318,6 +320,37 @@ export class Agent {
     this.telemetryTimer.unref();
   }
 
+  /**
+   * Give disk back after a backlog drains: every `queue.reclaim_interval_s`, free pages go back
+   * in steps of 256 pages (1 MiB), yielding between steps so captures and inference never
+   * wait behind more than one. A gateway with a small disk gets its space back without a
+   * stop-the-world VACUUM.
+   */
+  private startReclaim(): void {
+    const reclaim = this.queue.reclaim?.bind(this.queue);
+    if (!reclaim) return;
+    const STEP_PAGES = 256;
+    const WORTH_BYTES = 1024 * 1024;
+    const tick = async (): Promise<void> => {
+      let before = 0;
+      let after = 0;
+      try {
+        for (let step = 0; step < 4096 && this.reclaimTimer !== null; step++) {
+          const r = reclaim(STEP_PAGES);
+          if (step === 0) before = r.fileBytes + r.reclaimableBytes;
+          after = r.fileBytes;
+          if (r.reclaimableBytes < WORTH_BYTES) break;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      } catch (err) {
+        this.log.warn({ err }, 'giving queue disk space back failed; retried later');
+      }
+      if (before - after >= WORTH_BYTES) this.log.info({ file_bytes: after, freed_bytes: before - after }, 'queue disk space given back');
+      if (this.reclaimTimer !== null) this.reclaimTimer = setTimeout(() => void tick(), this.config.queue.reclaim_interval_s * 1000).unref();
+    };
+    this.reclaimTimer = setTimeout(() => void tick(), this.config.queue.reclaim_interval_s * 1000).unref();
+  }
+
   publishTelemetry(): void {
     const q = this.queue.stats();
     const t = this.service.window.take(this.config.device_id, this.service.activeRef, this.service.driftReport(), {
@@ -394,6 +427,8 @@ export class Agent {
   /** Graceful stop: inputs, then in-flight inference, then uplink, then the queue (committed). */
   async stop(): Promise<void> {
     if (this.telemetryTimer) clearInterval(this.telemetryTimer);
+    if (this.reclaimTimer) clearTimeout(this.reclaimTimer);
+    this.reclaimTimer = null;
     await this.watcher?.stop();
     await this.localMqtt?.stop();
     // Keep-alive sockets would hold the stop for their timeout (see closeHttpServer).

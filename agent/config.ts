@@ -51,6 +51,7 @@ export const agentConfigSchema = z.strictObject({
   queue: z
     .strictObject({
       quota_bytes: z.number().int().positive().default(256 * MiB).describe('Payload bytes kept before eviction (default 256 MiB).'),
+      reclaim_interval_s: z.number().positive().default(30).describe('How often disk freed by drained samples is given back to the file system (in small steps that do not hold up captures); the queue file shrinks after a backlog drains.'),
       synchronous: z.enum(['FULL', 'NORMAL']).default('FULL').describe('SQLite `synchronous` of the queue: `FULL`, an acknowledged capture survives power loss; `NORMAL`, only a process crash.'),
     })
     .prefault({}),

@@ -21,6 +21,8 @@ export const FleetErrors = defineCatalogue('FLEET', {
   NOT_FOUND: { status: 404, text: 'not found' },
   /** A missing or invalid bearer token, or device credentials (MQTT password, HTTP bearer token) that do not authenticate. Never says which part was wrong. */
   AUTH_FAILED: { status: 401, text: 'authentication failed' },
+  /** Too many failed logins from this address or as this device: refused without checking until the backoff passes (`details.retry_after_ms`); known-good credentials are not held up. */
+  AUTH_THROTTLED: { status: 429, text: 'too many failed logins; retry later' },
   /** The role does not allow the call (a labeler creating a rollout). */
   FORBIDDEN: { status: 403, text: 'the role does not allow this' },
   /** A rollout command that does not apply in the rollout's state, or a second active rollout to the same target. */

@@ -19,7 +19,7 @@ import type { RolloutBackend } from '../app/rollouts/backend.js';
 import type { RolloutManager } from '../app/rollouts/manager.js';
 import type { BaseSetSource } from '../app/training/base-source.js';
 import type { LoopSetup } from '../app/training/loop.js';
-import { FleetError } from '../errors.js';
+import { FleetError, FleetErrors } from '../errors.js';
 import { buildFleet, type RolloutBackendEnv } from './build.js';
 import { learningLoopFromContext } from './learning-loop.js';
 import { ingestLimits, parseLimitsConfig, type FleetLimitsConfig } from './limits-config.js';
@@ -109,10 +109,12 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
         host: o.host ?? '127.0.0.1',
         log: log.child({ component: 'broker' }),
         maxPacketBytes: limits.broker.max_packet_bytes,
-        authenticate: async (username, password, clientId) => {
+        authenticate: async (username, password, clientId, remote) => {
           if (username === 'fleet' && password?.toString() === fleetSecret && clientId.startsWith('edgeloop-fleet')) return { kind: 'fleet' };
           if (!username || !password || !devices) return null;
-          return (await devices.authenticate(username, password.toString())) ? { kind: 'device', id: username } : null;
+          const v = await devices.check(username, password.toString(), remote);
+          if (!v.ok && v.reason !== 'invalid') log.warn({ component: 'broker', remote, username: username.slice(0, 128), reason: v.reason, retry_after_ms: v.retryAfterMs, code: FleetErrors.AUTH_THROTTLED.code }, 'MQTT login refused without checking: too many failures');
+          return v.ok ? { kind: 'device', id: username } : null;
         },
       });
       down.push('broker', () => b.close());
