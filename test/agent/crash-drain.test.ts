@@ -84,5 +84,5 @@ describe('agent process killed while draining its backlog', () => {
     } finally {
       await sink.stop();
     }
-  });
+  }, 180_000); // two agent processes from sources, 300 captures and a rate-capped drain: ~25 s alone, over 60 s on a loaded 2-core host
 });
