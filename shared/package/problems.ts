@@ -34,6 +34,8 @@ export const PACKAGE_RULES = {
   lineage_self_parent: 'MODEL_PACKAGE_INVALID',
   /** The manifest declares an input or output the ONNX graph does not have. */
   model_io_unknown: 'MODEL_PACKAGE_INVALID',
+  /** The model file does not parse as an ONNX model (a hash-correct file of another kind). */
+  model_not_onnx: 'MODEL_PACKAGE_INVALID',
   file_missing: 'MODEL_PACKAGE_INVALID',
   /** The file exists but reading it failed (permissions, I/O): named, never taken for absent. */
   file_unreadable: 'MODEL_PACKAGE_INVALID',

@@ -82,15 +82,16 @@ function driftProblems(m: ModelManifest): PackageProblem[] {
 /**
  * The model file against the manifest: every input and output the manifest declares is one the
  * ONNX graph has (the agent's runtime refuses the package at load otherwise). Read from the
- * protobuf, no runtime needed. Bytes that do not parse as a model are left to the runtime,
- * whose refusal (MODEL_LOAD_FAILED) says more than a parse error would.
+ * protobuf, no runtime needed. Bytes that are not an ONNX model at all (a hash-correct text
+ * file, a truncated upload) are refused here too, so the fleet never registers a package no
+ * device can load.
  */
 export function modelFileProblems(m: ModelManifest, modelBytes: Uint8Array): PackageProblem[] {
   let io: { inputs: string[]; outputs: string[] };
   try {
     io = readOnnxGraphIo(modelBytes);
-  } catch {
-    return [];
+  } catch (err) {
+    return [{ rule: 'model_not_onnx', message: `${m.model_file} is not an ONNX model: ${(err as Error).message}`, file: m.model_file }];
   }
   const problems: PackageProblem[] = [];
   for (const [kind, declared, has] of [['input', m.inputs, io.inputs], ['output', m.outputs, io.outputs]] as const) {

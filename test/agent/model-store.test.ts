@@ -92,11 +92,11 @@ describe('model store and activation', () => {
       const img = await patternImage(5);
       const infer = async () => (await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: img })).json() as Promise<{ model_version: string }>;
 
-      // Corrupt ONNX, correctly hashed and signed: ORT refuses it.
+      // Corrupt ONNX, correctly hashed and signed: refused before ONNX Runtime sees it.
       const corrupt = join(tmp.dir, 'corrupt');
       await imagePackage(corrupt, { version: '2.0.0' });
       rewrite(corrupt, 'model.onnx', brokenModelBytes(), fleetKeys().privateKeyPem);
-      await expect(agent.install(directorySource(corrupt))).rejects.toMatchObject({ code: 'MODEL_LOAD_FAILED' });
+      await expect(agent.install(directorySource(corrupt))).rejects.toMatchObject({ code: 'MODEL_PACKAGE_INVALID', message: expect.stringContaining('is not an ONNX model') });
 
       // A model whose golden inputs no longer give the recorded labels fails its smoke test.
       const smoke = join(tmp.dir, 'smoke');
@@ -120,7 +120,7 @@ describe('model store and activation', () => {
       expect((await infer()).model_version).toBe('1.0.0');
       expect((await agent.store.list()).map((r) => r.version)).toEqual(['1.0.0']);
       const rejected = lines.filter((l) => l.msg === 'model install rejected; the current model keeps serving');
-      expect(rejected.map((l) => String(l.reason).split(':')[0])).toEqual(['MODEL_LOAD_FAILED', 'MODEL_SMOKE_TEST_FAILED', 'MODEL_SIGNATURE_INVALID', 'AGENT_STORAGE_FAILED']);
+      expect(rejected.map((l) => String(l.reason).split(':')[0])).toEqual(['MODEL_PACKAGE_INVALID', 'MODEL_SMOKE_TEST_FAILED', 'MODEL_SIGNATURE_INVALID', 'AGENT_STORAGE_FAILED']);
     } finally {
       await agent.stop();
     }

@@ -78,6 +78,16 @@ export const BROKEN_CASES: BrokenCase[] = [
     breakIt: (p) => void (p.manifest.drift_baseline = { brightness: { edges: [0, 1], freqs: [0.5, 0.5] } }),
   },
   { name: 'an input the ONNX graph does not have', rule: 'model_io_unknown', code: 'MODEL_PACKAGE_INVALID', breakIt: (p) => void (p.manifest.inputs[0].name = 'pixels') },
+  {
+    name: 'a model file that is not ONNX, correctly hashed',
+    rule: 'model_not_onnx',
+    code: 'MODEL_PACKAGE_INVALID',
+    breakIt: (p) => {
+      const bytes = Buffer.from('not a model at all');
+      p.files.set('model.onnx', bytes);
+      Object.assign(p.manifest.files.find((f) => f.path === 'model.onnx')!, { sha256: sha256Hex(bytes), bytes: bytes.length });
+    },
+  },
   { name: 'lineage parent is the version itself', rule: 'lineage_self_parent', code: 'MODEL_PACKAGE_INVALID', breakIt: (p) => void (p.manifest.lineage = { parent: { name: p.manifest.name, version: p.manifest.version } }) },
   { name: 'a listed file is missing', rule: 'file_missing', code: 'MODEL_PACKAGE_INVALID', breakIt: (p) => void p.files.delete('labels.txt') },
   {

@@ -60,13 +60,13 @@ describe('model package module', () => {
   it('compares the model graph with the manifest only when it parses, and only for a manifest sound on its own', async () => {
     const renamed = await inspectPackage(memoryReader(broken((p) => void (p.manifest.outputs[0].name = p.manifest.postprocessing.output = 'scores'))));
     expect(renamed.problems).toEqual([{ rule: 'model_io_unknown', message: 'model.onnx has no output scores (it has probabilities)', file: 'model.onnx' }]);
-    // Not an ONNX file, correctly hashed: the runtime refuses it at load (MODEL_LOAD_FAILED), not the package rules.
+    // Not an ONNX file, correctly hashed: refused by the rules, so no registry takes it.
     const notOnnx = broken((p) => {
       const bytes = Buffer.from('not a model');
       p.files.set('model.onnx', bytes);
       Object.assign(p.manifest.files[0], { sha256: sha256Hex(bytes), bytes: bytes.length });
     });
-    expect((await inspectPackage(memoryReader(notOnnx))).problems).toEqual([]);
+    expect((await inspectPackage(memoryReader(notOnnx))).problems.map((p) => p.rule)).toEqual(['model_not_onnx']);
     const twoWays = await inspectPackage(memoryReader(broken((p) => void p.manifest.inputs.push({ name: 'second', dtype: 'float32', shape: ['batch', 1, 28, 28] }))));
     expect(twoWays.problems.map((p) => p.rule)).toEqual(['input_count']);
   });
