@@ -10,6 +10,7 @@ import { modelManifest, modelRefString } from '../../../shared/schemas/index.js'
 import type { ModelManifest, ModelRef, PackageFile } from '../../../shared/schemas/index.js';
 import { canonicalJson, keyIdOf, signManifest } from '../../../shared/signing.js';
 import type { ArtifactStore } from '../artifacts.js';
+import type { Audit } from '../audit.js';
 import { FleetError } from '../../errors.js';
 import { compareSemver } from '../../../shared/semver.js';
 
@@ -83,6 +84,8 @@ export interface ModelRegistryOptions {
   signingKey: { privateKeyPem: string; publicKeyPem: string };
   /** Registrations and refused pushes, with the rules a refused package broke. */
   log?: Logger;
+  /** Where pushes and verdicts are recorded with their actor. */
+  audit?: Audit;
 }
 
 /** The registry's index row of a version (`model_versions`); JSON columns as stored. */
@@ -161,9 +164,11 @@ export class ModelRegistry {
   private readonly privateKeyPem: string;
   private readonly keyId: string;
   private readonly log: Logger | undefined;
+  private readonly audit: Audit | undefined;
 
   constructor(opts: ModelRegistryOptions) {
     this.repo = opts.repo;
+    this.audit = opts.audit;
     this.clock = opts.clock;
     this.log = opts.log;
     this.artifacts = opts.artifacts;
@@ -217,7 +222,10 @@ export class ModelRegistry {
       manifest.files.map((f) => ({ path: f.path, sha256: f.sha256, bytes: f.bytes, role: f.role })),
     );
     const version = result.created ? this.toVersion(result.row) : this.same(result.row, contentSha);
-    if (result.created) this.log?.info({ model: version.ref, manifest_sha256: version.manifest_sha256, actor: opts.actor, unlisted }, 'model version registered');
+    if (result.created) {
+      this.log?.info({ model: version.ref, manifest_sha256: version.manifest_sha256, actor: opts.actor, unlisted }, 'model version registered');
+      this.audit?.record({ actor: opts.actor, action: 'model.push', target: version.ref, details: { manifest_sha256: version.manifest_sha256, bytes: version.total_bytes } });
+    }
     return { version, created: result.created, unlisted };
   }
 
@@ -306,6 +314,7 @@ export class ModelRegistry {
   setStatus(name: string, version: string, s: { status: ModelStatus; reasons?: string[]; actor: string }): ModelVersion {
     const row = this.row(name, version);
     this.repo.setStatus(row.id, { status: s.status, reasons: s.reasons ?? [], at: this.clock.now(), by: s.actor });
+    this.audit?.record({ actor: s.actor, action: 'model.status', target: `${name}@${version}`, details: { status: s.status, reasons: s.reasons ?? [] } });
     return this.get(name, version);
   }
 
