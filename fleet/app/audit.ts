@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Logger } from 'pino';
 import type { Clock } from '../../shared/ids.js';
 
@@ -93,3 +94,11 @@ export class AuditLog implements Audit {
     };
   }
 }
+
+/** The audit log's filters and paging, as the API's query and the console's page read them. */
+export const auditQuery = z.strictObject({
+  before: z.number().int().positive().optional().describe('`next_before` of the previous page: entries older than it'),
+  limit: z.number().int().min(1).max(500).optional().describe('entries per page (default 50)'),
+  actor: z.string().min(1).max(128).optional().describe('only what this actor did'),
+});
+export type AuditQuery = z.infer<typeof auditQuery>;

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../../shared/ids.js';
 import { openFsArtifactStore } from '../adapters/fs/artifact-store.js';
+import { fsPackageStaging } from '../adapters/fs/package-staging.js';
 import { TieredArtifactStore } from '../adapters/fs/tiered-store.js';
 import { openSqliteArtifactStore } from '../adapters/sqlite/artifact-store.js';
 import { sqliteAuditRepo } from '../adapters/sqlite/audit-repo.js';
@@ -21,6 +22,7 @@ import { DeviceRegistry } from '../app/devices/registry.js';
 import { Datasets } from '../app/labels/datasets.js';
 import { Labels } from '../app/labels/labels.js';
 import { ModelRegistry } from '../app/models/registry.js';
+import type { UploadLimits } from '../app/models/staging.js';
 import type { RolloutBackend } from '../app/rollouts/backend.js';
 import { RolloutManager } from '../app/rollouts/manager.js';
 import { SampleIngest } from '../app/samples/ingest.js';
@@ -63,6 +65,8 @@ export interface BuildFleetOptions {
   /** See RolloutManagerDeps.quietFlushMs. */
   quietFlushMs?: number;
   urls?: { http: string; mqtt: string };
+  /** Caps on uploaded model packages (default: app/models/staging.ts DEFAULT_UPLOAD_LIMITS). */
+  uploadLimits?: Partial<UploadLimits>;
 }
 
 export interface Fleet {
@@ -92,7 +96,9 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
       artifacts = new TieredArtifactStore({ small, large });
     }
     const audit = new AuditLog({ repo: sqliteAuditRepo(db), clock, log: log.child({ component: 'audit' }) });
-    const registry = new ModelRegistry({ repo: sqliteModelsRepo(db), clock, artifacts, signingKey: o.signingKey, log: log.child({ component: 'registry' }), audit });
+    // Uploaded packages are unpacked inside the data directory, never where a caller says.
+    const staging = await fsPackageStaging({ dir: join(o.dataDir, 'uploads'), ...(o.uploadLimits ? { limits: o.uploadLimits } : {}) });
+    const registry = new ModelRegistry({ repo: sqliteModelsRepo(db), clock, artifacts, signingKey: o.signingKey, log: log.child({ component: 'registry' }), audit, staging });
     const devicesRepo = sqliteDevicesRepo(db);
     const devices = new DeviceRegistry({ repo: devicesRepo, clock, ...(o.deviceScrypt ? { scrypt: o.deviceScrypt } : {}) });
     const samples = sqliteSamplesRepo(db);

@@ -1,3 +1,4 @@
+import { tarDirectory } from '../../../fleet/edges/client/tar-pack.js';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -151,11 +152,17 @@ export async function seedSamples(ctx: FleetContext, specs: SeedSample[]): Promi
 }
 
 /** fetch with a bearer token and JSON body. */
-export async function call(base: string, method: string, path: string, o: { token?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<{ status: number; json: unknown; headers: Headers }> {
+export async function call(
+  base: string,
+  method: string,
+  path: string,
+  o: { token?: string; body?: unknown; headers?: Record<string, string>; raw?: Buffer } = {},
+): Promise<{ status: number; json: unknown; headers: Headers }> {
   const headers: Record<string, string> = { ...o.headers };
   if (o.token) headers.authorization = `Bearer ${o.token}`;
   if (o.body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${base}${path}`, { method, headers, ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}) });
+  const body = o.raw ?? (o.body !== undefined ? JSON.stringify(o.body) : undefined);
+  const res = await fetch(`${base}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
   const text = await res.text();
   let json: unknown = null;
   try {
@@ -164,4 +171,16 @@ export async function call(base: string, method: string, path: string, o: { toke
     json = text;
   }
   return { status: res.status, json, headers: res.headers };
+}
+
+/** A package directory as the tar `POST /v1/models` takes (what `edgeloop models push` streams). */
+export async function tarOf(dir: string): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const p of tarDirectory(dir)) parts.push(p);
+  return Buffer.concat(parts);
+}
+
+/** Upload the package in `dir` (`POST /v1/models`, a tar body). */
+export async function pushDir(base: string, token: string, dir: string): Promise<{ status: number; json: unknown; headers: Headers }> {
+  return call(base, 'POST', '/v1/models', { token, raw: await tarOf(dir), headers: { 'content-type': 'application/x-tar' } });
 }
