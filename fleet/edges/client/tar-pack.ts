@@ -4,7 +4,8 @@ import { join, relative, sep } from 'node:path';
 
 const BLOCK = 512;
 
-function header(name: string, size: number, type: '0' | 'x'): Buffer {
+/** One tar header block (ustar) for `name`; `type` '0' file, 'x' pax record, anything else as given (tests write hostile ones). */
+export function tarHeader(name: string, size: number, type = '0'): Buffer {
   const h = Buffer.alloc(BLOCK);
   // A name that fits the 100-byte field goes there; a longer one is in the pax record before it.
   h.write(Buffer.byteLength(name) <= 100 ? name : name.slice(0, 99).replace(/[^\x20-\x7e]/g, '_'), 0, 100, 'utf8');
@@ -54,10 +55,10 @@ export async function* tarDirectory(dir: string): AsyncGenerator<Uint8Array> {
   for (const f of await filesOf(dir)) {
     if (Buffer.byteLength(f.path) > 100) {
       const rec = paxPath(f.path);
-      yield header('PaxHeader', rec.length, 'x');
+      yield tarHeader('PaxHeader', rec.length, 'x');
       yield Buffer.concat([rec, pad(rec.length)]);
     }
-    yield header(f.path, f.size, '0');
+    yield tarHeader(f.path, f.size, '0');
     let sent = 0;
     // `end` is inclusive: a file that grew while being read is cut at the size in its header.
     if (f.size > 0) {

@@ -1,4 +1,5 @@
 import { tarDirectory } from '../../../fleet/edges/client/tar-pack.js';
+import type { UploadLimits } from '../../../fleet/app/models/staging.js';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -40,7 +41,7 @@ export interface TestFleet {
  * datasets, users (one per role, tokens in `tokens`) and a rollout manager on the SQLite
  * repository whose backend records deliveries instead of publishing them.
  */
-export async function openTestFleet(): Promise<TestFleet> {
+export async function openTestFleet(o: { uploadLimits?: Partial<UploadLimits> } = {}): Promise<TestFleet> {
   const t = tempDir('edgeloop-http-');
   let now = T0;
   const clock = { now: () => now, set: (ms: number) => void (now = ms), advance: (ms: number) => void (now += ms) };
@@ -63,7 +64,7 @@ export async function openTestFleet(): Promise<TestFleet> {
   };
   // The service's own wiring (boot/build.ts), on a plain artifact directory, cheap device
   // hashes, fake time and a backend that records deliveries instead of publishing them.
-  const built = await buildFleet({ dataDir: t.dir, signingKey: fleetKeys(), log, clock, artifacts, deviceScrypt: { N: 1024, r: 8, p: 1 }, rolloutBackend: () => backend, urls: { mqtt: 'mqtt://127.0.0.1:1883', http: '' } });
+  const built = await buildFleet({ dataDir: t.dir, signingKey: fleetKeys(), log, clock, artifacts, deviceScrypt: { N: 1024, r: 8, p: 1 }, rolloutBackend: () => backend, urls: { mqtt: 'mqtt://127.0.0.1:1883', http: '' }, ...(o.uploadLimits ? { uploadLimits: o.uploadLimits } : {}) });
   const ctx = built.ctx;
   const users = ctx.users;
   const tokens = {
