@@ -50,8 +50,16 @@ export function sessionCookieHeader(value: string, maxAgeS: number, secure: bool
   return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${Math.max(0, Math.floor(maxAgeS))}${secure ? '; Secure' : ''}`;
 }
 
-/** Whether the request arrived over TLS (the fleet serves HTTPS itself; no proxy headers are trusted). */
-export const isTls = (req: IncomingMessage): boolean => (req.socket as { encrypted?: boolean }).encrypted === true;
+/**
+ * Whether the console is served over TLS: the socket itself, or a TLS-terminating proxy in
+ * front saying so (`X-Forwarded-Proto: https`). Trusting the header is safe here because it
+ * can only add `Secure` to a cookie, never remove it.
+ */
+export function isTls(req: IncomingMessage): boolean {
+  if ((req.socket as { encrypted?: boolean }).encrypted === true) return true;
+  const proto = req.headers['x-forwarded-proto'];
+  return typeof proto === 'string' && proto.split(',')[0]?.trim().toLowerCase() === 'https';
+}
 
 const sameSecret = (a: string, b: string): boolean => {
   const x = Buffer.from(a);
