@@ -170,8 +170,8 @@ export class FleetClient {
    * Upload the package in the local directory `dir` (manifest.json and its files) and register
    * it: the directory goes as a streamed tar, so it may be on any machine.
    */
-  pushModel(dir: string): Promise<PushResult> {
-    return this.json('POST', '/v1/models', pushModelResponse, { upload: { contentType: 'application/x-tar', body: tarDirectory(dir) } });
+  async pushModel(dir: string): Promise<PushResult> {
+    return this.json('POST', '/v1/models', pushModelResponse, { upload: { contentType: 'application/x-tar', body: await tarDirectory(dir) } });
   }
 
   // ------------------------------------------------------------------ users, audit

@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
+import { FleetError } from '../../errors.js';
 
 const BLOCK = 512;
 
@@ -48,11 +49,22 @@ async function filesOf(dir: string): Promise<Array<{ path: string; abs: string; 
 
 /**
  * A package directory as a tar stream (ustar, pax records for long names): what
- * `POST /v1/models` takes. File bodies are streamed from disk, so memory stays at a chunk
- * whatever the package's size.
+ * `POST /v1/models` takes. The directory is listed first (`INPUT_INVALID` when it cannot be,
+ * before any request is made); file bodies are then streamed from disk, so memory stays at a
+ * chunk whatever the package's size.
  */
-export async function* tarDirectory(dir: string): AsyncGenerator<Uint8Array> {
-  for (const f of await filesOf(dir)) {
+export async function tarDirectory(dir: string): Promise<AsyncIterable<Uint8Array>> {
+  let files: Awaited<ReturnType<typeof filesOf>>;
+  try {
+    files = await filesOf(dir);
+  } catch (err) {
+    throw new FleetError('INPUT_INVALID', `cannot read the package directory ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+  }
+  return tarFiles(files);
+}
+
+async function* tarFiles(files: Array<{ path: string; abs: string; size: number }>): AsyncGenerator<Uint8Array> {
+  for (const f of files) {
     if (Buffer.byteLength(f.path) > 100) {
       const rec = paxPath(f.path);
       yield tarHeader('PaxHeader', rec.length, 'x');

@@ -177,7 +177,7 @@ export async function call(
 /** A package directory as the tar `POST /v1/models` takes (what `edgeloop models push` streams). */
 export async function tarOf(dir: string): Promise<Buffer> {
   const parts: Uint8Array[] = [];
-  for await (const p of tarDirectory(dir)) parts.push(p);
+  for await (const p of await tarDirectory(dir)) parts.push(p);
   return Buffer.concat(parts);
 }
 

@@ -82,7 +82,7 @@ describe('POST /v1/models takes an upload, never a path on the fleet host', () =
     await imagePackage(tampered, { seed: 3, version: '3.0.0' });
     const model = join(tampered, 'model.onnx');
     const bytes = readFileSync(model);
-    bytes[bytes.length - 1] ^= 0xff;
+    bytes.writeUInt8((bytes.at(-1) as number) ^ 0xff, bytes.length - 1);
     writeFileSync(model, bytes);
     const r = await pushDir(base, f.tokens.operator, tampered);
     expect([r.status, code(r)]).toEqual([422, 'MODEL_HASH_MISMATCH']);
