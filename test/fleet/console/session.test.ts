@@ -1,13 +1,11 @@
-import { chromium } from 'playwright-core';
 import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { missingBinary } from '../../helpers/optional-binary.js';
+import { chromiumSkipReason, launchChromium } from '../../helpers/chromium.js';
 import { CLASS_LABELS } from '../../helpers/packages.js';
 import { openTestFleet, seedSamples } from '../http/context.js';
 import type { TestFleet } from '../http/context.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skipReason = missingBinary(CHROMIUM, 'install the Debian package "chromium"');
+const skipReason = chromiumSkipReason();
 if (skipReason) console.info(`[console] skipping the headless Chromium session tests: ${skipReason}`);
 
 describe.skipIf(skipReason !== null)('console sessions in headless Chromium', () => {
@@ -19,10 +17,7 @@ describe.skipIf(skipReason !== null)('console sessions in headless Chromium', ()
     f = await openTestFleet();
     base = await f.listen();
     await seedSamples(f.ctx, [{ id: 'ses-1', device: 'cam-1', label: 'dog', score: 0.4, labels: CLASS_LABELS, model: { name: 'pets', version: '1.0.0' } }]);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();
