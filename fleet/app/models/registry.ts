@@ -262,7 +262,7 @@ export class ModelRegistry {
       return await readPackage({ ...directoryReader(dir), label });
     } catch (err) {
       const problems = packageProblems(err);
-      if (problems) this.log?.warn({ package: label, code: (err as EdgeloopError).code, rules: problems.map((p) => p.rule) }, 'model package refused');
+      if (problems) this.log?.warn({ dir, code: (err as EdgeloopError).code, rules: problems.map((p) => p.rule) }, 'model package refused');
       throw err;
     }
   }
