@@ -51,6 +51,7 @@ export class Agent {
   private forwarder: Forwarder | null = null;
   private drainWorker: DrainWorker | null = null;
   private telemetryTimer: NodeJS.Timeout | null = null;
+  private reclaimTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
   private readonly clock: Clock;
   private switching: Promise<unknown> = Promise.resolve();
@@ -77,6 +78,7 @@ export class Agent {
     this.metrics.gauge('edgeloop_queue_evicted_total', 'Samples evicted for space since the queue was created', () => queue.stats().evictedTotal);
     this.metrics.gauge('edgeloop_uplink_connected', '1 when the uplink is connected', () => (this.uplink?.isConnected() ? 1 : 0));
     this.metrics.gauge('edgeloop_uplink_acked_total', 'Samples acknowledged and deleted since start', () => this.forwarder?.stats().acked ?? 0);
+    this.metrics.gauge('edgeloop_uplink_nacked_total', 'Refusals from the fleet (rate limit, quota, too large) since start; the samples stay queued', () => this.forwarder?.stats().nacked ?? 0);
   }
 
   static async start(config: Readonly<AgentConfig>, opts: AgentOptions): Promise<Agent> {
@@ -104,6 +106,7 @@ export class Agent {
       agent.installed = await store.list();
       await agent.startUplink();
       await agent.startInputs();
+      agent.startReclaim();
     } catch (err) {
       await agent.stop();
       throw err;
@@ -317,6 +320,37 @@ export class Agent {
     this.telemetryTimer.unref();
   }
 
+  /**
+   * Give disk back after a backlog drains: every `queue.reclaim_interval_s`, free pages go back
+   * in steps of 256 pages (1 MiB), yielding between steps so captures and inference never
+   * wait behind more than one. A gateway with a small disk gets its space back without a
+   * stop-the-world VACUUM.
+   */
+  private startReclaim(): void {
+    const reclaim = this.queue.reclaim?.bind(this.queue);
+    if (!reclaim) return;
+    const STEP_PAGES = 256;
+    const WORTH_BYTES = 1024 * 1024;
+    const tick = async (): Promise<void> => {
+      let before = 0;
+      let after = 0;
+      try {
+        for (let step = 0; step < 4096 && this.reclaimTimer !== null; step++) {
+          const r = reclaim(STEP_PAGES);
+          if (step === 0) before = r.fileBytes + r.reclaimableBytes;
+          after = r.fileBytes;
+          if (r.reclaimableBytes < WORTH_BYTES) break;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      } catch (err) {
+        this.log.warn({ err }, 'giving queue disk space back failed; retried later');
+      }
+      if (before - after >= WORTH_BYTES) this.log.info({ file_bytes: after, freed_bytes: before - after }, 'queue disk space given back');
+      if (this.reclaimTimer !== null) this.reclaimTimer = setTimeout(() => void tick(), this.config.queue.reclaim_interval_s * 1000).unref();
+    };
+    this.reclaimTimer = setTimeout(() => void tick(), this.config.queue.reclaim_interval_s * 1000).unref();
+  }
+
   publishTelemetry(): void {
     const q = this.queue.stats();
     const t = this.service.window.take(this.config.device_id, this.service.activeRef, this.service.driftReport(), {
@@ -327,13 +361,24 @@ export class Agent {
       oldest_age_s: q.oldestCreatedAt === null ? null : Math.max(0, (this.clock.now() - q.oldestCreatedAt) / 1000),
     });
     const shadow = this.service.takeShadowTelemetry();
-    this.forwarder?.sendLive(topics.telemetry(this.config.device_id), Buffer.from(JSON.stringify(shadow ? { ...t, shadow } : t)));
+    const degraded = this.uplink?.degraded?.() ?? null;
+    this.forwarder?.sendLive(topics.telemetry(this.config.device_id), Buffer.from(JSON.stringify({ ...t, ...(shadow ? { shadow } : {}), ...(degraded ? { uplink: { degraded } } : {}) })));
   }
 
   private async startInputs(): Promise<void> {
     const infer = (input: ModelInput, ctx: InferContext): Promise<InferResult[]> => this.infer(input, ctx);
     if (this.config.http.enabled) {
-      this.http = createHttpApi({ infer, health: () => this.health(), metrics: () => this.renderMetrics(), log: this.log, maxBodyBytes: this.config.http.max_body_bytes });
+      const h = this.config.http;
+      this.http = createHttpApi({
+        infer,
+        health: () => this.health(),
+        metrics: () => this.renderMetrics(),
+        log: this.log,
+        maxBodyBytes: h.max_body_bytes,
+        maxTensorValues: () => this.service.activeRuntime?.maxTensorValues ?? null,
+        ...(h.token !== undefined ? { token: h.token } : {}),
+        allowedHosts: h.allowed_hosts,
+      });
       this.httpUrl = (await listen(this.http, this.config.http.port, this.config.http.host)).url;
     }
     const w = this.config.watch;
@@ -364,15 +409,17 @@ export class Agent {
   health(): { ok: boolean; [k: string]: unknown } {
     const q = this.queue.stats();
     const active = this.service.activeRef;
+    const degraded = this.uplink?.degraded?.() ?? null;
     return {
       ok: active !== null,
-      status: active ? 'ok' : 'no_model',
+      // Still serving (200), but someone should look: the device cannot hear the fleet.
+      status: !active ? 'no_model' : degraded ? 'degraded' : 'ok',
       device_id: this.config.device_id,
       agent_version: AGENT_VERSION,
       model: active ? { ...active, execution_provider: this.service.activeRuntime?.executionProvider } : null,
       previous: this.store.current.previous,
       queue: { depth: q.depth, bytes: q.bytes, quota_bytes: q.quotaBytes, evicted_total: q.evictedTotal },
-      uplink: this.uplink ? { kind: this.uplink.name, connected: this.uplink.isConnected(), ...(this.forwarder ? { forwarder: this.forwarder.stats() } : {}) } : null,
+      uplink: this.uplink ? { kind: this.uplink.name, connected: this.uplink.isConnected(), degraded, ...(this.forwarder ? { forwarder: this.forwarder.stats() } : {}) } : null,
       watch: this.watcher ? this.watcher.stats : null,
     };
   }
@@ -380,6 +427,8 @@ export class Agent {
   /** Graceful stop: inputs, then in-flight inference, then uplink, then the queue (committed). */
   async stop(): Promise<void> {
     if (this.telemetryTimer) clearInterval(this.telemetryTimer);
+    if (this.reclaimTimer) clearTimeout(this.reclaimTimer);
+    this.reclaimTimer = null;
     await this.watcher?.stop();
     await this.localMqtt?.stop();
     // Keep-alive sockets would hold the stop for their timeout (see closeHttpServer).

@@ -51,6 +51,7 @@ export const agentConfigSchema = z.strictObject({
   queue: z
     .strictObject({
       quota_bytes: z.number().int().positive().default(256 * MiB).describe('Payload bytes kept before eviction (default 256 MiB).'),
+      reclaim_interval_s: z.number().positive().default(30).describe('How often disk freed by drained samples is given back to the file system (in small steps that do not hold up captures); the queue file shrinks after a backlog drains.'),
       synchronous: z.enum(['FULL', 'NORMAL']).default('FULL').describe('SQLite `synchronous` of the queue: `FULL`, an acknowledged capture survives power loss; `NORMAL`, only a process crash.'),
     })
     .prefault({}),
@@ -71,7 +72,16 @@ export const agentConfigSchema = z.strictObject({
       bandwidth_bytes_per_s: z.number().nonnegative().default(0).describe('Uplink bandwidth cap; 0 = no cap.'),
       backoff_initial_ms: z.number().int().positive().default(1000).describe('First reconnect delay (ms); reconnect backoff uses full jitter.'),
       backoff_max_ms: z.number().int().positive().default(60_000).describe('Longest reconnect delay (ms).'),
-      ack_mode: z.enum(['fleet', 'puback']).default('fleet').describe('When a sample is deleted from the queue: `fleet`, when the fleet acknowledges it stored it; `puback`, when the broker has it.'),
+      ack_mode: z
+        .enum(['fleet', 'puback'])
+        .default('fleet')
+        .describe('When a sample is deleted from the queue: `fleet`, when the fleet acknowledges it stored it; `puback`, when the broker has it (needs `durable_broker: true`).'),
+      durable_broker: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Say that the broker stores every sample durably for the fleet (a persistent session on disk, such as mosquitto with persistence) before its PUBACK. Required by `ack_mode: puback`: the fleet\'s embedded broker keeps messages in memory, so a fleet crash after the PUBACK would lose samples the device already deleted.',
+        ),
       ack_timeout_ms: z.number().int().positive().default(30_000).describe('A sample whose ack did not come within this time (ms) is sent again.'),
       telemetry_interval_s: z.number().positive().default(10).describe('Telemetry period (seconds).'),
     })
@@ -82,6 +92,13 @@ export const agentConfigSchema = z.strictObject({
       host: z.string().default('127.0.0.1').describe('Address the local API listens on.'),
       port: z.number().int().min(0).max(65535).default(8080).describe('Port of the local API; 0 picks a free port (printed at start).'),
       max_body_bytes: z.number().int().positive().default(16 * MiB).describe('Larger request bodies get 413 `PAYLOAD_TOO_LARGE` (default 16 MiB).'),
+      token: z.string().min(16).optional().describe('When set, `/v1/infer` and `/metrics` need `Authorization: Bearer <token>` (401 `AGENT_UNAUTHORIZED` otherwise); `/healthz` stays open for supervisors.'),
+      allowed_hosts: z
+        .array(z.string().min(1))
+        .default([])
+        .describe(
+          'Host names the local API answers to besides `localhost` and IP addresses; a request naming another host gets 421 `AGENT_HOST_NOT_ALLOWED`, so a web page cannot reach the API through DNS rebinding.',
+        ),
     })
     .prefault({}),
   watch: z
@@ -162,6 +179,12 @@ const AGENT_CONFIG: ConfigKind = { what: 'agent configuration', error: (m, o) =>
  */
 export function parseAgentConfig(input: unknown, baseDir = process.cwd()): Readonly<AgentConfig> {
   return parseConfig(agentConfigSchema, input ?? {}, AGENT_CONFIG, {
+    check: (_raw, c) =>
+      c && c.uplink.ack_mode === 'puback' && !c.uplink.durable_broker
+        ? [
+            'uplink.ack_mode: puback deletes a sample as soon as the broker acknowledges it, which loses samples with a broker that keeps them in memory (the fleet\'s embedded broker); use ack_mode fleet (the default), or set uplink.durable_broker: true if your broker persists them for the fleet',
+          ]
+        : [],
     finish: (c) => {
       const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
       c.data_dir = abs(c.data_dir);

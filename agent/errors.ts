@@ -42,6 +42,8 @@ export const AgentErrors = defineCatalogue('AGENT', {
   UPLINK_PUBLISH_FAILED: { status: 502, text: 'the broker did not accept the message' },
   UPLINK_CLOSED: { status: 503, text: 'the uplink is closed' },
   UPLINK_SUBSCRIBE_REFUSED: { status: 500, text: 'the broker refused a subscription' },
+  /** Connected, but a subscription (acks, desired state) was refused or failed: the device cannot hear the fleet. Shown in `/healthz` and telemetry, retried with backoff. */
+  UPLINK_DEGRADED: { status: 503, text: 'the uplink is connected but a subscription failed' },
   /** Only one of `SVCUID` and `AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT` is set. */
   GREENGRASS_ENV_INCOMPLETE: { status: 500, text: 'the Greengrass nucleus environment is incomplete (SVCUID and the IPC socket path go together)' },
   /** The IPC connection to the nucleus was refused, or an IPC call failed. */
@@ -50,6 +52,10 @@ export const AgentErrors = defineCatalogue('AGENT', {
   GREENGRASS_CONFIG_INVALID: { status: 422, text: 'the component configuration is invalid' },
   NOT_FOUND: { status: 404, text: 'not found' },
   METHOD_NOT_ALLOWED: { status: 405, text: 'method not allowed' },
+  /** The local API has `http.token` set and the request did not carry it as `Authorization: Bearer <token>`. */
+  UNAUTHORIZED: { status: 401, text: 'a bearer token is required' },
+  /** The request's Host header names a host the local API does not answer to (DNS rebinding from a web page); see `http.allowed_hosts`. */
+  HOST_NOT_ALLOWED: { status: 421, text: 'the Host header is not allowed' },
 });
 
 export type AgentErrorCode = keyof typeof AgentErrors;

@@ -13,6 +13,7 @@
 import { z } from 'zod';
 import { agentConfigSchema } from '../agent/config.js';
 import { awsFleetConfig } from '../fleet/adapters/aws/aws-config.js';
+import { fleetLimitsConfig } from '../fleet/boot/limits-config.js';
 import { trainingFileConfig } from '../fleet/boot/training-config.js';
 import { componentConfiguration } from '../shared/schemas/index.js';
 import { code, GENERATED_NOTE, table } from './markdown.js';
@@ -66,6 +67,15 @@ const SECTIONS: readonly Section[] = [
       'Beyond the schema, each `models[].trainer` must be one the mode provides (`local`; `command` when `trainers.command` is set; `sagemaker` in AWS mode with a `sagemaker` section), model names must be unique, and each `base[]` entry must be `mnist` with `offset` and `count`, or `artifacts` with `items`.',
     ].join('\n'),
     collapse: ['models[].auto_promote.plan'],
+  },
+  {
+    title: 'Fleet limits (`edgeloop serve --limits FILE`)',
+    source: 'fleet/boot/limits-config.ts',
+    schema: fleetLimitsConfig,
+    intro: [
+      'A JSON file, every key optional, validated once at start: every bad key is named in one `FLEET_LIMITS_CONFIG_INVALID` error, then it is frozen. Without the flag the defaults below apply.',
+      'Every device is held to its own budget: a device over its rate or daily bytes gets a `sample_nack` on its acks topic and pauses (its samples stay queued); a device over its unfinished-sample budget loses only its own stalest set, which it resends.',
+    ].join('\n'),
   },
   {
     title: 'AWS mode (`edgeloop serve --backend aws --aws-config FILE`)',

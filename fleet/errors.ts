@@ -13,12 +13,16 @@ export const FleetErrors = defineCatalogue('FLEET', {
   MODEL_HASH_MISMATCH: SharedErrors.MODEL_HASH_MISMATCH,
   SAMPLE_CHUNK_INVALID: SharedErrors.SAMPLE_CHUNK_INVALID,
   SAMPLE_HASH_MISMATCH: SharedErrors.SAMPLE_HASH_MISMATCH,
+  SAMPLE_TOO_LARGE: SharedErrors.SAMPLE_TOO_LARGE,
+  SAMPLE_RATE_LIMITED: SharedErrors.SAMPLE_RATE_LIMITED,
   /** `edgeloop pack` (or `packModel`, which the local trainer calls too) cannot build the package: the ONNX file, the labels or a golden input does not fit. A CLI error or a failed run's error, never an HTTP answer. */
   PACK_FAILED: { status: 422, text: 'cannot build the model package' },
   KEY_INVALID: { status: 500, text: 'signing key cannot be read' },
   NOT_FOUND: { status: 404, text: 'not found' },
   /** A missing or invalid bearer token, or device credentials (MQTT password, HTTP bearer token) that do not authenticate. Never says which part was wrong. */
   AUTH_FAILED: { status: 401, text: 'authentication failed' },
+  /** Too many failed logins from this address or as this device: refused without checking until the backoff passes (`details.retry_after_ms`); known-good credentials are not held up. */
+  AUTH_THROTTLED: { status: 429, text: 'too many failed logins; retry later' },
   /** The role does not allow the call (a labeler creating a rollout). */
   FORBIDDEN: { status: 403, text: 'the role does not allow this' },
   /** A rollout command that does not apply in the rollout's state, or a second active rollout to the same target. */
@@ -34,6 +38,10 @@ export const FleetErrors = defineCatalogue('FLEET', {
   DEVICE_UNKNOWN: { status: 404, text: 'no such device' },
   /** Device ids are unique: a device with this id is already registered. */
   DEVICE_EXISTS: { status: 409, text: 'a device with this id is already registered' },
+  /** Desired states could not be handed to the rollout backend (broker down, AWS throttling); logged with the retry delay, retried with backoff until delivered. */
+  DELIVERY_FAILED: { status: 503, text: 'desired states could not be delivered; retrying' },
+  /** An MQTT packet over the embedded broker's size limit (`broker.max_packet_bytes`); the connection is closed at the packet's header. */
+  MQTT_PACKET_TOO_LARGE: { status: 413, text: 'MQTT packet is over the broker size limit' },
   /** A sample's meta names another device than the one that sent it. */
   SAMPLE_DEVICE_MISMATCH: { status: 403, text: 'a device may only send its own samples' },
   SAMPLE_NOT_FOUND: { status: 404, text: 'no such sample' },
@@ -60,6 +68,8 @@ export const FleetErrors = defineCatalogue('FLEET', {
   TRAINING_RUN_NOT_FOUND: { status: 404, text: 'no such training run' },
   /** The learning loop's configuration file (`serve --training`) is missing, not JSON, or has bad keys (all named, trainers the mode cannot build included). */
   TRAINING_CONFIG_INVALID: { status: 400, text: 'the training configuration is invalid' },
+  /** The limits file (`serve --limits`) is missing, not JSON, or has bad keys (all named). */
+  LIMITS_CONFIG_INVALID: { status: 400, text: 'the limits configuration is invalid' },
   /** A model could not be evaluated on the holdouts (ORT refused it, an input did not decode). */
   EVALUATION_FAILED: { status: 422, text: 'the model could not be evaluated' },
   /** A base training set reference cannot be resolved or no longer matches its recorded content hash. */

@@ -30,8 +30,23 @@ export function numberFlag(v: string | undefined, name: string): number | undefi
   return n;
 }
 
+/**
+ * A reader that went away (`edgeloop … | head -1`) is not a failure of the command: stop
+ * quietly, as Unix tools do, instead of dying on an unhandled EPIPE with a stack trace.
+ * Any other error on the stream is a real one and ends the process with its message.
+ */
+function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? ExitCode.OK);
+    process.stderr.write(`${errorLine(err)}\n`);
+    process.exit(ExitCode.FAILURE);
+  });
+}
+
 /** Run a CLI `main` as the process entry: its result becomes the exit code (an escaped error: its catalogue exit code). */
 export function runMain(main: (argv: string[]) => Promise<number>): void {
+  quietOnClosedPipe(process.stdout);
+  quietOnClosedPipe(process.stderr);
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

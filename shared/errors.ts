@@ -130,6 +130,10 @@ export const SharedErrors = defineCatalogue('', {
   SAMPLE_CHUNK_INVALID: { status: 422, text: 'a sample chunk is malformed' },
   /** A reassembled sample blob does not match its sha256. */
   SAMPLE_HASH_MISMATCH: { status: 422, text: 'a sample blob does not match its sha256' },
+  /** A sample above the fleet's per-sample limit (`meta.input.bytes` over `ingest.max_sample_bytes`), or one device's unfinished chunk sets above their byte budget. Nacked: the device keeps the sample and retries it later. */
+  SAMPLE_TOO_LARGE: { status: 413, text: 'sample is larger than the fleet accepts' },
+  /** A device sent sample messages faster than its rate limit, or above its daily byte quota; the nack's `retry_after_ms` says when to try again. The device keeps its samples and pauses its drain. */
+  SAMPLE_RATE_LIMITED: { status: 429, text: 'the device sends samples faster than its limit allows' },
   /** Bad command-line usage: an unknown command or flag, a flag value of the wrong kind. The fleet CLI's own checks answer `FLEET_USAGE`. */
   USAGE: { status: 400, exit: ExitCode.USAGE, text: 'invalid command-line usage' },
   /** Anything thrown that is not a catalogued error (a bug); the HTTP answer says only `internal error`, the details stay in the log. */

@@ -5,7 +5,7 @@ import { Agent } from '../agent.js';
 import { loadAgentConfig } from '../config.js';
 import { detectGreengrass } from '../greengrass/env.js';
 import { runGreengrassCmd } from './greengrass.js';
-import { createLogger } from '../log.js';
+import { createLogger } from '../../shared/log.js';
 import { readQueueStats } from '../queue/sqlite-stats.js';
 import { AGENT_VERSION } from '../version.js';
 import { inferFiles } from './infer.js';

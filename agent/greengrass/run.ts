@@ -3,7 +3,7 @@ import { errorLine } from '../../shared/errors.js';
 import { systemClock, type Clock } from '../../shared/ids.js';
 import { Agent } from '../agent.js';
 import { AgentError } from '../errors.js';
-import { createLogger } from '../log.js';
+import { createLogger } from '../../shared/log.js';
 import { GreengrassIpcUplink } from '../uplink/greengrass-ipc-uplink.js';
 import { GreengrassComponent } from './component.js';
 import { GreengrassPubsubInput } from './pubsub-input.js';

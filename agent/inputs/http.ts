@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { isEdgeloopError } from '../../shared/errors.js';
 import { inferRequest, type InferResult } from '../../shared/schemas/index.js';
@@ -14,18 +15,62 @@ export interface HttpDeps {
   metrics(): string;
   log: Logger;
   maxBodyBytes: number;
+  /** Numbers a JSON tensor body may hold for the active model (null: no model yet); a longer body is refused while it is read, before parsing. */
+  maxTensorValues?(): number | null;
+  /** Bearer token required on `/v1/infer` and `/metrics`. */
+  token?: string;
+  /** Host names answered besides `localhost` and IP literals (DNS rebinding defence). */
+  allowedHosts?: readonly string[];
+}
+
+/** Numbers a JSON tensor body may carry beyond the model's own (a shape, a request id's digits). */
+const TENSOR_VALUES_SLACK = 64;
+const COMMA = 0x2c;
+
+function countCommas(chunk: Buffer): number {
+  let n = 0;
+  for (let i = chunk.indexOf(COMMA); i !== -1; i = chunk.indexOf(COMMA, i + 1)) n++;
+  return n;
+}
+
+/**
+ * Whether the Host header names this API: `localhost`, an IP literal (no DNS name, so no
+ * rebinding), or a configured name. A web page that rebinds its own domain to 127.0.0.1 sends
+ * its own domain here and is refused.
+ */
+function hostAllowed(host: string | undefined, allowed: readonly string[]): boolean {
+  if (!host) return false;
+  const name = (host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '')).toLowerCase();
+  return name === 'localhost' || isIP(name) !== 0 || allowed.some((a) => a.toLowerCase() === name);
+}
+
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice(7) : '');
+  const want = Buffer.from(token);
+  return given.length === want.length && timingSafeEqual(given, want);
 }
 
 const IMAGE_TYPES = new Set(['image/jpeg', 'image/jpg', 'image/png', 'image/webp', 'application/octet-stream']);
 
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * The request body, bounded by `limit` bytes; with `maxValues`, a JSON body is also refused
+ * as soon as it holds more comma-separated values than a tensor for the model can (an
+ * `image_b64` body has none), so a huge tensor never reaches `JSON.parse` and never holds
+ * the event loop that answers `/healthz`.
+ */
+async function readBody(req: IncomingMessage, limit: number, maxValues: number | null): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit) throw new AgentError('PAYLOAD_TOO_LARGE', `body of ${declared} bytes exceeds the ${limit}-byte limit`);
   const chunks: Buffer[] = [];
   let size = 0;
+  let commas = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
     if (size > limit) throw new AgentError('PAYLOAD_TOO_LARGE', `body exceeds the ${limit}-byte limit`);
+    if (maxValues !== null) {
+      commas += countCommas(chunk as Buffer);
+      if (commas > maxValues + TENSOR_VALUES_SLACK) throw new AgentError('PAYLOAD_TOO_LARGE', `JSON body holds more than the ${maxValues} values a tensor for the active model can`, { details: { max_values: maxValues } });
+    }
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
@@ -59,13 +104,16 @@ export function createHttpApi(deps: HttpDeps): Server {
     const url = new URL(req.url ?? '/', 'http://local');
     const route = `${req.method} ${url.pathname}`;
     const handle = async (): Promise<void> => {
+      if (!hostAllowed(req.headers.host, deps.allowedHosts ?? [])) throw new AgentError('HOST_NOT_ALLOWED', `this API does not answer to host ${String(req.headers.host ?? '(none)').slice(0, 128)}; add it to http.allowed_hosts`);
       if (route === 'GET /healthz') {
         const h = deps.health();
         return send(res, h.ok ? 200 : 503, h);
       }
+      if (deps.token !== undefined && !bearerMatches(req.headers.authorization, deps.token)) throw new AgentError('UNAUTHORIZED', `${url.pathname} needs Authorization: Bearer <http.token>`);
       if (route === 'GET /metrics') return send(res, 200, deps.metrics(), 'text/plain; version=0.0.4; charset=utf-8');
       if (route === 'POST /v1/infer') {
-        const body = await readBody(req, deps.maxBodyBytes);
+        const json = String(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/json');
+        const body = await readBody(req, deps.maxBodyBytes, json ? (deps.maxTensorValues?.() ?? null) : null);
         const { input, requestId } = bodyToInput(String(req.headers['content-type'] ?? ''), body);
         const results = await deps.infer(input, { source: 'http', requestId, origin: String(req.headers['x-origin'] ?? '') || undefined });
         return send(res, 200, results.length === 1 ? results[0] : { results });

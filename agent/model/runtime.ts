@@ -19,6 +19,9 @@ export interface Prediction {
  * A loaded model version: preprocessing built from its manifest, sessions in worker threads,
  * postprocessing. Reference-counted so a switch lets in-flight requests finish on it.
  */
+/** Largest batch a JSON tensor request may hold. */
+const MAX_JSON_BATCH = 64;
+
 export class ModelRuntime {
   private refs = 0;
   private closing: Promise<void> | null = null;
@@ -51,6 +54,12 @@ export class ModelRuntime {
 
   get ref(): ModelRef {
     return this.pkg.ref;
+  }
+
+  /** Most numbers a JSON tensor request for this model may carry: a batch of up to 64 items, within a million values (one item always fits). */
+  get maxTensorValues(): number {
+    const item = itemDimsOf(this.input).reduce((a, d) => a * Math.max(1, d), 1);
+    return Math.max(item, Math.min(item * MAX_JSON_BATCH, 1_000_000));
   }
 
   get manifest(): ModelManifest {

@@ -66,7 +66,11 @@ export function openSqliteQueue(opts: SqliteQueueOptions): SampleQueue {
   let db: BetterSqlite3.Database | undefined;
   try {
     db = new Database(opts.path);
+    // A new file reclaims space page by page (see reclaim()); must be set before any table.
+    if ((db.pragma('page_count', { simple: true }) as number) === 0) db.pragma('auto_vacuum = INCREMENTAL');
     db.pragma('journal_mode = WAL');
+    // A WAL that grew during a burst is cut back to this when it resets, so its disk comes back too.
+    db.pragma(`journal_size_limit = ${4 * 1024 * 1024}`);
     db.pragma(`synchronous = ${synchronous}`);
     db.pragma(`busy_timeout = ${Math.max(0, Math.trunc(opts.busyTimeoutMs ?? 5000))}`);
     migrate(db);
@@ -247,6 +251,34 @@ class SqliteQueue extends EnqueueFront implements SampleQueue {
     this.groupCommit.flush();
     // TRUNCATE: copy every WAL frame into the database and empty the WAL file.
     withStorage('checkpoint', () => this.db.pragma('wal_checkpoint(TRUNCATE)'));
+  }
+
+  reclaim(maxPages: number): { reclaimableBytes: number; fileBytes: number } {
+    this.assertOpen();
+    return withStorage('reclaim', () => {
+      const pageSize = this.db.pragma('page_size', { simple: true }) as number;
+      const free = this.db.pragma('freelist_count', { simple: true }) as number;
+      if (free > 0) {
+        if ((this.db.pragma('auto_vacuum', { simple: true }) as number) === 2) {
+          this.db.pragma(`incremental_vacuum(${Math.max(1, Math.trunc(maxPages))})`);
+        } else {
+          // A file made before incremental vacuum: converted by one VACUUM, and only when what is
+          // left is small, so the rewrite is quick and needs little room (it copies live pages only).
+          const live = (this.db.pragma('page_count', { simple: true }) as number) - free;
+          if (live <= maxPages * 16) {
+            this.groupCommit.flush();
+            this.db.pragma('auto_vacuum = INCREMENTAL');
+            this.db.exec('VACUUM');
+          }
+        }
+        // In WAL mode the file shrinks when the pages are checkpointed. PASSIVE: never waits for
+        // the drain worker's readers (a later step finishes the job); the WAL itself is cut back
+        // to journal_size_limit when it resets.
+        this.db.pragma('wal_checkpoint(PASSIVE)');
+      }
+      const pages = this.db.pragma('page_count', { simple: true }) as number;
+      return { reclaimableBytes: (this.db.pragma('freelist_count', { simple: true }) as number) * pageSize, fileBytes: pages * pageSize };
+    });
   }
 
   close(): void {

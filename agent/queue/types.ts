@@ -139,6 +139,12 @@ export interface SampleQueue {
    * Greengrass component update). Nothing is lost without it; it only shortens recovery.
    */
   checkpoint?(): void;
+  /**
+   * Give disk space freed by deleted rows back to the file system, a bounded step at a time
+   * (at most `maxPages` pages per call, so a capture never waits long behind it). Returns the
+   * bytes still reclaimable: call again while it is above what is worth a step.
+   */
+  reclaim?(maxPages: number): { reclaimableBytes: number; fileBytes: number };
   /** Commits pending `enqueueAsync` items, then closes. Idempotent. */
   close(): void;
 }

@@ -185,6 +185,23 @@ export class Backlog {
     return ids;
   }
 
+  /**
+   * Give up waiting for the fleet's ack of every sent sample: the fleet refused messages it
+   * could not name (a rate limit refuses before parsing), so any of them may be missing. They
+   * are sent again; those the fleet did store are only acked again.
+   */
+  takeAwaitingAck(): string[] {
+    const ids: string[] = [];
+    for (const track of this.tracks.values()) {
+      if (track.state !== 'sent') continue;
+      this.noteCutOff(track.id);
+      track.state = 'dropped';
+      ids.push(track.id);
+      this.tracks.delete(track.id);
+    }
+    return ids;
+  }
+
   /** A publish of this item was cut off: if it comes back, that is a resend. */
   noteCutOff(id: string): void {
     // Bounded: past this many the count only undercounts resends, it never grows memory.

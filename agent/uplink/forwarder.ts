@@ -2,7 +2,8 @@ import type { Logger } from 'pino';
 import type { SampleQueue } from '../queue/types.js';
 import { systemClock } from '../../shared/ids.js';
 import type { Clock } from '../../shared/ids.js';
-import { sampleAck } from '../../shared/schemas/messages.js';
+import { ackTopicMessage } from '../../shared/schemas/messages.js';
+import type { SampleNack } from '../../shared/schemas/messages.js';
 import { topics } from '../../shared/topics.js';
 import { parseJsonWith } from '../../shared/validate.js';
 import { Backlog } from './backlog.js';
@@ -95,6 +96,10 @@ export interface ForwarderStats {
   /** Payload bytes acknowledged, both lanes. */
   bytes_sent: number;
   publish_failed: number;
+  /** Refusals the fleet sent back (`sampleNack`: rate limit, quota, too large); the samples stay queued. */
+  nacked: number;
+  /** Until when (epoch ms) the fleet asked us to stop sending samples; 0 when not paused. */
+  paused_until: number;
   /** Queue items that cannot be encoded as sample messages (left in the queue). */
   unsendable: number;
   /** Publishes awaiting PUBACK. */
@@ -110,7 +115,10 @@ const RETAIN: PublishOptions = Object.freeze({ retain: true });
 /** Most ids per `ack()` call. */
 const MAX_ACK_BATCH = 1000;
 
-type Counters = Omit<ForwarderStats, 'resent' | 'live_dropped' | 'unsendable' | 'inflight' | 'awaiting_ack' | 'backlog'>;
+type Counters = Omit<ForwarderStats, 'resent' | 'live_dropped' | 'unsendable' | 'inflight' | 'awaiting_ack' | 'backlog' | 'paused_until'>;
+
+/** Longest pause a fleet's nack can impose: a day (a daily quota's reset), so no bad answer parks a device for longer. */
+const MAX_NACK_PAUSE_MS = 86_400_000;
 
 /**
  * Drains the durable sample queue through an {@link Uplink}, with a live lane for telemetry.
@@ -145,7 +153,9 @@ export class Forwarder {
   private readonly limiter: PublishLimiter;
   private readonly live: LiveLane;
   private readonly backlog: Backlog;
-  private readonly counters: Counters = { sent: 0, acked: 0, live_sent: 0, live_failed: 0, messages_sent: 0, bytes_sent: 0, publish_failed: 0 };
+  private readonly counters: Counters = { sent: 0, acked: 0, live_sent: 0, live_failed: 0, messages_sent: 0, bytes_sent: 0, publish_failed: 0, nacked: 0 };
+  /** The fleet asked us to pause samples (rate limit, quota) until then; live messages still go. */
+  private pausedUntil = 0;
 
   private running = false;
   private pumpScheduled = false;
@@ -268,6 +278,7 @@ export class Forwarder {
       inflight: this.limiter.inflight(),
       awaiting_ack: awaiting,
       backlog: this.queue.stats().depth,
+      paused_until: this.pausedUntil > this.clock.now() ? this.pausedUntil : 0,
     };
   }
 
@@ -323,6 +334,11 @@ export class Forwarder {
         payload = live.payload;
       } else {
         if (this.backlogIdle) return;
+        const pausedFor = this.pausedUntil - this.clock.now();
+        if (pausedFor > 0) {
+          this.wakeAfter(pausedFor);
+          return;
+        }
         // Window full: a settling publish pumps again. Checked before leasing so no lease waits on it.
         if (this.limiter.inflight() >= this.limiter.maxInflight) return;
         // A whole batch per lease (one transaction), not what the window has free right now:
@@ -438,7 +454,9 @@ export class Forwarder {
     if (!this.running) return;
     let ids: string[];
     try {
-      ids = parseJsonWith(sampleAck, payload, 'INPUT_INVALID', 'sample ack').sample_ids;
+      const msg = parseJsonWith(ackTopicMessage, payload, 'INPUT_INVALID', 'sample ack');
+      if (msg.type === 'sample_nack') return this.onFleetNack(msg);
+      ids = msg.sample_ids;
     } catch (err) {
       this.log.warn({ err }, 'ignoring malformed sample ack');
       return;
@@ -447,6 +465,24 @@ export class Forwarder {
     // Ids we have no track for (sent by a previous run, or forgotten) are acked too: ack is idempotent.
     for (const id of ids) this.ackLater(id);
     this.flushAcksIfDrained();
+  }
+
+  /**
+   * The fleet refused samples for now. Nothing is deleted: device-wide (rate limit, daily
+   * quota), stop sending samples until `retry_after_ms` is over, then send again what was not
+   * sent or not acked yet; for named samples (too large), they wait for their lease to run out.
+   */
+  private onFleetNack(nack: SampleNack): void {
+    this.counters.nacked++;
+    if (nack.scope === 'device') {
+      const until = this.clock.now() + Math.min(nack.retry_after_ms, MAX_NACK_PAUSE_MS);
+      if (until > this.pausedUntil) this.pausedUntil = until;
+      this.releaseUnsent('fleet asked for a pause');
+      // Refused before the fleet read them, so which were dropped is unknown: all go again after the pause.
+      const unacked = this.backlog.takeAwaitingAck();
+      if (unacked.length > 0) this.release(unacked);
+    }
+    this.log.warn({ code: nack.code, scope: nack.scope, samples: nack.sample_ids.length, retry_after_ms: nack.retry_after_ms, reason: nack.message }, 'fleet refused samples for now; they stay queued');
   }
 
   /**

@@ -5,6 +5,7 @@ import { systemClock } from '../../shared/ids.js';
 import type { Clock, Random } from '../../shared/ids.js';
 import type { BackoffOptions } from './backoff.js';
 import { uplinkError } from './errors.js';
+import { AgentErrors } from '../errors.js';
 import { systemTimers } from './timers.js';
 import type { Timers } from './timers.js';
 import { topicMatches } from './topic-match.js';
@@ -36,6 +37,8 @@ export interface MqttUplinkOptions {
   clientId: string;
   /** Parent logger; the uplink logs through a child `{ component: 'uplink' }`. */
   logger: Logger;
+  /** Retry of a refused or failed subscription while connected (the uplink is degraded meanwhile). Default 5 s doubling to 5 min. */
+  resubscribeBackoff?: { initialMs: number; maxMs: number };
   /**
    * false = persistent session: the broker keeps our subscriptions and queues QoS 1
    * messages for us (fleet acks) while we are offline. AWS IoT Core keeps such sessions
@@ -104,6 +107,11 @@ export class MqttUplink extends UplinkBase<MqttClient> {
   private connectedAt = 0;
   /** Filters SUBACKed on the current connection. */
   private subscribedNow = new Set<string>();
+  /** Filters the broker refused (or did not answer) on the current connection, retried with backoff. */
+  private failedFilters = new Set<string>();
+  private degradedReason: string | null = null;
+  private resubscribeTimer: unknown;
+  private resubscribeAttempt = 0;
 
   constructor(private readonly opts: MqttUplinkOptions) {
     super({
@@ -145,6 +153,10 @@ export class MqttUplink extends UplinkBase<MqttClient> {
     sync = false;
   }
 
+  degraded(): string | null {
+    return this.degradedReason;
+  }
+
   async subscribe(topic: string, handler: MessageHandler): Promise<void> {
     const handlers = this.addHandler(topic, handler);
     const client = this.client;
@@ -161,6 +173,7 @@ export class MqttUplink extends UplinkBase<MqttClient> {
 
   /** DISCONNECT cleanly when connected (suppresses the will), cut the socket otherwise or on timeout. */
   protected endClient(client: MqttClient | undefined): Promise<void> {
+    this.clearResubscribe();
     return new Promise<void>((resolve) => {
       if (!client) {
         resolve();
@@ -214,6 +227,9 @@ export class MqttUplink extends UplinkBase<MqttClient> {
     const client = mqtt.connect(this.opts.url, options);
     this.client = client;
     this.subscribedNow = new Set();
+    this.failedFilters = new Set();
+    this.resubscribeAttempt = 0;
+    this.clearResubscribe();
     let lastError: Error | undefined;
     let closed = false;
     client.on('connect', (connack) => {
@@ -237,23 +253,58 @@ export class MqttUplink extends UplinkBase<MqttClient> {
   }
 
   private async onConnected(client: MqttClient, session: number, sessionPresent: boolean): Promise<void> {
+    await this.subscribeMissing(client, session);
+    if (session !== this.session || !client.connected) return;
+    this.connectedAt = this.clock.now();
+    this.log.info({ endpoint: this.endpoint, clientId: this.opts.clientId, sessionPresent, attempts: this.attempt + 1, filters: this.subs.size }, 'uplink connected');
+    // Connected even when a filter failed: publishing works, and the failure is reported as
+    // degraded and retried rather than hidden.
+    this.markConnected({ sessionPresent });
+  }
+
+  /**
+   * Subscribe every filter not in place on this connection. A filter the broker refuses (its
+   * policy) or that fails (a timeout) makes the uplink degraded (logged with a code, shown in
+   * health and telemetry) and is retried with backoff while the connection lasts; a device
+   * must not look connected while it is deaf to its acks or desired state.
+   */
+  private async subscribeMissing(client: MqttClient, session: number): Promise<void> {
     try {
       // Loop: a subscribe() call made while we were re-subscribing must not be missed.
       for (;;) {
-        const missing = [...this.subs.keys()].filter((t) => !this.subscribedNow.has(t));
+        const missing = [...this.subs.keys()].filter((t) => !this.subscribedNow.has(t) && !this.failedFilters.has(t));
         if (missing.length === 0) break;
         await this.subscribeOn(client, missing, session);
       }
     } catch (err) {
-      if (session !== this.session) return;
-      // A refused filter (broker policy) is a configuration problem: report it, stay connected.
-      this.log.error({ err }, 'resubscribe after connect failed');
-      if (!client.connected) return;
+      if (session !== this.session || !client.connected) return;
+      for (const t of this.subs.keys()) if (!this.subscribedNow.has(t)) this.failedFilters.add(t);
+      this.log.warn({ err }, 'subscribing failed');
     }
     if (session !== this.session || !client.connected) return;
-    this.connectedAt = this.clock.now();
-    this.log.info({ endpoint: this.endpoint, clientId: this.opts.clientId, sessionPresent, attempts: this.attempt + 1, filters: this.subs.size }, 'uplink connected');
-    this.markConnected({ sessionPresent });
+    if (this.failedFilters.size === 0) {
+      if (this.degradedReason !== null) this.log.info({ filters: this.subs.size }, 'uplink subscriptions restored; no longer degraded');
+      this.degradedReason = null;
+      this.resubscribeAttempt = 0;
+      return;
+    }
+    const filters = [...this.failedFilters];
+    this.degradedReason = `subscription to ${filters.join(', ')} failed: the fleet's acks or desired states cannot reach this device`;
+    const { initialMs, maxMs } = this.opts.resubscribeBackoff ?? { initialMs: 5000, maxMs: 300_000 };
+    const delayMs = Math.min(maxMs, initialMs * 2 ** Math.min(this.resubscribeAttempt++, 10));
+    this.log.error({ code: AgentErrors.UPLINK_DEGRADED.code, filters, retry_in_ms: delayMs }, 'uplink degraded: subscription failed; retrying');
+    this.clearResubscribe();
+    this.resubscribeTimer = this.timers.setTimeout(() => {
+      this.resubscribeTimer = undefined;
+      if (session !== this.session || !client.connected) return;
+      this.failedFilters = new Set();
+      void this.subscribeMissing(client, session);
+    }, delayMs);
+  }
+
+  private clearResubscribe(): void {
+    if (this.resubscribeTimer !== undefined) this.timers.clearTimeout(this.resubscribeTimer);
+    this.resubscribeTimer = undefined;
   }
 
   private async subscribeOn(client: MqttClient, filters: string[], session: number): Promise<void> {
@@ -264,8 +315,8 @@ export class MqttUplink extends UplinkBase<MqttClient> {
       if (g.qos === 128) refused.push(g.topic);
       else this.subscribedNow.add(g.topic);
     }
-    // Mark refused filters as handled for this connection so the resubscribe loop ends.
-    for (const t of refused) this.subscribedNow.add(t);
+    // Refused filters wait for the retry, so the subscribe loop ends.
+    for (const t of refused) this.failedFilters.add(t);
     if (refused.length > 0) throw uplinkError('subscribe_refused', `broker refused subscription to ${refused.join(', ')}`, { details: { filters: refused } });
   }
 

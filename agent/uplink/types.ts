@@ -34,6 +34,12 @@ export interface Uplink {
   /** True while connected and subscriptions are in place: publishes can succeed. */
   isConnected(): boolean;
   /**
+   * Why the uplink is connected but not whole (a subscription the broker refused or did not
+   * answer: the device would be deaf to its acks or desired state), or null. Retried with
+   * backoff while connected; reported in health, telemetry and the log.
+   */
+  degraded?(): string | null;
+  /**
    * Resolves when the transport has accepted the message (QoS 1 PUBACK for MQTT); rejects
    * on failure. Rejects at once while disconnected: messages are never buffered in memory
    * here, durability is the SQLite queue's job.

@@ -25,7 +25,7 @@ import { ModelRegistry } from '../app/models/registry.js';
 import type { UploadLimits } from '../app/models/staging.js';
 import type { RolloutBackend } from '../app/rollouts/backend.js';
 import { RolloutManager } from '../app/rollouts/manager.js';
-import { SampleIngest } from '../app/samples/ingest.js';
+import { SampleIngest, type SampleIngestOptions } from '../app/samples/ingest.js';
 import { TrainingRuns } from '../app/training/runs.js';
 import { Users } from '../app/users.js';
 import type { TargetDevice } from '../core/rollouts/event-schema.js';
@@ -62,6 +62,8 @@ export interface BuildFleetOptions {
   deviceScrypt?: ScryptParams;
   /** The rollout backend: MQTT desired state, Greengrass deployments, a recorder in tests. */
   rolloutBackend(env: RolloutBackendEnv): RolloutBackend;
+  /** Sample ingest limits (per device and in all); default the limits file's defaults. */
+  ingest?: Pick<SampleIngestOptions, 'assembler' | 'deviceLimits'>;
   /** See RolloutManagerDeps.quietFlushMs. */
   quietFlushMs?: number;
   urls?: { http: string; mqtt: string };
@@ -102,7 +104,7 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
     const devicesRepo = sqliteDevicesRepo(db);
     const devices = new DeviceRegistry({ repo: devicesRepo, clock, ...(o.deviceScrypt ? { scrypt: o.deviceScrypt } : {}) });
     const samples = sqliteSamplesRepo(db);
-    const ingest = new SampleIngest({ samples, devices: devicesRepo, artifacts, clock, logger: log.child({ component: 'ingest' }) });
+    const ingest = new SampleIngest({ samples, devices: devicesRepo, artifacts, clock, logger: log.child({ component: 'ingest' }), ...o.ingest });
     down.push('sample ingest', () => ingest.flush());
     const urls = o.urls ?? { mqtt: '', http: '' };
     const repo = sqliteRolloutRepo(db);
@@ -127,6 +129,7 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
         }),
     });
     down.push('rollouts', async () => {
+      rollouts.close();
       await rollouts.settled();
       rollouts.flush();
     });

@@ -19,9 +19,10 @@ import type { RolloutBackend } from '../app/rollouts/backend.js';
 import type { RolloutManager } from '../app/rollouts/manager.js';
 import type { BaseSetSource } from '../app/training/base-source.js';
 import type { LoopSetup } from '../app/training/loop.js';
-import { FleetError } from '../errors.js';
+import { FleetError, FleetErrors } from '../errors.js';
 import { buildFleet, type RolloutBackendEnv } from './build.js';
 import { learningLoopFromContext } from './learning-loop.js';
+import { ingestLimits, parseLimitsConfig, type FleetLimitsConfig } from './limits-config.js';
 import { Teardown } from './teardown.js';
 
 export type { RolloutBackendEnv };
@@ -52,6 +53,8 @@ export interface ServeOptions {
     workDir?: string;
     tickMs?: number;
   };
+  /** Limits on what devices may make the fleet hold (`serve --limits`); default the file's defaults. */
+  limits?: FleetLimitsConfig;
   /** Desired states published per second at most (a rollout's notification rate); default no limit. */
   notifyPerSecond?: number;
   /** All artifacts (models, manifests, samples) in this store instead of DATA/ (S3 in AWS mode). */
@@ -88,6 +91,7 @@ export interface FleetService {
 export async function startFleetService(o: ServeOptions): Promise<FleetService> {
   const log = o.log;
   const clock = o.clock ?? systemClock;
+  const limits = o.limits ?? parseLimitsConfig();
   const dir = resolve(o.dataDir);
   await mkdir(dir, { recursive: true });
   const key = await loadOrCreateSigningKey(join(dir, 'keys'));
@@ -104,10 +108,13 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
         port: o.mqttPort ?? 0,
         host: o.host ?? '127.0.0.1',
         log: log.child({ component: 'broker' }),
-        authenticate: async (username, password, clientId) => {
+        maxPacketBytes: limits.broker.max_packet_bytes,
+        authenticate: async (username, password, clientId, remote) => {
           if (username === 'fleet' && password?.toString() === fleetSecret && clientId.startsWith('edgeloop-fleet')) return { kind: 'fleet' };
           if (!username || !password || !devices) return null;
-          return (await devices.authenticate(username, password.toString())) ? { kind: 'device', id: username } : null;
+          const v = await devices.check(username, password.toString(), remote);
+          if (!v.ok && v.reason !== 'invalid') log.warn({ component: 'broker', remote, username: username.slice(0, 128), reason: v.reason, retry_after_ms: v.retryAfterMs, code: FleetErrors.AUTH_THROTTLED.code }, 'MQTT login refused without checking: too many failures');
+          return v.ok ? { kind: 'device', id: username } : null;
         },
       });
       down.push('broker', () => b.close());
@@ -128,6 +135,7 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
       ...(o.artifacts ? { artifacts: o.artifacts } : {}),
       // Telemetry windows are saved at most a second (plus a tick) late; see quietFlushMs.
       quietFlushMs: 1000,
+      ingest: ingestLimits(limits),
       rolloutBackend: (env) => {
         custom = o.rolloutBackend?.(env);
         return (

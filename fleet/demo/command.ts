@@ -1,5 +1,6 @@
 import pino from 'pino';
 import { numberFlag, parseFlags, type Io } from '../../shared/cli.js';
+import { createLogger } from '../../shared/log.js';
 import { DEFAULT_TIMINGS, type DemoTimings } from './options.js';
 import { pct } from './report.js';
 import { runDemo } from './run.js';
@@ -92,7 +93,7 @@ export async function demoCmd(argv: string[], io: Io): Promise<number> {
       timings,
       humanLabels: values['human-labels'] === true,
       exitWhenDone: values['exit-when-done'] === true,
-      log: pino({ level: process.env.EDGELOOP_LOG_LEVEL ?? 'error' }, pino.destination(2)),
+      log: createLogger(process.env.EDGELOOP_LOG_LEVEL ?? 'error', pino.destination(2)),
       say: (l) => (values.json ? io.err(l) : io.out(l)),
       signal: abort.signal,
     });

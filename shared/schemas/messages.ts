@@ -89,6 +89,27 @@ export const sampleAck = z.object({
 });
 export type SampleAck = z.infer<typeof sampleAck>;
 
+/**
+ * Fleet -> device: these samples were refused for now; keep them. `scope: "device"` (rate
+ * limit, daily quota): pause sending samples for `retry_after_ms`; `scope: "sample"` (too
+ * large): only these wait, until their lease runs out. `code` is a catalogue code
+ * (`SAMPLE_RATE_LIMITED`, `SAMPLE_TOO_LARGE`).
+ */
+export const sampleNack = z.object({
+  type: z.literal('sample_nack'),
+  v: schemaVersion,
+  sample_ids: z.array(idString).max(1000),
+  code: z.string().min(1).max(64),
+  scope: z.enum(['sample', 'device']),
+  retry_after_ms: z.number().int().nonnegative().max(7 * 86_400_000),
+  message: z.string().max(512).optional(),
+});
+export type SampleNack = z.infer<typeof sampleNack>;
+
+/** What the fleet sends on a device's acks topic. */
+export const ackTopicMessage = z.discriminatedUnion('type', [sampleAck, sampleNack]);
+export type AckTopicMessage = z.infer<typeof ackTopicMessage>;
+
 const latency = z.object({ p50: z.number(), p95: z.number(), p99: z.number() });
 
 export const telemetry = z.object({
@@ -112,6 +133,8 @@ export const telemetry = z.object({
   shadow: z
     .object({ model: modelRef, count: z.number().int().nonnegative(), agreement: z.number().min(0).max(1).nullable(), confidence_mean: z.number().nullable(), latency_p95_ms: z.number().nullable() })
     .optional(),
+  /** Present when the uplink is degraded: connected, but a subscription failed (see the agent's `/healthz`). */
+  uplink: z.object({ degraded: z.string().max(512) }).optional(),
 });
 export type Telemetry = z.infer<typeof telemetry>;
 

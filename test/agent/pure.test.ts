@@ -139,6 +139,12 @@ describe('config', () => {
     }
   });
 
+  it('refuses ack_mode puback unless the broker is declared durable: the embedded broker would lose samples on a fleet crash', () => {
+    expect(() => parseAgentConfig({ uplink: { kind: 'mqtt', ack_mode: 'puback' } })).toThrow(expect.objectContaining({ code: 'AGENT_CONFIG_INVALID', message: expect.stringContaining('uplink.ack_mode: puback') }));
+    expect(parseAgentConfig({ uplink: { kind: 'mqtt', ack_mode: 'puback', durable_broker: true } }).uplink.ack_mode).toBe('puback');
+    expect(parseAgentConfig({ uplink: { kind: 'mqtt' } }).uplink.ack_mode).toBe('fleet');
+  });
+
   it('takes environment overrides, parsing JSON values', () => {
     const env = { EDGELOOP_AGENT_UPLINK__URL: 'mqtts://x:8883', EDGELOOP_AGENT_QUEUE__QUOTA_BYTES: '1024', EDGELOOP_AGENT_INFERENCE__EXECUTION_PROVIDERS: '["cuda","cpu"]', OTHER: '1' };
     expect(envOverrides(env)).toEqual({ uplink: { url: 'mqtts://x:8883' }, queue: { quota_bytes: 1024 }, inference: { execution_providers: ['cuda', 'cpu'] } });

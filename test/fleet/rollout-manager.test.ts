@@ -9,6 +9,7 @@ import { SimulatedDevices } from '../helpers/device-sim.js';
 import { deviceStatus, telemetry, type ModelRef } from '../../shared/schemas/index.js';
 import { systemClock } from '../../shared/ids.js';
 import { waitUntil } from '../helpers/wait.js';
+import { captureLogger } from '../helpers/agent.js';
 
 const V1: ModelRef = { name: 'digits', version: '1.0.0' };
 const V2: ModelRef = { name: 'digits', version: '2.0.0' };
@@ -154,5 +155,40 @@ describe('rollout manager over MQTT with simulated devices', () => {
     // QoS 1 is at least once, and this broker also holds the earlier test's overlapping
     // subscription, so a device may see its message twice; every one of them saw it.
     expect([...got].sort()).toEqual(Array.from({ length: 20 }, (_, i) => `paced-${i}`).sort());
+  });
+});
+
+describe('rollout manager delivery retries', () => {
+  it('re-delivers desired states that failed, with backoff, without a restart, until they go through', async () => {
+    const delivered: string[][] = [];
+    let failuresLeft = 2;
+    const { log, lines } = captureLogger();
+    const manager = new RolloutManager({
+      repo: memoryRolloutRepo(),
+      backend: {
+        name: 'flaky',
+        deliver: async (_id, changes) => {
+          if (failuresLeft-- > 0) throw new Error('broker unreachable');
+          delivered.push(changes.map((c) => c.device_id));
+        },
+      },
+      resolveTargets: (): TargetDevice[] => ['d-1', 'd-2'].map((id) => ({ id, active: V1 })),
+      clock: systemClock,
+      log,
+      deliveryRetry: { initialMs: 20, maxMs: 100 },
+    });
+    try {
+      manager.create({ model: V2, selector: {}, plan: { canary: { devices: { count: 2 }, bake_s: 60 }, waves: [{ devices: { percent: 100 }, bake_s: 60 }] }, actor: 'test' });
+      await until(() => delivered.length > 0, 10_000);
+      expect(delivered[0]?.sort()).toEqual(['d-1', 'd-2']);
+      const failures = lines.filter((l) => l.code === 'FLEET_DELIVERY_FAILED');
+      expect(failures.map((l) => [l.attempt, l.retry_in_ms])).toEqual([
+        [1, 20],
+        [2, 40],
+      ]);
+      expect(manager.pendingRetries).toBe(0);
+    } finally {
+      manager.close();
+    }
   });
 });

@@ -9,9 +9,9 @@ import { bytes, sampleMeta } from './fixtures/samples.js';
 
 const topic = 'edgeloop/v1/devices/dev-1/samples';
 
-function chunksOf(id: string, n: number, max = 2048): SampleMessage[] {
+function chunksOf(id: string, n: number, max = 2048, deviceId = 'dev-1'): SampleMessage[] {
   const blob = bytes(n, id.length + n);
-  return encodeSample(sampleMeta(id, blob), blob, { topic, maxMessageBytes: max }).map((p) => parseJsonWith(sampleMessage, p, 'INPUT_INVALID', 'sample'));
+  return encodeSample(sampleMeta(id, blob, { deviceId }), blob, { topic, maxMessageBytes: max }).map((p) => parseJsonWith(sampleMessage, p, 'INPUT_INVALID', 'sample'));
 }
 
 function fakeClock() {
@@ -110,5 +110,62 @@ describe('SampleAssembler', () => {
       clock.advance(10);
     }
     expect(assembler.stats()).toMatchObject({ pending: 2, dropped_incomplete: 1 });
+  });
+
+  it('keeps each device to its own sets: a flood of chunk starts from one device never pushes out another’s sample', () => {
+    const clock = fakeClock();
+    const assembler = new SampleAssembler({ clock, maxPending: 100, maxPendingPerDevice: 8 });
+    const victim = chunksOf('b-1', 5000, 2048, 'dev-b');
+    assembler.accept(victim[0] as SampleMessage);
+    clock.advance(1);
+    // 1,500 first chunks from device A, each starting a set that never finishes.
+    for (let i = 0; i < 1500; i++) assembler.accept(chunksOf(`a-${i}`, 3000, 2048, 'dev-a')[0] as SampleMessage);
+    const stats = assembler.stats();
+    expect(stats.pending).toBe(9); // A's newest 8 and B's one
+    expect(stats.dropped_by_reason.device_sets).toBe(1492);
+    expect(victim.slice(1).map((m) => assembler.accept(m)).at(-1)?.status).toBe('complete');
+  });
+
+  it('keys sets by device: another device cannot add chunks to a sample id it does not own', () => {
+    const assembler = new SampleAssembler({ clock: fakeClock() });
+    const mine = chunksOf('same-id', 5000, 2048, 'dev-b');
+    const theirs = chunksOf('same-id', 5000, 2048, 'dev-a');
+    assembler.accept(mine[0] as SampleMessage);
+    for (const m of theirs.slice(1)) assembler.accept(m);
+    expect(mine.slice(1).map((m) => assembler.accept(m)).at(-1)?.status).toBe('complete');
+  });
+
+  it('bounds the bytes one device holds in unfinished sets and in all, the heaviest device paying', () => {
+    const clock = fakeClock();
+    const assembler = new SampleAssembler({ clock, maxPendingBytesPerDevice: 25_000, maxPendingBytes: 40_000 });
+    const b = chunksOf('b-1', 20_000, 8192, 'dev-b');
+    assembler.accept(b[0] as SampleMessage);
+    clock.advance(1);
+    for (let i = 0; i < 50; i++) {
+      for (const m of chunksOf(`a-${i}`, 20_000, 8192, 'dev-a').slice(0, 2)) assembler.accept(m);
+      clock.advance(1);
+    }
+    const stats = assembler.stats();
+    expect(stats.pending_bytes).toBeLessThanOrEqual(40_000);
+    expect(stats.dropped_by_reason.device_bytes + stats.dropped_by_reason.total_bytes).toBeGreaterThan(40);
+    expect(b.slice(1).map((m) => assembler.accept(m)).at(-1)?.status).toBe('complete');
+  });
+
+  it('refuses a sample declared over the size limit with SAMPLE_TOO_LARGE, and chunks holding more than declared', () => {
+    const assembler = new SampleAssembler({ clock: fakeClock(), maxSampleBytes: 4000 });
+    const big = chunksOf('big', 5000)[0] as SampleMessage;
+    const r = assembler.accept(big);
+    expect(r).toMatchObject({ status: 'rejected' });
+    if (r.status === 'rejected') expect(r.error.code).toBe('SAMPLE_TOO_LARGE');
+    // The meta says 3000 bytes but every chunk index carries a fresh 1.5 KB: refused once past 3000.
+    const small = chunksOf('small', 3000);
+    const a = new SampleAssembler({ clock: fakeClock() });
+    const first = small[0] as SampleMessage;
+    const results = [0, 1, 2, 3].map((index) => a.accept({ ...first, chunk: { index, count: 10 } }));
+    expect(results.map((x) => x.status)).toContain('rejected');
+    // Never more held than the declared size (plus per-chunk bookkeeping).
+    expect(a.stats().pending_bytes).toBeLessThanOrEqual(3000 + 4 * 128);
+    // A count no declared size can need.
+    expect(a.accept({ ...first, chunk: { index: 0, count: 100_000 } }).status).toBe('rejected');
   });
 });

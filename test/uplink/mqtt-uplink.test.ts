@@ -187,3 +187,41 @@ describe('MqttUplink', () => {
     });
   });
 });
+
+describe('MqttUplink subscriptions the broker refuses', () => {
+  it('reports itself degraded (with a coded log line) instead of whole, retries, and recovers when the broker allows it', async () => {
+    const { Aedes } = await import('aedes');
+    let refuseLeft = 2;
+    const broker = await Aedes.createBroker({
+      authorizeSubscribe: (_client, sub, done) => {
+        if (sub.topic.endsWith('/acks') && refuseLeft > 0) {
+          refuseLeft--;
+          return done(null, null);
+        }
+        done(null, sub);
+      },
+    });
+    const server = net.createServer((s) => broker.handle(s));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const url = `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const { logger, lines } = captureLogger('info');
+    const uplink = new MqttUplink({ url, clientId: 'deaf-1', logger, backoff: fastBackoff, resubscribeBackoff: { initialMs: 50, maxMs: 200 } });
+    const acks: string[] = [];
+    try {
+      await uplink.subscribe(topics.acks('deaf-1'), (_t, p) => acks.push(p.toString()));
+      await uplink.connect();
+      expect(uplink.isConnected()).toBe(true);
+      expect(uplink.degraded()).toMatch(/subscription to edgeloop\/v1\/devices\/deaf-1\/acks failed/);
+      expect(lines.some((l) => l.code === 'AGENT_UPLINK_DEGRADED')).toBe(true);
+      await waitUntil(() => uplink.degraded() === null, 10_000, 'the retried subscription to go through');
+      expect(lines.some((l) => l.msg === 'uplink subscriptions restored; no longer degraded')).toBe(true);
+      // And it hears its acks now.
+      await new Promise<void>((resolve, reject) => broker.publish({ cmd: 'publish', topic: topics.acks('deaf-1'), payload: Buffer.from('hello'), qos: 1, retain: false, dup: false }, (err) => (err ? reject(err) : resolve())));
+      await waitUntil(() => acks.length === 1, 10_000, 'the ack');
+    } finally {
+      await uplink.close();
+      await new Promise<void>((r) => server.close(() => r()));
+      await new Promise<void>((r) => broker.close(() => r()));
+    }
+  });
+});

@@ -1,6 +1,6 @@
 import type { MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
-import { deviceStatus, telemetry, type SampleAck } from '../../../shared/schemas/index.js';
+import { deviceStatus, telemetry, type SampleAck, type SampleNack } from '../../../shared/schemas/index.js';
 import { deviceIdFromTopic, topics } from '../../../shared/topics.js';
 import { parseJsonWith } from '../../../shared/validate.js';
 import type { TelemetryBatcher } from '../../app/devices/telemetry-batcher.js';
@@ -27,8 +27,12 @@ type Handler = (d: DeviceRouterDeps, device: string, payload: Buffer) => Promise
 /** One handler per device topic; every message validated, a bad one logged and dropped, never fatal. */
 const handlers: Record<'samples' | 'telemetry' | 'status', Handler> = {
   async samples(d, device, payload) {
+    // A rejection is logged by the ingest (once); here it is only answered.
     const r = await d.ingest.acceptPayload(device, payload);
-    if (r.status === 'rejected') d.log.warn({ device, sample: r.sampleId, code: r.error.code, reason: r.error.message }, 'sample rejected');
+    if (r.status === 'rejected' && r.nack) {
+      const nack: SampleNack = { type: 'sample_nack', v: 1, sample_ids: r.nack.sampleIds, code: r.error.code, scope: r.nack.scope, retry_after_ms: r.nack.retryAfterMs, message: r.error.message.slice(0, 512) };
+      d.client.publish(topics.acks(device), JSON.stringify(nack), { qos: 1 });
+    }
     if (r.ack.length) {
       const ack: SampleAck = { type: 'sample_ack', v: 1, sample_ids: r.ack };
       d.client.publish(topics.acks(device), JSON.stringify(ack), { qos: 1 });

@@ -1,10 +1,16 @@
 import net from 'node:net';
+import { Duplex } from 'node:stream';
 import { Aedes } from 'aedes';
 import type { Logger } from 'pino';
+import { FleetErrors } from '../../errors.js';
 import { canPublish, canSubscribe, clientIdAllowed, type Identity } from './acl.js';
+import { MqttPacketGuard, PacketTooLargeError } from './packet-guard.js';
 
-/** Checks credentials; resolves the identity, or null to refuse the connection. */
-export type Authenticator = (username: string | undefined, password: Buffer | undefined, clientId: string) => Promise<Identity | null> | Identity | null;
+/** Checks credentials; resolves the identity, or null to refuse the connection. `remote`: the peer's address. */
+export type Authenticator = (username: string | undefined, password: Buffer | undefined, clientId: string, remote: string) => Promise<Identity | null> | Identity | null;
+
+/** Largest MQTT packet the embedded broker takes by default: AWS IoT Core's 128 KB message plus room for its header. */
+export const DEFAULT_MAX_PACKET_BYTES = 128 * 1024 + 1024;
 
 export interface EmbeddedBroker {
   url: string;
@@ -18,15 +24,17 @@ export interface EmbeddedBroker {
  * `authenticate`, unknown clients are refused and each device is confined to its own topic
  * namespace (see acl.ts); without it the broker is open (local demo and tests only).
  */
-export async function startEmbeddedBroker(opts: { port?: number; host?: string; authenticate?: Authenticator; log?: Logger } = {}): Promise<EmbeddedBroker> {
+export async function startEmbeddedBroker(opts: { port?: number; host?: string; authenticate?: Authenticator; log?: Logger; maxPacketBytes?: number } = {}): Promise<EmbeddedBroker> {
   const log = opts.log;
+  const maxPacketBytes = opts.maxPacketBytes ?? DEFAULT_MAX_PACKET_BYTES;
   const identities = new WeakMap<object, Identity>();
+  const remotes = new WeakMap<object, string>();
   const auth = opts.authenticate;
   const broker = await Aedes.createBroker(
     auth
       ? {
           authenticate: (client, username, password, done) => {
-            Promise.resolve(auth(username, password, client.id))
+            Promise.resolve(auth(username, password, client.id, remotes.get(client.conn) ?? 'unknown'))
               .then((who) => {
                 if (!who || !clientIdAllowed(who, client.id)) {
                   log?.warn({ client: client.id, username }, 'MQTT connection refused: unknown client or wrong credentials');
@@ -68,7 +76,19 @@ export async function startEmbeddedBroker(opts: { port?: number; host?: string; 
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    broker.handle(socket);
+    // The broker reads through the guard, so an oversized packet ends the connection at its
+    // header instead of being buffered whole.
+    const guard = new MqttPacketGuard(maxPacketBytes);
+    guard.on('error', (err) => {
+      if (err instanceof PacketTooLargeError) log?.warn({ remote: socket.remoteAddress, bytes: err.bytes, limit: err.limit, code: FleetErrors.MQTT_PACKET_TOO_LARGE.code }, 'MQTT connection closed: packet over the size limit');
+      else log?.warn({ remote: socket.remoteAddress, reason: err.message }, 'MQTT connection closed: malformed packet header');
+      socket.destroy();
+    });
+    const conn = Duplex.from({ readable: socket.pipe(guard), writable: socket });
+    conn.on('error', () => socket.destroy());
+    conn.on('close', () => socket.destroy());
+    remotes.set(conn, socket.remoteAddress ?? 'unknown');
+    broker.handle(conn);
   });
   const host = opts.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {

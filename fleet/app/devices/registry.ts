@@ -6,6 +6,7 @@ import { parseWith } from '../../../shared/validate.js';
 import { FleetError } from '../../errors.js';
 import { agentConfigSnippet } from './agent-config.js';
 import type { AgentConfigOptions, AgentConfigSnippet } from './agent-config.js';
+import { LoginThrottle, type LoginThrottleOptions } from './login-throttle.js';
 import { DEFAULT_SCRYPT, VerifiedSecrets, hashSecret, newSecret, parseDeviceToken, verifySecret } from './credentials.js';
 import type { ScryptParams } from './credentials.js';
 import { toDeviceRecord } from '../../core/devices/state.js';
@@ -56,7 +57,16 @@ export interface DeviceRegistryOptions {
   scrypt?: ScryptParams;
   /** Successful verifications remembered (see {@link VerifiedSecrets}); 0 = none. Default 10 000. */
   authCacheSize?: number;
+  /** Backoff of failed logins per source and per device name (see {@link LoginThrottle}). */
+  loginThrottle?: Omit<LoginThrottleOptions, 'clock'>;
+  /** Secret hashes verified at once; more wait in line. Default 4. */
+  maxConcurrentHashes?: number;
+  /** Logins waiting for a hash slot; beyond, refused as busy at once. Default 64. */
+  maxQueuedHashes?: number;
 }
+
+/** What a login check concluded; `throttled` and `busy` spent no hash. */
+export type AuthVerdict = { ok: true } | { ok: false; reason: 'invalid' } | { ok: false; reason: 'throttled' | 'busy'; retryAfterMs: number };
 
 /** Filter of {@link DeviceRegistry.list}: every tag must match; state as computed now. */
 export interface DeviceFilter {
@@ -85,6 +95,11 @@ export class DeviceRegistry {
   private dummyHash: Promise<string> | null = null;
   /** Verified secrets, so a reconnect does not cost a scrypt hash. */
   readonly authCache: VerifiedSecrets;
+  private readonly throttle: LoginThrottle;
+  private readonly maxHashes: number;
+  private readonly maxQueued: number;
+  private hashing = 0;
+  private readonly hashQueue: Array<() => void> = [];
 
   constructor(opts: DeviceRegistryOptions) {
     this.repo = opts.repo;
@@ -92,6 +107,9 @@ export class DeviceRegistry {
     this.offlineAfterMs = opts.offlineAfterMs ?? 60_000;
     this.scrypt = opts.scrypt ?? DEFAULT_SCRYPT;
     this.authCache = new VerifiedSecrets(opts.authCacheSize ?? 10_000);
+    this.throttle = new LoginThrottle({ ...opts.loginThrottle, clock: opts.clock });
+    this.maxHashes = opts.maxConcurrentHashes ?? 4;
+    this.maxQueued = opts.maxQueuedHashes ?? 64;
   }
 
   /**
@@ -111,25 +129,60 @@ export class DeviceRegistry {
   }
 
   /** Does `secret` belong to `deviceId`? False for an unknown device too, in about the same time. */
-  async authenticate(deviceId: string, secret: string): Promise<boolean> {
-    const hash = this.repo.secretHash(deviceId);
-    if (hash === null) {
-      this.dummyHash ??= hashSecret(newSecret(), this.scrypt);
-      await verifySecret(secret, await this.dummyHash);
-      return false;
-    }
-    // The stored hash is read every time, so a rotation by another process also misses.
-    if (this.authCache.has(deviceId, secret, hash)) return true;
-    const ok = await verifySecret(secret, hash);
-    // Remember it only if the credential did not change while scrypt ran.
-    if (ok && this.repo.secretHash(deviceId) === hash) this.authCache.add(deviceId, secret, hash);
-    return ok;
+  async authenticate(deviceId: string, secret: string, source = 'local'): Promise<boolean> {
+    return (await this.check(deviceId, secret, source)).ok;
   }
 
-  /** The device id behind an HTTP bearer token (`<id>.<secret>`). Throws `FLEET_AUTH_FAILED`. */
-  async authenticateToken(token: string): Promise<string> {
+  /**
+   * Check a login from `source` (the peer's address). Known-good credentials (verified before,
+   * unchanged since) pass at once. Otherwise, a source or device name that failed repeatedly
+   * waits out its backoff (`throttled`), and at most `maxConcurrentHashes` hashes run with a
+   * bounded line (`busy` beyond), so a flood of bogus logins cannot make a real device's
+   * first login slow. An unknown name costs what a wrong secret costs.
+   */
+  async check(deviceId: string, secret: string, source: string): Promise<AuthVerdict> {
+    const hash = this.repo.secretHash(deviceId);
+    // The stored hash is read every time, so a rotation by another process also misses.
+    if (hash !== null && this.authCache.has(deviceId, secret, hash)) return { ok: true };
+    const wait = this.throttle.waitMs(source, deviceId);
+    if (wait > 0) return { ok: false, reason: 'throttled', retryAfterMs: wait };
+    if (this.hashing >= this.maxHashes && this.hashQueue.length >= this.maxQueued) return { ok: false, reason: 'busy', retryAfterMs: 1000 };
+    const ok = await this.withHashSlot(async () => {
+      if (hash === null) {
+        this.dummyHash ??= hashSecret(newSecret(), this.scrypt);
+        await verifySecret(secret, await this.dummyHash);
+        return false;
+      }
+      return verifySecret(secret, hash);
+    });
+    if (!ok) {
+      this.throttle.failed(source, deviceId);
+      return { ok: false, reason: 'invalid' };
+    }
+    this.throttle.succeeded(source, deviceId);
+    // Remember it only if the credential did not change while scrypt ran.
+    if (this.repo.secretHash(deviceId) === hash && hash !== null) this.authCache.add(deviceId, secret, hash);
+    return { ok: true };
+  }
+
+  private async withHashSlot<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.hashing >= this.maxHashes) await new Promise<void>((resolve) => this.hashQueue.push(resolve));
+    this.hashing++;
+    try {
+      return await fn();
+    } finally {
+      this.hashing--;
+      this.hashQueue.shift()?.();
+    }
+  }
+
+  /** The device id behind an HTTP bearer token (`<id>.<secret>`). Throws `FLEET_AUTH_FAILED`, or `FLEET_AUTH_THROTTLED` after repeated failures. */
+  async authenticateToken(token: string, source = 'local'): Promise<string> {
     const parsed = parseDeviceToken(token);
-    if (parsed && (await this.authenticate(parsed.deviceId, parsed.secret))) return parsed.deviceId;
+    if (!parsed) throw new FleetError('AUTH_FAILED', 'the device token is not valid');
+    const v = await this.check(parsed.deviceId, parsed.secret, source);
+    if (v.ok) return parsed.deviceId;
+    if (v.reason !== 'invalid') throw new FleetError('AUTH_THROTTLED', `too many failed logins from here or as this device; retry in ${Math.ceil(v.retryAfterMs / 1000)} s`, { details: { retry_after_ms: v.retryAfterMs, reason: v.reason } });
     throw new FleetError('AUTH_FAILED', 'the device token is not valid');
   }
 

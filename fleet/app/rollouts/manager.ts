@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { newId, type Clock } from '../../../shared/ids.js';
 import type { DeviceStatus, ModelRef, Telemetry } from '../../../shared/schemas/index.js';
-import { FleetError } from '../../errors.js';
+import { FleetError, FleetErrors } from '../../errors.js';
 import type { Audit } from '../audit.js';
 import type { RolloutBackend } from './backend.js';
 import { commandAllowed } from '../../core/rollouts/commands.js';
@@ -52,6 +52,14 @@ export interface RolloutManagerDeps {
    * or decided is ever lost: those steps are persisted before they act.
    */
   quietFlushMs?: number;
+  /** A failed delivery is retried after this long, doubling up to `maxMs`, until it goes through. Default 1 s to 60 s. */
+  deliveryRetry?: { initialMs: number; maxMs: number };
+}
+
+interface PendingRetry {
+  devices: Set<string>;
+  attempt: number;
+  timer: ReturnType<typeof setTimeout>;
 }
 
 /** Telemetry windows folded in one step at most (a bound on the buffer between ticks). */
@@ -76,8 +84,25 @@ export class RolloutManager {
   private metrics: DeviceMetricsEvent[] = [];
   /** Rollouts with quiet steps not saved yet, and since when (clock ms). */
   private readonly unsaved = new Map<string, number>();
+  /** Deliveries that failed, per rollout: the devices whose current desired state is sent again. */
+  private readonly retries = new Map<string, PendingRetry>();
+  private closed = false;
 
   constructor(private readonly deps: RolloutManagerDeps) {}
+
+  /** Stop retrying failed deliveries (they are re-delivered by `resume()` at the next start). */
+  close(): void {
+    this.closed = true;
+    for (const r of this.retries.values()) clearTimeout(r.timer);
+    this.retries.clear();
+  }
+
+  /** Devices whose desired state is waiting for a delivery retry, per rollout. */
+  get pendingRetries(): number {
+    let n = 0;
+    for (const r of this.retries.values()) n += r.devices.size;
+    return n;
+  }
 
   /** Load stored rollouts and re-deliver the desired states of the ones that manage devices. */
   async resume(): Promise<number> {
@@ -249,10 +274,42 @@ export class RolloutManager {
     if (res.desired.length) this.deliver(r.state.id, res.desired);
   }
 
-  private deliver(id: string, changes: Parameters<RolloutBackend['deliver']>[1]): void {
+  private deliver(id: string, changes: Parameters<RolloutBackend['deliver']>[1], attempt = 0): void {
     this.delivering = this.delivering
       .then(() => this.deps.backend.deliver(id, changes))
-      .catch((err: unknown) => this.deps.log.error({ rollout: id, err }, 'delivering desired states failed; they are re-delivered on restart'));
+      .then(
+        () => {
+          if (attempt > 0) this.deps.log.info({ rollout: id, devices: changes.length, attempt }, 'desired states delivered after retrying');
+        },
+        (err: unknown) => this.retryLater(id, changes, attempt, err),
+      );
+  }
+
+  /**
+   * A delivery failed (broker down, AWS throttling): send the devices' desired states again
+   * after a backoff, as they stand then (the rollout may have moved on meanwhile), until it
+   * goes through, so no stage waits forever on a device that was never told.
+   */
+  private retryLater(id: string, changes: Parameters<RolloutBackend['deliver']>[1], attempt: number, err: unknown): void {
+    if (this.closed) return;
+    const pending = this.retries.get(id);
+    if (pending) {
+      for (const c of changes) pending.devices.add(c.device_id);
+      return;
+    }
+    const { initialMs, maxMs } = this.deps.deliveryRetry ?? { initialMs: 1000, maxMs: 60_000 };
+    const delayMs = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 20));
+    const devices = new Set(changes.map((c) => c.device_id));
+    this.deps.log.error({ rollout: id, err, devices: devices.size, attempt: attempt + 1, retry_in_ms: delayMs, code: FleetErrors.DELIVERY_FAILED.code }, 'delivering desired states failed; retrying');
+    const timer = setTimeout(() => {
+      this.retries.delete(id);
+      const r = this.records.get(id);
+      if (!r || this.closed) return;
+      const current = desiredStates(r.state).filter((c) => devices.has(c.device_id));
+      if (current.length) this.deliver(id, current, attempt + 1);
+    }, delayMs);
+    timer.unref();
+    this.retries.set(id, { devices, attempt, timer });
   }
 }
 

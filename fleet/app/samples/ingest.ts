@@ -10,6 +10,7 @@ import type { AssemblerOptions, AssemblerStats } from '../../../shared/wire/asse
 import type { ArtifactStore } from '../artifacts.js';
 import { FleetError } from '../../errors.js';
 import type { DevicesRepo } from '../devices/registry.js';
+import { DeviceLimits, type DeviceLimitOptions } from './device-limits.js';
 import { parseQuery } from './filter.js';
 import type { SampleQuery } from './filter.js';
 import type { SamplesRepo } from './repo.js';
@@ -25,8 +26,25 @@ export type IngestResult =
   /** A resend. Acked again when the sample is stored (and this is its last chunk), so the device can delete it. */
   | { status: 'duplicate'; sampleId: string; ack: string[] }
   | { status: 'partial'; sampleId: string; received: number; count: number; ack: string[] }
-  /** `error.code`: SAMPLE_CHUNK_INVALID, SAMPLE_HASH_MISMATCH, FLEET_SAMPLE_DEVICE_MISMATCH, FLEET_DEVICE_UNKNOWN, INPUT_INVALID. */
-  | { status: 'rejected'; sampleId: string | null; error: EdgeloopError; ack: string[] };
+  /**
+   * `error.code`: SAMPLE_CHUNK_INVALID, SAMPLE_HASH_MISMATCH, SAMPLE_TOO_LARGE, SAMPLE_RATE_LIMITED,
+   * FLEET_SAMPLE_DEVICE_MISMATCH, FLEET_DEVICE_UNKNOWN, INPUT_INVALID. With `nack`, tell the
+   * device (a `sampleNack`): it keeps the sample and waits; absent, the device's lease runs out
+   * and it resends, or (a refusal already told within its window) nothing more needs saying.
+   */
+  | { status: 'rejected'; sampleId: string | null; error: EdgeloopError; ack: string[]; nack?: IngestNack };
+
+/** A refusal the device is told about, so it keeps the sample and backs off. */
+export interface IngestNack {
+  scope: 'sample' | 'device';
+  sampleIds: string[];
+  retryAfterMs: number;
+}
+
+/** Defaults of the per-device ingest limits, sized for devices that send 128 KB messages at up to 100 a second. */
+export const DEFAULT_DEVICE_LIMITS: DeviceLimitOptions = { messagesPerSecond: 200, burst: 400, dailyBytes: 4 * 1024 ** 3 };
+/** How long a device with a too-large sample is asked to wait before trying it again. */
+const TOO_LARGE_RETRY_MS = 3_600_000;
 
 /** Counters for metrics. */
 export interface IngestStats {
@@ -37,6 +55,8 @@ export interface IngestStats {
   /** Resends: repeated chunks and samples already stored. */
   duplicates: number;
   rejected: number;
+  /** Messages refused by a device's rate limit or daily byte quota, before parsing. */
+  rate_limited: number;
   /** Batches committed (one transaction each): stored / batches is the mean batch size. */
   batches: number;
   /** Batches whose blobs or rows could not be written (their samples were not acked). */
@@ -51,8 +71,12 @@ export interface SampleIngestOptions {
   artifacts: ArtifactStore;
   clock: Clock;
   logger?: Logger;
-  /** Reassembly of chunked samples (timeouts, memory), on `clock`. */
+  /** Reassembly of chunked samples (timeouts, memory per device and in all), on `clock`. */
   assembler?: Omit<AssemblerOptions, 'clock'>;
+  /** Per-device rate and daily byte quota. Default {@link DEFAULT_DEVICE_LIMITS}; null: none. */
+  deviceLimits?: DeviceLimitOptions | null;
+  /** How often stalled chunk sets are swept, whatever arrives. Default half the assembler's timeout. */
+  sweepEveryMs?: number;
   /** Most samples committed in one transaction. Default 256. */
   maxBatch?: number;
   /**
@@ -97,7 +121,9 @@ export class SampleIngest {
   private readonly maxConcurrent: number;
   private readonly requireRegistered: boolean;
   private readonly siteTag: string;
-  private readonly counters = { received: 0, stored: 0, duplicates: 0, rejected: 0, batches: 0, storage_failures: 0 };
+  private readonly counters = { received: 0, stored: 0, duplicates: 0, rejected: 0, rate_limited: 0, batches: 0, storage_failures: 0 };
+  private readonly limits: DeviceLimits | null;
+  private readonly sweeper: NodeJS.Timeout;
 
   private pending: Pending[] = [];
   /** Samples in a batch not yet committed: a resend of one waits for its commit before it is acked. */
@@ -120,6 +146,17 @@ export class SampleIngest {
     this.maxConcurrent = Math.max(1, opts.maxConcurrentBatches ?? 4);
     this.requireRegistered = opts.requireRegisteredDevice ?? false;
     this.siteTag = opts.siteTag ?? 'site';
+    const limits = opts.deviceLimits === undefined ? DEFAULT_DEVICE_LIMITS : opts.deviceLimits;
+    this.limits = limits ? new DeviceLimits(limits, this.clock) : null;
+    // A set that stalls is freed on time even when no other message arrives to notice it.
+    this.sweeper = setInterval(() => this.sweep(), opts.sweepEveryMs ?? (this.assemblerOpts.timeoutMs ?? 60_000) / 2);
+    this.sweeper.unref();
+  }
+
+  /** Drop chunk sets that stalled (also done on a timer). */
+  sweep(): void {
+    const dropped = this.assembler.sweep();
+    if (dropped.length > 0) this.log?.info({ dropped: dropped.length }, 'unfinished samples dropped after their timeout; devices resend them');
   }
 
   /**
@@ -142,7 +179,7 @@ export class SampleIngest {
     const r = this.assembler.accept(msg);
     switch (r.status) {
       case 'rejected':
-        return this.rejected(sampleId, r.error, deviceId);
+        return this.rejected(sampleId, r.error, deviceId, r.error.code === 'SAMPLE_TOO_LARGE' ? { scope: 'sample', sampleIds: [sampleId], retryAfterMs: TOO_LARGE_RETRY_MS } : undefined);
       case 'partial':
         return { status: 'partial', sampleId, received: r.received, count: r.count, ack: [] };
       case 'duplicate': {
@@ -160,6 +197,20 @@ export class SampleIngest {
 
   /** Parse and validate a raw MQTT payload, then {@link accept}. A malformed payload is a `rejected` result. */
   async acceptPayload(deviceId: string, payload: string | Uint8Array): Promise<IngestResult> {
+    // Charged before parsing: a flooding device costs no JSON work beyond its budget.
+    const verdict = this.limits?.take(deviceId, typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength);
+    if (verdict && !verdict.ok) {
+      this.counters.received++;
+      this.counters.rate_limited++;
+      const what = verdict.reason === 'rate' ? 'sends sample messages faster than its limit' : 'is over its daily sample byte quota';
+      const error = new FleetError('SAMPLE_RATE_LIMITED', `device ${deviceId} ${what}; retry in ${verdict.retryAfterMs} ms`, { details: { device_id: deviceId, limit: verdict.reason, retry_after_ms: verdict.retryAfterMs } });
+      // Told once per refusal window (and logged once), not once per message of a flood.
+      if (!verdict.notify) {
+        this.counters.rejected++;
+        return { status: 'rejected', sampleId: null, error, ack: [] };
+      }
+      return this.rejected(null, error, deviceId, { scope: 'device', sampleIds: [], retryAfterMs: verdict.retryAfterMs });
+    }
     let msg: SampleMessage;
     try {
       msg = parseJsonWith(sampleMessage, payload, 'INPUT_INVALID', 'sample message');
@@ -170,8 +221,9 @@ export class SampleIngest {
     return this.accept(deviceId, msg);
   }
 
-  /** Write every waiting sample now and wait for all batches in flight. */
+  /** Write every waiting sample now and wait for all batches in flight; stops the sweep timer. */
   async flush(): Promise<void> {
+    clearInterval(this.sweeper);
     this.clearTimer();
     while (this.pending.length > 0 || this.active > 0) {
       if (this.pending.length > 0 && this.active < this.maxConcurrent) {
@@ -209,10 +261,10 @@ export class SampleIngest {
     return this.samples.count();
   }
 
-  private rejected(sampleId: string | null, error: EdgeloopError, deviceId: string): IngestResult {
+  private rejected(sampleId: string | null, error: EdgeloopError, deviceId: string, nack?: IngestNack): IngestResult {
     this.counters.rejected++;
     this.log?.warn({ device: deviceId, sample: sampleId, code: error.code, reason: error.message }, 'sample rejected');
-    return { status: 'rejected', sampleId, error, ack: [] };
+    return { status: 'rejected', sampleId, error, ack: [], ...(nack ? { nack } : {}) };
   }
 
   private async store(meta: SampleMeta, blob: Buffer): Promise<IngestResult> {

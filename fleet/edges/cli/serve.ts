@@ -1,13 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import pino from 'pino';
 import { numberFlag, parseFlags, type Io } from '../../../shared/cli.js';
+import { createLogger } from '../../../shared/log.js';
 import { FleetError } from '../../errors.js';
 import { startFleetService, type ServeOptions } from '../../boot/service.js';
 import type { Trainer } from '../../app/training/trainer.js';
 
 export const SERVE_HELP = `Usage: edgeloop serve [--data DIR] [--http-port N] [--mqtt-port N] [--host H] [--broker-url URL]
                       [--backend mqtt|aws --aws-config FILE [--dry-run]] [--training FILE]
-                      [--notify-rate N] [--json]
+                      [--limits FILE] [--notify-rate N] [--json]
 
 Starts the fleet service: HTTP API and web console, an embedded MQTT broker for devices
 (per-device credentials and topic namespaces), SQLite state and a content-addressed
@@ -30,6 +31,9 @@ On first start an admin token is written to DIR/admin.token (and printed once).
   --training F       run the learning loop: models, trainer per model (local, command, and
                      sagemaker with --backend aws), base sets, triggers, gate, auto_promote
                      (JSON; see the README, "The learning loop"); validated before anything starts
+  --limits F         limits on what devices may send and make the fleet hold: sample size,
+                     rate and daily bytes per device, unfinished chunked samples, MQTT packet
+                     size (JSON; see docs/configuration.md); validated before anything starts
   --notify-rate N    desired states published per second at most, so a large wave reaches its
                      devices evenly (like IoT Jobs' maximumPerMinute); default no limit
   --json             print the URLs as one JSON line`;
@@ -54,6 +58,7 @@ export async function serveCmd(argv: string[], io: Io): Promise<number> {
       'dry-run': { type: 'boolean' },
       training: { type: 'string' },
       'notify-rate': { type: 'string' },
+      limits: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -63,7 +68,7 @@ export async function serveCmd(argv: string[], io: Io): Promise<number> {
     io.out(SERVE_HELP);
     return 0;
   }
-  const log = pino({ level: process.env.EDGELOOP_LOG_LEVEL ?? 'info' }, pino.destination(2));
+  const log = createLogger(process.env.EDGELOOP_LOG_LEVEL ?? 'info', pino.destination(2));
   const { createFleetHttp } = await import('../server.js');
   const backend = values.backend ?? 'mqtt';
   if (backend !== 'mqtt' && backend !== 'aws') throw new FleetError('USAGE', `--backend must be mqtt or aws, got ${backend}`);
@@ -92,12 +97,14 @@ export async function serveCmd(argv: string[], io: Io): Promise<number> {
     const file = await loadTrainingConfig(values.training, { extraTrainers: Object.keys(extraTrainers), hint: TRAINER_HINTS });
     training = trainingSetup(file, extraTrainers);
   }
+  const limits = values.limits ? await (await import('../../boot/limits-config.js')).loadLimitsConfig(values.limits) : undefined;
   const pem = async (f: string | undefined): Promise<string | undefined> => (f === undefined ? undefined : readFile(f, 'utf8'));
   const [cert, key, ca] = await Promise.all([pem(values['broker-cert']), pem(values['broker-key']), pem(values['broker-ca'])]);
   if ((cert === undefined) !== (key === undefined)) throw new FleetError('USAGE', '--broker-cert and --broker-key go together');
   const svc = await startFleetService({
     ...aws,
     ...(training ? { training } : {}),
+    ...(limits ? { limits } : {}),
     ...(cert !== undefined && key !== undefined ? { brokerTls: { cert, key, ...(ca !== undefined ? { ca } : {}) } } : {}),
     dataDir: values.data ?? '.data/fleet',
     httpPort: numberFlag(values['http-port'], 'http-port') ?? 8600,

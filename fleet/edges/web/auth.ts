@@ -112,7 +112,7 @@ export async function authorize(ctx: FleetContext, req: IncomingMessage, access:
   if (access.kind === 'public') return { kind: 'anonymous' };
   const token = bearerToken(req);
   if (access.kind === 'device_or_user' && token && isDeviceToken(token)) {
-    return { kind: 'device', deviceId: await ctx.devices.authenticateToken(token) };
+    return { kind: 'device', deviceId: await ctx.devices.authenticateToken(token, req.socket.remoteAddress ?? 'unknown') };
   }
   const user = authenticateUser(ctx, req);
   const permission = access.kind === 'user' ? access.permission : 'read';

@@ -15,6 +15,7 @@ import { packModel } from '../../../fleet/adapters/fs/pack.js';
 import type { RolloutPlanInput } from '../../../fleet/core/rollouts/plan-schema.js';
 import type { Decision, RolloutState } from '../../../fleet/core/rollouts/state-schema.js';
 import { startFleetService, type FleetService } from '../../../fleet/boot/service.js';
+import type { FleetLimitsConfig } from '../../../fleet/boot/limits-config.js';
 import { GraphBuilder } from '../../../shared/onnx/builder.js';
 import type { Clock } from '../../../shared/ids.js';
 import type { ModelRef } from '../../../shared/schemas/index.js';
@@ -41,6 +42,7 @@ export interface FleetOptions {
   httpPort?: number;
   mqttPort?: number;
   log?: Logger;
+  limits?: FleetLimitsConfig;
 }
 
 /** The fleet service with its HTTP API, ticking every 100 ms. */
@@ -53,6 +55,7 @@ export async function startFleet(o: FleetOptions): Promise<FleetService> {
     ...(o.brokerUrl ? { brokerUrl: o.brokerUrl } : {}),
     ...(o.httpPort !== undefined ? { httpPort: o.httpPort } : {}),
     ...(o.mqttPort !== undefined ? { mqttPort: o.mqttPort } : {}),
+    ...(o.limits ? { limits: o.limits } : {}),
   });
 }
 

@@ -10,6 +10,7 @@ import { SampleIngest } from '../../../fleet/app/samples/ingest.js';
 import type { SampleMessage } from '../../../shared/schemas/index.js';
 import { ingestAll, makeSample, messageOf, messagesOf, openParts, T0 } from './helpers.js';
 import type { Parts } from './helpers.js';
+import { waitUntil } from '../../helpers/wait.js';
 
 let parts: Parts | undefined;
 afterEach(() => {
@@ -192,5 +193,49 @@ describe('SampleIngest', () => {
     await p.ingest.flush();
     await pending;
     expect(p.ingest.count()).toBe(2);
+  });
+
+  it('holds each device to its message rate and daily bytes, refused before parsing with one nack per window; others are not slowed', async () => {
+    const p = await open({ ingest: { deviceLimits: { messagesPerSecond: 10, burst: 20, dailyBytes: 1_000_000 } } });
+    const payload = (id: string, device = 'cam-1'): string => JSON.stringify(messageOf({ id, device }));
+    const results = [];
+    for (let i = 0; i < 25; i++) results.push(await p.ingest.acceptPayload('cam-1', payload(`a-${i}`)));
+    expect(results.slice(0, 20).every((r) => r.status === 'stored')).toBe(true);
+    const refused = results[20];
+    expect(refused).toMatchObject({ status: 'rejected', sampleId: null, nack: { scope: 'device', sampleIds: [] } });
+    if (refused?.status !== 'rejected') throw new Error('not refused');
+    expect(refused.error.code).toBe('SAMPLE_RATE_LIMITED');
+    // Told once: the rest of the flood is refused without another nack.
+    expect(results.slice(21).every((r) => r.status === 'rejected' && r.nack === undefined)).toBe(true);
+    // Another device has its own budget.
+    expect((await p.ingest.acceptPayload('cam-2', payload('b-1', 'cam-2'))).status).toBe('stored');
+    // After the pause it asked for, the device is served again.
+    p.clock.advance(refused.nack?.retryAfterMs ?? 0);
+    expect((await p.ingest.acceptPayload('cam-1', payload('a-late'))).status).toBe('stored');
+    expect(p.ingest.stats()).toMatchObject({ rate_limited: 5 });
+    // The daily quota: refused until the next UTC day.
+    const q = await openParts({ ingest: { deviceLimits: { messagesPerSecond: 1000, burst: 1000, dailyBytes: 5000 } } });
+    try {
+      const daily = [];
+      for (let i = 0; i < 6; i++) daily.push(await q.ingest.acceptPayload('cam-1', payload(`d-${i}`)));
+      const over = daily.find((r) => r.status === 'rejected');
+      expect(over).toMatchObject({ nack: { scope: 'device' } });
+      const dayEnd = Math.ceil(q.clock.now() / 86_400_000) * 86_400_000;
+      expect(over?.status === 'rejected' && over.nack?.retryAfterMs).toBe(dayEnd - q.clock.now());
+    } finally {
+      q.cleanup();
+    }
+  });
+
+  it('frees a stalled chunk set on its timer, without waiting for another message', async () => {
+    const p = await open({ ingest: { assembler: { timeoutMs: 1000 }, sweepEveryMs: 20 } });
+    const msgs = messagesOf(makeSample({ id: 'big', blobBytes: 300_000 }));
+    expect(msgs.length).toBeGreaterThan(1);
+    await p.ingest.accept('cam-1', msgs[0] as SampleMessage);
+    expect(p.ingest.stats().assembler.pending).toBe(1);
+    p.clock.advance(1000);
+    await waitUntil(() => p.ingest.stats().assembler.pending === 0, 10_000, 'the sweep timer to drop the stalled set');
+    expect(p.ingest.stats().assembler.dropped_by_reason.timeout).toBe(1);
+    await p.ingest.flush();
   });
 });
