@@ -27,6 +27,14 @@ export const FleetErrors = defineCatalogue('FLEET', {
   FORBIDDEN: { status: 403, text: 'the role does not allow this' },
   /** A rollout command that does not apply in the rollout's state, or a second active rollout to the same target. */
   CONFLICT: { status: 409, text: 'the request conflicts with the current state' },
+  /** `users revoke` / the API named a user that does not exist. */
+  USER_NOT_FOUND: { status: 404, text: 'no such user' },
+  /** `users add` named a user that exists and is not revoked: revoke it first (tokens are never replaced silently). */
+  USER_EXISTS: { status: 409, text: 'a user with this name exists' },
+  /** A device asked for a model package its desired state does not name (active, shadow, or the previous one it may roll back to). */
+  PACKAGE_NOT_ASSIGNED: { status: 403, text: 'this package is not in the device\'s desired state' },
+  /** An uploaded model package archive cannot be unpacked: not a tar, a name leaving the package (`..`, absolute), a link or device entry, too many entries. Size caps answer `PAYLOAD_TOO_LARGE`. */
+  UPLOAD_INVALID: { status: 400, text: 'the uploaded package archive is invalid' },
   DEVICE_UNKNOWN: { status: 404, text: 'no such device' },
   /** Device ids are unique: a device with this id is already registered. */
   DEVICE_EXISTS: { status: 409, text: 'a device with this id is already registered' },

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../../shared/ids.js';
 import type { ArtifactStore } from './artifacts.js';
+import type { AuditLog } from './audit.js';
 import type { Users } from './users.js';
 import type { DeviceRegistry } from './devices/registry.js';
 import type { Datasets } from './labels/datasets.js';
@@ -34,6 +35,8 @@ export interface FleetContext {
   /** Decision log of a rollout, newest first. */
   rolloutDecisions(id: string, limit?: number): unknown[];
   users: Users;
+  /** Who did what: written by the services, read by `GET /v1/audit` and the console. */
+  audit: AuditLog;
   /** The learning loop, when models are configured for training (routes answer FLEET_TRAINING_NOT_CONFIGURED without it). */
   training?: LearningLoop;
   /** Training runs and trigger firings (the loop's own when it runs; read-only history otherwise). */

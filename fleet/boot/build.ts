@@ -2,8 +2,10 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../../shared/ids.js';
 import { openFsArtifactStore } from '../adapters/fs/artifact-store.js';
+import { fsPackageStaging } from '../adapters/fs/package-staging.js';
 import { TieredArtifactStore } from '../adapters/fs/tiered-store.js';
 import { openSqliteArtifactStore } from '../adapters/sqlite/artifact-store.js';
+import { sqliteAuditRepo } from '../adapters/sqlite/audit-repo.js';
 import { sqliteDatasetsRepo } from '../adapters/sqlite/datasets-repo.js';
 import { openFleetDb, sqliteStorageHealth, type FleetDb } from '../adapters/sqlite/db.js';
 import { sqliteDevicesRepo } from '../adapters/sqlite/devices-repo.js';
@@ -13,12 +15,14 @@ import { sqliteSamplesRepo } from '../adapters/sqlite/samples-repo.js';
 import { sqliteTrainingRunsRepo } from '../adapters/sqlite/training-runs-repo.js';
 import { sqliteUsersRepo } from '../adapters/sqlite/users-repo.js';
 import type { ArtifactStore } from '../app/artifacts.js';
+import { AuditLog } from '../app/audit.js';
 import type { FleetContext } from '../app/context.js';
 import type { ScryptParams } from '../app/devices/credentials.js';
 import { DeviceRegistry } from '../app/devices/registry.js';
 import { Datasets } from '../app/labels/datasets.js';
 import { Labels } from '../app/labels/labels.js';
 import { ModelRegistry } from '../app/models/registry.js';
+import type { UploadLimits } from '../app/models/staging.js';
 import type { RolloutBackend } from '../app/rollouts/backend.js';
 import { RolloutManager } from '../app/rollouts/manager.js';
 import { SampleIngest, type SampleIngestOptions } from '../app/samples/ingest.js';
@@ -63,6 +67,8 @@ export interface BuildFleetOptions {
   /** See RolloutManagerDeps.quietFlushMs. */
   quietFlushMs?: number;
   urls?: { http: string; mqtt: string };
+  /** Caps on uploaded model packages (default: app/models/staging.ts DEFAULT_UPLOAD_LIMITS). */
+  uploadLimits?: Partial<UploadLimits>;
 }
 
 export interface Fleet {
@@ -91,7 +97,10 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
       // Small blobs (samples) in SQLite, group-committed; large ones (models) as files.
       artifacts = new TieredArtifactStore({ small, large });
     }
-    const registry = new ModelRegistry({ repo: sqliteModelsRepo(db), clock, artifacts, signingKey: o.signingKey, log: log.child({ component: 'registry' }) });
+    const audit = new AuditLog({ repo: sqliteAuditRepo(db), clock, log: log.child({ component: 'audit' }) });
+    // Uploaded packages are unpacked inside the data directory, never where a caller says.
+    const staging = await fsPackageStaging({ dir: join(o.dataDir, 'uploads'), ...(o.uploadLimits ? { limits: o.uploadLimits } : {}) });
+    const registry = new ModelRegistry({ repo: sqliteModelsRepo(db), clock, artifacts, signingKey: o.signingKey, log: log.child({ component: 'registry' }), audit, staging });
     const devicesRepo = sqliteDevicesRepo(db);
     const devices = new DeviceRegistry({ repo: devicesRepo, clock, ...(o.deviceScrypt ? { scrypt: o.deviceScrypt } : {}) });
     const samples = sqliteSamplesRepo(db);
@@ -105,6 +114,7 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
       clock,
       ...(o.quietFlushMs !== undefined ? { quietFlushMs: o.quietFlushMs } : {}),
       log: log.child({ component: 'rollouts' }),
+      audit,
       backend,
       resolveTargets: (selector) =>
         devices.list({ tags: selector }).map((d): TargetDevice => {
@@ -129,11 +139,12 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
       registry,
       devices,
       ingest,
-      labels: new Labels({ samples, clock }),
+      labels: new Labels({ samples, clock, audit }),
       datasets: new Datasets({ repo: sqliteDatasetsRepo(db), samples, artifacts, clock }),
       rollouts,
       rolloutDecisions: (id, limit) => repo.decisions(id, limit),
-      users: new Users({ repo: sqliteUsersRepo(db), clock }),
+      users: new Users({ repo: sqliteUsersRepo(db), clock, audit, log: log.child({ component: 'users' }) }),
+      audit,
       trainingRuns: new TrainingRuns({ repo: sqliteTrainingRunsRepo(db), clock, artifacts }),
       clock,
       log,

@@ -1,6 +1,7 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ModelManifest, ModelRef } from '../../shared/schemas/index.js';
+import { FleetClient } from '../edges/client/api-client.js';
 import { createFleetHttp } from '../edges/server.js';
 import { loadOrCreateSigningKey } from '../adapters/fs/keys.js';
 import type { RolloutPlanInput } from '../core/rollouts/plan-schema.js';
@@ -200,7 +201,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     phase('base model', 'trained once, cached in the data directory');
     const built = await building;
     const manifest: ModelManifest = built.manifest;
-    const pushed = await ctx.registry.push(built.dir, { actor: 'demo' });
+    // Pushed as anyone would: uploaded over the API with the admin's token (edgeloop models push).
+    const adminToken = svc.adminToken ?? (await readFile(join(data, 'fleet', 'admin.token'), 'utf8')).trim();
+    const pushed = await new FleetClient({ url: svc.urls.http, token: adminToken }).pushModel(built.dir);
     const baseRef = { name: pushed.version.name, version: pushed.version.version };
     const clean = built.holdoutAccuracy ?? (typeof manifest.evaluation?.holdout_accuracy === 'number' ? manifest.evaluation.holdout_accuracy : null);
     base = { ref: baseRef, dir: built.dir, cached: built.cached, clean, trainer: manifest.lineage?.trainer ?? null };

@@ -61,7 +61,11 @@ export function decodeManifest(bytes: Uint8Array | string): { raw: Record<string
     if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('not a JSON object');
     return { raw: raw as Record<string, unknown> };
   } catch (err) {
-    return { problem: { rule: 'manifest_json', message: `${MANIFEST_FILE} is not valid JSON: ${(err as Error).message}` } };
+    // Never the parser's own message: V8 quotes the start of the text ("root:x:0:0"...), which
+    // would hand back the first bytes of whatever file was read. Only where it broke.
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
+    const where = (err as Error).message === 'not a JSON object' ? 'it is not a JSON object' : at !== undefined ? `it breaks at byte ${at}` : 'it does not parse';
+    return { problem: { rule: 'manifest_json', message: `${MANIFEST_FILE} is not valid JSON: ${where}` } };
   }
 }
 

@@ -306,6 +306,34 @@ export const MIGRATIONS: readonly string[] = [
     revision   INTEGER
   ) WITHOUT ROWID;
   `,
+  // 6: people and roles. Tokens expire and can be revoked (a revoked user keeps its row, so its
+  // name stays in the audit log and its old token is refused, not unknown); console sessions live
+  // server-side; the audit log records who did what.
+  `
+  ALTER TABLE users ADD COLUMN expires_at INTEGER;
+  ALTER TABLE users ADD COLUMN revoked_at INTEGER;
+  ALTER TABLE users ADD COLUMN created_by TEXT;
+  -- Console sessions: the cookie holds a random id, the table only its sha256. Revoking the user
+  -- deletes them (and the cascade does it too if a user row is ever removed).
+  CREATE TABLE sessions (
+    id_hash    TEXT PRIMARY KEY,
+    user_name  TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+    -- Sent back by the console's script as a header on every write (the cookie alone never writes).
+    csrf       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX sessions_user ON sessions (user_name);
+  -- Who did what: pushes, rollouts and their commands, labels, user changes. Append only.
+  CREATE TABLE audit_log (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      INTEGER NOT NULL,
+    actor   TEXT    NOT NULL,
+    action  TEXT    NOT NULL,
+    target  TEXT    NOT NULL,
+    details TEXT
+  );
+  `,
 ];
 
 /** Bring the database to the latest schema, one transaction per step. */

@@ -6,6 +6,7 @@ import { parseFilter } from '../samples/filter.js';
 import type { SampleFilter } from '../samples/filter.js';
 import type { SamplesRepo } from '../samples/repo.js';
 import type { SampleRecord } from '../samples/types.js';
+import type { Audit } from '../audit.js';
 
 export type LabelAction = 'assign' | 'confirm' | 'skip';
 
@@ -54,10 +55,13 @@ const actorText = z.string().min(1, 'actor is required').max(128);
 export class Labels {
   private readonly samples: SamplesRepo;
   private readonly clock: Clock;
+  private readonly audit: Audit | undefined;
 
-  constructor(opts: { samples: SamplesRepo; clock: Clock }) {
+  /** `audit`: where each label action is recorded with its actor. */
+  constructor(opts: { samples: SamplesRepo; clock: Clock; audit?: Audit }) {
     this.samples = opts.samples;
     this.clock = opts.clock;
+    this.audit = opts.audit;
   }
 
   /** Give a sample a label. `at` defaults to now. Throws `FLEET_SAMPLE_NOT_FOUND`, `INPUT_INVALID`. */
@@ -88,6 +92,7 @@ export class Labels {
     const who = parseWith(actorText, actor, 'INPUT_INVALID', 'actor');
     const undone = this.samples.undoLast(who, this.clock.now());
     if (!undone) return null;
+    this.audit?.record({ actor: who, action: 'label.undo', target: undone.sample_id, details: { undone: undone.action } });
     return { undone, sample: this.sample(undone.sample_id) };
   }
 
@@ -129,7 +134,9 @@ export class Labels {
     const when = at ?? this.clock.now();
     if (!Number.isFinite(when)) throw new FleetError('INPUT_INVALID', 'at must be a time in milliseconds');
     if (!this.samples.addLabelEvent(sampleId, { action, labelOf, actor: who, at: when })) throw notFound(sampleId);
-    return this.sample(sampleId);
+    const sample = this.sample(sampleId);
+    this.audit?.record({ actor: who, action: `label.${action}`, target: sampleId, details: { label: sample.label?.value ?? null } });
+    return sample;
   }
 
   private sample(sampleId: string): SampleRecord {

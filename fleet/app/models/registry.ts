@@ -5,11 +5,13 @@ import type { Logger } from 'pino';
 import { EdgeloopError } from '../../../shared/errors.js';
 import { sha256Hex } from '../../../shared/ids.js';
 import type { Clock } from '../../../shared/ids.js';
-import { MANIFEST_FILE, packageProblems, readPackageDir, type VerifiedPackage } from '../../../shared/package/index.js';
+import { directoryReader, MANIFEST_FILE, packageProblems, readPackage, type VerifiedPackage } from '../../../shared/package/index.js';
 import { modelManifest, modelRefString } from '../../../shared/schemas/index.js';
 import type { ModelManifest, ModelRef, PackageFile } from '../../../shared/schemas/index.js';
 import { canonicalJson, keyIdOf, signManifest } from '../../../shared/signing.js';
 import type { ArtifactStore } from '../artifacts.js';
+import type { Audit } from '../audit.js';
+import type { PackageStaging } from './staging.js';
 import { FleetError } from '../../errors.js';
 import { compareSemver } from '../../../shared/semver.js';
 
@@ -83,6 +85,10 @@ export interface ModelRegistryOptions {
   signingKey: { privateKeyPem: string; publicKeyPem: string };
   /** Registrations and refused pushes, with the rules a refused package broke. */
   log?: Logger;
+  /** Where pushes and verdicts are recorded with their actor. */
+  audit?: Audit;
+  /** Where uploaded packages are unpacked ({@link ModelRegistry.pushUpload}); without it uploads are refused. */
+  staging?: PackageStaging;
 }
 
 /** The registry's index row of a version (`model_versions`); JSON columns as stored. */
@@ -161,9 +167,13 @@ export class ModelRegistry {
   private readonly privateKeyPem: string;
   private readonly keyId: string;
   private readonly log: Logger | undefined;
+  private readonly audit: Audit | undefined;
+  private readonly staging: PackageStaging | undefined;
 
   constructor(opts: ModelRegistryOptions) {
     this.repo = opts.repo;
+    this.audit = opts.audit;
+    this.staging = opts.staging;
     this.clock = opts.clock;
     this.log = opts.log;
     this.artifacts = opts.artifacts;
@@ -179,8 +189,8 @@ export class ModelRegistry {
    * (`created: false`); a different package under an existing name@version is refused with
    * `FLEET_MODEL_VERSION_EXISTS`: versions are immutable.
    */
-  async push(dir: string, opts: { actor: string }): Promise<PushResult> {
-    const { raw, manifest } = await this.verified(dir);
+  async push(dir: string, opts: { actor: string; label?: string }): Promise<PushResult> {
+    const { raw, manifest } = await this.verified(dir, opts.label ?? dir);
     const { signature: _previous, ...unsigned } = raw;
     const contentSha = sha256Hex(canonicalJson(unsigned));
     const unlisted = await unlistedFiles(dir, manifest);
@@ -217,14 +227,39 @@ export class ModelRegistry {
       manifest.files.map((f) => ({ path: f.path, sha256: f.sha256, bytes: f.bytes, role: f.role })),
     );
     const version = result.created ? this.toVersion(result.row) : this.same(result.row, contentSha);
-    if (result.created) this.log?.info({ model: version.ref, manifest_sha256: version.manifest_sha256, actor: opts.actor, unlisted }, 'model version registered');
+    if (result.created) {
+      this.log?.info({ model: version.ref, manifest_sha256: version.manifest_sha256, actor: opts.actor, unlisted }, 'model version registered');
+      this.audit?.record({ actor: opts.actor, action: 'model.push', target: version.ref, details: { manifest_sha256: version.manifest_sha256, bytes: version.total_bytes } });
+    }
     return { version, created: result.created, unlisted };
   }
 
-  /** The package in `dir`, verified as a device would; a refusal is logged with its rules. */
-  private async verified(dir: string): Promise<VerifiedPackage> {
+  /**
+   * Register an uploaded package: `archive` is a tar stream of the package directory (what
+   * `edgeloop models push` sends). It is unpacked into a fresh directory of the fleet's own
+   * (the staging port: size caps, no name leaving the directory), then registered exactly like
+   * {@link push} (every file's sha256 and size checked against the manifest), then removed.
+   */
+  async pushUpload(archive: AsyncIterable<Uint8Array>, opts: { actor: string }): Promise<PushResult> {
+    if (!this.staging) throw new FleetError('UPLOAD_INVALID', 'this fleet accepts no uploads (no staging directory)');
+    let staged;
     try {
-      return await readPackageDir(dir);
+      staged = await this.staging.unpack(archive);
+    } catch (err) {
+      if (err instanceof EdgeloopError) this.log?.warn({ actor: opts.actor, code: err.code, reason: err.message }, 'model upload refused');
+      throw err;
+    }
+    try {
+      return await this.push(staged.dir, { actor: opts.actor, label: 'the uploaded package' });
+    } finally {
+      await staged.discard();
+    }
+  }
+
+  /** The package in `dir`, verified as a device would; a refusal is logged with its rules. */
+  private async verified(dir: string, label: string): Promise<VerifiedPackage> {
+    try {
+      return await readPackage({ ...directoryReader(dir), label });
     } catch (err) {
       const problems = packageProblems(err);
       if (problems) this.log?.warn({ dir, code: (err as EdgeloopError).code, rules: problems.map((p) => p.rule) }, 'model package refused');
@@ -306,6 +341,7 @@ export class ModelRegistry {
   setStatus(name: string, version: string, s: { status: ModelStatus; reasons?: string[]; actor: string }): ModelVersion {
     const row = this.row(name, version);
     this.repo.setStatus(row.id, { status: s.status, reasons: s.reasons ?? [], at: this.clock.now(), by: s.actor });
+    this.audit?.record({ actor: s.actor, action: 'model.status', target: `${name}@${version}`, details: { status: s.status, reasons: s.reasons ?? [] } });
     return this.get(name, version);
   }
 

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { newId, type Clock } from '../../../shared/ids.js';
 import type { DeviceStatus, ModelRef, Telemetry } from '../../../shared/schemas/index.js';
 import { FleetError, FleetErrors } from '../../errors.js';
+import type { Audit } from '../audit.js';
 import type { RolloutBackend } from './backend.js';
 import { commandAllowed } from '../../core/rollouts/commands.js';
 import type { DeviceMetricsEvent, DeviceReportEvent, RolloutCommand, RolloutEvent, TargetDevice } from '../../core/rollouts/event-schema.js';
@@ -36,6 +37,8 @@ export interface RolloutManagerDeps {
   resolveTargets(selector: Record<string, string>): TargetDevice[];
   clock: Clock;
   log: Logger;
+  /** Where creations and commands are recorded with their actor. */
+  audit?: Audit;
   /**
    * Longest a quiet step may stay unsaved, ms; 0 (the default) saves every step. A quiet step
    * neither delivers a desired state nor decides anything: a telemetry window folded into the
@@ -143,6 +146,7 @@ export class RolloutManager {
     this.records.set(id, record);
     this.apply(record, { type: 'start', at: now, devices });
     this.deps.log.info({ rollout: id, model: `${o.model.name}@${o.model.version}`, devices: devices.length, actor: o.actor }, 'rollout created');
+    this.deps.audit?.record({ actor: o.actor, action: 'rollout.create', target: id, details: { model: `${o.model.name}@${o.model.version}`, selector: o.selector, devices: devices.length } });
     return record;
   }
 
@@ -152,7 +156,24 @@ export class RolloutManager {
     const why = commandAllowed(r.state.status, command);
     if (why) throw new FleetError('CONFLICT', `cannot ${command} rollout ${id}: ${why}`, { details: { status: r.state.status } });
     this.apply(r, { type: 'command', at: this.deps.clock.now(), command, actor, ...(force ? { force } : {}) });
+    this.deps.audit?.record({ actor, action: `rollout.${command}`, target: id, details: { status: r.state.status, ...(force ? { force } : {}) } });
     return r;
+  }
+
+  /**
+   * The model versions a device may download: what the latest rollout that set its desired
+   * state names (active, shadow) and what it ran before that rollout (the version a rollback
+   * returns it to). Empty for a device no rollout has touched.
+   */
+  desiredModels(deviceId: string): ModelRef[] {
+    let latest: RolloutRecord | null = null;
+    for (const r of this.records.values()) {
+      if (!r.state.devices[deviceId]?.desired) continue;
+      if (!latest || r.created_at >= latest.created_at) latest = r;
+    }
+    const rec = latest?.state.devices[deviceId];
+    if (!rec?.desired) return [];
+    return [rec.desired.active, rec.desired.shadow?.model ?? null, rec.last_known_good].filter((m): m is ModelRef => m !== null);
   }
 
   /** A telemetry window: folded at the next tick or before the next other event (see `metrics`). */

@@ -16,13 +16,15 @@ Usage:
 
 Talking to a running service (its HTTP API; --json on every command):
   edgeloop devices register NAME --tags k=v | list | show ID
-  edgeloop models push DIR | list | show NAME@VERSION | lineage NAME@VERSION
+  edgeloop models push DIR | list | show NAME@VERSION | lineage NAME@VERSION   (push uploads DIR)
   edgeloop rollouts create NAME@VERSION --target k=v [--canary 10% --waves 50%,100% --bake 10m]
   edgeloop rollouts status [ID] | pause | resume | abort | rollback | promote ID
   edgeloop samples list [filters] | get ID --out FILE
   edgeloop labels set ID LABEL | progress
   edgeloop datasets export [--name N] | list | show ID
   edgeloop train [--model NAME] [--trainer local|command]   retrain now: gate, lineage, auto-rollout
+  edgeloop users add NAME --role admin|operator|labeler|viewer [--expires 30d] | list | revoke NAME
+  edgeloop users audit [--actor NAME]                   who did what (pushes, rollouts, labels, users)
   (--url, else DATA/fleet.json; --token, else $EDGELOOP_TOKEN, else DATA/admin.token; --data DIR)
 
   edgeloop --help
@@ -66,6 +68,7 @@ export function main(argv: string[], io: Io = processIo, more: Record<string, Co
       labels: async (rest, o) => (await import('./samples.js')).labelsCmd(rest, o),
       datasets: async (rest, o) => (await import('./datasets.js')).datasetsCmd(rest, o),
       train: async (rest, o) => (await import('./train.js')).trainCmd(rest, o),
+      users: async (rest, o) => (await import('./users.js')).usersCmd(rest, o),
       aws: async (rest, o) => (await import('./aws.js')).awsCmd(rest, o),
     },
   });

@@ -5,7 +5,7 @@ import { ago, bytes, fields, ref, table } from './format.js';
 
 export const MODELS_HELP = `Usage: edgeloop models COMMAND
 
-  push DIR                    register the model package in DIR (edgeloop pack makes one)
+  push DIR                    upload and register the model package in DIR (edgeloop pack makes one)
   list [--name N]             registered versions
   show NAME@VERSION           one version: files, evaluation, lineage, status
   lineage NAME@VERSION        the chain back to the labels: runs, datasets, samples, devices
@@ -14,10 +14,12 @@ Run 'edgeloop models COMMAND --help' for a command's options.`;
 
 const PUSH_HELP = `Usage: edgeloop models push DIR
 
-Registers the package in DIR (manifest.json and the files it lists): the fleet checks every
-file's sha256, signs the manifest with its key and stores the files content-addressed. The
-CLI runs on the fleet's host, so DIR is read by the service, not uploaded. Pushing the same
-content again is a no-op; other content under an existing NAME@VERSION is refused.`;
+Uploads the package in DIR (manifest.json and the files it lists) as a streamed tar, from
+any machine that reaches the fleet: the fleet unpacks it inside its own data directory (size
+caps per file and in total, no name leaving the package), checks every file's sha256 against
+the manifest, signs the manifest with its key and stores the files content-addressed.
+Pushing the same content again is a no-op; other content under an existing NAME@VERSION is
+refused. Needs the operator or admin role.`;
 
 const LIST_HELP = `Usage: edgeloop models list [--name N] [--status registered|rejected]`;
 const SHOW_HELP = `Usage: edgeloop models show NAME@VERSION`;
@@ -31,10 +33,9 @@ per labeler, and with --entries every sample with its label, who gave it and whe
 
 const push = apiCommand(PUSH_HELP, {}, async (c) => {
   const [dir] = positionalsOf(c.positionals, ['DIR'], PUSH_HELP) as [string];
-  // The service resolves relative paths against its own working directory, not ours.
   const abs = resolve(dir);
   const client = await c.client();
-  if (!c.json) c.progress(`pushing ${abs} to ${client.url} (hashing and storing every file)...`);
+  if (!c.json) c.progress(`pushing ${abs} to ${client.url} (uploading; the fleet hashes and stores every file)...`);
   const r = await client.pushModel(abs);
   c.emit(r, () => {
     const v = r.version;

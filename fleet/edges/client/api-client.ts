@@ -27,11 +27,16 @@ import {
   sampleRecord,
   undoResponse,
   whoami,
+  addUserResponse,
+  auditPage,
+  userInfo,
+  userList,
 } from '../http/schemas.js';
-import type { createRolloutBody, exportDatasetBody } from '../http/schemas.js';
+import type { addUserBody, createRolloutBody, exportDatasetBody } from '../http/schemas.js';
 import { firingList, lineageChainResponse, reportResponse, runList, trainingModels, trainResponse } from '../http/training-schemas.js';
 import type { trainBody } from '../http/training-schemas.js';
 import { exitCodeForCode, FleetClientError } from './errors.js';
+import { tarDirectory } from './tar-pack.js';
 
 /** Response types of the API, as the server's schemas define them. */
 export type Device = z.output<typeof device>;
@@ -54,6 +59,10 @@ export type TrainingRun = TrainingRunProgress['run'];
 export type TrainBody = z.input<typeof trainBody>;
 export type LineageChain = z.output<typeof lineageChainResponse>;
 export type TriggerFiring = z.output<typeof firingList>['items'][number];
+export type UserInfo = z.output<typeof userInfo>;
+export type AddUser = z.input<typeof addUserBody>;
+export type AddedUser = z.output<typeof addUserResponse>;
+export type AuditPage = z.output<typeof auditPage>;
 
 export interface FleetClientOptions {
   /** Base URL of the fleet service, e.g. `http://127.0.0.1:8600` (no `/v1`). */
@@ -72,6 +81,8 @@ type Query = Record<string, QueryValue>;
 interface RequestOptions {
   query?: Query | undefined;
   body?: unknown;
+  /** A streamed body of another type instead of JSON (an upload). */
+  upload?: { contentType: string; body: AsyncIterable<Uint8Array> };
 }
 
 /** Encodes a query the way the server's `queryCoercer` reads it: arrays as repeated keys. */
@@ -155,9 +166,33 @@ export class FleetClient {
     return (await this.json('GET', `/v1/models/${seg(ref.name)}/${seg(ref.version)}/lineage`, lineageResponse)).items;
   }
 
-  /** Register the package in `dir`, a directory on the fleet's host (pass an absolute path). */
-  pushModel(dir: string): Promise<PushResult> {
-    return this.json('POST', '/v1/models', pushModelResponse, { body: { dir } });
+  /**
+   * Upload the package in the local directory `dir` (manifest.json and its files) and register
+   * it: the directory goes as a streamed tar, so it may be on any machine.
+   */
+  async pushModel(dir: string): Promise<PushResult> {
+    return this.json('POST', '/v1/models', pushModelResponse, { upload: { contentType: 'application/x-tar', body: await tarDirectory(dir) } });
+  }
+
+  // ------------------------------------------------------------------ users, audit
+
+  async listUsers(): Promise<UserInfo[]> {
+    return (await this.json('GET', '/v1/users', userList)).items;
+  }
+
+  /** Add a user; the answer holds its token, once. */
+  addUser(body: AddUser): Promise<AddedUser> {
+    return this.json('POST', '/v1/users', addUserResponse, { body });
+  }
+
+  /** Revoke a user: its token and console sessions end at once. */
+  revokeUser(name: string): Promise<UserInfo> {
+    return this.json('POST', `/v1/users/${seg(name)}/revoke`, userInfo);
+  }
+
+  /** A page of the audit log, newest first. */
+  audit(query: { before?: number; limit?: number; actor?: string } = {}): Promise<AuditPage> {
+    return this.json('GET', '/v1/audit', auditPage, { query });
   }
 
   // ------------------------------------------------------------------ rollouts
@@ -294,13 +329,21 @@ export class FleetClient {
   private async send(method: 'GET' | 'POST', path: string, o: RequestOptions): Promise<Response> {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
-    // Every POST sends a JSON body (possibly `{}`): the server reads an empty body as `{}` too.
-    const body = method === 'POST' ? JSON.stringify(o.body ?? {}) : undefined;
-    if (body !== undefined) headers['content-type'] = 'application/json';
+    // Every POST sends a body: an upload's stream, else JSON (possibly `{}`: the server reads an empty body as `{}` too).
+    let body: string | AsyncIterable<Uint8Array> | undefined;
+    if (o.upload) {
+      body = o.upload.body;
+      headers['content-type'] = o.upload.contentType;
+    } else if (method === 'POST') {
+      body = JSON.stringify(o.body ?? {});
+      headers['content-type'] = 'application/json';
+    }
     const target = `${this.url}${path}${searchOf(o.query)}`;
     let res: Response;
     try {
-      res = await this.fetchFn(target, { method, headers, ...(body !== undefined ? { body } : {}), signal: AbortSignal.timeout(this.timeoutMs) });
+      // A stream goes out chunked as it is read (`duplex: 'half'`, which fetch requires for one).
+      const init = { method, headers, signal: AbortSignal.timeout(this.timeoutMs), ...(body === undefined ? {} : typeof body === 'string' ? { body } : { body: body as unknown as ReadableStream, duplex: 'half' }) } as RequestInit;
+      res = await this.fetchFn(target, init);
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       const why = cause?.code ?? cause?.message ?? (err as Error).message;

@@ -1,6 +1,9 @@
 /** Typed client of the fleet's HTTP API, for the CLI, scripts and tests. */
 export { FleetClient } from './api-client.js';
 export type {
+  AddedUser,
+  AddUser,
+  AuditPage,
   CreateRollout,
   DatasetManifest,
   DatasetSummary,
@@ -17,6 +20,7 @@ export type {
   RolloutSummary,
   SamplePage,
   SampleRecord,
+  UserInfo,
 } from './api-client.js';
 export { ClientErrors, FleetClientError } from './errors.js';
 export type { ClientErrorCode } from './errors.js';

@@ -1,4 +1,4 @@
-import type { User } from '../../app/users.js';
+import { allowed, type User } from '../../app/users.js';
 
 /** Markup that is already safe: interpolated as is. Everything else is escaped. */
 export class SafeHtml {
@@ -38,18 +38,23 @@ export function jsonBlock(id: string, data: unknown): SafeHtml {
   return new SafeHtml(`<script type="application/json" id="${escapeHtml(id)}">${JSON.stringify(data).replace(/</g, '\\u003c')}</script>`);
 }
 
-export type Section = 'overview' | 'rollouts' | 'models' | 'labeling';
+export type Section = 'overview' | 'rollouts' | 'models' | 'labeling' | 'audit';
 
 const NAV: Array<[Section, string, string]> = [
   ['overview', 'Fleet', '/console/'],
   ['rollouts', 'Rollouts', '/console/rollouts'],
   ['models', 'Models', '/console/models'],
   ['labeling', 'Labeling', '/console/labeling'],
+  ['audit', 'Audit', '/console/audit'],
 ];
 
-/** The page frame: header with navigation and the signed-in user, then the body. */
-export function page(o: { title: string; section: Section | null; user: User | null; body: SafeHtml }): string {
-  const nav = NAV.map(([id, label, href]) => html`<a href="${href}" class="${id === o.section ? 'active' : ''}">${label}</a>`);
+/**
+ * The page frame: header with navigation and the signed-in user, then the body. `csrf` is the
+ * session's CSRF token, put in a meta tag for the script's writes (console.js).
+ */
+export function page(o: { title: string; section: Section | null; user: User | null; body: SafeHtml; csrf?: string | null }): string {
+  const user = o.user;
+  const nav = NAV.filter(([id]) => id !== 'audit' || (user !== null && allowed(user.role, 'audit'))).map(([id, label, href]) => html`<a href="${href}" class="${id === o.section ? 'active' : ''}">${label}</a>`);
   const who = o.user
     ? html`<span class="who" data-user="${o.user.name}" data-role="${o.user.role}">${o.user.name} <span class="role">${o.user.role}</span></span>
         <form method="post" action="/console/logout" class="logout"><button type="submit" class="link">Log out</button></form>`
@@ -58,6 +63,7 @@ export function page(o: { title: string; section: Section | null; user: User | n
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+${o.csrf ? html`<meta name="edgeloop-csrf" content="${o.csrf}">` : ''}
 <title>${o.title} · edgeloop</title>
 <link rel="icon" href="/console/static/favicon.svg" type="image/svg+xml">
 <link rel="stylesheet" href="/console/static/console.css">

@@ -6,10 +6,12 @@ import type { User } from '../../app/users.js';
 import type { FleetContext } from '../../app/context.js';
 import type { EdgeloopError } from '../../../shared/errors.js';
 import { FleetError } from '../../errors.js';
-import { authenticateUser, requestToken, TOKEN_COOKIE } from '../web/auth.js';
+import { bearerToken, isTls, sessionCookie, sessionCookieHeader, sessionUser } from '../web/auth.js';
 import type { PageApp } from '../web/pages.js';
+import type { Principal } from '../web/auth.js';
 import { html, page } from './html.js';
 import { devicePage, overviewPage } from './pages/fleet.js';
+import { auditPage } from './pages/audit.js';
 import { labelingPage } from './pages/labeling.js';
 import { modelsPage, modelVersionPage } from './pages/models.js';
 import { rolloutPage, rolloutsPage } from './pages/rollouts.js';
@@ -19,11 +21,13 @@ import type { PageResult } from './pages/types.js';
  * The web console: server-rendered HTML (fleet, device, rollouts, models, labeling), one
  * small script and one stylesheet, all under `/console/`.
  *
- * Auth: the login form takes a user's bearer token. The script keeps it in localStorage and
- * sends it as `Authorization: Bearer` on every API call it makes (labels, commands, export);
- * the server also sets it as an HttpOnly, SameSite=Strict cookie, which authorises reads
- * only: these pages and the `<img>` sample blobs, which cannot carry a header. Writes always
- * need the header (see `requestToken`), so the cookie gives no cross-site write.
+ * Auth: the login form takes a user's API token once and starts a server-side session
+ * (Users.startSession: a random id, an expiry, a CSRF token); the cookie holds only the session
+ * id (`HttpOnly; SameSite=Strict; Path=/`, `Secure` over TLS), never the token. The cookie
+ * authorises reads: these pages, the `<img>` sample blobs and the script's JSON reads. The
+ * script's writes (labels, rollout commands, export) also send the session's CSRF token, which
+ * the page carries in a meta tag (see `sessionUser`). Logout deletes the session on the server;
+ * revoking the user deletes all of its sessions.
  */
 export type ConsoleApp = PageApp;
 
@@ -32,7 +36,7 @@ interface PageRoute {
   pattern: RegExp;
   /** Pages need a signed-in user; login, logout and the assets do not. */
   auth: boolean;
-  run: (c: { ctx: FleetContext; req: IncomingMessage; res: ServerResponse; url: URL; user: User | null; m: RegExpExecArray }) => Promise<PageResult | void> | PageResult | void;
+  run: (c: { ctx: FleetContext; req: IncomingMessage; res: ServerResponse; url: URL; user: User | null; m: RegExpExecArray; who: { principal: Principal } }) => Promise<PageResult | void> | PageResult | void;
 }
 
 const SECURITY_HEADERS = {
@@ -42,9 +46,6 @@ const SECURITY_HEADERS = {
   'referrer-policy': 'same-origin',
   'cache-control': 'no-store',
 };
-
-/** Session cookie lifetime: a working day. */
-const COOKIE_MAX_AGE_S = 12 * 3600;
 
 /**
  * Next to this module: in the source tree, and in dist/ where `npm run build` copies them
@@ -90,7 +91,7 @@ function loginPage(next: string, error?: string): string {
     user: null,
     body: html`<section class="login">
       <h1>Log in</h1>
-      <p>Paste your edgeloop API token (<code>edgeloop users issue</code> prints one).</p>
+      <p>Paste your edgeloop API token. An admin creates one with <code>edgeloop users add NAME --role viewer</code> (it is printed once); the first admin's is in <code>DATA/admin.token</code>.</p>
       ${error ? html`<p class="fail-text" id="login-error">${error}</p>` : ''}
       <form method="post" action="/console/login" id="login-form">
         <input type="hidden" name="next" value="${next}">
@@ -119,8 +120,6 @@ function seg(m: RegExpExecArray, i: number): string {
   }
 }
 
-const cookie = (value: string, maxAge: number): string => `${TOKEN_COOKIE}=${encodeURIComponent(value)}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAge}`;
-
 function routes(assets: ReturnType<typeof loadAssets>): PageRoute[] {
   return [
     { method: 'GET', pattern: /^\/console\/$/, auth: true, run: ({ ctx }) => overviewPage(ctx) },
@@ -130,25 +129,34 @@ function routes(assets: ReturnType<typeof loadAssets>): PageRoute[] {
     { method: 'GET', pattern: /^\/console\/models$/, auth: true, run: ({ ctx }) => modelsPage(ctx) },
     { method: 'GET', pattern: /^\/console\/models\/([^/]+)\/([^/]+)$/, auth: true, run: ({ ctx, m }) => modelVersionPage(ctx, seg(m, 1), seg(m, 2)) },
     { method: 'GET', pattern: /^\/console\/labeling$/, auth: true, run: ({ ctx, url, user }) => labelingPage(ctx, url, user as User) },
+    { method: 'GET', pattern: /^\/console\/audit$/, auth: true, run: ({ ctx, url, user }) => auditPage(ctx, url, user as User) },
     { method: 'GET', pattern: /^\/console\/login$/, auth: false, run: ({ res, url }) => sendHtml(res, 200, loginPage(safeNext(url.searchParams.get('next')))) },
     {
       method: 'POST',
       pattern: /^\/console\/login$/,
       auth: false,
-      run: async ({ ctx, req, res }) => {
+      run: async ({ ctx, req, res, who }) => {
         const form = await readForm(req);
         const token = (form.get('token') ?? '').trim();
-        // Only a token no user has gets the login page again (sendError keeps where the user was
-        // going); a storage failure during the lookup is answered as what it is.
+        // Only a token no active user has gets the login page again (sendError keeps where the user
+        // was going); a storage failure during the lookup is answered as what it is.
         if (!token || !ctx.users.find(token)) throw new FleetError('AUTH_FAILED', 'the token is not valid', { details: { next: safeNext(form.get('next')) } });
-        res.writeHead(303, { location: safeNext(form.get('next')), 'set-cookie': cookie(token, COOKIE_MAX_AGE_S), 'cache-control': 'no-store' }).end();
+        const s = ctx.users.startSession(token);
+        who.principal = { kind: 'user', user: s.user };
+        const maxAge = (s.expires_at - ctx.clock.now()) / 1000;
+        res.writeHead(303, { location: safeNext(form.get('next')), 'set-cookie': sessionCookieHeader(s.id, maxAge, isTls(req)), 'cache-control': 'no-store' }).end();
       },
     },
     {
       method: 'POST',
       pattern: /^\/console\/logout$/,
       auth: false,
-      run: ({ res }) => void res.writeHead(303, { location: '/console/login', 'set-cookie': cookie('', 0), 'cache-control': 'no-store' }).end(),
+      run: ({ ctx, req, res }) => {
+        // The session ends on the server: a copy of the cookie kept elsewhere no longer works.
+        const id = sessionCookie(req);
+        if (id) ctx.users.endSession(id);
+        res.writeHead(303, { location: '/console/login', 'set-cookie': sessionCookieHeader('', 0, isTls(req)), 'cache-control': 'no-store' }).end();
+      },
     },
     {
       method: 'GET',
@@ -180,12 +188,16 @@ export function createConsole(ctx: FleetContext): ConsoleApp {
       }
       if (!match) throw new FleetError('NOT_FOUND', `no console page ${method} ${url.pathname}`);
       let user: User | null = null;
+      let csrf: string | null = null;
       if (match.r.auth) {
-        user = authenticateUser(ctx, requestToken(req));
+        // Pages are read with the session cookie only (a GET: no CSRF token needed to read).
+        const s = sessionUser(ctx, req);
+        if (!s) throw new FleetError('AUTH_FAILED', 'log in to see the console');
+        ({ user, csrf } = s);
         who.principal = { kind: 'user', user };
       }
-      const result = await match.r.run({ ctx, req, res, url, user, m: match.m });
-      if (result) sendHtml(res, 200, page({ ...result, user }));
+      const result = await match.r.run({ ctx, req, res, url, user, m: match.m, who });
+      if (result) sendHtml(res, 200, page({ ...result, user, csrf }));
     },
 
     sendError(req, res, url, err) {
@@ -220,10 +232,10 @@ export function createConsole(ctx: FleetContext): ConsoleApp {
  * the error it reports, so a storage failure is never shown as "log in".
  */
 function pageUser(ctx: FleetContext, req: IncomingMessage, err: EdgeloopError): User | null {
-  const token = requestToken(req);
-  if (!token || err.code === 'FLEET_STORAGE_FAILED') return null;
+  const id = sessionCookie(req);
+  if (!id || bearerToken(req) || err.code === 'FLEET_STORAGE_FAILED') return null;
   try {
-    return ctx.users.find(token);
+    return ctx.users.session(id)?.user ?? null;
   } catch (lookup) {
     ctx.log.warn({ component: 'console', err: lookup, answering: err.code }, 'error page rendered without its user: the session lookup failed');
     return null;

@@ -65,6 +65,8 @@ const ERRORS: Record<string, string> = {
   '403': 'The role does not allow this (`FLEET_FORBIDDEN`)',
   '404': 'Not found',
   '409': 'Conflicts with the current state',
+  '413': 'Past a size cap (`PAYLOAD_TOO_LARGE`)',
+  '415': 'Wrong content type (`UNSUPPORTED_MEDIA_TYPE`)',
 };
 
 /**
@@ -85,7 +87,8 @@ export function buildOpenApi(routes: readonly Route[]): Json {
         ? { description: r.response.description, content: { [r.response.binary]: { schema: { type: 'string', format: 'binary' } } } }
         : { description: r.summary, content: { 'application/json': { schema: res.refOf(r.response) } } },
     };
-    const errors = ['400', '404', ...(r.access.kind === 'public' ? [] : ['401']), ...(r.access.kind === 'user' && r.access.permission !== 'read' ? ['403'] : []), ...(r.method === 'POST' ? ['409'] : [])];
+    const errors = ['400', '404', ...(r.access.kind === 'public' ? [] : ['401']), ...(r.access.kind === 'user' && r.access.permission !== 'read' ? ['403'] : []), ...(r.method === 'POST' ? ['409'] : []), ...(r.upload ? ['413', '415'] : [])];
+    if (r.access.kind === 'device_or_user') responses['403'] = { description: 'A device asked for a package its desired state does not name (`FLEET_PACKAGE_NOT_ASSIGNED`)', content: { 'application/json': { schema: { $ref: REF('Error') } } } };
     if (isBinary(r.response)) responses['416'] = { description: 'Range not satisfiable (`Content-Range: bytes */<size>`)', content: { 'application/json': { schema: { $ref: REF('Error') } } } };
     for (const code of errors) responses[code] = { description: ERRORS[code], content: { 'application/json': { schema: { $ref: REF('Error') } } } };
     p[r.method.toLowerCase()] = {
@@ -97,6 +100,7 @@ export function buildOpenApi(routes: readonly Route[]): Json {
       'x-roles': roles,
       parameters: [...parameters(r.params, 'path'), ...parameters(r.query, 'query')],
       ...(r.body ? { requestBody: { required: true, content: { 'application/json': { schema: req.refOf(r.body) } } } } : {}),
+      ...(r.upload ? { requestBody: { required: true, description: r.upload.description, content: { [r.upload.contentType]: { schema: { type: 'string', format: 'binary' } } } } } : {}),
       responses,
     };
   }
@@ -106,8 +110,9 @@ export function buildOpenApi(routes: readonly Route[]): Json {
       title: 'edgeloop fleet API',
       version: '1',
       description:
-        'Users send `Authorization: Bearer <token>` (roles admin, operator, labeler, viewer; `x-roles` lists who may call each operation). ' +
-        'Agents download model packages with their device token `<device id>.<secret>`. Errors are `{ error: { code, message } }` with a stable code.',
+        'Users send `Authorization: Bearer <token>` (roles admin, operator, labeler, viewer; `x-roles` lists who may call each operation); tokens may expire and are revoked with their user. ' +
+        'The web console uses a session cookie instead, and sends writes with the session\'s `x-edgeloop-csrf` header. ' +
+        'Agents download model packages with their device token `<device id>.<secret>`, and only the packages their desired state names. Errors are `{ error: { code, message } }` with a stable code.',
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A user token (`elt_...`) or, for package downloads, a device token (`<device id>.<secret>`)' } },

@@ -28,6 +28,15 @@ export interface BinarySpec {
 
 export type ResponseSpec = z.ZodType | BinarySpec;
 
+/**
+ * A route whose request body is a byte stream, not JSON: the server checks the content type
+ * and hands the handler the request (`req`) unread, to stream it with its own caps.
+ */
+export interface UploadSpec {
+  contentType: string;
+  description: string;
+}
+
 type ReplyFor<R extends ResponseSpec> = R extends z.ZodType ? JsonReply<z.input<R>> : RawReply;
 
 /** What a handler gets: validated params, query and body, and the caller. */
@@ -59,6 +68,8 @@ export interface RouteDef<P extends z.ZodType, Q extends z.ZodType, B extends z.
   params?: P;
   query?: Q;
   body?: B;
+  /** A streamed (non-JSON) body instead of `body`. */
+  upload?: UploadSpec;
   /** Status of a successful answer, for the documentation (handlers may answer 200 or 201). */
   success?: number;
   response: R;
@@ -76,6 +87,7 @@ export interface Route {
   params?: z.ZodType;
   query?: z.ZodType;
   body?: z.ZodType;
+  upload?: UploadSpec;
   success?: number;
   response: ResponseSpec;
   handler: (c: Call<unknown, unknown, unknown>) => Promise<JsonReply<unknown> | RawReply> | JsonReply<unknown> | RawReply;

@@ -135,19 +135,11 @@ export const lineageEntry = z.object({
 
 export const lineageResponse = z.object({ items: z.array(lineageEntry) });
 
-export const pushModelBody = z.strictObject({
-  /**
-   * A package directory (manifest.json and its files) on the fleet host. The CLI runs on the
-   * same host as the fleet service, so it names the directory instead of uploading it.
-   */
-  dir: z.string().min(1),
-});
-
 export const pushModelResponse = z.object({
   version: modelVersion,
   /** false: this exact content was already registered (a no-op). */
   created: z.boolean(),
-  /** Files in the directory the manifest does not list (not stored). */
+  /** Files in the uploaded package the manifest does not list (not stored). */
   unlisted: z.array(z.string()),
 });
 
@@ -246,6 +238,52 @@ export const datasetList = z.object({ items: z.array(datasetSummary) });
 
 export const whoami = z.object({ name: z.string(), role });
 
+// ---------------------------------------------------------------- users, audit
+
+export const userParams = z.strictObject({ name: z.string().min(1).max(64) });
+
+export const userInfo = z.object({
+  name: z.string(),
+  role,
+  created_at: isoTime,
+  created_by: z.string().nullable(),
+  /** null: the token never expires. */
+  expires_at: isoTime.nullable(),
+  revoked_at: isoTime.nullable(),
+  /** Neither revoked nor expired. */
+  active: z.boolean(),
+});
+
+export const userList = z.object({ items: z.array(userInfo) });
+
+export const addUserBody = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9._@-]{1,64}$/, 'letters, digits and . _ @ -, at most 64'),
+  role,
+  /** Token lifetime in seconds; absent: never expires. */
+  expires_in_s: z.number().int().positive().max(10 * 365 * 86400).optional(),
+});
+
+export const addUserResponse = z.object({
+  user: userInfo,
+  /** The bearer token, shown this once: only its hash is stored. */
+  token: z.string(),
+});
+
+export const auditEntry = z.object({
+  seq: z.number().int(),
+  at: isoTime,
+  actor: z.string(),
+  action: z.string(),
+  target: z.string(),
+  details: z.record(z.string(), z.unknown()).nullable(),
+});
+
+export const auditPage = z.object({
+  items: z.array(auditEntry),
+  /** Pass as `before` for the next (older) page; null on the last. */
+  next_before: z.number().int().nullable(),
+});
+
 /**
  * Names under which schemas appear in the OpenAPI document's `components.schemas`; a schema
  * used inside another is referenced by name there.
@@ -277,12 +315,17 @@ export const responseNames = new Map<z.ZodType, string>([
   [datasetSummary, 'DatasetSummary'],
   [datasetList, 'DatasetList'],
   [whoami, 'User'],
+  [userInfo, 'UserInfo'],
+  [userList, 'UserList'],
+  [addUserResponse, 'AddedUser'],
+  [auditEntry, 'AuditEntry'],
+  [auditPage, 'AuditPage'],
   ...trainingResponseNames,
 ]);
 
 export const requestNames = new Map<z.ZodType, string>([
   [createDeviceBody, 'CreateDevice'],
-  [pushModelBody, 'PushModel'],
+  [addUserBody, 'AddUser'],
   [createRolloutBody, 'CreateRollout'],
   [rolloutPlan, 'RolloutPlan'],
   [commandBody, 'RolloutCommand'],

@@ -50,7 +50,7 @@ export function createApiServer(ctx: FleetContext, opts: FleetHttpOptions = {}):
     const params = r.params ? parseWith(r.params, m.params, 'INPUT_INVALID', 'path') : m.params;
     const coerce = coercers.get(r);
     const query = r.query && coerce ? parseWith(r.query, coerce(url.searchParams), 'INPUT_INVALID', 'query') : {};
-    const body = r.body ? parseWith(r.body, await readJson(req, maxBody), 'INPUT_INVALID', 'request body') : discard(req);
+    const body = r.upload ? expectType(req, r.upload.contentType) : r.body ? parseWith(r.body, await readJson(req, maxBody), 'INPUT_INVALID', 'request body') : discard(req);
     const reply = await r.handler({ ctx, req, params, query, body, principal: who.principal, actor: actorOf(who.principal) });
     if ('json' in reply) sendJson(res, reply);
     else await sendRaw(res, reply);
@@ -67,6 +67,9 @@ export function createApiServer(ctx: FleetContext, opts: FleetHttpOptions = {}):
       return;
     }
     const headers: Record<string, string> = {};
+    // Refused before the body was read (an upload past its cap, a bad token): close the
+    // connection after the answer instead of reading whatever is still coming.
+    if (!req.complete) headers.connection = 'close';
     if (e.status === 401) headers['www-authenticate'] = 'Bearer realm="edgeloop"';
     if (err instanceof RangeNotSatisfiable) headers['content-range'] = `bytes */${err.size}`;
     if (pages?.owns(url.pathname)) {
@@ -142,6 +145,13 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
 }
 
 const tooLarge = (limit: number): EdgeloopError => sharedError('PAYLOAD_TOO_LARGE', `request bodies are limited to ${limit} bytes`);
+
+/** An upload route's body stays unread for the handler; only its content type is checked here (415). */
+function expectType(req: IncomingMessage, want: string): Record<string, never> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+  if (type !== want) throw sharedError('UNSUPPORTED_MEDIA_TYPE', `this route takes ${want}, not ${type || 'untyped'}`);
+  return {};
+}
 
 /** A route without a body: whatever was sent is read and dropped, so the connection can be reused. */
 function discard(req: IncomingMessage): Record<string, never> {

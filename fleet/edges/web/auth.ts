@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { allowed } from '../../app/users.js';
 import type { Permission, User } from '../../app/users.js';
@@ -13,8 +14,11 @@ export type Access = { kind: 'public' } | { kind: 'user'; permission: Permission
 /** The authenticated caller. */
 export type Principal = { kind: 'anonymous' } | { kind: 'user'; user: User } | { kind: 'device'; deviceId: string };
 
-/** The console's session cookie: the same bearer token, set by the login form. */
-export const TOKEN_COOKIE = 'edgeloop_token';
+/** The console's session cookie: a random session id (server-side session, see Users.startSession). */
+export const SESSION_COOKIE = 'edgeloop_session';
+
+/** The header the console's script sends on writes: the session's CSRF token (from the page's meta tag). */
+export const CSRF_HEADER = 'x-edgeloop-csrf';
 
 /** The token of `Authorization: Bearer <token>`, or null. */
 export function bearerToken(req: IncomingMessage): string | null {
@@ -24,32 +28,62 @@ export function bearerToken(req: IncomingMessage): string | null {
   return m ? (m[1] as string) : null;
 }
 
-export function cookieToken(req: IncomingMessage): string | null {
+/** The session id of the console's cookie, or null. */
+export function sessionCookie(req: IncomingMessage): string | null {
   const header = req.headers.cookie;
   if (!header) return null;
   for (const part of header.split(';')) {
     const i = part.indexOf('=');
-    if (i > 0 && part.slice(0, i).trim() === TOKEN_COOKIE) {
+    if (i > 0 && part.slice(0, i).trim() === SESSION_COOKIE) {
       const v = part.slice(i + 1).trim();
-      try {
-        return v ? decodeURIComponent(v) : null;
-      } catch {
-        return null;
-      }
+      return /^[A-Za-z0-9_-]{1,128}$/.test(v) ? v : null;
     }
   }
   return null;
 }
 
 /**
- * The token a request carries. The cookie counts for reads only (GET): pages, sample images,
- * JSON reads. Every write needs the Authorization header, which a page on another site cannot
- * make a browser send, so the cookie cannot be used for cross-site request forgery.
+ * The `Set-Cookie` value for a session (empty value and age 0: delete it). `Secure` when the
+ * console is served over TLS, so the browser never sends the session over plain HTTP.
  */
-export function requestToken(req: IncomingMessage): string | null {
-  const b = bearerToken(req);
-  if (b) return b;
-  return req.method === 'GET' || req.method === 'HEAD' ? cookieToken(req) : null;
+export function sessionCookieHeader(value: string, maxAgeS: number, secure: boolean): string {
+  return `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${Math.max(0, Math.floor(maxAgeS))}${secure ? '; Secure' : ''}`;
+}
+
+/**
+ * Whether the console is served over TLS: the socket itself, or a TLS-terminating proxy in
+ * front saying so (`X-Forwarded-Proto: https`). Trusting the header is safe here because it
+ * can only add `Secure` to a cookie, never remove it.
+ */
+export function isTls(req: IncomingMessage): boolean {
+  if ((req.socket as { encrypted?: boolean }).encrypted === true) return true;
+  const proto = req.headers['x-forwarded-proto'];
+  return typeof proto === 'string' && proto.split(',')[0]?.trim().toLowerCase() === 'https';
+}
+
+const sameSecret = (a: string, b: string): boolean => {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+};
+
+/**
+ * The user of a console session, or null without a cookie. A cookie authorises reads (GET,
+ * HEAD: pages, sample images, JSON reads); a write also needs the session's CSRF token in
+ * {@link CSRF_HEADER}, which only a page of this console can read (SameSite=Strict already
+ * keeps the cookie off other sites' requests; the header is the second lock). Throws
+ * `FLEET_AUTH_FAILED` for an unknown, expired or revoked session, or a write without the token.
+ */
+export function sessionUser(ctx: FleetContext, req: IncomingMessage): { user: User; csrf: string } | null {
+  const id = sessionCookie(req);
+  if (!id) return null;
+  const s = ctx.users.session(id);
+  if (!s) throw new FleetError('AUTH_FAILED', 'the console session has ended; log in again');
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    const sent = req.headers[CSRF_HEADER];
+    if (typeof sent !== 'string' || !sameSecret(sent, s.csrf)) throw new FleetError('AUTH_FAILED', `a write with the console session needs the ${CSRF_HEADER} header (or an Authorization: Bearer token)`);
+  }
+  return { user: s.user, csrf: s.csrf };
 }
 
 /**
@@ -58,10 +92,16 @@ export function requestToken(req: IncomingMessage): string | null {
  */
 const isDeviceToken = (token: string): boolean => token.includes('.');
 
-/** The user behind a token (no permission check). Throws `FLEET_AUTH_FAILED`. */
-export function authenticateUser(ctx: FleetContext, token: string | null): User {
-  if (!token) throw new FleetError('AUTH_FAILED', 'a bearer token is required (Authorization: Bearer <token>)');
-  return ctx.users.authenticate(token);
+/**
+ * The user a request comes from (no permission check): a bearer token, else the console's
+ * session cookie. Throws `FLEET_AUTH_FAILED`.
+ */
+export function authenticateUser(ctx: FleetContext, req: IncomingMessage): User {
+  const token = bearerToken(req);
+  if (token) return ctx.users.authenticate(token);
+  const s = sessionUser(ctx, req);
+  if (!s) throw new FleetError('AUTH_FAILED', 'a bearer token is required (Authorization: Bearer <token>)');
+  return s.user;
 }
 
 /**
@@ -70,11 +110,11 @@ export function authenticateUser(ctx: FleetContext, token: string | null): User 
  */
 export async function authorize(ctx: FleetContext, req: IncomingMessage, access: Access): Promise<Principal> {
   if (access.kind === 'public') return { kind: 'anonymous' };
-  const token = requestToken(req);
+  const token = bearerToken(req);
   if (access.kind === 'device_or_user' && token && isDeviceToken(token)) {
     return { kind: 'device', deviceId: await ctx.devices.authenticateToken(token, req.socket.remoteAddress ?? 'unknown') };
   }
-  const user = authenticateUser(ctx, token);
+  const user = authenticateUser(ctx, req);
   const permission = access.kind === 'user' ? access.permission : 'read';
   if (!allowed(user.role, permission)) {
     throw new FleetError('FORBIDDEN', `role ${user.role} does not have the ${permission} permission`, { details: { user: user.name, role: user.role, permission } });

@@ -151,7 +151,7 @@ describe('the AWS ledger in the fleet database', () => {
       const steps = sqliteUsersRepo(db);
       let fail = true;
       const sink = (): void => {
-        steps.upsert({ name: 'paused-by-iot-jobs', role: 'viewer', token_hash: 'x', created_at: 1 });
+        steps.put({ name: 'paused-by-iot-jobs', role: 'viewer', token_hash: 'x', created_at: 1, created_by: null, expires_at: null, revoked_at: null });
         if (fail) throw new Error('the manager refused');
       };
       await expect(backend.poll(sink)).rejects.toThrow('the manager refused');

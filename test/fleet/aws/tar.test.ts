@@ -4,26 +4,13 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { extractTarGz } from '../../../fleet/adapters/aws/tar.js';
+import { tarHeader } from '../../../fleet/edges/client/tar-pack.js';
 import { tempDir } from '../../helpers/packages.js';
 
 /** One ustar header + body, written by hand so the test can make entries GNU tar would refuse to. */
 function entry(name: string, body: Buffer, type = '0'): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(name, 0, 100, 'utf8');
-  h.write('0000644\0', 100);
-  h.write('0000000\0', 108);
-  h.write('0000000\0', 116);
-  h.write(`${body.length.toString(8).padStart(11, '0')}\0`, 124);
-  h.write('00000000000\0', 136);
-  h.write(type, 156);
-  h.write('ustar\0', 257);
-  h.write('00', 263);
-  h.fill(' ', 148, 156);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
   const pad = Buffer.alloc(Math.ceil(body.length / 512) * 512 - body.length);
-  return Buffer.concat([h, body, pad]);
+  return Buffer.concat([tarHeader(name, body.length, type), body, pad]);
 }
 const tarOf = (...e: Buffer[]): Buffer => gzipSync(Buffer.concat([...e, Buffer.alloc(1024)]));
 

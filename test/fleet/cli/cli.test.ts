@@ -208,6 +208,28 @@ describe('edgeloop CLI over the HTTP API', () => {
     expect(shown.out).toContain(`dataset ${ds.dataset.id} (first)`);
   });
 
+  it('adds, lists and revokes users, and shows the audit log (edgeloop users)', async () => {
+    const added = await cli('users', 'add', 'viv', '--role', 'viewer', '--expires', '30d', '--json');
+    expect(added.code).toBe(0);
+    const a = added.json<{ token: string; user: { name: string; role: string; expires_at: string } }>();
+    expect(a.user).toMatchObject({ name: 'viv', role: 'viewer' });
+    expect(Date.parse(a.user.expires_at) - Date.now()).toBeGreaterThan(29 * 86400_000);
+    expect((await cli('devices', 'list', '--token', a.token)).code).toBe(0);
+    expect((await cli('users', 'list')).out).toMatch(/viv\s+viewer\s+active/);
+    // A viewer may not manage users.
+    expect((await cli('users', 'add', 'x', '--role', 'admin', '--token', a.token)).err).toMatch(/^FLEET_FORBIDDEN: /);
+    expect((await cli('users', 'add', 'viv', '--role', 'viewer')).err).toMatch(/^FLEET_USER_EXISTS: /);
+    expect((await cli('users', 'add', 'x', '--role', 'root')).code).toBe(2);
+    const revoked = await cli('users', 'revoke', 'viv');
+    expect(revoked.out).toMatch(/^revoked viv at /);
+    expect((await cli('devices', 'list', '--token', a.token)).err).toMatch(/^FLEET_AUTH_FAILED: /);
+    expect((await cli('users', 'revoke', 'nobody')).err).toMatch(/^FLEET_USER_NOT_FOUND: /);
+    const audit = await cli('users', 'audit', '--actor', 'admin', '--json');
+    const actions = audit.json<{ items: Array<{ action: string; target: string }> }>().items.map((e) => `${e.action} ${e.target}`);
+    expect(actions.slice(0, 2)).toEqual(['user.revoke viv', 'user.add viv']);
+    expect(actions).toContain('model.push pets@1.0.0');
+  });
+
   it('answers --help on every command and exit 2 on usage errors', async () => {
     const commands = [
       ['devices', 'register'],
@@ -228,6 +250,10 @@ describe('edgeloop CLI over the HTTP API', () => {
       ['datasets', 'export'],
       ['datasets', 'list'],
       ['datasets', 'show'],
+      ['users', 'add'],
+      ['users', 'list'],
+      ['users', 'revoke'],
+      ['users', 'audit'],
     ];
     for (const c of commands) {
       const r = await cli(...c, '--help');
@@ -235,7 +261,7 @@ describe('edgeloop CLI over the HTTP API', () => {
       expect(r.out, c.join(' ')).toMatch(/^Usage: edgeloop /);
       expect(r.out, c.join(' ')).toContain('--json');
     }
-    for (const g of ['devices', 'models', 'rollouts', 'samples', 'labels', 'datasets']) expect((await cli(g, '--help')).code).toBe(0);
+    for (const g of ['devices', 'models', 'rollouts', 'samples', 'labels', 'datasets', 'users']) expect((await cli(g, '--help')).code).toBe(0);
 
     expect((await cli('frobnicate')).code).toBe(2);
     const sub = await cli('devices', 'frobnicate');

@@ -1,15 +1,13 @@
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as S from '../../../fleet/edges/http/schemas.js';
 import { CLASS_LABELS, imagePackage, tempDir } from '../../helpers/packages.js';
-import { missingBinary } from '../../helpers/optional-binary.js';
+import { chromiumSkipReason, launchChromium } from '../../helpers/chromium.js';
 import { call, openTestFleet, seedSamples, T0 } from '../http/context.js';
 import type { SeedSample, TestFleet } from '../http/context.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skipReason = missingBinary(CHROMIUM, 'install the Debian package "chromium"');
+const skipReason = chromiumSkipReason();
 if (skipReason) console.info(`[console] skipping the headless Chromium tests: ${skipReason}`);
 
 const SCREENSHOT = '/tmp/edgeloop-labeling.png';
@@ -45,10 +43,7 @@ describe.skipIf(skipReason !== null)('web console in headless Chromium', () => {
       await f.ctx.devices.register(id, { tags: { site } });
     }
     await seedSamples(f.ctx, SAMPLES);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

@@ -56,6 +56,10 @@ async function login(token: string): Promise<string> {
   const cookie = res.headers.get('set-cookie') ?? '';
   expect(cookie).toMatch(/HttpOnly/);
   expect(cookie).toMatch(/SameSite=Strict/);
+  expect(cookie).toMatch(/Path=\//);
+  // Plain HTTP: no Secure (the browser would drop the cookie); and never the API token itself.
+  expect(cookie).not.toMatch(/Secure/);
+  expect(cookie).not.toContain(token);
   return cookie.split(';')[0] as string;
 }
 
@@ -100,16 +104,29 @@ describe('console pages', () => {
     expect(await missing.text()).toContain('FLEET_DEVICE_UNKNOWN');
   });
 
-  it('lets the cookie read (pages, images) but never write', async () => {
+  it('lets the session cookie read (pages, images), write only with its CSRF header, and ends it at logout', async () => {
     const cookie = await login(f.tokens.labeler);
     const blob = await get('/v1/samples/p-1/blob', cookie);
     expect(blob.status).toBe(200);
     expect(blob.headers.get('content-type')).toBe('image/png');
     const write = await fetch(`${base}/v1/samples/p-1/confirm`, { method: 'POST', headers: { cookie } });
     expect(write.status).toBe(401);
+    const page = await (await get('/console/labeling', cookie)).text();
+    const csrf = /<meta name="edgeloop-csrf" content="([^"]+)">/.exec(page)?.[1];
+    expect(csrf).toBeDefined();
+    expect((await fetch(`${base}/v1/samples/p-1/confirm`, { method: 'POST', headers: { cookie, 'x-edgeloop-csrf': 'wrong' } })).status).toBe(401);
+    expect((await fetch(`${base}/v1/samples/p-1/confirm`, { method: 'POST', headers: { cookie, 'x-edgeloop-csrf': csrf as string } })).status).toBe(200);
     expect((await call(base, 'POST', '/v1/samples/p-1/confirm', { token: f.tokens.labeler })).status).toBe(200);
     const logout = await fetch(`${base}/console/logout`, { method: 'POST', redirect: 'manual', headers: { cookie } });
     expect(logout.headers.get('set-cookie')).toMatch(/Max-Age=0/);
+    // The session ended on the server: a copy of the cookie kept elsewhere no longer works.
+    expect((await get('/console/labeling', cookie)).status).toBe(303);
+    expect((await get('/v1/samples/p-1/blob', cookie)).status).toBe(401);
+  });
+
+  it('marks the cookie Secure behind a TLS-terminating proxy', async () => {
+    const res = await fetch(`${base}/console/login`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-proto': 'https' }, body: new URLSearchParams({ token: f.tokens.viewer }) });
+    expect(res.headers.get('set-cookie')).toMatch(/; Secure$/);
   });
 
   it('serves its script and stylesheet', async () => {

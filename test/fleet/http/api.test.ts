@@ -9,7 +9,7 @@ import { datasetManifest } from '../../../fleet/core/labels/dataset-schema.js';
 import { sha256Hex } from '../../../shared/ids.js';
 import { telemetry } from '../../../shared/schemas/index.js';
 import { fleetKeys, imagePackage, tempDir } from '../../helpers/packages.js';
-import { call, openTestFleet, seedSamples, T0 } from './context.js';
+import { call, openTestFleet, pushDir, seedSamples, T0 } from './context.js';
 import type { TestFleet } from './context.js';
 
 let f: TestFleet;
@@ -69,7 +69,6 @@ describe('auth', () => {
     expect((await call(base, 'GET', '/v1/me', { token: f.tokens.viewer })).json).toEqual({ name: 'vic', role: 'viewer' });
     for (const [path, body] of [
       ['/v1/devices', { name: 'cam-x' }],
-      ['/v1/models', { dir: v1Dir }],
       ['/v1/rollouts', { model: { name: 'pets', version: '1.0.0' }, selector: {} }],
       ['/v1/datasets', {}],
       ['/v1/labels/undo', {}],
@@ -77,6 +76,8 @@ describe('auth', () => {
       const r = await call(base, 'POST', path, { token: f.tokens.viewer, body });
       expect([path, r.status, code(r)]).toEqual([path, 403, 'FLEET_FORBIDDEN']);
     }
+    const push = await pushDir(base, f.tokens.viewer, v1Dir);
+    expect([push.status, code(push)]).toEqual([403, 'FLEET_FORBIDDEN']);
   });
 
   it('rejects bodies that are not JSON (415) or too large (413), and unknown routes (404)', async () => {
@@ -150,12 +151,12 @@ describe('devices', () => {
 
 describe('models', () => {
   it('pushes, lists, shows and traces lineage', async () => {
-    const first = await call(base, 'POST', '/v1/models', { token: f.tokens.operator, body: { dir: v1Dir } });
+    const first = await pushDir(base, f.tokens.operator, v1Dir);
     expect(first.status).toBe(201);
     expect(S.pushModelResponse.parse(first.json)).toMatchObject({ created: true, version: { ref: 'pets@1.0.0', pushed_by: 'otto' } });
-    const same = await call(base, 'POST', '/v1/models', { token: f.tokens.admin, body: { dir: v1Dir } });
+    const same = await pushDir(base, f.tokens.admin, v1Dir);
     expect([same.status, (same.json as { created: boolean }).created]).toEqual([200, false]);
-    expect((await call(base, 'POST', '/v1/models', { token: f.tokens.operator, body: { dir: v2Dir } })).status).toBe(201);
+    expect((await pushDir(base, f.tokens.operator, v2Dir)).status).toBe(201);
 
     const list = S.modelList.parse((await call(base, 'GET', '/v1/models', { token: f.tokens.viewer })).json);
     expect(list.items.map((v) => v.ref)).toEqual(['pets@1.0.0', 'pets@1.1.0']);
@@ -167,11 +168,12 @@ describe('models', () => {
       ['1.0.0', null, false],
     ]);
 
-    const bad = await call(base, 'POST', '/v1/models', { token: f.tokens.operator, body: { dir: join(pkgs.dir, 'nope') } });
+    mkdirSync(join(pkgs.dir, 'empty'), { recursive: true });
+    const bad = await pushDir(base, f.tokens.operator, join(pkgs.dir, 'empty'));
     expect([bad.status, code(bad)]).toEqual([422, 'MODEL_PACKAGE_INVALID']);
     const missing = await call(base, 'GET', '/v1/models/pets/9.9.9', { token: f.tokens.viewer });
     expect([missing.status, code(missing)]).toEqual([404, 'FLEET_MODEL_NOT_FOUND']);
-    const labeler = await call(base, 'POST', '/v1/models', { token: f.tokens.labeler, body: { dir: v1Dir } });
+    const labeler = await pushDir(base, f.tokens.labeler, v1Dir);
     expect(labeler.status).toBe(403);
   });
 });
@@ -181,8 +183,11 @@ describe('package download (what agents fetch)', () => {
   const pkgBase = (): string => `${base}/v1/models/pets/1.0.0/package`;
 
   beforeAll(async () => {
-    const r = S.createDeviceResponse.parse((await call(base, 'POST', '/v1/devices', { token: f.tokens.admin, body: { name: 'dl-1' } })).json);
+    const r = S.createDeviceResponse.parse((await call(base, 'POST', '/v1/devices', { token: f.tokens.admin, body: { name: 'dl-1', tags: { site: 'dl' } } })).json);
     deviceToken = r.agent_config.fleet_token;
+    // Its desired state names pets@1.0.0 (the canary of a rollout to its site): what it may download.
+    const plan = { canary: { devices: { count: 1 }, bake_s: 0 }, waves: [{ devices: { percent: 100 }, bake_s: 0 }] };
+    expect((await call(base, 'POST', '/v1/rollouts', { token: f.tokens.operator, body: { id: 'dl-rollout', model: { name: 'pets', version: '1.0.0' }, selector: { site: 'dl' }, plan } })).status).toBe(201);
   });
 
   it('serves the signed manifest and files to a device token, with Range (206) and 416 past the end', async () => {
@@ -227,6 +232,19 @@ describe('package download (what agents fetch)', () => {
     expect((await call(base, 'GET', '/v1/devices', { token: deviceToken })).status).toBe(401);
   });
 
+  it('refuses a device a package its desired state does not name (403 FLEET_PACKAGE_NOT_ASSIGNED, logged)', async () => {
+    const auth = { authorization: `Bearer ${deviceToken}` };
+    for (const path of ['/v1/models/pets/1.1.0/package/manifest.json', `/v1/models/pets/1.1.0/package/files/${f.ctx.registry.get('pets', '1.1.0').model_file}`]) {
+      const r = await fetch(`${base}${path}`, { headers: auth });
+      const body = (await r.json()) as Err;
+      expect([r.status, body.error.code]).toEqual([403, 'FLEET_PACKAGE_NOT_ASSIGNED']);
+      expect(body.error.details).toMatchObject({ device_id: 'dl-1', model: 'pets@1.1.0', assigned: ['pets@1.0.0'] });
+    }
+    expect(f.logs.find((l) => l.code === 'FLEET_PACKAGE_NOT_ASSIGNED')).toMatchObject({ actor: 'device:dl-1', status: 403, msg: 'request rejected' });
+    // A user with read may still download any version (to look at it).
+    expect((await fetch(`${base}/v1/models/pets/1.1.0/package/manifest.json`, { headers: { authorization: `Bearer ${f.tokens.viewer}` } })).status).toBe(200);
+  });
+
   it('is downloadable by the agent package source, and the result verifies on the device side', async () => {
     const v = f.ctx.registry.get('pets', '1.0.0');
     const dest = join(f.dir, 'agent-download');
@@ -265,7 +283,7 @@ describe('rollouts', () => {
     expect(f.deliveries.filter((x) => x.rollout === id).flatMap((x) => x.changes.map((c) => c.active?.version))).toEqual(['1.1.0']);
 
     const list = S.rolloutList.parse((await call(base, 'GET', '/v1/rollouts', { token: f.tokens.viewer })).json);
-    expect(list.items.map((x) => x.id)).toEqual([id]);
+    expect(list.items.map((x) => x.id)).toEqual(['dl-rollout', id]);
     const one = S.rolloutDetail.parse((await call(base, 'GET', `/v1/rollouts/${id}`, { token: f.tokens.viewer })).json);
     expect(one.rollout.id).toBe(id);
   });
@@ -442,6 +460,10 @@ describe('openapi.json', () => {
     'GET /v1/training/triggers',
     'GET /v1/training/models',
     'GET /v1/models/{name}/{version}/lineage/full',
+    'GET /v1/users',
+    'POST /v1/users',
+    'POST /v1/users/{name}/revoke',
+    'GET /v1/audit',
   ];
 
   type Op = { 'x-roles': string[]; security: unknown[]; parameters: Array<{ name: string; in: string }>; requestBody?: { content: Record<string, { schema: unknown }> }; responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }> }> };
@@ -461,6 +483,11 @@ describe('openapi.json', () => {
     expect(op('GET /v1/devices')['x-roles']).toEqual(['admin', 'operator', 'labeler', 'viewer']);
     expect(op('GET /v1/models/{name}/{version}/package/files/{path}')['x-roles']).toEqual(['device', 'admin', 'operator', 'labeler', 'viewer']);
     expect(op('GET /v1/healthz').security).toEqual([]);
+    expect(op('POST /v1/users')['x-roles']).toEqual(['admin']);
+    expect(op('GET /v1/audit')['x-roles']).toEqual(['admin', 'operator']);
+    // Models arrive as uploads: a tar body, never a path.
+    expect(Object.keys(op('POST /v1/models').requestBody?.content ?? {})).toEqual(['application/x-tar']);
+    expect(op('POST /v1/models').responses['413']).toBeDefined();
     expect(op('POST /v1/rollouts').requestBody?.content['application/json']?.schema).toEqual({ $ref: '#/components/schemas/CreateRollout' });
     expect(op('GET /v1/rollouts/{id}').responses['200']?.content?.['application/json']?.schema).toEqual({ $ref: '#/components/schemas/RolloutDetail' });
     expect(op('POST /v1/devices').responses['201']).toBeDefined();

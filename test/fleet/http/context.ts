@@ -1,3 +1,5 @@
+import { tarDirectory } from '../../../fleet/edges/client/tar-pack.js';
+import type { UploadLimits } from '../../../fleet/app/models/staging.js';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -39,7 +41,7 @@ export interface TestFleet {
  * datasets, users (one per role, tokens in `tokens`) and a rollout manager on the SQLite
  * repository whose backend records deliveries instead of publishing them.
  */
-export async function openTestFleet(): Promise<TestFleet> {
+export async function openTestFleet(o: { uploadLimits?: Partial<UploadLimits> } = {}): Promise<TestFleet> {
   const t = tempDir('edgeloop-http-');
   let now = T0;
   const clock = { now: () => now, set: (ms: number) => void (now = ms), advance: (ms: number) => void (now += ms) };
@@ -62,7 +64,7 @@ export async function openTestFleet(): Promise<TestFleet> {
   };
   // The service's own wiring (boot/build.ts), on a plain artifact directory, cheap device
   // hashes, fake time and a backend that records deliveries instead of publishing them.
-  const built = await buildFleet({ dataDir: t.dir, signingKey: fleetKeys(), log, clock, artifacts, deviceScrypt: { N: 1024, r: 8, p: 1 }, rolloutBackend: () => backend, urls: { mqtt: 'mqtt://127.0.0.1:1883', http: '' } });
+  const built = await buildFleet({ dataDir: t.dir, signingKey: fleetKeys(), log, clock, artifacts, deviceScrypt: { N: 1024, r: 8, p: 1 }, rolloutBackend: () => backend, urls: { mqtt: 'mqtt://127.0.0.1:1883', http: '' }, ...(o.uploadLimits ? { uploadLimits: o.uploadLimits } : {}) });
   const ctx = built.ctx;
   const users = ctx.users;
   const tokens = {
@@ -151,11 +153,17 @@ export async function seedSamples(ctx: FleetContext, specs: SeedSample[]): Promi
 }
 
 /** fetch with a bearer token and JSON body. */
-export async function call(base: string, method: string, path: string, o: { token?: string; body?: unknown; headers?: Record<string, string> } = {}): Promise<{ status: number; json: unknown; headers: Headers }> {
+export async function call(
+  base: string,
+  method: string,
+  path: string,
+  o: { token?: string; body?: unknown; headers?: Record<string, string>; raw?: Buffer } = {},
+): Promise<{ status: number; json: unknown; headers: Headers }> {
   const headers: Record<string, string> = { ...o.headers };
   if (o.token) headers.authorization = `Bearer ${o.token}`;
   if (o.body !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${base}${path}`, { method, headers, ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}) });
+  const body = o.raw ?? (o.body !== undefined ? JSON.stringify(o.body) : undefined);
+  const res = await fetch(`${base}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
   const text = await res.text();
   let json: unknown = null;
   try {
@@ -164,4 +172,16 @@ export async function call(base: string, method: string, path: string, o: { toke
     json = text;
   }
   return { status: res.status, json, headers: res.headers };
+}
+
+/** A package directory as the tar `POST /v1/models` takes (what `edgeloop models push` streams). */
+export async function tarOf(dir: string): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const p of await tarDirectory(dir)) parts.push(p);
+  return Buffer.concat(parts);
+}
+
+/** Upload the package in `dir` (`POST /v1/models`, a tar body). */
+export async function pushDir(base: string, token: string, dir: string): Promise<{ status: number; json: unknown; headers: Headers }> {
+  return call(base, 'POST', '/v1/models', { token, raw: await tarOf(dir), headers: { 'content-type': 'application/x-tar' } });
 }

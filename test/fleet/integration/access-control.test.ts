@@ -43,7 +43,9 @@ describe('access control at the fleet edge', () => {
 
     const manifest = `${svc.urls.http}/v1/models/${V2.name}/${V2.version}/package/manifest.json`;
     expect((await fetch(manifest, { headers: { authorization: `Bearer ${dev!.id}.wrong` } })).status).toBe(401);
-    expect((await fetch(manifest, { headers: { authorization: `Bearer ${dev!.id}.${dev!.secret}` } })).status).toBe(200);
+    // The right secret authenticates; the package is still not the device's to take: no desired state names it.
+    const notMine = await fetch(manifest, { headers: { authorization: `Bearer ${dev!.id}.${dev!.secret}` } });
+    expect([notMine.status, ((await notMine.json()) as { error: { code: string } }).error.code]).toEqual([403, 'FLEET_PACKAGE_NOT_ASSIGNED']);
 
     // A real agent configured with the wrong secret keeps retrying and is never let in.
     const impostor: FleetAgent = { ...dev!, secret: 'wrong-secret', dataDir: join(tmp.dir, 'impostor') };

@@ -1,11 +1,13 @@
 /* edgeloop console: the only script of the console. Plain browser JavaScript, no build step.
- * The token typed at login is kept in localStorage and sent as `Authorization: Bearer` on
- * every API call made here; the pages themselves are rendered by the server. */
-/* global document, localStorage, fetch, location, confirm, URLSearchParams, Element */
+ * API calls made here ride on the session cookie (set at login, HttpOnly: this script never
+ * sees it or the API token); writes also send the session's CSRF token, which the server put in
+ * the page's `edgeloop-csrf` meta tag. The pages themselves are rendered by the server. */
+/* global document, fetch, location, confirm, URLSearchParams, Element */
 (() => {
   'use strict';
 
-  const TOKEN_KEY = 'edgeloop.token';
+  const csrfMeta = document.querySelector('meta[name="edgeloop-csrf"]');
+  const CSRF = csrfMeta ? csrfMeta.getAttribute('content') : null;
 
   function flash(message, kind) {
     const el = document.getElementById('flash');
@@ -15,13 +17,12 @@
     el.hidden = false;
   }
 
-  /** JSON API call with the stored token; rejects with `{ status, code, message }` on an error answer. */
+  /** JSON API call on the session; rejects with `{ status, code, message }` on an error answer. */
   async function api(method, path, body) {
     const headers = { accept: 'application/json' };
-    const token = localStorage.getItem(TOKEN_KEY);
-    if (token) headers.authorization = `Bearer ${token}`;
+    if (method !== 'GET' && CSRF) headers['x-edgeloop-csrf'] = CSRF;
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const res = await fetch(path, { method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body) });
     const data = await res.json().catch(() => null);
     if (!res.ok) {
       const err = new Error((data && data.error && data.error.message) || `${method} ${path} answered ${res.status}`);
@@ -33,18 +34,9 @@
   }
 
   function explain(err) {
-    if (err.status === 401) return 'This page has no valid token for API calls: log out and log in again.';
+    if (err.status === 401) return 'Your session has ended: log in again.';
     return `${err.code ? `${err.code}: ` : ''}${err.message}`;
   }
-
-  // ------------------------------------------------------------------ session
-
-  const login = document.getElementById('login-form');
-  if (login) {
-    // The form posts on (the server sets the read-only cookie); the script keeps the token for writes.
-    login.addEventListener('submit', () => localStorage.setItem(TOKEN_KEY, login.elements.token.value.trim()));
-  }
-  for (const form of document.querySelectorAll('form.logout')) form.addEventListener('submit', () => localStorage.removeItem(TOKEN_KEY));
 
   // ------------------------------------------------------------------ rollout commands
 

@@ -8,6 +8,7 @@ import { modelRoutes } from './models.js';
 import { rolloutRoutes } from './rollouts.js';
 import { sampleRoutes } from './samples.js';
 import { trainingRoutes } from './training.js';
+import { userRoutes } from './users.js';
 
 const metaRoutes: Route[] = [
   route({
@@ -36,7 +37,7 @@ const metaRoutes: Route[] = [
   }),
 ];
 
-const domainRoutes: Route[] = [...metaRoutes, ...deviceRoutes, ...modelRoutes, ...rolloutRoutes, ...sampleRoutes, ...datasetRoutes, ...trainingRoutes];
+const domainRoutes: Route[] = [...metaRoutes, ...deviceRoutes, ...modelRoutes, ...rolloutRoutes, ...sampleRoutes, ...datasetRoutes, ...trainingRoutes, ...userRoutes];
 
 let openApi: Record<string, unknown> | null = null;
 
