@@ -85,7 +85,7 @@ export const BROKEN_CASES: BrokenCase[] = [
     breakIt: (p) => {
       const bytes = Buffer.from('not a model at all');
       p.files.set('model.onnx', bytes);
-      Object.assign(p.manifest.files.find((f) => f.path === 'model.onnx')!, { sha256: sha256Hex(bytes), bytes: bytes.length });
+      Object.assign(p.manifest.files.find((f: { path: string }) => f.path === 'model.onnx')!, { sha256: sha256Hex(bytes), bytes: bytes.length });
     },
   },
   { name: 'lineage parent is the version itself', rule: 'lineage_self_parent', code: 'MODEL_PACKAGE_INVALID', breakIt: (p) => void (p.manifest.lineage = { parent: { name: p.manifest.name, version: p.manifest.version } }) },
