@@ -58,6 +58,7 @@ export function sqliteSamplesRepo(db: FleetDb): SamplesRepo {
   const insertMany = s.transaction((rows: SampleRow[]) => rows.map((row) => insert.run(row).changes > 0));
   const get = s.prepare<[string], StoredSampleRow>(`SELECT ${SAMPLE_COLUMNS} FROM samples WHERE sample_id = ?`);
   const count = s.prepare<[], number>('SELECT count(*) FROM samples').pluck();
+  const byDevice = s.prepare<[], { device_id: string; stored: number }>('SELECT device_id, count(*) AS stored FROM samples GROUP BY device_id ORDER BY device_id');
   const target = s.prepare<[string], { seq: number; predicted: string }>('SELECT seq, predicted FROM samples WHERE sample_id = ?');
   const labeledOf = s.prepare<[string], EntryRow & { captured_at: number }>(
     `SELECT ${ENTRY_COLUMNS}, captured_at FROM samples
@@ -89,6 +90,7 @@ export function sqliteSamplesRepo(db: FleetDb): SamplesRepo {
       return row ? toSampleRecord(row) : null;
     },
     count: () => count.get() as number,
+    countByDevice: () => byDevice.all(),
     page: (q) => {
       const page = buildPage(q);
       const rows = cache.get(`page|${page.key}`, () => page.sql(SAMPLE_COLUMNS)).all(page.params) as StoredSampleRow[];

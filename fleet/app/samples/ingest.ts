@@ -123,6 +123,8 @@ export class SampleIngest {
   private readonly siteTag: string;
   private readonly counters = { received: 0, stored: 0, duplicates: 0, rejected: 0, rate_limited: 0, batches: 0, storage_failures: 0 };
   private readonly limits: DeviceLimits | null;
+  /** Per-device counters since start (duplicates, refusals), bounded like the limits. */
+  private readonly perDevice = new Map<string, { duplicates: number; rejected: number; rate_limited: number }>();
   private readonly sweeper: NodeJS.Timeout;
 
   private pending: Pending[] = [];
@@ -184,6 +186,7 @@ export class SampleIngest {
         return { status: 'partial', sampleId, received: r.received, count: r.count, ack: [] };
       case 'duplicate': {
         this.counters.duplicates++;
+        this.bump(deviceId, 'duplicates');
         if (!r.completed || !r.final) return { status: 'duplicate', sampleId, ack: [] };
         // Still being written: ack only once its batch committed.
         const writing = this.inflight.get(sampleId);
@@ -191,7 +194,7 @@ export class SampleIngest {
         return { status: 'duplicate', sampleId, ack: [sampleId] };
       }
       case 'complete':
-        return this.store(r.meta, r.blob);
+        return this.store(deviceId, r.meta, r.blob);
     }
   }
 
@@ -202,6 +205,7 @@ export class SampleIngest {
     if (verdict && !verdict.ok) {
       this.counters.received++;
       this.counters.rate_limited++;
+      this.bump(deviceId, 'rate_limited');
       const what = verdict.reason === 'rate' ? 'sends sample messages faster than its limit' : 'is over its daily sample byte quota';
       const error = new FleetError('SAMPLE_RATE_LIMITED', `device ${deviceId} ${what}; retry in ${verdict.retryAfterMs} ms`, { details: { device_id: deviceId, limit: verdict.reason, retry_after_ms: verdict.retryAfterMs } });
       // Told once per refusal window (and logged once), not once per message of a flood.
@@ -256,6 +260,30 @@ export class SampleIngest {
     return { ...this.counters, assembler: this.assembler.stats() };
   }
 
+  /**
+   * Per device: samples stored (from the database, so it survives restarts), and since this
+   * start the resends seen (duplicates), refusals and rate-limited messages; accounting of
+   * what each device delivered, without the demo.
+   */
+  deviceStats(): Array<{ device_id: string; stored: number; duplicates: number; rejected: number; rate_limited: number }> {
+    const rows = new Map(this.samples.countByDevice().map((r) => [r.device_id, { device_id: r.device_id, stored: r.stored, duplicates: 0, rejected: 0, rate_limited: 0 }]));
+    for (const [device, c] of this.perDevice) {
+      const row = rows.get(device) ?? { device_id: device, stored: 0, duplicates: 0, rejected: 0, rate_limited: 0 };
+      rows.set(device, { ...row, ...c });
+    }
+    return [...rows.values()].sort((a, b) => (a.device_id < b.device_id ? -1 : a.device_id > b.device_id ? 1 : 0));
+  }
+
+  private bump(device: string, key: 'duplicates' | 'rejected' | 'rate_limited'): void {
+    let c = this.perDevice.get(device);
+    if (!c) {
+      if (this.perDevice.size >= 100_000) return;
+      c = { duplicates: 0, rejected: 0, rate_limited: 0 };
+      this.perDevice.set(device, c);
+    }
+    c[key]++;
+  }
+
   /** Total samples stored. */
   count(): number {
     return this.samples.count();
@@ -263,11 +291,12 @@ export class SampleIngest {
 
   private rejected(sampleId: string | null, error: EdgeloopError, deviceId: string, nack?: IngestNack): IngestResult {
     this.counters.rejected++;
+    this.bump(deviceId, 'rejected');
     this.log?.warn({ device: deviceId, sample: sampleId, code: error.code, reason: error.message }, 'sample rejected');
     return { status: 'rejected', sampleId, error, ack: [], ...(nack ? { nack } : {}) };
   }
 
-  private async store(meta: SampleMeta, blob: Buffer): Promise<IngestResult> {
+  private async store(deviceId: string, meta: SampleMeta, blob: Buffer): Promise<IngestResult> {
     const sampleId = meta.sample_id;
     // No lookup first: a sample stored before (the assembler forgot it after a restart) goes
     // through the batch like any other; its blob dedupes in the store and its row in
@@ -284,7 +313,10 @@ export class SampleIngest {
       this.inflight.delete(sampleId);
     }
     if (stored) this.counters.stored++;
-    else this.counters.duplicates++;
+    else {
+      this.counters.duplicates++;
+      this.bump(deviceId, 'duplicates');
+    }
     return { status: stored ? 'stored' : 'duplicate', sampleId, ack: [sampleId] };
   }
 

@@ -29,6 +29,8 @@ export interface SamplesRepo {
   insertMany(samples: readonly NewSample[]): boolean[];
   find(sampleId: string): SampleRecord | null;
   count(): number;
+  /** Samples stored per device, by device id. */
+  countByDevice(): Array<{ device_id: string; stored: number }>;
   /** One page in arrival order (the cursor is this repository's; `INPUT_INVALID` for a foreign one). */
   page(q: ParsedSampleQuery): SamplePage;
   /** How many samples the filter selects, and how many of them are labeled or skipped. */

@@ -190,6 +190,13 @@ export const sampleRecord = z.object({
 
 export const samplePage = z.object({ items: z.array(sampleRecord), next_cursor: z.string().nullable() });
 
+const count = z.number().int().nonnegative();
+export const sampleStats = z.object({
+  /** Per device: stored (all time) and, since the fleet started, resends, refusals and rate-limited messages. */
+  devices: z.array(z.object({ device_id: z.string(), stored: count, duplicates: count, rejected: count, rate_limited: count })),
+  totals: z.object({ stored: count, received: count, duplicates: count, rejected: count, rate_limited: count, pending_chunk_sets: count, pending_chunk_bytes: count }),
+});
+
 export const labelBody = z.strictObject({ label: z.string() });
 
 export const labelEvent = z.object({

@@ -441,6 +441,7 @@ describe('openapi.json', () => {
     'POST /v1/rollouts/{id}/rollback',
     'POST /v1/rollouts/{id}/promote',
     'GET /v1/samples',
+    'GET /v1/samples/stats',
     'GET /v1/samples/{id}',
     'GET /v1/samples/{id}/blob',
     'POST /v1/samples/{id}/label',

@@ -50,5 +50,14 @@ describe('per-device rate limit', () => {
     // Exactly once: the page lists distinct sample ids, and the queue is empty once acked.
     const ids = svc.ctx.ingest.query({ device: fast.id, limit: 500 }).items.map((s) => s.sample_id);
     expect(new Set(ids).size).toBe(40);
+    // The same accounting over the API, per device.
+    const res = await fetch(`${svc.urls.http}/v1/samples/stats`, { headers: { authorization: `Bearer ${await adminTokenOf(join(tmp.dir, 'fleet'))}` } });
+    expect(res.status).toBe(200);
+    const stats = (await res.json()) as { devices: Array<{ device_id: string; stored: number; rate_limited: number }>; totals: { stored: number } };
+    const byId = new Map(stats.devices.map((d) => [d.device_id, d]));
+    expect(byId.get(fast.id)).toMatchObject({ stored: 40 });
+    expect(byId.get(fast.id)?.rate_limited).toBeGreaterThan(0);
+    expect(byId.get(calm.id)).toMatchObject({ stored: 3, rate_limited: 0 });
+    expect(stats.totals.stored).toBe(43);
   }, 120_000);
 });

@@ -2,7 +2,7 @@ import { sampleFilterSchema, sampleQuerySchema } from '../../../app/samples/filt
 import { artifactReply, safeContentType } from '../artifacts.js';
 import { route } from '../router.js';
 import type { Route } from '../router.js';
-import { historyResponse, labelBody, labelProgress, nextQuery, sampleList, samplePage, sampleParams, sampleRecord, undoResponse } from '../schemas.js';
+import { historyResponse, labelBody, labelProgress, nextQuery, sampleList, samplePage, sampleParams, sampleRecord, sampleStats, undoResponse } from '../schemas.js';
 
 export const sampleRoutes: Route[] = [
   route({
@@ -14,6 +14,24 @@ export const sampleRoutes: Route[] = [
     query: sampleQuerySchema,
     response: samplePage,
     handler: ({ ctx, query }) => ({ json: ctx.ingest.query(query) }),
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/samples/stats',
+    tag: 'samples',
+    summary: 'Per-device accounting: samples stored, resends seen, refusals and rate-limited messages',
+    description: '`stored` is all time (from the database); the other counts are since the fleet started. A device that delivered every capture once has as many stored as it captured.',
+    access: { kind: 'user', permission: 'read' },
+    response: sampleStats,
+    handler: ({ ctx }) => {
+      const s = ctx.ingest.stats();
+      return {
+        json: {
+          devices: ctx.ingest.deviceStats(),
+          totals: { stored: ctx.ingest.count(), received: s.received, duplicates: s.duplicates, rejected: s.rejected, rate_limited: s.rate_limited, pending_chunk_sets: s.assembler.pending, pending_chunk_bytes: s.assembler.pending_bytes },
+        },
+      };
+    },
   }),
   route({
     method: 'GET',
