@@ -55,6 +55,9 @@ function paired<D>(devices: readonly D[], pick: (d: D) => { value: number; weigh
 
 const diff = (a: number | null, b: number | null, weight: number): { value: number; weight: number } | null => (a === null || b === null ? null : { value: a - b, weight });
 const ratio = (a: number | null, b: number | null, weight: number): { value: number; weight: number } | null => (a === null || b === null || b <= 0 ? null : { value: a / b, weight });
+/** The latency ratio with both sides raised to the floor (differences under it are noise). */
+const latencyRatio = (floorMs: number, a: number | null, b: number | null, weight: number): { value: number; weight: number } | null =>
+  a === null || b === null ? null : ratio(Math.max(a, floorMs), Math.max(b, floorMs), weight);
 
 type Quality = { name: GateName; threshold: number | null; higherIsBetter: boolean; value: number | null; devices: number };
 
@@ -63,7 +66,7 @@ function activeQuality(g: Gates, ds: readonly GateDevice[]): Quality[] {
   const bm = (d: GateDevice): MetricsAgg => d.baseline;
   return [
     { name: 'error_rate_increase', threshold: g.max_error_rate_increase, higherIsBetter: false, ...paired(ds, (d) => diff(errorRate(cm(d)), errorRate(bm(d)), samples(cm(d)))) },
-    { name: 'latency_p95_ratio', threshold: g.max_latency_p95_ratio, higherIsBetter: false, ...paired(ds, (d) => ratio(mean(cm(d).latency_sum, cm(d).latency_weight), mean(bm(d).latency_sum, bm(d).latency_weight), cm(d).latency_weight)) },
+    { name: 'latency_p95_ratio', threshold: g.max_latency_p95_ratio, higherIsBetter: false, ...paired(ds, (d) => latencyRatio(g.latency_floor_ms, mean(cm(d).latency_sum, cm(d).latency_weight), mean(bm(d).latency_sum, bm(d).latency_weight), cm(d).latency_weight)) },
     { name: 'confidence_drop', threshold: g.max_confidence_drop, higherIsBetter: false, ...paired(ds, (d) => diff(mean(bm(d).confidence_sum, bm(d).confidence_weight), mean(cm(d).confidence_sum, cm(d).confidence_weight), cm(d).confidence_weight)) },
     { name: 'outlier_rate_increase', threshold: g.max_outlier_rate_increase, higherIsBetter: false, ...paired(ds, (d) => diff(mean(cm(d).outlier_sum, cm(d).outlier_weight), mean(bm(d).outlier_sum, bm(d).outlier_weight), cm(d).outlier_weight)) },
   ];
@@ -74,7 +77,7 @@ function shadowQuality(g: Gates, ds: readonly GateDevice[]): Quality[] {
   // it needs no baseline.
   return [
     { name: 'shadow_agreement', threshold: g.min_shadow_agreement, higherIsBetter: true, ...paired(ds, (d) => (d.shadow.agreement_weight > 0 ? { value: d.shadow.agreement_sum / d.shadow.agreement_weight, weight: d.shadow.agreement_weight } : null)) },
-    { name: 'latency_p95_ratio', threshold: g.max_latency_p95_ratio, higherIsBetter: false, ...paired(ds, (d) => ratio(mean(d.shadow.latency_sum, d.shadow.latency_weight), mean(d.baseline.latency_sum, d.baseline.latency_weight), d.shadow.latency_weight)) },
+    { name: 'latency_p95_ratio', threshold: g.max_latency_p95_ratio, higherIsBetter: false, ...paired(ds, (d) => latencyRatio(g.latency_floor_ms, mean(d.shadow.latency_sum, d.shadow.latency_weight), mean(d.baseline.latency_sum, d.baseline.latency_weight), d.shadow.latency_weight)) },
     { name: 'confidence_drop', threshold: g.max_confidence_drop, higherIsBetter: false, ...paired(ds, (d) => diff(mean(d.baseline.confidence_sum, d.baseline.confidence_weight), mean(d.shadow.confidence_sum, d.shadow.confidence_weight), d.shadow.confidence_weight)) },
   ];
 }

@@ -41,6 +41,11 @@ const gateShape = {
   max_error_rate_increase: z.number().nonnegative().nullable(),
   /** Candidate latency p95 over the previous version's, on the same devices. */
   max_latency_p95_ratio: z.number().positive().nullable(),
+  /**
+   * Latencies below this (ms) count as this in the latency ratio: a sub-millisecond model's p95
+   * is scheduler noise, and 0.3 ms against 0.1 ms is not a regression anyone would stop for.
+   */
+  latency_floor_ms: z.number().nonnegative(),
   /** Previous mean confidence minus the candidate's, on the same devices. */
   max_confidence_drop: z.number().nonnegative().nullable(),
   /** Candidate outlier rate minus the previous version's, on the same devices. */
@@ -60,6 +65,7 @@ export const GATE_DEFAULTS = {
   max_failure_ratio: null,
   max_error_rate_increase: 0.01,
   max_latency_p95_ratio: 1.5,
+  latency_floor_ms: 2,
   max_confidence_drop: 0.05,
   max_outlier_rate_increase: 0.05,
   min_shadow_agreement: 0.9,

@@ -30,6 +30,20 @@ describe('gates', () => {
     expect(r.reason).toMatch(/^gates passed with 1 devices reporting: failures 0 ≤ 0; error_rate_increase 0 ≤ 0.010/);
   });
 
+  it('judges latency above a floor only: sub-millisecond noise is not a regression, a real slowdown is', () => {
+    const lat = (cand: number, base: number, g: GatesOverride = {}) => judge([dev('a', { latency_p95_ms: cand, count: 100 }, {}, { latency_p95_ms: base, count: 100 })], g);
+    // 0.3 ms against 0.1 ms: both count as the 2 ms floor.
+    expect(lat(0.3, 0.1).signals.find((s) => s.name === 'latency_p95_ratio')?.value).toBe(1);
+    expect(lat(0.3, 0.1).status).toBe('pass');
+    // Without the floor the same numbers fail the 1.5 ratio.
+    expect(lat(0.3, 0.1, { latency_floor_ms: 0 }).status).toBe('fail');
+    // Above the floor the ratio is the plain one: 20 ms against 10 ms fails.
+    expect(lat(20, 10).signals.find((s) => s.name === 'latency_p95_ratio')?.value).toBe(2);
+    expect(lat(20, 10).status).toBe('fail');
+    // Partly under: 3 ms against 1 ms is 3 / 2.
+    expect(lat(3, 1).signals.find((s) => s.name === 'latency_p95_ratio')?.value).toBe(1.5);
+  });
+
   it('the reporting ratio is over devices that did not fail', () => {
     const ds = [dev('a', {}), dev('b', null), dev('c', null, { failure: 'acknowledged' })];
     expect(judge(ds, { min_reporting_ratio: 0.5 }).status).toBe('pass');
