@@ -6,6 +6,7 @@
  * from deep inside the queue's first database open. `run` checks first and `check` reports
  * every module; both name the mismatch and what to do (AGENT_RUNTIME_MISMATCH).
  */
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BUILT_FOR, type BuiltRuntime } from './built-for.js';
@@ -60,7 +61,10 @@ export function explainLoadError(module: string, err: unknown, running: RunningR
   }
   const versionError = /version [`']((?:GLIBC|GLIBCXX|CXXABI)_[\d.]+)' not found/.exec(msg);
   if (versionError) return `${module} needs ${versionError[1]}, which this device's ${versionError[1]!.startsWith('GLIBC_') ? 'glibc' : 'libstdc++'} (${running.glibc ? `glibc ${running.glibc}` : 'not glibc'}) does not have: ${msg}`;
-  if (/wrong ELF class|invalid ELF header|Exec format error|ELF file's machine/i.test(msg)) return `${module} is built for another CPU than this ${running.arch} device: ${msg}`;
+  if (/wrong ELF class|invalid ELF header|Exec format error/i.test(msg)) return `${module} is built for another CPU than this ${running.arch} device: ${msg}`;
+  // glibc's loader skips a library built for another machine and then says it is not there.
+  const refused = /^(.*?): cannot open shared object file: No such file or directory/.exec(msg);
+  if (refused && existsSync(refused[1]!)) return `${module}: ${refused[1]} is there but the loader refuses it: it is built for another CPU than this ${running.arch} device (or another C library)`;
   if (/libstdc\+\+\.so\.6|ld-linux|libc\.so\.6/.test(msg)) return `${module} needs glibc and libstdc++, which this system lacks (${running.glibc ? `glibc ${running.glibc}` : 'not glibc'}): ${msg}`;
   return `${module} does not load: ${msg}`;
 }
