@@ -9,69 +9,39 @@
  * and there is no binfmt handler), so this file runs that step's last part, the bundled node's
  * `main.js check`, under emulation; the checks themselves are tested on the x86_64 zip.
  */
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import AdmZip from 'adm-zip';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { elfMachine, GLIBC_FLOOR, glibcFloorViolations } from '../../greengrass-recipes/elf.js';
 import { BUNDLED_NODE } from '../../greengrass-recipes/node-runtimes.js';
 import { missingBinary } from '../helpers/optional-binary.js';
 import { waitUntil } from '../helpers/wait.js';
-import { ARM64_SYSROOT, BUILD_TIMEOUT_MS, builtZip, colourFixture, componentEnv, lifecycleScript, QEMU, runToEnd, startRun, stop, underEmulation, unpackAsNucleus, type BuiltZip } from './packaged.js';
+import { ARM64_SYSROOT, BUILD_TIMEOUT_MS, componentEnv, coreDevice, expectZipFor, lifecycleScript, QEMU, runToEnd, startRun, stop, underEmulation, type BuiltZip, type CoreDevice } from './packaged.js';
 
 const skip = missingBinary(QEMU, 'the aarch64 zip runs under qemu-user (Debian qemu-user-static)') ?? missingBinary(join(ARM64_SYSROOT, 'lib', 'ld-linux-aarch64.so.1'), 'qemu loads the arm64 Node with the arm64 glibc (Debian libc6-arm64-cross)');
 
+let d: CoreDevice;
 let built: BuiltZip;
 let device: string;
 let decompressed: string;
 let agentDir: string;
-let fixture: Awaited<ReturnType<typeof colourFixture>>;
-const children: ChildProcess[] = [];
+let fixture: CoreDevice['fixture'];
 /** The bundled arm64 node, emulated. */
 const emulated = (args: string[], env: Record<string, string>, timeoutMs = 180_000): ReturnType<typeof runToEnd> => runToEnd(QEMU, ['-L', ARM64_SYSROOT, join(agentDir, 'node', 'bin', 'node'), ...args], { env, timeoutMs });
 
 describe.skipIf(skip)('npm run package:greengrass (aarch64), run under qemu-aarch64', () => {
   beforeAll(async () => {
-    built = await builtZip('aarch64');
-    device = mkdtempSync(join(tmpdir(), 'edgeloop core device arm64 '));
-    decompressed = unpackAsNucleus(built, device);
-    agentDir = join(decompressed, 'edgeloop-agent-aarch64');
-    fixture = await colourFixture(join(device, 'fixture'));
+    d = await coreDevice('aarch64');
+    ({ built, dir: device, decompressed, agentDir, fixture } = d);
   }, BUILD_TIMEOUT_MS);
 
-  afterAll(async () => {
-    await Promise.all(children.map((c) => stop(c)));
-    if (device) rmSync(device, { recursive: true, force: true });
-  });
+  afterAll(() => d?.close());
 
   it('builds here: the recipe has the aarch64 manifest, and every binary in the zip is AArch64 and needs no newer glibc than the floor', () => {
     const m = built.recipe.Manifests;
     expect(m).toHaveLength(1);
     expect(m[0]!.Platform).toEqual({ os: 'linux', architecture: 'aarch64' });
     expect(m[0]!.Artifacts[0]!.URI).toBe(`s3://edgeloop-artifacts/fleet/agent/${built.version}/edgeloop-agent-aarch64.zip`);
-    const zip = new AdmZip(built.artifact.zip);
-    const names = zip.getEntries().map((e) => e.entryName);
-    expect(names).toEqual(
-      expect.arrayContaining([
-        'node/bin/node',
-        'node_modules/onnxruntime-node/bin/napi-v6/linux/arm64/libonnxruntime.so.1',
-        'node_modules/better-sqlite3/build/Release/better_sqlite3.node',
-        'node_modules/aws-crt/dist/bin/linux-arm64-glibc/aws-crt-nodejs.node',
-      ]),
-    );
-    expect(names.some((n) => n.startsWith('node_modules/@img/sharp-linux-arm64/'))).toBe(true);
-    expect(names.some((n) => n.startsWith('node_modules/@img/sharp-libvips-linux-arm64/'))).toBe(true);
-    expect(names.filter((n) => /linux\/x64|linux-x64|darwin|win32|musl/.test(n))).toEqual([]);
-    expect(zip.readFile('node_modules/better-sqlite3/build/Release/better_sqlite3.node')!.includes(`node_register_module_v${BUNDLED_NODE.modules}`)).toBe(true);
-    for (const rel of names.filter((n) => /\.node$|\.so(\.\d+)*$|^node\/bin\/node$/.test(n))) {
-      const file = join(agentDir, rel);
-      expect(elfMachine(file), rel).toBe(0xb7);
-      expect(glibcFloorViolations(file), rel).toEqual([]);
-    }
-    expect(built.artifact.needs).toEqual(GLIBC_FLOOR);
-    console.info(`[greengrass] aarch64 zip: ${(built.artifact.bytes / 1e6).toFixed(1)} MB, ${built.artifact.files} files, Node ${built.artifact.node}`);
+    expectZipFor(built, agentDir, 'arm64');
   });
 
   it("the bundled arm64 Node loads every native module (the Install step's check)", async () => {
@@ -107,7 +77,7 @@ describe.skipIf(skip)('npm run package:greengrass (aarch64), run under qemu-aarc
       }),
       180_000,
     );
-    children.push(child);
+    d.children.push(child);
     expect(readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0')).toContain(join(agentDir, 'node', 'bin', 'node'));
     expect(ready).toMatchObject({ event: 'ready', model: { name: 'colours', version: '1.0.0' } });
     const url = String(ready.http);

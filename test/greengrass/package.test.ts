@@ -5,44 +5,35 @@
  * with the recipe's own Install and Run scripts. The zip carries its Node.js: nothing here
  * uses the Node that runs the tests.
  */
-import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
-import AdmZip from 'adm-zip';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PackageError, buildGreengrassPackage } from '../../greengrass-recipes/build-package.js';
-import { elfMachine, GLIBC_FLOOR, glibcFloorViolations } from '../../greengrass-recipes/elf.js';
+import { GLIBC_FLOOR } from '../../greengrass-recipes/elf.js';
 import { BUNDLED_NODE } from '../../greengrass-recipes/node-runtimes.js';
 import { main as packageCli } from '../../greengrass-recipes/package.js';
 import { topics } from '../../shared/topics.js';
 import { waitUntil } from '../helpers/wait.js';
 import { GreengrassIpcServer } from './ipc-server.js';
-import { BUILD_TIMEOUT_MS, builtZip, colourFixture, componentEnv, lifecycleScript, runToEnd, startRun, stop, unpackAsNucleus, type BuiltZip } from './packaged.js';
+import { BUILD_TIMEOUT_MS, componentEnv, coreDevice, expectZipFor, lifecycleScript, runToEnd, startRun, stop, type BuiltZip, type CoreDevice } from './packaged.js';
 import { mqttAclFromRecipe } from './recipe.js';
 
+let d: CoreDevice;
 let built: BuiltZip;
 let device: string;
 let decompressed: string;
 let agentDir: string;
-let fixture: Awaited<ReturnType<typeof colourFixture>>;
-const children: ChildProcess[] = [];
+let fixture: CoreDevice['fixture'];
 
 beforeAll(async () => {
-  built = await builtZip('x86_64');
-  // An empty place with no repository above it, and a space in its path (Greengrass roots can have one).
-  device = mkdtempSync(join(tmpdir(), 'edgeloop core device '));
+  d = await coreDevice('x86_64');
+  ({ built, dir: device, decompressed, agentDir, fixture } = d);
   expect(device.startsWith(join(process.cwd(), sep))).toBe(false);
-  decompressed = unpackAsNucleus(built, device);
-  agentDir = join(decompressed, 'edgeloop-agent-x86_64');
-  fixture = await colourFixture(join(device, 'fixture'));
 }, BUILD_TIMEOUT_MS);
 
-afterAll(async () => {
-  await Promise.all(children.map((c) => stop(c)));
-  if (device) rmSync(device, { recursive: true, force: true });
-});
+afterAll(() => d?.close());
 
 describe('npm run package:greengrass (x86_64)', () => {
   it('writes the recipe with the S3 URI and the SHA-256 digest of the zip, and only the manifest it built', () => {
@@ -66,40 +57,7 @@ describe('npm run package:greengrass (x86_64)', () => {
   });
 
   it('carries its own Node.js and native modules built for it, for x86-64 only, pruned, needing no newer glibc than the floor', () => {
-    const zip = new AdmZip(built.artifact.zip);
-    const names = zip.getEntries().map((e) => e.entryName);
-    expect(names).toEqual(
-      expect.arrayContaining([
-        'node/bin/node',
-        'node/LICENSE',
-        'check-platform.sh',
-        'main.js',
-        'worker.js',
-        'drain-thread.js',
-        'package.json',
-        'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node',
-        'node_modules/better-sqlite3/build/Release/better_sqlite3.node',
-        'node_modules/aws-crt/dist/bin/linux-x64-glibc/aws-crt-nodejs.node',
-      ]),
-    );
-    expect(names.some((n) => n.startsWith('node_modules/@img/sharp-linux-x64/'))).toBe(true);
-    expect(names.some((n) => n.startsWith('node_modules/@img/sharp-libvips-linux-x64/'))).toBe(true);
-    // Pruned to the target: no other platform's binaries, no build-time packages, no headers, docs, type declarations or source maps.
-    expect(names.filter((n) => /darwin|win32|linux\/arm64|linux-arm64|musl|prebuild-install|providers_(cuda|tensorrt)|^node\/include\/|\.d\.ts$|\.map$|\.md$/.test(n))).toEqual([]);
-    // The same inputs give the same zip (and digest): fixed entry times.
-    expect(new Set(zip.getEntries().map((e) => e.header.time.getFullYear()))).toEqual(new Set([1980]));
-    // better-sqlite3 is built for the bundled Node's ABI, every binary for x86-64 and the glibc floor.
-    expect(built.artifact.node).toBe(BUNDLED_NODE.version);
-    expect(zip.readFile('node_modules/better-sqlite3/build/Release/better_sqlite3.node')!.includes(`node_register_module_v${BUNDLED_NODE.modules}`)).toBe(true);
-    const binaries = names.filter((n) => /\.node$|\.so(\.\d+)*$|^node\/bin\/node$/.test(n));
-    expect(binaries.length).toBeGreaterThanOrEqual(6);
-    for (const rel of binaries) {
-      const file = join(decompressed, 'edgeloop-agent-x86_64', rel);
-      expect(elfMachine(file), rel).toBe(0x3e);
-      expect(glibcFloorViolations(file), rel).toEqual([]);
-    }
-    expect(built.artifact.needs).toEqual(GLIBC_FLOOR);
-    console.info(`[greengrass] x86_64 zip: ${(built.artifact.bytes / 1e6).toFixed(1)} MB, ${built.artifact.files} files, Node ${built.artifact.node}, needs ${JSON.stringify(built.artifact.needs)}`);
+    expectZipFor(built, agentDir, 'x64');
   });
 
   it("the recipe's Install step checks the platform and the bundled Node's modules, and passes here", async () => {
@@ -175,7 +133,7 @@ describe('npm run package:greengrass (x86_64)', () => {
         EDGELOOP_AGENT_LOG__LEVEL: 'warn',
       }),
     );
-    children.push(child);
+    d.children.push(child);
     // `exec` in the Run script: the component's process is the bundled node itself.
     expect(readlinkSync(`/proc/${child.pid}/exe`)).toBe(join(agentDir, 'node', 'bin', 'node'));
     expect(ready).toMatchObject({ event: 'ready', model: { name: 'colours', version: '1.0.0' } });
@@ -210,7 +168,7 @@ describe('npm run package:greengrass (x86_64)', () => {
     });
     try {
       const { child, ready, stderr } = await startRun(lifecycleScript(built, 'Run', decompressed), work, componentEnv(built, work, { SVCUID: 'pkg-svcuid', AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT: ipc.socketPath, AWS_IOT_THING_NAME: 'pkg-thing' }));
-      children.push(child);
+      d.children.push(child);
       expect(ready).toMatchObject({ event: 'ready', mode: 'greengrass', device_id: 'pkg-thing', data_dir: join(work, 'data'), model: { version: '1.0.0' } });
       await waitUntil(() => ipc.states.includes('RUNNING') && ipc.published.some((p) => p.topic === topics.status('pkg-thing')), 10_000, 'RUNNING and a status publish');
       expect(ipc.published.some((p) => p.topic === topics.status('pkg-thing') && p.retain)).toBe(true);

@@ -5,14 +5,17 @@
  * the nucleus does it, and the recipe's lifecycle scripts run the way the nucleus runs them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import AdmZip from 'adm-zip';
 import sharp from 'sharp';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { parse } from 'yaml';
 import { buildGreengrassPackage, type Arch, type BuiltArtifact } from '../../greengrass-recipes/build-package.js';
 import { cachedDir, defaultCacheDir } from '../../greengrass-recipes/cache.js';
+import { elfMachine, ELF_MACHINE, GLIBC_FLOOR, glibcFloorViolations } from '../../greengrass-recipes/elf.js';
+import { BUNDLED_NODE, type NodeCpu } from '../../greengrass-recipes/node-runtimes.js';
 import { packModel } from '../../fleet/adapters/fs/pack.js';
 import { channelMeanModel, COLOUR_LABELS, colourAnswer } from '../helpers/models.js';
 import { fleetKeys } from '../helpers/packages.js';
@@ -147,6 +150,85 @@ export function stop(child: ChildProcess): Promise<number | string> {
     child.once('exit', (code, signal) => resolve(code ?? String(signal)));
     child.kill('SIGTERM');
   });
+}
+
+/**
+ * What every zip must hold for its CPU, checked: the runtime, the bundles, each native module
+ * for that CPU only and nothing for another, better-sqlite3 for the bundled Node's ABI, every
+ * binary of the right ELF machine and within the glibc floor. Returns the entry names.
+ */
+export function expectZipFor(b: BuiltZip, agentDir: string, cpu: NodeCpu): string[] {
+  const other = cpu === 'x64' ? 'arm64' : 'x64';
+  const zip = new AdmZip(b.artifact.zip);
+  const names = zip.getEntries().map((e) => e.entryName);
+  expect(names).toEqual(
+    expect.arrayContaining([
+      'node/bin/node',
+      'node/LICENSE',
+      'check-platform.sh',
+      'main.js',
+      'worker.js',
+      'drain-thread.js',
+      'package.json',
+      `node_modules/onnxruntime-node/bin/napi-v6/linux/${cpu}/onnxruntime_binding.node`,
+      `node_modules/onnxruntime-node/bin/napi-v6/linux/${cpu}/libonnxruntime.so.1`,
+      'node_modules/better-sqlite3/build/Release/better_sqlite3.node',
+      `node_modules/aws-crt/dist/bin/linux-${cpu}-glibc/aws-crt-nodejs.node`,
+    ]),
+  );
+  expect(names.some((n) => n.startsWith(`node_modules/@img/sharp-linux-${cpu}/`))).toBe(true);
+  expect(names.some((n) => n.startsWith(`node_modules/@img/sharp-libvips-linux-${cpu}/`))).toBe(true);
+  // Pruned to the target: no other platform's binaries, no build-time packages, no headers, docs, type declarations or source maps.
+  const stray = new RegExp(`darwin|win32|linux/${other}|linux-${other}|musl|prebuild-install|providers_(cuda|tensorrt)|^node/include/|\\.d\\.ts$|\\.map$|\\.md$`);
+  expect(names.filter((n) => stray.test(n))).toEqual([]);
+  // The same inputs give the same zip (and digest): fixed entry times.
+  expect(new Set(zip.getEntries().map((e) => e.header.time.getFullYear()))).toEqual(new Set([1980]));
+  expect(b.artifact.node).toBe(BUNDLED_NODE.version);
+  expect(zip.readFile('node_modules/better-sqlite3/build/Release/better_sqlite3.node')!.includes(`node_register_module_v${BUNDLED_NODE.modules}`)).toBe(true);
+  const binaries = names.filter((n) => /\.node$|\.so(\.\d+)*$|^node\/bin\/node$/.test(n));
+  expect(binaries.length).toBeGreaterThanOrEqual(6);
+  for (const rel of binaries) {
+    const file = join(agentDir, rel);
+    expect(elfMachine(file), rel).toBe(ELF_MACHINE[cpu]);
+    expect(glibcFloorViolations(file), rel).toEqual([]);
+  }
+  expect(b.artifact.needs).toEqual(GLIBC_FLOOR);
+  console.info(`[greengrass] ${b.artifact.arch} zip: ${(b.artifact.bytes / 1e6).toFixed(1)} MB, ${b.artifact.files} files, Node ${b.artifact.node}, needs ${JSON.stringify(b.artifact.needs)}`);
+  return names;
+}
+
+/** A core device of one test file: the unpacked zip, the test model, the agents it started. */
+export interface CoreDevice {
+  built: BuiltZip;
+  /** An empty directory outside the repository, with a space in its path (Greengrass roots can have one). */
+  dir: string;
+  /** `{artifacts:decompressedPath}` */
+  decompressed: string;
+  /** The unpacked zip: `<decompressed>/edgeloop-agent-<arch>`. */
+  agentDir: string;
+  fixture: Awaited<ReturnType<typeof colourFixture>>;
+  /** Agents started by the tests; {@link CoreDevice.close} stops them. */
+  children: ChildProcess[];
+  close(): Promise<void>;
+}
+
+export async function coreDevice(arch: Arch): Promise<CoreDevice> {
+  const built = await builtZip(arch);
+  const dir = mkdtempSync(join(tmpdir(), `edgeloop core device ${arch} `));
+  const decompressed = unpackAsNucleus(built, dir);
+  const children: ChildProcess[] = [];
+  return {
+    built,
+    dir,
+    decompressed,
+    agentDir: join(decompressed, `edgeloop-agent-${arch}`),
+    fixture: await colourFixture(join(dir, 'fixture')),
+    children,
+    close: async () => {
+      await Promise.all(children.map((c) => stop(c)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 /** Solid-colour test images and what the colour model must answer for each. */
