@@ -204,7 +204,7 @@ function copyNative(root: string, stage: string, cpu: NodeCpu, from: Record<stri
   if (missing.length) throw new PackageError(`native packages for linux ${cpu} are not installed: ${missing.join(', ')}`, missing);
 }
 
-/** The runtime's binary without debug symbols (a sixth of its size; nothing on a device reads them) and its licence, cached. */
+/** The runtime's binary without debug symbols (about 15% of it; nothing on a device reads them) and its licence, cached. */
 async function strippedRuntime(pin: NodeRuntimePin, cpu: NodeCpu, cacheDir: string, progress: (s: string) => void): Promise<{ dir: string; nodeDir: string }> {
   const node = await fetchNode(pin, cpu, cacheDir, progress);
   const { dir } = await cachedDir(join(cacheDir, 'runtime', `node-${pin.version}-linux-${cpu}-stripped`), async (tmp) => {
