@@ -50,6 +50,13 @@ export const AgentErrors = defineCatalogue('AGENT', {
   GREENGRASS_IPC_FAILED: { status: 503, text: 'a Greengrass IPC call to the nucleus failed' },
   /** The component configuration does not validate (every bad key named; a deployment is answered REJECTED). */
   GREENGRASS_CONFIG_INVALID: { status: 422, text: 'the component configuration is invalid' },
+  /**
+   * A native module does not load in this Node.js: better-sqlite3 built for another
+   * NODE_MODULE_VERSION (a Greengrass zip started with a Node other than the one it carries,
+   * or node_modules installed under another Node), a binary for another CPU, or a glibc older
+   * than the binaries need. The message names which; `edgeloop-agent check` lists every module.
+   */
+  RUNTIME_MISMATCH: { status: 500, text: 'the native modules do not match this Node.js runtime' },
   NOT_FOUND: { status: 404, text: 'not found' },
   METHOD_NOT_ALLOWED: { status: 405, text: 'method not allowed' },
   /** The local API has `http.token` set and the request did not carry it as `Authorization: Bearer <token>`. */

@@ -9,6 +9,8 @@ import { createLogger } from '../../shared/log.js';
 import { readQueueStats } from '../queue/sqlite-stats.js';
 import { AGENT_VERSION } from '../version.js';
 import { inferFiles } from './infer.js';
+import { runtimeCheckCmd } from './check.js';
+import { assertRuntime } from '../runtime-check.js';
 
 const HELP = `edgeloop-agent ${AGENT_VERSION} - edge ML inference agent
 
@@ -16,6 +18,7 @@ Usage:
   edgeloop-agent run --config FILE          run the agent (HTTP API, watched dir, MQTT, uplink)
   edgeloop-agent infer --model DIR FILE...  one-shot inference on image (or .json tensor) files
   edgeloop-agent queue stats --data DIR     store-and-forward queue statistics
+  edgeloop-agent check [--json]             does this Node.js run the agent's native modules?
   edgeloop-agent --version | --help
 
 Run 'edgeloop-agent COMMAND --help' for a command's options.
@@ -26,6 +29,8 @@ const RUN_HELP = `Usage: edgeloop-agent run --config FILE [--log-level LEVEL]
 Starts the agent with a JSON config file (every key is optional; see the README's
 configuration reference). Logs are pino JSON on stderr; one 'ready' line goes to stdout.
 SIGINT/SIGTERM stop it gracefully: inputs first, then in-flight inference, then the queue.
+It first checks that better-sqlite3 loads in this Node.js (AGENT_RUNTIME_MISMATCH names a
+Node other than the one it was built for; 'edgeloop-agent check' reports every native module).
 
 Greengrass mode: when the nucleus' environment is present (SVCUID and
 AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT), the settings come from the component
@@ -45,7 +50,7 @@ const QUEUE_HELP = `Usage: edgeloop-agent queue stats --data DIR [--json]
 Prints depth, bytes, quota, evictions and per-priority counts of DIR/queue.db.`;
 
 export function main(argv: string[], io: Io = processIo): Promise<number> {
-  return dispatch(argv, io, { help: HELP, version: AGENT_VERSION, commands: { run: runCmd, infer: inferCmd, queue: queueCmd } });
+  return dispatch(argv, io, { help: HELP, version: AGENT_VERSION, commands: { run: runCmd, infer: inferCmd, queue: queueCmd, check: runtimeCheckCmd } });
 }
 
 async function runCmd(argv: string[], io: Io): Promise<number> {
@@ -54,6 +59,9 @@ async function runCmd(argv: string[], io: Io): Promise<number> {
     io.out(RUN_HELP);
     return 0;
   }
+  // A Node other than the one the native modules were built for fails here, with the reason,
+  // rather than as a stack trace from the queue's first database open.
+  await assertRuntime();
   const env = { ...process.env, ...(values['log-level'] ? { EDGELOOP_AGENT_LOG__LEVEL: values['log-level'] } : {}) };
   const gg = detectGreengrass(env);
   if (gg) return runGreengrassCmd(gg, { configFile: values.config, env, io });

@@ -1,182 +1,191 @@
 /**
- * The deployable artifact, verified the way a core device uses it: built by
- * `buildGreengrassPackage` (what `npm run package:greengrass` runs), unpacked into an empty
- * directory outside the repository, and started with the recipe's own Run command.
+ * The deployable x86_64 artifact, verified the way a core device uses it: built by
+ * `buildGreengrassPackage` (what `npm run package:greengrass` runs), unpacked as the nucleus
+ * does into an empty directory outside the repository whose path has a space in it, and run
+ * with the recipe's own Install and Run scripts. The zip carries its Node.js: nothing here
+ * uses the Node that runs the tests.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, sep } from 'node:path';
-import AdmZip from 'adm-zip';
+import { join, sep } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
-import { buildGreengrassPackage, PackageError, type PackageResult } from '../../greengrass-recipes/build-package.js';
+import { PackageError, buildGreengrassPackage } from '../../greengrass-recipes/build-package.js';
+import { GLIBC_FLOOR } from '../../greengrass-recipes/elf.js';
+import { BUNDLED_NODE } from '../../greengrass-recipes/node-runtimes.js';
 import { main as packageCli } from '../../greengrass-recipes/package.js';
 import { topics } from '../../shared/topics.js';
-import { fleetKeys, imagePackage, patternImage, tempDir } from '../helpers/packages.js';
+import { waitUntil } from '../helpers/wait.js';
 import { GreengrassIpcServer } from './ipc-server.js';
+import { BUILD_TIMEOUT_MS, componentEnv, coreDevice, expectZipFor, lifecycleScript, runToEnd, startRun, stop, type BuiltZip, type CoreDevice } from './packaged.js';
 import { mqttAclFromRecipe } from './recipe.js';
 
-interface Recipe {
-  ComponentVersion: string;
-  Manifests: Array<{ Platform: { os: string; architecture: string }; Artifacts: Array<{ URI: string; Digest: string; Algorithm: string; Unarchive: string }>; Lifecycle: { Run: { Script: string }; Setenv?: Record<string, string> } }>;
-}
-
-let tmp: ReturnType<typeof tempDir>;
-let built: PackageResult;
-let recipe: Recipe;
+let d: CoreDevice;
+let built: BuiltZip;
+let device: string;
 let decompressed: string;
-let modelDir: string;
-let keyFile: string;
-const children: ChildProcess[] = [];
-
-/** The recipe's Run script, as the nucleus would run it, in `cwd`; resolves with the process and its `ready` line. */
-async function runRecipe(cwd: string, env: Record<string, string>): Promise<{ child: ChildProcess; ready: Record<string, unknown>; stderr: () => string }> {
-  const m = recipe.Manifests[0]!;
-  const script = m.Lifecycle.Run.Script.replaceAll('{artifacts:decompressedPath}', decompressed);
-  mkdirSync(cwd, { recursive: true });
-  // Only what a nucleus gives a component: PATH for `node`, the recipe's Setenv, and the test's settings.
-  const child = spawn('sh', ['-c', script], { cwd, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: cwd, ...m.Lifecycle.Setenv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let err = '';
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`no ready line in 60 s; stderr:\n${err}`)), 60_000);
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n').find((l) => l.includes('"event":"ready"'));
-      if (line) {
-        clearTimeout(timer);
-        resolve(JSON.parse(line) as Record<string, unknown>);
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`agent exited with ${code} before ready; stderr:\n${err}`));
-    });
-  });
-  return { child, ready, stderr: () => err };
-}
-
-/** SIGTERM (as the nucleus stops a component) and wait: the exit code, or the signal name if it died of one. */
-function stop(child: ChildProcess): Promise<number | string> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve(child.exitCode ?? String(child.signalCode));
-    child.once('exit', (code, signal) => resolve(code ?? String(signal)));
-    child.kill('SIGTERM');
-  });
-}
+let agentDir: string;
+let fixture: CoreDevice['fixture'];
 
 beforeAll(async () => {
-  tmp = tempDir('edgeloop-ggpkg-');
-  built = await buildGreengrassPackage({ bucket: 'edgeloop-artifacts', prefix: '/fleet/agent/', archs: ['x86_64'], outDir: join(tmp.dir, 'out') });
-  recipe = parse(readFileSync(built.recipe, 'utf8')) as Recipe;
-  // An empty place with no repository above it: the zip must carry everything it needs.
-  const device = join(tmpdir(), `edgeloop-core-device-${process.pid}-${Date.now()}`);
+  d = await coreDevice('x86_64');
+  ({ built, dir: device, decompressed, agentDir, fixture } = d);
   expect(device.startsWith(join(process.cwd(), sep))).toBe(false);
-  decompressed = join(device, 'artifacts-unarchived', 'com.edgeloop.Agent', built.version);
-  const zipCopy = join(device, 'artifacts', 'edgeloop-agent-x86_64.zip');
-  mkdirSync(dirname(zipCopy), { recursive: true });
-  copyFileSync(built.artifacts[0]!.zip, zipCopy);
-  // Greengrass unarchives <name>.zip into {artifacts:decompressedPath}/<name>/.
-  new AdmZip(zipCopy).extractAllTo(join(decompressed, 'edgeloop-agent-x86_64'), true);
-  modelDir = join(device, 'initial-model');
-  await imagePackage(modelDir, { version: '1.0.0' });
-  keyFile = join(device, 'fleet.pub.pem');
-  writeFileSync(keyFile, fleetKeys().publicKeyPem);
-  cleanupDevice = device;
-}, 180_000);
+}, BUILD_TIMEOUT_MS);
 
-let cleanupDevice = '';
-afterAll(async () => {
-  await Promise.all(children.map((c) => stop(c)));
-  tmp?.cleanup();
-  if (cleanupDevice) rmSync(cleanupDevice, { recursive: true, force: true });
-});
+afterAll(() => d?.close());
 
 describe('npm run package:greengrass (x86_64)', () => {
   it('writes the recipe with the S3 URI and the SHA-256 digest of the zip, and only the manifest it built', () => {
-    const a = built.artifacts[0]!;
+    const a = built.artifact;
     const zipBytes = readFileSync(a.zip);
-    expect(recipe.ComponentVersion).toBe(built.version);
-    expect(recipe.Manifests).toHaveLength(1);
-    const m = recipe.Manifests[0]!;
+    expect(built.recipe.ComponentVersion).toBe(built.version);
+    expect(built.recipe.Manifests).toHaveLength(1);
+    const m = built.recipe.Manifests[0]!;
     expect(m.Platform).toEqual({ os: 'linux', architecture: 'amd64' });
     expect(m.Artifacts[0]).toMatchObject({
       URI: `s3://edgeloop-artifacts/fleet/agent/${built.version}/edgeloop-agent-x86_64.zip`,
       Digest: createHash('sha256').update(zipBytes).digest('base64'),
       Algorithm: 'SHA-256',
       Unarchive: 'ZIP',
+      // The nucleus sets these modes on the unarchived files: the bundled node must be executable.
+      Permission: { Read: 'OWNER', Execute: 'OWNER' },
     });
     expect(a.sha256).toBe(createHash('sha256').update(zipBytes).digest('hex'));
-    const names = new AdmZip(a.zip).getEntries().map((e) => e.entryName);
-    expect(names).toEqual(expect.arrayContaining(['main.js', 'worker.js', 'drain-thread.js', 'package.json', 'node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node', 'node_modules/better-sqlite3/build/Release/better_sqlite3.node', 'node_modules/aws-crt/dist/bin/linux-x64-glibc/aws-crt-nodejs.node']));
-    expect(names.some((n) => n.startsWith('node_modules/@img/sharp-linux-x64/'))).toBe(true);
-    expect(names.some((n) => n.startsWith('node_modules/@img/sharp-libvips-linux-x64/'))).toBe(true);
-    // Pruned to the target: no other platform's binaries, no build-time packages.
-    expect(names.filter((n) => /darwin|win32|linux\/arm64|linux-arm64|prebuild-install/.test(n))).toEqual([]);
     // The recipe's access control names only this device's topics.
-    expect(mqttAclFromRecipe('thing-1', built.recipe).publish.every((t) => t.startsWith('edgeloop/v1/devices/thing-1/'))).toBe(true);
+    expect(mqttAclFromRecipe('thing-1', built.recipeFile).publish.every((t) => t.startsWith('edgeloop/v1/devices/thing-1/'))).toBe(true);
   });
 
-  it('starts from the unpacked zip with the recipe Run command (plain mode), serves /healthz and infers on a test image', async () => {
-    expect(existsSync(join(tmpdir(), 'node_modules'))).toBe(false);
-    const work = join(dirname(decompressed), '..', '..', 'work-plain');
-    const { child, ready, stderr } = await runRecipe(work, {
-      EDGELOOP_AGENT_HTTP__PORT: '0',
-      EDGELOOP_AGENT_MODELS__INITIAL: modelDir,
-      EDGELOOP_AGENT_FLEET_PUBLIC_KEY: keyFile,
-      EDGELOOP_AGENT_INFERENCE__WARMUP_RUNS: '1',
-      EDGELOOP_AGENT_LOG__LEVEL: 'warn',
+  it('carries its own Node.js and native modules built for it, for x86-64 only, pruned, needing no newer glibc than the floor', () => {
+    expectZipFor(built, agentDir, 'x64');
+  });
+
+  it("the recipe's Install step checks the platform and the bundled Node's modules, and passes here", async () => {
+    const work = join(device, 'work install');
+    mkdirSync(work, { recursive: true });
+    const r = await runToEnd('sh', ['-c', lifecycleScript(built, 'Install', decompressed)], { cwd: work, env: componentEnv(built, work) });
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain(`runtime   Node ${BUNDLED_NODE.version} linux-x64, NODE_MODULE_VERSION ${BUNDLED_NODE.modules}`);
+    expect(r.out).toMatch(/ok +better-sqlite3 +SQLite 3\./);
+    expect(r.out).toMatch(/ok +onnxruntime-node/);
+    expect(r.out).toMatch(/ok +sharp +libvips/);
+    expect(r.out).toMatch(/ok +aws-crt/);
+    expect(r.out).toContain(`check-platform: ok: x86_64, glibc`);
+  });
+
+  it('the Install step refuses another CPU, an old glibc, and a bundled node that is not executable, naming why', async () => {
+    const fakes = join(device, 'fake bin');
+    mkdirSync(fakes, { recursive: true });
+    const fake = (name: string, body: string): void => writeFileSync(join(fakes, name), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    const install = lifecycleScript(built, 'Install', decompressed);
+    const env = (): Record<string, string> => ({ ...componentEnv(built, device), PATH: `${fakes}:/usr/bin:/bin` });
+
+    fake('uname', 'echo armv7l');
+    let r = await runToEnd('sh', ['-c', install], { env: env() });
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('this is the x86_64 build of com.edgeloop.Agent and this device is armv7l');
+
+    rmSync(join(fakes, 'uname'));
+    fake('getconf', 'echo "glibc 2.27"');
+    r = await runToEnd('sh', ['-c', install], { env: env() });
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(`glibc 2.27 is older than ${GLIBC_FLOOR.GLIBC}`);
+
+    rmSync(join(fakes, 'getconf'));
+    const node = join(agentDir, 'node', 'bin', 'node');
+    chmodSync(node, 0o400);
+    try {
+      r = await runToEnd('sh', ['-c', install], { env: env() });
+      expect(r.code).toBe(1);
+      expect(r.err).toContain('is not executable: the recipe\'s artifact needs Permission Execute: OWNER');
+    } finally {
+      chmodSync(node, 0o500);
+    }
+  });
+
+  it('infers from the unpacked zip with the bundled Node: the right label and score for each colour', async () => {
+    const r = await runToEnd(join(agentDir, 'node', 'bin', 'node'), [join(agentDir, 'main.js'), 'infer', '--model', fixture.modelDir, '--public-key', fixture.keyFile, '--json', ...fixture.images.map((i) => i.file)], {
+      cwd: device,
+      env: componentEnv(built, device),
     });
-    expect(ready).toMatchObject({ event: 'ready', model: { name: 'pets', version: '1.0.0' } });
+    expect(r.code, r.err).toBe(0);
+    const lines = r.out.trim().split('\n').map((l) => JSON.parse(l) as { label: string; score: number; latency_ms: number; model_version: string });
+    expect(lines).toHaveLength(fixture.images.length);
+    lines.forEach((l, i) => {
+      expect(l.label).toBe(fixture.images[i]!.label);
+      expect(l.score).toBeCloseTo(fixture.images[i]!.score, 4);
+      expect(l.model_version).toBe('1.0.0');
+    });
+    console.info(`[greengrass] x86_64 infer: ${lines.map((l) => `${l.latency_ms.toFixed(2)} ms`).join(', ')} per image; the whole command ${r.ms.toFixed(0)} ms`);
+  });
+
+  it('runs with the recipe Run command (plain mode) on the bundled Node: serves /healthz, infers, captures into its SQLite queue, stops on SIGTERM', async () => {
+    expect(existsSync(join(tmpdir(), 'node_modules'))).toBe(false);
+    const work = join(device, 'work plain');
+    const { child, ready, stderr } = await startRun(
+      lifecycleScript(built, 'Run', decompressed),
+      work,
+      componentEnv(built, work, {
+        EDGELOOP_AGENT_HTTP__PORT: '0',
+        EDGELOOP_AGENT_MODELS__INITIAL: fixture.modelDir,
+        EDGELOOP_AGENT_FLEET_PUBLIC_KEY: fixture.keyFile,
+        EDGELOOP_AGENT_INFERENCE__WARMUP_RUNS: '1',
+        EDGELOOP_AGENT_LOG__LEVEL: 'warn',
+      }),
+    );
+    d.children.push(child);
+    // `exec` in the Run script: the component's process is the bundled node itself.
+    expect(readlinkSync(`/proc/${child.pid}/exe`)).toBe(join(agentDir, 'node', 'bin', 'node'));
+    expect(ready).toMatchObject({ event: 'ready', model: { name: 'colours', version: '1.0.0' } });
     const url = String(ready.http);
     const health = (await (await fetch(`${url}/healthz`)).json()) as { ok: boolean; agent_version: string; model: { version: string } };
     expect(health).toMatchObject({ ok: true, agent_version: built.version, model: { version: '1.0.0' } });
-    const res = await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: await patternImage(7) });
+    const img = fixture.images[2]!;
+    const res = await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: readFileSync(img.file) });
     expect(res.status).toBe(200);
-    const r = (await res.json()) as { type: string; label: string; model_version: string; topk: unknown[] };
-    expect(r).toMatchObject({ type: 'infer_result', model_version: '1.0.0' });
-    expect(['cat', 'dog', 'bird', 'fish']).toContain(r.label);
+    const r = (await res.json()) as { label: string; score: number; outlier: { reasons: string[] } };
+    expect(r.label).toBe(img.label);
+    expect(r.score).toBeCloseTo(img.score, 4);
+    // Its top score is below the default 0.6: a low-confidence outlier, kept in the queue.
+    expect(r.outlier.reasons).toContain('low_confidence');
+    await waitUntil(async () => ((await (await fetch(`${url}/healthz`)).json()) as { queue: { depth: number } }).queue.depth >= 1, 10_000, 'the outlier in the queue');
     expect(await stop(child), stderr().slice(-3000)).toBe(0);
-    expect(existsSync(join(work, '.data', 'agent', 'queue.db'))).toBe(true);
+    // The sample is in the SQLite file after the agent is gone: read with the bundled node's own CLI.
+    const stats = await runToEnd(join(agentDir, 'node', 'bin', 'node'), [join(agentDir, 'main.js'), 'queue', 'stats', '--data', join(work, '.data', 'agent'), '--json'], { env: componentEnv(built, work) });
+    expect(stats.code, stats.err).toBe(0);
+    expect((JSON.parse(stats.out) as { depth: number }).depth).toBe(1);
   });
 
   it('starts in Greengrass mode from the same zip: the bundled SDK and aws-crt talk IPC to the nucleus', async () => {
-    const work = join(dirname(decompressed), '..', '..', 'work-gg');
+    const work = join(device, 'work gg');
     mkdirSync(work, { recursive: true });
     const ipc = await GreengrassIpcServer.start({
-      socketPath: join(work, '..', 'ipc.socket'),
+      socketPath: join(device, 'ipc.socket'),
       svcuid: 'pkg-svcuid',
       componentName: 'com.edgeloop.Agent',
-      mqttAcl: mqttAclFromRecipe('pkg-thing', built.recipe),
-      configuration: { agent: { http: { port: 0 }, models: { initial: modelDir }, fleet_public_key: keyFile, inference: { warmup_runs: 0 }, log: { level: 'warn' } } },
+      mqttAcl: mqttAclFromRecipe('pkg-thing', built.recipeFile),
+      configuration: { agent: { http: { port: 0 }, models: { initial: fixture.modelDir }, fleet_public_key: fixture.keyFile, inference: { warmup_runs: 0 }, log: { level: 'warn' } } },
     });
     try {
-      const { child, ready, stderr } = await runRecipe(work, { SVCUID: 'pkg-svcuid', AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT: ipc.socketPath, AWS_IOT_THING_NAME: 'pkg-thing' });
+      const { child, ready, stderr } = await startRun(lifecycleScript(built, 'Run', decompressed), work, componentEnv(built, work, { SVCUID: 'pkg-svcuid', AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT: ipc.socketPath, AWS_IOT_THING_NAME: 'pkg-thing' }));
+      d.children.push(child);
       expect(ready).toMatchObject({ event: 'ready', mode: 'greengrass', device_id: 'pkg-thing', data_dir: join(work, 'data'), model: { version: '1.0.0' } });
-      const end = Date.now() + 10_000;
-      while (!(ipc.states.includes('RUNNING') && ipc.published.some((p) => p.topic === topics.status('pkg-thing'))) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-      expect(ipc.states).toContain('RUNNING');
+      await waitUntil(() => ipc.states.includes('RUNNING') && ipc.published.some((p) => p.topic === topics.status('pkg-thing')), 10_000, 'RUNNING and a status publish');
       expect(ipc.published.some((p) => p.topic === topics.status('pkg-thing') && p.retain)).toBe(true);
-      const code = await stop(child);
-      expect(code, stderr().slice(-3000)).toBe(0);
+      expect(await stop(child), stderr().slice(-3000)).toBe(0);
     } finally {
       await ipc.close();
     }
   });
 
-  it('refuses to build aarch64 without the arm64 native packages, naming them (this machine has x64 ones only)', async () => {
-    const err = await buildGreengrassPackage({ bucket: 'edgeloop-artifacts', prefix: 'p', archs: ['aarch64'], outDir: join(tmp.dir, 'arm') }).then(
+  it('refuses a bucket name S3 would refuse, before building anything', async () => {
+    const err = await buildGreengrassPackage({ bucket: 'Not_A_Bucket', prefix: 'p', archs: ['x86_64'], outDir: join(device, 'never'), cacheDir: join(device, 'never-cache') }).then(
       () => null,
-      (e: unknown) => e as PackageError,
+      (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(PackageError);
-    // Either the sharp arm64 packages are missing, or (if installed) the x64 better-sqlite3 build is caught by its ELF machine.
-    expect(err!.message).toMatch(/@img\/sharp-linux-arm64|better_sqlite3\.node \(ELF machine 0x3e\)/);
-    console.info(`[greengrass] aarch64 build here: ${err!.message}`);
+    expect((err as Error).message).toContain('--bucket Not_A_Bucket is not a valid S3 bucket name');
+    expect(existsSync(join(device, 'never-cache'))).toBe(false);
   });
 
   it('the CLI answers --help and refuses a missing --bucket with usage', async () => {
@@ -185,6 +194,7 @@ describe('npm run package:greengrass (x86_64)', () => {
     const io = { out: (s: string) => void out.push(s), err: (s: string) => void err.push(s) };
     expect(await packageCli(['--help'], io)).toBe(0);
     expect(out.join('\n')).toContain('--bucket BUCKET --prefix PREFIX');
+    expect(out.join('\n')).toContain(`${BUNDLED_NODE.version} (${BUNDLED_NODE.lts} LTS`);
     expect(await packageCli(['--prefix', 'p'], io)).toBe(2);
     expect(err.join('\n')).toContain('--bucket and --prefix are required');
   });

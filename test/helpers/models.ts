@@ -232,3 +232,33 @@ export function brokenModelBytes(): Uint8Array {
   const valid = mlpModel({ features: 4, hidden: 8, classes: 3, seed: 1, softmax: true }).bytes;
   return valid.slice(0, Math.floor(valid.length * 0.6));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Channel means (a model whose right answer is known)
+
+/** The labels of {@link channelMeanModel}, in output order. */
+export const COLOUR_LABELS = ['red', 'green', 'blue'];
+
+/**
+ * An image classifier whose answer can be worked out by hand: input `[1, 3, size, size]`
+ * (NCHW RGB, the package scales pixels by 1/255), output logits `[1, 3]` = the mean of each
+ * channel (GlobalAveragePool). A solid-colour image of (r, g, b) gives the logits
+ * (r, g, b) / 255 whatever the resize, so its label is the strongest channel and its score
+ * the softmax of those three numbers ({@link colourAnswer}).
+ */
+export function channelMeanModel(size = 16): GeneratedModel {
+  const g = new GraphBuilder('channel_mean');
+  const inputShape: Dim[] = [1, 3, size, size];
+  const t = g.node('Flatten', [g.node('GlobalAveragePool', [g.input('input', 'float32', inputShape)])], { axis: 1 });
+  const outputShape: Dim[] = [1, 3];
+  g.output(t, 'float32', outputShape, 'logits');
+  return { bytes: g.toBytes(), inputName: 'input', outputName: 'logits', inputType: 'float32', inputShape, outputShape };
+}
+
+/** What {@link channelMeanModel} packaged with softmax must answer for a solid (r, g, b) image. */
+export function colourAnswer(rgb: readonly [number, number, number]): { label: string; score: number } {
+  const e = rgb.map((c) => Math.exp(c / 255));
+  const sum = e.reduce((a, b) => a + b, 0);
+  const best = e.indexOf(Math.max(...e));
+  return { label: COLOUR_LABELS[best]!, score: e[best]! / sum };
+}
