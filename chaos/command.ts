@@ -8,7 +8,7 @@ import { sharedError } from '../shared/errors.js';
 import { createLogger } from '../shared/log.js';
 import { runCampaign, type CampaignResult } from './campaign.js';
 
-export const CHAOS_HELP = `Usage: npm run chaos -- [--minutes N] [--agents N] [--seed N] [--fault-every-ms N] [--data DIR]
+export const CHAOS_HELP = `Usage: npm run chaos -- [--minutes N] [--agents N] [--seed N] [--fault-every-ms N] [--data DIR] [--compiled]
 
 Starts the fleet service and N agents as real processes, cameras feeding every agent and one
 rollout after another, and for --minutes injects faults drawn at random (seeded): SIGKILL an
@@ -28,6 +28,8 @@ or stored twice, or a device did not converge.
   --seed N            seed of the fault schedule (default 1)
   --fault-every-ms N  mean time between faults (default 1000)
   --data DIR          working directory (default: a new temp directory)
+  --compiled          start the fleet and agents from dist/ (run npm run build first): faster
+                      restarts than the sources through tsx
   --devices           per-device accounts in the JSON line too`;
 
 export async function chaosCmd(argv: string[], io: Io): Promise<number> {
@@ -40,6 +42,7 @@ export async function chaosCmd(argv: string[], io: Io): Promise<number> {
       'fault-every-ms': { type: 'string' },
       data: { type: 'string' },
       devices: { type: 'boolean' },
+      compiled: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     CHAOS_HELP,
@@ -60,6 +63,7 @@ export async function chaosCmd(argv: string[], io: Io): Promise<number> {
     agents,
     seed: numberFlag(values.seed, 'seed') ?? 1,
     faultEveryMs,
+    compiled: values.compiled === true,
     dir,
     say: (l) => io.err(l),
     log: createLogger(process.env.EDGELOOP_LOG_LEVEL ?? 'warn', pino.destination(2), { component: 'chaos' }),

@@ -39,12 +39,13 @@ export class ChaosDevice {
     readonly dataDir: string,
     readonly link: SiteLink,
     private readonly log: Logger,
+    private readonly compiled = false,
   ) {}
 
   /** Start the agent and wait for its ready line; a start that dies before ready is retried. */
   async start(): Promise<void> {
     for (let attempt = 1; ; attempt++) {
-      const agent = startAgentProcess(this.configPath, {}, { ownGroup: true });
+      const agent = startAgentProcess(this.configPath, {}, { ownGroup: true, compiled: this.compiled });
       this.agent = agent;
       try {
         this.url = (await agent.ready).http;

@@ -24,7 +24,11 @@ export class FleetProcess {
   readonly logTail: string[] = [];
   urls: FleetUrls | null = null;
 
-  constructor(readonly dataDir: string) {}
+  /** `compiled`: start dist/ (after `npm run build`), which starts faster than the sources through tsx. */
+  constructor(
+    readonly dataDir: string,
+    private readonly compiled = false,
+  ) {}
 
   get running(): boolean {
     return this.proc !== null && this.proc.exitCode === null && this.proc.signalCode === null;
@@ -33,7 +37,7 @@ export class FleetProcess {
   /** Start (or restart) and resolve with the URLs once it is ready. */
   async start(): Promise<FleetUrls> {
     const root = packageRoot();
-    const entry = runsFromSource(import.meta.url) ? [...tsxNodeArgs(import.meta.url), join(root, 'fleet', 'main.ts')] : [join(root, 'bin', 'edgeloop.js')];
+    const entry = runsFromSource(import.meta.url) && !this.compiled ? [...tsxNodeArgs(import.meta.url), join(root, 'fleet', 'main.ts')] : [join(root, 'bin', 'edgeloop.js')];
     const args = [...entry, 'serve', '--data', this.dataDir, '--http-port', String(this.ports.http), '--mqtt-port', String(this.ports.mqtt), '--json'];
     const proc = spawn(process.execPath, args, { env: { ...process.env, EDGELOOP_LOG_LEVEL: process.env.EDGELOOP_LOG_LEVEL ?? 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
