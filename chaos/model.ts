@@ -9,22 +9,14 @@ export const MODEL_NAME = 'chaos';
 const LABELS = ['a', 'b', 'c', 'd'];
 
 /**
- * A tiny model package: 28x28 grey in, a global mean and a Gemm with near-zero weights, then
- * Softmax. Every answer is about 0.25 confident, so the capture policy (min_confidence 1)
- * keeps every frame; `version` changes the bias so each version is a different package.
+ * A tiny model package around {@link unsureOnnx}: every answer is about 0.25 confident, so
+ * the capture policy (min_confidence 1) keeps every frame; `version` changes the bias so each version is a different package.
  * Inference costs microseconds: the campaign's CPU goes to the faults, not to the model.
  */
 export async function chaosPackage(workDir: string, version: string, k: number): Promise<string> {
-  const g = new GraphBuilder(MODEL_NAME);
-  const x = g.input('input', 'float32', ['batch', 1, 28, 28]);
-  const pooled = g.node('Flatten', [g.node('GlobalAveragePool', [x])], { axis: 1 });
-  const w = g.initializer('fc_w', Float32Array.from([0.001, 0, 0, 0]), [LABELS.length, 1]);
-  const b = g.initializer('fc_b', Float32Array.from([0.02 + 0.001 * k, 0, 0, 0]), [LABELS.length]);
-  const probs = g.node('Softmax', [g.node('Gemm', [pooled, w, b], { transB: 1 })], { axis: 1 });
-  g.output(probs, 'float32', ['batch', LABELS.length], 'probabilities');
   const work = join(workDir, `src-${version}`);
   await mkdir(work, { recursive: true });
-  await writeFile(join(work, 'model.onnx'), g.toBytes());
+  await writeFile(join(work, 'model.onnx'), unsureOnnx(0.02 + 0.001 * k));
   const golden: Array<{ file: string }> = [];
   for (let i = 0; i < 2; i++) {
     const file = join(work, `golden-${i}.png`);
@@ -35,6 +27,22 @@ export async function chaosPackage(workDir: string, version: string, k: number):
   // Unsigned: the fleet signs what it registers, and agents trust only the fleet's key.
   await packModel({ onnxPath: join(work, 'model.onnx'), outDir: dir, labels: LABELS, name: MODEL_NAME, version, golden });
   return dir;
+}
+
+/**
+ * A model that cannot make up its mind: 28x28 grey in (batch, 1, 28, 28), a global mean, a Gemm
+ * with near-zero weights and a slight `bias` towards the first of four classes, then Softmax.
+ * Every answer is about 0.25 confident, with a stable top-1.
+ */
+export function unsureOnnx(bias: number): Uint8Array {
+  const g = new GraphBuilder('unsure');
+  const x = g.input('input', 'float32', ['batch', 1, 28, 28]);
+  const pooled = g.node('Flatten', [g.node('GlobalAveragePool', [x])], { axis: 1 });
+  const w = g.initializer('fc_w', Float32Array.from([0.001, 0, 0, 0]), [LABELS.length, 1]);
+  const b = g.initializer('fc_b', Float32Array.from([bias, 0, 0, 0]), [LABELS.length]);
+  const probs = g.node('Softmax', [g.node('Gemm', [pooled, w, b], { transB: 1 })], { axis: 1 });
+  g.output(probs, 'float32', ['batch', LABELS.length], 'probabilities');
+  return g.toBytes();
 }
 
 /**
