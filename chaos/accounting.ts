@@ -70,16 +70,19 @@ export interface Totals {
   captured: number;
   received: number;
   evicted: number;
+  /** Returned ids not stored, each covered by a device's eviction count: the slack of accounting by count. */
+  missing: number;
   lost: number;
   duplicated: number;
 }
 
 export function sumAccounts(accounts: readonly DeviceAccount[]): Totals {
-  const t: Totals = { captured: 0, received: 0, evicted: 0, lost: 0, duplicated: 0 };
+  const t: Totals = { captured: 0, received: 0, evicted: 0, missing: 0, lost: 0, duplicated: 0 };
   for (const a of accounts) {
     t.captured += a.captured;
     t.received += a.received;
     t.evicted += a.evicted;
+    t.missing += a.missing;
     t.lost += a.lost;
     t.duplicated += a.duplicated;
   }

@@ -25,7 +25,7 @@ describe('chaos ledger', () => {
   it('counts an id stored twice as a duplicate', () => {
     const a = accountDevice({ device_id: 'd', returned: new Set(['a', 'b']), stored: ['a', 'b', 'b'], counters: { ...counters, enqueuedTotal: 2, ackedTotal: 2 } });
     expect(a).toMatchObject({ received: 2, duplicated: 1, lost: 0 });
-    expect(sumAccounts([a, a])).toMatchObject({ captured: 4, received: 4, duplicated: 2 });
+    expect(sumAccounts([a, a])).toMatchObject({ captured: 4, received: 4, missing: 0, duplicated: 2 });
   });
 });
 
