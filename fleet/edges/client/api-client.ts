@@ -25,6 +25,7 @@ import {
   sampleList,
   samplePage,
   sampleRecord,
+  sampleStats,
   undoResponse,
   whoami,
   addUserResponse,
@@ -48,6 +49,7 @@ export type RolloutSummary = z.output<typeof rolloutList>['items'][number];
 export type RolloutDetail = z.output<typeof rolloutDetail>;
 export type SamplePage = z.output<typeof samplePage>;
 export type SampleRecord = z.output<typeof sampleRecord>;
+export type SampleStats = z.output<typeof sampleStats>;
 export type LabelProgress = z.output<typeof labelProgress>;
 export type ExportResult = z.output<typeof exportDatasetResponse>;
 export type DatasetSummary = z.output<typeof datasetList>['items'][number];
@@ -218,6 +220,11 @@ export class FleetClient {
 
   listSamples(query: SampleQuery = {}): Promise<SamplePage> {
     return this.json('GET', '/v1/samples', samplePage, { query: query as Query });
+  }
+
+  /** Per-device accounting: stored (all time), resends, refusals and rate-limited messages (since the fleet started). */
+  sampleStats(): Promise<SampleStats> {
+    return this.json('GET', '/v1/samples/stats', sampleStats);
   }
 
   getSample(id: string): Promise<SampleRecord> {

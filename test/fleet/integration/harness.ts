@@ -15,8 +15,8 @@ import { packModel } from '../../../fleet/adapters/fs/pack.js';
 import type { RolloutPlanInput } from '../../../fleet/core/rollouts/plan-schema.js';
 import type { Decision, RolloutState } from '../../../fleet/core/rollouts/state-schema.js';
 import { startFleetService, type FleetService } from '../../../fleet/boot/service.js';
+import { unsureOnnx } from '../../../chaos/model.js';
 import type { FleetLimitsConfig } from '../../../fleet/boot/limits-config.js';
-import { GraphBuilder } from '../../../shared/onnx/builder.js';
 import type { Clock } from '../../../shared/ids.js';
 import type { ModelRef } from '../../../shared/schemas/index.js';
 import { captureLogger } from '../../helpers/agent.js';
@@ -79,16 +79,9 @@ export async function pushImageModel(svc: FleetService, workDir: string, version
  * recorded goldens pass its smoke test and the drop shows only in telemetry.
  */
 export async function pushUnsureModel(svc: FleetService, workDir: string, version: string): Promise<ModelRef> {
-  const g = new GraphBuilder('unsure');
-  const x = g.input('input', 'float32', ['batch', 1, 28, 28]);
-  const pooled = g.node('Flatten', [g.node('GlobalAveragePool', [x])], { axis: 1 });
-  const w = g.initializer('fc_w', Float32Array.from([0.001, 0, 0, 0]), [CLASS_LABELS.length, 1]);
-  const b = g.initializer('fc_b', Float32Array.from([0.02, 0, 0, 0]), [CLASS_LABELS.length]);
-  const probs = g.node('Softmax', [g.node('Gemm', [pooled, w, b], { transB: 1 })], { axis: 1 });
-  g.output(probs, 'float32', ['batch', CLASS_LABELS.length], 'probabilities');
   const work = join(workDir, `unsure-${version}`);
   await mkdir(work, { recursive: true });
-  await writeFile(join(work, 'model.onnx'), g.toBytes());
+  await writeFile(join(work, 'model.onnx'), unsureOnnx(0.02));
   const golden: Array<{ file: string }> = [];
   for (let i = 0; i < 2; i++) {
     const file = join(work, `golden-${i}.png`);
