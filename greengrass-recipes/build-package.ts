@@ -38,7 +38,7 @@ import { FetchError, fetchPackage } from './npm-fetch.js';
 const run = promisify(execFile);
 
 export type Arch = 'x86_64' | 'aarch64';
-export const NODE_ARCH: Record<Arch, NodeCpu> = { x86_64: 'x64', aarch64: 'arm64' };
+const NODE_ARCH: Record<Arch, NodeCpu> = { x86_64: 'x64', aarch64: 'arm64' };
 
 export interface PackageOptions {
   bucket: string;

@@ -49,7 +49,7 @@ export const NODE_RUNTIMES = {
 /** The runtime inside every Greengrass zip. */
 export const BUNDLED_NODE: NodeRuntimePin = NODE_RUNTIMES[24];
 
-export function nodePackage(pin: NodeRuntimePin, cpu: NodeCpu): PinnedPackage {
+function nodePackage(pin: NodeRuntimePin, cpu: NodeCpu): PinnedPackage {
   return { name: `node-linux-${cpu}`, version: pin.version, integrity: pin.integrity[cpu] };
 }
 
