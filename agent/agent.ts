@@ -345,7 +345,7 @@ export class Agent {
       } catch (err) {
         this.log.warn({ err }, 'giving queue disk space back failed; retried later');
       }
-      if (before - after >= WORTH_BYTES) this.log.info({ file_bytes: after, freed_bytes: before - after }, 'queue disk space given back');
+      if (before > after) this.log.info({ file_bytes: after, freed_bytes: before - after }, 'queue disk space given back');
       if (this.reclaimTimer !== null) this.reclaimTimer = setTimeout(() => void tick(), this.config.queue.reclaim_interval_s * 1000).unref();
     };
     this.reclaimTimer = setTimeout(() => void tick(), this.config.queue.reclaim_interval_s * 1000).unref();

@@ -271,11 +271,12 @@ class SqliteQueue extends EnqueueFront implements SampleQueue {
             this.db.exec('VACUUM');
           }
         }
-        // In WAL mode the file shrinks when the pages are checkpointed. PASSIVE: never waits for
-        // the drain worker's readers (a later step finishes the job); the WAL itself is cut back
-        // to journal_size_limit when it resets.
-        this.db.pragma('wal_checkpoint(PASSIVE)');
       }
+      // In WAL mode the file shrinks when the pages are checkpointed. PASSIVE: never waits for
+      // the drain worker's readers, so a step may leave part of it; every later call finishes
+      // the job (cheap when there is nothing to copy). The WAL itself is cut back to
+      // journal_size_limit when it resets.
+      this.db.pragma('wal_checkpoint(PASSIVE)');
       const pages = this.db.pragma('page_count', { simple: true }) as number;
       return { reclaimableBytes: (this.db.pragma('freelist_count', { simple: true }) as number) * pageSize, fileBytes: pages * pageSize };
     });
