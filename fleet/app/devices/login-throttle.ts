@@ -1,4 +1,5 @@
 import type { Clock } from '../../../shared/ids.js';
+import { touchBounded } from '../../../shared/lru.js';
 
 /** Options of {@link LoginThrottle}. */
 export interface LoginThrottleOptions {
@@ -71,13 +72,8 @@ export class LoginThrottle {
 
   private bump(map: Map<string, Failures>, key: string, now: number): void {
     const f = map.get(key) ?? { count: 0, lastAt: now };
-    map.delete(key);
     f.count++;
     f.lastAt = now;
-    map.set(key, f);
-    if (map.size > this.maxEntries) {
-      const idle = map.keys().next().value;
-      if (idle !== undefined) map.delete(idle);
-    }
+    touchBounded(map, key, f, this.maxEntries);
   }
 }

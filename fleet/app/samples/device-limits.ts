@@ -1,4 +1,5 @@
 import type { Clock } from '../../../shared/ids.js';
+import { touchBounded } from '../../../shared/lru.js';
 
 /** Per-device ingest limits (`edgeloop serve --limits FILE`, section `ingest`). */
 export interface DeviceLimitOptions {
@@ -78,18 +79,8 @@ export class DeviceLimits {
   }
 
   private budgetOf(device: string, now: number): Budget {
-    let b = this.budgets.get(device);
-    if (b) {
-      // Most recently used last: the first entry is the longest idle.
-      this.budgets.delete(device);
-    } else {
-      b = { tokens: this.o.burst, refilledAt: now, day: Math.floor(now / DAY_MS), dayBytes: 0, toldUntil: 0 };
-      if (this.budgets.size >= this.maxDevices) {
-        const idle = this.budgets.keys().next().value;
-        if (idle !== undefined) this.budgets.delete(idle);
-      }
-    }
-    this.budgets.set(device, b);
-    return b;
+    // Most recently used last: the first entry is the longest idle, forgotten first.
+    const b = this.budgets.get(device) ?? { tokens: this.o.burst, refilledAt: now, day: Math.floor(now / DAY_MS), dayBytes: 0, toldUntil: 0 };
+    return touchBounded(this.budgets, device, b, this.maxDevices);
   }
 }
