@@ -10,6 +10,8 @@ export interface QueueCounters {
   enqueuedTotal: number;
   ackedTotal: number;
   evictedTotal: number;
+  /** How many of the evictions the queue still has on record id by id (`queue dropped`). */
+  droppedOnRecord: number;
 }
 
 export interface DeviceLedger {
@@ -19,6 +21,8 @@ export interface DeviceLedger {
   /** Sample ids the fleet lists for the device, every row (a repeat would be a duplicate). */
   stored: readonly string[];
   counters: QueueCounters;
+  /** Ids the device's queue dropped for space, from its own record (`edgeloop-agent queue dropped`). */
+  dropped: ReadonlySet<string>;
 }
 
 export interface DeviceAccount {
@@ -27,18 +31,24 @@ export interface DeviceAccount {
   received: number;
   evicted: number;
   queued: number;
-  /** Returned to a caller, not stored: allowed only up to what the device evicted (or still holds). */
+  /** Returned to a caller, not stored: each must be a drop on the device's record, or covered by count (below). */
   missing: number;
+  /**
+   * Missing ids not on the drop record, accepted because the device still queues as many, or
+   * dropped more than its record holds: the part of the ledger kept by count, not by id. Zero
+   * means every missing id was matched to a recorded drop.
+   */
+  by_count: number;
   lost: number;
   duplicated: number;
 }
 
 /**
- * Account one device. Evicted ids are not observable one by one (the queue counts them), so
- * the rule is by count, from two sides, and the worse of the two is the loss:
+ * Account one device, from two sides, and the worse of the two is the loss:
  *
- * - ids: returned ids the fleet does not have must not outnumber the device's evictions plus
- *   what it still holds;
+ * - ids: a returned id the fleet does not have must be on the device's record of drops (its
+ *   queue writes each eviction there in the transaction that evicts). Only what the record
+ *   cannot show - drops older than it keeps, samples still queued - is accepted by count;
  * - counters: everything the device ever queued is either stored by the fleet, evicted, or still
  *   queued (`enqueued - evicted - depth <= stored`), and everything the fleet acknowledged (the
  *   device deleted it on that ack) is stored, so `acked <= stored`: a fleet that acked and then
@@ -50,9 +60,15 @@ export interface DeviceAccount {
 export function accountDevice(d: DeviceLedger): DeviceAccount {
   const distinct = new Set(d.stored);
   let missing = 0;
-  for (const id of d.returned) if (!distinct.has(id)) missing++;
+  let unmatched = 0;
+  for (const id of d.returned) {
+    if (distinct.has(id)) continue;
+    missing++;
+    if (!d.dropped.has(id)) unmatched++;
+  }
   const c = d.counters;
-  const byIds = Math.max(0, missing - c.evictedTotal - c.depth);
+  const countSlack = c.depth + Math.max(0, c.evictedTotal - c.droppedOnRecord);
+  const byIds = Math.max(0, unmatched - countSlack);
   const byCounters = Math.max(0, c.enqueuedTotal - c.evictedTotal - c.depth - distinct.size, c.ackedTotal - distinct.size);
   return {
     device_id: d.device_id,
@@ -61,6 +77,7 @@ export function accountDevice(d: DeviceLedger): DeviceAccount {
     evicted: c.evictedTotal,
     queued: c.depth,
     missing,
+    by_count: Math.min(unmatched, countSlack),
     lost: Math.max(byIds, byCounters),
     duplicated: d.stored.length - distinct.size,
   };
@@ -70,19 +87,21 @@ export interface Totals {
   captured: number;
   received: number;
   evicted: number;
-  /** Returned ids not stored, each covered by a device's eviction count: the slack of accounting by count. */
+  /** Returned ids not stored: each matched to a recorded drop, or (`by_count`) covered by a count. */
   missing: number;
+  by_count: number;
   lost: number;
   duplicated: number;
 }
 
 export function sumAccounts(accounts: readonly DeviceAccount[]): Totals {
-  const t: Totals = { captured: 0, received: 0, evicted: 0, missing: 0, lost: 0, duplicated: 0 };
+  const t: Totals = { captured: 0, received: 0, evicted: 0, missing: 0, by_count: 0, lost: 0, duplicated: 0 };
   for (const a of accounts) {
     t.captured += a.captured;
     t.received += a.received;
     t.evicted += a.evicted;
     t.missing += a.missing;
+    t.by_count += a.by_count;
     t.lost += a.lost;
     t.duplicated += a.duplicated;
   }

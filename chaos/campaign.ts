@@ -37,6 +37,10 @@ export interface CampaignResult {
   captured: number;
   received: number;
   evicted: number;
+  /** Returned ids the fleet does not have, each matched to a drop on its device's record ... */
+  missing: number;
+  /** ... except these, covered by a device's counts only (0: the ledger balanced id by id). */
+  by_count: number;
   lost: number;
   duplicated: number;
   converged: boolean;
@@ -214,7 +218,9 @@ export async function runCampaign(o: CampaignOptions): Promise<CampaignResult> {
     const stats = await client.sampleStats();
     await Promise.all(devices.map((d) => d.stop()));
     const accounts: DeviceAccount[] = [];
-    for (const d of devices) accounts.push(accountDevice({ device_id: d.id, returned: d.returned, stored: await storedIds(d.id), counters: await d.counters() }));
+    for (const d of devices) {
+      accounts.push(accountDevice({ device_id: d.id, returned: d.returned, stored: await storedIds(d.id), counters: await d.counters(), dropped: await d.droppedIds() }));
+    }
     const totals = sumAccounts(accounts);
     return {
       faults,

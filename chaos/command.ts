@@ -16,11 +16,12 @@ agent and restart it, SIGKILL the fleet (and with it the embedded MQTT broker) a
 on the same ports and data, cut and restore an agent's link to the broker, cut every link at
 once, fill an agent's queue quota while its link is down. Then it restores everything, waits
 for the queues to drain and the last rollout to converge, and accounts: every sample id
-returned to a caller is stored by the fleet exactly once or counted by the device's own
-eviction counter.
+returned to a caller is stored by the fleet exactly once, or is on its device's own record of
+samples dropped for space (edgeloop-agent queue dropped); only what that record cannot show
+(samples still queued, drops older than the record keeps) is accepted by count, as by_count.
 
 Progress goes to stderr; stdout gets one JSON line: faults by kind, faults_total, captured,
-received, evicted, lost, duplicated, converged, seconds. Exit code 1 when anything was lost
+received, evicted, missing, by_count, lost, duplicated, converged, seconds. Exit code 1 when anything was lost
 or stored twice, or a device did not converge.
 
   --minutes N         how long faults are injected (default 2)

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { agentQueueStats, startAgentProcess, type AgentProcess } from '../fleet/demo/agent-process.js';
+import { agentDroppedIds, agentQueueStats, startAgentProcess, type AgentProcess } from '../fleet/demo/agent-process.js';
 import type { SiteLink } from '../fleet/demo/link.js';
 import type { QueueCounters } from './accounting.js';
 import { noiseFrame } from './model.js';
@@ -80,6 +80,11 @@ export class ChaosDevice {
   /** The device's own durable queue counters, read through the agent CLI. */
   counters(): Promise<QueueCounters> {
     return agentQueueStats(this.dataDir);
+  }
+
+  /** The ids the device's queue dropped for space, from its own durable record. */
+  droppedIds(): Promise<Set<string>> {
+    return agentDroppedIds(this.dataDir);
   }
 
   /** One frame through `/v1/infer`; returns whether a sample id came back (and records it). */

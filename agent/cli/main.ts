@@ -6,7 +6,7 @@ import { loadAgentConfig } from '../config.js';
 import { detectGreengrass } from '../greengrass/env.js';
 import { runGreengrassCmd } from './greengrass.js';
 import { createLogger } from '../../shared/log.js';
-import { readQueueStats } from '../queue/sqlite-stats.js';
+import { readDropped, readQueueStats } from '../queue/sqlite-stats.js';
 import { AGENT_VERSION } from '../version.js';
 import { inferFiles } from './infer.js';
 import { runtimeCheckCmd } from './check.js';
@@ -18,6 +18,7 @@ Usage:
   edgeloop-agent run --config FILE          run the agent (HTTP API, watched dir, MQTT, uplink)
   edgeloop-agent infer --model DIR FILE...  one-shot inference on image (or .json tensor) files
   edgeloop-agent queue stats --data DIR     store-and-forward queue statistics
+  edgeloop-agent queue dropped --data DIR   samples dropped for space, id by id
   edgeloop-agent check [--json]             does this Node.js run the agent's native modules?
   edgeloop-agent --version | --help
 
@@ -46,8 +47,13 @@ label, score, topk, model_version, latency_ms, outlier. A bad input prints
 The package must be signed by the key given with --public-key unless --allow-unsigned.`;
 
 const QUEUE_HELP = `Usage: edgeloop-agent queue stats --data DIR [--json]
+       edgeloop-agent queue dropped --data DIR [--json] [--after ORD] [--limit N]
 
-Prints depth, bytes, quota, evictions and per-priority counts of DIR/queue.db.`;
+stats: depth, bytes, evictions and per-priority counts of DIR/queue.db.
+dropped: the samples the queue dropped to stay within its quota, oldest first (the last
+50,000 are kept on record): position, time, sample id, priority, bytes and why (evicted
+for a more valuable sample, or rejected on arrival). --json prints one JSON line each.
+Both read the file without taking it over, so they are safe while the agent runs.`;
 
 export function main(argv: string[], io: Io = processIo): Promise<number> {
   return dispatch(argv, io, { help: HELP, version: AGENT_VERSION, commands: { run: runCmd, infer: inferCmd, queue: queueCmd, check: runtimeCheckCmd } });
@@ -118,17 +124,29 @@ async function inferCmd(argv: string[], io: Io): Promise<number> {
 
 async function queueCmd(argv: string[], io: Io): Promise<number> {
   const [sub, ...rest] = argv;
-  const { values } = parseFlags(rest, { data: { type: 'string', short: 'd' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, QUEUE_HELP);
-  if (values.help || sub !== 'stats' || !values.data) {
+  const { values } = parseFlags(
+    rest,
+    { data: { type: 'string', short: 'd' }, json: { type: 'boolean' }, after: { type: 'string' }, limit: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    QUEUE_HELP,
+  );
+  if (values.help || (sub !== 'stats' && sub !== 'dropped') || !values.data) {
     (values.help ? io.out : io.err)(QUEUE_HELP);
     return values.help ? ExitCode.OK : SharedErrors.USAGE.exit;
+  }
+  if (sub === 'dropped') {
+    const rows = readDropped(join(values.data, 'queue.db'), { afterOrd: numberFlag(values.after, 'after'), limit: numberFlag(values.limit, 'limit') });
+    for (const d of rows) {
+      io.out(values.json ? JSON.stringify(d) : `${d.ord}  ${new Date(d.at).toISOString()}  ${d.id}  priority ${d.priority}  ${d.bytes} bytes  ${d.reason}`);
+    }
+    if (!values.json && rows.length === 0) io.out('no dropped samples on record');
+    return 0;
   }
   {
     const s = readQueueStats(join(values.data, 'queue.db'));
     if (values.json) io.out(JSON.stringify(s));
     else {
       io.out(`depth ${s.depth}  bytes ${s.bytes}  oldest ${s.oldestCreatedAt ? new Date(s.oldestCreatedAt).toISOString() : '-'}`);
-      io.out(`enqueued ${s.enqueuedTotal}  acked ${s.ackedTotal}  duplicates ${s.duplicatesTotal}  evicted ${s.evictedTotal} (${s.evictedBytesTotal} bytes)`);
+      io.out(`enqueued ${s.enqueuedTotal}  acked ${s.ackedTotal}  duplicates ${s.duplicatesTotal}  evicted ${s.evictedTotal} (${s.evictedBytesTotal} bytes, ${s.droppedOnRecord} on record)`);
       for (const [p, v] of Object.entries(s.byPriority).sort(([a], [b]) => Number(b) - Number(a))) io.out(`  priority ${p}: ${v.depth} items, ${v.bytes} bytes`);
     }
   }

@@ -2,10 +2,13 @@ import type { Logger } from 'pino';
 import { decideEviction } from './eviction.js';
 import type { EvictionCandidate } from './eviction.js';
 import type { PreparedItem } from './item.js';
-import type { EnqueueResult, QueueStats } from './types.js';
+import type { DroppedItem, EnqueueResult, EvictedItem, QueueStats } from './types.js';
 
 /** How many recently acked ids both queues remember by default for duplicate detection. */
 export const DEFAULT_ACKED_MEMORY = 10_000;
+
+/** How many dropped samples both queues keep on record by default (about 100 bytes each on disk). */
+export const DEFAULT_DROPPED_MEMORY = 50_000;
 
 /** The persistent counters of {@link QueueStats}. */
 export type QueueCounters = Pick<QueueStats, 'evictedTotal' | 'evictedBytesTotal' | 'duplicatesTotal' | 'ackedTotal' | 'enqueuedTotal'>;
@@ -37,6 +40,8 @@ export interface AdmissionStore {
   evictionCandidates(maxPriority: number): Iterable<EvictionCandidate>;
   remove(id: string): void;
   insert(item: PreparedItem): void;
+  /** Put a drop on record (in the same transaction as the removal, for SQLite). */
+  recordDrop(drop: EvictedItem, reason: DroppedItem['reason']): void;
 }
 
 /** Running totals of one enqueue call or batch; applied to the queue only once it committed. */
@@ -69,6 +74,7 @@ export function admitItem(store: AdmissionStore, item: PreparedItem, quotaBytes:
   if (decision.action === 'reject') {
     ledger.delta.evictedTotal += 1;
     ledger.delta.evictedBytesTotal += item.bytes;
+    store.recordDrop({ id: item.id, priority: item.priority, bytes: item.bytes }, 'rejected');
     log?.warn(
       { id: item.id, priority: item.priority, bytes: item.bytes, usedBytes: ledger.usedBytes, quotaBytes },
       'queue full: new sample dropped, only higher-priority samples could make room',
@@ -76,7 +82,10 @@ export function admitItem(store: AdmissionStore, item: PreparedItem, quotaBytes:
     return { accepted: false, duplicate: false, evicted: [], rejected: decision.reason };
   }
   const evicted = decision.evict.map(({ id, priority, bytes }) => ({ id, priority, bytes }));
-  for (const victim of evicted) store.remove(victim.id);
+  for (const victim of evicted) {
+    store.remove(victim.id);
+    store.recordDrop(victim, 'evicted');
+  }
   store.insert(item);
   ledger.usedBytes += item.bytes - decision.freedBytes;
   ledger.delta.enqueuedTotal += 1;

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { AgentError } from '../errors.js';
-import { addCounters, admitItem, DEFAULT_ACKED_MEMORY, zeroCounters } from './admission.js';
+import { addCounters, admitItem, DEFAULT_ACKED_MEMORY, DEFAULT_DROPPED_MEMORY, zeroCounters } from './admission.js';
 import type { AdmissionLedger, AdmissionStore, QueueCounters } from './admission.js';
 import type { EvictionCandidate } from './eviction.js';
 import { EnqueueFront } from './enqueue-front.js';
@@ -9,7 +9,7 @@ import type { GroupCommitOptions } from './group-commit.js';
 import { checkLeaseArgs, queueClosedError, takeWithinBytes, toQueueItem } from './item.js';
 import type { PreparedItem, StoredItem } from './item.js';
 import { MAX_PRIORITY } from './types.js';
-import type { Clock, EnqueueResult, LeaseOptions, QueueItem, QueueStats, SampleQueue } from './types.js';
+import type { Clock, DroppedItem, EnqueueResult, LeaseOptions, QueueItem, QueueStats, SampleQueue } from './types.js';
 
 /** Options for {@link createMemoryQueue}. */
 export interface MemoryQueueOptions {
@@ -18,6 +18,8 @@ export interface MemoryQueueOptions {
   logger?: Logger;
   /** How many recently acked ids to remember for duplicate detection. Default 10,000. */
   ackedMemory?: number;
+  /** How many dropped samples to keep on record. Default 50,000. */
+  droppedMemory?: number;
   groupCommit?: GroupCommitOptions;
 }
 
@@ -47,6 +49,10 @@ class MemoryQueue extends EnqueueFront implements SampleQueue {
   protected readonly quotaBytes: number;
   protected readonly clock: Clock;
   private readonly ackedMemory: number;
+  /** The record of drops, oldest first: the last `droppedMemory` at least, up to half as many more. */
+  private dropRecord: DroppedItem[] = [];
+  private readonly droppedMemory: number;
+  private lastDropOrd = 0;
   protected readonly groupCommit: GroupCommitter<PreparedItem, EnqueueResult>;
   private readonly store: AdmissionStore;
   private usedBytes = 0;
@@ -59,12 +65,19 @@ class MemoryQueue extends EnqueueFront implements SampleQueue {
     this.quotaBytes = opts.quotaBytes;
     this.clock = opts.clock;
     this.ackedMemory = Math.max(0, opts.ackedMemory ?? DEFAULT_ACKED_MEMORY);
+    this.droppedMemory = Math.max(0, Math.trunc(opts.droppedMemory ?? DEFAULT_DROPPED_MEMORY));
     this.groupCommit = new GroupCommitter((items) => this.admitPrepared(items), opts.groupCommit);
     this.store = {
       isKnown: (id) => this.entries.has(id) || this.acked.has(id),
       evictionCandidates: (maxPriority) => this.candidates(maxPriority),
       remove: (id) => this.remove(id),
       insert: (item) => this.insert(item),
+      recordDrop: (drop, reason) => {
+        if (this.droppedMemory === 0) return;
+        this.dropRecord.push({ ord: ++this.lastDropOrd, ...drop, reason, at: this.clock.now() });
+        // Trimmed in steps of half the bound, so a full record costs no copy per drop.
+        if (this.dropRecord.length >= this.droppedMemory + Math.ceil(this.droppedMemory / 2)) this.dropRecord = this.dropRecord.slice(-this.droppedMemory);
+      },
     };
   }
 
@@ -112,7 +125,15 @@ class MemoryQueue extends EnqueueFront implements SampleQueue {
       slot.bytes += entry.bytes;
       if (oldestCreatedAt === null || entry.createdAt < oldestCreatedAt) oldestCreatedAt = entry.createdAt;
     }
-    return { depth: this.entries.size, bytes: this.usedBytes, quotaBytes: this.quotaBytes, byPriority, ...this.counters, oldestCreatedAt };
+    return { depth: this.entries.size, bytes: this.usedBytes, quotaBytes: this.quotaBytes, byPriority, ...this.counters, oldestCreatedAt, droppedOnRecord: this.dropRecord.length };
+  }
+
+  dropped(opts: { afterOrd?: number; limit?: number } = {}): DroppedItem[] {
+    this.assertOpen();
+    const after = opts.afterOrd ?? 0;
+    const from = this.dropRecord.findIndex((d) => d.ord > after);
+    if (from < 0) return [];
+    return this.dropRecord.slice(from, opts.limit === undefined || opts.limit < 0 ? undefined : from + opts.limit).map((d) => ({ ...d }));
   }
 
   close(): void {

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import type BetterSqlite3 from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { AgentError } from '../errors.js';
-import { admitItem, COUNTER_NAMES, DEFAULT_ACKED_MEMORY, zeroCounters } from './admission.js';
+import { admitItem, COUNTER_NAMES, DEFAULT_ACKED_MEMORY, DEFAULT_DROPPED_MEMORY, zeroCounters } from './admission.js';
 import type { AdmissionLedger, AdmissionStore, QueueCounters } from './admission.js';
 import { EnqueueFront } from './enqueue-front.js';
 import { GroupCommitter } from './group-commit.js';
@@ -17,7 +17,10 @@ import type { ItemRow, Statements } from './sqlite-statements.js';
 import { statsFromRows } from './sqlite-stats.js';
 import { toStorageError, withStorage } from './storage-error.js';
 import { MAX_PRIORITY, MIN_PRIORITY } from './types.js';
-import type { Clock, EnqueueResult, LeaseOptions, QueueItem, QueueStats, SampleQueue } from './types.js';
+import type { Clock, DroppedItem, EnqueueResult, LeaseOptions, QueueItem, QueueStats, SampleQueue } from './types.js';
+
+/** Drops recorded between two prunes of the record (a prune is one range delete). */
+const DROPPED_PRUNE_EVERY = 256;
 
 /** Per priority lane, where a lease scan ended; -1 for a lane it did not reach. */
 const SCAN_NONE: readonly number[] = new Array<number>(MAX_PRIORITY + 1).fill(-1);
@@ -43,6 +46,8 @@ export interface SqliteQueueOptions {
   busyTimeoutMs?: number;
   /** How many recently acked ids to remember for duplicate detection. Default 10,000. */
   ackedMemory?: number;
+  /** How many dropped samples to keep on record, id by id (see DroppedItem). Default 50,000. */
+  droppedMemory?: number;
   /** Coalescing of `enqueueAsync` calls into one transaction. */
   groupCommit?: GroupCommitOptions;
   /**
@@ -89,6 +94,7 @@ class SqliteQueue extends EnqueueFront implements SampleQueue {
   protected readonly clock: Clock;
   /** Recently acked ids, for duplicate checks. */
   private readonly acked: AckedMemory;
+  private readonly droppedMemory: number;
   protected readonly groupCommit: GroupCommitter<PreparedItem, EnqueueResult>;
   private readonly store: AdmissionStore;
   /** Leases live in memory only: see {@link LeaseBook}. */
@@ -108,6 +114,7 @@ class SqliteQueue extends EnqueueFront implements SampleQueue {
     this.quotaBytes = opts.quotaBytes;
     this.clock = opts.clock;
     this.groupCommit = new GroupCommitter((items) => this.admitPrepared(items), opts.groupCommit);
+    this.droppedMemory = Math.max(0, Math.trunc(opts.droppedMemory ?? DEFAULT_DROPPED_MEMORY));
     const s = this.stmts;
     this.store = {
       isKnown: (id) => this.acked.has(id) || s.isQueued.get(id) === 1,
@@ -129,6 +136,11 @@ class SqliteQueue extends EnqueueFront implements SampleQueue {
           createdAt: item.createdAt,
           blob: item.blob ?? null,
         }),
+      recordDrop: (drop, reason) => {
+        if (this.droppedMemory === 0) return;
+        const ord = Number(s.recordDrop.run(drop.id, drop.priority, drop.bytes, reason, this.clock.now()).lastInsertRowid);
+        if (ord % DROPPED_PRUNE_EVERY === 0) s.pruneDropped.run(ord - this.droppedMemory);
+      },
     };
     this.acked = new AckedMemory(Math.max(0, opts.ackedMemory ?? DEFAULT_ACKED_MEMORY));
     this.acked.load(s.ackedBatches.all(), () => s.ackedNewestFirst.iterate());
@@ -243,7 +255,12 @@ class SqliteQueue extends EnqueueFront implements SampleQueue {
 
   stats(): QueueStats {
     this.assertOpen();
-    return withStorage('stats', () => statsFromRows(this.stmts.byPriority.all(), this.stmts.counters.all(), this.quotaBytes));
+    return withStorage('stats', () => statsFromRows(this.stmts.byPriority.all(), this.stmts.counters.all(), this.quotaBytes, this.stmts.droppedOnRecord.get() ?? 0));
+  }
+
+  dropped(opts: { afterOrd?: number; limit?: number } = {}): DroppedItem[] {
+    this.assertOpen();
+    return withStorage('dropped', () => this.stmts.droppedAfter.all(opts.afterOrd ?? 0, opts.limit ?? -1));
   }
 
   checkpoint(): void {

@@ -81,6 +81,19 @@ export const MIGRATIONS: readonly Migration[] = [
   ALTER TABLE sequence ADD COLUMN used_bytes INTEGER NOT NULL DEFAULT 0;
   UPDATE sequence SET used_bytes = (SELECT coalesce(sum(bytes), 0) FROM items) WHERE one = 1;
   `,
+  // 5: a record of drops, id by id, written in the transaction that drops (see DroppedItem):
+  // the counters said how many captures never left the device, not which. Bounded: the oldest
+  // rows (lowest ord) are pruned; ord is contiguous, so max - min + 1 is the count on record.
+  `
+  CREATE TABLE dropped (
+    ord      INTEGER PRIMARY KEY,
+    id       TEXT    NOT NULL,
+    priority INTEGER NOT NULL,
+    bytes    INTEGER NOT NULL,
+    reason   TEXT    NOT NULL CHECK (reason IN ('evicted', 'rejected')),
+    at       INTEGER NOT NULL
+  );
+  `,
 ];
 
 /**

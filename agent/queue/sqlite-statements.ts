@@ -1,4 +1,5 @@
 import type BetterSqlite3 from 'better-sqlite3';
+import type { DroppedItem } from './types.js';
 
 /**
  * A stored row as the lease query returns it, in raw (array) mode: naming every column of
@@ -59,7 +60,19 @@ export function prepareStatements(db: BetterSqlite3.Database) {
       'SELECT priority, count(*) AS depth, sum(bytes) AS bytes, min(created_at) AS oldest FROM items GROUP BY priority',
     ),
     counters: db.prepare<[], { name: string; value: number }>('SELECT name, value FROM counters'),
+    ...droppedStatements(db),
+    recordDrop: db.prepare<[string, number, number, string, number]>('INSERT INTO dropped (id, priority, bytes, reason, at) VALUES (?, ?, ?, ?, ?)'),
+    pruneDropped: db.prepare<[number]>('DELETE FROM dropped WHERE ord <= ?'),
   };
 }
 
 export type Statements = ReturnType<typeof prepareStatements>;
+
+/** The reads of the drop record, shared with the read-only view the CLI opens (sqlite-stats.ts). */
+export function droppedStatements(db: BetterSqlite3.Database) {
+  return {
+    // ord is contiguous (pruned from the bottom only), so this is the count without a scan.
+    droppedOnRecord: db.prepare<[], number>('SELECT coalesce(max(ord) - min(ord) + 1, 0) FROM dropped').pluck(),
+    droppedAfter: db.prepare<[number, number], DroppedItem>('SELECT ord, id, priority, bytes, reason, at FROM dropped WHERE ord > ? ORDER BY ord ASC LIMIT ?'),
+  };
+}

@@ -58,6 +58,23 @@ export interface EvictedItem {
 }
 
 /**
+ * A sample the queue dropped for space, as kept in its record of drops (newest last):
+ * `evicted` when a queued item made room for a more valuable one, `rejected` when the new
+ * item itself could not be admitted. Lets an operator (or a fault campaign's accounting)
+ * tell which captures never left the device, id by id, not only how many.
+ */
+export interface DroppedItem {
+  /** Increasing position in the record; survives restarts. */
+  ord: number;
+  id: string;
+  priority: number;
+  bytes: number;
+  reason: 'evicted' | 'rejected';
+  /** When it was dropped (queue clock, ms). */
+  at: number;
+}
+
+/**
  * Outcome of one enqueue.
  *
  * - `accepted`: this call stored the item (it is durable when the call returns/resolves).
@@ -88,6 +105,11 @@ export interface QueueStats {
   enqueuedTotal: number;
   /** Smallest `createdAt` among queued items, or null when empty. */
   oldestCreatedAt: number | null;
+  /**
+   * Drops the queue still has on record, id by id (see {@link DroppedItem}); the oldest are
+   * forgotten beyond `droppedMemory`, so this equals `evictedTotal` until then.
+   */
+  droppedOnRecord: number;
 }
 
 /** Options for {@link SampleQueue.lease}. */
@@ -133,6 +155,8 @@ export interface SampleQueue {
   /** Delete delivered items; returns how many were deleted. Unknown ids are ignored, so ack is idempotent. */
   ack(ids: string[]): number;
   stats(): QueueStats;
+  /** The record of drops, oldest first, after position `afterOrd` (default: from the start), at most `limit`. */
+  dropped(opts?: { afterOrd?: number; limit?: number }): DroppedItem[];
   /**
    * Optional: commit pending `enqueueAsync` items and fold the write-ahead log into the main
    * database file, so the file is complete by itself before the process is replaced (a

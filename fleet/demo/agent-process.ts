@@ -84,17 +84,29 @@ export interface DeviceQueueCounts {
   enqueuedTotal: number;
   ackedTotal: number;
   evictedTotal: number;
+  /** Drops the queue has on record id by id (`edgeloop-agent queue dropped`); below `evictedTotal` only when the oldest were forgotten. */
+  droppedOnRecord: number;
 }
 
 /** Read a stopped (or running) agent's queue counters through the agent's CLI: the fleet never opens agent files with agent code. */
 export async function agentQueueStats(dataDir: string): Promise<DeviceQueueCounts> {
+  return JSON.parse(await agentQueueCli(dataDir, 'stats')) as DeviceQueueCounts;
+}
+
+/** The ids of the samples a device's queue dropped for space, as it has them on record. */
+export async function agentDroppedIds(dataDir: string): Promise<Set<string>> {
+  const out = await agentQueueCli(dataDir, 'dropped');
+  return new Set(out.split('\n').filter((l) => l.trim() !== '').map((l) => (JSON.parse(l) as { id: string }).id));
+}
+
+async function agentQueueCli(dataDir: string, sub: 'stats' | 'dropped'): Promise<string> {
   const { cmd, args } = agentCommand();
-  const proc = spawn(cmd, [...args, 'queue', 'stats', '--data', dataDir, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(cmd, [...args, 'queue', sub, '--data', dataDir, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   proc.stdout!.on('data', (b: Buffer) => (out += b.toString('utf8')));
   proc.stderr!.on('data', (b: Buffer) => (err += b.toString('utf8')));
   const code = await new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
-  if (code !== 0) throw new Error(`edgeloop-agent queue stats exited with ${code}: ${err.trim().split('\n').pop() ?? ''}`);
-  return JSON.parse(out) as DeviceQueueCounts;
+  if (code !== 0) throw new Error(`edgeloop-agent queue ${sub} exited with ${code}: ${err.trim().split('\n').pop() ?? ''}`);
+  return out;
 }

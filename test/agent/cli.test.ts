@@ -81,6 +81,28 @@ describe('edgeloop-agent queue stats', () => {
     await agentMain(['queue', 'stats', '--data', data], human);
     expect(human.stdout[0]).toMatch(/^depth 2 /);
   });
+
+  it('lists the samples the queue dropped for space, id by id, as JSON lines or for people', async () => {
+    const data = join(tmp.dir, 'agent-dropped');
+    mkdirSync(data, { recursive: true });
+    const q = openSqliteQueue({ path: join(data, 'queue.db'), quotaBytes: 100, clock: { now: () => Date.UTC(2026, 0, 2) } });
+    q.enqueue({ id: 'old', kind: 'sample', priority: 1, meta: {}, blob: new Uint8Array(60) });
+    q.enqueue({ id: 'new', kind: 'sample', priority: 5, meta: {}, blob: new Uint8Array(60) }); // evicts old
+    q.enqueue({ id: 'low', kind: 'sample', priority: 0, meta: {}, blob: new Uint8Array(60) }); // rejected
+    const o = io();
+    expect(await agentMain(['queue', 'dropped', '--data', data, '--json'], o)).toBe(0);
+    expect(o.stdout.map((l) => JSON.parse(l) as Record<string, unknown>)).toEqual([
+      { ord: 1, id: 'old', priority: 1, bytes: 62, reason: 'evicted', at: Date.UTC(2026, 0, 2) },
+      { ord: 2, id: 'low', priority: 0, bytes: 62, reason: 'rejected', at: Date.UTC(2026, 0, 2) },
+    ]);
+    const after = io();
+    await agentMain(['queue', 'dropped', '--data', data, '--after', '1'], after);
+    expect(after.stdout).toEqual(['2  2026-01-02T00:00:00.000Z  low  priority 0  62 bytes  rejected']);
+    const stats = io();
+    await agentMain(['queue', 'stats', '--data', data], stats);
+    expect(stats.stdout[1]).toMatch(/evicted 2 \(124 bytes, 2 on record\)/);
+    q.close();
+  });
 });
 
 describe('edgeloop pack', () => {

@@ -21,6 +21,9 @@ describe('fault campaign (npm run chaos, short)', () => {
     }
     const why = JSON.stringify({ ...r, progress: lines.slice(-5) });
     expect(r.lost, why).toBe(0);
+    // Exact, id by id: every returned id the fleet lacks is on its device's drop record.
+    expect(r.by_count, why).toBe(0);
+    expect(r.missing, why).toBeGreaterThan(0);
     expect(r.duplicated, why).toBe(0);
     expect(r.converged, why).toBe(true);
     for (const k of FAULT_KINDS) expect(r.faults[k], `${k}: ${why}`).toBeGreaterThan(0);

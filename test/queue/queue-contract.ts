@@ -9,6 +9,7 @@ export interface QueueFactoryOptions {
   quotaBytes: number;
   clock: Clock;
   logger?: Logger;
+  droppedMemory?: number;
 }
 
 /** Builds a fresh, empty queue. The contract closes every queue it made after each test. */
@@ -31,9 +32,9 @@ export function queueContract(name: string, makeQueue: MakeQueue): void {
     let open: SampleQueue[] = [];
     let clock: FakeClock;
 
-    function make(quotaBytes = 1_000_000, logger?: Logger): SampleQueue {
+    function make(quotaBytes = 1_000_000, logger?: Logger, droppedMemory?: number): SampleQueue {
       clock = fakeClock();
-      const queue = makeQueue(logger ? { quotaBytes, clock, logger } : { quotaBytes, clock });
+      const queue = makeQueue({ quotaBytes, clock, ...(logger ? { logger } : {}), ...(droppedMemory === undefined ? {} : { droppedMemory }) });
       open.push(queue);
       return queue;
     }
@@ -268,6 +269,38 @@ export function queueContract(name: string, makeQueue: MakeQueue): void {
         expect(lines.some((l) => l.component === 'queue' && l.id === 'low' && l.level === 40)).toBe(true);
       });
 
+      it('keeps each drop on record with its reason, size, priority and time, readable in pages', () => {
+        const q = make(2 * UNIT);
+        q.enqueueMany([sample('a', 1), sample('b', 5)]);
+        clock.advance(1_000);
+        q.enqueue(sample('c', 3)); // evicts a
+        q.enqueue(sample('d', 0)); // rejected: only higher priorities could make room
+        const all = q.dropped();
+        expect(all).toEqual([
+          { ord: all[0]?.ord, id: 'a', priority: 1, bytes: UNIT, reason: 'evicted', at: clock.now() },
+          { ord: (all[0]?.ord ?? 0) + 1, id: 'd', priority: 0, bytes: UNIT, reason: 'rejected', at: clock.now() },
+        ]);
+        expect(q.dropped({ limit: 1 }).map((d) => d.id)).toEqual(['a']);
+        expect(q.dropped({ afterOrd: all[0]?.ord ?? 0 }).map((d) => d.id)).toEqual(['d']);
+        expect(q.stats().droppedOnRecord).toBe(2);
+      });
+
+      it('keeps a bounded record: the newest drops, contiguous, never fewer than droppedMemory', () => {
+        const keep = 300;
+        const q = make(UNIT, undefined, keep);
+        const total = 1_000;
+        for (let i = 0; i <= total; i++) q.enqueue(sample(`s${i}`, 0)); // each evicts the previous one
+        const record = q.dropped();
+        expect(record.length).toBeGreaterThanOrEqual(keep);
+        expect(record.length).toBeLessThan(2 * keep);
+        expect(q.stats().droppedOnRecord).toBe(record.length);
+        expect(q.stats().evictedTotal).toBe(total);
+        // The newest drop is the last one, and the record has no holes.
+        expect(record.at(-1)?.id).toBe(`s${total - 1}`);
+        const first = Number(record[0]?.id.slice(1));
+        expect(record.map((d) => d.id)).toEqual(Array.from({ length: record.length }, (_, i) => `s${first + i}`));
+      });
+
       it('does not evict lower items for nothing when they cannot free enough', () => {
         const q = make(3 * UNIT);
         q.enqueueMany([sample('low', 1), sample('h1', 7), sample('h2', 7)]);
@@ -308,13 +341,18 @@ export function queueContract(name: string, makeQueue: MakeQueue): void {
               let evictedFromQueue = 0;
               let rejected = 0;
               let acked = 0;
+              const dropped: Array<{ id: string; reason: string }> = [];
               ops.forEach((op, i) => {
                 const input = sample(`s${i}`, op.priority, { blobBytes: op.blobBytes });
                 if (expectedBytes(input) > quota) return;
                 const r = q.enqueue(input);
                 if (r.accepted) accepted += 1;
-                if (r.rejected) rejected += 1;
+                if (r.rejected) {
+                  rejected += 1;
+                  dropped.push({ id: input.id, reason: 'rejected' });
+                }
                 evictedFromQueue += r.evicted.length;
+                for (const v of r.evicted) dropped.push({ id: v.id, reason: 'evicted' });
                 // Never a higher-priority item given up for a lower one.
                 for (const v of r.evicted) expect(v.priority).toBeLessThanOrEqual(op.priority);
                 if (op.ack) acked += q.ack(ids(q.lease(1, LEASE_MS)));
@@ -323,6 +361,9 @@ export function queueContract(name: string, makeQueue: MakeQueue): void {
                 expect(s.evictedTotal).toBe(evictedFromQueue + rejected);
                 // Conservation: every accepted item is still queued, acked, or counted as evicted.
                 expect(s.depth).toBe(accepted - evictedFromQueue - acked);
+                // Every drop is on record by id, in the order it happened.
+                expect(q.dropped().map(({ id, reason }) => ({ id, reason }))).toEqual(dropped);
+                expect(s.droppedOnRecord).toBe(s.evictedTotal);
               });
             },
           ),
@@ -345,7 +386,9 @@ export function queueContract(name: string, makeQueue: MakeQueue): void {
           ackedTotal: 0,
           enqueuedTotal: 0,
           oldestCreatedAt: null,
+          droppedOnRecord: 0,
         });
+        expect(q.dropped()).toEqual([]);
       });
 
       it('bytes and depth agree with the items and with byPriority', () => {

@@ -94,7 +94,7 @@ describe('sqlite queue schema 3 migration (rows clustered by priority, leases in
     const q = reopen((d) => void (db = d));
     expect(db?.pragma('user_version', { simple: true })).toBe(MIGRATIONS.length);
     const tables = (db?.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").pluck().all() as string[]).filter((t) => !t.startsWith('sqlite_'));
-    expect(tables).toEqual(['acked_batches', 'counters', 'items', 'sequence']);
+    expect(tables).toEqual(['acked_batches', 'counters', 'dropped', 'items', 'sequence']);
 
     const stats = q.stats();
     expect(stats).toEqual({ ...before, quotaBytes: 10_000_000 });

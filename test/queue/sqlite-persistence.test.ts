@@ -5,6 +5,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MIGRATIONS } from '../../agent/queue/sqlite-schema.js';
 import { openSqliteQueue } from '../../agent/queue/sqlite-queue.js';
+import { readDropped, readQueueStats } from '../../agent/queue/sqlite-stats.js';
 import type { SqliteQueueOptions } from '../../agent/queue/sqlite-queue.js';
 import type { SampleQueue } from '../../agent/queue/types.js';
 import { agentCode, expectedBytes, fakeClock, makeTempDir, sample, thrownCode } from './helpers.js';
@@ -45,6 +46,23 @@ describe('sqlite queue on a real file', () => {
     const after = reopen().lease(10, LEASE_MS);
     expect(after.map((i) => i.id)).toEqual(['b', 'a', 'c']);
     expect(after).toEqual(before);
+  });
+
+  it('keeps the record of drops across restarts, readable by the CLI view while the queue is open', () => {
+    const unit = expectedBytes(sample('x', 0));
+    const q1 = reopen({ quotaBytes: unit });
+    q1.enqueue(sample('a', 0));
+    q1.enqueue(sample('b', 0)); // evicts a
+    q1.close();
+    const q2 = reopen({ quotaBytes: unit });
+    q2.enqueue(sample('c', 0)); // evicts b
+    expect(q2.dropped().map((d) => [d.ord, d.id, d.reason])).toEqual([
+      [1, 'a', 'evicted'],
+      [2, 'b', 'evicted'],
+    ]);
+    expect(readDropped(file).map((d) => d.id)).toEqual(['a', 'b']);
+    expect(readDropped(file, { afterOrd: 1 }).map((d) => d.id)).toEqual(['b']);
+    expect(readQueueStats(file)).toMatchObject({ evictedTotal: 2, droppedOnRecord: 2 });
   });
 
   it('keeps counters across restarts', () => {
