@@ -129,7 +129,7 @@ export class LearningLoop {
   /** A model's training configuration. Throws `FLEET_TRAINING_NOT_CONFIGURED`. */
   config(name: string): LoopModelConfig {
     const c = this.configs.get(name);
-    if (!c) throw new FleetError('TRAINING_NOT_CONFIGURED', `no training is configured for model ${name} (configured: ${this.models().join(', ') || 'none'})`, { details: { model: name } });
+    if (!c) throw new FleetError('TRAINING_NOT_CONFIGURED', `no training is configured for model ${name} (configured: ${this.models().join(', ') || 'none'}): add it to the file given to \`edgeloop serve --training FILE\``, { details: { model: name } });
     return c;
   }
 

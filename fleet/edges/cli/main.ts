@@ -7,7 +7,7 @@ import { PACK_HELP, packCmd } from './pack.js';
 const HELP = `edgeloop - fleet manager for edgeloop agents
 
 Usage:
-  edgeloop demo [--data DIR] [--duration S] [--json]   run the local demo (npm start)
+  edgeloop demo [--data DIR] [--exit-when-done] [--json]   run the local demo (npm start)
   edgeloop serve [--data DIR] [--http-port N] [--mqtt-port N]   run the fleet service
   edgeloop serve --backend aws --aws-config FILE [--dry-run]   ...on AWS (Greengrass, IoT Core, S3)
   edgeloop aws plan NAME@VERSION --aws-config FILE --things N [--json]   every AWS call a rollout makes

@@ -27,7 +27,7 @@ describe('training over the HTTP API, the CLI and the console', () => {
   it('answers FLEET_TRAINING_NOT_CONFIGURED while no loop runs; runs and lineage still read', async () => {
     const r = await call(base, 'POST', '/v1/training/runs', { token: f.tokens.admin, body: {} });
     expect(r.status).toBe(404);
-    expect(r.json).toMatchObject({ error: { code: 'FLEET_TRAINING_NOT_CONFIGURED' } });
+    expect(r.json).toMatchObject({ error: { code: 'FLEET_TRAINING_NOT_CONFIGURED', message: expect.stringContaining('edgeloop serve --training FILE') } });
     expect((await call(base, 'GET', '/v1/training/runs', { token: f.tokens.viewer })).json).toEqual({ items: [] });
   });
 

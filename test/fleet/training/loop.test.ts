@@ -122,7 +122,7 @@ describe('learning loop (real SQLite, registry, ONNX Runtime evaluation, a real 
     expect(run.status).toBe('running');
     await done;
     expect(l.runs.list()).toHaveLength(1);
-    await expect(l.trainNow({ actor: 'otto', model: 'pets' })).rejects.toMatchObject({ code: 'FLEET_TRAINING_NOT_CONFIGURED' });
+    await expect(l.trainNow({ actor: 'otto', model: 'pets' })).rejects.toMatchObject({ code: 'FLEET_TRAINING_NOT_CONFIGURED', message: expect.stringContaining('--training FILE') });
   }, 120_000);
 
   it('a policy tick fires on new labels, records the firing and starts a run; below the threshold it does not', { timeout: 120_000 }, async () => {

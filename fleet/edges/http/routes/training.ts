@@ -13,7 +13,7 @@ function listFilter(query: { model?: string | undefined; limit?: number | undefi
 }
 
 function loopOf(ctx: FleetContext): LearningLoop {
-  if (!ctx.training) throw new FleetError('TRAINING_NOT_CONFIGURED', 'this fleet service runs no learning loop (no model is configured for training)');
+  if (!ctx.training) throw new FleetError('TRAINING_NOT_CONFIGURED', 'this fleet service runs no learning loop: start it with `edgeloop serve --training FILE` (docs/learning-loop.md)');
   return ctx.training;
 }
 
