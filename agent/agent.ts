@@ -111,7 +111,7 @@ export class Agent {
       await agent.stop();
       throw err;
     }
-    log.info({ device: config.device_id, model: agent.service.activeRef ? modelRefString(agent.service.activeRef) : null, http: agent.httpUrl }, 'agent started');
+    log.info({ model: agent.service.activeRef ? modelRefString(agent.service.activeRef) : null, http: agent.httpUrl }, 'agent started');
     return agent;
   }
 

@@ -123,8 +123,9 @@ export function createHttpApi(deps: HttpDeps): Server {
     };
     handle().catch((err: unknown) => {
       const e = isEdgeloopError(err) ? err : new AgentError('INFERENCE_FAILED', (err as Error).message, { cause: err });
-      if (e.status >= 500) log.error({ err, code: e.code, route }, 'request failed');
-      else log.warn({ code: e.code, route, reason: e.message }, 'request rejected');
+      // A stack only for what nobody expected (uncoded, or 500); a coded 503 (no model yet, busy) is a state, not a bug.
+      if (!isEdgeloopError(err) || e.status === 500) log.error({ err, code: e.code, route }, 'request failed');
+      else log.warn({ code: e.code, status: e.status, route, reason: e.message }, 'request rejected');
       if (!res.headersSent) send(res, e.status, { error: e.toJSON() });
       // Drain what the client still sends so the connection can answer cleanly.
       req.resume();

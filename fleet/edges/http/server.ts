@@ -59,7 +59,8 @@ export function createApiServer(ctx: FleetContext, opts: FleetHttpOptions = {}):
   function fail(req: IncomingMessage, res: ServerResponse, url: URL, principal: Principal, err: unknown): void {
     const e = asEdgeloop(err);
     const line = { method: req.method, path: url.pathname, status: e.status, code: e.code, reason: e.message, actor: actorOf(principal) };
-    if (e.status >= 500) log.error({ ...line, err }, 'request failed');
+    // A stack only for what nobody expected (uncoded, or 500); a coded 503 (storage busy, a backend down) is a state, not a bug.
+    if (!isEdgeloopError(err) || e.status === 500) log.error({ ...line, err }, 'request failed');
     else log.warn(line, 'request rejected');
     if (res.headersSent) {
       // Failed half-way through a streamed body: the client sees a truncated transfer and retries.
