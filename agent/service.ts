@@ -185,7 +185,7 @@ export class InferenceService {
     return Promise.all(preds.map((p, i) => this.finish(a, p, input, rows?.[i], ctx)));
   }
 
-  private async finish(a: Active, p: Prediction, input: ModelInput, row: number[] | undefined, ctx: InferContext): Promise<InferResult> {
+  private async finish(a: Active, p: Prediction, input: ModelInput, row: TensorRow | undefined, ctx: InferContext): Promise<InferResult> {
     const c = p.classification;
     a.drift.observe(c.index, p.stats);
     const decision = a.policy.decide(c, a.policy.drifting(() => a.drift.report()) ? ['drift'] : []);
@@ -221,12 +221,12 @@ export class InferenceService {
    * not be kept (queue full of higher-priority items, storage failure). Never throws:
    * inference must not fail because storage did.
    */
-  private async capture(model: ModelRef, p: Prediction, input: ModelInput, row: number[] | undefined, ctx: InferContext, reasons: OutlierReason[], priority: number, shadow?: SampleMeta['shadow']): Promise<string | undefined> {
+  private async capture(model: ModelRef, p: Prediction, input: ModelInput, row: TensorRow | undefined, ctx: InferContext, reasons: OutlierReason[], priority: number, shadow?: SampleMeta['shadow']): Promise<string | undefined> {
     const queue = this.deps.queue;
     if (!queue) return undefined;
     const c = p.classification;
     const sampleId = newId('smp', this.deps.clock, this.deps.random);
-    const blob = input.kind === 'image' ? input.bytes : Buffer.from(JSON.stringify(row ?? []));
+    const blob = input.kind === 'image' ? input.bytes : Buffer.from(JSON.stringify(Array.from(row ?? [])));
     const meta: SampleMeta = {
       sample_id: sampleId,
       device_id: this.deps.deviceId,
@@ -265,7 +265,7 @@ export class InferenceService {
   }
 
   /** Run the shadow model (candidate of a rollout) on `sampleRate` of the inputs; see setShadow. */
-  private maybeShadow(a: Active, p: Prediction, input: ModelInput, row: number[] | undefined, ctx: InferContext): void {
+  private maybeShadow(a: Active, p: Prediction, input: ModelInput, row: TensorRow | undefined, ctx: InferContext): void {
     const sh = this.shadow;
     if (!sh || this.deps.random() >= sh.sampleRate) return;
     const shadowInput: ModelInput = input.kind === 'tensor' && row ? { kind: 'tensor', tensor: row } : input;
@@ -322,11 +322,14 @@ export class InferenceService {
   }
 }
 
-/** The rows of a tensor input, one per prediction (a flat array with a batch shape is cut evenly). */
-function splitRows(input: Extract<ModelInput, { kind: 'tensor' }>, count: number): number[][] {
+/** One example's values of a tensor input. */
+type TensorRow = number[] | Float64Array;
+
+/** The rows of a tensor input, one per prediction (a flat array with a batch shape is cut evenly; a Float64Array into views, not copies). */
+function splitRows(input: Extract<ModelInput, { kind: 'tensor' }>, count: number): TensorRow[] {
   const t = input.tensor;
-  if (Array.isArray(t[0])) return t as number[][];
-  const flat = t as number[];
+  if (!(t instanceof Float64Array) && Array.isArray(t[0])) return t as number[][];
+  const flat = t as number[] | Float64Array;
   const per = flat.length / Math.max(1, count);
-  return Array.from({ length: count }, (_, i) => flat.slice(i * per, (i + 1) * per));
+  return Array.from({ length: count }, (_, i) => (flat instanceof Float64Array ? flat.subarray(i * per, (i + 1) * per) : flat.slice(i * per, (i + 1) * per)));
 }

@@ -3,10 +3,10 @@ import { isIP, type AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from 'pino';
 import { isEdgeloopError } from '../../shared/errors.js';
-import { inferRequest, type InferResult } from '../../shared/schemas/index.js';
-import { parseJsonWith } from '../../shared/validate.js';
+import type { InferResult } from '../../shared/schemas/index.js';
 import { AgentError } from '../errors.js';
 import type { ModelInput } from '../model/runtime.js';
+import { JsonBodyParser } from './json-body.js';
 import type { InferContext } from '../service.js';
 
 export interface HttpDeps {
@@ -82,15 +82,11 @@ function send(res: ServerResponse, status: number, body: unknown, type = 'applic
   res.end(text);
 }
 
-/** Body -> model input: raw image bytes, or JSON `{ image_b64 }` / `{ tensor, shape? }`. */
-export function bodyToInput(contentType: string, body: Buffer): { input: ModelInput; requestId?: string | undefined } {
+/** Body -> model input: raw image bytes, or JSON `{ image_b64 }` / `{ tensor, shape? }` (large ones parsed off the event loop). */
+export async function bodyToInput(contentType: string, body: Buffer, json: JsonBodyParser): Promise<{ input: ModelInput; requestId?: string | undefined }> {
   const type = contentType.split(';')[0]!.trim().toLowerCase();
   if (IMAGE_TYPES.has(type)) return { input: { kind: 'image', bytes: body } };
-  if (type === 'application/json') {
-    const r = parseJsonWith(inferRequest, body, 'INPUT_INVALID', 'inference request');
-    const input: ModelInput = r.image_b64 !== undefined ? { kind: 'image', bytes: Buffer.from(r.image_b64, 'base64') } : { kind: 'tensor', tensor: r.tensor!, shape: r.shape };
-    return { input, requestId: r.request_id };
-  }
+  if (type === 'application/json') return json.parse(body);
   throw new AgentError('UNSUPPORTED_MEDIA_TYPE', `content-type ${type || '(none)'} is not supported; send image/jpeg, image/png, image/webp or application/json`);
 }
 
@@ -100,7 +96,8 @@ export function bodyToInput(contentType: string, body: Buffer): { input: ModelIn
  */
 export function createHttpApi(deps: HttpDeps): Server {
   const log = deps.log.child({ component: 'http' });
-  return createServer((req, res) => {
+  const jsonBodies = new JsonBodyParser();
+  const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://local');
     const route = `${req.method} ${url.pathname}`;
     const handle = async (): Promise<void> => {
@@ -114,7 +111,7 @@ export function createHttpApi(deps: HttpDeps): Server {
       if (route === 'POST /v1/infer') {
         const json = String(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/json');
         const body = await readBody(req, deps.maxBodyBytes, json ? (deps.maxTensorValues?.() ?? null) : null);
-        const { input, requestId } = bodyToInput(String(req.headers['content-type'] ?? ''), body);
+        const { input, requestId } = await bodyToInput(String(req.headers['content-type'] ?? ''), body, jsonBodies);
         const results = await deps.infer(input, { source: 'http', requestId, origin: String(req.headers['x-origin'] ?? '') || undefined });
         return send(res, 200, results.length === 1 ? results[0] : { results });
       }
@@ -131,6 +128,8 @@ export function createHttpApi(deps: HttpDeps): Server {
       req.resume();
     });
   });
+  server.on('close', () => void jsonBodies.close());
+  return server;
 }
 
 export async function listen(server: Server, port: number, host: string): Promise<{ port: number; url: string }> {

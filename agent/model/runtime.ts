@@ -1,3 +1,4 @@
+import type { TensorValues } from '../../shared/inference/preprocess.js';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ModelManifest, ModelRef, TensorSpec } from '../../shared/schemas/index.js';
@@ -7,7 +8,12 @@ import { classify, type Classification } from '../../shared/inference/postproces
 import { imageToTensor, itemDimsOf, jsonToTensor, type InputTensor } from '../../shared/inference/preprocess.js';
 import type { ModelPackage } from './package.js';
 
-export type ModelInput = { kind: 'image'; bytes: Uint8Array } | { kind: 'tensor'; tensor: number[] | number[][]; shape?: number[] | undefined };
+/**
+ * What a model is run on: encoded image bytes, or tensor values (JSON numbers: one flat example,
+ * a flat array with a shape, or rows; or a Float64Array, as large JSON bodies arrive from the
+ * parser thread, agent/inputs/json-body.ts).
+ */
+export type ModelInput = { kind: 'image'; bytes: Uint8Array } | { kind: 'tensor'; tensor: TensorValues; shape?: number[] | undefined };
 
 export interface Prediction {
   classification: Classification;

@@ -117,26 +117,33 @@ export function itemDimsOf(spec: TensorSpec): number[] {
   return dims.map((d) => (typeof d === 'number' ? d : -1));
 }
 
+/** Tensor values as requests carry them: one flat example, a flat array with a shape, rows (a batch), or the same as a Float64Array. */
+export type TensorValues = number[] | number[][] | Float64Array;
+
 /**
  * JSON numbers -> tensor for tabular/sensor models. Accepts one flat example, a flat
  * array with an explicit shape, or rows (a batch). Every mismatch names the expected shape.
+ * A Float64Array (a large body parsed off the event loop) is converted natively, no copy per value in JS.
  */
-export function jsonToTensor(tensor: number[] | number[][], spec: TensorSpec, shape?: number[]): { data: InputTensor; batch: number; itemDims: number[] } {
+export function jsonToTensor(tensor: TensorValues, spec: TensorSpec, shape?: number[]): { data: InputTensor; batch: number; itemDims: number[] } {
   const item = itemDimsOf(spec);
   if (item.some((d) => d < 0)) throw sharedError('MODEL_PACKAGE_INVALID', `input ${spec.name} has symbolic non-batch dims; tensor input needs fixed dims`);
   const itemSize = item.reduce((a, b) => a * b, 1);
-  const rows: number[][] = Array.isArray(tensor[0]) ? (tensor as number[][]) : [tensor as number[]];
-  const flat = rows.flat();
-  if (flat.some((x) => typeof x !== 'number' || !Number.isFinite(x))) throw sharedError('INPUT_INVALID', 'tensor values must be finite numbers');
+  const rows: number[][] | null = tensor instanceof Float64Array ? null : Array.isArray(tensor[0]) ? (tensor as number[][]) : [tensor as number[]];
+  const flat: ArrayLike<number> = rows ? rows.flat() : (tensor as Float64Array);
+  for (let i = 0; i < flat.length; i++) {
+    const x = flat[i];
+    if (typeof x !== 'number' || !Number.isFinite(x)) throw sharedError('INPUT_INVALID', 'tensor values must be finite numbers');
+  }
   if (shape) {
     const n = shape.reduce((a, b) => a * b, 1);
     if (n !== flat.length) throw sharedError('TENSOR_SHAPE_MISMATCH', `shape [${shape.join(',')}] does not match ${flat.length} values`);
   }
-  if (flat.length === 0 || flat.length % itemSize !== 0 || rows.some((r) => r.length !== rows[0]!.length)) {
+  if (flat.length === 0 || flat.length % itemSize !== 0 || (rows && rows.some((r) => r.length !== rows[0]!.length))) {
     throw sharedError('TENSOR_SHAPE_MISMATCH', `input ${spec.name} expects [batch,${item.join(',')}] (${itemSize} values per example), got ${flat.length} values`, {
-      details: { expected: spec.shape, got: shape ?? [rows.length, rows[0]?.length ?? 0] },
+      details: { expected: spec.shape, got: shape ?? (rows ? [rows.length, rows[0]?.length ?? 0] : [1, flat.length]) },
     });
   }
-  const data = spec.dtype === 'uint8' ? Uint8Array.from(flat) : Float32Array.from(flat);
+  const data = spec.dtype === 'uint8' ? Uint8Array.from(flat) : rows ? Float32Array.from(flat) : new Float32Array(flat as Float64Array);
   return { data, batch: flat.length / itemSize, itemDims: item };
 }

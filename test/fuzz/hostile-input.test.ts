@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { bodyToInput } from '../../agent/inputs/http.js';
+import { INLINE_BYTES, JsonBodyParser } from '../../agent/inputs/json-body.js';
 import { extractTar } from '../../fleet/adapters/aws/tar.js';
 import { FleetError } from '../../fleet/errors.js';
 import { SampleAssembler } from '../../shared/wire/assembler.js';
@@ -82,17 +83,25 @@ describe('fuzz: messages from devices', () => {
 });
 
 describe('fuzz: request bodies and files from peers', () => {
-  it('agent inference bodies: images, JSON and other types give a model input or a coded error', () => {
-    fc.assert(
-      fc.property(fc.constantFrom('application/json', 'image/png', 'text/plain', '', 'application/json; charset=utf-8'), fc.oneof(fc.json(), fc.string()), (type, text) => {
-        try {
-          bodyToInput(type, Buffer.from(text));
-        } catch (err) {
-          expectCoded(err);
-        }
-      }),
-      RUNS,
-    );
+  it('agent inference bodies: images, JSON and other types give a model input or a coded error, in place or off the event loop', async () => {
+    const parser = new JsonBodyParser();
+    // Padding past INLINE_BYTES sends the same body through the worker thread.
+    const padded = (text: string): string => `${' '.repeat(INLINE_BYTES)}${text}`;
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.constantFrom('application/json', 'image/png', 'text/plain', '', 'application/json; charset=utf-8'), fc.oneof(fc.json(), fc.string()), fc.boolean(), async (type, text, big) => {
+          try {
+            await bodyToInput(type, Buffer.from(big ? padded(text) : text), parser);
+          } catch (err) {
+            expectCoded(err);
+          }
+        }),
+        RUNS,
+      );
+      expect(parser.offThread).toBeGreaterThan(0);
+    } finally {
+      await parser.close();
+    }
   });
 
   it('the ONNX reader: a real model mutated gives its IO names or a RangeError, never anything else', () => {

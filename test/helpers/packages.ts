@@ -71,8 +71,9 @@ export const SENSOR_FEATURES = 8;
 export const SENSOR_LABELS = ['normal', 'warning', 'fault'];
 
 /** A signed tabular/sensor package around a random-weight MLP emitting logits. */
-export async function tensorPackage(outDir: string, o: { version?: string; seed?: number } = {}): Promise<Awaited<ReturnType<typeof packModel>>> {
-  const model = mlpModel({ features: SENSOR_FEATURES, hidden: 16, classes: SENSOR_LABELS.length, seed: o.seed ?? 3, softmax: false });
+export async function tensorPackage(outDir: string, o: { version?: string; seed?: number; features?: number } = {}): Promise<Awaited<ReturnType<typeof packModel>>> {
+  const features = o.features ?? SENSOR_FEATURES;
+  const model = mlpModel({ features, hidden: 16, classes: SENSOR_LABELS.length, seed: o.seed ?? 3, softmax: false });
   const work = mkdtempSync(join(tmpdir(), 'edgeloop-pack-'));
   try {
     writeFileSync(join(work, 'sensor.onnx'), model.bytes);
@@ -84,7 +85,7 @@ export async function tensorPackage(outDir: string, o: { version?: string; seed?
       version: o.version ?? '1.0.0',
       tensorInput: true,
       softmax: true,
-      goldenTensors: [{ tensor: Array.from({ length: SENSOR_FEATURES }, (_, i) => i / 10) }],
+      goldenTensors: [{ tensor: Array.from({ length: features }, (_, i) => i / 10) }],
       signKeyPem: fleetKeys().privateKeyPem,
     });
   } finally {
