@@ -13,7 +13,7 @@ interface Metric {
   render(): string[];
 }
 
-export class Counter implements Metric {
+class Counter implements Metric {
   private readonly values = new Map<string, { labels: Labels; value: number }>();
   constructor(
     readonly name: string,
@@ -44,7 +44,7 @@ export class Counter implements Metric {
   }
 }
 
-export class Gauge implements Metric {
+class Gauge implements Metric {
   constructor(
     readonly name: string,
     private readonly help: string,
@@ -60,7 +60,7 @@ export class Gauge implements Metric {
   }
 }
 
-export class Histogram implements Metric {
+class Histogram implements Metric {
   private readonly counts: number[];
   private sum = 0;
   private count = 0;

@@ -100,7 +100,7 @@ const PROBES: Readonly<Record<string, Probe>> = {
   },
 };
 
-export const NATIVE_MODULES = Object.keys(PROBES);
+const NATIVE_MODULES = Object.keys(PROBES);
 
 /** Loads each module and reports; never throws. */
 export async function checkNativeModules(modules: readonly string[] = NATIVE_MODULES, running = runningRuntime()): Promise<ModuleCheck[]> {

@@ -263,7 +263,7 @@ function writeZip(stage: string, zipPath: string): number {
 const s3Uri = (bucket: string, prefix: string, version: string, file: string): string => `s3://${bucket}/${[prefix.replace(/^\/+|\/+$/g, ''), version, file].filter(Boolean).join('/')}`;
 
 /** Fill the recipe template: version, and for each built arch its URI and digest; manifests of archs not built are dropped. */
-export function fillRecipe(template: string, version: string, artifacts: BuiltArtifact[]): string {
+function fillRecipe(template: string, version: string, artifacts: BuiltArtifact[]): string {
   const doc = parseDocument(template);
   doc.set('ComponentVersion', version);
   const manifests = doc.get('Manifests') as { items: Array<{ get(k: string): unknown }> };

@@ -29,7 +29,7 @@ function alive(pid: number): boolean {
  * Runs `fn` while holding the lock `<path>.lock` (a directory: mkdir is atomic). Waits while
  * another live process holds it; a lock whose process died is removed.
  */
-export async function withLock<T>(path: string, fn: () => Promise<T>, o: { waitMs?: number; onWait?: () => void } = {}): Promise<T> {
+async function withLock<T>(path: string, fn: () => Promise<T>, o: { waitMs?: number; onWait?: () => void } = {}): Promise<T> {
   const lock = `${path}.lock`;
   const deadline = Date.now() + (o.waitMs ?? 30 * 60_000);
   let told = false;

@@ -35,7 +35,7 @@ export const TOOLCHAIN: Record<NodeCpu, { prefix: string; debian: string[] }> = 
 };
 
 /** Which of the tools a build for `cpu` needs are missing from PATH (with the Debian packages to install). */
-export async function missingToolchain(cpu: NodeCpu): Promise<string | null> {
+async function missingToolchain(cpu: NodeCpu): Promise<string | null> {
   const { prefix, debian } = TOOLCHAIN[cpu];
   const missing: string[] = [];
   for (const tool of [`${prefix}gcc`, `${prefix}g++`, `${prefix}strip`, 'make', 'python3']) {

@@ -31,7 +31,7 @@ export interface ConfigOptions<S extends z.ZodType> {
   finish?: (value: z.output<S>) => void;
 }
 
-export function deepFreeze<T>(o: T): T {
+function deepFreeze<T>(o: T): T {
   if (o && typeof o === 'object') {
     Object.freeze(o);
     for (const v of Object.values(o)) deepFreeze(v);

@@ -34,7 +34,7 @@ function truncateValue(v: unknown, depth: number): unknown {
  * message's reason quotes it), and one hostile 250 KB payload must not become a megabyte of
  * log on a gateway's small disk.
  */
-export function boundedLogFields(obj: Record<string, unknown>): Record<string, unknown> {
+function boundedLogFields(obj: Record<string, unknown>): Record<string, unknown> {
   return truncateValue(obj, 0) as Record<string, unknown>;
 }
 

@@ -3,7 +3,7 @@
  * broker ACL (fleet embedded broker, AWS IoT policy with `${iot:Connection.Thing.ThingName}`,
  * Greengrass `{iot:thingName}`) can confine a device to it.
  */
-export const TOPIC_ROOT = 'edgeloop/v1';
+const TOPIC_ROOT = 'edgeloop/v1';
 
 export const topics = {
   deviceRoot: (deviceId: string) => `${TOPIC_ROOT}/devices/${deviceId}`,

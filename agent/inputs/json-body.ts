@@ -51,7 +51,7 @@ export function parseToWire(body: Uint8Array): WireBody {
 }
 
 /** The model input a wire body stands for. */
-export function fromWire(w: WireBody): { input: ModelInput; requestId?: string | undefined } {
+function fromWire(w: WireBody): { input: ModelInput; requestId?: string | undefined } {
   if (!w.ok) throw new EdgeloopError(w.code, w.message, { status: w.status, exit: w.exit, details: w.details });
   if (w.image) return { input: { kind: 'image', bytes: w.image }, requestId: w.requestId };
   return { input: { kind: 'tensor', tensor: w.ragged ?? w.values ?? new Float64Array(0), shape: w.shape }, requestId: w.requestId };

@@ -41,7 +41,7 @@ export function directorySource(dir: string): PackageSource {
 }
 
 /** Write a file so that a crash leaves either the old or the new content, never half of one. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
   const fh = await open(tmp, 'w');
   try {

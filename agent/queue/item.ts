@@ -6,7 +6,7 @@ import type { QueueItem, QueueItemInput } from './types.js';
  * Longest accepted id. Ids are UUIDs/ULIDs in practice; the cap keeps the recently-acked id
  * memory bounded in bytes as well as in count.
  */
-export const MAX_ID_LENGTH = 256;
+const MAX_ID_LENGTH = 256;
 
 /** A validated input with its size computed and meta encoded once, ready to store. */
 export interface PreparedItem {

@@ -57,7 +57,7 @@ export interface BacklogSource {
  * Encode one leased queue item as sample messages, or say why it cannot be sent.
  * The queue id is what the fleet acks (as sample_id): they must agree or nothing is ever deleted.
  */
-export function encodeLeased(item: QueueItem, topic: string, maxMessageBytes: number): Buffer[] | Error {
+function encodeLeased(item: QueueItem, topic: string, maxMessageBytes: number): Buffer[] | Error {
   if (!looksLikeSample(item)) return new Error('queue item is not a sample (meta.sample_id must equal the queue id)');
   try {
     return encodeSampleJson(item.metaJson, () => item.meta as unknown as SampleMeta, item.blob ?? new Uint8Array(0), { topic, maxMessageBytes });

@@ -22,7 +22,7 @@ export function packageRoot(): string {
  * it: it starts faster than tsx, once `npm run build` made it), the TypeScript entry through tsx
  * when we run from sources (tests). The fleet starts agents as processes: it never imports agent code.
  */
-export function agentCommand(o: { compiled?: boolean } = {}): { cmd: string; args: string[] } {
+function agentCommand(o: { compiled?: boolean } = {}): { cmd: string; args: string[] } {
   const root = packageRoot();
   if (runsFromSource(import.meta.url) && !o.compiled) return { cmd: process.execPath, args: [...tsxNodeArgs(import.meta.url), join(root, 'agent', 'cli', 'entry.ts')] };
   return { cmd: process.execPath, args: [join(root, 'bin', 'edgeloop-agent.js')] };

@@ -42,9 +42,9 @@ export function floats(value: readonly number[]): FloatsAttr {
 }
 
 /** Pinned model metadata. */
-export const ONNX_IR_VERSION = 8;
-export const ONNX_OPSET = 17;
-export const ONNX_PRODUCER = 'edgeloop';
+const ONNX_IR_VERSION = 8;
+const ONNX_OPSET = 17;
+const ONNX_PRODUCER = 'edgeloop';
 
 // onnx.proto3 enums.
 const DATA_TYPE: Record<OnnxDType, number> = { float32: 1, uint8: 2, int64: 7 };

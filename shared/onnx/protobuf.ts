@@ -8,7 +8,7 @@
  */
 
 /** Protobuf wire types (the low three bits of a field key). */
-export const WireType = { Varint: 0, Fixed64: 1, LengthDelimited: 2, Fixed32: 5 } as const;
+const WireType = { Varint: 0, Fixed64: 1, LengthDelimited: 2, Fixed32: 5 } as const;
 
 const textEncoder = new TextEncoder();
 

@@ -26,7 +26,7 @@ export interface AssemblerOptions {
 /** Bytes counted per chunk besides its data (the Buffer and bookkeeping), so empty chunks are not free. */
 const CHUNK_OVERHEAD_BYTES = 128;
 /** Most chunks one sample may be cut into (16 MiB in 128 KB messages takes ~170). */
-export const MAX_SAMPLE_CHUNKS = 4096;
+const MAX_SAMPLE_CHUNKS = 4096;
 
 /** What {@link SampleAssembler.accept} made of one message. */
 export type AssembleResult =

@@ -43,7 +43,7 @@ export function slotKey(desired: Pick<ComponentDesired, 'active' | 'shadow'>): s
 }
 
 /** Deterministic `clientToken` (hex fits `[a-zA-Z0-9-]{1,64}`): a retried CreateDeployment is not a second deployment. */
-export function deploymentClientToken(groupName: string, revision: number): string {
+function deploymentClientToken(groupName: string, revision: number): string {
   return createHash('sha256').update(`${groupName}\n${revision}`).digest('hex').slice(0, 64);
 }
 
@@ -83,7 +83,7 @@ export function stageJobConfiguration(cfg: GreengrassConfig, gates: Gates, stage
  * agent is notified (it defers while inference is in flight and the queue checkpoints) and
  * validates the new configuration before it applies.
  */
-export function deploymentPolicies(cfg: GreengrassConfig): DeploymentPolicies {
+function deploymentPolicies(cfg: GreengrassConfig): DeploymentPolicies {
   return {
     failureHandlingPolicy: 'ROLLBACK',
     componentUpdatePolicy: { action: 'NOTIFY_COMPONENTS', timeoutInSeconds: cfg.component_update_timeout_s },
@@ -96,7 +96,7 @@ export function deploymentPolicies(cfg: GreengrassConfig): DeploymentPolicies {
  * reset `/desired` first, so keys of an older desired model (a per-file URL of a file the new
  * version lacks) do not survive Greengrass's deep merge, then merge the new one.
  */
-export function desiredConfigurationUpdate(desired: ComponentDesired): { reset: string[]; merge: string } {
+function desiredConfigurationUpdate(desired: ComponentDesired): { reset: string[]; merge: string } {
   const d = componentDesired.parse(desired);
   return { reset: ['/desired'], merge: JSON.stringify({ desired: d }) };
 }
@@ -173,7 +173,7 @@ export function deploymentLimitProblems(req: CreateDeploymentRequest): string[] 
   return p;
 }
 
-export function assertWithinLimits(req: CreateDeploymentRequest): void {
+function assertWithinLimits(req: CreateDeploymentRequest): void {
   const problems = deploymentLimitProblems(req);
   if (problems.length) throw new FleetError('AWS_LIMIT_EXCEEDED', `CreateDeployment for ${req.targetArn ?? '?'} would be refused: ${problems.join('; ')}`, { details: { problems } });
 }

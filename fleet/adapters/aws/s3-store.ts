@@ -33,7 +33,7 @@ export interface S3ArtifactStoreOptions {
 
 export const S3_MIN_PART_SIZE = 5 * 1024 * 1024;
 /** SigV4 presigned URLs live at most 7 days. */
-export const S3_MAX_PRESIGN_S = 7 * 24 * 3600;
+const S3_MAX_PRESIGN_S = 7 * 24 * 3600;
 
 function checkSha(sha256: string): void {
   if (!SHA256_RE.test(sha256)) throw new FleetError('INPUT_INVALID', `not a sha256: ${JSON.stringify(sha256).slice(0, 80)}`);

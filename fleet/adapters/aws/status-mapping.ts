@@ -39,7 +39,7 @@ export const JOB_EXECUTION_MEANING: Record<JobExecutionStatus, DeviceStatusMeani
 };
 
 /** Greengrass execution status of a deployment on one core device (ListEffectiveDeployments). */
-export const EFFECTIVE_DEPLOYMENT_MEANING: Record<EffectiveDeploymentExecutionStatus, DeviceStatusMeaning> = {
+const EFFECTIVE_DEPLOYMENT_MEANING: Record<EffectiveDeploymentExecutionStatus, DeviceStatusMeaning> = {
   QUEUED: null,
   IN_PROGRESS: { phase: 'downloading', reason: 'Greengrass deployment in progress on the device' },
   SUCCEEDED: null,
@@ -53,7 +53,7 @@ export const EFFECTIVE_DEPLOYMENT_MEANING: Record<EffectiveDeploymentExecutionSt
 
 /** Lifecycle of a deployment as the backend tracks it (GetDeployment). */
 export type DeploymentLifecycle = 'active' | 'completed' | 'canceled' | 'failed' | 'superseded';
-export const DEPLOYMENT_LIFECYCLE: Record<DeploymentStatus, DeploymentLifecycle> = {
+const DEPLOYMENT_LIFECYCLE: Record<DeploymentStatus, DeploymentLifecycle> = {
   ACTIVE: 'active',
   COMPLETED: 'completed',
   CANCELED: 'canceled',
@@ -67,7 +67,7 @@ export const stillPolling = (l: DeploymentLifecycle): boolean => l === 'active';
 
 /** IoT job status (DescribeJob): whether it still runs, and whether a cancel means an abort by IoT Jobs. */
 export type JobLifecycle = 'scheduled' | 'running' | 'completed' | 'canceled' | 'deleting';
-export const JOB_LIFECYCLE: Record<JobStatus, JobLifecycle> = {
+const JOB_LIFECYCLE: Record<JobStatus, JobLifecycle> = {
   SCHEDULED: 'scheduled',
   IN_PROGRESS: 'running',
   COMPLETED: 'completed',

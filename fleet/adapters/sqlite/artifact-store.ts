@@ -69,7 +69,7 @@ interface PendingPut {
   reject: (err: unknown) => void;
 }
 
-export class SqliteArtifactStore implements ArtifactStore {
+class SqliteArtifactStore implements ArtifactStore {
   private readonly stmts;
   private pending: PendingPut[] = [];
   private scheduled = false;

@@ -49,7 +49,7 @@ export interface CommandTrainerOptions {
   killGraceMs?: number;
 }
 
-export const DATASET_EXPORT_SCHEMA = 'edgeloop.dataset-export/1';
+const DATASET_EXPORT_SCHEMA = 'edgeloop.dataset-export/1';
 
 const EXT: Record<string, string> = { png: 'png', jpeg: 'jpg', webp: 'webp', gif: 'gif', tiff: 'tiff', unknown: 'bin' };
 /** File-name-safe form of a label or id; distinct inputs that collide get a hash suffix. */

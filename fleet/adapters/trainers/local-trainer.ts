@@ -98,10 +98,10 @@ export interface LocalTrainerOptions {
   decodeConcurrency?: number;
 }
 
-export const LOCAL_CODE_VERSION = 'edgeloop-local-cnn/1';
+const LOCAL_CODE_VERSION = 'edgeloop-local-cnn/1';
 
 /** Resolves a request's params over the recipe for its kind of run; rejects unknown keys and bad values. */
-export function resolveLocalParams(raw: Readonly<Record<string, unknown>>, fineTune: boolean): LocalTrainParams {
+function resolveLocalParams(raw: Readonly<Record<string, unknown>>, fineTune: boolean): LocalTrainParams {
   const base: LocalTrainParams = { ...BASE_RECIPE, ...(fineTune ? FINE_TUNE_RECIPE : {}) };
   const out: Record<string, unknown> = { ...base };
   const problems: string[] = [];

@@ -57,7 +57,7 @@ export interface SagemakerTrainerDeps {
 }
 
 /** SageMaker's limits on hyperparameters: 100 keys, key <= 256 chars, value <= 2500 chars. */
-export const HYPERPARAMETER_LIMITS = { keys: 100, key: 256, value: 2500 } as const;
+const HYPERPARAMETER_LIMITS = { keys: 100, key: 256, value: 2500 } as const;
 
 /** Rough progress by SageMaker's secondary status, for the progress bar. */
 const SECONDARY_FRACTION: Record<string, number> = {

@@ -81,7 +81,7 @@ const manifestHead = (id: string, o: { actor: string; name?: string | undefined 
 });
 
 /** The id of a set of entries: sha256 of their canonical JSON, sorted by sample_id. */
-export function datasetId(entries: DatasetEntry[]): string {
+function datasetId(entries: DatasetEntry[]): string {
   return sha256Hex(canonicalJson([...entries].sort(bySampleId)));
 }
 

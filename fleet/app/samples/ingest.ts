@@ -42,7 +42,7 @@ export interface IngestNack {
 }
 
 /** Defaults of the per-device ingest limits, sized for devices that send 128 KB messages at up to 100 a second. */
-export const DEFAULT_DEVICE_LIMITS: DeviceLimitOptions = { messagesPerSecond: 200, burst: 400, dailyBytes: 4 * 1024 ** 3 };
+const DEFAULT_DEVICE_LIMITS: DeviceLimitOptions = { messagesPerSecond: 200, burst: 400, dailyBytes: 4 * 1024 ** 3 };
 /** How long a device with a too-large sample is asked to wait before trying it again. */
 const TOO_LARGE_RETRY_MS = 3_600_000;
 

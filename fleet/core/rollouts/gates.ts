@@ -83,7 +83,7 @@ function shadowQuality(g: Gates, ds: readonly GateDevice[]): Quality[] {
 }
 
 /** `0.05` → `0.050`, `3` → `3`: readable on the console without float noise. */
-export function fmt(n: number | string | null | undefined): string {
+function fmt(n: number | string | null | undefined): string {
   if (n === null || n === undefined) return 'n/a';
   if (typeof n === 'string') return n;
   return Number.isInteger(n) ? String(n) : n.toFixed(3);

@@ -83,7 +83,7 @@ export function driftRunStart(points: readonly DriftPoint[], psi: number, now: n
 }
 
 /** Devices whose drift run, counted from max(run start, last run), lasted at least `for_ms`. */
-export function driftingDevices(s: TriggerSnapshot, d: NonNullable<TriggerPolicy['drift']>): string[] {
+function driftingDevices(s: TriggerSnapshot, d: NonNullable<TriggerPolicy['drift']>): string[] {
   const out: string[] = [];
   for (const dev of s.drift) {
     const start = driftRunStart(dev.points, d.psi, s.now);

@@ -49,7 +49,7 @@ function parameters(schema: z.ZodType | undefined, where: 'query' | 'path'): Jso
 }
 
 /** `/v1/devices/:id` → `/v1/devices/{id}`; `*path` → `{path}` (may contain `/`). */
-export const openApiPath = (path: string): string => path.replace(/[:*]([A-Za-z_]+)/g, '{$1}');
+const openApiPath = (path: string): string => path.replace(/[:*]([A-Za-z_]+)/g, '{$1}');
 
 /** Roles allowed to call a route, for `x-roles`. */
 function rolesOf(r: Route): string[] {

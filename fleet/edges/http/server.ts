@@ -103,7 +103,7 @@ function asEdgeloop(err: unknown): EdgeloopError {
   return sharedError('INTERNAL', 'internal error', { cause: err });
 }
 
-export function sendJson(res: ServerResponse, reply: JsonReply<unknown>, headers: Record<string, string> = {}): void {
+function sendJson(res: ServerResponse, reply: JsonReply<unknown>, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(reply.json);
   res.writeHead(reply.status ?? 200, {
     'content-type': 'application/json; charset=utf-8',
@@ -125,7 +125,7 @@ async function sendRaw(res: ServerResponse, reply: RawReply): Promise<void> {
 }
 
 /** The request body as JSON (`{}` when empty). 413 over `limit`, 415 when it is not JSON. */
-export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (declared > limit) throw tooLarge(limit);
   const chunks: Buffer[] = [];

@@ -12,7 +12,7 @@ import { TRIGGER_KINDS } from '../../core/training/triggers.js';
 const triggerKind = z.enum(TRIGGER_KINDS);
 const errorInfo = z.object({ code: z.string(), message: z.string() });
 
-export const gateCheck = z.object({
+const gateCheck = z.object({
   name: z.enum(['field_holdout', 'field_gain', 'clean_drop', 'class_drop', 'latency']),
   passed: z.boolean(),
   value: z.number().nullable(),
@@ -20,9 +20,9 @@ export const gateCheck = z.object({
   detail: z.string(),
 });
 
-export const gateVerdict = z.object({ passed: z.boolean(), reasons: z.array(z.string()), checks: z.array(gateCheck), baseline: z.literal('production').nullable() });
+const gateVerdict = z.object({ passed: z.boolean(), reasons: z.array(z.string()), checks: z.array(gateCheck), baseline: z.literal('production').nullable() });
 
-export const trainingRun = z.object({
+const trainingRun = z.object({
   id: z.string(),
   model: z.string(),
   status: z.enum(['running', 'accepted', 'rejected', 'failed']),
@@ -45,7 +45,7 @@ export const trainingRun = z.object({
   error: errorInfo.nullable(),
 });
 
-export const loopProgress = z.object({
+const loopProgress = z.object({
   seq: z.number().int(),
   run: z.string(),
   model: z.string(),
@@ -72,7 +72,7 @@ export const runListQuery = z.strictObject({ model: modelName.optional(), limit:
 export const runList = z.object({ items: z.array(trainingRun) });
 export const reportResponse = z.record(z.string(), z.unknown());
 
-export const triggerFiring = z.object({ seq: z.number().int(), model: z.string(), at: isoTime, kind: triggerKind, reason: z.string(), details: z.record(z.string(), z.unknown()), run_id: z.string().nullable() });
+const triggerFiring = z.object({ seq: z.number().int(), model: z.string(), at: isoTime, kind: triggerKind, reason: z.string(), details: z.record(z.string(), z.unknown()), run_id: z.string().nullable() });
 export const firingList = z.object({ items: z.array(triggerFiring) });
 
 export const trainingModels = z.object({

@@ -15,10 +15,10 @@ export type Access = { kind: 'public' } | { kind: 'user'; permission: Permission
 export type Principal = { kind: 'anonymous' } | { kind: 'user'; user: User } | { kind: 'device'; deviceId: string };
 
 /** The console's session cookie: a random session id (server-side session, see Users.startSession). */
-export const SESSION_COOKIE = 'edgeloop_session';
+const SESSION_COOKIE = 'edgeloop_session';
 
 /** The header the console's script sends on writes: the session's CSRF token (from the page's meta tag). */
-export const CSRF_HEADER = 'x-edgeloop-csrf';
+const CSRF_HEADER = 'x-edgeloop-csrf';
 
 /** The token of `Authorization: Bearer <token>`, or null. */
 export function bearerToken(req: IncomingMessage): string | null {
@@ -96,7 +96,7 @@ const isDeviceToken = (token: string): boolean => token.includes('.');
  * The user a request comes from (no permission check): a bearer token, else the console's
  * session cookie. Throws `FLEET_AUTH_FAILED`.
  */
-export function authenticateUser(ctx: FleetContext, req: IncomingMessage): User {
+function authenticateUser(ctx: FleetContext, req: IncomingMessage): User {
   const token = bearerToken(req);
   if (token) return ctx.users.authenticate(token);
   const s = sessionUser(ctx, req);

@@ -45,11 +45,11 @@ export interface CnnWeights extends CnnShape {
 export const DIGIT_CNN_SHAPE: CnnShape = { c1: 8, c2: 16, hidden: 128, classes: DIGIT_CLASSES };
 
 /** ONNX tensor names. */
-export const CNN_ONNX_INPUT = 'input';
-export const CNN_ONNX_OUTPUT = 'probabilities';
+const CNN_ONNX_INPUT = 'input';
+const CNN_ONNX_OUTPUT = 'probabilities';
 
 /** The parameters in layout order: gradients, optimiser state and shared memory follow it. */
-export const PARAM_ORDER = ['w1', 'b1', 'w2', 'b2', 'w3', 'b3', 'w4', 'b4'] as const;
+const PARAM_ORDER = ['w1', 'b1', 'w2', 'b2', 'w3', 'b3', 'w4', 'b4'] as const;
 type ParamName = (typeof PARAM_ORDER)[number];
 
 function paramDims(s: CnnShape): Record<ParamName, number[]> {

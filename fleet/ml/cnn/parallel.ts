@@ -56,7 +56,7 @@ export function viewsOver(buf: SharedArrayBuffer, sizes: readonly number[]): Flo
 }
 
 /** The batch executor that shares each batch with a gradient worker thread. */
-export const withGradientWorker: StartBatchExecutor = async (initial, data) => {
+const withGradientWorker: StartBatchExecutor = async (initial, data) => {
   const shape = { c1: initial.c1, c2: initial.c2, hidden: initial.hidden, classes: initial.classes };
   const initialParams = cnnParams(initial);
   const sizes = initialParams.map((p) => p.length);

@@ -119,7 +119,7 @@ export function accumulateGradients(
 }
 
 /** Every batch on this thread. */
-export const onThisThread: StartBatchExecutor = async (start, data) => {
+const onThisThread: StartBatchExecutor = async (start, data) => {
   const s = new Scratch(start);
   let order: Int32Array = new Int32Array(0);
   return {

@@ -29,7 +29,7 @@ export async function datasetStep(d: Pick<StepDeps, 'base' | 'datasets' | 'runs'
 }
 
 /** Each base reference's examples, the reference stamped with their content hash. Throws `FLEET_BASE_SET_INVALID` when a recorded hash no longer matches. */
-export async function resolveBase(source: BaseSetSource, refs: readonly BaseRef[]): Promise<Array<{ ref: BaseRef; examples: TrainingExample[] }>> {
+async function resolveBase(source: BaseSetSource, refs: readonly BaseRef[]): Promise<Array<{ ref: BaseRef; examples: TrainingExample[] }>> {
   const resolved: Array<{ ref: BaseRef; examples: TrainingExample[] }> = [];
   for (const ref of refs) {
     const examples = await source.examples(ref);
@@ -43,7 +43,7 @@ export async function resolveBase(source: BaseSetSource, refs: readonly BaseRef[
 }
 
 /** Train examples (base train slices + field train), clean holdout (base), field holdout (field). */
-export async function splitExamples(artifacts: ArtifactStore, dataset: DatasetManifest, base: ReadonlyArray<{ ref: BaseRef; examples: TrainingExample[] }>): Promise<RunSplit> {
+async function splitExamples(artifacts: ArtifactStore, dataset: DatasetManifest, base: ReadonlyArray<{ ref: BaseRef; examples: TrainingExample[] }>): Promise<RunSplit> {
   const train: TrainingExample[] = [];
   const clean: EvalExample[] = [];
   for (const b of base) (b.ref.split === 'train' ? train : clean).push(...b.examples);

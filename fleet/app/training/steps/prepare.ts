@@ -22,7 +22,7 @@ export async function prepareStep(d: Pick<StepDeps, 'registry' | 'artifacts'>, r
 }
 
 /** Write a registered version's package (signed manifest + files) into `dir`. */
-export async function exportRegisteredPackage(registry: ModelRegistry, artifacts: ArtifactStore, v: ModelVersion, dir: string): Promise<string> {
+async function exportRegisteredPackage(registry: ModelRegistry, artifacts: ArtifactStore, v: ModelVersion, dir: string): Promise<string> {
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, MANIFEST_FILE), await registry.manifestBytes(v.name, v.version));
   for (const f of v.files) {

@@ -23,7 +23,7 @@ export async function pushStep(d: Pick<StepDeps, 'registry' | 'runs' | 'emit'>, 
  * Set lineage in the candidate's manifest and drop its signature (the registry signs). A
  * manifest that is unreadable or names another name@version fails the run (`FLEET_TRAINING_FAILED`).
  */
-export async function stampLineage(dir: string, ref: ModelRef, l: { dataset: string; run: string; parent: ModelVersion | null; trainer: string; code: string }): Promise<void> {
+async function stampLineage(dir: string, ref: ModelRef, l: { dataset: string; run: string; parent: ModelVersion | null; trainer: string; code: string }): Promise<void> {
   const path = join(dir, MANIFEST_FILE);
   let raw: Record<string, unknown>;
   try {
