@@ -17,6 +17,10 @@ export const FleetErrors = defineCatalogue('FLEET', {
   SAMPLE_RATE_LIMITED: SharedErrors.SAMPLE_RATE_LIMITED,
   /** `edgeloop pack` (or `packModel`, which the local trainer calls too) cannot build the package: the ONNX file, the labels or a golden input does not fit. A CLI error or a failed run's error, never an HTTP answer. */
   PACK_FAILED: { status: 422, text: 'cannot build the model package' },
+  /** `edgeloop pack`: a symbolic (dynamic) dim of the model's input is neither fixed in the model, nor given by a flag (`--width`, `--height`, `--channels`, `--dim NAME=N`), nor recorded in the model's metadata; `details` names the dim and the flag that sets it. */
+  PACK_DIM_UNRESOLVED: { status: 422, text: 'a symbolic input dim has no size' },
+  /** `edgeloop pack`: a flag would have no effect or contradicts the model (image flags for a model whose input is not an image, a `--width` other than the model's fixed width, `--dim` naming no symbolic dim, three `--mean` values for a grayscale input). Refused rather than ignored. */
+  PACK_FLAG_UNUSED: { status: 422, text: 'a pack flag does not apply to this model' },
   KEY_INVALID: { status: 500, text: 'signing key cannot be read' },
   NOT_FOUND: { status: 404, text: 'not found' },
   /** A missing or invalid bearer token, or device credentials (MQTT password, HTTP bearer token) that do not authenticate. Never says which part was wrong. */

@@ -111,9 +111,9 @@ function luminanceStats(src: Buffer, ch: number): { brightness: number; contrast
   return { brightness: mean, contrast: Math.sqrt(Math.max(0, (n ? sumSq / n : 0) - mean * mean)) };
 }
 
-/** Fixed dims of one example of a model input (the leading batch dim dropped). */
+/** Fixed dims of one example of a model input (the leading batch dim dropped): the resolved `dims` when the manifest has them, -1 for a dim still symbolic. */
 export function itemDimsOf(spec: TensorSpec): number[] {
-  const dims = spec.shape.slice(1);
+  const dims = (spec.dims ?? spec.shape).slice(1);
   return dims.map((d) => (typeof d === 'number' ? d : -1));
 }
 

@@ -96,6 +96,7 @@ export class GraphBuilder {
   private readonly nodes: NodeRecord[] = [];
   private readonly initializers: InitializerRecord[] = [];
   private readonly names = new Set<string>();
+  private readonly metadata: Array<[string, string]> = [];
   private counter = 0;
 
   constructor(readonly graphName: string) {}
@@ -174,6 +175,15 @@ export class GraphBuilder {
     return name;
   }
 
+  /**
+   * A `metadata_props` entry of the model (ModelProto field 14), as exporters record them
+   * (Ultralytics writes `imgsz`, `names`, `stride`, `task`).
+   */
+  meta(key: string, value: string): this {
+    this.metadata.push([key, value]);
+    return this;
+  }
+
   /** Serialises the model to ONNX `ModelProto` bytes. */
   toBytes(): Uint8Array {
     if (this.outputs.length === 0) throw new Error(`graph ${this.graphName} has no outputs`);
@@ -184,6 +194,7 @@ export class GraphBuilder {
     model.string(2, ONNX_PRODUCER);
     model.message(7, (g) => this.writeGraph(g), estimate);
     model.message(8, (op) => op.string(1, '').int64(2, ONNX_OPSET));
+    for (const [k, v] of this.metadata) model.message(14, (e) => e.string(1, k).string(2, v));
     return model.finish();
   }
 

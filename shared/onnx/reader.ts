@@ -153,6 +153,26 @@ export function readOnnxGraphIo(bytes: Uint8Array): { inputs: string[]; outputs:
   return { inputs: inputs.filter((n) => !weights.has(n)), outputs };
 }
 
+/**
+ * The model's `metadata_props` (ModelProto field 14: key 1, value 2), where exporters record
+ * defaults such as Ultralytics' `imgsz` and `names`. Throws a RangeError on malformed bytes.
+ */
+export function readOnnxMetadata(bytes: Uint8Array): Record<string, string> {
+  const model = new ProtoReader(bytes);
+  const out: Record<string, string> = {};
+  while (!model.done()) {
+    const [field, wire] = model.key();
+    if (field !== 14 || wire !== 2) {
+      model.skip(wire);
+      continue;
+    }
+    const [s, e] = model.span();
+    const key = stringField(bytes, s, e, 1);
+    if (key) out[key] = stringField(bytes, s, e, 2);
+  }
+  return out;
+}
+
 function readTensor(bytes: Uint8Array, start: number, end: number): OnnxInitializer | null {
   const r = new ProtoReader(bytes, end);
   r.pos = start;

@@ -24,25 +24,36 @@ function fileListProblems(m: ModelManifest): PackageProblem[] {
   return problems;
 }
 
-/** The agent feeds one input, built from the preprocessing, with fixed dims after the batch dim. */
+/** The dims the agent feeds for a tensor: the resolved `dims`, else the model's `shape`. */
+export function feedDims(spec: { shape: Array<number | string>; dims?: number[] | undefined }): Array<number | string> {
+  return spec.dims ?? spec.shape;
+}
+
+/** The agent feeds one input, built from the preprocessing, with fixed (or resolved) dims after the batch dim. */
 function inputProblems(m: ModelManifest): PackageProblem[] {
   const problems: PackageProblem[] = [];
   if (m.inputs.length !== 1) problems.push({ rule: 'input_count', message: `exactly one model input is supported, the manifest lists ${m.inputs.length}` });
   const input = m.inputs[0];
   if (!input) return problems;
+  if (input.dims) {
+    // Resolved dims must be the model's own where the model fixes them.
+    const clash = input.dims.length !== input.shape.length || input.shape.some((d, i) => typeof d === 'number' && d !== input.dims![i]);
+    if (clash) problems.push({ rule: 'input_shape', message: `input ${input.name} dims [${input.dims.join(',')}] do not fit its shape [${input.shape.join(',')}]` });
+  }
+  const dims = feedDims(input);
   const p = m.preprocessing;
   if (p.kind === 'image') {
     const ch = p.color === 'grayscale' ? 1 : 3;
     const want = p.layout === 'NCHW' ? [ch, p.height, p.width] : [p.height, p.width, ch];
-    const got = input.shape.slice(1);
-    if (input.shape.length !== 4 || got.some((d, i) => typeof d === 'number' && d !== want[i])) {
-      problems.push({ rule: 'input_shape', message: `input ${input.name} shape [${input.shape.join(',')}] does not fit preprocessing ${p.layout} ${p.color} ${p.width}x${p.height} (expected [batch,${want.join(',')}])` });
+    const got = dims.slice(1);
+    if (dims.length !== 4 || got.some((d, i) => typeof d === 'number' && d !== want[i])) {
+      problems.push({ rule: 'input_shape', message: `input ${input.name} shape [${dims.join(',')}] does not fit preprocessing ${p.layout} ${p.color} ${p.width}x${p.height} (expected [batch,${want.join(',')}])` });
     }
     if (input.dtype !== p.dtype) problems.push({ rule: 'input_dtype', message: `input dtype ${input.dtype} differs from preprocessing dtype ${p.dtype}`, expected: p.dtype, got: input.dtype });
   }
   // The runtime sizes its buffers from these dims (agent/model/runtime.ts): a name there cannot run.
-  if (input.shape.slice(1).some((d) => typeof d !== 'number')) {
-    problems.push({ rule: 'input_shape', message: `input ${input.name} needs fixed dims after the batch dim, got [${input.shape.join(',')}]` });
+  if (dims.slice(1).some((d) => typeof d !== 'number')) {
+    problems.push({ rule: 'input_shape', message: `input ${input.name} needs fixed dims after the batch dim, got [${input.shape.join(',')}]: pack it with the symbolic dims given (edgeloop pack --dim NAME=N)` });
   }
   return problems;
 }
@@ -52,7 +63,7 @@ function goldenProblems(m: ModelManifest): PackageProblem[] {
   const problems: PackageProblem[] = [];
   const listed = new Set(m.files.map((f) => f.path));
   const input = m.inputs[0];
-  const item = input?.shape.slice(1);
+  const item = input ? feedDims(input).slice(1) : undefined;
   const itemSize = item?.every((d) => typeof d === 'number') ? (item as number[]).reduce((a, b) => a * b, 1) : null;
   for (const [i, g] of m.golden.entries()) {
     if (g.file === undefined && g.tensor === undefined) problems.push({ rule: 'golden_input_missing', message: `golden[${i}] has neither file nor tensor` });

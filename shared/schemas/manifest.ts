@@ -3,7 +3,19 @@ import { dim, dtype, idString, isoTime, modelName, modelRef, outlierReason, semv
 
 export const MANIFEST_SCHEMA = 'edgeloop.model-manifest' as const;
 
-const tensorSpec = z.object({ name: z.string().min(1), dtype, shape: z.array(dim).min(1) });
+const tensorSpec = z.object({
+  name: z.string().min(1),
+  dtype,
+  /** The dims as the model declares them: sizes, or names for symbolic (dynamic) dims. */
+  shape: z.array(dim).min(1),
+  /**
+   * The dims the agent feeds, one per `shape` entry, symbolic ones resolved at pack time (from
+   * `--width`/`--height`/`--channels`/`--dim NAME=N` or defaults the model records). Absent when
+   * every dim after the batch dim is fixed in the model. A symbolic batch dim stays batchable:
+   * its entry here is 1, the size of one example.
+   */
+  dims: z.array(z.number().int().positive()).min(1).optional(),
+});
 export type TensorSpec = z.infer<typeof tensorSpec>;
 
 /**

@@ -262,3 +262,27 @@ export function colourAnswer(rgb: readonly [number, number, number]): { label: s
   const best = e.indexOf(Math.max(...e));
   return { label: COLOUR_LABELS[best]!, score: e[best]! / sum };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Dynamic-shape colour classifier
+
+/**
+ * A classifier exported with dynamic axes, as PyTorch `dynamic_axes` exports are: input
+ * `[batch, 3, height, width]` (or NHWC `[batch, height, width, 3]`) → GlobalAveragePool → Gemm →
+ * Softmax, output `[batch, 2]`. It really works for any H and W: class 0 (`red`) when the mean
+ * red exceeds the mean blue, class 1 (`blue`) otherwise.
+ */
+export function dynamicColourModel(opts: { layout?: 'NCHW' | 'NHWC'; dims?: [Dim, Dim, Dim, Dim]; imgsz?: string } = {}): GeneratedModel {
+  const layout = opts.layout ?? 'NCHW';
+  const dims: Dim[] = opts.dims ?? (layout === 'NCHW' ? ['batch', 3, 'height', 'width'] : ['batch', 'height', 'width', 3]);
+  const g = new GraphBuilder('dynamic_colour');
+  if (opts.imgsz) g.meta('imgsz', opts.imgsz);
+  const x = g.input('x', 'float32', dims);
+  const nchw = layout === 'NCHW' ? x : g.node('Transpose', [x], { perm: [0, 3, 1, 2] });
+  const pooled = g.node('Flatten', [g.node('GlobalAveragePool', [nchw])]);
+  const w = Float32Array.from([8, -8, 0, 0, -8, 8]);
+  const logits = g.node('Gemm', [pooled, g.initializer('w', w, [3, 2]), g.initializer('b', Float32Array.from([0, 0]), [2])]);
+  const y = g.node('Softmax', [logits], { axis: 1 });
+  g.output(y, 'float32', ['batch', 2], 'probs');
+  return { bytes: g.toBytes(), inputName: 'x', outputName: 'probs', inputType: 'float32', inputShape: dims, outputShape: ['batch', 2] };
+}

@@ -7,7 +7,12 @@ import { imageToTensor } from '../../../shared/inference/preprocess.js';
 import { checkManifest, MANIFEST_FILE } from '../../../shared/package/index.js';
 import { MANIFEST_SCHEMA, modelManifest, preprocessing as preprocessingSchema, type ImagePreprocessing, type ModelManifest, type ModelManifestInput, type PackageFile } from '../../../shared/schemas/index.js';
 import { signManifest } from '../../../shared/signing.js';
+import { readOnnxMetadata } from '../../../shared/onnx/reader.js';
 import { FleetError } from '../../errors.js';
+import { imageAxes, recordedDims, resolveInputDims } from './pack-dims.js';
+
+/** Image flags by their CLI name, for the refusal of flags a tensor model would ignore. */
+const IMAGE_FLAGS: Record<string, string> = { width: '--width', height: '--height', color: '--color', layout: '--layout', fit: '--fit', scale: '--scale', mean: '--mean', std: '--std', invert: '--invert' };
 
 export interface PackOptions {
   /** The ONNX file to package. */
@@ -22,6 +27,10 @@ export interface PackOptions {
   image?: Partial<Omit<ImagePreprocessing, 'kind'>>;
   /** Force tensor input (tabular/sensor) even for a 4-D input. */
   tensorInput?: boolean;
+  /** `--channels`: the channel count of an input whose channel dim is symbolic. */
+  channels?: number;
+  /** `--dim NAME=N`: sizes of symbolic input dims by name. */
+  dims?: Record<string, number>;
   /** The model emits logits: apply softmax on the device. */
   softmax?: boolean;
   topK?: number;
@@ -41,15 +50,6 @@ export interface PackOptions {
 type OrtMeta = { name: string; isTensor: boolean; type: string; shape: Array<number | string> };
 
 const slug = (s: string): string => s.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || 'model';
-
-/** Guess image preprocessing from a 4-D input: channel axis is the one of size 1 or 3. */
-export function inferImageLayout(shape: Array<number | string>): { layout: 'NCHW' | 'NHWC'; channels: 1 | 3; height: number; width: number } | null {
-  if (shape.length !== 4) return null;
-  const [, a, b, c] = shape;
-  if ((a === 1 || a === 3) && typeof b === 'number' && typeof c === 'number') return { layout: 'NCHW', channels: a, height: b, width: c };
-  if ((c === 1 || c === 3) && typeof a === 'number' && typeof b === 'number') return { layout: 'NHWC', channels: c, height: a, width: b };
-  return null;
-}
 
 /**
  * Build a model package (directory) from any image-classification or tensor ONNX file: copies
@@ -80,15 +80,38 @@ export async function packModel(o: PackOptions): Promise<{ dir: string; manifest
     const classes = output.shape.at(-1);
     if (typeof classes === 'number' && classes !== o.labels.length) throw new FleetError('PACK_FAILED', `the model has ${classes} output classes, the labels file ${o.labels.length}`);
 
-    const guess = o.tensorInput ? null : inferImageLayout(input.shape);
     const im = o.image ?? {};
+    const channelsWanted = o.channels ?? (im.color === undefined ? undefined : im.color === 'grayscale' ? 1 : 3);
+    if (!imageAxes(input.shape, { channels: channelsWanted, layout: im.layout, tensor: o.tensorInput })) {
+      // The issue this prevents: flags for a size the device never used, packed as `tensor` without a word.
+      const given = [...Object.entries(im).filter(([k, v]) => v !== undefined && k !== 'dtype').map(([k]) => IMAGE_FLAGS[k] ?? `--${k}`), ...(o.channels !== undefined ? ['--channels'] : [])];
+      if (given.length) {
+        throw new FleetError('PACK_FLAG_UNUSED', `${given.join(', ')} set image preprocessing, but input ${input.name} [${input.shape.join(',')}] is ${o.tensorInput ? 'packed as a tensor (--tensor)' : 'not an image (a 4-D input with a channel dim of 1 or 3, NCHW or NHWC)'}`, { details: { input: input.name, shape: input.shape, flags: given } });
+      }
+    }
+    const resolved = resolveInputDims(
+      input.name,
+      input.shape,
+      { width: im.width, height: im.height, channels: o.channels, colorChannels: channelsWanted, layout: im.layout, named: o.dims, tensor: o.tensorInput },
+      recordedDims(readOnnxMetadata(modelBytes)),
+    );
+    const guess = resolved.image;
+    if (guess && im.color !== undefined && (im.color === 'grayscale' ? 1 : 3) !== guess.channels) {
+      throw new FleetError('PACK_FLAG_UNUSED', `--color ${im.color} does not fit input ${input.name}, which has ${guess.channels} channel(s)`, { details: { input: input.name } });
+    }
+    if (guess) {
+      for (const key of ['mean', 'std'] as const) {
+        const v = im[key];
+        if (v && v.length !== 1 && v.length !== guess.channels) throw new FleetError('PACK_FLAG_UNUSED', `--${key} has ${v.length} values; input ${input.name} has ${guess.channels} channel(s) (give 1 or ${guess.channels})`, { details: { input: input.name, flag: `--${key}` } });
+      }
+    }
     const preprocessing: ModelManifestInput['preprocessing'] = guess
       ? {
           kind: 'image',
-          width: im.width ?? guess.width,
-          height: im.height ?? guess.height,
-          layout: im.layout ?? guess.layout,
-          color: im.color ?? (guess.channels === 1 ? 'grayscale' : 'rgb'),
+          width: guess.width,
+          height: guess.height,
+          layout: guess.layout,
+          color: guess.channels === 1 ? 'grayscale' : 'rgb',
           dtype,
           fit: im.fit ?? 'fill',
           scale: im.scale ?? (dtype === 'uint8' ? 1 : 1 / 255),
@@ -97,6 +120,7 @@ export async function packModel(o: PackOptions): Promise<{ dir: string; manifest
           invert: im.invert ?? false,
         }
       : { kind: 'tensor' };
+    const itemDims = resolved.dims.slice(1);
 
     await mkdir(o.outDir, { recursive: true });
     const files: PackageFile[] = [];
@@ -124,8 +148,9 @@ export async function packModel(o: PackOptions): Promise<{ dir: string; manifest
     }
 
     for (const g of o.goldenTensors ?? []) {
-      const item = input.shape.slice(1).map((d) => (typeof d === 'number' ? d : 1));
-      const res = await session.run({ [input.name]: new ort.Tensor(dtype, dtype === 'uint8' ? Uint8Array.from(g.tensor) : Float32Array.from(g.tensor), [1, ...item]) });
+      const size = itemDims.reduce((a, b) => a * b, 1);
+      if (g.tensor.length !== size) throw new FleetError('PACK_FAILED', `golden tensor has ${g.tensor.length} values, input ${input.name} takes ${size} [${itemDims.join(',')}]`);
+      const res = await session.run({ [input.name]: new ort.Tensor(dtype, dtype === 'uint8' ? Uint8Array.from(g.tensor) : Float32Array.from(g.tensor), [1, ...itemDims]) });
       const c = classify(res[output.name]!.data as Float32Array, { softmax: o.softmax ?? false, topK: 1, labels: o.labels });
       if (g.label !== undefined && g.label !== c.label) throw new FleetError('PACK_FAILED', `golden tensor: expected ${g.label}, the model predicts ${c.label}`);
       golden.push({ tensor: g.tensor, expected_label: c.label, min_score: Math.max(0, Math.floor(c.score * 0.8 * 1000) / 1000) });
@@ -141,7 +166,7 @@ export async function packModel(o: PackOptions): Promise<{ dir: string; manifest
       created_at: (o.createdAt ?? new Date()).toISOString(),
       model_file: 'model.onnx',
       files,
-      inputs: [{ name: input.name, dtype, shape: input.shape }],
+      inputs: [{ name: input.name, dtype, shape: input.shape, ...(resolved.dynamic ? { dims: resolved.dims } : {}) }],
       outputs: outputs.map((x) => ({ name: x.name, dtype: 'float32' as const, shape: x.shape })),
       preprocessing,
       postprocessing: { kind: 'classification', output: output.name, softmax: o.softmax ?? false, top_k: Math.min(o.topK ?? 5, o.labels.length) },

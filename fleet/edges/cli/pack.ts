@@ -13,7 +13,10 @@ from any classification ONNX file (PyTorch, Keras, scikit-learn exports...).
   --name NAME           model name (default: the file name)
   --version X.Y.Z       semantic version (default 0.1.0)
   --sign-key FILE       ed25519 private key (PEM) to sign with (edgeloop keygen makes one)
-  --width N --height N  resize target (default: from the ONNX input)
+  --width N --height N  resize target; fills symbolic H/W dims (default: the model's
+                        fixed dims, else the imgsz its metadata records)
+  --channels 1|3        channel count when the model's channel dim is symbolic
+  --dim NAME=N          size of a symbolic input dim by its name (repeatable)
   --color rgb|grayscale (default: from the input's channel count)
   --layout NCHW|NHWC    (default: guessed from the input shape)
   --dtype float32|uint8 (default: the input's type)
@@ -40,6 +43,8 @@ export async function packCmd(argv: string[], io: Io): Promise<number> {
       version: { type: 'string' },
       'sign-key': { type: 'string' },
       width: { type: 'string' },
+      channels: { type: 'string' },
+      dim: { type: 'string', multiple: true },
       height: { type: 'string' },
       color: { type: 'string' },
       layout: { type: 'string' },
@@ -83,6 +88,15 @@ export async function packCmd(argv: string[], io: Io): Promise<number> {
       invert: values.invert,
     }).filter(([, v]) => v !== undefined),
   );
+  const dims: Record<string, number> = {};
+  for (const d of values.dim ?? []) {
+    const at = d.lastIndexOf('=');
+    const n = Number(d.slice(at + 1));
+    if (at <= 0 || !Number.isInteger(n) || n < 1) throw new FleetError('USAGE', `--dim takes NAME=N with N a positive integer, got ${JSON.stringify(d)}`);
+    dims[d.slice(0, at)] = n;
+  }
+  const channels = numberFlag(values.channels, 'channels');
+  if (channels !== undefined && channels !== 1 && channels !== 3) throw new FleetError('USAGE', '--channels must be 1 or 3');
   const golden = (values.golden ?? []).map((g) => {
     const at = g.lastIndexOf('=');
     return at > 0 ? { file: g.slice(0, at), label: g.slice(at + 1) } : { file: g };
@@ -95,6 +109,8 @@ export async function packCmd(argv: string[], io: Io): Promise<number> {
     ...(values.version ? { version: values.version } : {}),
     image,
     tensorInput: values.tensor ?? false,
+    ...(channels !== undefined ? { channels } : {}),
+    dims,
     softmax: values.softmax ?? false,
     ...(values['top-k'] ? { topK: numberFlag(values['top-k'], 'top-k')! } : {}),
     golden,
