@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { newId, sha256Hex, type Clock, type Random } from '../shared/ids.js';
 import { EdgeloopError } from '../shared/errors.js';
-import { modelRefString, type InferResult, type ModelRef, type OutlierPolicy, type OutlierReason, type SampleMeta, type Telemetry } from '../shared/schemas/index.js';
+import { modelRefString, type InferResult, type ModelRef, type DetectionOutlierPolicy, type OutlierPolicy, type OutlierReason, type SampleMeta, type Telemetry } from '../shared/schemas/index.js';
 import { AgentError } from './errors.js';
 import type { PoolSettings } from './inference/pool.js';
 import { CONTENT_TYPES } from '../shared/inference/preprocess.js';
@@ -9,6 +9,7 @@ import { LatencyWindow, type Registry } from './metrics.js';
 import type { ModelPackage } from './model/package.js';
 import { ModelRuntime, type ModelInput, type Prediction } from './model/runtime.js';
 import { DriftMonitor } from './outlier/drift.js';
+import { CountHistory, boxStats, matchDetectionReasons } from './outlier/detection.js';
 import { OutlierCapturePolicy, mergePolicy } from './outlier/policy.js';
 import type { SampleQueue } from './queue/types.js';
 import { TelemetryWindow } from './telemetry.js';
@@ -25,6 +26,8 @@ interface Active {
   runtime: ModelRuntime;
   policy: OutlierCapturePolicy;
   drift: DriftMonitor;
+  /** A detector's recent box counts, with its outlier policy (count changes, nothing found). */
+  boxes: { history: CountHistory; policy: DetectionOutlierPolicy } | null;
 }
 
 export interface ServiceDeps {
@@ -107,6 +110,7 @@ export class InferenceService {
         { labels: { signal: 'class' }, value: d.class_psi },
         { labels: { signal: 'brightness' }, value: d.brightness_psi },
         { labels: { signal: 'contrast' }, value: d.contrast_psi },
+        ...(['box_count', 'box_score', 'box_size'] as const).filter((k) => d[`${k}_psi`] !== undefined).map((k) => ({ labels: { signal: k }, value: d[`${k}_psi`] ?? null })),
       ] : [];
     });
   }
@@ -149,7 +153,12 @@ export class InferenceService {
       runtime,
       policy: new OutlierCapturePolicy(mergePolicy(m.outlier, this.deps.outlierOverrides), this.deps.clock, this.deps.random),
       drift: new DriftMonitor(m.drift_baseline, m.labels.length),
+      boxes: null,
     };
+    if (m.task === 'detection') {
+      const policy = mergePolicy(m.outlier, this.deps.outlierOverrides);
+      this.active.boxes = { history: new CountHistory(policy.history), policy };
+    }
     this.m.switches.inc({ outcome: 'activated' });
     this.log.info({ model: modelRefString(runtime.ref), previous: old ? modelRefString(old.runtime.ref) : null }, 'model activated');
     if (old) void old.runtime.close().catch((err: unknown) => this.log.error({ err }, 'releasing the previous model failed'));
@@ -187,8 +196,19 @@ export class InferenceService {
 
   private async finish(a: Active, p: Prediction, input: ModelInput, row: TensorRow | undefined, ctx: InferContext): Promise<InferResult> {
     const c = p.classification;
-    a.drift.observe(c.index, p.stats);
-    const decision = a.policy.decide(c, a.policy.drifting(() => a.drift.report()) ? ['drift'] : []);
+    // A frame with no box has no predicted class: an index past the labels is not counted.
+    a.drift.observe(p.detection && p.detection.detections.length === 0 ? a.runtime.manifest.labels.length : c.index, p.stats);
+    const extra: OutlierReason[] = a.policy.drifting(() => a.drift.report()) ? ['drift'] : [];
+    let decision: ReturnType<OutlierCapturePolicy['decide']>;
+    if (p.detection && a.boxes) {
+      const stats = boxStats(p.detection.detections, p.detection.image);
+      a.drift.observeBoxes(stats);
+      const { history, policy } = a.boxes;
+      // Judged against the frames before this one, then this one joins the history.
+      const habit = history.habit;
+      decision = a.policy.decideDetection((random) => matchDetectionReasons(stats, policy, habit, random, extra));
+      history.observe(stats.count);
+    } else decision = a.policy.decide(c, extra);
     for (const r of decision.suppressed) this.m.suppressed.inc({ reason: r });
     const suppressed = [...decision.suppressed];
     let sampleId: string | undefined;
@@ -213,6 +233,7 @@ export class InferenceService {
       model_version: a.runtime.ref.version,
       latency_ms: p.timings.totalMs,
       outlier: { captured, reasons: decision.reasons, suppressed, ...(sampleId ? { sample_id: sampleId } : {}) },
+      ...(p.detection ? { detections: p.detection.detections, counts: p.detection.counts } : {}),
     };
   }
 
@@ -243,6 +264,7 @@ export class InferenceService {
       source: ctx.source,
       ...(ctx.origin ? { origin: ctx.origin.slice(0, 512) } : {}),
       ...(shadow ? { shadow } : {}),
+      ...(p.detection ? { detections: p.detection.detections.slice(0, 1000) } : {}),
     };
     try {
       // Durable before acknowledged: the result names the sample only once it is on disk.

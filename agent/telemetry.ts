@@ -51,7 +51,15 @@ export class TelemetryWindow {
       inference: { count: this.count, errors: this.errors, rate_per_s: this.count / windowS, latency_ms: { p50: lat.p50, p95: lat.p95, p99: lat.p99 } },
       confidence_mean: this.count ? this.confidenceSum / this.count : null,
       outliers: { count: this.outliers, rate: this.count ? this.outliers / this.count : 0, by_reason: this.byReason },
-      drift: { class_psi: drift?.class_psi ?? null, brightness_psi: drift?.brightness_psi ?? null, contrast_psi: drift?.contrast_psi ?? null },
+      drift: {
+        class_psi: drift?.class_psi ?? null,
+        brightness_psi: drift?.brightness_psi ?? null,
+        contrast_psi: drift?.contrast_psi ?? null,
+        // A detector's box signals, only when its baseline has them (a classifier's telemetry is unchanged).
+        ...(drift?.box_count_psi !== undefined ? { box_count_psi: drift.box_count_psi } : {}),
+        ...(drift?.box_score_psi !== undefined ? { box_score_psi: drift.box_score_psi } : {}),
+        ...(drift?.box_size_psi !== undefined ? { box_size_psi: drift.box_size_psi } : {}),
+      },
       queue,
       ...(shadow ? { shadow } : {}),
     };

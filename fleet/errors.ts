@@ -21,6 +21,8 @@ export const FleetErrors = defineCatalogue('FLEET', {
   PACK_DIM_UNRESOLVED: { status: 422, text: 'a symbolic input dim has no size' },
   /** `edgeloop pack`: a flag would have no effect or contradicts the model (image flags for a model whose input is not an image, a `--width` other than the model's fixed width, `--dim` naming no symbolic dim, three `--mean` values for a grayscale input). Refused rather than ignored. */
   PACK_FLAG_UNUSED: { status: 422, text: 'a pack flag does not apply to this model' },
+  /** `edgeloop pack --task detection`: the decoder cannot read the model's outputs (a YOLO head whose class dim differs from the labels, a shape that fits several YOLO layouts without `--yolo-layout`, no boxes or scores output, outputs the decoder fails on when run); the message lists the outputs found. */
+  PACK_DECODER_MISMATCH: { status: 422, text: "the detection decoder does not fit the model's outputs" },
   KEY_INVALID: { status: 500, text: 'signing key cannot be read' },
   NOT_FOUND: { status: 404, text: 'not found' },
   /** A missing or invalid bearer token, or device credentials (MQTT password, HTTP bearer token) that do not authenticate. Never says which part was wrong. */

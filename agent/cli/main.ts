@@ -4,6 +4,7 @@ import { ExitCode, sharedError, SharedErrors } from '../../shared/errors.js';
 import { Agent } from '../agent.js';
 import { loadAgentConfig } from '../config.js';
 import { detectGreengrass } from '../greengrass/env.js';
+import { drawDetections } from './draw.js';
 import { runGreengrassCmd } from './greengrass.js';
 import { createLogger } from '../../shared/log.js';
 import { readDropped, readQueueStats } from '../queue/sqlite-stats.js';
@@ -38,11 +39,13 @@ AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT), the settings come from the
 configuration (key 'agent', over --config if given), the uplink is Greengrass IPC, and the
 desired model follows the configuration key 'desired'. The ready line then has mode 'greengrass'.`;
 
-const INFER_HELP = `Usage: edgeloop-agent infer --model DIR [--json] [--allow-unsigned] [--public-key FILE] [--threads N] FILE...
+const INFER_HELP = `Usage: edgeloop-agent infer --model DIR [--json] [--draw DIR] [--allow-unsigned] [--public-key FILE] [--threads N] FILE...
 
 Runs the model package in DIR on each FILE (JPEG/PNG/WebP image, or .json tensor).
 Without --json: one human line per input. With --json: one JSON line per input with
-label, score, topk, model_version, latency_ms, outlier. A bad input prints
+label, score, topk, model_version, latency_ms, outlier; for a detector also detections
+([{label, score, box: [x1, y1, x2, y2]}] in the image's pixels) and counts per label.
+--draw DIR writes each image with its boxes drawn to DIR/<name>.png (detectors). A bad input prints
 'error FILE CODE: message' and the exit code is 1 when any input failed.
 The package must be signed by the key given with --public-key unless --allow-unsigned.`;
 
@@ -92,7 +95,7 @@ async function runCmd(argv: string[], io: Io): Promise<number> {
 async function inferCmd(argv: string[], io: Io): Promise<number> {
   const { values, positionals } = parseFlags(
     argv,
-    { model: { type: 'string', short: 'm' }, json: { type: 'boolean' }, 'allow-unsigned': { type: 'boolean' }, 'public-key': { type: 'string' }, threads: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    { model: { type: 'string', short: 'm' }, json: { type: 'boolean' }, draw: { type: 'string' }, 'allow-unsigned': { type: 'boolean' }, 'public-key': { type: 'string' }, threads: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
     INFER_HELP,
   );
   if (values.help) {
@@ -112,8 +115,14 @@ async function inferCmd(argv: string[], io: Io): Promise<number> {
       continue;
     }
     const r = line.result;
+    const drawn = values.draw && r.detections ? await drawDetections(line.file, r.detections, values.draw) : undefined;
     if (values.json) {
-      io.out(JSON.stringify({ file: line.file, label: r.label, score: r.score, topk: r.topk, model_name: r.model_name, model_version: r.model_version, latency_ms: r.latency_ms, outlier: r.outlier }));
+      const boxes = r.detections ? { detections: r.detections, counts: r.counts ?? {} } : {};
+      io.out(JSON.stringify({ file: line.file, label: r.label, score: r.score, topk: r.topk, model_name: r.model_name, model_version: r.model_version, latency_ms: r.latency_ms, outlier: r.outlier, ...boxes, ...(drawn ? { drawn } : {}) }));
+    } else if (r.detections) {
+      const counts = Object.entries(r.counts ?? {}).map(([k, n]) => `${k} ${n}`).join(', ');
+      const best = r.detections.slice(0, 3).map((d) => `${d.label} ${d.score.toFixed(3)} [${d.box.map((v) => Math.round(v)).join(',')}]`).join('; ');
+      io.out(`${line.file}: ${r.detections.length} box${r.detections.length === 1 ? '' : 'es'}${counts ? ` (${counts})` : ''}${best ? ` ${best}` : ''} ${r.latency_ms.toFixed(1)} ms${drawn ? ` -> ${drawn}` : ''}${r.outlier.reasons.length ? ` outlier: ${r.outlier.reasons.join(',')}` : ''}`);
     } else {
       const alt = r.topk.slice(1, 3).map((t) => `${t.label} ${t.score.toFixed(3)}`).join(', ');
       io.out(`${line.file}: ${r.label} (${r.score.toFixed(3)})${alt ? ` [next: ${alt}]` : ''} ${r.latency_ms.toFixed(1)} ms${r.outlier.reasons.length ? ` outlier: ${r.outlier.reasons.join(',')}` : ''}`);

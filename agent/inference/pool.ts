@@ -1,6 +1,8 @@
 import { AgentError } from '../errors.js';
 import type { InputTensor } from '../../shared/inference/preprocess.js';
-import { fromWire, toWire, type SessionSettings } from './protocol.js';
+import type { Geometry, RawDetection } from '../../shared/inference/detect.js';
+import { decoderOutputs } from '../../shared/inference/detect.js';
+import { fromWire, toWire, type DetectionSpec, type SessionSettings } from './protocol.js';
 import { WorkerSession } from './worker-session.js';
 
 export interface PoolSettings extends SessionSettings {
@@ -23,10 +25,16 @@ export interface PoolModel {
   /** The model's batch dim is symbolic, so examples can be stacked. */
   batchable: boolean;
   output: string;
+  /** A detector: the worker decodes its outputs into boxes (one example per run). */
+  detection?: DetectionSpec | undefined;
 }
 
 export interface PoolResult {
+  /** The output's values (classification); empty for a detector. */
   scores: Float32Array;
+  /** A detector's boxes in original-image pixels, and the worker's decode + NMS time. */
+  detections?: RawDetection[];
+  decodeMs?: number;
   runMs: number;
   queueMs: number;
   /** The worker hand-off of this request's batch: round trip to the worker minus the worker's own time. */
@@ -36,6 +44,7 @@ export interface PoolResult {
 
 interface Job {
   data: InputTensor;
+  geometry?: Geometry | undefined;
   enqueuedAt: number;
   resolve: (r: PoolResult) => void;
   reject: (e: Error) => void;
@@ -65,17 +74,18 @@ export class InferencePool {
   static async open(model: PoolModel, settings: PoolSettings): Promise<InferencePool> {
     const sessions: WorkerSession[] = [];
     try {
-      for (let i = 0; i < Math.max(1, settings.workers); i++) sessions.push(await WorkerSession.open(model.bytes, settings));
+      for (let i = 0; i < Math.max(1, settings.workers); i++) sessions.push(await WorkerSession.open(model.bytes, settings, model.detection));
     } catch (err) {
       await Promise.all(sessions.map((s) => s.close()));
       throw err;
     }
     const first = sessions[0]!;
-    if (!first.info.inputNames.includes(model.inputName) || !first.info.outputNames.includes(model.output)) {
+    const fetch = model.detection ? decoderOutputs(model.detection.post, model.detection.outputNames) : [model.output];
+    if (!first.info.inputNames.includes(model.inputName) || fetch.some((o) => !first.info.outputNames.includes(o))) {
       await Promise.all(sessions.map((s) => s.close()));
       throw new AgentError(
         'MODEL_PACKAGE_INVALID',
-        `manifest names input ${model.inputName} / output ${model.output}, the ONNX file has inputs [${first.info.inputNames.join(', ')}] and outputs [${first.info.outputNames.join(', ')}]`,
+        `manifest names input ${model.inputName} / output ${fetch.join(', ')}, the ONNX file has inputs [${first.info.inputNames.join(', ')}] and outputs [${first.info.outputNames.join(', ')}]`,
       );
     }
     return new InferencePool(sessions, model, settings);
@@ -94,7 +104,7 @@ export class InferencePool {
   }
 
   /** Infer one example. `data` is owned by the pool afterwards (its buffer is transferred). */
-  infer(data: InputTensor): Promise<PoolResult> {
+  infer(data: InputTensor, geometry?: Geometry): Promise<PoolResult> {
     if (this.closing) return Promise.reject(new AgentError('ENGINE_CLOSED'));
     const itemSize = this.model.itemDims.reduce((a, b) => a * b, 1);
     if (data.length !== itemSize) {
@@ -102,13 +112,14 @@ export class InferencePool {
     }
     if (this.queue.length >= this.settings.maxPending) return Promise.reject(new AgentError('ENGINE_OVERLOADED', `${this.queue.length} requests already waiting`));
     return new Promise((resolve, reject) => {
-      this.queue.push({ data, enqueuedAt: performance.now(), resolve, reject });
+      this.queue.push({ data, geometry, enqueuedAt: performance.now(), resolve, reject });
       this.pump();
     });
   }
 
   private batchLimit(): number {
-    return this.model.batchable ? Math.max(1, this.settings.maxBatch) : 1;
+    // A detector's boxes are decoded per example in the worker: one example per run.
+    return this.model.batchable && !this.model.detection ? Math.max(1, this.settings.maxBatch) : 1;
   }
 
   private pump(): void {
@@ -146,6 +157,13 @@ export class InferencePool {
         jobs.forEach((j, i) => input.set(j.data, i * itemSize));
       }
       const feeds = { [this.model.inputName]: toWire(this.model.inputType, input, [n, ...this.model.itemDims]) };
+      if (this.model.detection) {
+        const job = jobs[0]!;
+        const geometry = job.geometry ?? { width: this.model.detection.inputWidth, height: this.model.detection.inputHeight, scaleX: 1, scaleY: 1, padX: 0, padY: 0 };
+        const res = await session.run(feeds, decoderOutputs(this.model.detection.post, this.model.detection.outputNames), geometry);
+        job.resolve({ scores: new Float32Array(0), detections: res.detections ?? [], decodeMs: res.decodeMs ?? 0, runMs: res.runMs, queueMs: started - job.enqueuedAt, handoffMs: res.handoffMs, batchSize: 1 });
+        return;
+      }
       const res = await session.run(feeds, [this.model.output]);
       const out = res.outputs[this.model.output];
       if (!out) throw new Error(`model produced no output ${this.model.output}`);

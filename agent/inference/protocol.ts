@@ -1,4 +1,16 @@
 /** Messages between the main thread and an inference worker. Tensors travel as transferred ArrayBuffers. */
+import type { Geometry, RawDetection } from '../../shared/inference/detect.js';
+import type { DetectionPostprocessing } from '../../shared/schemas/index.js';
+
+/** What a worker needs to decode a detector's outputs itself (decode and NMS stay off the main thread). */
+export interface DetectionSpec {
+  post: DetectionPostprocessing;
+  /** Every output of the model, in manifest order (a decoder without a named output reads the first). */
+  outputNames: string[];
+  classes: number;
+  inputWidth: number;
+  inputHeight: number;
+}
 export type WireDType = 'float32' | 'uint8' | 'int64';
 
 export interface WireTensor {
@@ -18,8 +30,8 @@ export interface SessionSettings {
 }
 
 export type WorkerRequest =
-  | { op: 'load'; id: number; model: ArrayBuffer; settings: SessionSettings }
-  | { op: 'run'; id: number; feeds: Record<string, WireTensor>; outputs: string[] }
+  | { op: 'load'; id: number; model: ArrayBuffer; settings: SessionSettings; detection?: DetectionSpec | undefined }
+  | { op: 'run'; id: number; feeds: Record<string, WireTensor>; outputs: string[]; geometry?: Geometry | undefined }
   | { op: 'release'; id: number };
 
 export interface LoadInfo {
@@ -36,6 +48,9 @@ export type WorkerResponse =
       load?: LoadInfo;
       outputs?: Record<string, WireTensor>;
       runMs?: number;
+      /** A detector's boxes in original-image pixels, decoded and NMS'd in the worker (the run had a geometry). */
+      detections?: RawDetection[];
+      decodeMs?: number;
       /** Milliseconds the worker held the request, from its receipt to its reply (run included). */
       busyMs?: number;
     }

@@ -1,6 +1,7 @@
 import type { Worker } from 'node:worker_threads';
 import { AgentError } from '../errors.js';
-import type { LoadInfo, SessionSettings, WireTensor, WorkerRequest, WorkerResponse } from './protocol.js';
+import type { Geometry, RawDetection } from '../../shared/inference/detect.js';
+import type { DetectionSpec, LoadInfo, SessionSettings, WireTensor, WorkerRequest, WorkerResponse } from './protocol.js';
 import { startWorker } from '../../shared/ts-entry.js';
 
 type Pending = { resolve: (r: WorkerResponse & { ok: true }) => void; reject: (e: Error) => void };
@@ -17,13 +18,13 @@ export class WorkerSession {
   ) {}
 
   /** Start a worker and load the model; rejects with MODEL_LOAD_FAILED when ORT refuses it. */
-  static async open(model: Uint8Array, settings: SessionSettings): Promise<WorkerSession> {
+  static async open(model: Uint8Array, settings: SessionSettings, detection?: DetectionSpec): Promise<WorkerSession> {
     const worker = startWorker(import.meta.url, 'worker');
     const holder = new WorkerSession(worker, { inputNames: [], outputNames: [], executionProvider: 'cpu' });
     holder.wire();
     const copy = model.slice().buffer as ArrayBuffer;
     try {
-      const res = await holder.request({ op: 'load', id: 0, model: copy, settings }, [copy]);
+      const res = await holder.request({ op: 'load', id: 0, model: copy, settings, detection }, [copy]);
       const info = res.load!;
       Object.assign(holder.info, info);
       return holder;
@@ -68,10 +69,15 @@ export class WorkerSession {
    * seen from here minus the time the worker held it (posting, waking the worker, the reply
    * and waking this thread again; never the run itself).
    */
-  async run(feeds: Record<string, WireTensor>, outputs: string[] = []): Promise<{ outputs: Record<string, WireTensor>; runMs: number; handoffMs: number }> {
+  async run(feeds: Record<string, WireTensor>, outputs: string[] = [], geometry?: Geometry): Promise<{ outputs: Record<string, WireTensor>; runMs: number; handoffMs: number; detections?: RawDetection[]; decodeMs?: number }> {
     const posted = performance.now();
-    const res = await this.request({ op: 'run', id: 0, feeds, outputs }, Object.values(feeds).map((f) => f.data));
-    return { outputs: res.outputs ?? {}, runMs: res.runMs ?? 0, handoffMs: Math.max(0, performance.now() - posted - (res.busyMs ?? 0)) };
+    const res = await this.request({ op: 'run', id: 0, feeds, outputs, geometry }, Object.values(feeds).map((f) => f.data));
+    return {
+      outputs: res.outputs ?? {},
+      runMs: res.runMs ?? 0,
+      handoffMs: Math.max(0, performance.now() - posted - (res.busyMs ?? 0)),
+      ...(res.detections ? { detections: res.detections, decodeMs: res.decodeMs ?? 0 } : {}),
+    };
   }
 
   async close(): Promise<void> {

@@ -6,9 +6,11 @@
 import '../../shared/no-telemetry.js';
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { fromWire, toWire, type LoadInfo, type SessionSettings, type WireTensor, type WorkerRequest, type WorkerResponse } from './protocol.js';
+import { detect, type Geometry, type OutputTensor, type RawDetection } from '../../shared/inference/detect.js';
+import { fromWire, toWire, type DetectionSpec, type LoadInfo, type SessionSettings, type WireTensor, type WorkerRequest, type WorkerResponse } from './protocol.js';
 
 let session: ort.InferenceSession | null = null;
+let detection: DetectionSpec | null = null;
 
 function sessionOptions(s: SessionSettings, providers: string[]): ort.InferenceSession.SessionOptions {
   const spin = s.allowSpinning ? '1' : '0';
@@ -39,13 +41,23 @@ async function load(model: ArrayBuffer, s: SessionSettings): Promise<LoadInfo> {
   return { inputNames: [...session.inputNames], outputNames: [...session.outputNames], executionProvider: provider, ...(fallbackReason ? { fallbackReason } : {}) };
 }
 
-async function run(feeds: Record<string, WireTensor>, outputs: string[]): Promise<{ outputs: Record<string, WireTensor>; runMs: number }> {
+type RunResult = { outputs: Record<string, WireTensor>; runMs: number; detections?: RawDetection[]; decodeMs?: number };
+
+async function run(feeds: Record<string, WireTensor>, outputs: string[], geometry: Geometry | undefined): Promise<RunResult> {
   if (!session) throw new Error('no session loaded');
   const ortFeeds: Record<string, ort.Tensor> = {};
   for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(t.type, fromWire(t) as Float32Array, t.dims);
   const t0 = performance.now();
   const res = outputs.length ? await session.run(ortFeeds, outputs) : await session.run(ortFeeds);
   const runMs = performance.now() - t0;
+  if (detection && geometry) {
+    // Decode and NMS here, beside the run: only the boxes cross back to the main thread.
+    const t1 = performance.now();
+    const tensors: Record<string, OutputTensor> = {};
+    for (const [name, tensor] of Object.entries(res)) tensors[name] = { data: tensor.data as OutputTensor['data'], dims: [...tensor.dims] };
+    const detections = detect(detection.post, tensors, detection.outputNames, { classes: detection.classes, inputWidth: detection.inputWidth, inputHeight: detection.inputHeight }, geometry);
+    return { outputs: {}, runMs, detections, decodeMs: performance.now() - t1 };
+  }
   const out: Record<string, WireTensor> = {};
   for (const [name, tensor] of Object.entries(res)) {
     const data = tensor.data;
@@ -65,10 +77,15 @@ port.on('message', (msg: WorkerRequest) => {
   const reply = (r: WorkerResponse, transfer: ArrayBuffer[] = []): void => port.postMessage(r, transfer);
   const fail = (err: unknown): void => reply({ id: msg.id, ok: false, error: { message: err instanceof Error ? err.message : String(err) } });
   if (msg.op === 'load') {
+    detection = msg.detection ?? null;
     load(msg.model, msg.settings).then((info) => reply({ id: msg.id, ok: true, load: info }), fail);
   } else if (msg.op === 'run') {
-    run(msg.feeds, msg.outputs).then(
-      (r) => reply({ id: msg.id, ok: true, outputs: r.outputs, runMs: r.runMs, busyMs: performance.now() - received }, Object.values(r.outputs).map((t) => t.data)),
+    run(msg.feeds, msg.outputs, msg.geometry).then(
+      (r) =>
+        reply(
+          { id: msg.id, ok: true, outputs: r.outputs, runMs: r.runMs, busyMs: performance.now() - received, ...(r.detections ? { detections: r.detections, decodeMs: r.decodeMs ?? 0 } : {}) },
+          Object.values(r.outputs).map((t) => t.data),
+        ),
       fail,
     );
   } else if (msg.op === 'release') {

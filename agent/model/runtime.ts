@@ -5,6 +5,8 @@ import type { ModelManifest, ModelRef, TensorSpec } from '../../shared/schemas/i
 import { AgentError } from '../errors.js';
 import { InferencePool, type PoolSettings } from '../inference/pool.js';
 import { classify, type Classification } from '../../shared/inference/postprocess.js';
+import type { Geometry } from '../../shared/inference/detect.js';
+import type { DetectionSpec } from '../inference/protocol.js';
 import { imageToTensor, itemDimsOf, jsonToTensor, type InputTensor } from '../../shared/inference/preprocess.js';
 import type { ModelPackage } from './package.js';
 
@@ -15,10 +17,31 @@ import type { ModelPackage } from './package.js';
  */
 export type ModelInput = { kind: 'image'; bytes: Uint8Array } | { kind: 'tensor'; tensor: TensorValues; shape?: number[] | undefined };
 
+/** A box as results carry it: label, score, corners in original-image pixels. */
+export interface Detection {
+  label: string;
+  score: number;
+  box: [number, number, number, number];
+}
+
 export interface Prediction {
+  /**
+   * A classifier's answer. For a detector, the best box as a class answer (label, index and
+   * score of the highest-scoring box; '' and 0 when none; topk the best boxes), so every reader
+   * of a result keeps working.
+   */
   classification: Classification;
+  /** A detector's boxes and the count per label. */
+  detection?: { detections: Detection[]; counts: Record<string, number>; image: { width: number; height: number } };
   stats?: { brightness: number; contrast: number };
-  timings: { preprocessMs: number; queueMs: number; runMs: number; totalMs: number; batchSize: number };
+  timings: { preprocessMs: number; queueMs: number; runMs: number; totalMs: number; batchSize: number; decodeMs?: number };
+}
+
+/** A detector's boxes as a class answer (see {@link Prediction.classification}). */
+function bestBox(detections: readonly Detection[], labels: readonly string[], topK: number): Classification {
+  const best = detections[0];
+  const topk = detections.slice(0, topK).map((d) => ({ label: d.label, index: Math.max(0, labels.indexOf(d.label)), score: d.score }));
+  return { probs: new Float32Array(0), topk, label: best?.label ?? '', index: topk[0]?.index ?? 0, score: best?.score ?? 0, margin: 1, entropy: 0 };
 }
 
 /**
@@ -44,6 +67,11 @@ export class ModelRuntime {
     const input = m.inputs[0]!;
     const itemDims = itemDimsOf(input);
     if (itemDims.some((d) => d < 0)) throw new AgentError('MODEL_PACKAGE_INVALID', `input ${input.name} needs fixed dims after the batch dim, got [${input.shape.join(',')}]`);
+    let detection: DetectionSpec | undefined;
+    if (m.task === 'detection') {
+      if (m.preprocessing.kind !== 'image') throw new AgentError('MODEL_PACKAGE_INVALID', `detector ${m.name} must take images`);
+      detection = { post: m.postprocessing, outputNames: m.outputs.map((o) => o.name), classes: m.labels.length, inputWidth: m.preprocessing.width, inputHeight: m.preprocessing.height };
+    }
     const pool = await InferencePool.open(
       {
         bytes: pkg.modelBytes,
@@ -51,7 +79,8 @@ export class ModelRuntime {
         inputType: input.dtype,
         itemDims,
         batchable: typeof input.shape[0] === 'string',
-        output: m.postprocessing.output ?? m.outputs[0]!.name,
+        output: m.task === 'classification' ? (m.postprocessing.output ?? m.outputs[0]!.name) : m.outputs[0]!.name,
+        detection,
       },
       settings,
     );
@@ -86,13 +115,18 @@ export class ModelRuntime {
   }
 
   /** Turn input into tensors for this model; a batch of JSON rows gives several tensors. */
-  async prepare(input: ModelInput): Promise<Array<{ data: InputTensor; stats?: { brightness: number; contrast: number } }>> {
+  async prepare(input: ModelInput): Promise<Array<{ data: InputTensor; stats?: { brightness: number; contrast: number }; geometry?: Geometry }>> {
     const m = this.pkg.manifest;
     if (input.kind === 'image') {
       if (m.preprocessing.kind !== 'image') throw new AgentError('INPUT_INVALID', `model ${m.name} takes tensors, not images`);
+      if (m.task === 'detection') {
+        const t = await imageToTensor(input.bytes, m.preprocessing, { withGeometry: true, padValue: m.postprocessing.letterbox?.pad_value ?? 0 });
+        return [{ data: t.data, stats: t.stats, ...(t.geometry ? { geometry: t.geometry } : {}) }];
+      }
       const t = await imageToTensor(input.bytes, m.preprocessing);
       return [{ data: t.data, stats: t.stats }];
     }
+    if (m.task === 'detection') throw new AgentError('INPUT_INVALID', `model ${m.name} is a detector: it takes images`);
     const t = jsonToTensor(input.tensor, this.input, input.shape);
     const per = t.data.length / t.batch;
     return Array.from({ length: t.batch }, (_, i) => ({ data: t.data.slice(i * per, (i + 1) * per) }));
@@ -106,15 +140,26 @@ export class ModelRuntime {
       const t0 = performance.now();
       const prepared = await this.prepare(input);
       const preprocessMs = performance.now() - t0;
-      const pp = this.pkg.manifest.postprocessing;
+      const m = this.pkg.manifest;
       return await Promise.all(
         prepared.map(async (p) => {
-          const r = await this.pool.infer(p.data);
-          const classification = classify(r.scores, { softmax: pp.softmax, topK: pp.top_k, labels: this.pkg.manifest.labels });
+          const r = await this.pool.infer(p.data, p.geometry);
+          let classification: Classification;
+          let detection: Prediction['detection'];
+          if (m.task === 'detection') {
+            const detections = (r.detections ?? []).map((d) => ({ label: m.labels[d.cls] ?? String(d.cls), score: d.score, box: d.box }));
+            const counts: Record<string, number> = {};
+            for (const d of detections) counts[d.label] = (counts[d.label] ?? 0) + 1;
+            detection = { detections, counts, image: { width: p.geometry?.width ?? 0, height: p.geometry?.height ?? 0 } };
+            classification = bestBox(detections, m.labels, m.postprocessing.top_k);
+          } else {
+            classification = classify(r.scores, { softmax: m.postprocessing.softmax, topK: m.postprocessing.top_k, labels: m.labels });
+          }
           return {
             classification,
+            ...(detection ? { detection } : {}),
             ...(p.stats ? { stats: p.stats } : {}),
-            timings: { preprocessMs, queueMs: r.queueMs, runMs: r.runMs, totalMs: performance.now() - t0, batchSize: r.batchSize },
+            timings: { preprocessMs, queueMs: r.queueMs, runMs: r.runMs, totalMs: performance.now() - t0, batchSize: r.batchSize, ...(r.decodeMs !== undefined ? { decodeMs: r.decodeMs } : {}) },
           };
         }),
       );
@@ -145,6 +190,12 @@ export class ModelRuntime {
       try {
         const [p] = await this.predict(input);
         const c = p!.classification;
+        if (p!.detection) {
+          // A detector's golden frame: it runs, and when a label is expected, a box of it scores enough.
+          const hit = g.expected_label === '' || p!.detection.detections.some((d) => d.label === g.expected_label && d.score >= g.min_score);
+          if (!hit) failures.push(`golden[${i}]${g.file ? ` ${g.file}` : ''}: expected a ${g.expected_label} box (score >= ${g.min_score}), got ${JSON.stringify(p!.detection.counts)}`);
+          continue;
+        }
         if (c.label !== g.expected_label || c.score < g.min_score) failures.push(`golden[${i}]${g.file ? ` ${g.file}` : ''}: expected ${g.expected_label} (score >= ${g.min_score}), got ${c.label} (${c.score.toFixed(3)})`);
       } catch (err) {
         failures.push(`golden[${i}]: ${(err as Error).message}`);

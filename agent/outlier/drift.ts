@@ -32,8 +32,21 @@ export interface DriftReport {
   class_psi: number | null;
   brightness_psi: number | null;
   contrast_psi: number | null;
+  /** A detector's: boxes per frame, box scores, box sizes (only when the baseline has them). */
+  box_count_psi?: number | null;
+  box_score_psi?: number | null;
+  box_size_psi?: number | null;
   window: number;
 }
+
+/** What a detector's frame adds to drift: its box count, and each box's score and size (sqrt of its share of the image, 0..1). */
+export interface BoxStats {
+  count: number;
+  scores: readonly number[];
+  sizes: readonly number[];
+}
+
+const BOX_KEYS = ['box_count', 'box_score', 'box_size'] as const;
 
 /**
  * Drift monitor: running predicted-class histogram and input brightness/contrast histograms
@@ -44,6 +57,7 @@ export class DriftMonitor {
   private readonly classes: RollingCounts | null;
   private readonly brightness: RollingCounts | null;
   private readonly contrast: RollingCounts | null;
+  private readonly boxes: Record<(typeof BOX_KEYS)[number], RollingCounts | null>;
 
   constructor(
     private readonly baseline: DriftBaseline | undefined,
@@ -54,6 +68,20 @@ export class DriftMonitor {
     this.classes = baseline?.class_distribution ? new RollingCounts(classCount, w) : null;
     this.brightness = baseline?.brightness ? new RollingCounts(baseline.brightness.freqs.length, w) : null;
     this.contrast = baseline?.contrast ? new RollingCounts(baseline.contrast.freqs.length, w) : null;
+    const box = (k: (typeof BOX_KEYS)[number]): RollingCounts | null => {
+      const h = baseline?.[k];
+      return h ? new RollingCounts(h.freqs.length, w) : null;
+    };
+    this.boxes = { box_count: box('box_count'), box_score: box('box_score'), box_size: box('box_size') };
+  }
+
+  /** A detector's frame: box count per frame, score and size per box, against the baseline's histograms. */
+  observeBoxes(b: BoxStats): void {
+    const bl = this.baseline;
+    if (!bl) return;
+    if (bl.box_count && this.boxes.box_count) this.boxes.box_count.add(binOf(bl.box_count.edges, b.count));
+    if (bl.box_score && this.boxes.box_score) for (const s of b.scores) this.boxes.box_score.add(binOf(bl.box_score.edges, s));
+    if (bl.box_size && this.boxes.box_size) for (const s of b.sizes) this.boxes.box_size.add(binOf(bl.box_size.edges, s));
   }
 
   observe(predictedIndex: number, stats?: { brightness: number; contrast: number }): void {
@@ -68,11 +96,14 @@ export class DriftMonitor {
   }
 
   report(): DriftReport {
+    const boxes: Partial<DriftReport> = {};
+    for (const k of BOX_KEYS) if (this.boxes[k]) boxes[`${k}_psi`] = this.psiOf(this.boxes[k], this.baseline?.[k]?.freqs);
     return {
       class_psi: this.psiOf(this.classes, this.baseline?.class_distribution),
       brightness_psi: this.psiOf(this.brightness, this.baseline?.brightness?.freqs),
       contrast_psi: this.psiOf(this.contrast, this.baseline?.contrast?.freqs),
-      window: this.classes?.size ?? this.brightness?.size ?? 0,
+      ...boxes,
+      window: this.classes?.size ?? this.brightness?.size ?? this.boxes.box_count?.size ?? 0,
     };
   }
 }

@@ -12,6 +12,9 @@ export const DEFAULT_PRIORITIES: Record<OutlierReason, number> = {
   high_entropy: 5,
   drift: 4,
   random: 2,
+  uncertain_box: 6,
+  count_change: 5,
+  nothing_found: 5,
 };
 
 /** Default per-reason rate limits (per minute, burst): a flood of bad frames cannot fill the queue in minutes. */
@@ -22,6 +25,9 @@ export const DEFAULT_RATE_LIMITS: Record<OutlierReason, { per_minute: number; bu
   high_entropy: { per_minute: 60, burst: 20 },
   drift: { per_minute: 30, burst: 10 },
   random: { per_minute: 30, burst: 5 },
+  uncertain_box: { per_minute: 120, burst: 30 },
+  count_change: { per_minute: 60, burst: 20 },
+  nothing_found: { per_minute: 30, burst: 10 },
 };
 
 /** Pure scoring: which reasons does this prediction match? Order = most important first. */
@@ -85,7 +91,16 @@ export class OutlierCapturePolicy {
   }
 
   decide(c: Pick<Classification, 'score' | 'margin' | 'entropy'>, extra: OutlierReason[] = []): CaptureDecision {
-    const matched = matchReasons(c, this.policy, this.random, extra);
+    return this.keep(matchReasons(c, this.policy, this.random, extra));
+  }
+
+  /** A detector's frame (agent/outlier/detection.ts decides which reasons match). */
+  decideDetection(matched: (random: Random) => OutlierReason[]): CaptureDecision {
+    return this.keep(matched(this.random));
+  }
+
+  /** Matched reasons through their rate limits: kept or suppressed, and the sample's priority. */
+  private keep(matched: OutlierReason[]): CaptureDecision {
     const kept: OutlierReason[] = [];
     const suppressed: OutlierReason[] = [];
     for (const r of matched) (this.bucket(r).tryTake() ? kept : suppressed).push(r);
@@ -95,7 +110,7 @@ export class OutlierCapturePolicy {
 }
 
 /** Manifest defaults overridden key by key by the device config. */
-export function mergePolicy(base: OutlierPolicy, override: Partial<OutlierPolicy> | undefined): OutlierPolicy {
+export function mergePolicy<P extends OutlierPolicy>(base: P, override: Partial<OutlierPolicy> | undefined): P {
   if (!override) return base;
   return {
     ...base,

@@ -1,6 +1,7 @@
 import sharp from 'sharp';
-import { sharedError } from '../errors.js';
+import { isEdgeloopError, sharedError } from '../errors.js';
 import type { ImagePreprocessing, TensorSpec } from '../schemas/index.js';
+import type { Geometry } from './detect.js';
 
 export type InputTensor = Float32Array | Uint8Array;
 
@@ -10,6 +11,15 @@ export interface ImageTensor {
   itemDims: number[];
   stats: { brightness: number; contrast: number };
   source: { format: string; width: number; height: number };
+  /** How the original maps onto the tensor; only when asked for (`withGeometry`), as detectors need it to map boxes back. */
+  geometry?: Geometry;
+}
+
+export interface ImageTensorOptions {
+  /** Read the original size and return the mapping (one header read more per frame). */
+  withGeometry?: boolean;
+  /** Letterbox pad value (0..255) for fit `contain`; default black. */
+  padValue?: number;
 }
 
 export const CONTENT_TYPES: Record<string, string> = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp' };
@@ -29,19 +39,28 @@ export function sniffImageFormat(b: Uint8Array): 'jpeg' | 'png' | 'webp' | 'gif'
  * fit mode, colour, layout and dtype. sharp runs on libuv's pool, off the event loop.
  * Brightness/contrast (mean and standard deviation of luminance, 0..1) feed drift monitoring.
  */
-export async function imageToTensor(bytes: Uint8Array, p: ImagePreprocessing): Promise<ImageTensor> {
+export async function imageToTensor(bytes: Uint8Array, p: ImagePreprocessing, opts: ImageTensorOptions = {}): Promise<ImageTensor> {
   if (bytes.length === 0) throw sharedError('IMAGE_DECODE_FAILED', 'image is empty');
   const format = sniffImageFormat(bytes);
   if (format === 'gif' || format === 'tiff') throw sharedError('UNSUPPORTED_MEDIA_TYPE', `image format ${format} is not supported (JPEG, PNG or WebP)`);
   if (format === 'unknown') throw sharedError('IMAGE_DECODE_FAILED', 'image could not be decoded: not a JPEG, PNG or WebP file');
   let raw: { data: Buffer; info: sharp.OutputInfo };
+  let geometry: Geometry | undefined;
   try {
-    let pipe = sharp(bytes, { failOn: 'error', limitInputPixels: 64_000_000 })
-      .resize(p.width, p.height, { fit: p.fit, background: { r: 0, g: 0, b: 0 } })
-      .removeAlpha();
+    let pipe = sharp(bytes, { failOn: 'error', limitInputPixels: 64_000_000 });
+    if (opts.withGeometry) {
+      const meta = await sharp(bytes, { failOn: 'error', limitInputPixels: 64_000_000 }).metadata();
+      const planned = placeImage(meta.width ?? 0, meta.height ?? 0, p);
+      geometry = planned.geometry;
+      pipe = planned.apply(pipe, opts.padValue ?? 0);
+    } else {
+      pipe = pipe.resize(p.width, p.height, { fit: p.fit, background: { r: 0, g: 0, b: 0 } });
+    }
+    pipe = pipe.removeAlpha();
     pipe = p.color === 'grayscale' ? pipe.grayscale() : pipe.toColourspace('srgb');
     raw = await pipe.raw().toBuffer({ resolveWithObject: true });
   } catch (err) {
+    if (isEdgeloopError(err)) throw err;
     throw sharedError('IMAGE_DECODE_FAILED', `image could not be decoded: ${(err as Error).message}`, { cause: err });
   }
   const { data, info } = raw;
@@ -56,7 +75,38 @@ export async function imageToTensor(bytes: Uint8Array, p: ImagePreprocessing): P
     itemDims: p.layout === 'NCHW' ? [channels, p.height, p.width] : [p.height, p.width, channels],
     stats: luminanceStats(data, info.channels),
     source: { format, width: info.width, height: info.height },
+    ...(geometry ? { geometry } : {}),
   };
+}
+
+/**
+ * Where an original of `w0` x `h0` lands in the model input, done by hand rather than by sharp's
+ * own `contain`/`cover` so the offsets used to map boxes back are the ones the pixels went
+ * through: `fill` stretches; `contain` scales to fit and pads evenly (the letterbox, pad value
+ * settable); `cover` scales to fill and crops the centre.
+ */
+export function placeImage(w0: number, h0: number, p: ImagePreprocessing): { geometry: Geometry; apply: (s: sharp.Sharp, pad: number) => sharp.Sharp } {
+  if (!(w0 > 0 && h0 > 0)) throw sharedError('IMAGE_DECODE_FAILED', 'image could not be decoded: no size in its header');
+  const W = p.width;
+  const H = p.height;
+  if (p.fit === 'contain' || p.fit === 'cover') {
+    const r = p.fit === 'contain' ? Math.min(W / w0, H / h0) : Math.max(W / w0, H / h0);
+    const nw = Math.max(1, Math.round(w0 * r));
+    const nh = Math.max(1, Math.round(h0 * r));
+    const left = Math.floor((W - nw) / 2);
+    const top = Math.floor((H - nh) / 2);
+    const geometry: Geometry = { width: w0, height: h0, scaleX: nw / w0, scaleY: nh / h0, padX: left, padY: top };
+    return {
+      geometry,
+      apply: (s, pad) => {
+        const resized = s.resize(nw, nh, { fit: 'fill' });
+        if (p.fit === 'cover') return resized.extract({ left: -left, top: -top, width: W, height: H });
+        return resized.extend({ left, top, right: W - nw - left, bottom: H - nh - top, background: { r: pad, g: pad, b: pad } });
+      },
+    };
+  }
+  if (p.fit !== 'fill') throw sharedError('TENSOR_SHAPE_MISMATCH', `fit ${p.fit} does not give the model's exact size; a detector uses fill, contain or cover`);
+  return { geometry: { width: w0, height: h0, scaleX: W / w0, scaleY: H / h0, padX: 0, padY: 0 }, apply: (s) => s.resize(W, H, { fit: 'fill' }) };
 }
 
 /**

@@ -24,6 +24,10 @@ export const PACKAGE_RULES = {
   output_unknown: 'MODEL_PACKAGE_INVALID',
   /** The output's class dim differs from the number of labels. */
   labels_count: 'MODEL_PACKAGE_INVALID',
+  /** Detection: the decoder does not fit its output's shape (a YOLO head's class dim against labels, a layout the shape cannot be). */
+  decoder_shape: 'MODEL_PACKAGE_INVALID',
+  /** Detection: a letterbox without `preprocessing.fit: contain`, or an image detector whose fit is not fill, contain or cover. */
+  letterbox_fit: 'MODEL_PACKAGE_INVALID',
   golden_input_missing: 'MODEL_PACKAGE_INVALID',
   golden_file_unlisted: 'MODEL_PACKAGE_INVALID',
   golden_file_not_image: 'MODEL_PACKAGE_INVALID',

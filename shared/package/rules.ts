@@ -79,7 +79,7 @@ function goldenProblems(m: ModelManifest): PackageProblem[] {
 
 function driftProblems(m: ModelManifest): PackageProblem[] {
   const problems: PackageProblem[] = [];
-  for (const key of ['brightness', 'contrast'] as const) {
+  for (const key of ['brightness', 'contrast', 'box_count', 'box_score', 'box_size'] as const) {
     const h = m.drift_baseline?.[key];
     if (!h) continue;
     const ascending = h.edges.every((e, i) => i === 0 || e > (h.edges[i - 1] as number));

@@ -1,3 +1,4 @@
+import { decoderOutputs, yoloLayoutsFor } from '../inference/detect.js';
 import type { ModelManifest, ModelTask } from '../schemas/index.js';
 import type { PackageProblem } from './problems.js';
 
@@ -37,6 +38,30 @@ const classification: TaskRules<'classification'> = {
   },
 };
 
+const detection: TaskRules<'detection'> = {
+  check(m) {
+    const problems: PackageProblem[] = [];
+    const post = m.postprocessing;
+    const names = m.outputs.map((o) => o.name);
+    const needed = decoderOutputs(post, names);
+    for (const n of needed) if (!names.includes(n)) problems.push({ rule: 'output_unknown', message: `decoder ${post.decoder.name} reads output ${n}, which is not a model output` });
+    const d = post.decoder;
+    if (d.name === 'yolo') {
+      const shape = m.outputs.find((o) => o.name === needed[0])?.shape;
+      if (shape && !yoloLayoutsFor(shape, m.labels.length).includes(d.layout)) {
+        problems.push({ rule: 'decoder_shape', message: `yolo ${d.layout} does not fit output ${needed[0]} [${shape.join(',')}] with ${m.labels.length} labels (v8 is [1,4+C,N], v5 [1,N,5+C], end2end [1,K,6])` });
+      }
+    }
+    const p = m.preprocessing;
+    if (post.letterbox && (p.kind !== 'image' || p.fit !== 'contain')) problems.push({ rule: 'letterbox_fit', message: 'postprocessing.letterbox needs preprocessing.fit contain' });
+    if (p.kind === 'image' && p.fit !== 'fill' && p.fit !== 'contain' && p.fit !== 'cover') problems.push({ rule: 'letterbox_fit', message: `a detector's boxes map back through fit fill, contain or cover, not ${p.fit}` });
+    for (const [i, g] of m.golden.entries()) {
+      if (g.expected_label !== '' && !m.labels.includes(g.expected_label)) problems.push({ rule: 'golden_label_unknown', message: `golden[${i}] expects a box labelled ${JSON.stringify(g.expected_label)}, which is not one of labels` });
+    }
+    return problems;
+  },
+};
+
 /**
  * One entry per task of the manifest union. Adding a task to `modelManifest` without its entry
  * here does not compile. Detection (next) checks its decoder against the outputs (a YOLO head
@@ -45,10 +70,11 @@ const classification: TaskRules<'classification'> = {
  */
 export const TASK_RULES: { [T in ModelTask]: TaskRules<T> } = {
   classification,
+  detection,
 };
 
 /** The task's own problems for a manifest of any task. */
 export function taskProblems(m: ModelManifest): PackageProblem[] {
-  // One member today; with more, `m.task` picks the entry and the cast holds by construction.
+  // `m.task` picks the entry, so the cast holds by construction.
   return (TASK_RULES[m.task] as TaskRules<ModelTask>).check(m);
 }

@@ -119,6 +119,10 @@ export const driftBaseline = z.object({
   class_distribution: z.array(z.number().nonnegative()).optional(),
   brightness: histogram.optional(),
   contrast: histogram.optional(),
+  /** A detector's boxes per frame, box scores, and box sizes (sqrt of the box's share of the image's area, 0..1). */
+  box_count: histogram.optional(),
+  box_score: histogram.optional(),
+  box_size: histogram.optional(),
   /** Number of recent predictions the running distribution covers. */
   window: z.number().int().positive().default(500),
 });
@@ -197,8 +201,82 @@ export const classificationManifest = z.object({
   ...tailFields,
 });
 
+/** A YOLO head: Ultralytics v5 `[1, N, 5+C]` (objectness), v8/v11 `[1, 4+C, N]`, or an end-to-end export `[1, K, 6]` (x1, y1, x2, y2, score, class; NMS in the graph). Boxes in input pixels. */
+const yoloDecoder = z.object({
+  name: z.literal('yolo'),
+  layout: z.enum(['v5', 'v8', 'end2end']),
+  /** The head's output; defaults to the first output. */
+  output: z.string().optional(),
+});
+/** Separate boxes `[1, N, 4]`, scores `[1, N]` or `[1, N, C]`, optional classes `[1, N]` outputs (torchvision, SSD, TF object-detection exports). */
+const boxesScoresDecoder = z.object({
+  name: z.literal('boxes-scores'),
+  boxes: z.string(),
+  scores: z.string(),
+  /** Class index per box; without it, `scores` is per class (`[1, N, C]`) or the model has one class. */
+  classes: z.string().optional(),
+  box_format: z.enum(['xyxy', 'yxyx']).default('xyxy'),
+  /** Boxes in 0..1 of the input's width and height rather than input pixels. */
+  normalized: z.boolean().default(false),
+  /** Added to a class output before it indexes `labels` (-1 for TF exports whose class 1 is the first label). */
+  class_offset: z.number().int().default(0),
+});
+/** A per-pixel probability map `[1, 1, H, W]`, `[1, H, W]` or one channel per class `[1, C, H, W]`: thresholded, one box per connected component. */
+const heatmapDecoder = z.object({
+  name: z.literal('heatmap'),
+  output: z.string().optional(),
+  threshold: z.number().gt(0).lt(1).default(0.5),
+  /** Components smaller than this many map cells are noise. */
+  min_area: z.number().int().positive().default(1),
+  /** Grow each box by this fraction of its width and height on every side (text detectors shrink their maps). */
+  expand: z.number().min(0).max(4).default(0),
+});
+export const detectionDecoder = z.discriminatedUnion('name', [yoloDecoder, boxesScoresDecoder, heatmapDecoder]);
+export type DetectionDecoder = z.infer<typeof detectionDecoder>;
+
+/** Postprocessing of a `detection` package: decoder, class-aware NMS, and the letterbox the boxes are mapped back through. */
+export const detectionPostprocessing = z.object({
+  kind: z.literal('detection').default('detection'),
+  decoder: detectionDecoder,
+  nms: z
+    .object({
+      iou_threshold: z.number().gt(0).max(1).default(0.45),
+      score_threshold: z.number().gt(0).max(1).default(0.25),
+      max_detections: z.number().int().positive().max(10_000).default(100),
+      class_agnostic: z.boolean().default(false),
+    })
+    .default({ iou_threshold: 0.45, score_threshold: 0.25, max_detections: 100, class_agnostic: false }),
+  /** Letterbox (aspect kept, padded): needs `preprocessing.fit: contain`. */
+  letterbox: z.object({ pad_value: z.number().int().min(0).max(255).default(114) }).optional(),
+  top_k: z.number().int().positive().max(100).default(5),
+});
+export type DetectionPostprocessing = z.infer<typeof detectionPostprocessing>;
+
+/** Outlier policy of a detector: the classification keys plus the box-level ones. */
+export const detectionOutlierPolicy = outlierPolicy.extend({
+  uncertain_band: z.tuple([z.number().min(0).max(1), z.number().min(0).max(1)]).default([0.25, 0.5]).describe('A box whose score is inside this band is uncertain (reason `uncertain_box`).'),
+  count_change: z.number().int().positive().default(3).describe('A frame whose box count differs from the running mean by at least this many is kept (reason `count_change`).'),
+  usually_finds: z.number().min(0).max(1).default(0.8).describe('When at least this share of recent frames had a box, a frame with none is kept (reason `nothing_found`).'),
+  history: z.number().int().positive().max(10_000).default(50).describe('Frames the running count and found-share cover.'),
+});
+export type DetectionOutlierPolicy = z.infer<typeof detectionOutlierPolicy>;
+
+/**
+ * An object detector: boxes with labels and scores. Labels may be a single class. Golden
+ * inputs are not checked by label for a detector (their `expected_label` is not used).
+ */
+export const detectionManifest = z.object({
+  ...headFields,
+  task: z.literal('detection'),
+  ...middleFields,
+  postprocessing: detectionPostprocessing,
+  ...tailFields,
+  labels: z.array(z.string()).min(1),
+  outlier: detectionOutlierPolicy.default(detectionOutlierPolicy.parse({})),
+});
+
 /** The tasks this version reads, one per member of {@link modelManifest}. */
-export const MODEL_TASKS = ['classification'] as const;
+export const MODEL_TASKS = ['classification', 'detection'] as const;
 
 /**
  * The model package manifest: one member per `task`, each with its own `postprocessing`
@@ -207,7 +285,7 @@ export const MODEL_TASKS = ['classification'] as const;
  * shared/package/README.md) is one more member here plus its entry in the task rule table
  * (shared/package/tasks.ts); readers of the common fields do not change.
  */
-export const modelManifest = z.discriminatedUnion('task', [classificationManifest], {
+export const modelManifest = z.discriminatedUnion('task', [classificationManifest, detectionManifest], {
   error: (iss) => (iss.code === 'invalid_union' ? `unknown task ${JSON.stringify((iss.input as { task?: unknown } | undefined)?.task)}: this version reads ${MODEL_TASKS.join(', ')}` : undefined),
 });
 export type ModelManifest = z.infer<typeof modelManifest>;

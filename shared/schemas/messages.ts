@@ -28,6 +28,14 @@ export const outlierDecision = z.object({
 });
 export type OutlierDecision = z.infer<typeof outlierDecision>;
 
+/** A detector's box: label, score, corners in the original image's pixels. */
+export const detectionEntry = z.object({ label: z.string(), score: z.number(), box: z.tuple([z.number(), z.number(), z.number(), z.number()]) });
+export type DetectionEntry = z.infer<typeof detectionEntry>;
+
+/**
+ * One inference's answer. For a detector, `detections` and `counts` (per label) carry the
+ * boxes, and `label`/`index`/`score`/`topk` describe the best box ('' and 0 when none).
+ */
 export const inferResult = z.object({
   type: z.literal('infer_result'),
   v: schemaVersion,
@@ -40,6 +48,8 @@ export const inferResult = z.object({
   model_version: z.string(),
   latency_ms: z.number().nonnegative(),
   outlier: outlierDecision,
+  detections: z.array(detectionEntry).optional(),
+  counts: z.record(z.string(), z.number().int().nonnegative()).optional(),
 });
 export type InferResult = z.infer<typeof inferResult>;
 
@@ -64,6 +74,8 @@ export const sampleMeta = z.object({
   origin: z.string().max(512).optional(),
   /** Shadow model's prediction, when shadow mode ran on this input. */
   shadow: z.object({ model: modelRef, label: z.string(), score: z.number() }).optional(),
+  /** A detector's predicted boxes (original-image pixels), kept with the sample for the labeler. */
+  detections: z.array(detectionEntry).max(1000).optional(),
 });
 export type SampleMeta = z.infer<typeof sampleMeta>;
 
@@ -122,7 +134,15 @@ export const telemetry = z.object({
   inference: z.object({ count: z.number().int().nonnegative(), errors: z.number().int().nonnegative(), rate_per_s: z.number().nonnegative(), latency_ms: latency }),
   confidence_mean: z.number().nullable(),
   outliers: z.object({ count: z.number().int().nonnegative(), rate: z.number().nonnegative(), by_reason: z.record(z.string(), z.number().int().nonnegative()) }),
-  drift: z.object({ class_psi: z.number().nullable(), brightness_psi: z.number().nullable(), contrast_psi: z.number().nullable() }),
+  drift: z.object({
+    class_psi: z.number().nullable(),
+    brightness_psi: z.number().nullable(),
+    contrast_psi: z.number().nullable(),
+    /** A detector's box count, score and size PSI (absent for a classifier). */
+    box_count_psi: z.number().nullable().optional(),
+    box_score_psi: z.number().nullable().optional(),
+    box_size_psi: z.number().nullable().optional(),
+  }),
   queue: z.object({
     depth: z.number().int().nonnegative(),
     bytes: z.number().int().nonnegative(),

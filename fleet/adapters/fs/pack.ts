@@ -10,6 +10,8 @@ import { signManifest } from '../../../shared/signing.js';
 import { readOnnxMetadata } from '../../../shared/onnx/reader.js';
 import { FleetError } from '../../errors.js';
 import { imageAxes, recordedDims, resolveInputDims } from './pack-dims.js';
+import { detectionPostprocessing, type DetectionOptions } from './pack-detection.js';
+import { detect, type OutputTensor } from '../../../shared/inference/detect.js';
 
 /** Image flags by their CLI name, for the refusal of flags a tensor model would ignore. */
 const IMAGE_FLAGS: Record<string, string> = { width: '--width', height: '--height', color: '--color', layout: '--layout', fit: '--fit', scale: '--scale', mean: '--mean', std: '--std', invert: '--invert' };
@@ -31,6 +33,9 @@ export interface PackOptions {
   channels?: number;
   /** `--dim NAME=N`: sizes of symbolic input dims by name. */
   dims?: Record<string, number>;
+  /** `classification` (default) or `detection` (then `detection` says how to decode). */
+  task?: 'classification' | 'detection';
+  detection?: DetectionOptions;
   /** The model emits logits: apply softmax on the device. */
   softmax?: boolean;
   topK?: number;
@@ -77,8 +82,12 @@ export async function packModel(o: PackOptions): Promise<{ dir: string; manifest
     const dtype = input.type === 'uint8' ? 'uint8' : input.type === 'float32' ? 'float32' : null;
     if (!dtype) throw new FleetError('PACK_FAILED', `input ${input.name} is ${input.type}; float32 or uint8 is supported`);
     const output = outputs[0]!;
+    const task = o.task ?? 'classification';
+    if (task === 'detection' && !o.detection) throw new FleetError('USAGE', 'a detector needs a decoder (--decoder yolo|boxes-scores|heatmap)');
+    if (task === 'classification' && o.detection) throw new FleetError('PACK_FLAG_UNUSED', 'decoder options apply to --task detection');
     const classes = output.shape.at(-1);
-    if (typeof classes === 'number' && classes !== o.labels.length) throw new FleetError('PACK_FAILED', `the model has ${classes} output classes, the labels file ${o.labels.length}`);
+    if (task === 'classification' && typeof classes === 'number' && classes !== o.labels.length) throw new FleetError('PACK_FAILED', `the model has ${classes} output classes, the labels file ${o.labels.length}`);
+    const det = o.detection ? detectionPostprocessing(o.detection, outputs, o.labels.length, o.image?.fit) : null;
 
     const im = o.image ?? {};
     const channelsWanted = o.channels ?? (im.color === undefined ? undefined : im.color === 'grayscale' ? 1 : 3);
@@ -113,7 +122,7 @@ export async function packModel(o: PackOptions): Promise<{ dir: string; manifest
           layout: guess.layout,
           color: guess.channels === 1 ? 'grayscale' : 'rgb',
           dtype,
-          fit: im.fit ?? 'fill',
+          fit: det?.fit ?? im.fit ?? 'fill',
           scale: im.scale ?? (dtype === 'uint8' ? 1 : 1 / 255),
           mean: im.mean ?? [0],
           std: im.std ?? [1],
@@ -121,6 +130,26 @@ export async function packModel(o: PackOptions): Promise<{ dir: string; manifest
         }
       : { kind: 'tensor' };
     const itemDims = resolved.dims.slice(1);
+    if (det && preprocessing.kind !== 'image') throw new FleetError('PACK_FAILED', `a detector takes images; input ${input.name} [${input.shape.join(',')}] is not one (a 4-D input with a channel dim of 1 or 3)`);
+    /** A detector's boxes for one frame, decoded as the device will (refused with the outputs found when the decoder cannot read them). */
+    const runDetector = async (data: Float32Array | Uint8Array, geometry: Parameters<typeof detect>[4]): Promise<ReturnType<typeof detect>> => {
+      const res = await session.run({ [input.name]: new ort.Tensor(dtype, data, [1, ...itemDims]) });
+      const tensors: Record<string, OutputTensor> = {};
+      for (const [name, t] of Object.entries(res)) tensors[name] = { data: t.data as OutputTensor['data'], dims: [...t.dims] };
+      const p = preprocessing as { width: number; height: number };
+      try {
+        return detect(det!.post, tensors, outputs.map((x) => x.name), { classes: o.labels.length, inputWidth: p.width, inputHeight: p.height }, geometry);
+      } catch (err) {
+        const found = Object.entries(tensors).map(([n, t]) => `${n} [${t.dims.join(',')}]`).join(', ');
+        throw new FleetError('PACK_DECODER_MISMATCH', `decoder ${det!.post.decoder.name} cannot read the outputs the model produced (${found}): ${(err as Error).message}`, { cause: err });
+      }
+    };
+    if (det) {
+      // Run once on a blank frame: outputs whose dims are symbolic in the graph are checked as they come out.
+      const size = itemDims.reduce((a, b) => a * b, 1);
+      const p = preprocessing as { width: number; height: number };
+      await runDetector(dtype === 'uint8' ? new Uint8Array(size) : new Float32Array(size), { width: p.width, height: p.height, scaleX: 1, scaleY: 1, padX: 0, padY: 0 });
+    }
 
     await mkdir(o.outDir, { recursive: true });
     const files: PackageFile[] = [];
@@ -139,6 +168,14 @@ export async function packModel(o: PackOptions): Promise<{ dir: string; manifest
       const rel = `golden/${i}-${basename(g.file).replace(/[^A-Za-z0-9._-]/g, '_')}`;
       await add(rel, bytes, 'golden');
       const p = preprocessingSchema.parse(preprocessing) as ImagePreprocessing;
+      if (det) {
+        const t = await imageToTensor(bytes, p, { withGeometry: true, padValue: det.post.letterbox?.pad_value ?? 0 });
+        const best = (await runDetector(t.data, t.geometry!))[0];
+        const label = best ? (o.labels[best.cls] ?? '') : '';
+        if (g.label !== undefined && g.label !== label) throw new FleetError('PACK_FAILED', `golden ${g.file}: expected a ${g.label} box first, the model finds ${label || 'nothing'}`);
+        golden.push({ file: rel, expected_label: label, min_score: best ? Math.max(0, Math.floor(best.score * 0.8 * 1000) / 1000) : 0 });
+        continue;
+      }
       const t = await imageToTensor(bytes, p);
       const res = await session.run({ [input.name]: new ort.Tensor(dtype, t.data as Float32Array, [1, ...t.itemDims]) });
       const c = classify(res[output.name]!.data as Float32Array, { softmax: o.softmax ?? false, topK: 1, labels: o.labels });
@@ -156,27 +193,28 @@ export async function packModel(o: PackOptions): Promise<{ dir: string; manifest
       golden.push({ tensor: g.tensor, expected_label: c.label, min_score: Math.max(0, Math.floor(c.score * 0.8 * 1000) / 1000) });
     }
 
-    const raw: ModelManifestInput = {
+    // The task and its postprocessing are chosen together above; the union cannot see that.
+    const raw = {
       schema: MANIFEST_SCHEMA,
       v: 1,
       name: slug(o.name ?? basename(o.onnxPath, extname(o.onnxPath))),
       version: o.version ?? '0.1.0',
       ...(o.description ? { description: o.description } : {}),
-      task: 'classification',
+      task,
       created_at: (o.createdAt ?? new Date()).toISOString(),
       model_file: 'model.onnx',
       files,
       inputs: [{ name: input.name, dtype, shape: input.shape, ...(resolved.dynamic ? { dims: resolved.dims } : {}) }],
       outputs: outputs.map((x) => ({ name: x.name, dtype: 'float32' as const, shape: x.shape })),
       preprocessing,
-      postprocessing: { kind: 'classification', output: output.name, softmax: o.softmax ?? false, top_k: Math.min(o.topK ?? 5, o.labels.length) },
+      postprocessing: det ? { ...det.post, top_k: o.topK ?? 5 } : { kind: 'classification', output: output.name, softmax: o.softmax ?? false, top_k: Math.min(o.topK ?? 5, o.labels.length) },
       labels: o.labels,
       ...(o.outlier ? { outlier: o.outlier } : {}),
       ...(o.driftBaseline ? { drift_baseline: o.driftBaseline } : {}),
       golden,
       ...(o.lineage ? { lineage: o.lineage } : {}),
       ...(o.evaluation ? { evaluation: o.evaluation } : {}),
-    };
+    } as ModelManifestInput;
     // The rules every reader applies (shared/package), so pack never writes what the registry or a device refuses.
     const check = checkManifest(raw);
     if (!check.manifest || check.problems.length) {
@@ -191,10 +229,10 @@ export async function packModel(o: PackOptions): Promise<{ dir: string; manifest
 }
 
 /** Labels from a file: one per line, or a JSON array. */
-export async function readLabels(path: string): Promise<string[]> {
+export async function readLabels(path: string, min = 2): Promise<string[]> {
   const text = (await readFile(path, 'utf8')).trim();
   const labels = text.startsWith('[') ? (JSON.parse(text) as unknown[]).map(String) : text.split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
-  if (labels.length < 2) throw new FleetError('PACK_FAILED', `${path} lists ${labels.length} labels; a classifier needs at least 2`);
+  if (labels.length < min) throw new FleetError('PACK_FAILED', `${path} lists ${labels.length} labels; a ${min === 1 ? 'detector' : 'classifier'} needs at least ${min}`);
   return labels;
 }
 

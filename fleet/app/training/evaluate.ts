@@ -17,7 +17,7 @@ import * as ort from 'onnxruntime-node';
 import { classify } from '../../../shared/inference/postprocess.js';
 import { imageToTensor, jsonToTensor } from '../../../shared/inference/preprocess.js';
 import type { InputTensor } from '../../../shared/inference/preprocess.js';
-import { readPackageDir, type VerifiedPackage } from '../../../shared/package/index.js';
+import { readPackageDir, type TaskManifest, type VerifiedPackage } from '../../../shared/package/index.js';
 import type { ModelManifest, ModelRef } from '../../../shared/schemas/index.js';
 import { FleetError } from '../../errors.js';
 import type { GateInput, SetMetrics } from '../../core/training/gate.js';
@@ -63,7 +63,7 @@ export interface EvaluateOptions {
 
 interface Loaded {
   ref: ModelRef;
-  manifest: ModelManifest;
+  manifest: TaskManifest<'classification'>;
   session: ort.InferenceSession;
   inputName: string;
   outputName: string;
@@ -90,6 +90,8 @@ export async function readPackageManifest(dir: string): Promise<ModelManifest> {
 
 async function load(m: { ref: ModelRef; dir: string }, threads: number): Promise<Loaded> {
   const { manifest, modelBytes } = await readVerifiedPackage(m.dir);
+  // Detection is scored by mAP, which comes with the detection training slice (issue 14).
+  if (manifest.task !== 'classification') throw new FleetError('EVALUATION_FAILED', `${m.ref.name}@${m.ref.version} is a ${manifest.task} model; evaluation scores classifiers only for now`);
   let session: ort.InferenceSession;
   try {
     session = await ort.InferenceSession.create(modelBytes, {

@@ -26,6 +26,7 @@ export interface PackageAccuracy {
 export async function packageAccuracy(dir: string, images: readonly LabelledImage[]): Promise<PackageAccuracy> {
   const { manifest, modelBytes } = await readVerifiedPackage(dir);
   if (manifest.preprocessing.kind !== 'image') throw new Error(`${manifest.name} is not an image model`);
+  if (manifest.task !== 'classification') throw new Error(`${manifest.name} is a ${manifest.task} model; accuracy is measured for classifiers`);
   const pre = manifest.preprocessing as ImagePreprocessing;
   const session = await ort.InferenceSession.create(modelBytes);
   const input = manifest.inputs[0]!.name;

@@ -6,7 +6,8 @@ import { packModel, readLabels } from '../../adapters/fs/pack.js';
 export const PACK_HELP = `Usage: edgeloop pack MODEL.onnx --labels FILE --out DIR [options]
 
 Builds a model package (manifest.json + files, sha256 of each, optional ed25519 signature)
-from any classification ONNX file (PyTorch, Keras, scikit-learn exports...).
+from any classification or detection ONNX file (PyTorch, Keras, Ultralytics, torchvision,
+TF object-detection, scikit-learn exports...).
 
   --labels FILE         class labels, one per line (or a JSON array)             (required)
   --out DIR             output directory                                          (required)
@@ -28,7 +29,19 @@ from any classification ONNX file (PyTorch, Keras, scikit-learn exports...).
   --softmax             the model outputs logits; apply softmax on the device
   --top-k N             top-k entries in results (default 5)
   --golden FILE[=LABEL] golden image for the on-device smoke test (repeatable); without
-                        =LABEL the model's prediction now is recorded
+                        =LABEL the model's prediction now is recorded (a detector: its best box)
+
+Detection (--task detection --decoder NAME; labels may be a single class):
+  --decoder yolo|boxes-scores|heatmap
+  --yolo-layout v5|v8|end2end   YOLO head: v5 [1,N,5+C], v8/v11 [1,4+C,N], end2end [1,K,6]
+                        (default: read from the output's shape when only one fits)
+  --output NAME         yolo/heatmap: the output to decode (default: the first)
+  --boxes NAME --scores NAME --classes NAME   boxes-scores outputs (default: found by name)
+  --box-format xyxy|yxyx  --normalized  --class-offset N   boxes-scores box coordinates
+  --threshold P --min-area N --expand F   heatmap: cut-off, smallest component, box growth
+  --iou P --score-threshold P --max-detections N --class-agnostic   NMS (0.45, 0.25, 100)
+  --pad-value N         letterbox pad (0-255, default 114; yolo letterboxes by default,
+                        the others stretch unless --fit contain)
   --json                print the manifest as JSON`;
 
 const list = (v: string | undefined): number[] | undefined => (v === undefined ? undefined : v.split(',').map((x) => Number(x)));
@@ -58,6 +71,24 @@ export async function packCmd(argv: string[], io: Io): Promise<number> {
       softmax: { type: 'boolean' },
       'top-k': { type: 'string' },
       golden: { type: 'string', multiple: true },
+      task: { type: 'string' },
+      decoder: { type: 'string' },
+      'yolo-layout': { type: 'string' },
+      output: { type: 'string' },
+      boxes: { type: 'string' },
+      scores: { type: 'string' },
+      classes: { type: 'string' },
+      'box-format': { type: 'string' },
+      normalized: { type: 'boolean' },
+      'class-offset': { type: 'string' },
+      threshold: { type: 'string' },
+      'min-area': { type: 'string' },
+      expand: { type: 'string' },
+      iou: { type: 'string' },
+      'score-threshold': { type: 'string' },
+      'max-detections': { type: 'string' },
+      'class-agnostic': { type: 'boolean' },
+      'pad-value': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -97,6 +128,29 @@ export async function packCmd(argv: string[], io: Io): Promise<number> {
   }
   const channels = numberFlag(values.channels, 'channels');
   if (channels !== undefined && channels !== 1 && channels !== 3) throw new FleetError('USAGE', '--channels must be 1 or 3');
+  const task = pick(values.task, ['classification', 'detection'] as const, 'task') ?? 'classification';
+  const decoderFlags = {
+    yoloLayout: pick(values['yolo-layout'], ['v5', 'v8', 'end2end'] as const, 'yolo-layout'),
+    output: values.output,
+    boxes: values.boxes,
+    scores: values.scores,
+    classes: values.classes,
+    boxFormat: pick(values['box-format'], ['xyxy', 'yxyx'] as const, 'box-format'),
+    normalized: values.normalized,
+    classOffset: numberFlag(values['class-offset'], 'class-offset'),
+    threshold: numberFlag(values.threshold, 'threshold'),
+    minArea: numberFlag(values['min-area'], 'min-area'),
+    expand: numberFlag(values.expand, 'expand'),
+    iou: numberFlag(values.iou, 'iou'),
+    scoreThreshold: numberFlag(values['score-threshold'], 'score-threshold'),
+    maxDetections: numberFlag(values['max-detections'], 'max-detections'),
+    classAgnostic: values['class-agnostic'],
+    padValue: numberFlag(values['pad-value'], 'pad-value'),
+  };
+  const decoder = pick(values.decoder, ['yolo', 'boxes-scores', 'heatmap'] as const, 'decoder');
+  const givenDecoderFlags = Object.entries(decoderFlags).filter(([, v]) => v !== undefined);
+  if (task !== 'detection' && (decoder || givenDecoderFlags.length)) throw new FleetError('USAGE', '--decoder and the detection flags need --task detection');
+  if (task === 'detection' && !decoder) throw new FleetError('USAGE', '--task detection needs --decoder yolo|boxes-scores|heatmap');
   const golden = (values.golden ?? []).map((g) => {
     const at = g.lastIndexOf('=');
     return at > 0 ? { file: g.slice(0, at), label: g.slice(at + 1) } : { file: g };
@@ -104,7 +158,9 @@ export async function packCmd(argv: string[], io: Io): Promise<number> {
   const { dir, manifest } = await packModel({
     onnxPath: onnx,
     outDir: values.out,
-    labels: await readLabels(values.labels),
+    labels: await readLabels(values.labels, task === 'detection' ? 1 : 2),
+    task,
+    ...(decoder ? { detection: { decoder, ...Object.fromEntries(givenDecoderFlags) } } : {}),
     ...(values.name ? { name: values.name } : {}),
     ...(values.version ? { version: values.version } : {}),
     image,
