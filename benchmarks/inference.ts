@@ -13,10 +13,10 @@ import { round, summary } from './stats.js';
 const THREADS = 2;
 
 /** The agent's defaults with the benchmark's thread count. */
-const settings: PoolSettings = poolSettings(parseAgentConfig({ inference: { intra_op_threads: THREADS, max_pending: 1024 } }).inference);
+export const settings: PoolSettings = poolSettings(parseAgentConfig({ inference: { intra_op_threads: THREADS, max_pending: 1024 } }).inference);
 
 /** Raw ONNX Runtime on the main thread with the same settings as the agent's sessions. */
-function rawSession(bytes: Uint8Array): Promise<ort.InferenceSession> {
+export function rawSession(bytes: Uint8Array): Promise<ort.InferenceSession> {
   return ort.InferenceSession.create(bytes, {
     intraOpNumThreads: THREADS,
     interOpNumThreads: 1,
@@ -31,7 +31,7 @@ function rawSession(bytes: Uint8Array): Promise<ort.InferenceSession> {
  * Alternate blocks of agent and raw runs so machine noise hits both alike; returns the
  * latencies of each side (ms).
  */
-async function interleaved(iterations: number, block: number, agent: () => Promise<unknown>, raw: () => Promise<unknown>): Promise<{ agent: number[]; raw: number[] }> {
+export async function interleaved(iterations: number, block: number, agent: () => Promise<unknown>, raw: () => Promise<unknown>): Promise<{ agent: number[]; raw: number[] }> {
   const a: number[] = [];
   const r: number[] = [];
   for (let i = 0; i < 5; i++) {
@@ -103,7 +103,7 @@ export async function benchInference(opts: { iterations?: number } = {}) {
 }
 
 /** A photo-like 640x480 JPEG (smooth gradients and edges, not noise). */
-async function sampleJpeg(): Promise<Buffer> {
+export async function sampleJpeg(): Promise<Buffer> {
   const w = 640;
   const h = 480;
   const data = Buffer.alloc(w * h * 3);

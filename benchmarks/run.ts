@@ -12,6 +12,8 @@ const HELP = `Usage: npm run bench -- [--json] [--only name,name] [--quick]
 Benchmarks print ratios against the raw library measured in the same run:
   inference   agent inference / raw session.run, p50 (target <= 1.05); handoff_us: the worker hop per request
   end_to_end  JPEG -> result / (sharp + raw run), p50 (target <= 1.25)
+  detect      JPEG -> boxes for a YOLOv8n-sized head [1,84,8400] / (sharp letterbox + raw run + the same
+              decode and NMS on the main thread), p50 (target <= 1.15); p99 ratio beside it
   event_loop  event-loop delay p99 in ms during saturated inference (target <= 5)
   enqueue     durable captures/s / raw batched inserts/s (target >= 0.5)
   drain       backlog drain msgs/s / bare mqtt.js QoS 1 msgs/s (target >= 0.8)
@@ -31,6 +33,7 @@ type Bench = (quick: boolean) => Promise<Record<string, unknown> & { name: strin
 const benches: Record<string, Bench> = {
   inference: (q) => benchInference({ iterations: q ? 20 : 100 }),
   end_to_end: (q) => benchEndToEnd({ iterations: q ? 20 : 100 }),
+  detect: async (q) => (await import('./detect.js')).benchDetect({ iterations: q ? 20 : 100 }),
   event_loop: (q) => benchEventLoop({ durationMs: q ? 1500 : 5000 }),
   enqueue: async (q) => {
     const dir = mkdtempSync(join(tmpdir(), 'edgeloop-bench-'));

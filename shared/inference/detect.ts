@@ -47,7 +47,10 @@ export interface DecodeContext {
 /** What a decoder says a model output must look like, checked at pack time (and again at run time). */
 export type YoloLayout = 'v5' | 'v8' | 'end2end';
 
-const num = (d: OutputTensor['data'], i: number): number => (d instanceof BigInt64Array ? Number(d[i]) : (d[i] as number));
+const num = (d: ArrayLike<number>, i: number): number => d[i] as number;
+
+/** int64 outputs (torchvision labels) as numbers once, so the per-value loops index a plain array. */
+const numeric = (t: OutputTensor): OutputTensor & { data: ArrayLike<number> } => (t.data instanceof BigInt64Array ? { data: Float64Array.from(t.data, Number), dims: t.dims } : (t as OutputTensor & { data: ArrayLike<number> }));
 
 /**
  * The YOLO layouts a head's declared shape fits, given the label count: v8/v11 `[1, 4+C, N]`,
@@ -72,32 +75,38 @@ export function decoderOutputs(post: DetectionPostprocessing, outputs: readonly 
   return [d.output ?? outputs[0]!];
 }
 
-function need(t: OutputTensor | undefined, name: string): OutputTensor {
+function need(t: OutputTensor | undefined, name: string): OutputTensor & { data: ArrayLike<number> } {
   if (!t) throw new Error(`the model produced no output ${name}`);
-  return t;
+  return numeric(t);
 }
 
 const cxcywh = (cx: number, cy: number, w: number, h: number): BoxXyxy => [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2];
 
-function yolo(layout: YoloLayout, t: OutputTensor, ctx: DecodeContext, threshold: number): RawDetection[] {
+function yolo(layout: YoloLayout, t: OutputTensor & { data: ArrayLike<number> }, ctx: DecodeContext, threshold: number): RawDetection[] {
   const { data, dims } = t;
   const C = ctx.classes;
   const out: RawDetection[] = [];
   if (layout === 'v8') {
     const n = dims.at(-1)!;
     if (dims.length !== 3 || dims[1] !== 4 + C) throw new Error(`yolo v8 head should be [1, ${4 + C}, N], got [${dims.join(', ')}]`);
-    for (let i = 0; i < n; i++) {
-      let best = -Infinity;
-      let cls = 0;
-      for (let c = 0; c < C; c++) {
-        const v = num(data, (4 + c) * n + i);
-        if (v > best) {
-          best = v;
-          cls = c;
+    // Class-major: each class row is read front to back (a [84, 8400] head read anchor by
+    // anchor would stride 33 KB per value).
+    const best = new Float32Array(n).fill(-Infinity);
+    const bestCls = new Uint16Array(n);
+    for (let c = 0; c < C; c++) {
+      const base = (4 + c) * n;
+      for (let i = 0; i < n; i++) {
+        const v = data[base + i] as number;
+        if (v > best[i]!) {
+          best[i] = v;
+          bestCls[i] = c;
         }
       }
-      if (best < threshold) continue;
-      out.push({ cls, score: best, box: cxcywh(num(data, i), num(data, n + i), num(data, 2 * n + i), num(data, 3 * n + i)) });
+    }
+    for (let i = 0; i < n; i++) {
+      const score = best[i]!;
+      if (!(score >= threshold)) continue;
+      out.push({ cls: bestCls[i]!, score, box: cxcywh(num(data, i), num(data, n + i), num(data, 2 * n + i), num(data, 3 * n + i)) });
     }
   } else if (layout === 'v5') {
     const row = 5 + C;
@@ -106,7 +115,7 @@ function yolo(layout: YoloLayout, t: OutputTensor, ctx: DecodeContext, threshold
     for (let i = 0; i < n; i++) {
       const r = i * row;
       const obj = num(data, r + 4);
-      if (obj < threshold) continue;
+      if (!(obj >= threshold)) continue;
       let best = -Infinity;
       let cls = 0;
       for (let c = 0; c < C; c++) {
@@ -117,7 +126,7 @@ function yolo(layout: YoloLayout, t: OutputTensor, ctx: DecodeContext, threshold
         }
       }
       const score = obj * best;
-      if (score < threshold) continue;
+      if (!(score >= threshold)) continue;
       out.push({ cls, score, box: cxcywh(num(data, r), num(data, r + 1), num(data, r + 2), num(data, r + 3)) });
     }
   } else {
@@ -169,7 +178,7 @@ function boxesScores(d: Extract<DetectionPostprocessing['decoder'], { name: 'box
 }
 
 /** Threshold, 8-connected components, one box per component (score: the component's peak). */
-function heatmap(d: Extract<DetectionPostprocessing['decoder'], { name: 'heatmap' }>, t: OutputTensor, ctx: DecodeContext, scoreThreshold: number): RawDetection[] {
+function heatmap(d: Extract<DetectionPostprocessing['decoder'], { name: 'heatmap' }>, t: OutputTensor & { data: ArrayLike<number> }, ctx: DecodeContext, scoreThreshold: number): RawDetection[] {
   const dims = t.dims;
   if (dims.length < 2) throw new Error(`heatmap output should be [1, C, H, W], [1, H, W] or [H, W], got [${dims.join(', ')}]`);
   const H = dims.at(-2)!;
@@ -278,7 +287,8 @@ export function toOriginalPixels(dets: readonly RawDetection[], g: Geometry): Ra
 
 /** The whole postprocessing: decode, NMS (not for end-to-end heads: their graph did it), map back. */
 export function detect(post: DetectionPostprocessing, outputs: Record<string, OutputTensor>, outputNames: readonly string[], ctx: DecodeContext, g: Geometry): RawDetection[] {
-  const cands = decodeDetections(post, outputs, outputNames, ctx);
+  // A hostile or broken model's NaN/Infinity never reaches a result (JSON would turn it into null).
+  const cands = decodeDetections(post, outputs, outputNames, ctx).filter((c) => Number.isFinite(c.score) && c.box.every(Number.isFinite));
   const endToEnd = post.decoder.name === 'yolo' && post.decoder.layout === 'end2end';
   const kept = endToEnd
     ? [...cands].sort((a, b) => b.score - a.score).slice(0, post.nms.max_detections)

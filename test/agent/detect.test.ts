@@ -4,7 +4,8 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main as agentMain } from '../../agent/cli/main.js';
 import { main as fleetMain } from '../../fleet/edges/cli/main.js';
-import { iou, nms, toOriginalPixels, yoloLayoutsFor, type RawDetection } from '../../shared/inference/detect.js';
+import { detect, iou, nms, toOriginalPixels, yoloLayoutsFor, type RawDetection } from '../../shared/inference/detect.js';
+import { detectionPostprocessing } from '../../shared/schemas/index.js';
 import type { Io } from '../../shared/cli.js';
 import { boxesScoresModel, heatmapModel, yoloEnd2EndModel, yoloV5Model, yoloV8Model } from '../helpers/detect-models.js';
 import { tempDir } from '../helpers/packages.js';
@@ -79,6 +80,14 @@ describe('detection postprocessing (pure)', () => {
     // A box in the pad only has no area once clipped: dropped.
     expect(toOriginalPixels([{ cls: 0, score: 1, box: [0, 0, 8, 8] }], g)).toEqual([]);
     expect(toOriginalPixels([{ cls: 0, score: 1, box: [-4, 12, 8, 20] }], g)).toEqual([{ cls: 0, score: 1, box: [0, 0, 16, 8] }]);
+  });
+
+  it('never lets NaN or Infinity from a broken model through', () => {
+    const post = detectionPostprocessing.parse({ decoder: { name: 'yolo', layout: 'v5' } });
+    // [1, 3, 6]: one class; rows: NaN objectness, Infinity box, a good box.
+    const data = Float32Array.from([5, 5, 2, 2, NaN, 1, Infinity, 5, 2, 2, 0.9, 1, 5, 5, 2, 2, 0.9, 1]);
+    const g = { width: 10, height: 10, scaleX: 1, scaleY: 1, padX: 0, padY: 0 };
+    expect(detect(post, { out: { data, dims: [1, 3, 6] } }, ['out'], { classes: 1, inputWidth: 10, inputHeight: 10 }, g)).toEqual([{ cls: 0, score: expect.closeTo(0.9, 5), box: [4, 4, 6, 6] }]);
   });
 
   it('reads the YOLO layout from the head shape where it is unambiguous', () => {

@@ -114,7 +114,7 @@ export function yoloV8nSizedModel(): Uint8Array {
   const heads = [8, 16, 32].map((s, i) => g.node('Reshape', [g.node('AveragePool', [x], { kernel_shape: [s, s], strides: [s, s] }), g.int64Initializer(`shape${i}`, [1, 3, (640 / s) ** 2])]));
   const pooled = g.node('Concat', heads, { axis: 2 }); // [1, 3, 8400]
   const w = new Float32Array(84 * 3);
-  for (let r = 0; r < 84; r++) for (let c = 0; c < 3; c++) w[r * 3 + c] = r < 4 ? 40 + r * 10 : ((r * 7 + c * 13) % 11) / 11;
+  for (let r = 0; r < 84; r++) for (let c = 0; c < 3; c++) w[r * 3 + c] = r < 4 ? 40 + r * 10 : (0.2 * ((r * 7 + c * 13) % 11)) / 11;
   const out = g.node('MatMul', [g.initializer('proj', w, [84, 3]), pooled]); // [84,3] x [1,3,8400] -> [1,84,8400]
   g.output(out, 'float32', [1, 84, 8400], 'output0');
   return g.toBytes();
