@@ -64,9 +64,9 @@ const detection: TaskRules<'detection'> = {
 
 /**
  * One entry per task of the manifest union. Adding a task to `modelManifest` without its entry
- * here does not compile. Detection (next) checks its decoder against the outputs (a YOLO head
- * `[1, 4+C, N]` or `[1, N, 5+C]` against labels, boxes/scores outputs named), NMS thresholds in
- * (0, 1], and golden inputs with expected boxes; see shared/package/README.md.
+ * here does not compile. Detection checks its decoder against the declared outputs (a YOLO head
+ * against the label count, boxes/scores outputs present) and the letterbox against the fit;
+ * the schema bounds the NMS thresholds. See shared/package/README.md.
  */
 export const TASK_RULES: { [T in ModelTask]: TaskRules<T> } = {
   classification,

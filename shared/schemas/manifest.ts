@@ -280,9 +280,7 @@ export const MODEL_TASKS = ['classification', 'detection'] as const;
 
 /**
  * The model package manifest: one member per `task`, each with its own `postprocessing`
- * block. A new task (detection: `postprocessing: { kind: 'detection', decoder: { name: 'yolo'
- * | 'boxes-scores' | 'heatmap', ... }, nms: { iou, score, max_detections }, letterbox }`; see
- * shared/package/README.md) is one more member here plus its entry in the task rule table
+ * block. A new task is one more member here plus its entry in the task rule table
  * (shared/package/tasks.ts); readers of the common fields do not change.
  */
 export const modelManifest = z.discriminatedUnion('task', [classificationManifest, detectionManifest], {
