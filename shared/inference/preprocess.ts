@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import { isEdgeloopError, sharedError } from '../errors.js';
 import type { ImagePreprocessing, TensorSpec } from '../schemas/index.js';
 import type { Geometry } from './detect.js';
+import { imageSize } from './image-size.js';
 
 export type InputTensor = Float32Array | Uint8Array;
 
@@ -49,8 +50,8 @@ export async function imageToTensor(bytes: Uint8Array, p: ImagePreprocessing, op
   try {
     let pipe = sharp(bytes, { failOn: 'error', limitInputPixels: 64_000_000 });
     if (opts.withGeometry) {
-      const meta = await sharp(bytes, { failOn: 'error', limitInputPixels: 64_000_000 }).metadata();
-      const planned = placeImage(meta.width ?? 0, meta.height ?? 0, p);
+      const size = imageSize(bytes) ?? (await sharp(bytes, { failOn: 'error', limitInputPixels: 64_000_000 }).metadata());
+      const planned = placeImage(size.width ?? 0, size.height ?? 0, p);
       geometry = planned.geometry;
       pipe = planned.apply(pipe, opts.padValue ?? 0);
     } else {

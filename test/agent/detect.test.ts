@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main as agentMain } from '../../agent/cli/main.js';
 import { main as fleetMain } from '../../fleet/edges/cli/main.js';
 import { detect, iou, nms, toOriginalPixels, yoloLayoutsFor, type RawDetection } from '../../shared/inference/detect.js';
+import { imageSize } from '../../shared/inference/image-size.js';
 import { detectionPostprocessing } from '../../shared/schemas/index.js';
 import type { Io } from '../../shared/cli.js';
 import { boxesScoresModel, heatmapModel, yoloEnd2EndModel, yoloV5Model, yoloV8Model } from '../helpers/detect-models.js';
@@ -88,6 +89,27 @@ describe('detection postprocessing (pure)', () => {
     const data = Float32Array.from([5, 5, 2, 2, NaN, 1, Infinity, 5, 2, 2, 0.9, 1, 5, 5, 2, 2, 0.9, 1]);
     const g = { width: 10, height: 10, scaleX: 1, scaleY: 1, padX: 0, padY: 0 };
     expect(detect(post, { out: { data, dims: [1, 3, 6] } }, ['out'], { classes: 1, inputWidth: 10, inputHeight: 10 }, g)).toEqual([{ cls: 0, score: expect.closeTo(0.9, 5), box: [4, 4, 6, 6] }]);
+  });
+
+  it('reads image sizes from headers as sharp does, and gives up on bytes that say nothing', async () => {
+    const base = sharp({ create: { width: 37, height: 23, channels: 4, background: { r: 10, g: 200, b: 30, alpha: 0.5 } } });
+    const encoded = [
+      await base.clone().png().toBuffer(),
+      await base.clone().jpeg().toBuffer(),
+      await base.clone().jpeg({ progressive: true }).toBuffer(),
+      await base.clone().webp().toBuffer(),
+      await base.clone().webp({ lossless: true }).toBuffer(),
+      await base.clone().removeAlpha().webp().toBuffer(),
+      await sharp({ create: { width: 4000, height: 3, channels: 3, background: 'red' } }).jpeg().toBuffer(),
+    ];
+    for (const bytes of encoded) {
+      const m = await sharp(bytes).metadata();
+      expect(imageSize(bytes)).toEqual({ width: m.width, height: m.height });
+    }
+    for (const junk of [Buffer.alloc(0), Buffer.from([0xff, 0xd8, 0xff]), encoded[1]!.subarray(0, 40), Buffer.from('RIFF0000WEBPVP8 nonsense-here-and-more'), Buffer.alloc(64, 0xff)]) {
+      expect(() => imageSize(junk)).not.toThrow();
+    }
+    expect(imageSize(encoded[1]!.subarray(0, 40))).toBeNull();
   });
 
   it('reads the YOLO layout from the head shape where it is unambiguous', () => {
