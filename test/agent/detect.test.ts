@@ -202,6 +202,9 @@ describe('edgeloop pack --task detection + edgeloop-agent infer (real ONNX model
     expect(await fleetMain(['pack', e2e, '--labels', one, '--out', join(tmp.dir, 'amb'), '--task', 'detection', '--decoder', 'yolo'], ambiguous)).toBe(1);
     expect(ambiguous.stderr[0]).toMatch(/^FLEET_PACK_DECODER_MISMATCH: yolo: output output0 \[1,4,6\] fits v5 and end2end; say which with --yolo-layout/);
     expect(await fleetMain(['pack', e2e, '--labels', one, '--out', join(tmp.dir, 'amb'), '--task', 'detection', '--decoder', 'yolo', '--yolo-layout', 'end2end'], io())).toBe(0);
+    const human = io();
+    expect(await fleetMain(['pack', onnx, '--labels', labels, '--out', join(tmp.dir, 'h'), '--task', 'detection', '--decoder', 'yolo'], human)).toBe(0);
+    expect(human.stdout[2]).toBe('  detection: yolo v8, fit contain (pad 114), NMS iou 0.45 score 0.25 max 100');
     const usage = io();
     expect(await fleetMain(['pack', onnx, '--labels', labels, '--out', join(tmp.dir, 'u'), '--decoder', 'yolo'], usage)).toBe(2);
     expect(usage.stderr[0]).toMatch(/--decoder and the detection flags need --task detection/);

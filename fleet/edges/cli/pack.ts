@@ -177,6 +177,11 @@ export async function packCmd(argv: string[], io: Io): Promise<number> {
     const p = manifest.preprocessing;
     io.out(`packed ${manifest.name}@${manifest.version} -> ${dir}`);
     io.out(`  input ${manifest.inputs[0]!.name} [${manifest.inputs[0]!.shape.join(',')}] ${p.kind === 'image' ? `${p.width}x${p.height} ${p.color} ${p.layout} ${p.dtype}` : 'tensor'}`);
+    if (manifest.task === 'detection') {
+      const pp = manifest.postprocessing;
+      const d = pp.decoder;
+      io.out(`  detection: ${d.name}${d.name === 'yolo' ? ` ${d.layout}` : ''}, ${p.kind === 'image' ? `fit ${p.fit}` : ''}${pp.letterbox ? ` (pad ${pp.letterbox.pad_value})` : ''}, NMS iou ${pp.nms.iou_threshold} score ${pp.nms.score_threshold} max ${pp.nms.max_detections}`);
+    }
     io.out(`  ${manifest.labels.length} labels, ${manifest.golden.length} golden inputs, ${manifest.signature ? `signed (key ${manifest.signature.key_id.slice(0, 12)})` : 'UNSIGNED'}`);
   }
   return 0;
