@@ -6,8 +6,10 @@
  * refuses a shadow stage when no target device runs a model it could shadow. Real CLI, real
  * service on port 0, real ONNX Runtime.
  */
-import { writeFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../../fleet/edges/cli/main.js';
@@ -15,6 +17,10 @@ import { createFleetHttp } from '../../../fleet/edges/server.js';
 import { startFleetService, type FleetService } from '../../../fleet/boot/service.js';
 import { smallCnnModel } from '../../helpers/models.js';
 import { patternImage, tempDir } from '../../helpers/packages.js';
+import { waitUntil } from '../../helpers/wait.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const children: ChildProcess[] = [];
 
 let tmp: ReturnType<typeof tempDir>;
 let svc: FleetService;
@@ -38,6 +44,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const c of children) {
+    if (c.exitCode !== null) continue;
+    const exited = new Promise((r) => c.once('exit', r));
+    c.kill('SIGTERM');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+  }
   await svc.stop();
   tmp.cleanup();
 });
@@ -99,5 +111,39 @@ describe('a first run that cannot go wrong', () => {
     const ok = await cli('rollouts', 'create', 'pets@1.0.0', '--target', 'site=new', '--canary', '50%', '--waves', '100%', '--bake', '1s', '--data', data);
     expect(ok.err).not.toMatch(/FLEET_/);
     expect(ok.code).toBe(0);
+  });
+
+  it('devices register writes an agent config that starts as written: own data directory, local API, uplink to this fleet', { timeout: 60_000 }, async () => {
+    const file = at('gw-run.agent.json');
+    const reg = await cli('devices', 'register', 'gw-run', '--tags', 'site=run', '--out', file, '--http-port', '0', '--data', data);
+    expect(reg.code).toBe(0);
+    expect(reg.out).toMatch(/data\s+\.data\/agents\/gw-run/);
+    expect(reg.out).toMatch(/model\s+from the fleet/);
+    const written = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    expect(written).toMatchObject({ device_id: 'gw-run', data_dir: '.data/agents/gw-run', http: { host: '127.0.0.1', port: 0 }, uplink: { kind: 'mqtt', url: svc.urls.mqtt } });
+
+    // The file as written, nothing added: no EDGELOOP_AGENT_* override reaches the agent.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('EDGELOOP_AGENT_')));
+    const agent = spawn(process.execPath, ['--import', join(ROOT, 'node_modules/tsx/dist/loader.mjs'), join(ROOT, 'agent/cli/entry.ts'), 'run', '--config', file, '--log-format', 'json'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(agent);
+    let out = '';
+    let err = '';
+    agent.stdout.on('data', (b: Buffer) => (out += b.toString()));
+    agent.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    await waitUntil(() => out.includes('\n') || agent.exitCode !== null, 30_000, 'the agent\'s ready line');
+    expect(agent.exitCode, err).toBeNull();
+    const ready = JSON.parse(out.split('\n')[0]!) as { event: string; http: string; data_dir: string; model: unknown };
+    // Relative to the config file's folder, whatever the agent's working directory.
+    expect(ready).toMatchObject({ event: 'ready', data_dir: join(tmp.dir, '.data/agents/gw-run'), model: null });
+    expect(existsSync(join(tmp.dir, '.data/agents/gw-run/queue.db'))).toBe(true);
+    // Not healthy without a model (503), but answering and saying why.
+    const health = (await (await fetch(`${ready.http}/healthz`)).json()) as { ok: boolean; model: unknown };
+    expect(health).toMatchObject({ ok: false, model: null });
+    // No model yet: the documented answer until a rollout delivers one.
+    const infer = await fetch(`${ready.http}/v1/infer`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: readFileSync(at('frame.png')) });
+    expect(infer.status).toBe(503);
+    expect(((await infer.json()) as { error: { code: string } }).error.code).toBe('AGENT_MODEL_NOT_LOADED');
+    // The uplink in the file reaches this fleet with the device's credentials.
+    await waitUntil(() => svc.ctx.devices.list({ tags: { site: 'run' } }).some((d) => d.state === 'online'), 20_000, 'gw-run online at the fleet');
   });
 });
