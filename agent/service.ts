@@ -174,7 +174,7 @@ export class InferenceService {
     const a = this.active;
     if (!a) {
       this.m.requests.inc({ source: ctx.source, outcome: 'no_model' });
-      throw new AgentError('MODEL_NOT_LOADED', 'no model is active yet');
+      throw new AgentError('MODEL_NOT_LOADED', 'no model is active yet: roll one out to this device from the fleet (edgeloop rollouts create NAME@VERSION --target ...), or set models.initial in the agent config to a package directory');
     }
     let preds: Prediction[];
     try {

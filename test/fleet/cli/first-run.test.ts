@@ -142,7 +142,8 @@ describe('a first run that cannot go wrong', () => {
     // No model yet: the documented answer until a rollout delivers one.
     const infer = await fetch(`${ready.http}/v1/infer`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: readFileSync(at('frame.png')) });
     expect(infer.status).toBe(503);
-    expect(((await infer.json()) as { error: { code: string } }).error.code).toBe('AGENT_MODEL_NOT_LOADED');
+    // ...and the answer names the way out.
+    expect(((await infer.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: 'AGENT_MODEL_NOT_LOADED', message: expect.stringMatching(/edgeloop rollouts create NAME@VERSION .*models\.initial/) });
     // The uplink in the file reaches this fleet with the device's credentials.
     await waitUntil(() => svc.ctx.devices.list({ tags: { site: 'run' } }).some((d) => d.state === 'online'), 20_000, 'gw-run online at the fleet');
   });
