@@ -46,7 +46,7 @@ async function packAndInfer(name: string, model: Uint8Array, flags: string[], im
   const out = join(tmp.dir, name);
   const p = io();
   const code = await fleetMain(['pack', onnx, '--labels', labels, '--out', out, '--task', 'detection', '--json', ...flags], p);
-  expect(p.stderr).toEqual([]);
+  expect(p.stderr.filter((l) => !l.startsWith('warning: no golden inputs'))).toEqual([]);
   expect(code).toBe(0);
   const run = io();
   expect(await agentMain(['infer', '--model', out, '--allow-unsigned', '--json', ...images], run)).toBe(0);
