@@ -1,0 +1,104 @@
+/**
+ * Frames from ffmpeg run as a child process (spawn, no shell): it reads the camera (RTSP over
+ * TCP, an HTTP MJPEG stream, a V4L2 device), drops frames to the configured rate with the
+ * `fps` filter, and writes JPEGs to stdout, cut by {@link JpegSplitter}.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { AgentError } from '../errors.js';
+import { redactText, urlSecrets, type CameraKind } from './camera-config.js';
+import { JpegSplitter } from './camera-jpeg.js';
+
+/** One running reader of a camera: frames out, one `onEnd` when it stops for any reason. */
+export interface FrameSource {
+  stop(): void;
+  /** Operating-system process id, when the source is a child process (benchmarks read its CPU). */
+  readonly pid?: number | undefined;
+}
+
+export interface FrameSink {
+  onFrame(jpeg: Buffer): void;
+  /** The source ended (exit, error, stop); `reason` is redacted. Called once. */
+  onEnd(reason: string): void;
+}
+
+export interface FfmpegInput {
+  kind: Exclude<CameraKind, 'snapshot'>;
+  url: string;
+  fps: number;
+  timeoutMs: number;
+}
+
+/** ffmpeg's arguments for a camera: quiet, no stdin, JPEG frames at `fps` on stdout. */
+export function ffmpegArgs(i: FfmpegInput): string[] {
+  const timeoutUs = String(Math.round(i.timeoutMs * 1000));
+  const input =
+    i.kind === 'rtsp'
+      ? ['-rtsp_transport', 'tcp', '-timeout', timeoutUs, '-i', i.url]
+      : i.kind === 'mjpeg'
+        ? ['-rw_timeout', timeoutUs, '-i', i.url]
+        : ['-f', 'v4l2', '-i', i.url];
+  return [
+    '-hide_banner', '-nostdin', '-loglevel', 'error',
+    // A live source: do not wait to fill a probe buffer or keep frames back.
+    '-fflags', 'nobuffer', '-probesize', '500000', '-analyzeduration', '1000000',
+    ...input,
+    '-an', '-vf', `fps=${i.fps}`, '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', '4', 'pipe:1',
+  ];
+}
+
+/** Start ffmpeg for one camera. Frames and the end go to `sink`. */
+export function startFfmpeg(ffmpegPath: string, input: FfmpegInput, maxFrameBytes: number, sink: FrameSink): FrameSource & { splitter: JpegSplitter } {
+  const secrets = urlSecrets(input.url);
+  const splitter = new JpegSplitter(maxFrameBytes);
+  let ended = false;
+  let stderrTail = '';
+  const end = (reason: string): void => {
+    if (ended) return;
+    ended = true;
+    sink.onEnd(redactText(reason, secrets));
+  };
+  let child: ChildProcess;
+  try {
+    child = spawn(ffmpegPath, ffmpegArgs(input), { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+  } catch (err) {
+    end(`ffmpeg did not start: ${(err as Error).message}`);
+    return { stop: () => undefined, splitter };
+  }
+  child.stdout!.on('data', (d: Buffer) => {
+    for (const f of splitter.push(d)) sink.onFrame(f);
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    stderrTail = (stderrTail + d.toString('utf8')).slice(-2000);
+  });
+  child.on('error', (err) => end(`ffmpeg failed: ${err.message}`));
+  child.on('close', (code, signal) => end(`ffmpeg exited (${signal ?? `code ${code}`})${stderrTail.trim() ? `: ${lastLines(stderrTail)}` : ''}`));
+  return {
+    pid: child.pid,
+    splitter,
+    stop: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
+function lastLines(text: string): string {
+  return text.trim().split('\n').slice(-3).join(' | ').slice(0, 500);
+}
+
+/**
+ * The device prerequisite: ffmpeg must be installed (Greengrass cannot apt-install it).
+ * Throws `AGENT_CAMERA_FFMPEG_MISSING` naming the path and the fix.
+ */
+export function checkFfmpeg(ffmpegPath: string, timeoutMs = 10_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(ffmpegPath, ['-hide_banner', '-version'], { timeout: timeoutMs }, (err, stdout) => {
+      if (err) {
+        reject(
+          new AgentError('CAMERA_FFMPEG_MISSING', `cameras need ffmpeg, and ${ffmpegPath} does not run (${(err as NodeJS.ErrnoException).code ?? err.message}); install it on the device (apt-get install ffmpeg) or set inputs.ffmpeg_path`, { cause: err }),
+        );
+        return;
+      }
+      resolve(stdout.split('\n')[0] ?? 'ffmpeg');
+    });
+  });
+}
