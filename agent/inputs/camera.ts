@@ -84,6 +84,11 @@ export class Camera {
     this.secrets = urlSecrets(config.url);
   }
 
+  /** The ffmpeg child's process id while one runs (benchmarks read its CPU time). */
+  get sourcePid(): number | undefined {
+    return this.source?.pid;
+  }
+
   /** The URL as it may appear anywhere outside this process: without user and password. */
   get safeUrl(): string {
     return redactUrl(this.config.url);
