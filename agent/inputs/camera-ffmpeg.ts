@@ -1,12 +1,21 @@
 /**
  * Frames from ffmpeg run as a child process (spawn, no shell): it reads the camera (RTSP over
- * TCP, an HTTP MJPEG stream, a V4L2 device), drops frames to the configured rate with the
- * `fps` filter, and writes JPEGs to stdout, cut by {@link JpegSplitter}.
+ * TCP, a V4L2 device, or an HTTP MJPEG stream that Node fetches and writes to its stdin),
+ * drops frames to the configured rate with the `fps` filter, and writes JPEGs to stdout, cut
+ * by {@link JpegSplitter}.
+ *
+ * Why MJPEG goes through Node's fetch: the URL's credentials then never appear on ffmpeg's
+ * command line (readable by other users in /proc/PID/cmdline), and Basic and Digest
+ * authentication are the same code as for snapshots. RTSP has no way around the command line
+ * in ffmpeg: its URL, credentials included, is an argument (see the README's Cameras section).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { AgentError } from '../errors.js';
 import { redactText, urlSecrets, type CameraKind } from './camera-config.js';
 import { JpegSplitter } from './camera-jpeg.js';
+import { AuthenticatedGet, fetchFailure } from './camera-snapshot.js';
 
 /** One running reader of a camera: frames out, one `onEnd` when it stops for any reason. */
 export interface FrameSource {
@@ -35,12 +44,15 @@ export function ffmpegArgs(i: FfmpegInput): string[] {
     i.kind === 'rtsp'
       ? ['-rtsp_transport', 'tcp', '-timeout', timeoutUs, '-i', i.url]
       : i.kind === 'mjpeg'
-        ? ['-rw_timeout', timeoutUs, '-i', i.url]
+        ? // The HTTP body arrives on stdin: frames are stamped with their arrival time for the fps filter.
+          ['-use_wallclock_as_timestamps', '1', '-f', 'mjpeg', '-i', 'pipe:0']
         : ['-f', 'v4l2', '-i', i.url];
   return [
     '-hide_banner', '-nostdin', '-loglevel', 'error',
-    // A live source: do not wait to fill a probe buffer or keep frames back.
-    '-fflags', 'nobuffer', '-probesize', '500000', '-analyzeduration', '1000000',
+    // A live source: do not wait to fill a probe buffer or keep frames back. The MJPEG pipe
+    // has its format forced and each frame says its size, so ffmpeg starts at the first frame
+    // (a larger probe waited for 500 KB: 25 s of a small 10 fps stream).
+    '-fflags', 'nobuffer', '-probesize', i.kind === 'mjpeg' ? '32' : '500000', '-analyzeduration', i.kind === 'mjpeg' ? '0' : '1000000',
     ...input,
     '-an', '-vf', `fps=${i.fps}`, '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', '4', 'pipe:1',
   ];
@@ -59,7 +71,7 @@ export function startFfmpeg(ffmpegPath: string, input: FfmpegInput, maxFrameByte
   };
   let child: ChildProcess;
   try {
-    child = spawn(ffmpegPath, ffmpegArgs(input), { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+    child = spawn(ffmpegPath, ffmpegArgs(input), { stdio: [input.kind === 'mjpeg' ? 'pipe' : 'ignore', 'pipe', 'pipe'], windowsHide: true });
   } catch (err) {
     end(`ffmpeg did not start: ${(err as Error).message}`);
     return { stop: () => undefined, splitter };
@@ -72,13 +84,37 @@ export function startFfmpeg(ffmpegPath: string, input: FfmpegInput, maxFrameByte
   });
   child.on('error', (err) => end(`ffmpeg failed: ${err.message}`));
   child.on('close', (code, signal) => end(`ffmpeg exited (${signal ?? `code ${code}`})${stderrTail.trim() ? `: ${lastLines(stderrTail)}` : ''}`));
-  return {
-    pid: child.pid,
-    splitter,
-    stop: () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    },
+  const controller = new AbortController();
+  const kill = (): void => {
+    controller.abort();
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   };
+  if (input.kind === 'mjpeg') void feedMjpeg(input, child, controller.signal, (reason) => {
+    end(reason);
+    kill();
+  });
+  return { pid: child.pid, splitter, stop: kill };
+}
+
+/** GET the MJPEG stream (with its credentials) and write the body to ffmpeg's stdin until either side ends. */
+async function feedMjpeg(input: FfmpegInput, child: ChildProcess, signal: AbortSignal, fail: (reason: string) => void): Promise<void> {
+  const stdin = child.stdin!;
+  // ffmpeg gone (EPIPE): its 'close' ends the source.
+  stdin.on('error', () => undefined);
+  const connect = new AbortController();
+  const timer = setTimeout(() => connect.abort(new Error(`no answer within ${input.timeoutMs} ms`)), input.timeoutMs);
+  try {
+    const res = await new AuthenticatedGet(input.url).get(AbortSignal.any([signal, connect.signal]));
+    clearTimeout(timer);
+    if (!res.body) throw new Error('the stream has no body');
+    const body = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>, { signal });
+    // A body cut off mid-stream ends ffmpeg's input too, so ffmpeg exits and the camera reconnects.
+    body.on('error', () => stdin.end());
+    body.pipe(stdin);
+  } catch (err) {
+    clearTimeout(timer);
+    if (!signal.aborted) fail(`MJPEG stream failed: ${connect.signal.aborted ? String(connect.signal.reason) : fetchFailure(err)}`);
+  }
 }
 
 function lastLines(text: string): string {

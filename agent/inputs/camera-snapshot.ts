@@ -1,8 +1,9 @@
 /**
- * Snapshot cameras: one JPEG per HTTP GET, polled at the camera's rate with Node's fetch.
- * The URL's user and password are taken out of it and sent as HTTP Basic or Digest
- * authentication (RFC 7617, RFC 7616: MD5, MD5-sess, SHA-256; qop auth), whichever the
- * camera asks for in its 401.
+ * HTTP cameras through Node's fetch: snapshot polling (one JPEG per GET at the camera's rate)
+ * and the authenticated GET of an MJPEG stream. The URL's user and password are taken out of
+ * it and sent as HTTP Basic or Digest authentication (RFC 7617, RFC 7616: MD5, MD5-sess,
+ * SHA-256; qop auth), whichever the camera asks for in its 401: they never reach a command
+ * line.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { redactText, urlCredentials, urlSecrets } from './camera-config.js';
@@ -56,18 +57,66 @@ export function digestAuthorization(c: DigestChallenge, user: string, pass: stri
 }
 
 /**
+ * GETs of one camera URL with its credentials: Basic first (pre-emptively), Digest once the
+ * camera asks for it (the challenge is kept and its nonce count advanced per request; a
+ * `stale` nonce is renewed).
+ */
+export class AuthenticatedGet {
+  readonly target: URL;
+  private readonly creds: { username: string; password: string } | null;
+  private readonly uri: string;
+  private digest: DigestChallenge | null = null;
+
+  constructor(url: string) {
+    this.creds = urlCredentials(url);
+    this.target = new URL(url);
+    this.target.username = '';
+    this.target.password = '';
+    this.uri = `${this.target.pathname}${this.target.search}`;
+  }
+
+  private header(): string | undefined {
+    if (!this.creds) return undefined;
+    if (this.digest) {
+      this.digest.nc++;
+      return digestAuthorization(this.digest, this.creds.username, this.creds.password, 'GET', this.uri, randomBytes(8).toString('hex'));
+    }
+    return `Basic ${Buffer.from(`${this.creds.username}:${this.creds.password}`).toString('base64')}`;
+  }
+
+  /** The response once its status is 2xx (the body not read); anything else throws a message without credentials. */
+  async get(signal: AbortSignal, retried = false): Promise<Response> {
+    const auth = this.header();
+    const res = await fetch(this.target, { headers: auth ? { authorization: auth } : {}, signal, redirect: 'error' });
+    if (res.ok) return res;
+    await res.body?.cancel();
+    const challenge = res.headers.get('www-authenticate') ?? '';
+    if (res.status === 401 && this.creds && !retried && /^\s*digest\s/i.test(challenge)) {
+      const p = parseChallenge(challenge);
+      const renew = !this.digest || /^true$/i.test(p.stale ?? '');
+      if (renew) {
+        this.digest = { realm: p.realm ?? '', nonce: p.nonce ?? '', qop: p.qop, opaque: p.opaque, algorithm: p.algorithm ?? 'MD5', nc: 0 };
+        return this.get(signal, true);
+      }
+    }
+    throw new Error(`camera answered HTTP ${res.status}${res.status === 401 ? ' (credentials refused)' : ''}`);
+  }
+}
+
+/** An error's message with its cause (fetch puts the socket error there). */
+export function fetchFailure(err: unknown): string {
+  const e = err as Error & { cause?: { message?: string } };
+  return `${e.message}${e.cause ? ` (${e.cause.message ?? String(e.cause)})` : ''}`;
+}
+
+/**
  * Poll a snapshot URL: a GET every 1/fps seconds (or as soon as the previous one ended when
  * slower). Any failure (refused, timeout, 401 with wrong credentials, not a JPEG) ends the
  * source with a redacted reason; the camera reconnects with backoff.
  */
 export function startSnapshots(input: SnapshotInput, sink: FrameSink): FrameSource {
-  const creds = urlCredentials(input.url);
   const secrets = urlSecrets(input.url);
-  const target = new URL(input.url);
-  target.username = '';
-  target.password = '';
-  const uri = `${target.pathname}${target.search}`;
-  let digest: DigestChallenge | null = null;
+  const http = new AuthenticatedGet(input.url);
   let stopped = false;
   let timer: NodeJS.Timeout | null = null;
   const controller = new AbortController();
@@ -81,39 +130,8 @@ export function startSnapshots(input: SnapshotInput, sink: FrameSink): FrameSour
     sink.onEnd(redactText(reason, secrets));
   };
 
-  const authHeader = (): string | undefined => {
-    if (!creds) return undefined;
-    if (digest) {
-      digest.nc++;
-      return digestAuthorization(digest, creds.username, creds.password, 'GET', uri, randomBytes(8).toString('hex'));
-    }
-    return `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
-  };
-
-  const get = async (retried = false): Promise<Buffer> => {
-    const auth = authHeader();
-    const res = await fetch(target, {
-      headers: auth ? { authorization: auth } : {},
-      signal: AbortSignal.any([controller.signal, AbortSignal.timeout(input.timeoutMs)]),
-      redirect: 'error',
-    });
-    if (res.status === 401 && creds && !retried) {
-      const challenge = res.headers.get('www-authenticate') ?? '';
-      await res.body?.cancel();
-      if (/^\s*digest\s/i.test(challenge)) {
-        const p = parseChallenge(challenge);
-        digest = { realm: p.realm ?? '', nonce: p.nonce ?? '', qop: p.qop, opaque: p.opaque, algorithm: p.algorithm ?? 'MD5', nc: 0 };
-        return get(true);
-      }
-    }
-    if (!res.ok) {
-      await res.body?.cancel();
-      if (res.status === 401 && digest && /stale\s*=\s*"?true/i.test(res.headers.get('www-authenticate') ?? '')) {
-        digest = null;
-        return get(false);
-      }
-      throw new Error(`snapshot answered HTTP ${res.status}${res.status === 401 ? ' (credentials refused)' : ''}`);
-    }
+  const get = async (): Promise<Buffer> => {
+    const res = await http.get(AbortSignal.any([controller.signal, AbortSignal.timeout(input.timeoutMs)]));
     const declared = Number(res.headers.get('content-length') ?? 0);
     if (declared > input.maxFrameBytes) {
       await res.body?.cancel();
@@ -132,7 +150,7 @@ export function startSnapshots(input: SnapshotInput, sink: FrameSink): FrameSour
       if (stopped) return;
       sink.onFrame(jpeg);
     } catch (err) {
-      end(`snapshot failed: ${(err as Error).message}${(err as Error).cause ? ` (${String((err as { cause: { message?: string } }).cause.message ?? (err as Error).cause)})` : ''}`);
+      end(`snapshot failed: ${fetchFailure(err)}`);
       return;
     }
     if (!stopped) timer = setTimeout(() => void poll(), Math.max(0, periodMs - (performance.now() - started)));

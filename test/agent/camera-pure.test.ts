@@ -81,6 +81,10 @@ describe('ffmpeg arguments', () => {
     expect(a.join(' ')).toContain('-rtsp_transport tcp -timeout 5000000 -i rtsp://h/x');
     expect(a.join(' ')).toContain('-vf fps=2.5 -f image2pipe -c:v mjpeg');
     expect(a.at(-1)).toBe('pipe:1');
+    // MJPEG: Node fetches the stream and feeds ffmpeg's stdin, so the URL (and its credentials) is not an argument.
+    const m = ffmpegArgs({ kind: 'mjpeg', url: 'http://u:pw@h/x.mjpg', fps: 1, timeoutMs: 1 }).join(' ');
+    expect(m).toContain('-f mjpeg -i pipe:0');
+    expect(m).not.toContain('h/x.mjpg');
     expect(ffmpegArgs({ kind: 'device', url: '/dev/video0', fps: 1, timeoutMs: 1 }).join(' ')).toContain('-f v4l2 -i /dev/video0');
   });
 });

@@ -3,6 +3,7 @@
  * Digest authentication, GStreamer's RTSP server, all read through the real ffmpeg into a
  * real agent (ONNX Runtime, SQLite queue).
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -72,6 +73,7 @@ describe.skipIf(ffmpegMissing)('MJPEG over HTTP into the agent', () => {
   let white: MjpegServer;
   let checker: MjpegServer;
   let moving: MjpegServer;
+  let locked: MjpegServer;
   const LEFT_HALF: Array<[number, number]> = [[0, 0], [0.5, 0], [0.5, 1], [0, 1]];
   const TRIANGLE: Array<[number, number]> = [[0.6, 0.1], [0.95, 0.1], [0.95, 0.9]];
 
@@ -79,6 +81,7 @@ describe.skipIf(ffmpegMissing)('MJPEG over HTTP into the agent', () => {
     white = await startMjpegServer([await solidJpeg(320, 240, [255, 255, 255])], 10);
     checker = await startMjpegServer([await checkerJpeg(320, 240)], 10);
     moving = await startMjpegServer(await movingFrames(10), 10);
+    locked = await startMjpegServer(await movingFrames(4), 10, { user: 'cam', pass: 'Mjpeg-S3cret' });
     ({ agent, lines } = await startTestAgent(join(tmp.dir, 'mjpeg-data'), {
       models: { initial: pkgDir },
       outlier: CAPTURE_ALL,
@@ -88,13 +91,15 @@ describe.skipIf(ffmpegMissing)('MJPEG over HTTP into the agent', () => {
           { name: 'masked', url: white.url, fps: 2, privacy: { zones: [LEFT_HALF, TRIANGLE] } },
           { name: 'full', url: white.url, fps: 2, privacy: { zones: [LEFT_HALF, TRIANGLE], model_sees: 'full' } },
           { name: 'blurred', url: checker.url, fps: 2, privacy: { zones: [LEFT_HALF], mode: 'blur', blur_sigma: 6 } },
+          { name: 'locked', url: locked.urlWith('cam', 'Mjpeg-S3cret'), fps: 2 },
+          { name: 'locked-bad', url: locked.urlWith('cam', 'Bad-Mjpeg-Pass'), fps: 2, backoff_initial_ms: 200 },
         ],
       },
     }));
   }, 60_000);
   afterAll(async () => {
     await agent?.stop();
-    await Promise.all([white?.close(), checker?.close(), moving?.close()]);
+    await Promise.all([white?.close(), checker?.close(), moving?.close(), locked?.close()]);
   });
 
   it('a camera frame reaches inference and is captured as a sample with source camera and the camera name', async () => {
@@ -105,6 +110,22 @@ describe.skipIf(ffmpegMissing)('MJPEG over HTTP into the agent', () => {
     expect((await sharp(s.blob).metadata()).width).toBe(320);
     const health = agent.health() as { cameras?: Array<{ name: string; state: string; frames_processed: number }> };
     expect(health.cameras?.find((c) => c.name === 'gate')).toMatchObject({ state: 'online' });
+  });
+
+  it('an MJPEG stream with credentials: read, and the password is on no command line, log or telemetry', async () => {
+    const c = cam(agent, 'locked');
+    await until(() => c.totals.frames_processed >= 1 && c.sourcePid !== undefined, 'frames from the locked stream');
+    const argv = readFileSync(`/proc/${c.sourcePid}/cmdline`, 'utf8');
+    expect(argv).toContain('ffmpeg');
+    expect(argv).not.toContain('Mjpeg-S3cret');
+    expect(argv).not.toContain('127.0.0.1');
+    const bad = cam(agent, 'locked-bad');
+    await until(() => bad.totals.reconnects >= 1, 'the bad camera retried');
+    expect(bad.takeTelemetry()).toMatchObject({ state: 'offline', error: { code: 'AGENT_CAMERA_UNREACHABLE' } });
+    expect(bad.health().error).toMatchObject({ message: expect.stringContaining('401') as unknown });
+    const everything = JSON.stringify(lines) + JSON.stringify(agent.health());
+    expect(everything).toContain('http://***@127.0.0.1');
+    for (const secret of ['Mjpeg-S3cret', 'Bad-Mjpeg-Pass']) expect(everything).not.toContain(secret);
   });
 
   it('reports camera states and frame counts in telemetry', async () => {

@@ -42,6 +42,8 @@ function track(server: Server): Set<Socket> {
 export interface MjpegServer {
   url: string;
   port: number;
+  /** The URL with user and password in it. */
+  urlWith: (user: string, pass: string) => string;
   /** Frames written so far (to all clients). */
   sent: () => number;
   /** Clients connected now. */
@@ -55,10 +57,15 @@ export interface MjpegServer {
   close: () => Promise<void>;
 }
 
-/** MJPEG over HTTP at `fps`, cycling through `frames`. */
-export async function startMjpegServer(frames: Buffer[], fps: number): Promise<MjpegServer> {
+/** MJPEG over HTTP at `fps`, cycling through `frames`; with `auth`, HTTP Basic authentication is required. */
+export async function startMjpegServer(frames: Buffer[], fps: number, auth?: { user: string; pass: string }): Promise<MjpegServer> {
   const clients = new Set<ServerResponse>();
   const server = createServer((req, res) => {
+    if (auth && req.headers.authorization !== `Basic ${Buffer.from(`${auth.user}:${auth.pass}`).toString('base64')}`) {
+      res.writeHead(401, { 'www-authenticate': 'Basic realm="camera"' });
+      res.end();
+      return;
+    }
     res.writeHead(200, { 'content-type': 'multipart/x-mixed-replace; boundary=frame', 'cache-control': 'no-cache', connection: 'close' });
     clients.add(res);
     req.on('close', () => clients.delete(res));
@@ -83,6 +90,7 @@ export async function startMjpegServer(frames: Buffer[], fps: number): Promise<M
   return {
     url: `http://127.0.0.1:${port}/video.mjpg`,
     port,
+    urlWith: (user, pass) => `http://${encodeURIComponent(user)}:${encodeURIComponent(pass)}@127.0.0.1:${port}/video.mjpg`,
     sent: () => sent,
     clients: () => clients.size,
     dropClients: () => {
