@@ -24,6 +24,7 @@ export const cameraSchema = z
       .string()
       .min(1)
       .refine((u) => impliedKind(u) !== null, 'must start with rtsp://, rtsps://, http://, https:// or /dev/')
+      .refine((u) => ![...u].some((ch) => ch.charCodeAt(0) <= 0x20 || ch.charCodeAt(0) === 0x7f), 'must not contain spaces or control characters (percent-encode them)')
       .describe('`rtsp://[user:pass@]host[:port]/path` (RTSP over TCP), `http(s)://...` (MJPEG stream, or a snapshot with `kind: snapshot`), or a video device `/dev/videoN`. Credentials in the URL are redacted from logs, telemetry and errors.'),
     kind: z.enum(['rtsp', 'mjpeg', 'snapshot', 'device']).optional().meta({ description: 'How frames are read.', defaultText: 'from the URL: `rtsp` for rtsp(s)://, `mjpeg` for http(s)://, `device` for /dev/...' }),
     fps: z.number().positive().max(60).default(1).describe('Frames per second taken from the camera (ffmpeg drops the rest at the source; snapshots are polled at this rate).'),

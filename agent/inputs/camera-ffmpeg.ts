@@ -4,10 +4,10 @@
  * drops frames to the configured rate with the `fps` filter, and writes JPEGs to stdout, cut
  * by {@link JpegSplitter}.
  *
- * Why MJPEG goes through Node's fetch: the URL's credentials then never appear on ffmpeg's
- * command line (readable by other users in /proc/PID/cmdline), and Basic and Digest
- * authentication are the same code as for snapshots. RTSP has no way around the command line
- * in ffmpeg: its URL, credentials included, is an argument (see the README's Cameras section).
+ * A camera URL is never an ffmpeg argument, so its credentials are not readable by other
+ * users in /proc/PID/cmdline: an RTSP URL goes to ffmpeg's stdin in an ffconcat list (with
+ * `rtsp_transport tcp` as a per-file option), and an MJPEG stream is fetched by Node (Basic
+ * and Digest authentication, the same code as for snapshots) and its body written to stdin.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { Readable } from 'node:stream';
@@ -39,10 +39,10 @@ export interface FfmpegInput {
 
 /** ffmpeg's arguments for a camera: quiet, no stdin, JPEG frames at `fps` on stdout. */
 export function ffmpegArgs(i: FfmpegInput): string[] {
-  const timeoutUs = String(Math.round(i.timeoutMs * 1000));
   const input =
     i.kind === 'rtsp'
-      ? ['-rtsp_transport', 'tcp', '-timeout', timeoutUs, '-i', i.url]
+      ? // The URL goes in an ffconcat list on stdin (rtspList), not on the command line.
+        ['-f', 'concat', '-safe', '0', '-protocol_whitelist', 'pipe,rtsp,rtsps,rtp,srtp,tcp,udp,tls,crypto', '-i', 'pipe:0']
       : i.kind === 'mjpeg'
         ? // The HTTP body arrives on stdin: frames are stamped with their arrival time for the fps filter.
           ['-use_wallclock_as_timestamps', '1', '-f', 'mjpeg', '-i', 'pipe:0']
@@ -58,6 +58,14 @@ export function ffmpegArgs(i: FfmpegInput): string[] {
   ];
 }
 
+/**
+ * The ffconcat list that hands ffmpeg an RTSP URL on stdin: one entry, RTSP over TCP, the
+ * socket timeout. Quotes in the URL are escaped the ffconcat way.
+ */
+export function rtspList(url: string, timeoutMs: number): string {
+  return `ffconcat version 1.0\nfile '${url.replace(/'/g, "'\\''")}'\noption rtsp_transport tcp\noption timeout ${Math.round(timeoutMs * 1000)}\n`;
+}
+
 /** Start ffmpeg for one camera. Frames and the end go to `sink`. */
 export function startFfmpeg(ffmpegPath: string, input: FfmpegInput, maxFrameBytes: number, sink: FrameSink): FrameSource & { splitter: JpegSplitter } {
   const secrets = urlSecrets(input.url);
@@ -71,7 +79,7 @@ export function startFfmpeg(ffmpegPath: string, input: FfmpegInput, maxFrameByte
   };
   let child: ChildProcess;
   try {
-    child = spawn(ffmpegPath, ffmpegArgs(input), { stdio: [input.kind === 'mjpeg' ? 'pipe' : 'ignore', 'pipe', 'pipe'], windowsHide: true });
+    child = spawn(ffmpegPath, ffmpegArgs(input), { stdio: [input.kind === 'device' ? 'ignore' : 'pipe', 'pipe', 'pipe'], windowsHide: true });
   } catch (err) {
     end(`ffmpeg did not start: ${(err as Error).message}`);
     return { stop: () => undefined, splitter };
@@ -89,6 +97,10 @@ export function startFfmpeg(ffmpegPath: string, input: FfmpegInput, maxFrameByte
     controller.abort();
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   };
+  if (input.kind === 'rtsp') {
+    child.stdin!.on('error', () => undefined);
+    child.stdin!.end(rtspList(input.url, input.timeoutMs));
+  }
   if (input.kind === 'mjpeg') void feedMjpeg(input, child, controller.signal, (reason) => {
     end(reason);
     kill();

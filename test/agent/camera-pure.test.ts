@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseAgentConfig } from '../../agent/config.js';
 import { cameraKind, cameraSchema, redactText, redactUrl, urlSecrets } from '../../agent/inputs/camera-config.js';
-import { ffmpegArgs } from '../../agent/inputs/camera-ffmpeg.js';
+import { ffmpegArgs, rtspList } from '../../agent/inputs/camera-ffmpeg.js';
 import { JpegSplitter } from '../../agent/inputs/camera-jpeg.js';
 import { digestAuthorization, parseChallenge } from '../../agent/inputs/camera-snapshot.js';
 
@@ -77,8 +77,11 @@ describe('camera config', () => {
 
 describe('ffmpeg arguments', () => {
   it('RTSP over TCP, the rate as an fps filter, JPEGs on stdout, no shell', () => {
-    const a = ffmpegArgs({ kind: 'rtsp', url: 'rtsp://h/x', fps: 2.5, timeoutMs: 5000 });
-    expect(a.join(' ')).toContain('-rtsp_transport tcp -timeout 5000000 -i rtsp://h/x');
+    const a = ffmpegArgs({ kind: 'rtsp', url: 'rtsp://u:pw@h/x', fps: 2.5, timeoutMs: 5000 });
+    // The URL goes to stdin in an ffconcat list, with TCP and the timeout as its options.
+    expect(a.join(' ')).toContain('-f concat -safe 0');
+    expect(a.join(' ')).not.toContain('h/x');
+    expect(rtspList("rtsp://u:it's@h/x", 5000)).toBe("ffconcat version 1.0\nfile 'rtsp://u:it'\\''s@h/x'\noption rtsp_transport tcp\noption timeout 5000000\n");
     expect(a.join(' ')).toContain('-vf fps=2.5 -f image2pipe -c:v mjpeg');
     expect(a.at(-1)).toBe('pipe:1');
     // MJPEG: Node fetches the stream and feeds ffmpeg's stdin, so the URL (and its credentials) is not an argument.

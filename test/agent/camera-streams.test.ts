@@ -314,6 +314,10 @@ describe.skipIf(ffmpegMissing || rtspMissing())('RTSP from GStreamer\'s RTSP ser
     try {
       const pit = cam(agent, 'pit');
       await until(() => cameraSamples(agent).some((s) => s.meta.origin === 'pit'), 'a sample from the RTSP camera');
+      await until(() => pit.sourcePid !== undefined, 'the ffmpeg of pit');
+      const argv = readFileSync(`/proc/${pit.sourcePid}/cmdline`, 'utf8');
+      expect(argv).toContain('concat');
+      expect(argv).not.toContain('Rtsp-S3cret');
       await until(() => cam(agent, 'pit-bad').totals.reconnects >= 1, 'the bad camera retried');
       await rtsp.kill();
       await until(() => pit.state === 'offline', 'pit offline after the kill');
