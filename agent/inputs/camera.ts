@@ -35,6 +35,19 @@ export interface CameraDeps {
   log: Logger;
   clock: Clock;
   random: Random;
+  /**
+   * Called on every state change (online, offline, frozen), with the problem behind it: the
+   * hook for camera-offline and frozen-picture alerts.
+   */
+  onState?: ((change: CameraStateChange) => void) | undefined;
+}
+
+export interface CameraStateChange {
+  camera: string;
+  state: CameraState;
+  previous: CameraState;
+  /** `AGENT_CAMERA_UNREACHABLE` / `AGENT_CAMERA_FROZEN` and a redacted message, for offline and frozen. */
+  error?: { code: string; message: string } | undefined;
 }
 
 interface Counts {
@@ -150,8 +163,8 @@ export class Camera {
     this.generation++;
     this.failures++;
     const wasOnline = this.state !== 'offline';
-    this.setState('offline');
     this.problem('CAMERA_UNREACHABLE', reason);
+    this.setState('offline');
     const c = this.config;
     const cap = Math.min(c.backoff_max_ms, c.backoff_initial_ms * 2 ** Math.min(20, this.failures - 1));
     // Jitter in [cap/2, cap): cameras that failed together do not all return at once.
@@ -187,7 +200,7 @@ export class Camera {
     if (!this.gotFrame) {
       this.gotFrame = true;
       this.failures = 0;
-      this.lastError = undefined;
+      if (!this.frozen) this.lastError = undefined;
       this.log.info({ url: this.safeUrl }, 'camera online');
     }
     this.checkFrozen(jpeg, now);
@@ -212,9 +225,9 @@ export class Camera {
     }
     if (!this.frozen && now - this.sameSince >= this.config.frozen_after_s * 1000) {
       this.frozen = true;
-      this.setState('frozen');
       const message = `identical frames for ${Math.round((now - this.sameSince) / 1000)} s`;
       this.problem('CAMERA_FROZEN', message);
+      this.setState('frozen');
       this.log.warn({ code: AgentErrors.CAMERA_FROZEN.code, reason: message }, 'camera picture frozen');
     }
   }
@@ -274,7 +287,13 @@ export class Camera {
 
   private setState(s: CameraState): void {
     if (s === this.state) return;
+    const previous = this.state;
     this.state = s;
+    try {
+      this.deps.onState?.({ camera: this.name, state: s, previous, ...(s !== 'online' && this.lastError ? { error: this.lastError } : {}) });
+    } catch (err) {
+      this.log.error({ err }, 'camera state listener failed');
+    }
   }
 
   private count(k: keyof Counts): void {
@@ -298,13 +317,23 @@ export class Camera {
 /** Every configured camera; started after the model so the first frames find it. */
 export class CameraInputs {
   readonly cameras: Camera[];
+  private readonly listeners = new Set<(change: CameraStateChange) => void>();
 
   constructor(
     configs: readonly Readonly<CameraConfig>[],
     private readonly ffmpegPath: string,
-    deps: Omit<CameraDeps, 'ffmpegPath'>,
+    deps: Omit<CameraDeps, 'ffmpegPath' | 'onState'>,
   ) {
-    this.cameras = configs.map((c) => new Camera(c, { ...deps, ffmpegPath }));
+    const onState = (change: CameraStateChange): void => {
+      for (const l of this.listeners) l(change);
+    };
+    this.cameras = configs.map((c) => new Camera(c, { ...deps, ffmpegPath, onState }));
+  }
+
+  /** Listen to camera state changes (offline, frozen, online again); returns the unsubscribe. */
+  onState(listener: (change: CameraStateChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Checks the ffmpeg prerequisite (throws `AGENT_CAMERA_FFMPEG_MISSING`), then starts every camera. */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
-import { Camera } from '../../agent/inputs/camera.js';
+import { Camera, type CameraStateChange } from '../../agent/inputs/camera.js';
 import { cameraSchema, type CameraConfig } from '../../agent/inputs/camera-config.js';
 import { sampleMeta, telemetry, type InferResult, type SampleMeta } from '../../shared/schemas/index.js';
 import { captureLogger, startTestAgent } from '../helpers/agent.js';
@@ -18,7 +18,7 @@ import { imagePackage, tempDir } from '../helpers/packages.js';
 import { waitUntil } from '../helpers/wait.js';
 
 const ffmpegMissing = missingBinary('/usr/bin/ffmpeg', 'ffmpeg reads the camera streams (apt-get install ffmpeg)');
-const until = (cond: () => boolean, what: string, ms = 30_000): Promise<void> => waitUntil(cond, ms, what, 25);
+const until = (cond: () => boolean, what: string, ms = 45_000): Promise<void> => waitUntil(cond, ms, what, 25);
 
 const CAPTURE_ALL = { min_confidence: 1, rate_limits: { low_confidence: { per_minute: 60_000, burst: 10_000 } } };
 
@@ -197,9 +197,12 @@ describe.skipIf(ffmpegMissing)('MJPEG over HTTP into the agent', () => {
   it('a frozen picture is reported, and cleared when the picture moves again', async () => {
     const gate = cam(agent, 'gate');
     await until(() => gate.state === 'online', 'gate online');
+    const changes: CameraStateChange[] = [];
+    const off = agent.cameraInputs!.onState((c) => changes.push(c));
     moving.freeze(true);
     try {
       await until(() => gate.state === 'frozen', 'gate frozen');
+      expect(changes).toContainEqual({ camera: 'gate', state: 'frozen', previous: 'online', error: { code: 'AGENT_CAMERA_FROZEN', message: expect.stringContaining('identical frames') as unknown } });
       const t = agent.cameraInputs!.takeTelemetry().find((c) => c.name === 'gate')!;
       expect(t).toMatchObject({ state: 'frozen', error: { code: 'AGENT_CAMERA_FROZEN' } });
       expect(lines.some((l) => l.camera === 'gate' && l.code === 'AGENT_CAMERA_FROZEN')).toBe(true);
@@ -207,6 +210,8 @@ describe.skipIf(ffmpegMissing)('MJPEG over HTTP into the agent', () => {
       moving.freeze(false);
     }
     await until(() => gate.state === 'online', 'gate moving again');
+    expect(changes.at(-1)).toEqual({ camera: 'gate', state: 'online', previous: 'frozen' });
+    off();
   });
 });
 
