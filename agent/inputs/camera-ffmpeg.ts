@@ -2,7 +2,8 @@
  * Frames from ffmpeg run as a child process (spawn, no shell): it reads the camera (RTSP over
  * TCP, a V4L2 device, or an HTTP MJPEG stream that Node fetches and writes to its stdin),
  * drops frames to the configured rate with the `fps` filter, and writes JPEGs to stdout, cut
- * by {@link JpegSplitter}.
+ * by {@link JpegSplitter}. An MJPEG stream is already JPEGs: Node cuts it and hands ffmpeg only
+ * the frames at the rate, so ffmpeg decodes 5 of a 25 fps camera's frames, not 25.
  *
  * A camera URL is never an ffmpeg argument, so its credentials are not readable by other
  * users in /proc/PID/cmdline: an RTSP URL goes to ffmpeg's stdin in an ffconcat list (with
@@ -44,9 +45,13 @@ export function ffmpegArgs(i: FfmpegInput): string[] {
       ? // The URL goes in an ffconcat list on stdin (rtspList), not on the command line.
         ['-f', 'concat', '-safe', '0', '-protocol_whitelist', 'pipe,rtsp,rtsps,rtp,srtp,tcp,udp,tls,crypto', '-i', 'pipe:0']
       : i.kind === 'mjpeg'
-        ? // The HTTP body arrives on stdin: frames are stamped with their arrival time for the fps filter.
-          ['-use_wallclock_as_timestamps', '1', '-f', 'mjpeg', '-i', 'pipe:0']
+        ? // The frames Node selected from the HTTP stream arrive on stdin, already at the rate. One
+          // decoder thread: frame threading would hold frames back (a frame out only after
+          // `threads` more came in), which the feed's in-flight bound would wait on.
+          ['-threads', '1', '-f', 'mjpeg', '-i', 'pipe:0']
         : ['-f', 'v4l2', '-i', i.url];
+  // MJPEG: one frame out per frame in (Node did the rate); otherwise the fps filter drops at the source.
+  const rate = i.kind === 'mjpeg' ? ['-vsync', '0'] : ['-vf', `fps=${i.fps}`];
   return [
     '-hide_banner', '-nostdin', '-loglevel', 'error',
     // A live source: do not wait to fill a probe buffer or keep frames back. The MJPEG pipe
@@ -54,7 +59,7 @@ export function ffmpegArgs(i: FfmpegInput): string[] {
     // (a larger probe waited for 500 KB: 25 s of a small 10 fps stream).
     '-fflags', 'nobuffer', '-probesize', i.kind === 'mjpeg' ? '32' : '500000', '-analyzeduration', i.kind === 'mjpeg' ? '0' : '1000000',
     ...input,
-    '-an', '-vf', `fps=${i.fps}`, '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', '4', 'pipe:1',
+    '-an', ...rate, '-f', 'image2pipe', '-c:v', 'mjpeg', '-q:v', '4', 'pipe:1',
   ];
 }
 
@@ -84,8 +89,12 @@ export function startFfmpeg(ffmpegPath: string, input: FfmpegInput, maxFrameByte
     end(`ffmpeg did not start: ${(err as Error).message}`);
     return { stop: () => undefined, splitter };
   }
+  const flow = { written: 0, emitted: 0 };
   child.stdout!.on('data', (d: Buffer) => {
-    for (const f of splitter.push(d)) sink.onFrame(f);
+    for (const f of splitter.push(d)) {
+      flow.emitted++;
+      sink.onFrame(f);
+    }
   });
   child.stderr!.on('data', (d: Buffer) => {
     stderrTail = (stderrTail + d.toString('utf8')).slice(-2000);
@@ -101,33 +110,64 @@ export function startFfmpeg(ffmpegPath: string, input: FfmpegInput, maxFrameByte
     child.stdin!.on('error', () => undefined);
     child.stdin!.end(rtspList(input.url, input.timeoutMs));
   }
-  if (input.kind === 'mjpeg') void feedMjpeg(input, child, controller.signal, (reason) => {
+  if (input.kind === 'mjpeg') void feedMjpeg(input, maxFrameBytes, child, flow, controller.signal, (reason) => {
     end(reason);
     kill();
   });
   return { pid: child.pid, splitter, stop: kill };
 }
 
-/** GET the MJPEG stream (with its credentials) and write the body to ffmpeg's stdin until either side ends. */
-async function feedMjpeg(input: FfmpegInput, child: ChildProcess, signal: AbortSignal, fail: (reason: string) => void): Promise<void> {
+/**
+ * GET the MJPEG stream (with its credentials), cut it into JPEGs, and write one to ffmpeg's
+ * stdin every 1/fps seconds: the frames in between are dropped here, before anything decodes
+ * them. At most MAX_IN_FFMPEG frames are with ffmpeg at a time; newer ones are dropped
+ * meanwhile, so a slow ffmpeg (starting up, a busy CPU) never gets a backlog in the pipe that
+ * it would later emit as a burst of old frames.
+ */
+async function feedMjpeg(input: FfmpegInput, maxFrameBytes: number, child: ChildProcess, flow: { written: number; emitted: number }, signal: AbortSignal, fail: (reason: string) => void): Promise<void> {
   const stdin = child.stdin!;
   // ffmpeg gone (EPIPE): its 'close' ends the source.
   stdin.on('error', () => undefined);
+  let lastWrite = 0;
   const connect = new AbortController();
   const timer = setTimeout(() => connect.abort(new Error(`no answer within ${input.timeoutMs} ms`)), input.timeoutMs);
+  const periodMs = 1000 / input.fps;
+  let due = 0;
   try {
     const res = await new AuthenticatedGet(input.url).get(AbortSignal.any([signal, connect.signal]));
     clearTimeout(timer);
     if (!res.body) throw new Error('the stream has no body');
-    const body = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>, { signal });
-    // A body cut off mid-stream ends ffmpeg's input too, so ffmpeg exits and the camera reconnects.
-    body.on('error', () => stdin.end());
-    body.pipe(stdin);
+    const splitter = new JpegSplitter(maxFrameBytes);
+    for await (const chunk of Readable.fromWeb(res.body as WebReadableStream<Uint8Array>, { signal })) {
+      for (const frame of splitter.push(chunk as Buffer)) {
+        const now = performance.now();
+        if (now < due) continue;
+        // A frame ffmpeg could not decode never comes out: after a second, stop waiting for it.
+        if (flow.written - flow.emitted >= MAX_IN_FFMPEG && now - lastWrite < 1000) continue;
+        if (flow.written - flow.emitted >= MAX_IN_FFMPEG) flow.written = flow.emitted + 1;
+        // The next slot counts from the schedule, not from now, so the rate holds on average;
+        // after a gap (a stall, a slow camera) it restarts from now instead of bursting.
+        due = Math.max(due + periodMs, now + periodMs / 2);
+        lastWrite = now;
+        flow.written++;
+        stdin.write(frame);
+      }
+    }
+    // The camera ended the stream: ffmpeg finishes and exits, and the camera reconnects.
+    stdin.end();
   } catch (err) {
     clearTimeout(timer);
+    stdin.end();
     if (!signal.aborted) fail(`MJPEG stream failed: ${connect.signal.aborted ? String(connect.signal.reason) : fetchFailure(err)}`);
   }
 }
+
+/**
+ * Frames written to ffmpeg and not out yet, at most: its MJPEG parser holds a frame until the
+ * next one begins, and probing the stream at start takes the first two. Fewer stalled every
+ * start for the one-second rescue.
+ */
+const MAX_IN_FFMPEG = 4;
 
 function lastLines(text: string): string {
   return text.trim().split('\n').slice(-3).join(' | ').slice(0, 500);

@@ -1,3 +1,4 @@
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { parseAgentConfig } from '../../agent/config.js';
 import { cameraKind, cameraSchema, redactText, redactUrl, urlSecrets } from '../../agent/inputs/camera-config.js';
@@ -5,24 +6,50 @@ import { ffmpegArgs, rtspList } from '../../agent/inputs/camera-ffmpeg.js';
 import { JpegSplitter } from '../../agent/inputs/camera-jpeg.js';
 import { digestAuthorization, parseChallenge } from '../../agent/inputs/camera-snapshot.js';
 
-const jpeg = (n: number, body = 10): Buffer => Buffer.concat([Buffer.from([0xff, 0xd8]), Buffer.alloc(body, n), Buffer.from([0xff, 0xd9])]);
+/** A structurally valid JPEG: SOI, APP0, optional APP1 (an EXIF-like segment holding a whole thumbnail JPEG), SOS, entropy data with stuffed bytes and a restart marker, EOI. */
+function jpeg(n: number, body = 10, thumbnail = false): Buffer {
+  const seg = (marker: number, payload: Buffer): Buffer => Buffer.concat([Buffer.from([0xff, marker]), Buffer.from([(payload.length + 2) >> 8, (payload.length + 2) & 0xff]), payload]);
+  const thumb = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xda, 0x00, 0x02, 1, 2, 0xff, 0xd9])]);
+  const entropy = Buffer.concat([Buffer.alloc(body, n), Buffer.from([0xff, 0x00, 7, 0xff, 0xd3, 9])]);
+  return Buffer.concat([
+    Buffer.from([0xff, 0xd8]),
+    seg(0xe0, Buffer.from('JFIF\0')),
+    ...(thumbnail ? [seg(0xe1, Buffer.concat([Buffer.from('Exif\0\0'), thumb]))] : []),
+    seg(0xda, Buffer.from([1, 1, 0, 0, 63, 0])),
+    entropy,
+    Buffer.from([0xff, 0xd9]),
+  ]);
+}
 
 describe('JpegSplitter', () => {
-  it('cuts frames at SOI/EOI whatever the chunking, skipping bytes between frames', () => {
-    const stream = Buffer.concat([Buffer.from('junk'), jpeg(1), Buffer.from('\r\n--b\r\n'), jpeg(2, 300), jpeg(3, 1)]);
+  it('cuts frames at their real EOI whatever the chunking, skipping bytes between frames', () => {
+    const frames = [jpeg(1), jpeg(2, 300, true), jpeg(3, 1)];
+    const stream = Buffer.concat([Buffer.from('junk'), frames[0]!, Buffer.from('\r\n--b\r\ncontent-type: image/jpeg\r\n\r\n'), frames[1]!, frames[2]!]);
     for (const size of [1, 2, 3, 7, 64, stream.length]) {
       const s = new JpegSplitter(1024);
       const out: Buffer[] = [];
       for (let i = 0; i < stream.length; i += size) out.push(...s.push(stream.subarray(i, i + size)));
-      expect(out.map((f) => f.length), `chunk ${size}`).toEqual([14, 304, 5]);
-      expect(out[1]!.equals(jpeg(2, 300))).toBe(true);
+      expect(out.map((f) => f.length), `chunk ${size}`).toEqual(frames.map((f) => f.length));
+      // The thumbnail's EOI inside APP1 did not end the frame early.
+      expect(out[1]!.equals(frames[1]!)).toBe(true);
       expect(s.buffered).toBe(0);
+      expect(s.malformed).toBe(0);
     }
+  });
+
+  it('splits real JPEGs from sharp and drops a frame cut off by the next SOI', async () => {
+    const a = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#3a7' } }).jpeg({ progressive: true }).toBuffer();
+    const b = await sharp({ create: { width: 32, height: 32, channels: 3, background: '#f00' } }).jpeg().toBuffer();
+    const s = new JpegSplitter(1 << 20);
+    const out = s.push(Buffer.concat([a, a.subarray(0, a.length - 100), b]));
+    expect(out.map((f) => f.length)).toEqual([a.length, b.length]);
+    expect(s.malformed).toBe(1);
   });
 
   it('bounds its buffer: a frame without an end beyond maxFrameBytes is discarded', () => {
     const s = new JpegSplitter(100);
-    expect(s.push(Buffer.concat([Buffer.from([0xff, 0xd8]), Buffer.alloc(150, 7)]))).toEqual([]);
+    const big = jpeg(7, 150);
+    expect(s.push(big.subarray(0, big.length - 2))).toEqual([]);
     expect(s.oversized).toBe(1);
     expect(s.buffered).toBe(0);
     expect(s.push(jpeg(5))).toHaveLength(1);
