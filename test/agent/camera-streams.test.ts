@@ -301,6 +301,32 @@ describe('snapshot URLs with authentication', () => {
   }
 });
 
+describe('a frame that cannot be masked', () => {
+  it('is skipped with AGENT_CAMERA_FRAME_INVALID and never captured unmasked', async () => {
+    const good = await solidJpeg(64, 48, [255, 255, 255]);
+    // Starts like a JPEG, then garbage: the privacy mask cannot decode it.
+    const corrupt = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), Buffer.alloc(400, 0x5a)]);
+    const server = await startSnapshotServer({ auth: 'basic', user: 'u', pass: 'p4ssword', frames: [corrupt, good] });
+    const { agent, lines } = await startTestAgent(join(tmp.dir, 'corrupt'), {
+      models: { initial: pkgDir },
+      outlier: CAPTURE_ALL,
+      inputs: { cameras: [{ name: 'flaky', url: server.url(), kind: 'snapshot', fps: 10, privacy: { zones: [[[0, 0], [1, 0], [0, 1]]] } }] },
+    });
+    try {
+      const c = cam(agent, 'flaky');
+      await until(() => c.totals.frames_skipped >= 1 && c.totals.frames_processed >= 1, 'a skipped and a processed frame');
+      expect(lines.some((l) => l.camera === 'flaky' && l.code === 'AGENT_CAMERA_FRAME_INVALID')).toBe(true);
+      // Every stored frame is the masked good one: its top-left corner (inside the zone) is black.
+      const samples = cameraSamples(agent);
+      expect(samples.length).toBeGreaterThan(0);
+      for (const s of samples) expect((await regionStats(s.blob, 0, 0, 0.2, 0.2)).mean).toBeLessThan(10);
+    } finally {
+      await agent.stop();
+      await server.close();
+    }
+  });
+});
+
 describe.skipIf(ffmpegMissing || rtspMissing())('RTSP from GStreamer\'s RTSP server', () => {
   it('reads RTSP over TCP with credentials, reconnects after the server is killed, and never logs the password', async () => {
     let rtsp = await startRtspServer({ user: 'op', pass: 'Rtsp-S3cret' });
