@@ -5,12 +5,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
 import { Camera, type CameraStateChange } from '../../agent/inputs/camera.js';
 import { cameraSchema, type CameraConfig } from '../../agent/inputs/camera-config.js';
 import { sampleMeta, telemetry, type InferResult, type SampleMeta } from '../../shared/schemas/index.js';
+import { topics } from '../../shared/topics.js';
+import { startAedes } from '../helpers/broker.js';
 import { captureLogger, startTestAgent } from '../helpers/agent.js';
 import { movingFrames, rtspMissing, solidJpeg, startMjpegServer, startRtspServer, startSnapshotServer, type MjpegServer } from '../helpers/camera-streams.js';
 import { missingBinary } from '../helpers/optional-binary.js';
@@ -299,6 +302,43 @@ describe('snapshot URLs with authentication', () => {
       }
     }, 60_000);
   }
+});
+
+describe.skipIf(ffmpegMissing)('camera telemetry over the uplink', () => {
+  it('publishes each camera\'s state and counts in the telemetry message, credentials redacted', async () => {
+    const broker = await startAedes();
+    const server = await startSnapshotServer({ auth: 'digest', user: 'tm', pass: 'Telemetry-Pw1', frames: await movingFrames(3) });
+    const { agent } = await startTestAgent(join(tmp.dir, 'telemetry'), {
+      models: { initial: pkgDir },
+      uplink: { kind: 'mqtt', url: broker.url, telemetry_interval_s: 0.5, backoff_initial_ms: 200 },
+      inputs: {
+        cameras: [
+          { name: 'snap', url: server.url(), kind: 'snapshot', fps: 5 },
+          // Nothing listens on port 1: ffmpeg fails at once, the camera stays offline.
+          { name: 'dead', url: 'rtsp://admin:Dead-Cam-Pw@127.0.0.1:1/stream', fps: 1, backoff_initial_ms: 200 },
+        ],
+      },
+    });
+    const sub = await mqtt.connectAsync(broker.url, { clientId: 'telemetry-reader' });
+    const payloads: string[] = [];
+    sub.on('message', (_t, p) => payloads.push(p.toString()));
+    await sub.subscribeAsync(topics.telemetry('test-device'), { qos: 1 });
+    try {
+      const done = (p: string): boolean => {
+        const cams = telemetry.parse(JSON.parse(p)).cameras ?? [];
+        return cams.some((c) => c.name === 'snap' && c.state === 'online' && c.frames_processed > 0) && cams.some((c) => c.name === 'dead' && c.state === 'offline' && c.error?.code === 'AGENT_CAMERA_UNREACHABLE');
+      };
+      await until(() => payloads.some(done), 'telemetry with both cameras');
+      const p = payloads.find(done)!;
+      expect(p).toContain('rtsp://***@127.0.0.1:1');
+      for (const secret of ['Dead-Cam-Pw', 'Telemetry-Pw1']) expect(payloads.join('\n')).not.toContain(secret);
+    } finally {
+      await sub.endAsync();
+      await agent.stop();
+      await server.close();
+      await broker.close();
+    }
+  });
 });
 
 describe('a frame that cannot be masked', () => {
