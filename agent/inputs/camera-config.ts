@@ -31,7 +31,7 @@ export const cameraSchema = z
     model: z.string().min(1).optional().describe('Name of the model this camera feeds; frames are skipped (counted) while another model is active.'),
     rules: z.array(z.string().min(1)).optional().describe('Alert rules evaluated on this camera\'s results, by name.'),
     privacy: privacySchema.optional().describe('Privacy zones of this camera.'),
-    stall_timeout_s: z.number().positive().default(10).describe('No frame for this long: the stream is restarted (watchdog).'),
+    stall_timeout_s: z.number().positive().default(10).describe('No frame for this long (and at least three frame periods): the stream is restarted (watchdog).'),
     frozen_after_s: z.number().positive().default(30).describe('Identical frames for this long: the camera is reported `frozen` (`AGENT_CAMERA_FROZEN`).'),
     backoff_initial_ms: z.number().int().positive().default(1000).describe('First reconnect delay (ms); doubles per failure, with jitter.'),
     backoff_max_ms: z.number().int().positive().default(30_000).describe('Longest reconnect delay (ms).'),

@@ -185,7 +185,8 @@ export class Camera {
     if (!this.source) return;
     const since = this.gotFrame ? this.lastFrameAt : this.connectedAt;
     const silentMs = this.deps.clock.now() - since;
-    if (silentMs < this.config.stall_timeout_s * 1000) return;
+    // A slow camera (a snapshot every 20 s) is not stalled between its frames: three periods at least.
+    if (silentMs < Math.max(this.config.stall_timeout_s * 1000, 3000 / this.config.fps)) return;
     const src = this.source;
     this.source = null;
     this.generation++;

@@ -304,6 +304,31 @@ describe('snapshot URLs with authentication', () => {
   }
 });
 
+describe('watchdog on a slow camera', () => {
+  it('does not restart a snapshot camera between its frames when they are further apart than stall_timeout_s', async () => {
+    const server = await startSnapshotServer({ auth: 'basic', user: 'u', pass: 'slow-pass', frames: await movingFrames(2) });
+    const { log } = captureLogger();
+    const camera = new Camera(cameraSchema.parse({ name: 'slow', url: server.url(), kind: 'snapshot', fps: 0.8, stall_timeout_s: 0.3 }), {
+      infer: () => Promise.resolve([] as InferResult[]),
+      activeModel: () => 'pets',
+      ffmpegPath: 'ffmpeg',
+      log,
+      clock: { now: () => Date.now() },
+      random: Math.random,
+    });
+    camera.start();
+    try {
+      // Two frames 1.25 s apart, four times stall_timeout_s: the watchdog waits three periods.
+      await until(() => camera.totals.frames_in >= 2, 'two slow frames');
+      expect(camera.totals.reconnects).toBe(0);
+      expect(camera.state).toBe('online');
+    } finally {
+      await camera.stop();
+      await server.close();
+    }
+  });
+});
+
 describe.skipIf(ffmpegMissing)('camera telemetry over the uplink', () => {
   it('publishes each camera\'s state and counts in the telemetry message, credentials redacted', async () => {
     const broker = await startAedes();
