@@ -10,7 +10,7 @@ import { bearerToken, isTls, sessionCookie, sessionCookieHeader, sessionUser } f
 import type { PageApp } from '../web/pages.js';
 import type { Principal } from '../web/auth.js';
 import { html, page } from './html.js';
-import { devicePage, overviewPage } from './pages/fleet.js';
+import { devicePage, overviewPage, sitePage } from './pages/fleet.js';
 import { auditPage } from './pages/audit.js';
 import { labelingPage } from './pages/labeling.js';
 import { modelsPage, modelVersionPage } from './pages/models.js';
@@ -123,7 +123,8 @@ function seg(m: RegExpExecArray, i: number): string {
 function routes(assets: ReturnType<typeof loadAssets>): PageRoute[] {
   return [
     { method: 'GET', pattern: /^\/console\/$/, auth: true, run: ({ ctx }) => overviewPage(ctx) },
-    { method: 'GET', pattern: /^\/console\/devices\/([^/]+)$/, auth: true, run: ({ ctx, m }) => devicePage(ctx, seg(m, 1)) },
+    { method: 'GET', pattern: /^\/console\/sites\/([^/]+)$/, auth: true, run: ({ ctx, m }) => sitePage(ctx, seg(m, 1)) },
+    { method: 'GET', pattern: /^\/console\/devices\/([^/]+)$/, auth: true, run: ({ ctx, m, url }) => devicePage(ctx, seg(m, 1), url) },
     { method: 'GET', pattern: /^\/console\/rollouts$/, auth: true, run: ({ ctx }) => rolloutsPage(ctx) },
     { method: 'GET', pattern: /^\/console\/rollouts\/([^/]+)$/, auth: true, run: ({ ctx, m, user }) => rolloutPage(ctx, seg(m, 1), user as User) },
     { method: 'GET', pattern: /^\/console\/models$/, auth: true, run: ({ ctx }) => modelsPage(ctx) },

@@ -3,7 +3,7 @@ import type { ModelVersion } from '../../../app/models/registry.js';
 import { summaryOf } from '../../../app/read-models/rollouts.js';
 import { lineageChain } from '../../../app/models/lineage.js';
 import type { LineageChain } from '../../../app/models/lineage.js';
-import { badge, html, num, when } from '../html.js';
+import { ago, badge, html, num } from '../html.js';
 import type { SafeHtml } from '../html.js';
 import type { PageResult } from './types.js';
 
@@ -26,6 +26,7 @@ function evaluation(v: ModelVersion): SafeHtml {
 
 /** Recent training runs and trigger firings: which trigger made which candidate, and what the gate said. */
 function trainingSection(ctx: FleetContext): SafeHtml {
+  const now = ctx.clock.now();
   const runs = ctx.trainingRuns.list({ limit: 20 });
   const firings = ctx.trainingRuns.firings({ limit: 10 });
   if (!runs.length && !firings.length) return html``;
@@ -36,15 +37,16 @@ function trainingSection(ctx: FleetContext): SafeHtml {
         <td class="mono">${r.id}</td><td>${badge(r.status)}</td>
         <td>${r.result ? html`<a href="${versionHref(r.result.name, r.result.version)}">${r.result.name}@${r.result.version}</a>` : '—'}</td>
         <td>${r.parent ? `${r.parent.name}@${r.parent.version}` : '—'}</td>
-        <td>${r.trigger.reason}</td><td>${when(r.started_at)}</td>
+        <td>${r.trigger.reason}</td><td>${ago(r.started_at, now)}</td>
         <td>${r.gate ? (r.gate.passed ? 'passed' : html`<span class="fail-text">${r.gate.reasons.join('; ')}</span>`) : r.error ? html`<span class="fail-text">${r.error.code}</span>` : '—'}</td>
       </tr>`,
     )}</tbody></table>
-    <h3>Trigger firings</h3><ul class="firings">${firings.map((x) => html`<li>${when(x.at)} <b>${x.kind}</b> ${x.model}: ${x.reason}</li>`)}</ul>
+    <h3>Trigger firings</h3><ul class="firings">${firings.map((x) => html`<li>${ago(x.at, now)} <b>${x.kind}</b> ${x.model}: ${x.reason}</li>`)}</ul>
   </section>`;
 }
 
 export function modelsPage(ctx: FleetContext): PageResult {
+  const now = ctx.clock.now();
   const byName = new Map<string, ModelVersion[]>();
   for (const v of ctx.registry.list()) byName.set(v.name, [...(byName.get(v.name) ?? []), v]);
   const body = html`
@@ -57,7 +59,7 @@ export function modelsPage(ctx: FleetContext): PageResult {
       (v) => html`<tr>
         <td><a href="${versionHref(v.name, v.version)}">${v.version}</a></td>
         <td>${badge(v.status)}</td>
-        <td>${when(v.pushed_at)} by ${v.pushed_by}</td>
+        <td>${ago(v.pushed_at, now)} by ${v.pushed_by}</td>
         <td class="num">${size(v.total_bytes)}</td>
         <td>${v.lineage.parent ? html`<a href="${versionHref(v.lineage.parent.name, v.lineage.parent.version)}">${v.lineage.parent.name}@${v.lineage.parent.version}</a>` : '—'}</td>
         <td class="mono">${v.lineage.dataset_version ? v.lineage.dataset_version.slice(0, 12) : '—'}</td>
@@ -80,7 +82,7 @@ const ENTRIES_SHOWN = 50;
  * parameters, seed, code version, duration, trigger, gate), its dataset version (base set,
  * holdout rule, splits) and the dataset's field samples with device, label and labeler.
  */
-function provenance(chain: LineageChain): SafeHtml {
+function provenance(chain: LineageChain, now: number): SafeHtml {
   return html`<ol class="provenance" id="provenance">${chain.steps.map((s, i) => {
     const m = s.model;
     const r = s.run;
@@ -118,7 +120,7 @@ function provenance(chain: LineageChain): SafeHtml {
                     .slice(0, ENTRIES_SHOWN)
                     .map(
                       (e) =>
-                        html`<tr data-sample="${e.sample_id}"><td class="mono"><a href="/v1/samples/${encodeURIComponent(e.sample_id)}/blob">${e.sample_id}</a></td><td>${e.label}</td><td>${e.split ?? '—'}</td><td><a href="/console/devices/${encodeURIComponent(e.device_id)}">${e.device_id}</a></td><td>${e.labeled_by}</td><td>${when(e.labeled_at)}</td></tr>`,
+                        html`<tr data-sample="${e.sample_id}"><td class="mono"><a href="/v1/samples/${encodeURIComponent(e.sample_id)}/blob">${e.sample_id}</a></td><td>${e.label}</td><td>${e.split ?? '—'}</td><td><a href="/console/devices/${encodeURIComponent(e.device_id)}">${e.device_id}</a></td><td>${e.labeled_by}</td><td>${ago(e.labeled_at, now)}</td></tr>`,
                     )}</tbody></table>${d.entries.length > ENTRIES_SHOWN ? html`<p class="muted">and ${d.entries.length - ENTRIES_SHOWN} more (<code>edgeloop models lineage ${chain.ref} --entries</code>)</p>` : ''}`
                 : ''
             }</div>`
@@ -131,6 +133,7 @@ function provenance(chain: LineageChain): SafeHtml {
 }
 
 export async function modelVersionPage(ctx: FleetContext, name: string, version: string): Promise<PageResult> {
+  const now = ctx.clock.now();
   const v = ctx.registry.get(name, version);
   const chain = ctx.registry.lineage(name, version);
   const full = await lineageChain({ registry: ctx.registry, datasets: ctx.datasets, runs: ctx.trainingRuns }, { name, version });
@@ -145,12 +148,12 @@ export async function modelVersionPage(ctx: FleetContext, name: string, version:
         ${e.dataset_version ? html`<span class="tag">dataset ${e.dataset_version.slice(0, 12)}</span>` : ''}${e.training_run ? html`<span class="tag">run ${e.training_run}</span>` : ''}</li>`,
     )}</ol>
   </section>
-  <section><h2>From this model back to the labels</h2>${provenance(full)}</section>
+  <section><h2>From this model back to the labels</h2>${provenance(full, ctx.clock.now())}</section>
   <section><h2>Evaluation</h2>${evaluation(v)}</section>
   <div class="cols">
     <section class="panel"><h2>Package</h2><dl class="kv">
-      <dt>created</dt><dd>${when(v.created_at)}</dd>
-      <dt>pushed</dt><dd>${when(v.pushed_at)} by ${v.pushed_by}</dd>
+      <dt>created</dt><dd>${ago(v.created_at, now)}</dd>
+      <dt>pushed</dt><dd>${ago(v.pushed_at, now)} by ${v.pushed_by}</dd>
       <dt>manifest</dt><dd class="mono">${v.manifest_sha256.slice(0, 16)}…</dd>
       <dt>signed by</dt><dd class="mono">${v.key_id}</dd>
       <dt>size</dt><dd>${size(v.total_bytes)}</dd>

@@ -7,18 +7,22 @@ import type { rolloutDetail } from '../../../app/read-models/rollouts.js';
 import { activeAllowance, resolveAllowance, stagesOf } from '../../../core/rollouts/stages.js';
 import { rolloutCommand } from '../../../core/rollouts/types.js';
 import type { Allowance } from '../../../core/rollouts/types.js';
-import { barChart, lineChart, progressBar } from '../charts.js';
+import { gateBars, lineChart, progressBar } from '../charts.js';
 import type { Series } from '../charts.js';
-import { badge, html, num, ref, when } from '../html.js';
+import { ago, badge, html, num, ref } from '../html.js';
 import type { SafeHtml } from '../html.js';
 import type { PageResult } from './types.js';
 
 type Detail = z.output<typeof rolloutDetail>;
 
+/** A bake time as people say it: none, 45 s, 10 min, 1.5 h. */
+const bakeText = (ms: number): string => (ms === 0 ? 'none' : ms < 120_000 ? `${num(ms / 1000, 0)} s` : ms < 7_200_000 ? `${num(ms / 60_000, 0)} min` : `${num(ms / 3_600_000, 1)} h`);
+
 const allowanceText = (a: Allowance | null): string => (a === null ? '—' : 'count' in a ? `${a.count} devices` : `${a.percent}%`);
 const selectorText = (s: Record<string, string>): string => Object.entries(s).map(([k, v]) => `${k}=${v}`).join(', ') || 'all devices';
 
 export function rolloutsPage(ctx: FleetContext): PageResult {
+  const now = ctx.clock.now();
   const items = ctx.rollouts.list().map(summaryOf);
   const body = html`
   <h1>Rollouts</h1>
@@ -41,7 +45,7 @@ export function rolloutsPage(ctx: FleetContext): PageResult {
             r.devices.target,
             140,
           )} ${r.devices.installed}/${r.devices.target}</td>
-          <td>${when(r.created_at)} by ${r.created_by}</td>
+          <td>${ago(r.created_at, now)} by ${r.created_by}</td>
         </tr>`,
       )}
     </tbody></table>`}`;
@@ -76,7 +80,7 @@ function stageProgress(d: Detail): SafeHtml {
             )
       }</td>
       <td class="num">${where === 'next' ? '—' : html`${installed}/${allowance}${failed ? html` <span class="fail-text">${failed} failed</span>` : ''}`}</td>
-      <td class="num">${num(s.bake_ms / 1000, 0)} s</td>
+      <td class="num">${s.bake_ms === 0 ? 'none' : bakeText(s.bake_ms)}</td>
     </tr>`;
   });
   return html`<table class="grid-table" id="stages"><thead><tr><th>stage</th><th></th><th>allowance</th><th>progress</th><th class="num">installed</th><th class="num">bake</th></tr></thead><tbody>${rows}</tbody></table>`;
@@ -106,6 +110,7 @@ function controls(d: Detail, user: User): SafeHtml {
 }
 
 export function rolloutPage(ctx: FleetContext, id: string, user: User): PageResult {
+  const now = ctx.clock.now();
   const d = detailOf(ctx, ctx.rollouts.get(id));
   const r = d.rollout;
   const g = d.gates;
@@ -113,13 +118,13 @@ export function rolloutPage(ctx: FleetContext, id: string, user: User): PageResu
   const devices = Object.entries(d.state.devices);
   const body = html`
   <h1>Rollout ${r.id} ${badge(r.status)}</h1>
-  <p class="lead">${ref(r.model)} to ${selectorText(r.selector)} · created ${when(r.created_at)} by ${r.created_by}${d.state.pause ? html` · paused (${d.state.pause.by}): ${d.state.pause.reason}` : ''}</p>
+  <p class="lead">${ref(r.model)} to ${selectorText(r.selector)} · created ${ago(r.created_at, now)} by ${r.created_by}${d.state.pause ? html` · paused (${d.state.pause.by}): ${d.state.pause.reason}` : ''}</p>
   ${controls(d, user)}
   <section><h2>Stages</h2>${stageProgress(d)}</section>
   <section id="gates"><h2>Gates of ${r.stage_name ?? '—'} ${g ? badge(g.status) : ''}</h2>
     ${g
       ? html`<p>${g.reason}</p>
-        ${barChart(
+        ${gateBars(
           g.signals.filter((s) => typeof s.value === 'number').map((s) => ({ label: s.name, value: s.value as number, threshold: s.threshold ?? null, ok: s.ok ?? null })),
           { title: 'gate signals against their thresholds' },
         )}
@@ -145,7 +150,7 @@ export function rolloutPage(ctx: FleetContext, id: string, user: User): PageResu
   </section>
   <section><h2>Decisions</h2>
     <table class="grid-table" id="decisions"><thead><tr><th>time</th><th>decision</th><th>stage</th><th>reason</th></tr></thead><tbody>
-    ${d.decisions.map((x) => html`<tr><td>${when(new Date(x.at).toISOString())}</td><td>${badge(x.kind)}</td><td>${x.stage_name ?? ''}</td><td>${x.device_id ? html`<b>${x.device_id}</b> ` : ''}${x.reason}${x.actor ? html` <span class="muted">(${x.actor})</span>` : ''}</td></tr>`)}
+    ${d.decisions.map((x) => html`<tr><td>${ago(x.at, now)}</td><td>${badge(x.kind)}</td><td>${x.stage_name ?? ''}</td><td>${x.device_id ? html`<b>${x.device_id}</b> ` : ''}${x.reason}${x.actor ? html` <span class="muted">(${x.actor})</span>` : ''}</td></tr>`)}
     </tbody></table>
   </section>`;
   return { title: `Rollout ${r.id}`, section: 'rollouts', body };
