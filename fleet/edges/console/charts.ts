@@ -144,13 +144,13 @@ const timeLabel = (ms: number, span: number): string => (span > 86_400_000 ? `${
  * above its values and thresholds, its thresholds as dashed lines labelled at the right edge
  * inside the plot (spread apart vertically), the first and last time under the axis.
  */
-export function timeChart(s: { title: string; name: string; points: Array<{ x: number; y: number }>; thresholds?: Threshold[]; width?: number; height?: number; format?: (v: number) => string }): SafeHtml {
+export function timeChart(s: { title: string; name: string; points: Array<{ x: number; y: number }>; thresholds?: Threshold[]; width?: number; height?: number; format?: (v: number) => string; xLabel?: (x: number) => string; xRange?: [number, number] }): SafeHtml {
   const width = s.width ?? 300;
   const height = s.height ?? 140;
   const fmt = s.format ?? short;
   const points = s.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
   const ths = (s.thresholds ?? []).filter((t) => Number.isFinite(t.value));
-  const top = niceCeil(Math.max(...points.map((p) => p.y), ...ths.map((t) => t.value), 1e-9) * 1.05);
+  const top = niceCeil(Math.max(...points.map((p) => p.y), ...ths.map((t) => t.value), 1e-9));
   const yTicks = [0, top / 2, top];
   const pad = { l: Math.max(...yTicks.map((v) => textWidth(fmt(v)))) + 10, r: 8 + Math.max(0, ...ths.map((t) => textWidth(t.label))) + 6, t: 26, b: 22 };
   const plotR = width - pad.r;
@@ -159,8 +159,9 @@ export function timeChart(s: { title: string; name: string; points: Array<{ x: n
   if (points.length === 0) {
     return html`<svg class="chart series" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${s.title}"><title>${s.title}</title>${title}<text class="tick" x="${pad.l}" y="${f(height / 2)}">no data yet</text></svg>`;
   }
-  const x0 = Math.min(...points.map((p) => p.x));
-  const x1 = Math.max(x0 + 1, ...points.map((p) => p.x));
+  // Small multiples of one window share it (xRange), so their times line up.
+  const x0 = s.xRange?.[0] ?? Math.min(...points.map((p) => p.x));
+  const x1 = Math.max(x0 + 1, s.xRange?.[1] ?? Math.max(...points.map((p) => p.x)));
   const X = (v: number): number => pad.l + ((v - x0) / (x1 - x0)) * (plotR - pad.l);
   const Y = (v: number): number => plotB - (Math.min(Math.max(v, 0), top) / top) * (plotB - pad.t);
   const tickYs = spread(yTicks.map((v) => Y(v) + 4), LINE_H, pad.t + 4, plotB + 4);
@@ -172,7 +173,7 @@ export function timeChart(s: { title: string; name: string; points: Array<{ x: n
   const pts = points.map((p) => `${f(X(p.x))},${f(Y(p.y))}`).join(' ');
   const last = points[points.length - 1] as { x: number; y: number };
   const span = x1 - x0;
-  const xLabels = [timeLabel(x0, span), timeLabel(x1, span)];
+  const xLabels = s.xLabel ? [s.xLabel(x0), s.xLabel(x1)] : [timeLabel(x0, span), timeLabel(x1, span)];
   // The two time labels sit at the ends; on a narrow chart the second one goes when they would touch.
   const showEnd = textWidth(xLabels[0] as string) + textWidth(xLabels[1] as string) + 8 < plotR - pad.l + pad.r;
   return html`<svg class="chart series" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${s.title}"><title>${s.title}</title>${title}

@@ -15,6 +15,7 @@ import { auditPage } from './pages/audit.js';
 import { labelingPage } from './pages/labeling.js';
 import { modelsPage, modelVersionPage } from './pages/models.js';
 import { rolloutPage, rolloutsPage } from './pages/rollouts.js';
+import { trainingPage, trainingRunPage } from './pages/training.js';
 import type { PageResult } from './pages/types.js';
 
 /**
@@ -129,6 +130,8 @@ function routes(assets: ReturnType<typeof loadAssets>): PageRoute[] {
     { method: 'GET', pattern: /^\/console\/rollouts\/([^/]+)$/, auth: true, run: ({ ctx, m, user }) => rolloutPage(ctx, seg(m, 1), user as User) },
     { method: 'GET', pattern: /^\/console\/models$/, auth: true, run: ({ ctx }) => modelsPage(ctx) },
     { method: 'GET', pattern: /^\/console\/models\/([^/]+)\/([^/]+)$/, auth: true, run: ({ ctx, m }) => modelVersionPage(ctx, seg(m, 1), seg(m, 2)) },
+    { method: 'GET', pattern: /^\/console\/training$/, auth: true, run: ({ ctx }) => trainingPage(ctx) },
+    { method: 'GET', pattern: /^\/console\/training\/runs\/([^/]+)$/, auth: true, run: ({ ctx, m }) => trainingRunPage(ctx, seg(m, 1)) },
     { method: 'GET', pattern: /^\/console\/labeling$/, auth: true, run: ({ ctx, url, user }) => labelingPage(ctx, url, user as User) },
     { method: 'GET', pattern: /^\/console\/audit$/, auth: true, run: ({ ctx, url, user }) => auditPage(ctx, url, user as User) },
     { method: 'GET', pattern: /^\/console\/login$/, auth: false, run: ({ res, url }) => sendHtml(res, 200, loginPage(safeNext(url.searchParams.get('next')))) },

@@ -160,11 +160,11 @@ describe.skipIf(skipReason !== null)('overview by site, in headless Chromium', (
     // Two hours a minute apart: 121 points in each PSI chart's polyline.
     const points = await page.$$eval('#drift-history svg polyline', (ls) => ls.map((l) => (l.getAttribute('points') ?? '').split(' ').length));
     expect(points).toEqual([121, 121, 121, 121]);
-    // Each chart has its own axis: the brightness chart reaches 5 (above 3.7), the contrast chart 1 (above its 0.5 threshold).
+    // Each chart has its own axis: the brightness chart reaches 5 (above 3.7), the contrast chart to its 0.5 threshold.
     const ticks = (label: string): string[] => (history.find((c) => c.label.startsWith(label))?.texts ?? []).map((t) => t.text);
     expect(ticks('brightness PSI')).toEqual(expect.arrayContaining(['0', '2.5', '5']));
-    expect(ticks('contrast PSI')).toEqual(expect.arrayContaining(['0', '0.5', '1']));
-    expect(ticks('brightness PSI')).toEqual(expect.arrayContaining(['attention 0.10', 'trouble 0.50']));
+    expect(ticks('contrast PSI')).toEqual(expect.arrayContaining(['0', '0.25', '0.5']));
+    expect(ticks('brightness PSI')).toEqual(expect.arrayContaining(['attention 0.25', 'trouble 0.50']));
     for (const c of charts) {
       expect(c.texts.length, c.label).toBeGreaterThan(1);
       expect(outside(c)).toEqual([]);

@@ -1,4 +1,5 @@
 import type { FleetContext } from '../../../app/context.js';
+import type { DriftPoint } from '../../../core/devices/state.js';
 import { fleetOverviewOf, thresholdsOf } from '../../../app/read-models/sites.js';
 import type { DeviceHealthRow, FleetOverview, Thresholds } from '../../../app/read-models/sites.js';
 import { FleetError } from '../../../errors.js';
@@ -129,8 +130,10 @@ function driftHistory(ctx: FleetContext, id: string, window: string, t: Threshol
     { value: t.drift_attention, label: `attention ${num(t.drift_attention, 2)}`, cls: 'warn' as const },
     { value: t.drift_trouble, label: `trouble ${num(t.drift_trouble, 2)}`, cls: 'fail' as const },
   ];
+  const xRange: [number, number] | undefined = points.length ? [(points[0] as DriftPoint).ts, (points[points.length - 1] as DriftPoint).ts] : undefined;
   const series = (['class', 'brightness', 'contrast'] as const).map((k) =>
     timeChart({
+      ...(xRange ? { xRange } : {}),
       title: `${k} PSI of ${id} over the last ${window}`,
       name: `${k} PSI`,
       points: points.flatMap((p) => {
@@ -144,6 +147,7 @@ function driftHistory(ctx: FleetContext, id: string, window: string, t: Threshol
     timeChart({
       title: `outlier rate of ${id} over the last ${window}`,
       name: 'outlier rate',
+      ...(xRange ? { xRange } : {}),
       points: points.map((p) => ({ x: p.ts, y: p.outlier_rate })),
       thresholds: [
         { value: t.outlier_attention, label: `attention ${pct(t.outlier_attention)}`, cls: 'warn' },

@@ -34,7 +34,7 @@ function trainingSection(ctx: FleetContext): SafeHtml {
     <table class="grid-table"><thead><tr><th>run</th><th>status</th><th>candidate</th><th>parent</th><th>trigger</th><th>started</th><th>gate</th></tr></thead><tbody>
     ${runs.map(
       (r) => html`<tr data-run="${r.id}">
-        <td class="mono">${r.id}</td><td>${badge(r.status)}</td>
+        <td class="mono"><a href="/console/training/runs/${encodeURIComponent(r.id)}">${r.id}</a></td><td>${badge(r.status)}</td>
         <td>${r.result ? html`<a href="${versionHref(r.result.name, r.result.version)}">${r.result.name}@${r.result.version}</a>` : '—'}</td>
         <td>${r.parent ? `${r.parent.name}@${r.parent.version}` : '—'}</td>
         <td>${r.trigger.reason}</td><td>${ago(r.started_at, now)}</td>
@@ -82,7 +82,20 @@ const ENTRIES_SHOWN = 50;
  * parameters, seed, code version, duration, trigger, gate), its dataset version (base set,
  * holdout rule, splits) and the dataset's field samples with device, label and labeler.
  */
-function provenance(chain: LineageChain, now: number): SafeHtml {
+/** How a version without a learning-loop run was made, from its manifest's lineage. */
+interface MadeBy {
+  trainer: string | null;
+  code_version: string | null;
+  dataset_version: string | null;
+  description: string | null;
+}
+
+function madeByText(m: MadeBy | undefined): SafeHtml {
+  if (!m?.trainer) return html`<p class="muted made-by">Not trained by the learning loop, and its manifest names no trainer (pushed by hand).</p>`;
+  return html`<p class="made-by">Trained outside the learning loop by the <b>${m.trainer}</b> trainer${m.code_version ? html` (code <span class="mono">${m.code_version}</span>)` : ''}${m.dataset_version ? html`, on dataset <span class="mono">${m.dataset_version.slice(0, 16)}</span>` : ''}, then pushed to the registry.${m.description ? html` ${m.description}.` : ''}</p>`;
+}
+
+function provenance(chain: LineageChain, now: number, madeBy: ReadonlyMap<string, MadeBy>): SafeHtml {
   return html`<ol class="provenance" id="provenance">${chain.steps.map((s, i) => {
     const m = s.model;
     const r = s.run;
@@ -93,18 +106,18 @@ function provenance(chain: LineageChain, now: number): SafeHtml {
       ${
         r
           ? html`<dl class="kv run" data-run="${r.id}">
-          <dt>training run</dt><dd class="mono">${r.id} ${badge(r.status)}</dd>
+          <dt>training run</dt><dd class="mono"><a href="/console/training/runs/${encodeURIComponent(r.id)}">${r.id}</a> ${badge(r.status)}</dd>
           <dt>trainer</dt><dd>${r.trainer}, seed ${String(r.seed)}, code ${r.code_version ?? '—'}</dd>
-          <dt>parameters</dt><dd class="mono">${JSON.stringify(r.params)}</dd>
+          <dt>parameters</dt><dd>${Object.entries(r.params).map(([k, val]) => html`<span class="tag">${k} ${typeof val === 'object' ? JSON.stringify(val) : String(val)}</span>`)} <a href="/console/training/runs/${encodeURIComponent(r.id)}#parameters">table</a></dd>
           <dt>duration</dt><dd>${r.duration_ms === null ? 'running' : `${(r.duration_ms / 1000).toFixed(1)} s`}</dd>
           <dt>trigger</dt><dd>${r.trigger.reason} (by ${r.actor})</dd>
           <dt>metrics</dt><dd>${Object.entries(r.metrics).map(([k, val]) => html`<span class="tag">${k} ${num(val, 4)}</span>`)}</dd>
-          <dt>gate</dt><dd>${r.gate ? (r.gate.passed ? 'passed' : html`<span class="fail-text">failed: ${r.gate.reasons.join('; ')}</span>`) : '—'}</dd>
+          <dt>gate</dt><dd>${r.gate ? (r.gate.passed ? 'passed' : html`<span class="fail-text">failed: ${r.gate.reasons.join('; ')}</span>`) : '—'} <a href="/console/training/runs/${encodeURIComponent(r.id)}#gate-section">candidate against production</a></dd>
           ${r.rollout_id ? html`<dt>rollout</dt><dd><a href="/console/rollouts/${encodeURIComponent(r.rollout_id)}">${r.rollout_id}</a></dd>` : ''}
         </dl>`
           : m.missing
             ? ''
-            : html`<p class="muted">Not trained by the learning loop (pushed by hand).</p>`
+            : madeByText(madeBy.get(m.ref))
       }
       ${
         d
@@ -137,6 +150,14 @@ export async function modelVersionPage(ctx: FleetContext, name: string, version:
   const v = ctx.registry.get(name, version);
   const chain = ctx.registry.lineage(name, version);
   const full = await lineageChain({ registry: ctx.registry, datasets: ctx.datasets, runs: ctx.trainingRuns }, { name, version });
+  // Versions without a run: what their manifests say about how they were made.
+  const madeBy = new Map<string, MadeBy>();
+  for (const s of full.steps) {
+    if (s.run || s.model.missing) continue;
+    const lin = (await ctx.registry.manifest(s.model.name, s.model.version)).lineage;
+    const v2 = ctx.registry.get(s.model.name, s.model.version);
+    madeBy.set(s.model.ref, { trainer: lin?.trainer ?? null, code_version: lin?.code_version ?? null, dataset_version: lin?.dataset_version ?? null, description: v2.description });
+  }
   const rollouts = ctx.rollouts.list().filter((r) => r.state.candidate.name === name && r.state.candidate.version === version).map(summaryOf);
   const body = html`
   <h1>${v.ref} ${badge(v.status)}</h1>
@@ -148,7 +169,7 @@ export async function modelVersionPage(ctx: FleetContext, name: string, version:
         ${e.dataset_version ? html`<span class="tag">dataset ${e.dataset_version.slice(0, 12)}</span>` : ''}${e.training_run ? html`<span class="tag">run ${e.training_run}</span>` : ''}</li>`,
     )}</ol>
   </section>
-  <section><h2>From this model back to the labels</h2>${provenance(full, ctx.clock.now())}</section>
+  <section><h2>From this model back to the labels</h2>${provenance(full, ctx.clock.now(), madeBy)}</section>
   <section><h2>Evaluation</h2>${evaluation(v)}</section>
   <div class="cols">
     <section class="panel"><h2>Package</h2><dl class="kv">
