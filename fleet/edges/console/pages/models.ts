@@ -158,7 +158,7 @@ export async function modelVersionPage(ctx: FleetContext, name: string, version:
     const v2 = ctx.registry.get(s.model.name, s.model.version);
     madeBy.set(s.model.ref, { trainer: lin?.trainer ?? null, code_version: lin?.code_version ?? null, dataset_version: lin?.dataset_version ?? null, description: v2.description });
   }
-  const rollouts = ctx.rollouts.list().filter((r) => r.state.candidate.name === name && r.state.candidate.version === version).map(summaryOf);
+  const rollouts = ctx.rollouts.list().filter((r) => r.state.candidate.name === name && r.state.candidate.version === version).map((r) => summaryOf(r, ctx));
   const body = html`
   <h1>${v.ref} ${badge(v.status)}</h1>
   ${v.description ? html`<p class="lead">${v.description}</p>` : ''}

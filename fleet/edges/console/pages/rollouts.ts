@@ -23,7 +23,7 @@ const selectorText = (s: Record<string, string>): string => Object.entries(s).ma
 
 export function rolloutsPage(ctx: FleetContext): PageResult {
   const now = ctx.clock.now();
-  const items = ctx.rollouts.list().map(summaryOf);
+  const items = ctx.rollouts.list().map((r) => summaryOf(r, ctx));
   const body = html`
   <h1>Rollouts</h1>
   ${items.length === 0
@@ -33,7 +33,7 @@ export function rolloutsPage(ctx: FleetContext): PageResult {
         (r) => html`<tr>
           <td><a href="/console/rollouts/${encodeURIComponent(r.id)}">${r.id}</a></td>
           <td>${ref(r.model)}</td>
-          <td>${badge(r.status)}</td>
+          <td>${badge(r.display_status, r.display_status === 'converging' ? 'attention' : r.display_status)}${r.devices.outstanding && r.display_status !== 'aborted' && r.display_status !== 'rolled_back' ? html` <span class="muted">${r.devices.outstanding} not confirmed</span>` : ''}</td>
           <td>${r.stage_name ?? '—'}</td>
           <td>${selectorText(r.selector)}</td>
           <td>${progressBar(
@@ -117,7 +117,8 @@ export function rolloutPage(ctx: FleetContext, id: string, user: User): PageResu
   const stages = stagesOf(d.state.plan);
   const devices = Object.entries(d.state.devices);
   const body = html`
-  <h1>Rollout ${r.id} ${badge(r.status)}</h1>
+  <h1>Rollout ${r.id} <span id="rollout-status">${badge(r.display_status, r.display_status === 'converging' ? 'attention' : r.display_status)}</span></h1>
+  ${r.display_status === 'converging' ? html`<p class="attention" id="converging">Every stage passed, but ${r.devices.outstanding} of ${r.devices.target} targeted devices have not confirmed ${ref(r.model)} yet: the rollout completes when they do.</p>` : ''}
   <p class="lead">${ref(r.model)} to ${selectorText(r.selector)} · created ${ago(r.created_at, now)} by ${r.created_by}${d.state.pause ? html` · paused (${d.state.pause.by}): ${d.state.pause.reason}` : ''}</p>
   ${controls(d, user)}
   <section><h2>Stages</h2>${stageProgress(d)}</section>
@@ -134,6 +135,12 @@ export function rolloutPage(ctx: FleetContext, id: string, user: User): PageResu
       : html`<p class="muted">Not started.</p>`}
   </section>
   <section><h2>Signals over time</h2>${signalHistory(d)}</section>
+  ${d.outstanding.length && r.status !== 'aborted' && r.status !== 'rolled_back'
+    ? html`<section><h2>Outstanding (${d.outstanding.length})</h2>
+    <table class="grid-table" id="outstanding"><thead><tr><th>device</th><th>stage</th><th>state</th><th>last report</th><th>why</th></tr></thead><tbody>
+    ${d.outstanding.map((o) => html`<tr data-device="${o.device_id}"><td><a href="/console/devices/${encodeURIComponent(o.device_id)}">${o.device_id}</a></td><td>${o.stage ?? '—'}</td><td>${badge(o.state)}</td><td>${o.reported ? html`${badge(o.reported.phase)} ${o.reported.model} ${ago(o.reported.at, now)}` : '—'}</td><td class="why">${o.why}</td></tr>`)}
+    </tbody></table></section>`
+    : ''}
   <section><h2>Devices</h2>
     <table class="grid-table" id="rollout-devices"><thead><tr><th>device</th><th>stage</th><th>desired</th><th>reported</th><th>before</th><th>failure</th></tr></thead><tbody>
     ${devices.map(
