@@ -28,6 +28,9 @@ Starts a rollout of a registered model version to the devices with every --targe
   --bake D        bake time of every stage: 90s, 10m, 1h (default 1h)
   --shadow P%     first a shadow stage: the canary's devices also score P% of their inputs
                   with the candidate, and it is judged on agreement before it goes active
+  --canary-prefer k=v
+                  put the canary on the devices with these tags first (the site the change
+                  is for, e.g. site=pit-3); the waves take the rest
   --id ID         rollout id (default: generated)`;
 
 const STATUS_HELP = `Usage: edgeloop rollouts status [ID] [--watch [--interval S]] [--decisions N]
@@ -64,6 +67,7 @@ const create = apiCommand(
     waves: { type: 'string' },
     bake: { type: 'string' },
     shadow: { type: 'string' },
+    'canary-prefer': { type: 'string', multiple: true },
     id: { type: 'string' },
   },
   async (c) => {
@@ -74,10 +78,10 @@ const create = apiCommand(
     const selector = parseTags(v.target, 'target');
     if (v.all && Object.keys(selector).length) throw usage('--all and --target exclude each other', CREATE_HELP);
     if (!v.all && !Object.keys(selector).length) throw usage('name the target devices with --target k=v (or --all for the whole fleet)', CREATE_HELP);
-    const flags = { canary: v.canary, waves: v.waves, bake: v.bake, shadow: v.shadow };
+    const flags = { canary: v.canary, waves: v.waves, bake: v.bake, shadow: v.shadow, canaryPrefer: v['canary-prefer'] };
     let plan: unknown = planFromFlags(flags);
     if (v.plan !== undefined) {
-      if (plan !== undefined) throw usage('--plan excludes --canary, --waves, --bake and --shadow', CREATE_HELP);
+      if (plan !== undefined) throw usage('--plan excludes --canary, --waves, --bake, --shadow and --canary-prefer', CREATE_HELP);
       plan = await readPlan(v.plan);
     }
     const client = await c.client();
