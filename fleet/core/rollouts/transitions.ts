@@ -255,7 +255,7 @@ export function progress(d: Draft): void {
     const r = evaluateStage(d);
     if (r.status === 'fail') return trip(d, r);
     if (r.status !== 'pass' || !bakeElapsed(d)) return;
-    d.decide({ kind: 'gate_passed', ...here(d), reason: `${d.stage.name} passed after ${d.stage.bake_ms / 1000}s bake: ${r.reason}`, signals: r.signals });
+    d.decide({ kind: 'gate_passed', ...here(d), reason: `${d.stage.name} passed ${d.stage.bake_ms === 0 ? 'with no bake time' : `after ${d.stage.bake_ms / 1000}s bake`}: ${r.reason}`, signals: r.signals });
     advance(d);
   }
 }

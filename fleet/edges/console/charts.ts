@@ -150,7 +150,9 @@ export function timeChart(s: { title: string; name: string; points: Array<{ x: n
   const fmt = s.format ?? short;
   const points = s.points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
   const ths = (s.thresholds ?? []).filter((t) => Number.isFinite(t.value));
-  const top = niceCeil(Math.max(...points.map((p) => p.y), ...ths.map((t) => t.value), 1e-9));
+  // All zero (no failures against a limit of 0): an axis to 1, not to 1e-9.
+  const peak = Math.max(...points.map((p) => p.y), ...ths.map((t) => t.value), 0);
+  const top = peak > 0 ? niceCeil(peak) : 1;
   const yTicks = [0, top / 2, top];
   const pad = { l: Math.max(...yTicks.map((v) => textWidth(fmt(v)))) + 10, r: 8 + Math.max(0, ...ths.map((t) => textWidth(t.label))) + 6, t: 26, b: 22 };
   const plotR = width - pad.r;

@@ -95,6 +95,8 @@ describe.skipIf(skipReason !== null)('rollout truth, in headless Chromium', () =
     const page = await logIn(`/console/rollouts/${id}`);
     expect(await page.locator('#rollout-status').innerText()).toBe('completed');
     expect(await page.locator('#outstanding').count()).toBe(0);
+    // The rollout itself stopped listening at completion; the devices table says where it knows it from.
+    expect(await page.locator('#rollout-devices tr:has(a[href="/console/devices/cam-3"])').innerText()).toContain('active pets@1.1.0 (device status)');
     const api = (await (await fetch(`${base}/v1/rollouts/${id}`, { headers: { authorization: `Bearer ${f.tokens.viewer}` } })).json()) as { rollout: { display_status: string; devices: { outstanding: number } } };
     expect(api.rollout).toMatchObject({ display_status: 'completed', devices: { outstanding: 0 } });
   });

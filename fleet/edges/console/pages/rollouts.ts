@@ -116,6 +116,11 @@ export function rolloutPage(ctx: FleetContext, id: string, user: User): PageResu
   const g = d.gates;
   const stages = stagesOf(d.state.plan);
   const devices = Object.entries(d.state.devices);
+  // A completed rollout no longer hears reports; the device's own status still says what it runs.
+  const runsNow = (id: string): boolean => {
+    const a = ctx.devices.find(id)?.models.active;
+    return a?.name === d.rollout.model.name && a.version === d.rollout.model.version;
+  };
   const body = html`
   <h1>Rollout ${r.id} <span id="rollout-status">${badge(r.display_status, r.display_status === 'converging' ? 'attention' : r.display_status)}</span></h1>
   ${r.display_status === 'converging' ? html`<p class="attention" id="converging">Every stage passed, but ${r.devices.outstanding} of ${r.devices.target} targeted devices have not confirmed ${ref(r.model)} yet: the rollout completes when they do.</p>` : ''}
@@ -148,7 +153,7 @@ export function rolloutPage(ctx: FleetContext, id: string, user: User): PageResu
         <td><a href="/console/devices/${encodeURIComponent(devId)}">${devId}</a></td>
         <td>${x.assigned_stage !== null ? (stages[x.assigned_stage]?.name ?? x.assigned_stage) : x.shadow_stage !== null ? `shadow` : x.excluded_reason ? html`<span class="muted">excluded: ${x.excluded_reason}</span>` : '—'}</td>
         <td>${x.desired ? html`${ref(x.desired.active)}${x.desired.shadow ? html` + shadow ${ref(x.desired.shadow.model)}` : ''}` : '—'}</td>
-        <td>${x.reported ? html`${badge(x.reported.phase)} ${ref(x.reported.model)}` : '—'}</td>
+        <td>${x.reported ? html`${badge(x.reported.phase)} ${ref(x.reported.model)}` : runsNow(devId) ? html`${badge('active')} ${ref(r.model)} <span class="muted">(device status)</span>` : '—'}</td>
         <td>${ref(x.last_known_good)}</td>
         <td>${x.failure ? html`<span class="fail-text">${x.failure.reason}</span>${x.failure.acknowledged ? ' (acknowledged)' : ''}` : ''}</td>
       </tr>`,
