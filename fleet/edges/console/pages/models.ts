@@ -9,6 +9,9 @@ import type { PageResult } from './types.js';
 
 const versionHref = (name: string, version: string): string => `/console/models/${encodeURIComponent(name)}/${encodeURIComponent(version)}`;
 
+/** A content hash shortened to 12 characters; any other id (`mnist-base:0-7000`) whole, a cut one would name another. */
+const shortId = (id: string): string => (/^[0-9a-f]{40,}$/.test(id) ? `${id.slice(0, 12)}…` : id);
+
 const size = (bytes: number): string => (bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} B`);
 
 /** Evaluation reports are free-form: flatten nested objects to `a.b: value` rows. */
@@ -62,7 +65,7 @@ export function modelsPage(ctx: FleetContext): PageResult {
         <td>${ago(v.pushed_at, now)} by ${v.pushed_by}</td>
         <td class="num">${size(v.total_bytes)}</td>
         <td>${v.lineage.parent ? html`<a href="${versionHref(v.lineage.parent.name, v.lineage.parent.version)}">${v.lineage.parent.name}@${v.lineage.parent.version}</a>` : '—'}</td>
-        <td class="mono">${v.lineage.dataset_version ? v.lineage.dataset_version.slice(0, 12) : '—'}</td>
+        <td class="mono">${v.lineage.dataset_version ? shortId(v.lineage.dataset_version) : '—'}</td>
         <td>${v.evaluation ? flatten(v.evaluation).slice(0, 3).map(([k, val]) => html`<span class="tag">${k} ${val}</span>`) : '—'}</td>
       </tr>`,
     )}
@@ -92,7 +95,7 @@ interface MadeBy {
 
 function madeByText(m: MadeBy | undefined): SafeHtml {
   if (!m?.trainer) return html`<p class="muted made-by">Not trained by the learning loop, and its manifest names no trainer (pushed by hand).</p>`;
-  return html`<p class="made-by">Trained outside the learning loop by the <b>${m.trainer}</b> trainer${m.code_version ? html` (code <span class="mono">${m.code_version}</span>)` : ''}${m.dataset_version ? html`, on dataset <span class="mono">${m.dataset_version.slice(0, 16)}</span>` : ''}, then pushed to the registry.${m.description ? html` ${m.description}.` : ''}</p>`;
+  return html`<p class="made-by">Trained outside the learning loop by the <b>${m.trainer}</b> trainer${m.code_version ? html` (code <span class="mono">${m.code_version}</span>)` : ''}${m.dataset_version ? html`, on dataset <span class="mono">${shortId(m.dataset_version)}</span>` : ''}, then pushed to the registry.${m.description ? html` ${m.description}.` : ''}</p>`;
 }
 
 function provenance(chain: LineageChain, now: number, madeBy: ReadonlyMap<string, MadeBy>): SafeHtml {
@@ -166,7 +169,7 @@ export async function modelVersionPage(ctx: FleetContext, name: string, version:
   <section><h2>Lineage</h2>
     <ol class="lineage" id="lineage">${chain.map(
       (e, i) => html`<li class="${e.missing ? 'missing' : ''}">${i === 0 ? html`<b>${e.name}@${e.version}</b>` : e.missing ? html`${e.name}@${e.version} <span class="muted">(not in this registry)</span>` : html`<a href="${versionHref(e.name, e.version)}">${e.name}@${e.version}</a>`}
-        ${e.dataset_version ? html`<span class="tag">dataset ${e.dataset_version.slice(0, 12)}</span>` : ''}${e.training_run ? html`<span class="tag">run ${e.training_run}</span>` : ''}</li>`,
+        ${e.dataset_version ? html`<span class="tag">dataset ${shortId(e.dataset_version)}</span>` : ''}${e.training_run ? html`<span class="tag">run ${e.training_run}</span>` : ''}</li>`,
     )}</ol>
   </section>
   <section><h2>From this model back to the labels</h2>${provenance(full, ctx.clock.now(), madeBy)}</section>
