@@ -24,13 +24,13 @@ Starts a rollout of a registered model version to the devices with every --targe
   --all           target the whole fleet instead
   --plan FILE     the whole plan as JSON (stages, gates, on_gate_failure); excludes the flags below
   --canary A      canary allowance: 10% of the target or a device count (default 5%)
+  --canary-prefer k=v
+                  put the canary on the devices with these tags first (the site the change
+                  is for, e.g. site=pit-3); the waves take the rest
   --waves A,A     cumulative waves after the canary, the last one 100% (default 25%,50%,100%)
   --bake D        bake time of every stage: 90s, 10m, 1h (default 1h)
   --shadow P%     first a shadow stage: the canary's devices also score P% of their inputs
                   with the candidate, and it is judged on agreement before it goes active
-  --canary-prefer k=v
-                  put the canary on the devices with these tags first (the site the change
-                  is for, e.g. site=pit-3); the waves take the rest
   --id ID         rollout id (default: generated)`;
 
 const STATUS_HELP = `Usage: edgeloop rollouts status [ID] [--watch [--interval S]] [--decisions N]
