@@ -8,7 +8,7 @@ const COLOURS = ['#ff3b30', '#34c759', '#0a84ff', '#ffcc00', '#af52de', '#ff9500
 const escapeXml = (s: string): string => s.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** An SVG of the boxes, the image's size: one coloured rectangle and a `label score` tag per box (colour by label). */
-export function boxesSvg(width: number, height: number, detections: readonly DetectionEntry[]): string {
+function boxesSvg(width: number, height: number, detections: readonly DetectionEntry[]): string {
   const labels = [...new Set(detections.map((d) => d.label))].sort();
   const stroke = Math.max(2, Math.round(Math.min(width, height) / 200));
   const font = Math.max(10, Math.round(Math.min(width, height) / 30));

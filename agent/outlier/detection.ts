@@ -3,7 +3,7 @@ import type { DetectionOutlierPolicy, OutlierReason } from '../../shared/schemas
 import type { BoxStats } from './drift.js';
 
 /** Frames the history needs before count changes and "nothing found" are judged: a fresh camera has no habit yet. */
-export const MIN_HISTORY = 5;
+const MIN_HISTORY = 5;
 
 /** What the recent frames of a camera looked like: mean box count, share of frames with a box. */
 export interface CountHabit {

@@ -55,7 +55,7 @@ export interface MapOptions {
 }
 
 /** The ten COCO IoU thresholds 0.5, 0.55, ..., 0.95. */
-export const IOU_THRESHOLDS: readonly number[] = Array.from({ length: 10 }, (_, i) => 0.5 + 0.05 * i);
+const IOU_THRESHOLDS: readonly number[] = Array.from({ length: 10 }, (_, i) => 0.5 + 0.05 * i);
 
 const RECALL_POINTS = 101;
 

@@ -230,7 +230,7 @@ function heatmap(d: Extract<DetectionPostprocessing['decoder'], { name: 'heatmap
 }
 
 /** Candidate boxes in model-input pixels, every one at or above the score threshold. */
-export function decodeDetections(post: DetectionPostprocessing, outputs: Record<string, OutputTensor>, outputNames: readonly string[], ctx: DecodeContext): RawDetection[] {
+function decodeDetections(post: DetectionPostprocessing, outputs: Record<string, OutputTensor>, outputNames: readonly string[], ctx: DecodeContext): RawDetection[] {
   const d = post.decoder;
   const thr = post.nms.score_threshold;
   if (d.name === 'boxes-scores') return boxesScores(d, outputs, ctx, thr);

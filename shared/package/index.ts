@@ -7,8 +7,8 @@
 export { directoryReader, readPackageDir } from './dir.js';
 export { PACKAGE_RULES, packageError, packageErrorCode, packageProblems } from './problems.js';
 export type { PackageErrorCode, PackageProblem, PackageRule } from './problems.js';
-export { checkManifest, decodeManifest, inspectPackage, MANIFEST_FILE, openManifest, readPackage } from './read.js';
+export { checkManifest, inspectPackage, MANIFEST_FILE, openManifest, readPackage } from './read.js';
 export type { PackageInspection, PackageReader, ReadPackageOptions, VerifiedPackage } from './read.js';
 export { manifestProblems, modelFileProblems } from './rules.js';
-export { scoredOutput, TASK_RULES, taskProblems } from './tasks.js';
+export { TASK_RULES, taskProblems } from './tasks.js';
 export type { TaskManifest, TaskRules } from './tasks.js';

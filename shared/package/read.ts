@@ -55,7 +55,7 @@ export interface PackageInspection {
 const errnoOf = (err: unknown): string => (err as { code?: unknown }).code?.toString() ?? (err as Error).message;
 
 /** The manifest's JSON object, or the problem with the bytes. */
-export function decodeManifest(bytes: Uint8Array | string): { raw: Record<string, unknown> } | { problem: PackageProblem } {
+function decodeManifest(bytes: Uint8Array | string): { raw: Record<string, unknown> } | { problem: PackageProblem } {
   try {
     const raw = JSON.parse(typeof bytes === 'string' ? bytes : Buffer.from(bytes).toString('utf8')) as unknown;
     if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('not a JSON object');

@@ -25,7 +25,7 @@ function fileListProblems(m: ModelManifest): PackageProblem[] {
 }
 
 /** The dims the agent feeds for a tensor: the resolved `dims`, else the model's `shape`. */
-export function feedDims(spec: { shape: Array<number | string>; dims?: number[] | undefined }): Array<number | string> {
+function feedDims(spec: { shape: Array<number | string>; dims?: number[] | undefined }): Array<number | string> {
   return spec.dims ?? spec.shape;
 }
 

@@ -12,7 +12,7 @@ export interface TaskRules<T extends ModelTask> {
 }
 
 /** The output tensor the postprocessing reads: named, or the first output. */
-export function scoredOutput(m: TaskManifest<'classification'>): string | undefined {
+function scoredOutput(m: TaskManifest<'classification'>): string | undefined {
   return m.postprocessing.output ?? m.outputs[0]?.name;
 }
 

@@ -40,7 +40,7 @@ export const rolloutSummary = z.object({
   display_status: z.enum(['pending', 'running', 'paused', 'converging', 'completed', 'aborted', 'rolled_back']),
 });
 
-export const outstandingDevice = z.object({
+const outstandingDevice = z.object({
   device_id: z.string(),
   stage: z.string().nullable(),
   /** The device's last report to this rollout, or null. */

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { DeviceRecord } from '../../core/devices/state.js';
 import type { FleetContext } from '../context.js';
 
-export const level = z.enum(['ok', 'attention', 'trouble']);
+const level = z.enum(['ok', 'attention', 'trouble']);
 export type Level = z.infer<typeof level>;
 
 /**
@@ -19,7 +19,7 @@ export type Level = z.infer<typeof level>;
  * 0.1 (the demo's steady sites read 0.12-0.14), and a list that flags every site is not read.
  * Outlier rates have no setting in the manifest: the fleet's defaults below.
  */
-export const thresholds = z.object({
+const thresholds = z.object({
   drift_attention: z.number(),
   drift_trouble: z.number(),
   outlier_attention: z.number(),
@@ -30,10 +30,10 @@ export const thresholds = z.object({
 export type Thresholds = z.infer<typeof thresholds>;
 
 /** PSI rule of thumb: under 0.1 stable, 0.1-0.25 a moderate shift, over 0.25 a significant one. */
-export const PSI_SIGNIFICANT = 0.25;
+const PSI_SIGNIFICANT = 0.25;
 /** Outlier rate (share of inferences kept as outliers) that asks for a look / is trouble. */
-export const OUTLIER_ATTENTION = 0.15;
-export const OUTLIER_TROUBLE = 0.3;
+const OUTLIER_ATTENTION = 0.15;
+const OUTLIER_TROUBLE = 0.3;
 
 const psiKind = z.enum(['class', 'brightness', 'contrast']);
 
@@ -41,7 +41,7 @@ const worstPsi = z.object({ kind: psiKind, value: z.number(), device: z.string()
 
 const accuracy = z.object({ labeled: z.number().int(), correct: z.number().int(), value: z.number() }).nullable();
 
-export const deviceHealthRow = z.object({
+const deviceHealthRow = z.object({
   id: z.string(),
   site: z.string(),
   state: z.enum(['online', 'offline']),
@@ -62,7 +62,7 @@ export const deviceHealthRow = z.object({
 });
 export type DeviceHealthRow = z.infer<typeof deviceHealthRow>;
 
-export const siteRow = z.object({
+const siteRow = z.object({
   site: z.string(),
   level,
   reasons: z.array(z.string()),
@@ -89,7 +89,7 @@ export const fleetOverview = z.object({
 export type FleetOverview = z.infer<typeof fleetOverview>;
 
 /** The label for devices without the site tag. */
-export const NO_SITE = '(no site)';
+const NO_SITE = '(no site)';
 
 const RANK: Record<Level, number> = { ok: 0, attention: 1, trouble: 2 };
 const worse = (a: Level, b: Level): Level => (RANK[b] > RANK[a] ? b : a);
@@ -110,7 +110,7 @@ export function thresholdsOf(drift_psi: number | null, source: string): Threshol
 }
 
 /** Judge one device: a pure function of its record, its model's thresholds and its labeled samples. */
-export function judgeDevice(d: DeviceRecord, tag: string, t: Thresholds, acc: { labeled: number; correct: number } | null): DeviceHealthRow {
+function judgeDevice(d: DeviceRecord, tag: string, t: Thresholds, acc: { labeled: number; correct: number } | null): DeviceHealthRow {
   const reasons: Array<{ level: Level; text: string }> = [];
   const h = d.health;
   let worst: z.infer<typeof worstPsi> = null;
@@ -152,7 +152,7 @@ export function judgeDevice(d: DeviceRecord, tag: string, t: Thresholds, acc: { 
 }
 
 /** Roll devices up into sites: the worst level, PSI and outlier rate, summed labels. */
-export function sitesOf(devices: readonly DeviceHealthRow[]): SiteRow[] {
+function sitesOf(devices: readonly DeviceHealthRow[]): SiteRow[] {
   const bySite = new Map<string, DeviceHealthRow[]>();
   for (const d of devices) bySite.set(d.site, [...(bySite.get(d.site) ?? []), d]);
   const rows = [...bySite.entries()].map(([site, ds]): SiteRow => {

@@ -10,7 +10,7 @@ export const epochMs = z.number().int().nonnegative();
 const fraction = z.number().min(0).max(1);
 
 /** One telemetry window of one model on one device (see `telemetry.ts` for the mapping). */
-export const metricsWindow = z.object({
+const metricsWindow = z.object({
   /** Successful inferences; `errors` are the failed ones, so error rate = errors / (count + errors). */
   count: z.number().int().nonnegative(),
   errors: z.number().int().nonnegative(),
@@ -21,7 +21,7 @@ export const metricsWindow = z.object({
 });
 export type MetricsWindow = z.infer<typeof metricsWindow>;
 
-export const shadowWindow = z.object({
+const shadowWindow = z.object({
   model: modelRef,
   count: z.number().int().nonnegative(),
   agreement: fraction.nullable(),
@@ -31,7 +31,7 @@ export const shadowWindow = z.object({
 export type ShadowWindow = z.infer<typeof shadowWindow>;
 
 /** A target device as the caller resolved it; `baseline` seeds the previous-version metrics. */
-export const targetDevice = z.object({
+const targetDevice = z.object({
   id: idString,
   active: modelRef.nullable(),
   baseline: metricsWindow.optional(),
@@ -43,8 +43,8 @@ export type TargetDevice = z.infer<typeof targetDevice>;
 export const rolloutCommand = z.enum(['pause', 'resume', 'abort', 'rollback', 'promote']);
 export type RolloutCommand = z.infer<typeof rolloutCommand>;
 
-export const startEvent = z.object({ type: z.literal('start'), at: epochMs, devices: z.array(targetDevice) });
-export const tickEvent = z.object({ type: z.literal('tick'), at: epochMs });
+const startEvent = z.object({ type: z.literal('start'), at: epochMs, devices: z.array(targetDevice) });
+const tickEvent = z.object({ type: z.literal('tick'), at: epochMs });
 export const deviceReportEvent = z.object({
   type: z.literal('device_report'),
   at: epochMs,
@@ -68,12 +68,12 @@ export const deviceMetricsEvent = z.object({
  * devices a step costs about a millisecond whatever it carries, so folding 100 windows/s one
  * by one would take a core's tenth; in batches it is noise.
  */
-export const deviceMetricsBatchEvent = z.object({
+const deviceMetricsBatchEvent = z.object({
   type: z.literal('device_metrics_batch'),
   at: epochMs,
   items: z.array(deviceMetricsEvent),
 });
-export const commandEvent = z.object({
+const commandEvent = z.object({
   type: z.literal('command'),
   at: epochMs,
   command: rolloutCommand,
@@ -83,7 +83,7 @@ export const commandEvent = z.object({
   /** Free text from the operator, kept in the decision. */
   note: z.string().max(1000).optional(),
 });
-export const devicesChangedEvent = z.object({
+const devicesChangedEvent = z.object({
   type: z.literal('devices_changed'),
   at: epochMs,
   added: z.array(targetDevice).default([]),

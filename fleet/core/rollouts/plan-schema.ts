@@ -57,7 +57,7 @@ const gateShape = {
 };
 
 /** Defaults chosen to be conservative: any smoke-test failure pauses until someone looks. */
-export const GATE_DEFAULTS = {
+const GATE_DEFAULTS = {
   min_devices_reporting: 1,
   min_reporting_ratio: 0.5,
   min_samples_per_device: 20,
@@ -81,12 +81,12 @@ function withDefaults<S extends Record<string, z.ZodType>>(shape: S, defaults: {
 
 export const gates = z.object(withDefaults(gateShape, GATE_DEFAULTS));
 export type Gates = z.infer<typeof gates>;
-export const gatesOverride = z.object(gateShape).partial();
+const gatesOverride = z.object(gateShape).partial();
 export type GatesOverride = z.infer<typeof gatesOverride>;
 
 const bakeS = z.number().nonnegative().default(3600);
 
-export const shadowStage = z.object({
+const shadowStage = z.object({
   /** Devices that run the candidate in shadow; default: the canary's allowance (the same devices). */
   devices: allowance.optional(),
   /** Fraction of inputs the shadow model also sees. */
@@ -94,14 +94,14 @@ export const shadowStage = z.object({
   bake_s: bakeS,
   gates: gatesOverride.optional(),
 });
-export const activeStage = z.object({ devices: allowance, bake_s: bakeS, gates: gatesOverride.optional() });
+const activeStage = z.object({ devices: allowance, bake_s: bakeS, gates: gatesOverride.optional() });
 
 /**
  * The canary, which may prefer the devices the change is for (`prefer: { tag: { site: 'pit-3' } }`):
  * devices holding every tag given come first in the selection order of every stage, so the
  * canary lands on them (the drifted site a retrained model is for) and the waves take the rest.
  */
-export const canaryStage = activeStage.extend({
+const canaryStage = activeStage.extend({
   prefer: z
     .object({ tag: z.record(z.string().min(1), z.string()).refine((t) => Object.keys(t).length > 0, 'name at least one tag') })
     .optional()

@@ -16,7 +16,7 @@ export const ROLLOUT_STATE_VERSION = 1 as const;
  * successful inferences; p95 is a count-weighted mean of window p95s (percentiles do not
  * merge exactly, and a per-device ratio of these means is what the latency gate compares).
  */
-export const metricsAgg = z.object({
+const metricsAgg = z.object({
   windows: z.number().int().nonnegative(),
   count: z.number().int().nonnegative(),
   errors: z.number().int().nonnegative(),
@@ -30,7 +30,7 @@ export const metricsAgg = z.object({
 export type MetricsAgg = z.infer<typeof metricsAgg>;
 
 /** Running sums of the shadow model's side of telemetry windows. */
-export const shadowAgg = z.object({
+const shadowAgg = z.object({
   windows: z.number().int().nonnegative(),
   count: z.number().int().nonnegative(),
   agreement_sum: z.number(),
@@ -43,13 +43,13 @@ export const shadowAgg = z.object({
 export type ShadowAgg = z.infer<typeof shadowAgg>;
 
 /** What the rollout wants a device to run: a full desired state, never a patch. */
-export const desiredSlot = z.object({
+const desiredSlot = z.object({
   active: modelRef.nullable(),
   shadow: z.object({ model: modelRef, sample_rate: z.number().gt(0).max(1) }).nullable(),
 });
 export type DesiredSlot = z.infer<typeof desiredSlot>;
 
-export const deviceRecord = z.object({
+const deviceRecord = z.object({
   /** Selection order: hash of rollout id + device id (see selection.ts). */
   rank: z.string(),
   /** What the device ran before the rollout touched it; abort and rollback return it here. */
@@ -80,7 +80,7 @@ export type DeviceRecord = z.infer<typeof deviceRecord>;
 export const rolloutStatus = z.enum(['pending', 'running', 'paused', 'completed', 'aborted', 'rolled_back']);
 export type RolloutStatus = z.infer<typeof rolloutStatus>;
 
-export const decisionKind = z.enum([
+const decisionKind = z.enum([
   'started',
   'stage_started',
   'gate_passed',

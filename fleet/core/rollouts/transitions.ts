@@ -21,7 +21,7 @@ function failureOf(r: DeviceRecord): GateDevice['failure'] {
 }
 
 /** The current stage's devices as the gates see them: cumulative, every device moved so far. */
-export function gateDevices(d: Draft): GateDevice[] {
+function gateDevices(d: Draft): GateDevice[] {
   const shadowMode = d.stage.kind === 'shadow';
   const out: GateDevice[] = [];
   const min = d.stage.gates.min_samples_per_device;
@@ -231,7 +231,7 @@ export function abortAll(d: Draft, status: 'aborted' | 'rolled_back', actor: str
 }
 
 /** A failed gate: log it, then pause or abort as the plan (or the gate's override) says. */
-export function trip(d: Draft, result: GateResult): void {
+function trip(d: Draft, result: GateResult): void {
   const action = result.action ?? 'pause';
   const reason = `${d.stage.name} ${result.reason}`;
   d.decide({ kind: 'gate_failed', ...here(d), reason: `${reason}; ${action === 'abort' ? 'aborting' : 'pausing'} per plan`, signals: result.signals });

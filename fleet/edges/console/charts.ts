@@ -15,14 +15,14 @@ const f = (n: number): string => (Math.round(n * 10) / 10).toString();
 /** Chart text is 11 px; 6.8 px a character bounds the console's sans-serif digits and letters. */
 const CHAR_W = 6.8;
 const LINE_H = 13;
-export const textWidth = (s: string): number => s.length * CHAR_W;
+const textWidth = (s: string): number => s.length * CHAR_W;
 
 /**
  * Positions at least `gap` apart, each as close to where it wants to be as possible, kept in
  * [lo, hi] (when they fit). Used for labels along one axis: thresholds 0.1 and 0.25 on a scale
  * to 4 would otherwise print over each other as "0.1.25".
  */
-export function spread(wanted: readonly number[], gap: number, lo: number, hi: number): number[] {
+function spread(wanted: readonly number[], gap: number, lo: number, hi: number): number[] {
   const order = wanted.map((v, i) => ({ v, i })).sort((a, b) => a.v - b.v);
   const out = new Array<number>(wanted.length);
   let prev = -Infinity;
@@ -43,7 +43,7 @@ export function spread(wanted: readonly number[], gap: number, lo: number, hi: n
 }
 
 /** A round number at or above `v` (1, 2, 2.5, 5 × 10^k): the top of an axis. */
-export function niceCeil(v: number): number {
+function niceCeil(v: number): number {
   if (!(v > 0) || !Number.isFinite(v)) return 1;
   const p = 10 ** Math.floor(Math.log10(v));
   for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v - 1e-12) return m * p;
@@ -51,7 +51,7 @@ export function niceCeil(v: number): number {
 }
 
 /** A number short enough for an axis: 0.25, 3.7, 120, 1.2k. */
-export function short(v: number): string {
+function short(v: number): string {
   const a = Math.abs(v);
   if (a >= 10_000) return `${(v / 1000).toFixed(0)}k`;
   if (a >= 1000) return `${(v / 1000).toFixed(1)}k`;
