@@ -10,6 +10,8 @@ import { packageProblems } from '../shared/package/index.js';
 import { modelRefString, type DesiredState, type DeviceStatus, type InferResult, type ModelRef } from '../shared/schemas/index.js';
 import { topics } from '../shared/topics.js';
 import { poolSettings, readFleetPublicKey, type AgentConfig } from './config.js';
+import { loadRuleSet } from './alerts/load.js';
+import { AlertPipeline } from './alerts/pipeline.js';
 import { AgentError } from './errors.js';
 import { createHttpApi, listen } from './inputs/http.js';
 import { LocalMqttInput } from './inputs/mqtt-input.js';
@@ -44,6 +46,8 @@ export interface AgentOptions {
  */
 export class Agent {
   httpUrl: string | null = null;
+  /** The alert rules in force (null without rules). */
+  alerts: AlertPipeline | null = null;
   private http: Server | null = null;
   private watcher: DirectoryWatcher | null = null;
   private localMqtt: LocalMqttInput | null = null;
@@ -86,10 +90,14 @@ export class Agent {
     await mkdir(config.data_dir, { recursive: true });
     const clock = opts.clock ?? systemClock;
     const publicKeyPem = readFleetPublicKey(config);
+    // Before anything opens: a bad rule set stops the start with every bad key named.
+    const ruleSet = loadRuleSet(config.alerts);
     const store = await ModelStore.open(join(config.data_dir, 'models'), { publicKeyPem, allowUnsigned: config.allow_unsigned }, log.child({ component: 'model-store' }));
     const queue = openSqliteQueue({ path: join(config.data_dir, 'queue.db'), quotaBytes: config.queue.quota_bytes, synchronous: config.queue.synchronous, clock, logger: log });
     const metrics = new Registry();
+    const alerts = ruleSet.rules.length > 0 ? new AlertPipeline(ruleSet, { deviceId: config.device_id, clock, random: opts.random ?? Math.random, log, metrics }, []) : null;
     const service = new InferenceService({
+      alerts,
       deviceId: config.device_id,
       clock,
       random: opts.random ?? Math.random,
@@ -101,6 +109,7 @@ export class Agent {
       pool: poolSettings(config.inference),
     });
     const agent = new Agent(config, store, queue, service, metrics, opts);
+    agent.alerts = alerts;
     try {
       await agent.loadInitialModel();
       agent.installed = await store.list();

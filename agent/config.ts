@@ -130,6 +130,14 @@ export const agentConfigSchema = z.strictObject({
     })
     .prefault({})
     .describe("Greengrass mode only: inference requests from other components over IPC pub/sub (the topics must be allowed by the recipe's `aws.greengrass.ipc.pubsub` policy)."),
+  alerts: z
+    .strictObject({
+      rules: z.array(z.unknown()).default([]).describe('Alert rules (see "Alert rule set" below); validated at start with every bad key named (`AGENT_ALERT_RULES_INVALID`).'),
+      actions: z.record(z.string(), z.unknown()).default({}).describe('Actions rules name, by name: `mqtt`, `webhook`, `command`, `greengrass` (see "Alert rule set" below).'),
+      rules_file: z.string().optional().describe('A JSON file with `{ rules, actions }`, instead of `rules` and `actions` here.'),
+      uplink: z.boolean().default(true).describe('Send every alert to the fleet with its frame (boxes drawn), queued at the top priority.'),
+    })
+    .prefault({}),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino level; logs are JSON on stderr.') }).prefault({}),
 });
 
@@ -179,12 +187,14 @@ const AGENT_CONFIG: ConfigKind = { what: 'agent configuration', error: (m, o) =>
  */
 export function parseAgentConfig(input: unknown, baseDir = process.cwd()): Readonly<AgentConfig> {
   return parseConfig(agentConfigSchema, input ?? {}, AGENT_CONFIG, {
-    check: (_raw, c) =>
-      c && c.uplink.ack_mode === 'puback' && !c.uplink.durable_broker
+    check: (_raw, c) => [
+      ...(c && c.uplink.ack_mode === 'puback' && !c.uplink.durable_broker
         ? [
             'uplink.ack_mode: puback deletes a sample as soon as the broker acknowledges it, which loses samples with a broker that keeps them in memory (the fleet\'s embedded broker); use ack_mode fleet (the default), or set uplink.durable_broker: true if your broker persists them for the fleet',
           ]
-        : [],
+        : []),
+      ...(c && c.alerts.rules_file && (c.alerts.rules.length > 0 || Object.keys(c.alerts.actions).length > 0) ? ['alerts.rules_file: set either rules_file or rules and actions, not both'] : []),
+    ],
     finish: (c) => {
       const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
       c.data_dir = abs(c.data_dir);
@@ -193,6 +203,7 @@ export function parseAgentConfig(input: unknown, baseDir = process.cwd()): Reado
       if (c.watch.processed_dir) c.watch.processed_dir = abs(c.watch.processed_dir);
       if (c.watch.failed_dir) c.watch.failed_dir = abs(c.watch.failed_dir);
       if (c.models.initial) c.models.initial = abs(c.models.initial);
+      if (c.alerts.rules_file) c.alerts.rules_file = abs(c.alerts.rules_file);
       for (const k of ['ca_file', 'cert_file', 'key_file'] as const) if (c.uplink[k]) c.uplink[k] = abs(c.uplink[k]!);
       if (c.fleet_public_key && !c.fleet_public_key.includes('BEGIN PUBLIC KEY')) c.fleet_public_key = abs(c.fleet_public_key);
       if (c.inference.intra_op_threads === 0) c.inference.intra_op_threads = Math.max(1, Math.min(4, cpus().length));

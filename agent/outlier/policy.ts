@@ -6,6 +6,8 @@ import { TokenBucket } from './rate-limit.js';
 
 /** Priority per reason when neither manifest nor device config says otherwise (higher drains first, evicted last). */
 export const DEFAULT_PRIORITIES: Record<OutlierReason, number> = {
+  /** Not an outlier: an alert rule's frame (agent/alerts/). Above every outlier, which are capped at OUTLIER_MAX_PRIORITY. */
+  alert: 9,
   shadow_disagreement: 7,
   low_confidence: 6,
   low_margin: 5,
@@ -16,6 +18,8 @@ export const DEFAULT_PRIORITIES: Record<OutlierReason, number> = {
 
 /** Default per-reason rate limits (per minute, burst): a flood of bad frames cannot fill the queue in minutes. */
 export const DEFAULT_RATE_LIMITS: Record<OutlierReason, { per_minute: number; burst: number }> = {
+  /** Never matched by the outlier policy; alert rules have their own cooldowns. */
+  alert: { per_minute: 60, burst: 20 },
   shadow_disagreement: { per_minute: 60, burst: 20 },
   low_confidence: { per_minute: 120, burst: 30 },
   low_margin: { per_minute: 60, burst: 20 },
@@ -23,6 +27,13 @@ export const DEFAULT_RATE_LIMITS: Record<OutlierReason, { per_minute: number; bu
   drift: { per_minute: 30, burst: 10 },
   random: { per_minute: 30, burst: 5 },
 };
+
+/**
+ * Highest queue priority an outlier can have, whatever a manifest or config says: alerts (9)
+ * always drain first and are never evicted to make room for an outlier (eviction takes the
+ * lowest priority first and never a higher one for a lower one, agent/queue/eviction.ts).
+ */
+export const OUTLIER_MAX_PRIORITY = 8;
 
 /** Pure scoring: which reasons does this prediction match? Order = most important first. */
 export function matchReasons(c: Pick<Classification, 'score' | 'margin' | 'entropy'>, policy: OutlierPolicy, random: Random, extra: OutlierReason[] = []): OutlierReason[] {
@@ -57,7 +68,7 @@ export class OutlierCapturePolicy {
   ) {}
 
   priorityOf(reason: OutlierReason): number {
-    return this.policy.priorities[reason] ?? DEFAULT_PRIORITIES[reason];
+    return Math.min(OUTLIER_MAX_PRIORITY, this.policy.priorities[reason] ?? DEFAULT_PRIORITIES[reason]);
   }
 
   private bucket(reason: OutlierReason): TokenBucket {

@@ -36,7 +36,7 @@ export const dim = z.union([z.number().int().nonnegative(), z.string().min(1)]);
 export const topkEntry = z.object({ label: z.string(), index: z.number().int().nonnegative(), score: z.number() });
 export type TopkEntry = z.infer<typeof topkEntry>;
 
-export const outlierReason = z.enum(['low_confidence', 'low_margin', 'high_entropy', 'random', 'drift', 'shadow_disagreement']);
+export const outlierReason = z.enum(['low_confidence', 'low_margin', 'high_entropy', 'random', 'drift', 'shadow_disagreement', 'alert']);
 export type OutlierReason = z.infer<typeof outlierReason>;
 export const OUTLIER_REASONS = outlierReason.options;
 

@@ -91,7 +91,7 @@ export const outlierPolicy = z.object({
       "While the drift monitor's input PSI (brightness or contrast, over its window) is above this, every frame also matches reason `drift` (rate-limited like any reason): the drifted inputs the model is confidently wrong about come back too, not only the uncertain ones. The predicted-class PSI does not count (a class-prior shift is not an input drift). null (the default) turns it off; the demo's digit models ship 0.5.",
     ),
   rate_limits: z.partialRecord(outlierReason, rateLimit).default({}).describe('Rate limit per reason (`<key>` is the reason); a reason without one keeps its built-in limit.'),
-  priorities: z.partialRecord(outlierReason, z.number().int().min(0).max(9)).default({}).describe('Queue priority per reason (higher drains first, evicted last); a reason without one keeps its built-in priority.'),
+  priorities: z.partialRecord(outlierReason, z.number().int().min(0).max(9)).default({}).describe('Queue priority per reason (higher drains first, evicted last); a reason without one keeps its built-in priority. The agent caps outliers at 8: alert frames (9) always come first.'),
 });
 export type OutlierPolicy = z.infer<typeof outlierPolicy>;
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { alertRecord, detection } from './alerts.js';
 import { idString, isoTime, modelRef, outlierReason, schemaVersion, sha256Hex, topkEntry } from './common.js';
 
 /** Inference request over MQTT (local broker) or as a JSON body on `POST /v1/infer`. */
@@ -40,6 +41,12 @@ export const inferResult = z.object({
   model_version: z.string(),
   latency_ms: z.number().nonnegative(),
   outlier: outlierDecision,
+  /** Detection models: objects found, boxes [x1, y1, x2, y2] in original-image pixels (read by the alert rules). */
+  detections: z.array(detection).optional(),
+  /** Detection models: objects per label. */
+  counts: z.record(z.string(), z.number().int().nonnegative()).optional(),
+  /** Size of the original image the boxes are in (zones are relative to it). */
+  frame: z.object({ width: z.number().positive(), height: z.number().positive() }).optional(),
 });
 export type InferResult = z.infer<typeof inferResult>;
 
@@ -64,6 +71,8 @@ export const sampleMeta = z.object({
   origin: z.string().max(512).optional(),
   /** Shadow model's prediction, when shadow mode ran on this input. */
   shadow: z.object({ model: modelRef, label: z.string(), score: z.number() }).optional(),
+  /** The alert this sample is the frame of (reason `alert`). */
+  alert: alertRecord.optional(),
 });
 export type SampleMeta = z.infer<typeof sampleMeta>;
 
