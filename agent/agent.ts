@@ -11,6 +11,7 @@ import { modelRefString, type DesiredState, type DeviceStatus, type InferResult,
 import { topics } from '../shared/topics.js';
 import { poolSettings, readFleetPublicKey, type AgentConfig } from './config.js';
 import { loadRuleSet } from './alerts/load.js';
+import { AlertActions, type IpcPublish } from './alerts/actions.js';
 import { AlertPipeline } from './alerts/pipeline.js';
 import { AgentError } from './errors.js';
 import { createHttpApi, listen } from './inputs/http.js';
@@ -37,6 +38,8 @@ export interface AgentOptions {
   random?: Random;
   /** Use this uplink instead of building one from the config (Greengrass IPC, tests). */
   uplink?: Uplink;
+  /** Greengrass local pub/sub, for `greengrass` alert actions (Greengrass mode). */
+  ipcPublish?: IpcPublish;
 }
 
 /**
@@ -48,6 +51,7 @@ export class Agent {
   httpUrl: string | null = null;
   /** The alert rules in force (null without rules). */
   alerts: AlertPipeline | null = null;
+  alertActions: AlertActions | null = null;
   private http: Server | null = null;
   private watcher: DirectoryWatcher | null = null;
   private localMqtt: LocalMqttInput | null = null;
@@ -95,7 +99,8 @@ export class Agent {
     const store = await ModelStore.open(join(config.data_dir, 'models'), { publicKeyPem, allowUnsigned: config.allow_unsigned }, log.child({ component: 'model-store' }));
     const queue = openSqliteQueue({ path: join(config.data_dir, 'queue.db'), quotaBytes: config.queue.quota_bytes, synchronous: config.queue.synchronous, clock, logger: log });
     const metrics = new Registry();
-    const alerts = ruleSet.rules.length > 0 ? new AlertPipeline(ruleSet, { deviceId: config.device_id, clock, random: opts.random ?? Math.random, log, metrics }, []) : null;
+    const actions = ruleSet.rules.length > 0 ? AlertActions.create(ruleSet, { log, deviceId: config.device_id, ipcPublish: opts.ipcPublish }) : null;
+    const alerts = actions ? new AlertPipeline(ruleSet, { deviceId: config.device_id, clock, random: opts.random ?? Math.random, log, metrics }, [actions]) : null;
     const service = new InferenceService({
       alerts,
       deviceId: config.device_id,
@@ -110,6 +115,7 @@ export class Agent {
     });
     const agent = new Agent(config, store, queue, service, metrics, opts);
     agent.alerts = alerts;
+    agent.alertActions = actions;
     try {
       await agent.loadInitialModel();
       agent.installed = await store.list();
@@ -443,6 +449,8 @@ export class Agent {
     // Keep-alive sockets would hold the stop for their timeout (see closeHttpServer).
     if (this.http) await closeHttpServer(this.http);
     await this.service.close();
+    await this.alerts?.idle();
+    await this.alertActions?.close();
     this.forwarder?.stop();
     if (this.uplink) {
       if (this.uplink.isConnected()) await this.uplink.publish(topics.status(this.config.device_id), Buffer.from(JSON.stringify(this.status(false))), { retain: true }).catch(() => undefined);

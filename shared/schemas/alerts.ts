@@ -39,7 +39,7 @@ const runnerLimits = {
 const mqttAction = z.strictObject({
   kind: z.literal('mqtt'),
   url: z.string().min(1).describe('Site broker URL (`mqtt://plc-bridge.local:1883`).'),
-  topic: z.string().min(1).describe('Topic published to.'),
+  topic: template.min(1).describe('Topic published to (a template: `site/alarms/{{rule}}`).'),
   qos: z.union([z.literal(0), z.literal(1)]).default(1),
   retain: z.boolean().default(false),
   username: z.string().optional(),
@@ -68,7 +68,7 @@ const commandAction = z.strictObject({
 
 const greengrassAction = z.strictObject({
   kind: z.literal('greengrass'),
-  topic: z.string().min(1).describe('Greengrass local pub/sub topic (allowed by the recipe\'s `aws.greengrass.ipc.pubsub` policy).'),
+  topic: template.min(1).describe('Greengrass local pub/sub topic (allowed by the recipe\'s `aws.greengrass.ipc.pubsub` policy).'),
   payload: template.default('{{json}}'),
   ...runnerLimits,
 });
