@@ -13,6 +13,7 @@ import { poolSettings, readFleetPublicKey, type AgentConfig } from './config.js'
 import { loadRuleSet } from './alerts/load.js';
 import { AlertActions, type IpcPublish } from './alerts/actions.js';
 import { AlertPipeline } from './alerts/pipeline.js';
+import { AlertUplink } from './alerts/uplink.js';
 import { AgentError } from './errors.js';
 import { createHttpApi, listen } from './inputs/http.js';
 import { LocalMqttInput } from './inputs/mqtt-input.js';
@@ -52,6 +53,7 @@ export class Agent {
   /** The alert rules in force (null without rules). */
   alerts: AlertPipeline | null = null;
   alertActions: AlertActions | null = null;
+  private alertUplink: AlertUplink | null = null;
   private http: Server | null = null;
   private watcher: DirectoryWatcher | null = null;
   private localMqtt: LocalMqttInput | null = null;
@@ -100,7 +102,8 @@ export class Agent {
     const queue = openSqliteQueue({ path: join(config.data_dir, 'queue.db'), quotaBytes: config.queue.quota_bytes, synchronous: config.queue.synchronous, clock, logger: log });
     const metrics = new Registry();
     const actions = ruleSet.rules.length > 0 ? AlertActions.create(ruleSet, { log, deviceId: config.device_id, ipcPublish: opts.ipcPublish }) : null;
-    const alerts = actions ? new AlertPipeline(ruleSet, { deviceId: config.device_id, clock, random: opts.random ?? Math.random, log, metrics }, [actions]) : null;
+    const alertUplink = actions && config.alerts.uplink ? new AlertUplink(queue, log) : null;
+    const alerts = actions ? new AlertPipeline(ruleSet, { deviceId: config.device_id, clock, random: opts.random ?? Math.random, log, metrics }, alertUplink ? [actions, alertUplink] : [actions]) : null;
     const service = new InferenceService({
       alerts,
       deviceId: config.device_id,
@@ -116,6 +119,7 @@ export class Agent {
     const agent = new Agent(config, store, queue, service, metrics, opts);
     agent.alerts = alerts;
     agent.alertActions = actions;
+    agent.alertUplink = alertUplink;
     try {
       await agent.loadInitialModel();
       agent.installed = await store.list();
@@ -451,6 +455,7 @@ export class Agent {
     await this.service.close();
     await this.alerts?.idle();
     await this.alertActions?.close();
+    await this.alertUplink?.idle();
     this.forwarder?.stop();
     if (this.uplink) {
       if (this.uplink.isConnected()) await this.uplink.publish(topics.status(this.config.device_id), Buffer.from(JSON.stringify(this.status(false))), { retain: true }).catch(() => undefined);

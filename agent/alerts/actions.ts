@@ -3,7 +3,6 @@ import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { AlertAction, AlertRecord, AlertRuleSet } from '../../shared/schemas/index.js';
 import { AgentError } from '../errors.js';
-import type { ModelInput } from '../model/runtime.js';
 import type { Firing } from './engine.js';
 import type { AlertTarget } from './pipeline.js';
 import { ActionRunner, type Attempt, type Delay } from './runner.js';
@@ -54,7 +53,7 @@ export class AlertActions implements AlertTarget {
     return a;
   }
 
-  fire(f: Firing, _input: ModelInput): void {
+  fire(f: Firing): void {
     for (const name of f.rule.actions) this.runners.get(name)?.submit(f.record);
   }
 

@@ -5,16 +5,19 @@ import type { Clock, Random } from '../../shared/ids.js';
 import type { AlertRecord, AlertRuleSet, InferResult } from '../../shared/schemas/index.js';
 import type { Registry } from '../metrics.js';
 import type { ModelInput } from '../model/runtime.js';
+import type { InputSource } from '../service.js';
 import { AlertEngine, type Firing } from './engine.js';
 
 /** The part of a request's context the rules read. */
 export interface AlertContext {
+  source: InputSource;
   camera?: string | undefined;
 }
 
 /** Where fired alerts go: the actions and the uplink copy (agent/alerts/actions.ts, uplink.ts). */
 export interface AlertTarget {
-  fire(firing: Firing, input: ModelInput): void;
+  /** Take the alert and return at once (the work is the target's, bounded by it). */
+  fire(firing: Firing, input: ModelInput, result: InferResult, source: InputSource): void;
 }
 
 /** Frames waiting for evaluation at most; beyond, frames are skipped (and counted) rather than held. */
@@ -93,7 +96,7 @@ export class AlertPipeline {
       const r = f.record;
       this.m.raised.inc({ rule: r.rule, severity: r.severity });
       this.log.warn({ alert: r.alert_id, rule: r.rule, severity: r.severity, camera: r.camera, label: r.label, count: r.count, actions: f.rule.actions }, 'alert raised');
-      for (const t of this.targets) t.fire(f, input);
+      for (const t of this.targets) t.fire(f, input, result, ctx.source);
       for (const fn of this.listeners) fn(r);
     }
   }

@@ -125,14 +125,14 @@ describe('mqtt action (site broker)', () => {
     const { a, lines } = actionsOf({ siren: { kind: 'mqtt', url: broker.url, topic: 'site/alarms/{{rule}}', payload: '{"alarm":"{{rule}}","camera":"{{camera}}","n":{{count}},"sev":"{{severity}}"}', retries: 0, timeout_ms: 2000 } });
     try {
       await waitUntil(() => a.brokersConnected(), 5000, 'the site broker connection');
-      a.fire(firing(['siren']), { kind: 'tensor', tensor: [] });
+      a.fire(firing(['siren']));
       await waitUntil(() => got.length === 1, 5000, 'the siren message');
       expect(got[0]!.topic).toBe('site/alarms/haul-road');
       expect(JSON.parse(got[0]!.payload)).toEqual({ alarm: 'haul-road', camera: 'pit-east', n: 1, sev: 'critical' });
       await sub.endAsync();
       await broker.stop();
       await waitUntil(() => !a.brokersConnected(), 5000, 'the site broker to be seen down');
-      a.fire(firing(['siren']), { kind: 'tensor', tensor: [] });
+      a.fire(firing(['siren']));
       await a.idle();
       expect(lines.find((l) => l['msg'] === 'alert action failed')).toMatchObject({ action: 'siren', code: 'AGENT_ALERT_ACTION_FAILED', reason: expect.stringContaining('not connected') });
       await broker.restart();
@@ -141,7 +141,7 @@ describe('mqtt action (site broker)', () => {
       sub2.on('message', (_t, p) => got2.push(p.toString()));
       await sub2.subscribeAsync('site/#');
       await waitUntil(() => a.brokersConnected(), 10_000, 'the site broker connection to come back');
-      a.fire(firing(['siren'], { ...RECORD, alert_id: 'alr_2' }), { kind: 'tensor', tensor: [] });
+      a.fire(firing(['siren'], { ...RECORD, alert_id: 'alr_2' }));
       await waitUntil(() => got2.length === 1, 5000, 'the siren message after the broker returned');
       await sub2.endAsync();
     } finally {
@@ -155,7 +155,7 @@ describe('webhook action', () => {
     hookFailFirst = 1;
     hookBodies.length = 0;
     const { a } = actionsOf({ hook: { kind: 'webhook', url: `${hookUrl}/alerts`, body: '{{json}}', retries: 2 } });
-    a.fire(firing(['hook']), { kind: 'tensor', tensor: [] });
+    a.fire(firing(['hook']));
     await a.idle();
     expect(hookBodies).toHaveLength(1);
     expect(JSON.parse(hookBodies[0]!)).toEqual(RECORD);
@@ -165,7 +165,7 @@ describe('webhook action', () => {
 
   it('a webhook that never answers times out, and a flood of alerts to it is refused past max_queue', async () => {
     const { a, lines } = actionsOf({ dead: { kind: 'webhook', url: `${hookUrl}/hang`, timeout_ms: 200, retries: 0, max_queue: 3, concurrency: 1 } });
-    for (let i = 0; i < 50; i++) a.fire(firing(['dead'], { ...RECORD, alert_id: `alr_${i}` }), { kind: 'tensor', tensor: [] });
+    for (let i = 0; i < 50; i++) a.fire(firing(['dead'], { ...RECORD, alert_id: `alr_${i}` }));
     expect(a.runner('dead')!.depth).toBe(4);
     await a.idle();
     expect(a.runner('dead')!.counts).toMatchObject({ timeout: 4, overloaded: 46, ok: 0 });
@@ -182,7 +182,7 @@ describe('command action', () => {
     const out = join(dir, 'args.json');
     const hostile = { ...RECORD, label: 'person; touch pwned' };
     const { a } = actionsOf({ log: { kind: 'command', file: process.execPath, args: ['-e', 'require("fs").writeFileSync(process.argv[1], JSON.stringify(process.argv.slice(2)))', out, '{{rule}}', '{{label}}', '$(id)'] } });
-    a.fire(firing(['log'], hostile), { kind: 'tensor', tensor: [] });
+    a.fire(firing(['log'], hostile));
     await a.idle();
     expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual(['haul-road', 'person; touch pwned', '$(id)']);
     await a.close();
@@ -193,7 +193,7 @@ describe('command action', () => {
       bad: { kind: 'command', file: process.execPath, args: ['-e', 'process.stderr.write("no siren"); process.exit(3)'] },
       slow: { kind: 'command', file: process.execPath, args: ['-e', 'setTimeout(() => {}, 60000)'], timeout_ms: 300 },
     });
-    a.fire(firing(['bad', 'slow']), { kind: 'tensor', tensor: [] });
+    a.fire(firing(['bad', 'slow']));
     await a.idle();
     expect(lines.find((l) => l['action'] === 'bad' && l['msg'] === 'alert action failed')).toMatchObject({ code: 'AGENT_ALERT_ACTION_FAILED', reason: expect.stringMatching(/exited with 3: no siren/) });
     expect(lines.find((l) => l['action'] === 'slow' && l['msg'] === 'alert action failed')).toMatchObject({ code: 'AGENT_ALERT_ACTION_TIMEOUT' });
@@ -213,7 +213,7 @@ describe('greengrass action', () => {
         { gg: { kind: 'greengrass', topic: 'site/alerts/{{severity}}', payload: '{{rule}}@{{device_id}}' } },
         { ipcPublish: async (topic, payload) => void (await client.publishToTopic({ topic, publishMessage: { binaryMessage: { message: payload } } })) },
       );
-      a.fire(firing(['gg']), { kind: 'tensor', tensor: [] });
+      a.fire(firing(['gg']));
       await a.idle();
       expect(ipc.localPublished.map((m) => ({ topic: m.topic, message: String(m.message) }))).toEqual([{ topic: 'site/alerts/critical', message: 'haul-road@gw-1' }]);
       await a.close();
