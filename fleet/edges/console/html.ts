@@ -38,13 +38,14 @@ export function jsonBlock(id: string, data: unknown): SafeHtml {
   return new SafeHtml(`<script type="application/json" id="${escapeHtml(id)}">${JSON.stringify(data).replace(/</g, '\\u003c')}</script>`);
 }
 
-export type Section = 'overview' | 'rollouts' | 'models' | 'labeling' | 'audit';
+export type Section = 'overview' | 'rollouts' | 'models' | 'labeling' | 'alerts' | 'audit';
 
 const NAV: Array<[Section, string, string]> = [
   ['overview', 'Fleet', '/console/'],
   ['rollouts', 'Rollouts', '/console/rollouts'],
   ['models', 'Models', '/console/models'],
   ['labeling', 'Labeling', '/console/labeling'],
+  ['alerts', 'Alerts', '/console/alerts'],
   ['audit', 'Audit', '/console/audit'],
 ];
 

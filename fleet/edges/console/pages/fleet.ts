@@ -11,8 +11,8 @@ function tags(t: Record<string, string>): SafeHtml {
   return html`${Object.entries(t).map(([k, v]) => html`<span class="tag">${k}=${v}</span>`)}`;
 }
 
-function deviceRow(d: DeviceRecord): SafeHtml {
-  return html`<tr>
+function deviceRow(d: DeviceRecord, alerts: { total: number; open: number } | undefined): SafeHtml {
+  return html`<tr data-device="${d.id}">
     <td><a href="/console/devices/${encodeURIComponent(d.id)}">${d.id}</a></td>
     <td>${tags(d.tags)}</td>
     <td>${badge(d.state)}</td>
@@ -20,6 +20,7 @@ function deviceRow(d: DeviceRecord): SafeHtml {
     <td>${d.deployment ? badge(d.deployment.phase) : '—'}</td>
     <td class="num">${pct(d.health?.outlier_rate)}</td>
     <td class="num">${num(d.health?.drift_psi.class)}</td>
+    <td class="num alerts">${alerts ? html`<a href="/console/alerts?device=${encodeURIComponent(d.id)}" title="open / all">${alerts.open} / ${alerts.total}</a>` : '0'}</td>
     <td>${when(d.last_seen)}</td>
   </tr>`;
 }
@@ -40,6 +41,8 @@ export function overviewPage(ctx: FleetContext): PageResult {
   const active = rollouts.filter((r) => !TERMINAL.has(r.state.status));
   const progress = ctx.labels.progress();
   const models = ctx.registry.list();
+  const alerts = ctx.alerts.countsByDevice();
+  const openAlerts = [...alerts.values()].reduce((n, a) => n + a.open, 0);
   const stat = (label: string, value: string | number, href?: string): SafeHtml =>
     html`<div class="stat"><div class="stat-value">${href ? html`<a href="${href}">${value}</a>` : value}</div><div class="stat-label">${label}</div></div>`;
   const body = html`
@@ -52,6 +55,7 @@ export function overviewPage(ctx: FleetContext): PageResult {
     ${stat('active rollouts', active.length, '/console/rollouts')}
     ${stat('samples', ctx.ingest.count(), '/console/labeling')}
     ${stat('labeled', `${progress.labeled} / ${progress.total}`, '/console/labeling')}
+    ${stat('open alerts', openAlerts, '/console/alerts?state=open')}
   </section>
   <section>
     <h2>Devices by active version</h2>
@@ -63,8 +67,8 @@ export function overviewPage(ctx: FleetContext): PageResult {
   </section>
   <section>
     <h2>Devices</h2>
-    <table class="grid-table" id="devices"><thead><tr><th>device</th><th>tags</th><th>state</th><th>active model</th><th>deployment</th><th class="num">outliers</th><th class="num">class PSI</th><th>last seen</th></tr></thead>
-    <tbody>${devices.map(deviceRow)}</tbody></table>
+    <table class="grid-table" id="devices"><thead><tr><th>device</th><th>tags</th><th>state</th><th>active model</th><th>deployment</th><th class="num">outliers</th><th class="num">class PSI</th><th class="num">alerts</th><th>last seen</th></tr></thead>
+    <tbody>${devices.map((d) => deviceRow(d, alerts.get(d.id)))}</tbody></table>
   </section>`;
   return { title: 'Fleet', section: 'overview', body };
 }
