@@ -87,16 +87,18 @@ export async function benchAlertLatency(opts: { iterations?: number } = {}) {
     }
     const alert: number[] = [];
     const answer: number[] = [];
+    const after: number[] = [];
     const raw: number[] = [];
     for (let i = 0; i < iterations; i++) {
       const a = await alertOnce();
       alert.push(a.alert);
       answer.push(a.answer);
+      after.push(a.alert - a.answer);
       const t = performance.now();
       await rawRun();
       raw.push(performance.now() - t);
     }
-    const s = { alert: summary(alert), answer: summary(answer), raw: summary(raw) };
+    const s = { alert: summary(alert), answer: summary(answer), after: summary(after), raw: summary(raw) };
     return {
       name: 'alert_latency',
       value: round(s.alert.p99 - s.raw.p99, 1),
@@ -105,6 +107,9 @@ export async function benchAlertLatency(opts: { iterations?: number } = {}) {
       jpeg: '640x480',
       alert_to_subscriber_ms: s.alert,
       http_answer_ms: s.answer,
+      // The rules' own share: from the caller's answer to the subscriber (evaluation, runner, publish, broker).
+      after_answer_ms: s.after,
+      p50_over_raw_ms: round(s.alert.p50 - s.raw.p50, 1),
       raw_run_ms: s.raw,
     };
   } finally {
