@@ -122,14 +122,6 @@ export const agentConfigSchema = z.strictObject({
       result_topic: z.string().default('edgeloop/local/results').describe('Where answers go unless a request names its `reply_to`.'),
     })
     .prefault({}),
-  ipc_pubsub: z
-    .strictObject({
-      enabled: z.boolean().default(true).describe('Take inference requests from other components over IPC pub/sub.'),
-      request_topic: z.string().default('edgeloop/local/infer').describe('Topic of inference requests.'),
-      result_topic: z.string().default('edgeloop/local/results').describe('Where answers go unless a request names its `reply_to`.'),
-    })
-    .prefault({})
-    .describe("Greengrass mode only: inference requests from other components over IPC pub/sub (the topics must be allowed by the recipe's `aws.greengrass.ipc.pubsub` policy)."),
   alerts: z
     .strictObject({
       rules: z.array(z.unknown()).default([]).describe('Alert rules (see "Alert rule set" below); validated at start with every bad key named (`AGENT_ALERT_RULES_INVALID`).'),
@@ -138,6 +130,14 @@ export const agentConfigSchema = z.strictObject({
       uplink: z.boolean().default(true).describe('Send every alert to the fleet with its frame (boxes drawn), queued at the top priority.'),
     })
     .prefault({}),
+  ipc_pubsub: z
+    .strictObject({
+      enabled: z.boolean().default(true).describe('Take inference requests from other components over IPC pub/sub.'),
+      request_topic: z.string().default('edgeloop/local/infer').describe('Topic of inference requests.'),
+      result_topic: z.string().default('edgeloop/local/results').describe('Where answers go unless a request names its `reply_to`.'),
+    })
+    .prefault({})
+    .describe("Greengrass mode only: inference requests from other components over IPC pub/sub (the topics must be allowed by the recipe's `aws.greengrass.ipc.pubsub` policy)."),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino level; logs are JSON on stderr.') }).prefault({}),
 });
 
