@@ -440,6 +440,7 @@ export class Agent {
       queue: { depth: q.depth, bytes: q.bytes, quota_bytes: q.quotaBytes, evicted_total: q.evictedTotal },
       uplink: this.uplink ? { kind: this.uplink.name, connected: this.uplink.isConnected(), degraded, ...(this.forwarder ? { forwarder: this.forwarder.stats() } : {}) } : null,
       watch: this.watcher ? this.watcher.stats : null,
+      alerts: this.alerts && this.alertActions ? { rules: this.alerts.engine.rules.length, site_brokers_connected: this.alertActions.brokersConnected(), actions: this.alertActions.stats() } : null,
     };
   }
 

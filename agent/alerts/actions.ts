@@ -66,6 +66,11 @@ export class AlertActions implements AlertTarget {
     await Promise.all([...this.runners.values()].map((r) => r.idle()));
   }
 
+  /** Per action: alerts waiting or running, and outcomes since start (health). */
+  stats(): Record<string, { depth: number; ok: number; failed: number; timeout: number; overloaded: number }> {
+    return Object.fromEntries([...this.runners].map(([name, r]) => [name, { depth: r.depth, ...r.counts }]));
+  }
+
   /** Whether every site broker is connected (health). */
   brokersConnected(): boolean {
     return [...this.brokers.values()].every((c) => c.connected);

@@ -39,6 +39,7 @@ describe('alert rules in a running agent', () => {
     expect(raised[0]).toMatchObject({ rule: 'red-seen', severity: 'critical', label: 'red', device_id: 'test-device', model: { name: 'colours', version: '1.0.0' } });
     expect(lines.find((l) => l['msg'] === 'alert raised')).toMatchObject({ rule: 'red-seen', severity: 'critical', component: 'alerts' });
     expect(agent.renderMetrics()).toMatch(/edgeloop_alerts_total\{rule="red-seen",severity="critical"\} 1/);
+    expect(((await (await fetch(`${url}/healthz`)).json()) as { alerts: unknown }).alerts).toEqual({ rules: 1, site_brokers_connected: true, actions: {} });
   });
 
   it('a rule set with a bad key stops the start with AGENT_ALERT_RULES_INVALID', async () => {
