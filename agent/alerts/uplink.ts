@@ -70,7 +70,7 @@ export class AlertUplink implements AlertTarget {
 
   fire(f: Firing, input: ModelInput, result: InferResult, source: InputSource): void {
     if (this.encoding >= MAX_ENCODING) {
-      this.log.warn({ alert: f.record.alert_id, rule: f.record.rule }, 'too many alert frames being encoded; this alert goes uplink without waiting for it, its actions ran');
+      this.log.warn({ alert: f.record.alert_id, rule: f.record.rule }, 'too many alert frames being encoded; this alert frame is not queued for the fleet (its actions ran)');
       return;
     }
     this.encoding++;
