@@ -61,4 +61,27 @@ describe('the alert pipeline on detection results', () => {
       tmp.cleanup();
     }
   });
+
+  it('a sensor (tensor) result: a classification rule fires and the uplink copy carries the input row', async () => {
+    const tmp = tempDir();
+    const { log } = captureLogger('silent');
+    const queue = openSqliteQueue({ path: join(tmp.dir, 'q.db'), quotaBytes: 10_000_000, clock: systemClock, logger: log });
+    try {
+      const set = parseRuleSet({ rules: [{ id: 'fault', model: 'sensor', labels: ['fault'], min_score: 0.7, severity: 'warning' }] });
+      const uplink = new AlertUplink(queue, log);
+      const p = new AlertPipeline(set, { deviceId: 'gw-1', clock: systemClock, random: Math.random, log, metrics: new Registry() }, [uplink]);
+      const result: InferResult = { ...detectionResult([]), model_name: 'sensor', label: 'fault', index: 2, score: 0.9, topk: [{ label: 'fault', index: 2, score: 0.9 }] };
+      delete result.detections;
+      delete result.counts;
+      p.onResult(result, { kind: 'tensor', tensor: Float64Array.from([0.5, 1.5, 2.5]) }, { source: 'mqtt' }, 5000);
+      await p.idle();
+      await uplink.idle();
+      const [item] = queue.lease(10, 60_000);
+      expect(sampleMeta.parse(item!.meta)).toMatchObject({ reasons: ['alert'], source: 'mqtt', prediction: { label: 'fault', index: 2 }, input: { kind: 'tensor', shape: [1, 3] }, alert: { rule: 'fault', detections: [{ label: 'fault', score: 0.9 }] } });
+      expect(JSON.parse(Buffer.from(item!.blob!).toString())).toEqual([0.5, 1.5, 2.5]);
+    } finally {
+      queue.close();
+      tmp.cleanup();
+    }
+  });
 });
