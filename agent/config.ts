@@ -3,6 +3,7 @@ import { cpus, hostname } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { idString, outlierPolicy } from '../shared/schemas/index.js';
+import { LOG_FORMATS } from '../shared/log.js';
 import { configJson, parseConfig, unreadableConfig, type ConfigKind } from '../shared/config.js';
 import { AgentError } from './errors.js';
 import type { PoolSettings } from './inference/pool.js';
@@ -138,7 +139,15 @@ export const agentConfigSchema = z.strictObject({
     })
     .prefault({})
     .describe("Greengrass mode only: inference requests from other components over IPC pub/sub (the topics must be allowed by the recipe's `aws.greengrass.ipc.pubsub` policy)."),
-  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino level; logs are JSON on stderr.') }).prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino level; logs go to stderr.'),
+      format: z
+        .enum(LOG_FORMATS)
+        .default('auto')
+        .describe('`auto`: readable lines (pino-pretty, coloured) when stderr is a terminal, one JSON object a line otherwise (a pipe, a file, Greengrass); `json` or `pretty` force one. `edgeloop-agent run --log-format` sets it.'),
+    })
+    .prefault({}),
 });
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;

@@ -135,7 +135,10 @@ export class InferenceService {
       if (runtime.fallbackReason) this.log.warn({ model: modelRefString(pkg.ref), reason: runtime.fallbackReason }, 'execution provider unavailable; running on CPU');
       await runtime.warmup(this.deps.warmupRuns);
       const smoke = await runtime.smokeTest();
-      this.log.info({ model: modelRefString(pkg.ref), golden: smoke.checked, provider: runtime.executionProvider }, 'model passed its smoke test');
+      // A package without golden inputs was loaded and warmed up, never checked: saying it
+      // passed would hide a wrong preprocessing until the answers are wrong (issue 16).
+      if (smoke.checked === 0) this.log.warn({ model: modelRefString(pkg.ref), golden: 0, provider: runtime.executionProvider }, 'model has no golden inputs: nothing to smoke-test (it loads and runs, its answers are unchecked); pack it with --golden FILE=LABEL');
+      else this.log.info({ model: modelRefString(pkg.ref), golden: smoke.checked, provider: runtime.executionProvider }, 'model passed its smoke test');
       return runtime;
     } catch (err) {
       await runtime.close();
@@ -177,7 +180,7 @@ export class InferenceService {
     const a = this.active;
     if (!a) {
       this.m.requests.inc({ source: ctx.source, outcome: 'no_model' });
-      throw new AgentError('MODEL_NOT_LOADED', 'no model is active yet');
+      throw new AgentError('MODEL_NOT_LOADED', 'no model is active yet: roll one out to this device from the fleet (edgeloop rollouts create NAME@VERSION --target ...), or set models.initial in the agent config to a package directory');
     }
     let preds: Prediction[];
     try {

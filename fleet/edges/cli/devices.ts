@@ -13,16 +13,22 @@ export const DEVICES_HELP = `Usage: edgeloop devices COMMAND
 
 Run 'edgeloop devices COMMAND --help' for a command's options.`;
 
-const REGISTER_HELP = `Usage: edgeloop devices register NAME [--tags k=v,k2=v2] [--out FILE] [--force]
+const REGISTER_HELP = `Usage: edgeloop devices register NAME [--tags k=v,k2=v2] [--out FILE] [--http-port N] [--force]
 
 Registers a device under NAME (its id and MQTT username), prints its secret once (only a
-hash is stored) and writes a ready-to-use agent config (device id, tags, fleet public key,
-HTTP token, MQTT uplink) to FILE, mode 0600: start the agent with
+hash is stored) and writes an agent config that starts as written, mode 0600:
   edgeloop-agent run --config FILE
+It holds what the fleet knows (device id, tags, fleet public key, HTTP token for model
+downloads, MQTT uplink to this fleet) and the device's own settings: its data directory
+(.data/agents/NAME, beside FILE: queue and installed models, one per device) and its local
+HTTP API (127.0.0.1, port --http-port). The model comes from the fleet: the agent starts
+without one (/v1/infer answers 503 AGENT_MODEL_NOT_LOADED) and installs what a rollout sends
+it. Every other key keeps its default (docs/configuration.md).
 
   --tags k=v,...   device tags (rollouts select devices by tag)
   --out FILE       agent config file (default NAME.agent.json); an existing file is kept
-                   unless --force`;
+                   unless --force
+  --http-port N    port of the agent's local HTTP API (default 8080; 0 picks a free one)`;
 
 const LIST_HELP = `Usage: edgeloop devices list [--tag k=v]... [--state online|offline]
 
@@ -37,19 +43,34 @@ const exists = (path: string): Promise<boolean> =>
     () => false,
   );
 
-const register = apiCommand(REGISTER_HELP, { tags: { type: 'string', multiple: true }, out: { type: 'string', short: 'o' }, force: { type: 'boolean' } }, async (c) => {
+/**
+ * The device's own settings, beside what the fleet knows: a data directory of its own (two
+ * agents started from configs in one folder must not share a queue or a model store; relative
+ * paths resolve against the config file's folder) and its local API's address.
+ */
+function deviceLocalConfig(deviceId: string, httpPort: number): { data_dir: string; http: { host: string; port: number } } {
+  return { data_dir: `.data/agents/${deviceId}`, http: { host: '127.0.0.1', port: httpPort } };
+}
+
+const register = apiCommand(REGISTER_HELP, { tags: { type: 'string', multiple: true }, out: { type: 'string', short: 'o' }, 'http-port': { type: 'string' }, force: { type: 'boolean' } }, async (c) => {
   const [name] = positionalsOf(c.positionals, ['NAME'], REGISTER_HELP) as [string];
   const out = c.values.out ?? `${name}.agent.json`;
+  const port = c.values['http-port'] === undefined ? 8080 : Number(c.values['http-port']);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw usage(`--http-port must be a port number 0-65535, got ${c.values['http-port']}`, REGISTER_HELP);
   // Checked before registering: the secret is shown once, so the file must be writable.
   if (!c.values.force && (await exists(out))) throw usage(`${out} exists; pass --out FILE or --force`, REGISTER_HELP);
   const t = parseTags(c.values.tags, 'tags');
   const r = await (await c.client()).registerDevice(name, t);
-  await writeFile(out, `${JSON.stringify(r.agent_config, null, 2)}\n`, { mode: 0o600 });
-  c.emit({ ...r, config_file: out }, () => {
+  const config = { ...r.agent_config, ...deviceLocalConfig(r.device.id, port) };
+  await writeFile(out, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  c.emit({ ...r, agent_config: config, config_file: out }, () => {
     c.io.out(`registered ${r.device.id}  tags ${tags(r.device.tags)}`);
     for (const l of fields([
       ['secret', `${r.secret}   (shown once; only its hash is stored)`],
       ['config', `${out}   (mode 0600: it holds the secret)`],
+      ['data', `${config.data_dir}   (beside the config: queue and installed models)`],
+      ['local API', `http://${config.http.host}:${port === 0 ? '<printed at start>' : port}/v1/infer`],
+      ['model', 'from the fleet: the agent installs what a rollout sends it (until then /v1/infer answers 503)'],
       ['start', `edgeloop-agent run --config ${out}`],
     ], '  '))
       c.io.out(l);

@@ -117,21 +117,21 @@ describe('mqtt action (site broker)', () => {
     await broker.close();
   });
 
-  it('publishes the templated payload on the templated topic; with the site broker down it fails fast, and works again when it is back', async () => {
+  it('publishes the templated payload on the templated topic; with the site broker down it fails fast, and works again when it is back', { timeout: 120_000 }, async () => {
     const sub = await mqtt.connectAsync(broker.url);
     const got: Array<{ topic: string; payload: string }> = [];
     sub.on('message', (topic, p) => got.push({ topic, payload: p.toString() }));
     await sub.subscribeAsync('site/#');
     const { a, lines } = actionsOf({ siren: { kind: 'mqtt', url: broker.url, topic: 'site/alarms/{{rule}}', payload: '{"alarm":"{{rule}}","camera":"{{camera}}","n":{{count}},"sev":"{{severity}}"}', retries: 0, timeout_ms: 2000 } });
     try {
-      await waitUntil(() => a.brokersConnected(), 5000, 'the site broker connection');
+      await waitUntil(() => a.brokersConnected(), 20_000, 'the site broker connection');
       a.fire(firing(['siren']));
-      await waitUntil(() => got.length === 1, 5000, 'the siren message');
+      await waitUntil(() => got.length === 1, 20_000, 'the siren message');
       expect(got[0]!.topic).toBe('site/alarms/haul-road');
       expect(JSON.parse(got[0]!.payload)).toEqual({ alarm: 'haul-road', camera: 'pit-east', n: 1, sev: 'critical' });
       await sub.endAsync();
       await broker.stop();
-      await waitUntil(() => !a.brokersConnected(), 5000, 'the site broker to be seen down');
+      await waitUntil(() => !a.brokersConnected(), 20_000, 'the site broker to be seen down');
       a.fire(firing(['siren']));
       await a.idle();
       expect(lines.find((l) => l['msg'] === 'alert action failed')).toMatchObject({ action: 'siren', code: 'AGENT_ALERT_ACTION_FAILED', reason: expect.stringContaining('not connected') });
@@ -140,9 +140,9 @@ describe('mqtt action (site broker)', () => {
       const got2: string[] = [];
       sub2.on('message', (_t, p) => got2.push(p.toString()));
       await sub2.subscribeAsync('site/#');
-      await waitUntil(() => a.brokersConnected(), 10_000, 'the site broker connection to come back');
+      await waitUntil(() => a.brokersConnected(), 30_000, 'the site broker connection to come back');
       a.fire(firing(['siren'], { ...RECORD, alert_id: 'alr_2' }));
-      await waitUntil(() => got2.length === 1, 5000, 'the siren message after the broker returned');
+      await waitUntil(() => got2.length === 1, 20_000, 'the siren message after the broker returned');
       await sub2.endAsync();
     } finally {
       await a.close();

@@ -33,7 +33,7 @@ describe('alert rules in a running agent', () => {
   it('a frame the rule matches raises an alert (logged), one it does not match raises none', async () => {
     expect((await post(await solidFrame(BLUE))).label).toBe('blue');
     expect((await post(await solidFrame(RED))).label).toBe('red');
-    await waitUntil(() => raised.length >= 1, 5000, 'the alert');
+    await waitUntil(() => raised.length >= 1, 20_000, 'the alert');
     await agent.alerts!.idle();
     expect(raised).toHaveLength(1);
     expect(raised[0]).toMatchObject({ rule: 'red-seen', severity: 'critical', label: 'red', device_id: 'test-device', model: { name: 'colours', version: '1.0.0' } });

@@ -92,22 +92,22 @@ describe('an alert with the link down', () => {
     tmp.cleanup();
   });
 
-  it('waits in the queue at the top priority with its frame and record, and reaches the fleet when the link returns', async () => {
+  it('waits in the queue at the top priority with its frame and record, and reaches the fleet when the link returns', { timeout: 120_000 }, async () => {
     const frame = await solidFrame(RED);
     for (let i = 0; i < 3; i++) expect((await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: frame })).status).toBe(200);
     // Three outliers and at least one alert (de-duplicated: the red label stays, so one).
-    await waitUntil(() => agent.queue.stats().depth === 4, 5000, 'three outliers and one alert in the queue');
+    await waitUntil(() => agent.queue.stats().depth === 4, 20_000, 'three outliers and one alert in the queue');
     const sink = new SampleSink({ url: broker.url, dir: join(tmp.dir, 'sink'), clock: systemClock, log: captureLogger('silent').log });
     await broker.restart();
     await sink.start();
     try {
-      await waitUntil(() => sink.samples.size === 4, 15_000, 'every sample to reach the sink');
+      await waitUntil(() => sink.samples.size === 4, 45_000, 'every sample to reach the sink');
       const metas = [...sink.samples.values()].map((m) => sampleMeta.parse(m));
       const alert = metas.find((m) => m.reasons.includes('alert'));
       expect(alert).toMatchObject({ reasons: ['alert'], priority: ALERT_PRIORITY, alert: { rule: 'red-seen', severity: 'critical', label: 'red', device_id: 'test-device' }, input: { kind: 'image', content_type: 'image/jpeg', bytes: frame.length } });
       expect(metas.filter((m) => m !== alert).every((m) => m.reasons.includes('low_confidence') && m.priority < ALERT_PRIORITY)).toBe(true);
       expect(readFileSync(join(tmp.dir, 'sink', 'blobs', alert!.input.sha256)).equals(frame)).toBe(true);
-      await waitUntil(() => agent.queue.stats().depth === 0, 10_000, 'the queue to drain');
+      await waitUntil(() => agent.queue.stats().depth === 0, 30_000, 'the queue to drain');
     } finally {
       await sink.stop();
     }

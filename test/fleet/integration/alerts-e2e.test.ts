@@ -86,10 +86,10 @@ describe('an alert on site with the fleet link down', () => {
     const frame = await solidFrame(RED, 96, 72);
     const res = await fetch(`${agent.httpUrl}/v1/infer`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: frame });
     expect(((await res.json()) as { label: string }).label).toBe('red');
-    await until('the site subscriber gets the siren message', () => siren.length === 1, 10_000);
+    await until('the site subscriber gets the siren message', () => siren.length === 1, 30_000);
     expect(siren[0]!.topic).toBe('site/alarms/red-zone');
     expect(JSON.parse(siren[0]!.payload)).toEqual({ rule: 'red-zone', device: 'cam-gw', label: 'red', severity: 'critical' });
-    await until('the alert frame waits in the agent queue', () => agent.queue.stats().depth === 1, 10_000);
+    await until('the alert frame waits in the agent queue', () => agent.queue.stats().depth === 1, 30_000);
     expect(await alerts()).toEqual([]);
 
     link.restore();
@@ -99,7 +99,7 @@ describe('an alert on site with the fleet link down', () => {
     const blob = await fetch(`${svc.urls.http}/v1/samples/${String(a!['sample_id'])}/blob`, { headers: { authorization: `Bearer ${token}` } });
     expect(blob.headers.get('content-type')).toBe('image/jpeg');
     expect(Buffer.from(await blob.arrayBuffer()).equals(frame)).toBe(true);
-    await until('the agent deleted the delivered alert', () => agent.queue.stats().depth === 0, 20_000);
+    await until('the agent deleted the delivered alert', () => agent.queue.stats().depth === 0, 45_000);
   });
 
   it.skipIf(skipChromium !== null)('shows on the console with its frame; acknowledge and resolve from the page; counts on the overview', { timeout: 60_000 }, async () => {
