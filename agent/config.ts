@@ -6,6 +6,7 @@ import { idString, outlierPolicy } from '../shared/schemas/index.js';
 import { LOG_FORMATS } from '../shared/log.js';
 import { configJson, parseConfig, unreadableConfig, type ConfigKind } from '../shared/config.js';
 import { AgentError } from './errors.js';
+import { cameraNameProblems, cameraSchema } from './inputs/camera-config.js';
 import type { PoolSettings } from './inference/pool.js';
 
 const MiB = 1024 * 1024;
@@ -115,6 +116,12 @@ export const agentConfigSchema = z.strictObject({
       concurrency: z.number().int().positive().default(2).describe('Files processed at once.'),
     })
     .prefault({}),
+  inputs: z
+    .strictObject({
+      cameras: z.array(cameraSchema).default([]).describe('Camera streams: each frame, taken at `fps`, goes through the privacy mask and into inference (source `camera`). See the README\'s Cameras section.'),
+      ffmpeg_path: z.string().default('ffmpeg').describe('The ffmpeg binary that reads RTSP, MJPEG and video-device cameras (a device prerequisite: `apt-get install ffmpeg`); checked at start (`AGENT_CAMERA_FFMPEG_MISSING`).'),
+    })
+    .prefault({}),
   local_mqtt: z
     .strictObject({
       enabled: z.boolean().default(false).describe('Take inference requests from a local MQTT broker.'),
@@ -196,13 +203,14 @@ const AGENT_CONFIG: ConfigKind = { what: 'agent configuration', error: (m, o) =>
  */
 export function parseAgentConfig(input: unknown, baseDir = process.cwd()): Readonly<AgentConfig> {
   return parseConfig(agentConfigSchema, input ?? {}, AGENT_CONFIG, {
-    check: (_raw, c) => [
+    check: (raw, c) => [
       ...(c && c.uplink.ack_mode === 'puback' && !c.uplink.durable_broker
         ? [
             'uplink.ack_mode: puback deletes a sample as soon as the broker acknowledges it, which loses samples with a broker that keeps them in memory (the fleet\'s embedded broker); use ack_mode fleet (the default), or set uplink.durable_broker: true if your broker persists them for the fleet',
           ]
         : []),
       ...(c && c.alerts.rules_file && (c.alerts.rules.length > 0 || Object.keys(c.alerts.actions).length > 0) ? ['alerts.rules_file: set either rules_file or rules and actions, not both'] : []),
+      ...cameraNameProblems(raw),
     ],
     finish: (c) => {
       const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));

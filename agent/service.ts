@@ -18,10 +18,15 @@ export type InputSource = SampleMeta['source'];
 
 export interface InferContext {
   source: InputSource;
-  /** The camera the frame came from (camera inputs set it); alert rules may name it. */
-  camera?: string | undefined;
   origin?: string | undefined;
   requestId?: string | undefined;
+  /** The camera's name (`inputs.cameras[].name`), for every frame from a camera. */
+  camera?: string | undefined;
+  /**
+   * The image to store when this input is captured, instead of the model's input: a camera's
+   * privacy-masked frame when the model is allowed to see the full one.
+   */
+  captureImage?: Uint8Array | undefined;
 }
 
 interface Active {
@@ -193,7 +198,9 @@ export class InferenceService {
     const rows = input.kind === 'tensor' ? splitRows(input, preds.length) : null;
     const results = await Promise.all(preds.map((p, i) => this.finish(a, p, input, rows?.[i], ctx)));
     const alerts = this.deps.alerts;
-    if (alerts) results.forEach((r, i) => alerts.onResult(r, rows?.[i] ? { kind: 'tensor', tensor: rows[i] } : input, ctx, arrivedAt));
+    // The alert's frame is the one captures store: a camera's privacy-masked frame when the model saw the full one.
+    const alertInput: ModelInput = input.kind === 'image' && ctx.captureImage ? { kind: 'image', bytes: ctx.captureImage } : input;
+    if (alerts) results.forEach((r, i) => alerts.onResult(r, rows?.[i] ? { kind: 'tensor', tensor: rows[i] } : alertInput, ctx, arrivedAt));
     return results;
   }
 
@@ -238,7 +245,7 @@ export class InferenceService {
     if (!queue) return undefined;
     const c = p.classification;
     const sampleId = newId('smp', this.deps.clock, this.deps.random);
-    const blob = input.kind === 'image' ? input.bytes : Buffer.from(JSON.stringify(Array.from(row ?? [])));
+    const blob = input.kind === 'image' ? (ctx.captureImage ?? input.bytes) : Buffer.from(JSON.stringify(Array.from(row ?? [])));
     const meta: SampleMeta = {
       sample_id: sampleId,
       device_id: this.deps.deviceId,
@@ -249,7 +256,7 @@ export class InferenceService {
       prediction: { label: c.label, index: c.index, score: c.score, topk: c.topk },
       input:
         input.kind === 'image'
-          ? { kind: 'image', content_type: imageContentType(input.bytes), sha256: sha256Hex(input.bytes), bytes: input.bytes.length }
+          ? { kind: 'image', content_type: imageContentType(blob), sha256: sha256Hex(blob), bytes: blob.length }
           : { kind: 'tensor', sha256: sha256Hex(blob), bytes: blob.length, shape: [1, row?.length ?? 0] },
       ...(p.stats ? { input_stats: p.stats } : {}),
       source: ctx.source,

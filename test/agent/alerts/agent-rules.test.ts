@@ -42,6 +42,15 @@ describe('alert rules in a running agent', () => {
     expect(((await (await fetch(`${url}/healthz`)).json()) as { alerts: unknown }).alerts).toEqual({ rules: 1, site_brokers_connected: true, actions: {} });
   });
 
+  it("a camera frame's alert goes uplink with the privacy-masked frame, never the full one the model saw", async () => {
+    const full = await solidFrame(RED);
+    const masked = await solidFrame([0, 0, 0]);
+    const before = raised.length;
+    await agent.infer({ kind: 'image', bytes: full }, { source: 'camera', camera: 'gate', captureImage: masked });
+    await waitUntil(() => raised.length > before, 20_000, 'the camera alert');
+    await waitUntil(() => agent.queue.lease(10, 60_000).some((i) => (i.meta as { alert?: { camera?: string } }).alert?.camera === 'gate' && Buffer.from(i.blob!).equals(masked)), 20_000, 'the masked frame in the queue');
+  });
+
   it('a rule set with a bad key stops the start with AGENT_ALERT_RULES_INVALID', async () => {
     await expect(startTestAgent(join(tmp.dir, 'bad'), { alerts: { rules: [{ id: 'x', model: 'colours', cooldown: 5 }] } })).rejects.toMatchObject({ code: 'AGENT_ALERT_RULES_INVALID', message: expect.stringContaining('alerts.rules.0: Unrecognized key: "cooldown"') });
   });
