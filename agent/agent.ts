@@ -10,6 +10,10 @@ import { packageProblems } from '../shared/package/index.js';
 import { modelRefString, type DesiredState, type DeviceStatus, type InferResult, type ModelRef } from '../shared/schemas/index.js';
 import { topics } from '../shared/topics.js';
 import { poolSettings, readFleetPublicKey, type AgentConfig } from './config.js';
+import { loadRuleSet } from './alerts/load.js';
+import { AlertActions, type IpcPublish } from './alerts/actions.js';
+import { AlertPipeline } from './alerts/pipeline.js';
+import { AlertUplink } from './alerts/uplink.js';
 import { AgentError } from './errors.js';
 import { CameraInputs } from './inputs/camera.js';
 import { createHttpApi, listen } from './inputs/http.js';
@@ -36,6 +40,8 @@ export interface AgentOptions {
   random?: Random;
   /** Use this uplink instead of building one from the config (Greengrass IPC, tests). */
   uplink?: Uplink;
+  /** Greengrass local pub/sub, for `greengrass` alert actions (Greengrass mode). */
+  ipcPublish?: IpcPublish;
 }
 
 /**
@@ -45,6 +51,10 @@ export interface AgentOptions {
  */
 export class Agent {
   httpUrl: string | null = null;
+  /** The alert rules in force (null without rules). */
+  alerts: AlertPipeline | null = null;
+  alertActions: AlertActions | null = null;
+  private alertUplink: AlertUplink | null = null;
   private http: Server | null = null;
   private watcher: DirectoryWatcher | null = null;
   private localMqtt: LocalMqttInput | null = null;
@@ -88,10 +98,16 @@ export class Agent {
     await mkdir(config.data_dir, { recursive: true });
     const clock = opts.clock ?? systemClock;
     const publicKeyPem = readFleetPublicKey(config);
+    // Before anything opens: a bad rule set stops the start with every bad key named.
+    const ruleSet = loadRuleSet(config.alerts);
     const store = await ModelStore.open(join(config.data_dir, 'models'), { publicKeyPem, allowUnsigned: config.allow_unsigned }, log.child({ component: 'model-store' }));
     const queue = openSqliteQueue({ path: join(config.data_dir, 'queue.db'), quotaBytes: config.queue.quota_bytes, synchronous: config.queue.synchronous, clock, logger: log });
     const metrics = new Registry();
+    const actions = ruleSet.rules.length > 0 ? AlertActions.create(ruleSet, { log, deviceId: config.device_id, ipcPublish: opts.ipcPublish }) : null;
+    const alertUplink = actions && config.alerts.uplink ? new AlertUplink(queue, log) : null;
+    const alerts = actions ? new AlertPipeline(ruleSet, { deviceId: config.device_id, clock, random: opts.random ?? Math.random, log, metrics }, alertUplink ? [actions, alertUplink] : [actions]) : null;
     const service = new InferenceService({
+      alerts,
       deviceId: config.device_id,
       clock,
       random: opts.random ?? Math.random,
@@ -103,6 +119,9 @@ export class Agent {
       pool: poolSettings(config.inference),
     });
     const agent = new Agent(config, store, queue, service, metrics, opts);
+    agent.alerts = alerts;
+    agent.alertActions = actions;
+    agent.alertUplink = alertUplink;
     try {
       await agent.loadInitialModel();
       agent.installed = await store.list();
@@ -440,6 +459,7 @@ export class Agent {
       queue: { depth: q.depth, bytes: q.bytes, quota_bytes: q.quotaBytes, evicted_total: q.evictedTotal },
       uplink: this.uplink ? { kind: this.uplink.name, connected: this.uplink.isConnected(), degraded, ...(this.forwarder ? { forwarder: this.forwarder.stats() } : {}) } : null,
       watch: this.watcher ? this.watcher.stats : null,
+      alerts: this.alerts && this.alertActions ? { rules: this.alerts.engine.rules.length, site_brokers_connected: this.alertActions.brokersConnected(), actions: this.alertActions.stats() } : null,
       ...(this.cameras ? { cameras: this.cameras.health() } : {}),
     };
   }
@@ -455,6 +475,9 @@ export class Agent {
     // Keep-alive sockets would hold the stop for their timeout (see closeHttpServer).
     if (this.http) await closeHttpServer(this.http);
     await this.service.close();
+    await this.alerts?.idle();
+    await this.alertActions?.close();
+    await this.alertUplink?.idle();
     this.forwarder?.stop();
     if (this.uplink) {
       if (this.uplink.isConnected()) await this.uplink.publish(topics.status(this.config.device_id), Buffer.from(JSON.stringify(this.status(false))), { retain: true }).catch(() => undefined);

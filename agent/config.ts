@@ -130,6 +130,14 @@ export const agentConfigSchema = z.strictObject({
       result_topic: z.string().default('edgeloop/local/results').describe('Where answers go unless a request names its `reply_to`.'),
     })
     .prefault({}),
+  alerts: z
+    .strictObject({
+      rules: z.array(z.unknown()).default([]).describe('Alert rules (see "Alert rule set" below); validated at start with every bad key named (`AGENT_ALERT_RULES_INVALID`).'),
+      actions: z.record(z.string(), z.unknown()).default({}).describe('Actions rules name, by name: `mqtt`, `webhook`, `command`, `greengrass` (see "Alert rule set" below).'),
+      rules_file: z.string().optional().describe('A JSON file with `{ rules, actions }`, instead of `rules` and `actions` here.'),
+      uplink: z.boolean().default(true).describe('Send every alert to the fleet with its frame (boxes drawn), queued at the top priority.'),
+    })
+    .prefault({}),
   ipc_pubsub: z
     .strictObject({
       enabled: z.boolean().default(true).describe('Take inference requests from other components over IPC pub/sub.'),
@@ -201,6 +209,7 @@ export function parseAgentConfig(input: unknown, baseDir = process.cwd()): Reado
             'uplink.ack_mode: puback deletes a sample as soon as the broker acknowledges it, which loses samples with a broker that keeps them in memory (the fleet\'s embedded broker); use ack_mode fleet (the default), or set uplink.durable_broker: true if your broker persists them for the fleet',
           ]
         : []),
+      ...(c && c.alerts.rules_file && (c.alerts.rules.length > 0 || Object.keys(c.alerts.actions).length > 0) ? ['alerts.rules_file: set either rules_file or rules and actions, not both'] : []),
       ...cameraNameProblems(raw),
     ],
     finish: (c) => {
@@ -211,6 +220,7 @@ export function parseAgentConfig(input: unknown, baseDir = process.cwd()): Reado
       if (c.watch.processed_dir) c.watch.processed_dir = abs(c.watch.processed_dir);
       if (c.watch.failed_dir) c.watch.failed_dir = abs(c.watch.failed_dir);
       if (c.models.initial) c.models.initial = abs(c.models.initial);
+      if (c.alerts.rules_file) c.alerts.rules_file = abs(c.alerts.rules_file);
       for (const k of ['ca_file', 'cert_file', 'key_file'] as const) if (c.uplink[k]) c.uplink[k] = abs(c.uplink[k]!);
       if (c.fleet_public_key && !c.fleet_public_key.includes('BEGIN PUBLIC KEY')) c.fleet_public_key = abs(c.fleet_public_key);
       if (c.inference.intra_op_threads === 0) c.inference.intra_op_threads = Math.max(1, Math.min(4, cpus().length));

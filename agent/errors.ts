@@ -57,6 +57,14 @@ export const AgentErrors = defineCatalogue('AGENT', {
    * than the binaries need. The message names which; `edgeloop-agent check` lists every module.
    */
   RUNTIME_MISMATCH: { status: 500, text: 'the native modules do not match this Node.js runtime' },
+  /** The alert rule set (`alerts` in the config, or `alerts.rules_file`) does not validate: every bad key is named; the agent does not start. */
+  ALERT_RULES_INVALID: { status: 500, text: 'the alert rule set is invalid' },
+  /** An alert action failed (site broker not connected or refused, webhook answered an error, command exited non-zero) after its retries. */
+  ALERT_ACTION_FAILED: { status: 502, text: 'an alert action failed' },
+  /** An alert action attempt took longer than its `timeout_ms` (a command is killed). */
+  ALERT_ACTION_TIMEOUT: { status: 504, text: 'an alert action timed out' },
+  /** An action already has `max_queue` alerts waiting: this alert is not run by it (the uplink copy is still kept). */
+  ALERT_ACTION_OVERLOADED: { status: 503, text: 'an alert action has too many alerts waiting' },
   /** A camera (`inputs.cameras`) cannot be read: connection refused, credentials refused, ffmpeg exited, or no frame within `stall_timeout_s`. Logged and in telemetry (state `offline`); the agent reconnects with backoff. The message never carries the URL's credentials. */
   CAMERA_UNREACHABLE: { status: 503, text: 'the camera cannot be read' },
   /** A camera sent identical frames for `frozen_after_s` (a frozen picture: a hung encoder, a lens cap, a still image). Logged and in telemetry (state `frozen`) until the picture changes. */

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { newId, sha256Hex, type Clock, type Random } from '../shared/ids.js';
 import { EdgeloopError } from '../shared/errors.js';
 import { modelRefString, type InferResult, type ModelRef, type DetectionOutlierPolicy, type OutlierPolicy, type OutlierReason, type SampleMeta, type Telemetry } from '../shared/schemas/index.js';
+import type { AlertPipeline } from './alerts/pipeline.js';
 import { AgentError } from './errors.js';
 import type { PoolSettings } from './inference/pool.js';
 import { CONTENT_TYPES } from '../shared/inference/preprocess.js';
@@ -48,6 +49,8 @@ export interface ServiceDeps {
   outlierOverrides?: Partial<OutlierPolicy>;
   pool: PoolSettings;
   warmupRuns: number;
+  /** Alert rules, run on every result after the caller has it (agent/alerts/). */
+  alerts?: AlertPipeline | null;
 }
 
 function imageContentType(bytes: Uint8Array): string {
@@ -187,6 +190,7 @@ export class InferenceService {
 
   /** Infer one input (an image, or tensor rows); returns one result per example. */
   async infer(input: ModelInput, ctx: InferContext): Promise<InferResult[]> {
+    const arrivedAt = this.deps.clock.now();
     const a = this.active;
     if (!a) {
       this.m.requests.inc({ source: ctx.source, outcome: 'no_model' });
@@ -201,7 +205,12 @@ export class InferenceService {
       throw err;
     }
     const rows = input.kind === 'tensor' ? splitRows(input, preds.length) : null;
-    return Promise.all(preds.map((p, i) => this.finish(a, p, input, rows?.[i], ctx)));
+    const results = await Promise.all(preds.map((p, i) => this.finish(a, p, input, rows?.[i], ctx)));
+    const alerts = this.deps.alerts;
+    // The alert's frame is the one captures store: a camera's privacy-masked frame when the model saw the full one.
+    const alertInput: ModelInput = input.kind === 'image' && ctx.captureImage ? { kind: 'image', bytes: ctx.captureImage } : input;
+    if (alerts) results.forEach((r, i) => alerts.onResult(r, rows?.[i] ? { kind: 'tensor', tensor: rows[i] } : alertInput, ctx, arrivedAt));
+    return results;
   }
 
   private async finish(a: Active, p: Prediction, input: ModelInput, row: TensorRow | undefined, ctx: InferContext): Promise<InferResult> {
@@ -243,7 +252,7 @@ export class InferenceService {
       model_version: a.runtime.ref.version,
       latency_ms: p.timings.totalMs,
       outlier: { captured, reasons: decision.reasons, suppressed, ...(sampleId ? { sample_id: sampleId } : {}) },
-      ...(p.detection ? { detections: p.detection.detections, counts: p.detection.counts } : {}),
+      ...(p.detection ? { detections: p.detection.detections, counts: p.detection.counts, frame: p.detection.image } : {}),
     };
   }
 

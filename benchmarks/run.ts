@@ -22,6 +22,8 @@ Benchmarks print ratios against the raw library measured in the same run:
               run raw in transactions of the same size (target >= 0.5); per-message commits beside it
   rollout_scale  peak RSS MB of the fleet process (its own, as deployed) through a canary + 2-wave rollout to 1,000 simulated MQTT
               devices (target < 500, every device converged; --quick: 100 devices)
+  alert_latency  frame arrival (HTTP, 640x480 JPEG) to the local MQTT alert action at a site subscriber,
+              p50/p99 beside the model's raw run; value = alert p99 - raw p99 in ms (target <= 20)
   loop        the headless demo: pit-3 accuracy after the loop (target >= 0.90, +25 points over
               drifted; clean_delta >= -1, labels_used <= 600, lost = 0, recovery_s <= 300)
   camera      frames processed/s from a 1080p 25 fps MJPEG stream / the camera's configured fps
@@ -59,6 +61,7 @@ const benches: Record<string, Bench> = {
     const { benchDrain } = await import('./drain.js');
     return (await benchDrain(q ? { messages: 1000 } : {})) as unknown as Record<string, unknown> & { name: string; value: number };
   },
+  alert_latency: async (q) => (await import('./alert-latency.js')).benchAlertLatency({ iterations: q ? 30 : 200 }),
   loop: async (q) => {
     const { benchLoop, LOOP_QUICK } = await import('./loop.js');
     return benchLoop({ ...(q ? { timings: LOOP_QUICK } : {}), progress: (line) => void process.stderr.write(`${line}\n`) });

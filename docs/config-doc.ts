@@ -15,7 +15,7 @@ import { agentConfigSchema } from '../agent/config.js';
 import { awsFleetConfig } from '../fleet/adapters/aws/aws-config.js';
 import { fleetLimitsConfig } from '../fleet/boot/limits-config.js';
 import { trainingFileConfig } from '../fleet/boot/training-config.js';
-import { componentConfiguration } from '../shared/schemas/index.js';
+import { alertRuleSet, componentConfiguration, TEMPLATE_FIELDS } from '../shared/schemas/index.js';
 import { code, GENERATED_NOTE, table } from './markdown.js';
 
 type Json = { [k: string]: unknown };
@@ -75,6 +75,15 @@ const SECTIONS: readonly Section[] = [
     intro: [
       'A JSON file, every key optional, validated once at start: every bad key is named in one `FLEET_LIMITS_CONFIG_INVALID` error, then it is frozen. Without the flag the defaults below apply.',
       'Every device is held to its own budget: a device over its rate or daily bytes gets a `sample_nack` on its acks topic and pauses (its samples stay queued); a device over its unfinished-sample budget loses only its own stalest set, which it resends.',
+    ].join('\n'),
+  },
+  {
+    title: 'Alert rule set (`alerts` in the agent configuration, or `alerts.rules_file`)',
+    source: 'shared/schemas/alerts.ts',
+    schema: alertRuleSet,
+    intro: [
+      'Validated once at start: every bad key, duplicate rule id and unknown action name is named in one `AGENT_ALERT_RULES_INVALID` error and the agent does not start. How rules fire and what happens offline: `docs/alerts.md`.',
+      'Templates (`payload`, `body`, `args[]`) replace `{{name}}` with a field of the alert: ' + TEMPLATE_FIELDS.map((f) => `\`${f}\``).join(', ') + ' (`json`: the whole alert record as JSON, `detections`: its objects as JSON); any other name is refused at load.',
     ].join('\n'),
   },
   {

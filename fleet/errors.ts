@@ -57,6 +57,8 @@ export const FleetErrors = defineCatalogue('FLEET', {
   /** A sample's meta names another device than the one that sent it. */
   SAMPLE_DEVICE_MISMATCH: { status: 403, text: 'a device may only send its own samples' },
   SAMPLE_NOT_FOUND: { status: 404, text: 'no such sample' },
+  /** No alert has this id. */
+  ALERT_NOT_FOUND: { status: 404, text: 'no such alert' },
   /** name@version exists with different content: model versions are immutable. */
   MODEL_VERSION_EXISTS: { status: 409, text: 'this model version exists with different content' },
   MODEL_NOT_FOUND: { status: 404, text: 'no such model version' },

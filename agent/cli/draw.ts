@@ -1,14 +1,14 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import sharp from 'sharp';
-import type { DetectionEntry } from '../../shared/schemas/index.js';
+import type { Detection } from '../../shared/schemas/index.js';
 
 const COLOURS = ['#ff3b30', '#34c759', '#0a84ff', '#ffcc00', '#af52de', '#ff9500', '#5ac8fa', '#ff2d55'];
 
 const escapeXml = (s: string): string => s.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** An SVG of the boxes, the image's size: one coloured rectangle and a `label score` tag per box (colour by label). */
-function boxesSvg(width: number, height: number, detections: readonly DetectionEntry[]): string {
+function boxesSvg(width: number, height: number, detections: readonly Detection[]): string {
   const labels = [...new Set(detections.map((d) => d.label))].sort();
   const stroke = Math.max(2, Math.round(Math.min(width, height) / 200));
   const font = Math.max(10, Math.round(Math.min(width, height) / 30));
@@ -25,7 +25,7 @@ function boxesSvg(width: number, height: number, detections: readonly DetectionE
  * The image with its boxes drawn (sharp composite of an SVG overlay), written as PNG to
  * `DIR/<name>.png` for a person to look at; returns the path.
  */
-export async function drawDetections(file: string, detections: readonly DetectionEntry[], dir: string): Promise<string> {
+export async function drawDetections(file: string, detections: readonly Detection[], dir: string): Promise<string> {
   const bytes = await readFile(file);
   const meta = await sharp(bytes).metadata();
   const width = meta.width ?? 0;

@@ -60,7 +60,10 @@ export async function startGreengrassAgent(o: GreengrassRunOptions): Promise<Gre
     const config = settings.agent;
     log = createLogger(config.log.level, o.logDestination, { device: config.device_id, mode: 'greengrass' });
     const uplink = new GreengrassIpcUplink({ endpoint: o.gg, logger: log, backoff: { initialMs: config.uplink.backoff_initial_ms, maxMs: config.uplink.backoff_max_ms } });
-    agent = await Agent.start(config, { log, uplink, ...(o.clock ? { clock: o.clock } : {}) });
+    const ipcPublish = async (topic: string, payload: Buffer): Promise<void> => {
+      await client.publishToTopic({ topic, publishMessage: { binaryMessage: { message: payload } } });
+    };
+    agent = await Agent.start(config, { log, uplink, ipcPublish, ...(o.clock ? { clock: o.clock } : {}) });
     const a = agent;
     component = new GreengrassComponent({
       client,

@@ -4,6 +4,13 @@ import type { Classification } from '../../shared/inference/postprocess.js';
 import type { DriftReport } from './drift.js';
 import { TokenBucket } from './rate-limit.js';
 
+/**
+ * Highest queue priority an outlier can have, whatever a manifest or config says: alerts (9)
+ * always drain first and are never evicted to make room for an outlier (eviction takes the
+ * lowest priority first and never a higher one for a lower one, agent/queue/eviction.ts).
+ */
+export const OUTLIER_MAX_PRIORITY = 8;
+
 /** Pure scoring: which reasons does this prediction match? Order = most important first. */
 export function matchReasons(c: Pick<Classification, 'score' | 'margin' | 'entropy'>, policy: OutlierPolicy, random: Random, extra: OutlierReason[] = []): OutlierReason[] {
   const reasons: OutlierReason[] = [...extra];
@@ -37,7 +44,7 @@ export class OutlierCapturePolicy {
   ) {}
 
   priorityOf(reason: OutlierReason): number {
-    return this.policy.priorities[reason] ?? DEFAULT_PRIORITIES[reason];
+    return Math.min(OUTLIER_MAX_PRIORITY, this.policy.priorities[reason] ?? DEFAULT_PRIORITIES[reason]);
   }
 
   private bucket(reason: OutlierReason): TokenBucket {

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../../shared/ids.js';
+import type { Alerts } from './alerts/alerts.js';
 import type { ArtifactStore } from './artifacts.js';
 import type { AuditLog } from './audit.js';
 import type { Users } from './users.js';
@@ -37,6 +38,8 @@ export interface FleetContext {
   users: Users;
   /** Who did what: written by the services, read by `GET /v1/audit` and the console. */
   audit: AuditLog;
+  /** Alerts raised by device rules: listed, acknowledged and resolved. */
+  alerts: Alerts;
   /** The learning loop, when models are configured for training (routes answer FLEET_TRAINING_NOT_CONFIGURED without it). */
   training?: LearningLoop;
   /** Training runs and trigger firings (the loop's own when it runs; read-only history otherwise). */

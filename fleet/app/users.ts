@@ -11,13 +11,13 @@ export type Role = z.infer<typeof role>;
 
 /**
  * What each role may do. admin: everything, including users and devices; operator: models,
- * rollouts, devices; labeler: samples and labels, datasets; viewer: read only. `audit`: read
+ * rollouts, devices, acknowledging and resolving alerts; labeler: samples and labels, datasets; viewer: read only. `audit`: read
  * the audit log (admin and operator).
  */
-export type Permission = 'read' | 'label' | 'models' | 'rollouts' | 'devices' | 'audit' | 'admin';
+export type Permission = 'read' | 'label' | 'models' | 'rollouts' | 'devices' | 'audit' | 'alerts' | 'admin';
 const GRANTS: Record<Role, readonly Permission[]> = {
-  admin: ['read', 'label', 'models', 'rollouts', 'devices', 'audit', 'admin'],
-  operator: ['read', 'models', 'rollouts', 'devices', 'audit'],
+  admin: ['read', 'label', 'models', 'rollouts', 'devices', 'audit', 'alerts', 'admin'],
+  operator: ['read', 'models', 'rollouts', 'devices', 'audit', 'alerts'],
   labeler: ['read', 'label'],
   viewer: ['read'],
 };

@@ -5,6 +5,8 @@ import { openFsArtifactStore } from '../adapters/fs/artifact-store.js';
 import { fsPackageStaging } from '../adapters/fs/package-staging.js';
 import { TieredArtifactStore } from '../adapters/fs/tiered-store.js';
 import { openSqliteArtifactStore } from '../adapters/sqlite/artifact-store.js';
+import { sqliteAlertsRepo } from '../adapters/sqlite/alerts-repo.js';
+import { Alerts } from '../app/alerts/alerts.js';
 import { sqliteAuditRepo } from '../adapters/sqlite/audit-repo.js';
 import { sqliteDatasetsRepo } from '../adapters/sqlite/datasets-repo.js';
 import { openFleetDb, sqliteStorageHealth, type FleetDb } from '../adapters/sqlite/db.js';
@@ -104,7 +106,8 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
     const devicesRepo = sqliteDevicesRepo(db);
     const devices = new DeviceRegistry({ repo: devicesRepo, clock, ...(o.deviceScrypt ? { scrypt: o.deviceScrypt } : {}) });
     const samples = sqliteSamplesRepo(db);
-    const ingest = new SampleIngest({ samples, devices: devicesRepo, artifacts, clock, logger: log.child({ component: 'ingest' }), ...o.ingest });
+    const alertsRepo = sqliteAlertsRepo(db);
+    const ingest = new SampleIngest({ samples, devices: devicesRepo, artifacts, clock, logger: log.child({ component: 'ingest' }), alerts: alertsRepo, ...o.ingest });
     down.push('sample ingest', () => ingest.flush());
     const urls = o.urls ?? { mqtt: '', http: '' };
     const repo = sqliteRolloutRepo(db);
@@ -146,6 +149,7 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
       rolloutDecisions: (id, limit) => repo.decisions(id, limit),
       users: new Users({ repo: sqliteUsersRepo(db), clock, audit, log: log.child({ component: 'users' }) }),
       audit,
+      alerts: new Alerts({ repo: alertsRepo, clock, audit }),
       trainingRuns: new TrainingRuns({ repo: sqliteTrainingRunsRepo(db), clock, artifacts }),
       clock,
       log,

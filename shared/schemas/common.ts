@@ -36,8 +36,16 @@ export const dim = z.union([z.number().int().nonnegative(), z.string().min(1)]);
 export const topkEntry = z.object({ label: z.string(), index: z.number().int().nonnegative(), score: z.number() });
 export type TopkEntry = z.infer<typeof topkEntry>;
 
-/** Append-only: the fleet stores reasons as bits by position (fleet/adapters/sqlite/sample-rows.ts). The last three are a detector's. */
-export const outlierReason = z.enum(['low_confidence', 'low_margin', 'high_entropy', 'random', 'drift', 'shadow_disagreement', 'uncertain_box', 'count_change', 'nothing_found']);
+/** Append-only: the fleet stores reasons as bits by position (fleet/adapters/sqlite/sample-rows.ts). `uncertain_box`, `count_change` and `nothing_found` are a detector's; `alert` marks an alert's frame. */
+export const outlierReason = z.enum(['low_confidence', 'low_margin', 'high_entropy', 'random', 'drift', 'shadow_disagreement', 'uncertain_box', 'count_change', 'nothing_found', 'alert']);
+
+/** One detected object: label, score and box [x1, y1, x2, y2] in original-image pixels. */
+export const detection = z.object({
+  label: z.string(),
+  score: z.number(),
+  box: z.tuple([z.number(), z.number(), z.number(), z.number()]),
+});
+export type Detection = z.infer<typeof detection>;
 export type OutlierReason = z.infer<typeof outlierReason>;
 export const OUTLIER_REASONS = outlierReason.options;
 

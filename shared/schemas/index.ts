@@ -2,3 +2,4 @@ export * from './common.js';
 export * from './manifest.js';
 export * from './messages.js';
 export * from './greengrass.js';
+export * from './alerts.js';

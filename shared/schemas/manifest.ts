@@ -90,6 +90,8 @@ const rateLimit = z.object({ per_minute: z.number().nonnegative().describe('Samp
 
 /** Priority per reason when neither manifest nor device config says otherwise (higher drains first, evicted last). */
 export const OUTLIER_DEFAULT_PRIORITIES: Readonly<Record<OutlierReason, number>> = {
+  /** Not an outlier: an alert rule's frame (agent/alerts/), above every outlier (the agent caps those at 8). */
+  alert: 9,
   shadow_disagreement: 7,
   low_confidence: 6,
   low_margin: 5,
@@ -103,6 +105,8 @@ export const OUTLIER_DEFAULT_PRIORITIES: Readonly<Record<OutlierReason, number>>
 
 /** Built-in per-reason rate limits (per minute, burst): a flood of bad frames cannot fill the queue in minutes. */
 export const OUTLIER_DEFAULT_RATE_LIMITS: Readonly<Record<OutlierReason, { per_minute: number; burst: number }>> = {
+  /** Never matched by the outlier policy; alert rules have their own cooldowns. */
+  alert: { per_minute: 60, burst: 20 },
   shadow_disagreement: { per_minute: 60, burst: 20 },
   low_confidence: { per_minute: 120, burst: 30 },
   low_margin: { per_minute: 60, burst: 20 },
@@ -118,9 +122,11 @@ export const OUTLIER_DEFAULT_RATE_LIMITS: Readonly<Record<OutlierReason, { per_m
 const OUTLIER_DEFAULTS = { min_confidence: 0.6, min_margin: 0.15, max_entropy: 0.7, random_sample_rate: 0.01 } as const;
 
 const builtInLimits = Object.entries(OUTLIER_DEFAULT_RATE_LIMITS)
+  .filter(([r]) => r !== 'alert')
   .map(([r, l]) => `\`${r}\` ${l.per_minute}/min, burst ${l.burst}`)
   .join('; ');
 const builtInPriorities = Object.entries(OUTLIER_DEFAULT_PRIORITIES)
+  .filter(([r]) => r !== 'alert')
   .map(([r, p]) => `\`${r}\` ${p}`)
   .join(', ');
 const unset = (v: number): string => ` A manifest that does not set it: \`${v}\`.`;
@@ -166,7 +172,7 @@ export const outlierPolicy = z.object({
   priorities: z
     .partialRecord(outlierReason, z.number().int().min(0).max(9))
     .default({})
-    .describe(`Queue priority per reason (higher drains first, evicted last); a reason without one keeps its built-in priority: ${builtInPriorities}.`),
+    .describe(`Queue priority per reason (higher drains first, evicted last); a reason without one keeps its built-in priority: ${builtInPriorities}. The agent caps outliers at 8: alert frames (9) always come first.`),
 });
 export type OutlierPolicy = z.infer<typeof outlierPolicy>;
 

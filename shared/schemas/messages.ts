@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { idString, isoTime, modelRef, outlierReason, schemaVersion, sha256Hex, topkEntry } from './common.js';
+import { alertRecord } from './alerts.js';
+import { detection, idString, isoTime, modelRef, outlierReason, schemaVersion, sha256Hex, topkEntry } from './common.js';
 
 /** Inference request over MQTT (local broker) or as a JSON body on `POST /v1/infer`. */
 export const inferRequest = z
@@ -29,8 +30,6 @@ export const outlierDecision = z.object({
 export type OutlierDecision = z.infer<typeof outlierDecision>;
 
 /** A detector's box: label, score, corners in the original image's pixels. */
-export const detectionEntry = z.object({ label: z.string(), score: z.number(), box: z.tuple([z.number(), z.number(), z.number(), z.number()]) });
-export type DetectionEntry = z.infer<typeof detectionEntry>;
 
 /**
  * One inference's answer. For a detector, `detections` and `counts` (per label) carry the
@@ -48,8 +47,12 @@ export const inferResult = z.object({
   model_version: z.string(),
   latency_ms: z.number().nonnegative(),
   outlier: outlierDecision,
-  detections: z.array(detectionEntry).optional(),
+  /** Detection models: objects found, boxes [x1, y1, x2, y2] in original-image pixels (read by the alert rules). */
+  detections: z.array(detection).optional(),
+  /** Detection models: objects per label. */
   counts: z.record(z.string(), z.number().int().nonnegative()).optional(),
+  /** Size of the original image the boxes are in (zones are relative to it). */
+  frame: z.object({ width: z.number().positive(), height: z.number().positive() }).optional(),
 });
 export type InferResult = z.infer<typeof inferResult>;
 
@@ -75,7 +78,9 @@ export const sampleMeta = z.object({
   /** Shadow model's prediction, when shadow mode ran on this input. */
   shadow: z.object({ model: modelRef, label: z.string(), score: z.number() }).optional(),
   /** A detector's predicted boxes (original-image pixels), kept with the sample for the labeler. */
-  detections: z.array(detectionEntry).max(1000).optional(),
+  detections: z.array(detection).max(1000).optional(),
+  /** The alert this sample is the frame of (reason `alert`). */
+  alert: alertRecord.optional(),
 });
 export type SampleMeta = z.infer<typeof sampleMeta>;
 

@@ -349,6 +349,36 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (device_id, ts)
   ) WITHOUT ROWID;
   `,
+  // 8: alerts raised by device rules (issue 15), stored on ingest from the sample that carries
+  // the frame (meta.alert). Idempotent by alert id; acknowledged and resolved with who and when.
+  `
+  CREATE TABLE alerts (
+    alert_id        TEXT PRIMARY KEY,
+    device_id       TEXT NOT NULL,
+    site            TEXT,
+    camera          TEXT,
+    rule            TEXT NOT NULL,
+    severity        TEXT NOT NULL,
+    label           TEXT NOT NULL,
+    score           REAL NOT NULL,
+    count           INTEGER NOT NULL,
+    model_name      TEXT NOT NULL,
+    model_version   TEXT NOT NULL,
+    -- The sample holding the frame (its blob is the annotated JPEG).
+    sample_id       TEXT NOT NULL,
+    -- When the device raised it (ms), and when the fleet stored it.
+    raised_at       INTEGER NOT NULL,
+    received_at     INTEGER NOT NULL,
+    -- The alert record as the device sent it (detections, frame size).
+    record          TEXT NOT NULL,
+    acknowledged_by TEXT,
+    acknowledged_at INTEGER,
+    resolved_by     TEXT,
+    resolved_at     INTEGER
+  ) WITHOUT ROWID;
+  CREATE INDEX alerts_raised ON alerts (raised_at);
+  CREATE INDEX alerts_device ON alerts (device_id, raised_at);
+  `,
 ];
 
 /** Bring the database to the latest schema, one transaction per step. */

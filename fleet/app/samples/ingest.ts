@@ -7,6 +7,7 @@ import type { SampleMessage, SampleMeta } from '../../../shared/schemas/index.js
 import { parseJsonWith } from '../../../shared/validate.js';
 import { SampleAssembler } from '../../../shared/wire/assembler.js';
 import type { AssemblerOptions, AssemblerStats } from '../../../shared/wire/assembler.js';
+import { alertOfSample, type AlertsRepo } from '../alerts/alerts.js';
 import type { ArtifactStore } from '../artifacts.js';
 import { FleetError } from '../../errors.js';
 import type { DevicesRepo } from '../devices/registry.js';
@@ -90,6 +91,8 @@ export interface SampleIngestOptions {
   requireRegisteredDevice?: boolean;
   /** The device tag copied into each sample as its site. Default `site`. */
   siteTag?: string;
+  /** Where the alerts samples carry (`meta.alert`) are stored, before the sample is acked. */
+  alerts?: Pick<AlertsRepo, 'insertMany'>;
 }
 
 interface Pending {
@@ -121,6 +124,7 @@ export class SampleIngest {
   private readonly maxConcurrent: number;
   private readonly requireRegistered: boolean;
   private readonly siteTag: string;
+  private readonly alerts: Pick<AlertsRepo, 'insertMany'> | null;
   private readonly counters = { received: 0, stored: 0, duplicates: 0, rejected: 0, rate_limited: 0, batches: 0, storage_failures: 0 };
   private readonly limits: DeviceLimits | null;
   /** Per-device counters since start (duplicates, refusals), bounded like the limits. */
@@ -148,6 +152,7 @@ export class SampleIngest {
     this.maxConcurrent = Math.max(1, opts.maxConcurrentBatches ?? 4);
     this.requireRegistered = opts.requireRegisteredDevice ?? false;
     this.siteTag = opts.siteTag ?? 'site';
+    this.alerts = opts.alerts ?? null;
     const limits = opts.deviceLimits === undefined ? DEFAULT_DEVICE_LIMITS : opts.deviceLimits;
     this.limits = limits ? new DeviceLimits(limits, this.clock) : null;
     // A set that stalls is freed on time even when no other message arrives to notice it.
@@ -380,7 +385,12 @@ export class SampleIngest {
       }
       return { meta: p.meta, site, receivedAt: p.receivedAt };
     });
-    return this.samples.insertMany(samples);
+    const stored = this.samples.insertMany(samples);
+    // Every alert of the batch, resends included: the sample may have been stored by a batch
+    // whose alert write failed. Idempotent by alert id; acked only after both.
+    const alerts = this.alerts ? samples.flatMap((x) => alertOfSample(x.meta, x.site, x.receivedAt) ?? []) : [];
+    if (alerts.length) this.alerts!.insertMany(alerts);
+    return stored;
   }
 }
 

@@ -36,6 +36,8 @@ import {
 import type { addUserBody, createRolloutBody, exportDatasetBody } from '../http/schemas.js';
 import { firingList, lineageChainResponse, reportResponse, runList, trainingModels, trainResponse } from '../http/training-schemas.js';
 import type { trainBody } from '../http/training-schemas.js';
+import { alertPage, storedAlert } from '../http/routes/alerts.js';
+import type { AlertQuery } from '../../app/alerts/alerts.js';
 import { exitCodeForCode, FleetClientError } from './errors.js';
 import { tarDirectory } from './tar-pack.js';
 
@@ -65,6 +67,8 @@ export type UserInfo = z.output<typeof userInfo>;
 export type AddUser = z.input<typeof addUserBody>;
 export type AddedUser = z.output<typeof addUserResponse>;
 export type AuditPage = z.output<typeof auditPage>;
+export type AlertPage = z.output<typeof alertPage>;
+export type StoredAlert = z.output<typeof storedAlert>;
 
 export interface FleetClientOptions {
   /** Base URL of the fleet service, e.g. `http://127.0.0.1:8600` (no `/v1`). */
@@ -195,6 +199,23 @@ export class FleetClient {
   /** A page of the audit log, newest first. */
   audit(query: { before?: number; limit?: number; actor?: string } = {}): Promise<AuditPage> {
     return this.json('GET', '/v1/audit', auditPage, { query });
+  }
+
+  // ------------------------------------------------------------------ alerts
+
+  /** Alerts raised by device rules, newest first. */
+  listAlerts(query: AlertQuery = {}): Promise<AlertPage> {
+    return this.json('GET', '/v1/alerts', alertPage, { query: query as Record<string, string | number | undefined> });
+  }
+
+  /** Acknowledge an alert (operator role). */
+  ackAlert(id: string): Promise<StoredAlert> {
+    return this.json('POST', `/v1/alerts/${seg(id)}/ack`, storedAlert);
+  }
+
+  /** Resolve an alert (operator role). */
+  resolveAlert(id: string): Promise<StoredAlert> {
+    return this.json('POST', `/v1/alerts/${seg(id)}/resolve`, storedAlert);
   }
 
   // ------------------------------------------------------------------ rollouts

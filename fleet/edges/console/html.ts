@@ -38,7 +38,7 @@ export function jsonBlock(id: string, data: unknown): SafeHtml {
   return new SafeHtml(`<script type="application/json" id="${escapeHtml(id)}">${JSON.stringify(data).replace(/</g, '\\u003c')}</script>`);
 }
 
-export type Section = 'overview' | 'rollouts' | 'models' | 'training' | 'labeling' | 'audit';
+export type Section = 'overview' | 'rollouts' | 'models' | 'training' | 'labeling' | 'alerts' | 'audit';
 
 const NAV: Array<[Section, string, string]> = [
   ['overview', 'Fleet', '/console/'],
@@ -46,6 +46,7 @@ const NAV: Array<[Section, string, string]> = [
   ['models', 'Models', '/console/models'],
   ['training', 'Training', '/console/training'],
   ['labeling', 'Labeling', '/console/labeling'],
+  ['alerts', 'Alerts', '/console/alerts'],
   ['audit', 'Audit', '/console/audit'],
 ];
 

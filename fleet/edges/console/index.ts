@@ -11,6 +11,7 @@ import type { PageApp } from '../web/pages.js';
 import type { Principal } from '../web/auth.js';
 import { html, page } from './html.js';
 import { devicePage, overviewPage, sitePage } from './pages/fleet.js';
+import { alertsPage } from './pages/alerts.js';
 import { auditPage } from './pages/audit.js';
 import { labelingPage } from './pages/labeling.js';
 import { modelsPage, modelVersionPage } from './pages/models.js';
@@ -134,6 +135,7 @@ function routes(assets: ReturnType<typeof loadAssets>): PageRoute[] {
     { method: 'GET', pattern: /^\/console\/training\/runs\/([^/]+)$/, auth: true, run: ({ ctx, m }) => trainingRunPage(ctx, seg(m, 1)) },
     { method: 'GET', pattern: /^\/console\/labeling$/, auth: true, run: ({ ctx, url, user }) => labelingPage(ctx, url, user as User) },
     { method: 'GET', pattern: /^\/console\/audit$/, auth: true, run: ({ ctx, url, user }) => auditPage(ctx, url, user as User) },
+    { method: 'GET', pattern: /^\/console\/alerts$/, auth: true, run: ({ ctx, url, user }) => alertsPage(ctx, url, user as User) },
     { method: 'GET', pattern: /^\/console\/login$/, auth: false, run: ({ res, url }) => sendHtml(res, 200, loginPage(safeNext(url.searchParams.get('next')))) },
     {
       method: 'POST',

@@ -466,6 +466,10 @@ describe('openapi.json', () => {
     'POST /v1/users',
     'POST /v1/users/{name}/revoke',
     'GET /v1/audit',
+    'GET /v1/alerts',
+    'GET /v1/alerts/{id}',
+    'POST /v1/alerts/{id}/ack',
+    'POST /v1/alerts/{id}/resolve',
   ];
 
   type Op = { 'x-roles': string[]; security: unknown[]; parameters: Array<{ name: string; in: string }>; requestBody?: { content: Record<string, { schema: unknown }> }; responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }> }> };
@@ -487,6 +491,7 @@ describe('openapi.json', () => {
     expect(op('GET /v1/healthz').security).toEqual([]);
     expect(op('POST /v1/users')['x-roles']).toEqual(['admin']);
     expect(op('GET /v1/audit')['x-roles']).toEqual(['admin', 'operator']);
+    expect(op('POST /v1/alerts/{id}/ack')['x-roles']).toEqual(['admin', 'operator']);
     // Models arrive as uploads: a tar body, never a path.
     expect(Object.keys(op('POST /v1/models').requestBody?.content ?? {})).toEqual(['application/x-tar']);
     expect(op('POST /v1/models').responses['413']).toBeDefined();

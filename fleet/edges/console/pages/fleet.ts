@@ -40,8 +40,15 @@ function attentionList(o: FleetOverview): SafeHtml {
   )}</ul></section>`;
 }
 
-function deviceTable(rows: DeviceHealthRow[], now: number): SafeHtml {
-  return html`<table class="grid-table" id="devices"><thead><tr><th>device</th><th>site</th><th>state</th><th>health</th><th>active model</th><th>traffic</th><th class="num">worst PSI</th><th class="num">outliers</th><th class="num">accuracy</th><th>last seen</th></tr></thead>
+/** Open and all alerts per device (fleet/app/alerts). */
+type AlertCounts = ReadonlyMap<string, { total: number; open: number }>;
+
+function deviceTable(rows: DeviceHealthRow[], now: number, alerts: AlertCounts): SafeHtml {
+  const alertCell = (id: string): SafeHtml | string => {
+    const a = alerts.get(id);
+    return a ? html`<a href="/console/alerts?device=${encodeURIComponent(id)}" title="open / all">${a.open} / ${a.total}</a>` : '0';
+  };
+  return html`<table class="grid-table" id="devices"><thead><tr><th>device</th><th>site</th><th>state</th><th>health</th><th>active model</th><th>traffic</th><th class="num">worst PSI</th><th class="num">outliers</th><th class="num">accuracy</th><th class="num">alerts</th><th>last seen</th></tr></thead>
     <tbody>${rows.map(
       (d) => html`<tr class="level-${d.level}" data-device="${d.id}" data-level="${d.level}">
         <td><a href="/console/devices/${encodeURIComponent(d.id)}">${d.id}</a></td>
@@ -53,6 +60,7 @@ function deviceTable(rows: DeviceHealthRow[], now: number): SafeHtml {
         <td class="num ${psiLevel(d.worst_psi?.value, d.thresholds)}" title="attention at ${num(d.thresholds.drift_attention, 2)}, trouble at ${num(d.thresholds.drift_trouble, 2)} (${d.thresholds.source})">${psiText(d.worst_psi)}</td>
         <td class="num ${d.idle ? '' : outlierLevel(d.outlier_rate, d.thresholds)}">${d.idle ? '—' : pct(d.outlier_rate)}</td>
         <td class="num">${accText(d.accuracy)}</td>
+        <td class="num alerts">${alertCell(d.id)}</td>
         <td>${ago(d.last_seen, now)}</td>
       </tr>`,
     )}</tbody></table>`;
@@ -67,6 +75,8 @@ export async function overviewPage(ctx: FleetContext): Promise<PageResult> {
   const active = rollouts.filter((r) => !TERMINAL.has(r.state.status));
   const progress = ctx.labels.progress();
   const models = ctx.registry.list();
+  const alerts = ctx.alerts.countsByDevice();
+  const openAlerts = [...alerts.values()].reduce((n, a) => n + a.open, 0);
   const stat = (label: string, value: string | number, href?: string, cls = ''): SafeHtml =>
     html`<div class="stat ${cls}"><div class="stat-value">${href ? html`<a href="${href}">${value}</a>` : value}</div><div class="stat-label">${label}</div></div>`;
   const body = html`
@@ -97,10 +107,11 @@ export async function overviewPage(ctx: FleetContext): Promise<PageResult> {
     ${stat('active rollouts', active.length, '/console/rollouts')}
     ${stat('samples', ctx.ingest.count(), '/console/labeling')}
     ${stat('labeled', `${progress.labeled} / ${progress.total}`, '/console/labeling')}
+    ${stat('open alerts', openAlerts, '/console/alerts?state=open')}
   </section>
   <section>
     <h2>Devices</h2>
-    ${deviceTable(o.devices, now)}
+    ${deviceTable(o.devices, now, alerts)}
   </section>`;
   return { title: 'Fleet', section: 'overview', body };
 }
@@ -116,7 +127,7 @@ export async function sitePage(ctx: FleetContext, site: string): Promise<PageRes
   <h1>Site ${site} ${badge(s.level)}</h1>
   <p class="lead">${s.online} online, ${s.offline} offline · worst drift ${psiText(s.worst_psi)} · outlier rate ${pct(s.outlier_rate)} · last seen ${ago(s.last_seen, now)}</p>
   ${attentionList(o)}
-  <section><h2>Devices</h2>${deviceTable(o.devices, now)}</section>`;
+  <section><h2>Devices</h2>${deviceTable(o.devices, now, ctx.alerts.countsByDevice())}</section>`;
   return { title: `Site ${site}`, section: 'overview', body };
 }
 

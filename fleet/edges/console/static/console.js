@@ -73,6 +73,23 @@
     });
   }
 
+  // ------------------------------------------------------------------ alerts
+
+  for (const button of document.querySelectorAll('button[data-alert-command]')) {
+    button.addEventListener('click', async () => {
+      const command = button.dataset.alertCommand;
+      const id = button.dataset.alertId;
+      button.disabled = true;
+      try {
+        await api('POST', `/v1/alerts/${encodeURIComponent(id)}/${command}`);
+        location.reload();
+      } catch (err) {
+        button.disabled = false;
+        flash(explain(err));
+      }
+    });
+  }
+
   // ------------------------------------------------------------------ labeling
 
   const labeling = document.getElementById('labeling');

@@ -2,6 +2,7 @@ import { buildOpenApi } from '../openapi.js';
 import { route } from '../router.js';
 import type { Route } from '../router.js';
 import { healthResponse, openApiResponse, whoami } from '../schemas.js';
+import { alertRoutes } from './alerts.js';
 import { datasetRoutes } from './datasets.js';
 import { deviceRoutes } from './devices.js';
 import { modelRoutes } from './models.js';
@@ -38,7 +39,7 @@ const metaRoutes: Route[] = [
   }),
 ];
 
-const domainRoutes: Route[] = [...metaRoutes, ...deviceRoutes, ...siteRoutes, ...modelRoutes, ...rolloutRoutes, ...sampleRoutes, ...datasetRoutes, ...trainingRoutes, ...userRoutes];
+const domainRoutes: Route[] = [...metaRoutes, ...deviceRoutes, ...siteRoutes, ...modelRoutes, ...rolloutRoutes, ...sampleRoutes, ...datasetRoutes, ...trainingRoutes, ...userRoutes, ...alertRoutes];
 
 let openApi: Record<string, unknown> | null = null;
 

@@ -1,0 +1,36 @@
+/** Plane geometry of the alert rules: pure functions, no I/O. */
+
+/** [x1, y1, x2, y2] in pixels. */
+export type Box = readonly [number, number, number, number];
+export type Point = readonly [number, number];
+
+/** Intersection over union of two boxes (0 when either is empty). */
+export function iou(a: Box, b: Box): number {
+  const iw = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
+  const ih = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
+  if (iw <= 0 || ih <= 0) return 0;
+  const inter = iw * ih;
+  const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+  return union > 0 ? inter / union : 0;
+}
+
+/**
+ * Whether a point lies inside a polygon (even-odd ray casting). A point exactly on an edge may
+ * fall either way; zones are drawn by people, a pixel of difference does not matter.
+ */
+export function insidePolygon(p: Point, polygon: readonly Point[]): boolean {
+  let inside = false;
+  for (let i = 0, j = polygon.length - 1; i < polygon.length; j = i++) {
+    const [xi, yi] = polygon[i]!;
+    const [xj, yj] = polygon[j]!;
+    if (yi > p[1] !== yj > p[1] && p[0] < ((xj - xi) * (p[1] - yi)) / (yj - yi) + xi) inside = !inside;
+  }
+  return inside;
+}
+
+/** The anchor point of a box relative to the frame (0..1): its centre, or its bottom centre (where a person stands). */
+export function anchorOf(box: Box, frame: { width: number; height: number }, anchor: 'center' | 'bottom_center'): Point {
+  const x = (box[0] + box[2]) / 2 / frame.width;
+  const y = (anchor === 'center' ? (box[1] + box[3]) / 2 : box[3]) / frame.height;
+  return [x, y];
+}

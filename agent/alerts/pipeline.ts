@@ -1,0 +1,103 @@
+import type { Logger } from 'pino';
+import sharp from 'sharp';
+import { errorLine } from '../../shared/errors.js';
+import type { Clock, Random } from '../../shared/ids.js';
+import type { AlertRecord, AlertRuleSet, InferResult } from '../../shared/schemas/index.js';
+import type { Registry } from '../metrics.js';
+import type { ModelInput } from '../model/runtime.js';
+import type { InputSource } from '../service.js';
+import { AlertEngine, type Firing } from './engine.js';
+
+/** The part of a request's context the rules read. */
+export interface AlertContext {
+  source: InputSource;
+  camera?: string | undefined;
+}
+
+/** Where fired alerts go: the actions and the uplink copy (agent/alerts/actions.ts, uplink.ts). */
+export interface AlertTarget {
+  /** Take the alert and return at once (the work is the target's, bounded by it). */
+  fire(firing: Firing, input: ModelInput, result: InferResult, source: InputSource): void;
+}
+
+/** Frames waiting for evaluation at most; beyond, frames are skipped (and counted) rather than held. */
+const MAX_PENDING = 256;
+
+/**
+ * Runs the rules on every result, off the request's critical path: the caller has its answer
+ * before the rules run (one `setImmediate` later), and evaluations run one after another in
+ * arrival order, so tracks and holds see frames in order. Reading the frame size from the
+ * image header (only for zone rules on results that do not carry it) is the one asynchronous step.
+ */
+export class AlertPipeline {
+  readonly engine: AlertEngine;
+  private chain: Promise<void> = Promise.resolve();
+  private pending = 0;
+  private readonly log: Logger;
+  private readonly m;
+  private readonly listeners: Array<(r: AlertRecord) => void> = [];
+
+  constructor(
+    set: Readonly<AlertRuleSet>,
+    deps: { deviceId: string; clock: Clock; random: Random; log: Logger; metrics: Registry },
+    private readonly targets: AlertTarget[],
+  ) {
+    this.engine = new AlertEngine(set.rules, deps.deviceId, deps.clock, deps.random);
+    this.log = deps.log.child({ component: 'alerts' });
+    this.m = {
+      raised: deps.metrics.counter('edgeloop_alerts_total', 'Alerts raised, by rule and severity'),
+      skipped: deps.metrics.counter('edgeloop_alert_frames_skipped_total', 'Frames not evaluated because too many were waiting'),
+    };
+    this.log.info({ rules: set.rules.length, actions: Object.keys(set.actions).length }, 'alert rules loaded');
+  }
+
+  /** Hear every alert raised (tests, the local API). */
+  onAlert(fn: (r: AlertRecord) => void): void {
+    this.listeners.push(fn);
+  }
+
+  /** A result of `input` that arrived at `arrivedAt` (ms); returns at once. */
+  onResult(result: InferResult, input: ModelInput, ctx: AlertContext, arrivedAt: number): void {
+    if (!this.engine.watches(result.model_name)) return;
+    if (this.pending >= MAX_PENDING) {
+      this.m.skipped.inc();
+      return;
+    }
+    this.pending++;
+    this.chain = this.chain
+      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      .then(() => this.evaluate(result, input, ctx, arrivedAt))
+      .catch((err: unknown) => this.log.error({ reason: errorLine(err) }, 'alert evaluation failed'))
+      .finally(() => this.pending--);
+  }
+
+  /** Resolves when every frame handed in so far was evaluated. */
+  idle(): Promise<void> {
+    return this.chain;
+  }
+
+  private async evaluate(result: InferResult, input: ModelInput, ctx: AlertContext, arrivedAt: number): Promise<void> {
+    let frame = result.frame;
+    if (!frame && result.detections?.length && input.kind === 'image' && this.engine.needsFrame(result.model_name)) {
+      const meta = await sharp(input.bytes).metadata();
+      if (meta.width && meta.height) frame = { width: meta.width, height: meta.height };
+    }
+    const firings = this.engine.observe({
+      model: { name: result.model_name, version: result.model_version },
+      camera: ctx.camera,
+      ts: arrivedAt,
+      label: result.label,
+      score: result.score,
+      topk: result.topk,
+      detections: result.detections,
+      frame,
+    });
+    for (const f of firings) {
+      const r = f.record;
+      this.m.raised.inc({ rule: r.rule, severity: r.severity });
+      this.log.warn({ alert: r.alert_id, rule: r.rule, severity: r.severity, camera: r.camera, label: r.label, count: r.count, actions: f.rule.actions }, 'alert raised');
+      for (const t of this.targets) t.fire(f, input, result, ctx.source);
+      for (const fn of this.listeners) fn(r);
+    }
+  }
+}
