@@ -6,9 +6,9 @@ import type { Clock } from '../../shared/ids.js';
  * What is audited, by service: the registry (`model.push`, `model.status`), the rollout manager
  * (`rollout.create`, `rollout.pause`, `rollout.resume`, `rollout.abort`, `rollout.rollback`,
  * `rollout.promote`), labels (`label.assign`, `label.confirm`, `label.skip`, `label.undo`) and
- * users (`user.add`, `user.revoke`).
+ * users (`user.add`, `user.revoke`) and device certificates (`device.cert.issue`, `device.cert.revoke`).
  */
-export type AuditAction = `${'model' | 'rollout' | 'label' | 'user'}.${string}`;
+export type AuditAction = `${'model' | 'rollout' | 'label' | 'user' | 'device'}.${string}`;
 
 /** One thing a person (or `training:<run>`, `demo`, `system`) did. */
 export interface AuditRecord {
