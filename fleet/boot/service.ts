@@ -136,9 +136,9 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
                 port: o.mqttsPort,
                 ca: ca.caPem,
                 ...serverCert(ca, o.host ?? '127.0.0.1'),
-                authenticate: (peer, _clientId, remote) => {
+                authenticate: (peer, clientId, remote) => {
                   if (!certificates) return { ok: false, reason: 'starting' };
-                  const v = certificates.check(peer.commonName, peer.sha256, remote);
+                  const v = certificates.check(peer.commonName, peer.sha256, remote, clientId);
                   return v.ok ? { ok: true, identity: { kind: 'device', id: peer.commonName } } : { ok: false, reason: v.reason };
                 },
                 sourceWaitMs: (remote) => certificates?.waitMs(remote) ?? 0,

@@ -164,9 +164,20 @@ export async function startEmbeddedBroker(opts: { port?: number; host?: string; 
   let tlsPort: number | undefined;
   if (opts.tls) {
     const t = opts.tls;
-    const tlsServer = tls.createServer({ ca: t.ca, cert: t.cert, key: t.key, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2', handshakeTimeout: 10_000 }, (socket) => {
+    // The chain is checked by TLS, but the verdict is read here rather than letting the handshake
+    // fail (rejectUnauthorized: false): a refused device is then logged with the verifier's
+    // reason (CERT_HAS_EXPIRED, UNABLE_TO_VERIFY_LEAF_SIGNATURE...) and its address, and closed
+    // before a single MQTT byte is read.
+    const tlsServer = tls.createServer({ ca: t.ca, cert: t.cert, key: t.key, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', handshakeTimeout: 10_000 }, (socket) => {
+      const remote = socket.remoteAddress ?? 'unknown';
       const cert = socket.getPeerCertificate();
-      // rejectUnauthorized: a socket gets here only with a certificate chaining to `ca`, in its validity.
+      if (!socket.authorized || !cert.raw) {
+        t.handshakeFailed?.(remote);
+        const reason = socket.authorizationError instanceof Error ? socket.authorizationError.message : String(socket.authorizationError ?? 'no client certificate');
+        log?.warn({ remote, reason, code: FleetErrors.DEVICE_CERT_REFUSED.code }, 'MQTT TLS connection refused: no certificate, or one the fleet CA did not sign or that expired');
+        socket.destroy();
+        return;
+      }
       const cn = typeof cert.subject?.CN === 'string' ? cert.subject.CN : '';
       serve(socket, { commonName: cn, sha256: createHash('sha256').update(cert.raw).digest('hex') });
     });
@@ -180,9 +191,10 @@ export async function startEmbeddedBroker(opts: { port?: number; host?: string; 
       }
     });
     tlsServer.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
+      // A handshake that did not complete (not TLS, no common cipher, a client that gave up).
       const remote = socket.remoteAddress ?? 'unknown';
       t.handshakeFailed?.(remote);
-      log?.warn({ remote, reason: err.code ?? err.message, code: FleetErrors.DEVICE_CERT_REFUSED.code }, 'MQTT TLS handshake refused: no certificate, or one the fleet CA did not sign or that expired');
+      log?.warn({ remote, reason: err.code ?? err.message, code: FleetErrors.DEVICE_CERT_REFUSED.code }, 'MQTT TLS handshake failed');
     });
     tlsPort = await listen(tlsServer, t.port);
     servers.push(tlsServer);

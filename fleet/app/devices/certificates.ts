@@ -29,7 +29,7 @@ export interface IssuedDeviceCertificate {
 }
 
 /** Why a certificate login was refused; `throttled` checked nothing. */
-export type CertRefusal = 'unknown_device' | 'no_certificate' | 'replaced' | 'revoked' | 'expired' | 'throttled';
+export type CertRefusal = 'client_id_mismatch' | 'unknown_device' | 'no_certificate' | 'replaced' | 'revoked' | 'expired' | 'throttled';
 
 export type CertVerdict = { ok: true } | { ok: false; reason: CertRefusal; retryAfterMs?: number };
 
@@ -92,18 +92,20 @@ export class DeviceCertificates {
 
   /**
    * May the peer that presented a CA-verified certificate with CN `deviceId` and DER sha256
-   * `sha256` log in as that device? A source that failed repeatedly waits out its backoff, like a
-   * failed secret login; unknown devices cost the same one read as known ones.
+   * `sha256` log in as that device, with MQTT client id `clientId` (it must be the device id, so
+   * no one takes over another device's session)? A source that failed repeatedly waits out its
+   * backoff, like a failed secret login; unknown devices cost the same one read as known ones.
+   * Only the source is throttled, not the device name: the name comes from a certificate the CA
+   * signed, so no one else can fail in a device's name to slow its logins down.
    */
-  check(deviceId: string, sha256: string, source: string): CertVerdict {
-    const wait = this.throttle.waitMs(source, deviceId);
+  check(deviceId: string, sha256: string, source: string, clientId: string = deviceId): CertVerdict {
+    const wait = this.throttle.sourceWaitMs(source);
     if (wait > 0) return { ok: false, reason: 'throttled', retryAfterMs: wait };
-    const reason = this.refusal(deviceId, sha256);
+    const reason = clientId !== deviceId ? 'client_id_mismatch' : this.refusal(deviceId, sha256);
     if (reason) {
-      this.throttle.failed(source, deviceId);
+      this.throttle.failedFrom(source);
       return { ok: false, reason };
     }
-    this.throttle.succeeded(source, deviceId);
     return { ok: true };
   }
 
