@@ -80,7 +80,7 @@ describe('embedded broker: device certificates over TLS', () => {
     return { cert: svc.ctx.certificates.issue(id, k.publicPem, { actor: 'test' }).pem, key: k.privatePem };
   };
   /** Connect from a fresh loopback address (its own backoff). */
-  const connect = (clientId: string, c: { cert: string; key: string }, extra: IClientOptions = {}) =>
+  const connect = (clientId: string, c: { cert: string; key: string }, extra: IClientOptions & { localAddress?: string } = {}) =>
     mqtt.connectAsync(url, { clientId, cert: c.cert, key: c.key, ca, reconnectPeriod: 0, connectTimeout: 5000, localAddress: `127.0.0.${nextAddress++}`, ...extra } as IClientOptions);
   /** A connection the TLS layer refuses: the outcome, whether the client sees an error or only the close (TLS 1.3 alerts arrive after the client's side of the handshake). */
   const handshake = (c: { cert: string; key: string }) =>
