@@ -186,6 +186,13 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
     const ctx = fleet.ctx;
     devices = ctx.devices;
     certificates = ctx.certificates;
+    // A revoked certificate must not keep a live session either.
+    if (broker) {
+      const b = broker;
+      ctx.certificates.onRevoked((id) => {
+        if (b.disconnect(id)) log.info({ component: 'broker', device_id: id }, 'device disconnected: its certificate was revoked');
+      });
+    }
 
     let adminToken: string | null = null;
     if (ctx.users.count() === 0) {

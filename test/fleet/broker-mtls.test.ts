@@ -147,8 +147,11 @@ describe('embedded broker: device certificates over TLS', () => {
     await expect(connect('cam-5', first)).rejects.toThrow(/Not authorized/i);
     await waitUntil(() => refusals().some((l) => l.reason === 'replaced' && l.cn === 'cam-5'), 5000, 'the replaced refusal');
     const ok = await connect('cam-5', second);
-    await ok.endAsync();
+    const closed = new Promise<void>((r) => ok.once('close', () => r()));
     svc.ctx.certificates.revoke('cam-5', { actor: 'test' });
+    // The live session ends with the revocation.
+    await closed;
+    await ok.endAsync(true);
     await expect(connect('cam-5', second)).rejects.toThrow(/Not authorized/i);
     await waitUntil(() => refusals().some((l) => l.reason === 'revoked' && l.cn === 'cam-5'), 5000, 'the revoked refusal');
     expect(svc.ctx.audit.list({ actor: 'test' }).items.map((e) => e.action)).toContain('device.cert.revoke');

@@ -53,6 +53,8 @@ export interface EmbeddedBroker {
   tlsUrl?: string;
   tlsPort?: number;
   broker: Aedes;
+  /** End the connection of this client id, if one is connected (a revoked device). */
+  disconnect(clientId: string): boolean;
   close(): Promise<void>;
 }
 
@@ -204,6 +206,12 @@ export async function startEmbeddedBroker(opts: { port?: number; host?: string; 
     port,
     ...(tlsPort !== undefined ? { tlsUrl: `mqtts://${host}:${tlsPort}`, tlsPort } : {}),
     broker,
+    disconnect: (clientId) => {
+      // aedes keeps connected clients by id in `clients` (not in its typings).
+      const c = (broker as unknown as { clients: Record<string, { close(): void } | undefined> }).clients[clientId];
+      c?.close();
+      return c !== undefined;
+    },
     close: async () => {
       const closed = Promise.all(servers.map((srv) => new Promise<void>((r) => srv.close(() => r()))));
       for (const s of sockets) s.destroy();

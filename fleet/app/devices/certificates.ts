@@ -51,6 +51,7 @@ export class DeviceCertificates {
   private readonly clock: Clock;
   private readonly audit: Audit;
   private readonly throttle: LoginThrottle;
+  private readonly revokedListeners: Array<(deviceId: string) => void> = [];
 
   constructor(o: { repo: DevicesRepo; ca: CertificateAuthority; clock: Clock; audit: Audit; loginThrottle?: Omit<LoginThrottleOptions, 'clock'> }) {
     this.repo = o.repo;
@@ -88,6 +89,12 @@ export class DeviceCertificates {
     if (!this.repo.revokeCertificate(deviceId, this.clock.now()))
       throw new FleetError('CONFLICT', cert ? `the certificate of device ${deviceId} is revoked already` : `device ${deviceId} has no certificate`, { details: { device_id: deviceId } });
     this.audit.record({ actor: o.actor, action: 'device.cert.revoke', target: deviceId, details: cert ? { sha256: cert.sha256 } : {} });
+    for (const fn of this.revokedListeners) fn(deviceId);
+  }
+
+  /** Called after each revocation (the service disconnects the device from the broker). */
+  onRevoked(fn: (deviceId: string) => void): void {
+    this.revokedListeners.push(fn);
   }
 
   /**
