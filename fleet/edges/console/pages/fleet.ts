@@ -76,6 +76,14 @@ const PSI_REFS = [
 ];
 
 /** One device: status, models, deployment phase, health, drift and its latest samples. */
+/** How the device logs in to the broker: its certificate (with expiry, or revoked) or its secret. */
+function login(d: DeviceRecord): SafeHtml {
+  const c = d.certificate;
+  if (!c) return html`secret <span class="muted">(set ${when(d.secret_set_at)})</span>`;
+  if (c.revoked_at) return html`${badge('revoked')} certificate <span class="muted">revoked ${when(c.revoked_at)}, serial ${c.serial}</span>`;
+  return html`certificate <span class="muted">until ${when(c.not_after)}, serial ${c.serial}, sha256 ${c.sha256.slice(0, 16)}…</span>`;
+}
+
 export function devicePage(ctx: FleetContext, id: string): PageResult {
   const d = ctx.devices.get(id);
   const h = d.health;
@@ -100,6 +108,7 @@ export function devicePage(ctx: FleetContext, id: string): PageResult {
       ['agent', d.agent_version ?? '—'],
       ['tags', tags(d.tags)],
       ['registered', when(d.created_at)],
+      ['login', login(d)],
     ])}</section>
     <section class="panel"><h2>Models</h2>${dl([
       ['active', ref(d.models.active)],
