@@ -20,6 +20,8 @@ Benchmarks print ratios against the raw library measured in the same run:
               run raw in transactions of the same size (target >= 0.5); per-message commits beside it
   rollout_scale  peak RSS MB of the fleet process (its own, as deployed) through a canary + 2-wave rollout to 1,000 simulated MQTT
               devices (target < 500, every device converged; --quick: 100 devices)
+  connect_cost  a real device's first MQTT connect with its certificate / with its secret, medians under a
+              flood of 60 bogus password logins/s (target < 1); quiet medians and ratios beside it
   loop        the headless demo: pit-3 accuracy after the loop (target >= 0.90, +25 points over
               drifted; clean_delta >= -1, labels_used <= 600, lost = 0, recovery_s <= 300)
   train       wall seconds to train + pack the base digit model with the local trainer (target <= 120,
@@ -59,6 +61,7 @@ const benches: Record<string, Bench> = {
     return benchLoop({ ...(q ? { timings: LOOP_QUICK } : {}), progress: (line) => void process.stderr.write(`${line}\n`) });
   },
   train: async (q) => (await import('./train.js')).benchTrain({ fineTune: !q, ...(q ? { trainCount: 2000, holdoutCount: 500, epochs: 2 } : {}), progress: (l) => void process.stderr.write(`${l}\n`) }),
+  connect_cost: async (q) => (await import('./connect-cost.js')).benchConnectCost(q ? { devices: 4 } : {}),
   rollout_scale: async (q) => {
     const { benchRolloutScale } = await import('./rollout-scale.js');
     const progress = (line: string): void => void process.stderr.write(`${line}\n`);
