@@ -72,6 +72,8 @@ describe('auth', () => {
       ['/v1/rollouts', { model: { name: 'pets', version: '1.0.0' }, selector: {} }],
       ['/v1/datasets', {}],
       ['/v1/labels/undo', {}],
+      ['/v1/devices/cam-x/certificate', { public_key: 'x' }],
+      ['/v1/devices/cam-x/certificate/revoke', {}],
     ] as const) {
       const r = await call(base, 'POST', path, { token: f.tokens.viewer, body });
       expect([path, r.status, code(r)]).toEqual([path, 403, 'FLEET_FORBIDDEN']);
