@@ -10,6 +10,7 @@ import { modelRefString, type DesiredState, type DeviceStatus, type InferResult,
 import { topics } from '../shared/topics.js';
 import { poolSettings, readFleetPublicKey, type AgentConfig } from './config.js';
 import { AgentError } from './errors.js';
+import { CameraInputs } from './inputs/camera.js';
 import { createHttpApi, listen } from './inputs/http.js';
 import { LocalMqttInput } from './inputs/mqtt-input.js';
 import { DirectoryWatcher } from './inputs/watch-dir.js';
@@ -47,6 +48,7 @@ export class Agent {
   private http: Server | null = null;
   private watcher: DirectoryWatcher | null = null;
   private localMqtt: LocalMqttInput | null = null;
+  private cameras: CameraInputs | null = null;
   private uplink: Uplink | null = null;
   private forwarder: Forwarder | null = null;
   private drainWorker: DrainWorker | null = null;
@@ -113,6 +115,11 @@ export class Agent {
     }
     log.info({ model: agent.service.activeRef ? modelRefString(agent.service.activeRef) : null, http: agent.httpUrl }, 'agent started');
     return agent;
+  }
+
+  /** The camera inputs (`inputs.cameras`), null when none are configured. */
+  get cameraInputs(): CameraInputs | null {
+    return this.cameras;
   }
 
   renderMetrics(): string {
@@ -371,7 +378,8 @@ export class Agent {
     });
     const shadow = this.service.takeShadowTelemetry();
     const degraded = this.uplink?.degraded?.() ?? null;
-    this.forwarder?.sendLive(topics.telemetry(this.config.device_id), Buffer.from(JSON.stringify({ ...t, ...(shadow ? { shadow } : {}), ...(degraded ? { uplink: { degraded } } : {}) })));
+    const cameras = this.cameras?.takeTelemetry();
+    this.forwarder?.sendLive(topics.telemetry(this.config.device_id), Buffer.from(JSON.stringify({ ...t, ...(shadow ? { shadow } : {}), ...(cameras?.length ? { cameras } : {}), ...(degraded ? { uplink: { degraded } } : {}) })));
   }
 
   private async startInputs(): Promise<void> {
@@ -413,6 +421,17 @@ export class Agent {
       this.localMqtt = new LocalMqttInput({ url: lm.url, requestTopic: lm.request_topic, resultTopic: lm.result_topic, clientId: `${this.config.device_id}-local` }, infer, this.log);
       await this.localMqtt.start();
     }
+    const cams = this.config.inputs.cameras;
+    if (cams.length) {
+      this.cameras = new CameraInputs(cams, this.config.inputs.ffmpeg_path, {
+        infer,
+        activeModel: () => this.service.activeRef?.name ?? null,
+        log: this.log,
+        clock: this.clock,
+        random: this.opts.random ?? Math.random,
+      });
+      await this.cameras.start();
+    }
   }
 
   health(): { ok: boolean; [k: string]: unknown } {
@@ -430,6 +449,7 @@ export class Agent {
       queue: { depth: q.depth, bytes: q.bytes, quota_bytes: q.quotaBytes, evicted_total: q.evictedTotal },
       uplink: this.uplink ? { kind: this.uplink.name, connected: this.uplink.isConnected(), degraded, ...(this.forwarder ? { forwarder: this.forwarder.stats() } : {}) } : null,
       watch: this.watcher ? this.watcher.stats : null,
+      ...(this.cameras ? { cameras: this.cameras.health() } : {}),
     };
   }
 
@@ -438,6 +458,7 @@ export class Agent {
     if (this.telemetryTimer) clearInterval(this.telemetryTimer);
     if (this.reclaimTimer) clearTimeout(this.reclaimTimer);
     this.reclaimTimer = null;
+    await this.cameras?.stop();
     await this.watcher?.stop();
     await this.localMqtt?.stop();
     // Keep-alive sockets would hold the stop for their timeout (see closeHttpServer).

@@ -3,8 +3,10 @@ import { cpus, hostname } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { idString, outlierPolicy } from '../shared/schemas/index.js';
+import { LOG_FORMATS } from '../shared/log.js';
 import { configJson, parseConfig, unreadableConfig, type ConfigKind } from '../shared/config.js';
 import { AgentError } from './errors.js';
+import { cameraNameProblems, cameraSchema } from './inputs/camera-config.js';
 import type { PoolSettings } from './inference/pool.js';
 
 const MiB = 1024 * 1024;
@@ -120,6 +122,12 @@ export const agentConfigSchema = z.strictObject({
       concurrency: z.number().int().positive().default(2).describe('Files processed at once.'),
     })
     .prefault({}),
+  inputs: z
+    .strictObject({
+      cameras: z.array(cameraSchema).default([]).describe('Camera streams: each frame, taken at `fps`, goes through the privacy mask and into inference (source `camera`). See the README\'s Cameras section.'),
+      ffmpeg_path: z.string().default('ffmpeg').describe('The ffmpeg binary that reads RTSP, MJPEG and video-device cameras (a device prerequisite: `apt-get install ffmpeg`); checked at start (`AGENT_CAMERA_FFMPEG_MISSING`).'),
+    })
+    .prefault({}),
   local_mqtt: z
     .strictObject({
       enabled: z.boolean().default(false).describe('Take inference requests from a local MQTT broker.'),
@@ -136,7 +144,15 @@ export const agentConfigSchema = z.strictObject({
     })
     .prefault({})
     .describe("Greengrass mode only: inference requests from other components over IPC pub/sub (the topics must be allowed by the recipe's `aws.greengrass.ipc.pubsub` policy)."),
-  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino level; logs are JSON on stderr.') }).prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino level; logs go to stderr.'),
+      format: z
+        .enum(LOG_FORMATS)
+        .default('auto')
+        .describe('`auto`: readable lines (pino-pretty, coloured) when stderr is a terminal, one JSON object a line otherwise (a pipe, a file, Greengrass); `json` or `pretty` force one. `edgeloop-agent run --log-format` sets it.'),
+    })
+    .prefault({}),
 });
 
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
@@ -193,6 +209,7 @@ export function parseAgentConfig(input: unknown, baseDir = process.cwd()): Reado
         : []),
       ...renamedTlsKeys(raw),
       ...(c?.uplink.tls && !!c.uplink.tls.cert !== !!c.uplink.tls.key ? ['uplink.tls: cert and key go together'] : []),
+      ...cameraNameProblems(raw),
     ],
     finish: (c) => {
       const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));

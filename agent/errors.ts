@@ -59,6 +59,14 @@ export const AgentErrors = defineCatalogue('AGENT', {
    * than the binaries need. The message names which; `edgeloop-agent check` lists every module.
    */
   RUNTIME_MISMATCH: { status: 500, text: 'the native modules do not match this Node.js runtime' },
+  /** A camera (`inputs.cameras`) cannot be read: connection refused, credentials refused, ffmpeg exited, or no frame within `stall_timeout_s`. Logged and in telemetry (state `offline`); the agent reconnects with backoff. The message never carries the URL's credentials. */
+  CAMERA_UNREACHABLE: { status: 503, text: 'the camera cannot be read' },
+  /** A camera sent identical frames for `frozen_after_s` (a frozen picture: a hung encoder, a lens cap, a still image). Logged and in telemetry (state `frozen`) until the picture changes. */
+  CAMERA_FROZEN: { status: 503, text: 'the camera picture is frozen' },
+  /** Cameras are configured but ffmpeg does not run (`inputs.ffmpeg_path`); a device prerequisite (`apt-get install ffmpeg`), checked at start: the agent does not start. */
+  CAMERA_FFMPEG_MISSING: { status: 500, text: 'ffmpeg is not installed' },
+  /** A camera frame could not be masked (privacy zones) or decoded; the frame is discarded, never captured unmasked. */
+  CAMERA_FRAME_INVALID: { status: 422, text: 'a camera frame could not be processed' },
   NOT_FOUND: { status: 404, text: 'not found' },
   METHOD_NOT_ALLOWED: { status: 405, text: 'method not allowed' },
   /** The local API has `http.token` set and the request did not carry it as `Authorization: Bearer <token>`. */

@@ -19,6 +19,13 @@ export interface InferContext {
   source: InputSource;
   origin?: string | undefined;
   requestId?: string | undefined;
+  /** The camera's name (`inputs.cameras[].name`), for every frame from a camera. */
+  camera?: string | undefined;
+  /**
+   * The image to store when this input is captured, instead of the model's input: a camera's
+   * privacy-masked frame when the model is allowed to see the full one.
+   */
+  captureImage?: Uint8Array | undefined;
 }
 
 interface Active {
@@ -130,7 +137,10 @@ export class InferenceService {
       if (runtime.fallbackReason) this.log.warn({ model: modelRefString(pkg.ref), reason: runtime.fallbackReason }, 'execution provider unavailable; running on CPU');
       await runtime.warmup(this.deps.warmupRuns);
       const smoke = await runtime.smokeTest();
-      this.log.info({ model: modelRefString(pkg.ref), golden: smoke.checked, provider: runtime.executionProvider }, 'model passed its smoke test');
+      // A package without golden inputs was loaded and warmed up, never checked: saying it
+      // passed would hide a wrong preprocessing until the answers are wrong (issue 16).
+      if (smoke.checked === 0) this.log.warn({ model: modelRefString(pkg.ref), golden: 0, provider: runtime.executionProvider }, 'model has no golden inputs: nothing to smoke-test (it loads and runs, its answers are unchecked); pack it with --golden FILE=LABEL');
+      else this.log.info({ model: modelRefString(pkg.ref), golden: smoke.checked, provider: runtime.executionProvider }, 'model passed its smoke test');
       return runtime;
     } catch (err) {
       await runtime.close();
@@ -171,7 +181,7 @@ export class InferenceService {
     const a = this.active;
     if (!a) {
       this.m.requests.inc({ source: ctx.source, outcome: 'no_model' });
-      throw new AgentError('MODEL_NOT_LOADED', 'no model is active yet');
+      throw new AgentError('MODEL_NOT_LOADED', 'no model is active yet: roll one out to this device from the fleet (edgeloop rollouts create NAME@VERSION --target ...), or set models.initial in the agent config to a package directory');
     }
     let preds: Prediction[];
     try {
@@ -226,7 +236,7 @@ export class InferenceService {
     if (!queue) return undefined;
     const c = p.classification;
     const sampleId = newId('smp', this.deps.clock, this.deps.random);
-    const blob = input.kind === 'image' ? input.bytes : Buffer.from(JSON.stringify(Array.from(row ?? [])));
+    const blob = input.kind === 'image' ? (ctx.captureImage ?? input.bytes) : Buffer.from(JSON.stringify(Array.from(row ?? [])));
     const meta: SampleMeta = {
       sample_id: sampleId,
       device_id: this.deps.deviceId,
@@ -237,7 +247,7 @@ export class InferenceService {
       prediction: { label: c.label, index: c.index, score: c.score, topk: c.topk },
       input:
         input.kind === 'image'
-          ? { kind: 'image', content_type: imageContentType(input.bytes), sha256: sha256Hex(input.bytes), bytes: input.bytes.length }
+          ? { kind: 'image', content_type: imageContentType(blob), sha256: sha256Hex(blob), bytes: blob.length }
           : { kind: 'tensor', sha256: sha256Hex(blob), bytes: blob.length, shape: [1, row?.length ?? 0] },
       ...(p.stats ? { input_stats: p.stats } : {}),
       source: ctx.source,

@@ -38,7 +38,7 @@ export class FleetProcess {
   async start(): Promise<FleetUrls> {
     const root = packageRoot();
     const entry = runsFromSource(import.meta.url) && !this.compiled ? [...tsxNodeArgs(import.meta.url), join(root, 'fleet', 'main.ts')] : [join(root, 'bin', 'edgeloop.js')];
-    const args = [...entry, 'serve', '--data', this.dataDir, '--http-port', String(this.ports.http), '--mqtt-port', String(this.ports.mqtt), '--json'];
+    const args = [...entry, 'serve', '--data', this.dataDir, '--http-port', String(this.ports.http), '--mqtt-port', String(this.ports.mqtt), '--json', '--log-format', 'json'];
     const proc = spawn(process.execPath, args, { env: { ...process.env, EDGELOOP_LOG_LEVEL: process.env.EDGELOOP_LOG_LEVEL ?? 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.proc = proc;
     const reap = (): void => void (proc.exitCode === null && proc.signalCode === null && proc.kill('SIGKILL'));

@@ -17,6 +17,10 @@ export const FleetErrors = defineCatalogue('FLEET', {
   SAMPLE_RATE_LIMITED: SharedErrors.SAMPLE_RATE_LIMITED,
   /** `edgeloop pack` (or `packModel`, which the local trainer calls too) cannot build the package: the ONNX file, the labels or a golden input does not fit. A CLI error or a failed run's error, never an HTTP answer. */
   PACK_FAILED: { status: 422, text: 'cannot build the model package' },
+  /** A golden input given to `edgeloop pack` with an expected label (`--golden FILE=LABEL`) that is not one of the labels, or that the model does not predict for it: the message names the file, the expected and the predicted label, and the preprocessing flags to check (`--invert`, `--color`, `--scale`, `--mean`/`--std`, `--softmax`). */
+  GOLDEN_MISMATCH: { status: 422, text: 'a golden input does not give its expected label' },
+  /** `edgeloop models push` of a package without golden inputs: no device could smoke-test it before switching. Repack with `--golden FILE=LABEL`, or push with `--force`. */
+  GOLDEN_MISSING: { status: 422, text: 'the package has no golden inputs' },
   KEY_INVALID: { status: 500, text: 'signing key cannot be read' },
   NOT_FOUND: { status: 404, text: 'not found' },
   /** A missing or invalid bearer token, or device credentials (MQTT password, HTTP bearer token) that do not authenticate. Never says which part was wrong. */
@@ -25,6 +29,8 @@ export const FleetErrors = defineCatalogue('FLEET', {
   AUTH_THROTTLED: { status: 429, text: 'too many failed logins; retry later' },
   /** The role does not allow the call (a labeler creating a rollout). */
   FORBIDDEN: { status: 403, text: 'the role does not allow this' },
+  /** A rollout plan with a shadow stage to devices none of which runs a model yet: there is nothing to run the candidate beside. Create it without `--shadow` for a first deploy. */
+  ROLLOUT_SHADOW_EMPTY: { status: 409, text: 'no target device runs a model the candidate could shadow' },
   /** A rollout command that does not apply in the rollout's state, or a second active rollout to the same target. */
   CONFLICT: { status: 409, text: 'the request conflicts with the current state' },
   /** `users revoke` / the API named a user that does not exist. */

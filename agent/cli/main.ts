@@ -5,7 +5,7 @@ import { Agent } from '../agent.js';
 import { loadAgentConfig } from '../config.js';
 import { detectGreengrass } from '../greengrass/env.js';
 import { runGreengrassCmd } from './greengrass.js';
-import { createLogger } from '../../shared/log.js';
+import { createLogger, logDestination, resolveLogFormat } from '../../shared/log.js';
 import { readDropped, readQueueStats } from '../queue/sqlite-stats.js';
 import { AGENT_VERSION } from '../version.js';
 import { inferFiles } from './infer.js';
@@ -25,10 +25,13 @@ Usage:
 Run 'edgeloop-agent COMMAND --help' for a command's options.
 Environment: EDGELOOP_AGENT_<KEY>__<SUBKEY>=value overrides the config file (e.g. EDGELOOP_AGENT_UPLINK__URL).`;
 
-const RUN_HELP = `Usage: edgeloop-agent run --config FILE [--log-level LEVEL]
+const RUN_HELP = `Usage: edgeloop-agent run --config FILE [--log-level LEVEL] [--log-format auto|json|pretty] [--json]
 
 Starts the agent with a JSON config file (every key is optional; see the README's
-configuration reference). Logs are pino JSON on stderr; one 'ready' line goes to stdout.
+configuration reference). Logs go to stderr: readable lines when stderr is a terminal, pino
+JSON (one object a line) otherwise; --log-format (or log.format in the config) forces one.
+One 'ready' line goes to stdout: a sentence on a terminal, JSON otherwise or with --json
+({"event":"ready","device_id","http","model","data_dir"}).
 SIGINT/SIGTERM stop it gracefully: inputs first, then in-flight inference, then the queue.
 It first checks that better-sqlite3 loads in this Node.js (AGENT_RUNTIME_MISMATCH names a
 Node other than the one it was built for; 'edgeloop-agent check' reports every native module).
@@ -60,7 +63,7 @@ export function main(argv: string[], io: Io = processIo): Promise<number> {
 }
 
 async function runCmd(argv: string[], io: Io): Promise<number> {
-  const { values } = parseFlags(argv, { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' }, help: { type: 'boolean', short: 'h' } }, RUN_HELP);
+  const { values } = parseFlags(argv, { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' }, 'log-format': { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, RUN_HELP);
   if (values.help) {
     io.out(RUN_HELP);
     return 0;
@@ -68,13 +71,19 @@ async function runCmd(argv: string[], io: Io): Promise<number> {
   // A Node other than the one the native modules were built for fails here, with the reason,
   // rather than as a stack trace from the queue's first database open.
   await assertRuntime();
-  const env = { ...process.env, ...(values['log-level'] ? { EDGELOOP_AGENT_LOG__LEVEL: values['log-level'] } : {}) };
+  const env = { ...process.env, ...(values['log-level'] ? { EDGELOOP_AGENT_LOG__LEVEL: values['log-level'] } : {}), ...(values['log-format'] ? { EDGELOOP_AGENT_LOG__FORMAT: values['log-format'] } : {}) };
   const gg = detectGreengrass(env);
   if (gg) return runGreengrassCmd(gg, { configFile: values.config, env, io });
   const config = loadAgentConfig(values.config, env);
-  const log = createLogger(config.log.level, undefined, { device: config.device_id });
+  const errTTY = process.stderr.isTTY === true;
+  const log = createLogger(config.log.level, logDestination(resolveLogFormat(config.log.format, errTTY), 2, errTTY), { device: config.device_id });
   const agent = await Agent.start(config, { log });
-  io.out(JSON.stringify({ event: 'ready', device_id: config.device_id, http: agent.httpUrl, model: agent.service.activeRef, data_dir: config.data_dir }));
+  const ready = { event: 'ready', device_id: config.device_id, http: agent.httpUrl, model: agent.service.activeRef, data_dir: config.data_dir };
+  if (values.json || process.stdout.isTTY !== true) io.out(JSON.stringify(ready));
+  else {
+    const model = ready.model ? `${ready.model.name}@${ready.model.version}` : 'none yet (the fleet sends one with a rollout; until then /v1/infer answers 503)';
+    io.out(`agent ${ready.device_id} ready: ${ready.http ? `POST ${ready.http}/v1/infer` : 'no local HTTP API'}, model ${model}, data ${ready.data_dir}`);
+  }
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       log.info({ signal }, 'stopping');

@@ -1,28 +1,8 @@
 import type { Clock, Random } from '../../shared/ids.js';
-import type { OutlierPolicy, OutlierReason } from '../../shared/schemas/index.js';
+import { OUTLIER_DEFAULT_PRIORITIES as DEFAULT_PRIORITIES, OUTLIER_DEFAULT_RATE_LIMITS as DEFAULT_RATE_LIMITS, type OutlierPolicy, type OutlierReason } from '../../shared/schemas/index.js';
 import type { Classification } from '../../shared/inference/postprocess.js';
 import type { DriftReport } from './drift.js';
 import { TokenBucket } from './rate-limit.js';
-
-/** Priority per reason when neither manifest nor device config says otherwise (higher drains first, evicted last). */
-export const DEFAULT_PRIORITIES: Record<OutlierReason, number> = {
-  shadow_disagreement: 7,
-  low_confidence: 6,
-  low_margin: 5,
-  high_entropy: 5,
-  drift: 4,
-  random: 2,
-};
-
-/** Default per-reason rate limits (per minute, burst): a flood of bad frames cannot fill the queue in minutes. */
-export const DEFAULT_RATE_LIMITS: Record<OutlierReason, { per_minute: number; burst: number }> = {
-  shadow_disagreement: { per_minute: 60, burst: 20 },
-  low_confidence: { per_minute: 120, burst: 30 },
-  low_margin: { per_minute: 60, burst: 20 },
-  high_entropy: { per_minute: 60, burst: 20 },
-  drift: { per_minute: 30, burst: 10 },
-  random: { per_minute: 30, burst: 5 },
-};
 
 /** Pure scoring: which reasons does this prediction match? Order = most important first. */
 export function matchReasons(c: Pick<Classification, 'score' | 'margin' | 'entropy'>, policy: OutlierPolicy, random: Random, extra: OutlierReason[] = []): OutlierReason[] {

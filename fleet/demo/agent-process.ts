@@ -43,7 +43,8 @@ export interface AgentProcess {
  */
 export function startAgentProcess(configPath: string, env: NodeJS.ProcessEnv = {}, o: { ownGroup?: boolean; compiled?: boolean } = {}): AgentProcess {
   const { cmd, args } = agentCommand(o);
-  const proc = spawn(cmd, [...args, 'run', '--config', configPath], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: o.ownGroup === true });
+  // JSON on both streams whatever the environment says: the lines below are parsed.
+  const proc = spawn(cmd, [...args, 'run', '--config', configPath, '--json', '--log-format', 'json'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: o.ownGroup === true });
   if (o.ownGroup) {
     const reap = (): void => void (proc.exitCode === null && proc.signalCode === null && proc.kill('SIGKILL'));
     process.once('exit', reap);

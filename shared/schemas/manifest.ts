@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { dim, dtype, idString, isoTime, modelName, modelRef, outlierReason, semver, sha256Hex } from './common.js';
+import { dim, dtype, idString, isoTime, modelName, modelRef, outlierReason, semver, sha256Hex, type OutlierReason } from './common.js';
 
 export const MANIFEST_SCHEMA = 'edgeloop.model-manifest' as const;
 
@@ -76,12 +76,63 @@ export type ClassificationPostprocessing = z.infer<typeof classificationPostproc
 
 const rateLimit = z.object({ per_minute: z.number().nonnegative().describe('Samples kept per minute for this reason.'), burst: z.number().int().positive().default(10).describe('How many may be kept at once before the rate applies.') });
 
+/** Priority per reason when neither manifest nor device config says otherwise (higher drains first, evicted last). */
+export const OUTLIER_DEFAULT_PRIORITIES: Readonly<Record<OutlierReason, number>> = {
+  shadow_disagreement: 7,
+  low_confidence: 6,
+  low_margin: 5,
+  high_entropy: 5,
+  drift: 4,
+  random: 2,
+};
+
+/** Built-in per-reason rate limits (per minute, burst): a flood of bad frames cannot fill the queue in minutes. */
+export const OUTLIER_DEFAULT_RATE_LIMITS: Readonly<Record<OutlierReason, { per_minute: number; burst: number }>> = {
+  shadow_disagreement: { per_minute: 60, burst: 20 },
+  low_confidence: { per_minute: 120, burst: 30 },
+  low_margin: { per_minute: 60, burst: 20 },
+  high_entropy: { per_minute: 60, burst: 20 },
+  drift: { per_minute: 30, burst: 10 },
+  random: { per_minute: 30, burst: 5 },
+};
+
+/** The policy of a manifest that sets none (and of each key it leaves out). */
+const OUTLIER_DEFAULTS = { min_confidence: 0.6, min_margin: 0.15, max_entropy: 0.7, random_sample_rate: 0.01 } as const;
+
+const builtInLimits = Object.entries(OUTLIER_DEFAULT_RATE_LIMITS)
+  .map(([r, l]) => `\`${r}\` ${l.per_minute}/min, burst ${l.burst}`)
+  .join('; ');
+const builtInPriorities = Object.entries(OUTLIER_DEFAULT_PRIORITIES)
+  .map(([r, p]) => `\`${r}\` ${p}`)
+  .join(', ');
+const unset = (v: number): string => ` A manifest that does not set it: \`${v}\`.`;
+
 /** Outlier capture policy; the manifest gives defaults, device config overrides key by key. */
 export const outlierPolicy = z.object({
-  min_confidence: z.number().min(0).max(1).default(0.6).describe('A prediction whose top score is below this is an outlier (reason `low_confidence`).'),
-  min_margin: z.number().min(0).max(1).default(0.15).describe('A prediction whose top two scores are closer than this is an outlier (reason `low_margin`).'),
-  max_entropy: z.number().min(0).max(1).default(0.7).describe('A prediction whose normalised entropy (0..1, divided by ln(classes)) is above this is an outlier (reason `high_entropy`).'),
-  random_sample_rate: z.number().min(0).max(1).default(0.01).describe('Fraction of normal traffic kept anyway (reason `random`), for unbiased monitoring.'),
+  min_confidence: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(OUTLIER_DEFAULTS.min_confidence)
+    .describe(`A prediction whose top score is below this is an outlier (reason \`low_confidence\`); 0 captures none, 1 nearly all.${unset(OUTLIER_DEFAULTS.min_confidence)}`),
+  min_margin: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(OUTLIER_DEFAULTS.min_margin)
+    .describe(`A prediction whose top two scores are closer than this is an outlier (reason \`low_margin\`); 0 captures none.${unset(OUTLIER_DEFAULTS.min_margin)}`),
+  max_entropy: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(OUTLIER_DEFAULTS.max_entropy)
+    .describe(`A prediction whose normalised entropy (0..1, divided by ln(classes)) is above this is an outlier (reason \`high_entropy\`); 1 captures none.${unset(OUTLIER_DEFAULTS.max_entropy)}`),
+  random_sample_rate: z
+    .number()
+    .min(0)
+    .max(1)
+    .default(OUTLIER_DEFAULTS.random_sample_rate)
+    .describe(`Fraction of normal traffic kept anyway (reason \`random\`), for unbiased monitoring; 0 keeps none. Rate-limited like every reason (built in: ${OUTLIER_DEFAULT_RATE_LIMITS.random.per_minute}/min, burst ${OUTLIER_DEFAULT_RATE_LIMITS.random.burst}).${unset(OUTLIER_DEFAULTS.random_sample_rate)}`),
   drift_psi: z
     .number()
     .positive()
@@ -90,8 +141,14 @@ export const outlierPolicy = z.object({
     .describe(
       "While the drift monitor's input PSI (brightness or contrast, over its window) is above this, every frame also matches reason `drift` (rate-limited like any reason): the drifted inputs the model is confidently wrong about come back too, not only the uncertain ones. The predicted-class PSI does not count (a class-prior shift is not an input drift). null (the default) turns it off; the demo's digit models ship 0.5.",
     ),
-  rate_limits: z.partialRecord(outlierReason, rateLimit).default({}).describe('Rate limit per reason (`<key>` is the reason); a reason without one keeps its built-in limit.'),
-  priorities: z.partialRecord(outlierReason, z.number().int().min(0).max(9)).default({}).describe('Queue priority per reason (higher drains first, evicted last); a reason without one keeps its built-in priority.'),
+  rate_limits: z
+    .partialRecord(outlierReason, rateLimit)
+    .default({})
+    .describe(`Rate limit per reason (\`<key>\` is the reason, a token bucket per reason); a reason without one keeps its built-in limit: ${builtInLimits}.`),
+  priorities: z
+    .partialRecord(outlierReason, z.number().int().min(0).max(9))
+    .default({})
+    .describe(`Queue priority per reason (higher drains first, evicted last); a reason without one keeps its built-in priority: ${builtInPriorities}.`),
 });
 export type OutlierPolicy = z.infer<typeof outlierPolicy>;
 

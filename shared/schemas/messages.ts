@@ -59,8 +59,8 @@ export const sampleMeta = z.object({
     z.object({ kind: z.literal('tensor'), sha256: sha256Hex, bytes: z.number().int().nonnegative(), shape: z.array(z.number().int()) }),
   ]),
   input_stats: inputStats.optional(),
-  source: z.enum(['http', 'dir', 'mqtt', 'cli', 'ipc']),
-  /** Where the input came from (file name for the watched directory), for traceability. */
+  source: z.enum(['http', 'dir', 'mqtt', 'cli', 'ipc', 'camera']),
+  /** Where the input came from (file name for the watched directory, camera name for a camera), for traceability. */
   origin: z.string().max(512).optional(),
   /** Shadow model's prediction, when shadow mode ran on this input. */
   shadow: z.object({ model: modelRef, label: z.string(), score: z.number() }).optional(),
@@ -132,6 +132,23 @@ export const telemetry = z.object({
   }),
   shadow: z
     .object({ model: modelRef, count: z.number().int().nonnegative(), agreement: z.number().min(0).max(1).nullable(), confidence_mean: z.number().nullable(), latency_p95_ms: z.number().nullable() })
+    .optional(),
+  /** One entry per configured camera (`inputs.cameras`): its state now and its frame counts over the window. */
+  cameras: z
+    .array(
+      z.object({
+        name: z.string().max(64),
+        state: z.enum(['online', 'offline', 'frozen']),
+        frames_in: z.number().int().nonnegative(),
+        frames_dropped: z.number().int().nonnegative(),
+        frames_processed: z.number().int().nonnegative(),
+        frames_skipped: z.number().int().nonnegative(),
+        reconnects: z.number().int().nonnegative(),
+        /** The last problem (`AGENT_CAMERA_UNREACHABLE`, `AGENT_CAMERA_FROZEN`...), credentials redacted. */
+        error: z.object({ code: z.string().max(64), message: z.string().max(512) }).optional(),
+      }),
+    )
+    .max(64)
     .optional(),
   /** Present when the uplink is degraded: connected, but a subscription failed (see the agent's `/healthz`). */
   uplink: z.object({ degraded: z.string().max(512) }).optional(),

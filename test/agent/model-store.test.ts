@@ -84,6 +84,23 @@ describe('model store and activation', () => {
     }
   });
 
+  it('says a package without golden inputs had nothing to smoke-test, instead of "passed its smoke test"', async () => {
+    const checked = join(tmp.dir, 'checked');
+    const bare = join(tmp.dir, 'bare');
+    await imagePackage(checked, { version: '1.0.0' });
+    await imagePackage(bare, { version: '1.1.0', extra: { golden: [] } });
+    const { agent, lines } = await startTestAgent(join(tmp.dir, 'data'), { models: { initial: checked } });
+    try {
+      await agent.install(directorySource(bare));
+      expect(agent.service.activeRef?.version).toBe('1.1.0');
+      const about = (v: string) => lines.filter((l) => l.model === `pets@${v}` && /smoke|golden/.test(String(l.msg)));
+      expect(about('1.0.0')).toEqual([expect.objectContaining({ level: 30, msg: 'model passed its smoke test', golden: 2 })]);
+      expect(about('1.1.0')).toEqual([expect.objectContaining({ level: 40, golden: 0, msg: expect.stringMatching(/^model has no golden inputs: nothing to smoke-test .* --golden FILE=LABEL$/) })]);
+    } finally {
+      await agent.stop();
+    }
+  });
+
   it('rejects bad packages with their codes while the old model keeps serving', async () => {
     const v1 = join(tmp.dir, 'v1');
     await imagePackage(v1);

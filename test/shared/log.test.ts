@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger, LOG_STRING_MAX } from '../../shared/log.js';
+import { createLogger, LOG_STRING_MAX, resolveLogFormat } from '../../shared/log.js';
 
 function lines(): { stream: Writable; out: string[] } {
   const out: string[] = [];
@@ -14,6 +14,24 @@ function lines(): { stream: Writable; out: string[] } {
 }
 
 describe('createLogger', () => {
+  it('never writes a key twice in one line: a logged key the bindings carry is dropped when equal, kept as <key>_logged when not', () => {
+    const { stream, out } = lines();
+    const log = createLogger('info', stream, { device: 'gw-7' }).child({ component: 'http' });
+    log.info({ device: 'gw-7', component: 'http', n: 1 }, 'same values');
+    log.info({ device: 'cam-2', n: 2 }, 'another device');
+    const keys = (l: string): string[] => [...l.matchAll(/"(\w+)":/g)].map((m) => m[1]!);
+    expect(keys(out[0]!)).toEqual(['level', 'time', 'device', 'component', 'n', 'msg']);
+    expect(JSON.parse(out[1]!)).toMatchObject({ device: 'gw-7', device_logged: 'cam-2', n: 2 });
+    expect(keys(out[1]!).filter((k) => k === 'device')).toHaveLength(1);
+  });
+
+  it('picks pretty for a terminal and JSON otherwise, unless told', () => {
+    expect(resolveLogFormat('auto', true)).toBe('pretty');
+    expect(resolveLogFormat(undefined, false)).toBe('json');
+    expect(resolveLogFormat('json', true)).toBe('json');
+    expect(resolveLogFormat('pretty', false)).toBe('pretty');
+  });
+
   it('bounds what a peer can put in a log line: long strings, long arrays, deep nesting, the message', () => {
     const { stream, out } = lines();
     const log = createLogger('info', stream);

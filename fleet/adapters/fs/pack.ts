@@ -38,6 +38,13 @@ export interface PackOptions {
   createdAt?: Date;
 }
 
+export interface PackResult {
+  dir: string;
+  manifest: ModelManifest;
+  /** What the package lacks or what pack assumed (no golden inputs, a golden label recorded from the model itself): printed by the CLI. */
+  warnings: string[];
+}
+
 type OrtMeta = { name: string; isTensor: boolean; type: string; shape: Array<number | string> };
 
 const slug = (s: string): string => s.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || 'model';
@@ -56,7 +63,7 @@ export function inferImageLayout(shape: Array<number | string>): { layout: 'NCHW
  * the model, writes labels and golden inputs, derives inputs/outputs and preprocessing
  * defaults from the ONNX graph, records golden expectations, validates and signs the manifest.
  */
-export async function packModel(o: PackOptions): Promise<{ dir: string; manifest: ModelManifest }> {
+export async function packModel(o: PackOptions): Promise<PackResult> {
   let modelBytes: Buffer;
   try {
     modelBytes = await readFile(o.onnxPath);
@@ -109,6 +116,12 @@ export async function packModel(o: PackOptions): Promise<{ dir: string; manifest
     await add('labels.txt', Buffer.from(`${o.labels.join('\n')}\n`), 'labels');
 
     const golden: NonNullable<ModelManifestInput['golden']> = [];
+    const warnings: string[] = [];
+    const known = new Set(o.labels);
+    const fix = 'check the preprocessing flags against how the model was trained (--invert for white-on-black models such as MNIST, --color, --scale, --mean/--std, --softmax for logits)';
+    for (const g of o.golden ?? []) {
+      if (g.label !== undefined && !known.has(g.label)) throw new FleetError('GOLDEN_MISMATCH', `golden ${g.file}: expected label ${JSON.stringify(g.label)} is not one of the labels (${o.labels.slice(0, 12).join(', ')}${o.labels.length > 12 ? ', ...' : ''})`);
+    }
     for (const [i, g] of (o.golden ?? []).entries()) {
       if (preprocessing.kind !== 'image') throw new FleetError('PACK_FAILED', 'golden image files need an image model');
       const bytes = await readFile(g.file);
@@ -118,7 +131,8 @@ export async function packModel(o: PackOptions): Promise<{ dir: string; manifest
       const t = await imageToTensor(bytes, p);
       const res = await session.run({ [input.name]: new ort.Tensor(dtype, t.data as Float32Array, [1, ...t.itemDims]) });
       const c = classify(res[output.name]!.data as Float32Array, { softmax: o.softmax ?? false, topK: 1, labels: o.labels });
-      if (g.label !== undefined && g.label !== c.label) throw new FleetError('PACK_FAILED', `golden ${g.file}: expected ${g.label}, the model predicts ${c.label} (${c.score.toFixed(3)})`);
+      if (g.label !== undefined && g.label !== c.label) throw new FleetError('GOLDEN_MISMATCH', `golden ${g.file}: expected ${g.label}, the model predicts ${c.label} (score ${c.score.toFixed(3)}); ${fix}`, { details: { file: g.file, expected: g.label, predicted: c.label } });
+      if (g.label === undefined) warnings.push(`golden ${g.file} has no =LABEL: recorded the model's own prediction ${JSON.stringify(c.label)} as its expected label; check it is right`);
       // A margin below today's score, so a numerically different but equivalent runtime passes.
       golden.push({ file: rel, expected_label: c.label, min_score: Math.max(0, Math.floor(c.score * 0.8 * 1000) / 1000) });
     }
@@ -127,9 +141,12 @@ export async function packModel(o: PackOptions): Promise<{ dir: string; manifest
       const item = input.shape.slice(1).map((d) => (typeof d === 'number' ? d : 1));
       const res = await session.run({ [input.name]: new ort.Tensor(dtype, dtype === 'uint8' ? Uint8Array.from(g.tensor) : Float32Array.from(g.tensor), [1, ...item]) });
       const c = classify(res[output.name]!.data as Float32Array, { softmax: o.softmax ?? false, topK: 1, labels: o.labels });
-      if (g.label !== undefined && g.label !== c.label) throw new FleetError('PACK_FAILED', `golden tensor: expected ${g.label}, the model predicts ${c.label}`);
+      if (g.label !== undefined && !known.has(g.label)) throw new FleetError('GOLDEN_MISMATCH', `golden tensor: expected label ${JSON.stringify(g.label)} is not one of the labels`);
+      if (g.label !== undefined && g.label !== c.label) throw new FleetError('GOLDEN_MISMATCH', `golden tensor: expected ${g.label}, the model predicts ${c.label}`);
       golden.push({ tensor: g.tensor, expected_label: c.label, min_score: Math.max(0, Math.floor(c.score * 0.8 * 1000) / 1000) });
     }
+
+    if (golden.length === 0) warnings.push('no golden inputs: a device cannot smoke-test this package before it switches to it, and edgeloop models push refuses it without --force; add --golden FILE=LABEL (an input and the label the model must give it)');
 
     const raw: ModelManifestInput = {
       schema: MANIFEST_SCHEMA,
@@ -159,7 +176,7 @@ export async function packModel(o: PackOptions): Promise<{ dir: string; manifest
     }
     const final = o.signKeyPem ? signManifest(raw as Record<string, unknown>, o.signKeyPem) : raw;
     await writeFile(join(o.outDir, MANIFEST_FILE), `${JSON.stringify(final, null, 2)}\n`);
-    return { dir: o.outDir, manifest: modelManifest.parse(final) };
+    return { dir: o.outDir, manifest: modelManifest.parse(final), warnings };
   } finally {
     await session.release();
   }

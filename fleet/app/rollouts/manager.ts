@@ -142,6 +142,11 @@ export class RolloutManager {
       }
     }
     const devices = this.deps.resolveTargets(o.selector);
+    if (o.plan.shadow && devices.length > 0 && !devices.some((d) => d.active !== null)) {
+      // A shadow stage runs the candidate beside each device's current model and compares the two;
+      // with no current model it would bake for its whole time and judge nothing (issue 16).
+      throw new FleetError('ROLLOUT_SHADOW_EMPTY', `none of the ${devices.length} devices matching ${Object.entries(o.selector).map(([k, v]) => `${k}=${v}`).join(',') || 'the target'} runs a model yet, so a shadow stage has nothing to run ${o.model.name}@${o.model.version} beside: create the rollout without --shadow (the canary and waves still check installs and smoke tests), and use --shadow for the next version`, { details: { devices: devices.length } });
+    }
     const record: RolloutRecord = { state: initialState(id, o.model, o.plan), selector: o.selector, created_by: o.actor, created_at: now };
     this.records.set(id, record);
     this.apply(record, { type: 'start', at: now, devices });

@@ -139,5 +139,17 @@ export function evaluateGates(input: GateInput): GateResult {
     return { status: 'waiting', action: null, failed: [], reason: `waiting for devices: ${reporting.length} of ${required} required reporting (${min} samples each)`, signals };
   }
   const judged = signals.filter((s) => s.ok !== undefined && s.name !== 'devices_reporting').map(describe);
+  if (comparable.length === 0 && mode === 'active') {
+    // A first install: nothing ran before the candidate, so no quality gate had a side to compare
+    // with. Saying "passed" would claim a check that never happened (issue 16).
+    const failures = signals.filter((s) => s.name === 'failures' || s.name === 'failure_ratio').map(describe);
+    return {
+      status: 'pass',
+      action: null,
+      failed: [],
+      reason: `no baseline to compare with: the ${reporting.length} reporting devices ran no model before this one, so only installs, smoke tests and failures were judged${failures.length ? ` (${failures.join('; ')})` : ''}; quality gates (error rate, latency, confidence, outliers) start with the next version`,
+      signals,
+    };
+  }
   return { status: 'pass', action: null, failed: [], reason: `gates passed with ${reporting.length} devices reporting${judged.length ? `: ${judged.join('; ')}` : ''}`, signals };
 }

@@ -23,7 +23,7 @@ export interface GateInput {
 }
 
 export const gateConfig = z.strictObject({
-  field_gain_min_pts: z.number().default(2).describe('Field-holdout accuracy must rise by at least this many points.'),
+  field_gain_min_pts: z.number().min(-100).max(100).default(2).describe('Field-holdout accuracy must rise by at least this many points (accuracy points, so -100..100; 0 accepts no gain, a negative value accepts a drop of that size).'),
   clean_drop_max_pts: z.number().nonnegative().default(1).describe('Clean-holdout accuracy may fall by at most this many points.'),
   class_drop_max_pts: z.number().nonnegative().default(3).describe('No class may fall by more than this many points (on either holdout).'),
   class_min_samples: z

@@ -21,13 +21,18 @@ export const DEVICES_HELP = `Usage: edgeloop devices COMMAND
 
 Run 'edgeloop devices COMMAND --help' for a command's options.`;
 
-const REGISTER_HELP = `Usage: edgeloop devices register NAME [--tags k=v,k2=v2] [--out FILE] [--force]
-       edgeloop devices register NAME --cert [--dir DIR] [--days N] [--tags k=v] [--force]
+const REGISTER_HELP = `Usage: edgeloop devices register NAME [--tags k=v,k2=v2] [--out FILE] [--http-port N] [--force]
+       edgeloop devices register NAME --cert [--dir DIR] [--days N] [--tags k=v] [--http-port N] [--force]
 
 Registers a device under NAME (its id and MQTT username), prints its secret once (only a
-hash is stored) and writes a ready-to-use agent config (device id, tags, fleet public key,
-HTTP token, MQTT uplink) to FILE, mode 0600: start the agent with
+hash is stored) and writes an agent config that starts as written, mode 0600:
   edgeloop-agent run --config FILE
+It holds what the fleet knows (device id, tags, fleet public key, HTTP token for model
+downloads, MQTT uplink to this fleet) and the device's own settings: its data directory
+(.data/agents/NAME, beside FILE: queue and installed models, one per device) and its local
+HTTP API (127.0.0.1, port --http-port). The model comes from the fleet: the agent starts
+without one (/v1/infer answers 503 AGENT_MODEL_NOT_LOADED) and installs what a rollout sends
+it. Every other key keeps its default (docs/configuration.md).
 
 With --cert the device logs in to the broker with an X.509 certificate instead of its secret
 (the fleet must run with --mqtts-port): an ECDSA P-256 key is made here and only its public
@@ -38,6 +43,7 @@ which uses them; copy DIR to the device. The secret stays as the HTTP token (mod
   --tags k=v,...   device tags (rollouts select devices by tag)
   --out FILE       agent config file (default NAME.agent.json, or DIR/agent.json with --cert);
                    an existing file is kept unless --force
+  --http-port N    port of the agent's local HTTP API (default 8080; 0 picks a free one)
   --cert           log in with a certificate from the fleet CA
   --dir DIR        with --cert: where the key, certificates and config go (default NAME)
   --days N         with --cert: certificate validity in days (default 365, at most 3650)`;
@@ -70,6 +76,15 @@ const exists = (path: string): Promise<boolean> =>
     () => false,
   );
 
+/**
+ * The device's own settings, beside what the fleet knows: a data directory of its own (two
+ * agents started from configs in one folder must not share a queue or a model store; relative
+ * paths resolve against the config file's folder) and its local API's address.
+ */
+function deviceLocalConfig(deviceId: string, httpPort: number): { data_dir: string; http: { host: string; port: number } } {
+  return { data_dir: `.data/agents/${deviceId}`, http: { host: '127.0.0.1', port: httpPort } };
+}
+
 /** A device key pair made here: the private key never leaves this machine. */
 function deviceKeyPair(): { publicPem: string; privatePem: string } {
   const k = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
@@ -100,6 +115,7 @@ const days = (v: string | undefined, help: string): number | undefined => {
 const registerOptions = {
   tags: { type: 'string', multiple: true },
   out: { type: 'string', short: 'o' },
+  'http-port': { type: 'string' },
   force: { type: 'boolean' },
   cert: { type: 'boolean' },
   dir: { type: 'string' },
@@ -109,25 +125,31 @@ const registerOptions = {
 const register = apiCommand(REGISTER_HELP, registerOptions, async (c) => {
   const [name] = positionalsOf(c.positionals, ['NAME'], REGISTER_HELP) as [string];
   if (!c.values.cert && (c.values.dir !== undefined || c.values.days !== undefined)) throw usage('--dir and --days go with --cert', REGISTER_HELP);
-  if (c.values.cert) return registerWithCert(c, name);
+  const port = c.values['http-port'] === undefined ? 8080 : Number(c.values['http-port']);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw usage(`--http-port must be a port number 0-65535, got ${c.values['http-port']}`, REGISTER_HELP);
+  if (c.values.cert) return registerWithCert(c, name, port);
   const out = c.values.out ?? `${name}.agent.json`;
   // Checked before registering: the secret is shown once, so the file must be writable.
   if (!c.values.force && (await exists(out))) throw usage(`${out} exists; pass --out FILE or --force`, REGISTER_HELP);
   const t = parseTags(c.values.tags, 'tags');
   const r = await (await c.client()).registerDevice(name, t);
-  await writeFile(out, `${JSON.stringify(r.agent_config, null, 2)}\n`, { mode: 0o600 });
-  c.emit({ ...r, config_file: out }, () => {
+  const config = { ...r.agent_config, ...deviceLocalConfig(r.device.id, port) };
+  await writeFile(out, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  c.emit({ ...r, agent_config: config, config_file: out }, () => {
     c.io.out(`registered ${r.device.id}  tags ${tags(r.device.tags)}`);
     for (const l of fields([
       ['secret', `${r.secret}   (shown once; only its hash is stored)`],
       ['config', `${out}   (mode 0600: it holds the secret)`],
+      ['data', `${config.data_dir}   (beside the config: queue and installed models)`],
+      ['local API', `http://${config.http.host}:${port === 0 ? '<printed at start>' : port}/v1/infer`],
+      ['model', 'from the fleet: the agent installs what a rollout sends it (until then /v1/infer answers 503)'],
       ['start', `edgeloop-agent run --config ${out}`],
     ], '  '))
       c.io.out(l);
   });
 });
 
-async function registerWithCert(c: ApiCall<typeof registerOptions>, name: string): Promise<void> {
+async function registerWithCert(c: ApiCall<typeof registerOptions>, name: string, port: number): Promise<void> {
   const dir = c.values.dir ?? name;
   const out = c.values.out ?? join(dir, 'agent.json');
   const validity = days(c.values.days, REGISTER_HELP);
@@ -138,7 +160,7 @@ async function registerWithCert(c: ApiCall<typeof registerOptions>, name: string
   if (!r.certificate) throw new Error('the fleet answered without a certificate');
   await writeCertFiles(dir, key.privatePem, r.certificate);
   // The config's TLS paths are relative to the config file: point them at DIR from wherever it is.
-  const config = { ...r.agent_config, uplink: 'tls' in r.agent_config.uplink ? { ...r.agent_config.uplink, tls: relativeTls(out, dir) } : r.agent_config.uplink };
+  const config = { ...r.agent_config, ...deviceLocalConfig(r.device.id, port), uplink: 'tls' in r.agent_config.uplink ? { ...r.agent_config.uplink, tls: relativeTls(out, dir) } : r.agent_config.uplink };
   await writeFile(out, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
   const cert = r.certificate;
   c.emit({ device: r.device, secret: r.secret, agent_config: config, certificate: { sha256: cert.sha256, serial: cert.serial, not_after: cert.not_after }, dir, config_file: out }, () => {

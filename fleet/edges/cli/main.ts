@@ -13,6 +13,7 @@ Usage:
   edgeloop aws plan NAME@VERSION --aws-config FILE --things N [--json]   every AWS call a rollout makes
   edgeloop pack MODEL.onnx --labels FILE --out DIR      build a model package from an ONNX file
   edgeloop keygen --out DIR                             create the fleet's ed25519 signing key
+  edgeloop sample-model --out DIR                       train a small digit model to try the fleet with
 
 Talking to a running service (its HTTP API; --json on every command):
   edgeloop devices register NAME [--tags k=v] [--cert --dir DIR] | cert ID --dir DIR | revoke ID | list | show ID
@@ -57,6 +58,8 @@ export function main(argv: string[], io: Io = processIo, more: Record<string, Co
     commands: {
       pack: packCmd,
       keygen: keygenCmd,
+      // Loaded on demand: it trains a model.
+      'sample-model': async (rest, o) => (await import('./sample-model.js')).sampleModelCmd(rest, o),
       ...more,
       // Loaded on demand: serve pulls in the whole service.
       serve: async (rest, o) => (await import('./serve.js')).serveCmd(rest, o),

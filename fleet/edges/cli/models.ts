@@ -1,4 +1,6 @@
-import { resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { FleetError } from '../../errors.js';
 import { parseModelRef } from './args.js';
 import { apiCommand, group, positionalsOf, usage } from './common.js';
 import { ago, bytes, fields, ref, table } from './format.js';
@@ -12,14 +14,21 @@ export const MODELS_HELP = `Usage: edgeloop models COMMAND
 
 Run 'edgeloop models COMMAND --help' for a command's options.`;
 
-const PUSH_HELP = `Usage: edgeloop models push DIR
+const PUSH_HELP = `Usage: edgeloop models push DIR [--force]
 
 Uploads the package in DIR (manifest.json and the files it lists) as a streamed tar, from
 any machine that reaches the fleet: the fleet unpacks it inside its own data directory (size
 caps per file and in total, no name leaving the package), checks every file's sha256 against
 the manifest, signs the manifest with its key and stores the files content-addressed.
 Pushing the same content again is a no-op; other content under an existing NAME@VERSION is
-refused. Needs the operator or admin role.`;
+refused. Needs the operator or admin role.
+
+A package without golden inputs is refused before anything is sent (FLEET_GOLDEN_MISSING):
+a device smoke-tests a package on its golden inputs before it switches to it, and without
+them it would switch to a model it never checked (wrong preprocessing included). Repack with
+'edgeloop pack ... --golden FILE=LABEL', or push anyway with --force.
+
+  --force          push a package that has no golden inputs`;
 
 const LIST_HELP = `Usage: edgeloop models list [--name N] [--status registered|rejected]`;
 const SHOW_HELP = `Usage: edgeloop models show NAME@VERSION`;
@@ -31,9 +40,22 @@ set by reference, the holdout rule, splits) and that dataset's field samples: pe
 per labeler, and with --entries every sample with its label, who gave it and when.
 --json prints the whole chain (entries included).`;
 
-const push = apiCommand(PUSH_HELP, {}, async (c) => {
+/** Golden inputs the package in `dir` lists, or null when its manifest cannot be read here (the fleet then says why). */
+async function goldenCount(dir: string): Promise<number | null> {
+  try {
+    const m = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { golden?: unknown };
+    return Array.isArray(m.golden) ? m.golden.length : 0;
+  } catch {
+    return null;
+  }
+}
+
+const push = apiCommand(PUSH_HELP, { force: { type: 'boolean' } }, async (c) => {
   const [dir] = positionalsOf(c.positionals, ['DIR'], PUSH_HELP) as [string];
   const abs = resolve(dir);
+  if (!c.values.force && (await goldenCount(abs)) === 0) {
+    throw new FleetError('GOLDEN_MISSING', `${dir} has no golden inputs, so no device can smoke-test it before switching to it: repack with 'edgeloop pack ... --golden FILE=LABEL' (an input and the label the model must give it), or push anyway with --force`);
+  }
   const client = await c.client();
   if (!c.json) c.progress(`pushing ${abs} to ${client.url} (uploading; the fleet hashes and stores every file)...`);
   const r = await client.pushModel(abs);

@@ -24,8 +24,11 @@ from any classification ONNX file (PyTorch, Keras, scikit-learn exports...).
   --tensor              tabular/sensor model: JSON number input, no image preprocessing
   --softmax             the model outputs logits; apply softmax on the device
   --top-k N             top-k entries in results (default 5)
-  --golden FILE[=LABEL] golden image for the on-device smoke test (repeatable); without
-                        =LABEL the model's prediction now is recorded
+  --golden FILE[=LABEL] golden image for the on-device smoke test (repeatable): the model
+                        must predict LABEL for it here, or pack refuses (FLEET_GOLDEN_MISMATCH:
+                        usually a preprocessing flag such as --invert); without =LABEL the
+                        model's prediction now is recorded. Without any golden input pack
+                        warns and 'models push' refuses the package unless --force
   --json                print the manifest as JSON`;
 
 const list = (v: string | undefined): number[] | undefined => (v === undefined ? undefined : v.split(',').map((x) => Number(x)));
@@ -87,7 +90,7 @@ export async function packCmd(argv: string[], io: Io): Promise<number> {
     const at = g.lastIndexOf('=');
     return at > 0 ? { file: g.slice(0, at), label: g.slice(at + 1) } : { file: g };
   });
-  const { dir, manifest } = await packModel({
+  const { dir, manifest, warnings } = await packModel({
     onnxPath: onnx,
     outDir: values.out,
     labels: await readLabels(values.labels),
@@ -100,6 +103,7 @@ export async function packCmd(argv: string[], io: Io): Promise<number> {
     golden,
     ...(values['sign-key'] ? { signKeyPem: await readFile(values['sign-key'], 'utf8') } : {}),
   });
+  for (const w of warnings) io.err(`warning: ${w}`);
   if (values.json) io.out(JSON.stringify(manifest));
   else {
     const p = manifest.preprocessing;

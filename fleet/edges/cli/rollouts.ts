@@ -27,7 +27,9 @@ Starts a rollout of a registered model version to the devices with every --targe
   --waves A,A     cumulative waves after the canary, the last one 100% (default 25%,50%,100%)
   --bake D        bake time of every stage: 90s, 10m, 1h (default 1h)
   --shadow P%     first a shadow stage: the canary's devices also score P% of their inputs
-                  with the candidate, and it is judged on agreement before it goes active
+                  with the candidate, and it is judged on agreement before it goes active.
+                  It needs a model to run beside: on devices that run none yet (a first
+                  deploy) it is refused (FLEET_ROLLOUT_SHADOW_EMPTY); leave it out there
   --id ID         rollout id (default: generated)`;
 
 const STATUS_HELP = `Usage: edgeloop rollouts status [ID] [--watch [--interval S]] [--decisions N]

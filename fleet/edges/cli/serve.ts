@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import pino from 'pino';
 import { numberFlag, parseFlags, type Io } from '../../../shared/cli.js';
-import { createLogger } from '../../../shared/log.js';
+import { createLogger, LOG_FORMATS, logDestination, resolveLogFormat } from '../../../shared/log.js';
 import { FleetError } from '../../errors.js';
 import { startFleetService, type ServeOptions } from '../../boot/service.js';
 import type { Trainer } from '../../app/training/trainer.js';
@@ -9,7 +8,7 @@ import type { Trainer } from '../../app/training/trainer.js';
 export const SERVE_HELP = `Usage: edgeloop serve [--data DIR] [--http-port N] [--mqtt-port N] [--mqtts-port N] [--host H] [--broker-url URL]
                       [--ca-cert FILE --ca-key FILE]
                       [--backend mqtt|aws --aws-config FILE [--dry-run]] [--training FILE]
-                      [--limits FILE] [--notify-rate N] [--json]
+                      [--limits FILE] [--notify-rate N] [--log-format auto|json|pretty] [--json]
 
 Starts the fleet service: HTTP API and web console, an embedded MQTT broker for devices
 (per-device credentials and topic namespaces), SQLite state and a content-addressed
@@ -43,7 +42,14 @@ On first start an admin token is written to DIR/admin.token (and printed once).
                      size (JSON; see docs/configuration.md); validated before anything starts
   --notify-rate N    desired states published per second at most, so a large wave reaches its
                      devices evenly (like IoT Jobs' maximumPerMinute); default no limit
-  --json             print the URLs as one JSON line`;
+  --log-format F     auto (default; also $EDGELOOP_LOG_FORMAT): readable log lines when stderr
+                     is a terminal, pino JSON (one object a line) otherwise; json or pretty
+                     force one
+  --json             print the URLs as one JSON line
+
+Output: stdout carries what the command reports, and only that: the banner (URLs, the admin
+token) or, with --json, JSON lines (the ready line, and with --dry-run one line per AWS call).
+Logs go to stderr (level: $EDGELOOP_LOG_LEVEL, default info).`;
 
 /** Why a trainer is missing from the table, for the training file's validation error. */
 const TRAINER_HINTS = { sagemaker: 'the sagemaker trainer needs --backend aws and a sagemaker section in --aws-config' } as const;
@@ -69,6 +75,7 @@ export async function serveCmd(argv: string[], io: Io): Promise<number> {
       training: { type: 'string' },
       'notify-rate': { type: 'string' },
       limits: { type: 'string' },
+      'log-format': { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -78,7 +85,10 @@ export async function serveCmd(argv: string[], io: Io): Promise<number> {
     io.out(SERVE_HELP);
     return 0;
   }
-  const log = createLogger(process.env.EDGELOOP_LOG_LEVEL ?? 'info', pino.destination(2));
+  const requested = values['log-format'] ?? process.env.EDGELOOP_LOG_FORMAT ?? 'auto';
+  if (!(LOG_FORMATS as readonly string[]).includes(requested)) throw new FleetError('USAGE', `--log-format must be one of ${LOG_FORMATS.join(', ')}, got ${requested}`);
+  const errTTY = process.stderr.isTTY === true;
+  const log = createLogger(process.env.EDGELOOP_LOG_LEVEL ?? 'info', logDestination(resolveLogFormat(requested, errTTY), 2, errTTY));
   const { createFleetHttp } = await import('../server.js');
   const backend = values.backend ?? 'mqtt';
   if (backend !== 'mqtt' && backend !== 'aws') throw new FleetError('USAGE', `--backend must be mqtt or aws, got ${backend}`);
@@ -96,7 +106,8 @@ export async function serveCmd(argv: string[], io: Io): Promise<number> {
       cfg,
       dataDir: values.data ?? '.data/fleet',
       dryRun: values['dry-run'] === true,
-      printCall: (c) => io.out(JSON.stringify({ dry_run: true, ...c })),
+      // JSON lines with --json; a person reading the banner gets sentences, not JSON between them.
+      printCall: (c) => io.out(values.json ? JSON.stringify({ dry_run: true, ...c }) : `dry run: would call ${c.service} ${c.command} ${JSON.stringify(c.input)}`),
     });
     aws = parts;
     extraTrainers = awsTrainers(cfg, { dryRun: values['dry-run'] === true });

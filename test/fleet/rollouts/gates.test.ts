@@ -30,6 +30,16 @@ describe('gates', () => {
     expect(r.reason).toMatch(/^gates passed with 1 devices reporting: failures 0 ≤ 0; error_rate_increase 0 ≤ 0.010/);
   });
 
+  it('a first install (no device ran a model before) says it had no baseline instead of "gates passed"', () => {
+    const first = judge([dev('a', {}, { has_previous: false }, null)], { min_devices_reporting: 1 });
+    expect(first.status).toBe('pass');
+    expect(first.reason).toMatch(/^no baseline to compare with: the 1 reporting devices ran no model before this one, so only installs, smoke tests and failures were judged \(failures 0 ≤ 0\)/);
+    expect(first.reason).not.toMatch(/gates passed/);
+    expect(first.signals.filter((s) => s.name === 'error_rate_increase' || s.name === 'confidence_drop').map((s) => s.ok)).toEqual([null, null]);
+    // One device with a previous version is a baseline: the usual verdict.
+    expect(judge([dev('a', {}, { has_previous: false }, null), dev('b', {})], { min_devices_reporting: 1 }).reason).toMatch(/^gates passed with 2 devices reporting/);
+  });
+
   it('judges latency above a floor only: sub-millisecond noise is not a regression, a real slowdown is', () => {
     const lat = (cand: number, base: number, g: GatesOverride = {}) => judge([dev('a', { latency_p95_ms: cand, count: 100 }, {}, { latency_p95_ms: base, count: 100 })], g);
     // 0.3 ms against 0.1 ms: both count as the 2 ms floor.
