@@ -128,6 +128,7 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
           return {
             id: d.id,
             active: d.models.active,
+            tags: d.tags,
             ...(t && t.model && t.inference.count > 0
               ? { baseline: { count: t.inference.count, errors: t.inference.errors, latency_p95_ms: t.inference.latency_ms.p95, confidence_mean: t.confidence_mean, outlier_rate: t.outliers.rate } }
               : {}),

@@ -2,7 +2,7 @@ import type { FleetDb } from './db.js';
 import { guarded } from './guard.js';
 import type { DevicesRepo } from '../../app/devices/registry.js';
 import { statusColumns, telemetryColumns } from '../../core/devices/state.js';
-import type { DeviceRow } from '../../core/devices/state.js';
+import type { DeviceRow, DriftPoint } from '../../core/devices/state.js';
 
 const SELECT_DEVICE = `
   SELECT d.id, d.tags, d.created_at, d.secret_set_at, s.last_seen, s.connected, s.offline_at, s.agent_version,
@@ -24,7 +24,10 @@ export const APPLY_TELEMETRY_SQL = `INSERT INTO device_state (device_id, last_se
    WHERE device_state.telemetry_ts IS NULL OR excluded.telemetry_ts > device_state.telemetry_ts`;
 
 /** Devices in `devices`, `device_tags` (filters) and `device_state` (what the fleet last heard). */
-export function sqliteDevicesRepo(db: FleetDb): DevicesRepo {
+/** How long the drift history of a device is kept (by message time): a week of hours and days. */
+export const DRIFT_HISTORY_RETENTION_MS = 7 * 86_400_000;
+
+export function sqliteDevicesRepo(db: FleetDb, historyRetentionMs = DRIFT_HISTORY_RETENTION_MS): DevicesRepo {
   const s = db.sqlite;
   const exists = s.prepare<[string], number>('SELECT 1 FROM devices WHERE id = ?').pluck();
   const secretHash = s.prepare<[string], string>('SELECT secret_hash FROM devices WHERE id = ?').pluck();
@@ -60,6 +63,15 @@ export function sqliteDevicesRepo(db: FleetDb): DevicesRepo {
        connected = CASE WHEN @online = 1 THEN 1 ELSE connected END,
        offline_at = CASE WHEN @online = 1 THEN NULL ELSE offline_at END
      WHERE device_id = @device_id AND (status_ts IS NULL OR status_ts < @status_ts)`,
+  );
+  const insertHistory = s.prepare(
+    `INSERT INTO device_drift_history (device_id, ts, class_psi, brightness_psi, contrast_psi, outlier_rate, inference_rate)
+     VALUES (@device_id, @telemetry_ts, @class_psi, @brightness_psi, @contrast_psi, @outlier_rate, @inference_rate)
+     ON CONFLICT (device_id, ts) DO NOTHING`,
+  );
+  const trimHistory = s.prepare<[string, number]>('DELETE FROM device_drift_history WHERE device_id = ? AND ts < ?');
+  const history = s.prepare<[string, number], DriftPoint>(
+    'SELECT ts, class_psi, brightness_psi, contrast_psi, outlier_rate, inference_rate FROM device_drift_history WHERE device_id = ? AND ts >= ? ORDER BY ts',
   );
   const markOffline = s.prepare<[number, string]>('UPDATE device_state SET connected = 0, offline_at = ? WHERE device_id = ? AND connected = 1');
 
@@ -106,10 +118,20 @@ export function sqliteDevicesRepo(db: FleetDb): DevicesRepo {
         let applied = 0;
         for (const t of ts) {
           if (exists.get(t.device_id) === undefined) unknown.push(t.device_id);
-          else applied += applyTelemetry.run({ device_id: t.device_id, now, ...telemetryColumns(t) }).changes;
+          else {
+            const cols = telemetryColumns(t);
+            const n = applyTelemetry.run({ device_id: t.device_id, now, ...cols }).changes;
+            applied += n;
+            // History keeps every message that was new for the device, and forgets the old end.
+            if (n > 0) {
+              insertHistory.run({ device_id: t.device_id, ...cols });
+              trimHistory.run(t.device_id, cols.telemetry_ts - historyRetentionMs);
+            }
+          }
         }
         return { applied, unknown };
       }).immediate(),
+    driftHistory: (id, since) => history.all(id, since),
     applyStatus: (st, now) =>
       s.transaction(() => {
         ensureState.run(st.device_id);

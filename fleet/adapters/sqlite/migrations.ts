@@ -334,7 +334,22 @@ export const MIGRATIONS: readonly string[] = [
     details TEXT
   );
   `,
-  // 7: per-device X.509 certificates from the fleet CA. Only the current certificate's sha256 is
+  // 7: drift and outlier history per device, one row per applied telemetry message, for the
+  // device page's PSI charts. Bounded: rows older than the retention are deleted as new ones come.
+  `
+  CREATE TABLE device_drift_history (
+    device_id      TEXT    NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
+    -- The telemetry message's own time (device clock), ms.
+    ts             INTEGER NOT NULL,
+    class_psi      REAL,
+    brightness_psi REAL,
+    contrast_psi   REAL,
+    outlier_rate   REAL    NOT NULL,
+    inference_rate REAL    NOT NULL,
+    PRIMARY KEY (device_id, ts)
+  ) WITHOUT ROWID;
+  `,
+  // 8: per-device X.509 certificates from the fleet CA. Only the current certificate's sha256 is
   // accepted at connect (a rotation replaces it, so the old one stops working); a revoked one
   // keeps its row for the record.
   `

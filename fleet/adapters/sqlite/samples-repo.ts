@@ -66,6 +66,10 @@ export function sqliteSamplesRepo(db: FleetDb): SamplesRepo {
   );
   const labeledSince = s.prepare<[string, number], number>("SELECT COUNT(*) FROM samples WHERE model_name = ? AND label_state = 'labeled' AND labeled_at > ?").pluck();
   const labeledBy = s.prepare<[string], number>("SELECT COUNT(*) FROM samples WHERE label_state = 'labeled' AND labeled_by = ?").pluck();
+  const agreement = s.prepare<[], { device_id: string; model: string; version: string; labeled: number; correct: number }>(
+    `SELECT device_id, model_name AS model, model_version AS version, count(*) AS labeled, sum(label = predicted) AS correct
+     FROM samples WHERE label_state = 'labeled' GROUP BY device_id, model_name, model_version`,
+  );
   const insertEvent = s.prepare('INSERT INTO label_events (sample_seq, action, label, actor, at) VALUES (@seq, @action, @label, @actor, @at)');
   const latestLive = s.prepare<[number], Pick<EventRow, 'action' | 'label' | 'actor' | 'at'>>('SELECT action, label, actor, at FROM label_events WHERE sample_seq = ? AND undone_at IS NULL ORDER BY id DESC LIMIT 1');
   const setCurrent = s.prepare('UPDATE samples SET label = @label, label_state = @state, labeled_by = @by, labeled_at = @at WHERE seq = @seq');
@@ -119,6 +123,7 @@ export function sqliteSamplesRepo(db: FleetDb): SamplesRepo {
     labeledOfModel: (model) => labeledOf.all(model).map((r) => ({ entry: entryOf(r), capturedAt: r.captured_at })),
     countLabeledSince: (model, since) => labeledSince.get(model, since) ?? 0,
     countLabeledBy: (actor) => labeledBy.get(actor) ?? 0,
+    labelAgreement: () => agreement.all(),
     addLabelEvent: (sampleId, e) =>
       s.transaction((): boolean => {
         const t = target.get(sampleId);

@@ -10,7 +10,7 @@ import { LoginThrottle, type LoginThrottleOptions } from './login-throttle.js';
 import { DEFAULT_SCRYPT, VerifiedSecrets, hashSecret, newSecret, parseDeviceToken, verifySecret } from './credentials.js';
 import type { ScryptParams } from './credentials.js';
 import { toDeviceRecord } from '../../core/devices/state.js';
-import type { DeviceRecord, DeviceRow, DeviceState } from '../../core/devices/state.js';
+import type { DeviceRecord, DeviceRow, DeviceState, DriftPoint } from '../../core/devices/state.js';
 
 /**
  * Where devices live: identity, credentials, tags and the state folded from their messages
@@ -45,6 +45,8 @@ export interface DevicesRepo {
    * seen at `now`, in one transaction; messages of unknown devices are skipped and their ids returned.
    */
   applyTelemetry(ts: readonly Telemetry[], now: number): { applied: number; unknown: string[] };
+  /** The device's drift history from `since` (message time, ms), oldest first; bounded by the repository's retention. */
+  driftHistory(id: string, since: number): DriftPoint[];
   /** Fold a status message (see {@link DeviceRegistry.applyStatus}); returns the rows it changed. */
   applyStatus(s: DeviceStatus, now: number): number;
   /** Mark a device offline from `at`, unless it already is. */
@@ -236,6 +238,12 @@ export class DeviceRegistry {
     const tags = parseWith(tagsSchema, filter.tags ?? {}, 'INPUT_INVALID', 'tag filter');
     const rows = this.repo.list({ tags, state: filter.state ?? null, onlineSince: now - this.offlineAfterMs });
     return rows.map((r) => toDeviceRecord(r, now, this.offlineAfterMs));
+  }
+
+  /** Drift PSI and outlier rate of `id` over the last `windowMs` (by the fleet clock), oldest first. Throws `FLEET_DEVICE_UNKNOWN`. */
+  driftHistory(id: string, windowMs: number): DriftPoint[] {
+    this.get(id);
+    return this.repo.driftHistory(id, this.clock.now() - windowMs);
   }
 
   /**

@@ -124,6 +124,14 @@ export class Labels {
     return this.samples.countLabeledSince(model, since);
   }
 
+  /**
+   * Per device and model version: labeled samples and how many the model got right. Samples are
+   * the ones devices kept (outliers first), so this is accuracy on the hard cases, not on all traffic.
+   */
+  agreement(): Array<{ device_id: string; model: string; version: string; labeled: number; correct: number }> {
+    return this.samples.labelAgreement();
+  }
+
   /** Samples whose current label `actor` gave (the labeling page counts the simulated labeler's). */
   labeledBy(actor: string): number {
     return this.samples.countLabeledBy(actor);

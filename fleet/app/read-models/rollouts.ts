@@ -30,7 +30,25 @@ export const rolloutSummary = z.object({
     installed: z.number().int(),
     failed: z.number().int(),
     excluded: z.number().int(),
+    /** Managed devices told to run the candidate that have not confirmed it (and did not fail). */
+    outstanding: z.number().int(),
   }),
+  /**
+   * What a person should read as the status: `converging` while the machine's status is
+   * `completed` (every stage passed) but some targeted device has not confirmed the candidate.
+   */
+  display_status: z.enum(['pending', 'running', 'paused', 'converging', 'completed', 'aborted', 'rolled_back']),
+});
+
+export const outstandingDevice = z.object({
+  device_id: z.string(),
+  stage: z.string().nullable(),
+  /** The device's last report to this rollout, or null. */
+  reported: z.object({ phase: z.string(), model: z.string(), at: isoTime, reason: z.string().nullable() }).nullable(),
+  state: z.enum(['online', 'offline', 'unknown']),
+  last_seen: isoTime.nullable(),
+  /** Why it has not confirmed, in words. */
+  why: z.string(),
 });
 
 export const gateResult = z.object({
@@ -59,6 +77,8 @@ export const rolloutDetail = z.object({
   commands: z.array(rolloutCommand),
   /** The decision log, newest first (the latest 200). */
   decisions: z.array(decision),
+  /** Targeted devices that have not confirmed the candidate, with why. */
+  outstanding: z.array(outstandingDevice),
 });
 
 type Summary = z.output<typeof rolloutSummary>;
@@ -66,10 +86,30 @@ type Detail = z.output<typeof rolloutDetail>;
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
-/** A rollout in one line: its model, status, stage and device counts. */
-export function summaryOf(r: RolloutRecord): Summary {
+/** Where the device registry says a device is: what it runs (null when unknown). */
+type Registry = Pick<FleetContext, 'devices'>;
+
+/**
+ * Managed, not failed, told to run the candidate, and not confirmed: neither by a report to the
+ * rollout (`installed_at`) nor, when the registry is given, by the device's own status (a
+ * completed rollout no longer hears reports, the registry still does).
+ */
+function outstandingIds(s: RolloutRecord['state'], reg?: Registry): string[] {
+  const runsCandidate = (id: string): boolean => {
+    const a = reg?.devices.find(id)?.models.active;
+    return a?.name === s.candidate.name && a.version === s.candidate.version;
+  };
+  return Object.entries(s.devices)
+    .filter(([id, d]) => !d.removed && d.excluded_reason === null && d.failure === null && d.installed_at === null && d.desired?.active?.name === s.candidate.name && d.desired.active.version === s.candidate.version && !runsCandidate(id))
+    .map(([id]) => id)
+    .sort();
+}
+
+/** A rollout in one line. Give the fleet (`reg`) so devices that confirmed by their own status count. */
+export function summaryOf(r: RolloutRecord, reg?: Registry): Summary {
   const s = r.state;
   const devices = Object.values(s.devices);
+  const outstanding = outstandingIds(s, reg).length;
   return {
     id: s.id,
     model: s.candidate,
@@ -86,8 +126,28 @@ export function summaryOf(r: RolloutRecord): Summary {
       installed: devices.filter((d) => d.installed_at !== null).length,
       failed: devices.filter((d) => d.failure !== null).length,
       excluded: devices.filter((d) => d.excluded_reason !== null).length,
+      outstanding,
     },
+    display_status: s.status === 'completed' && outstanding > 0 ? 'converging' : s.status,
   };
+}
+
+/** Why each outstanding device has not confirmed: what it last reported, or that it is offline or silent. */
+function outstandingOf(ctx: FleetContext, r: RolloutRecord): Array<z.output<typeof outstandingDevice>> {
+  const s = r.state;
+  const stages = stagesOf(s.plan);
+  const cand = `${s.candidate.name}@${s.candidate.version}`;
+  return outstandingIds(s, ctx).map((id) => {
+    const x = s.devices[id] as (typeof s.devices)[string];
+    const dev = ctx.devices.find(id);
+    const reported = x.reported ? { phase: x.reported.phase, model: `${x.reported.model.name}@${x.reported.model.version}`, at: new Date(x.reported.at).toISOString(), reason: x.reported.reason } : null;
+    let why: string;
+    if (!dev) why = 'no longer registered';
+    else if (dev.state === 'offline') why = dev.last_seen ? `offline since ${dev.offline_at ?? dev.last_seen}: gets ${cand} when it reconnects` : 'never connected: gets it when it first connects';
+    else if (reported && reported.model === cand) why = `on its way: last reported ${reported.phase}${reported.reason ? ` (${reported.reason})` : ''}`;
+    else why = `online, but has not reported ${cand} yet${dev.models.active ? ` (runs ${dev.models.active.name}@${dev.models.active.version})` : ''}`;
+    return { device_id: id, stage: x.assigned_stage !== null ? (stages[x.assigned_stage]?.name ?? null) : null, reported, state: dev?.state ?? 'unknown', last_seen: dev?.last_seen ?? null, why };
+  });
 }
 
 const decisionLog = z.array(decision);
@@ -96,12 +156,13 @@ const decisionLog = z.array(decision);
 export function detailOf(ctx: FleetContext, r: RolloutRecord): Detail {
   const decisions = parseWith(decisionLog, ctx.rolloutDecisions(r.state.id, 200), FleetErrors.STORAGE_FAILED, `decision log of ${r.state.id}`);
   return {
-    rollout: summaryOf(r),
+    rollout: summaryOf(r, ctx),
     state: r.state,
     stages: stagesOf(r.state.plan).map((s) => ({ index: s.index, kind: s.kind, name: s.name, bake_s: s.bake_ms / 1000, devices: s.devices ?? s.shadow?.devices ?? null })),
     gates: currentGates(r.state),
     commands: rolloutCommand.options.filter((c) => commandAllowed(r.state.status, c) === null),
     decisions,
+    outstanding: outstandingOf(ctx, r),
   };
 }
 

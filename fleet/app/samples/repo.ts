@@ -45,6 +45,8 @@ export interface SamplesRepo {
   countLabeledSince(model: string, since: number): number;
   /** Samples whose current label `actor` gave. */
   countLabeledBy(actor: string): number;
+  /** Labeled samples and how many of them the model predicted right, per device and model version. */
+  labelAgreement(): Array<{ device_id: string; model: string; version: string; labeled: number; correct: number }>;
   /**
    * Record a labeling action on a sample and make it the sample's current label, atomically.
    * `labelOf` gets the predicted label. False when no sample has this id (nothing written).

@@ -50,6 +50,16 @@ export interface DeviceCertificate {
   revoked_at: string | null;
 }
 
+/** One telemetry message's drift and outlier numbers, for the history charts (ts in ms). */
+export interface DriftPoint {
+  ts: number;
+  class_psi: number | null;
+  brightness_psi: number | null;
+  contrast_psi: number | null;
+  outlier_rate: number;
+  inference_rate: number;
+}
+
 /** Row of `devices` LEFT JOIN `device_state`. */
 export interface DeviceRow {
   id: string;

@@ -31,7 +31,13 @@ export const shadowWindow = z.object({
 export type ShadowWindow = z.infer<typeof shadowWindow>;
 
 /** A target device as the caller resolved it; `baseline` seeds the previous-version metrics. */
-export const targetDevice = z.object({ id: idString, active: modelRef.nullable(), baseline: metricsWindow.optional() });
+export const targetDevice = z.object({
+  id: idString,
+  active: modelRef.nullable(),
+  baseline: metricsWindow.optional(),
+  /** The device's tags, for a plan's `canary.prefer`; absent = none. */
+  tags: z.record(z.string(), z.string()).optional(),
+});
 export type TargetDevice = z.infer<typeof targetDevice>;
 
 export const rolloutCommand = z.enum(['pause', 'resume', 'abort', 'rollback', 'promote']);

@@ -14,10 +14,18 @@ import { enterStage, here, revertDevice, topUp } from './transitions.js';
 
 const show = (m: ModelRef | null): string => (m ? modelRefString(m) : 'no model');
 
-/** A fresh record for a target device; it stays untouched until selection picks it. */
-export function newRecord(rolloutId: string, candidate: ModelRef, dev: TargetDevice): DeviceRecord {
+/** Does the device hold every tag the plan's canary prefers? */
+const preferred = (dev: TargetDevice, prefer: Record<string, string>): boolean => Object.entries(prefer).every(([k, v]) => dev.tags?.[k] === v);
+
+/**
+ * A fresh record for a target device; it stays untouched until selection picks it. With a
+ * canary preference the rank starts with 0 for a preferred device and 1 for the rest, so the
+ * selection order (rank order) takes preferred devices first and keeps the hash order within each.
+ */
+export function newRecord(rolloutId: string, candidate: ModelRef, dev: TargetDevice, prefer?: Record<string, string>): DeviceRecord {
+  const rank = deviceRank(rolloutId, dev.id);
   return {
-    rank: deviceRank(rolloutId, dev.id),
+    rank: prefer ? `${preferred(dev, prefer) ? '0' : '1'}${rank}` : rank,
     last_known_good: dev.active ? { ...dev.active } : null,
     desired: null,
     shadow_stage: null,
@@ -42,17 +50,22 @@ function onStart(d: Draft, e: StartEvent): void {
     d.decide({ kind: 'event_ignored', reason: `start ignored: the rollout is already ${d.state.status}` });
     return;
   }
-  for (const dev of e.devices) if (!d.device(dev.id)) d.put(dev.id, newRecord(d.state.id, d.state.candidate, dev));
+  const prefer = d.state.plan.canary.prefer?.tag;
+  for (const dev of e.devices) if (!d.device(dev.id)) d.put(dev.id, newRecord(d.state.id, d.state.candidate, dev, prefer));
   const all = Object.values(d.state.devices);
   const excluded = all.filter((r) => r.excluded_reason !== null).length;
+  const favoured = prefer ? e.devices.filter((dev) => preferred(dev, prefer)).length : null;
   d.state.status = 'running';
   d.state.started_at = d.now;
   d.decide({
     kind: 'started',
-    reason: `rollout of ${modelRefString(d.state.candidate)} started on ${all.length} target devices (${excluded} already run it): ${describePlan(d.stages)}`,
+    reason: `rollout of ${modelRefString(d.state.candidate)} started on ${all.length} target devices (${excluded} already run it): ${describePlan(d.stages)}${
+      prefer ? `; the canary prefers ${Object.entries(prefer).map(([k, v]) => `${k}=${v}`).join(', ')} (${favoured} devices)` : ''
+    }`,
     signals: [
       { name: 'target_devices', value: all.length },
       { name: 'already_on_candidate', value: excluded },
+      ...(favoured !== null ? [{ name: 'preferred_devices', value: favoured }] : []),
     ],
   });
   enterStage(d, 0);
@@ -137,7 +150,7 @@ function onDevicesChanged(d: Draft, e: DevicesChangedEvent): void {
     const r = d.device(dev.id);
     if (r && !r.removed) continue;
     // A device that left and came back starts over: what it runs now is its last-known-good.
-    d.put(dev.id, newRecord(d.state.id, d.state.candidate, dev));
+    d.put(dev.id, newRecord(d.state.id, d.state.candidate, dev, d.state.plan.canary.prefer?.tag));
     added++;
   }
   for (const id of e.removed) {

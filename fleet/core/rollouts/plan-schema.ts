@@ -96,10 +96,22 @@ export const shadowStage = z.object({
 });
 export const activeStage = z.object({ devices: allowance, bake_s: bakeS, gates: gatesOverride.optional() });
 
+/**
+ * The canary, which may prefer the devices the change is for (`prefer: { tag: { site: 'pit-3' } }`):
+ * devices holding every tag given come first in the selection order of every stage, so the
+ * canary lands on them (the drifted site a retrained model is for) and the waves take the rest.
+ */
+export const canaryStage = activeStage.extend({
+  prefer: z
+    .object({ tag: z.record(z.string().min(1), z.string()).refine((t) => Object.keys(t).length > 0, 'name at least one tag') })
+    .optional()
+    .describe('Devices holding every tag in `tag` are picked first (the canary lands on them).'),
+});
+
 export const rolloutPlan = z
   .object({
     shadow: shadowStage.optional(),
-    canary: activeStage.prefault({ devices: { percent: 5 } }),
+    canary: canaryStage.prefault({ devices: { percent: 5 } }),
     /** Cumulative: each wave names the share of the whole target; the last one is 100%. */
     waves: z
       .array(activeStage)

@@ -153,7 +153,7 @@ export function enterStage(d: Draft, index: number): void {
   }
   const s = d.stage;
   const what = s.shadow ? `${moved} devices start shadowing ${modelRefString(d.state.candidate)} (sample rate ${s.shadow.sample_rate})` : `${moved} more devices move to ${modelRefString(d.state.candidate)}`;
-  d.decide({ kind: 'stage_started', ...here(d), reason: `${s.name} started: ${what}; bake ${s.bake_ms / 1000}s`, signals: allowanceSignals(d, moved) });
+  d.decide({ kind: 'stage_started', ...here(d), reason: `${s.name} started: ${what}; ${s.bake_ms === 0 ? 'no bake time' : `bake ${s.bake_ms / 1000}s`}`, signals: allowanceSignals(d, moved) });
 }
 
 /** Leaves the current stage forward: the next stage, or completion after the last one. */
@@ -194,15 +194,28 @@ export function pause(d: Draft, by: 'gate' | 'manual', actor: string | null, rea
   d.decide({ kind: 'paused', ...here(d), ...(actor ? { actor } : {}), reason, ...(signals ? { signals } : {}) });
 }
 
+/** Device ids in a message: the first few, then how many more. */
+function idList(ids: readonly string[], shown = 10): string {
+  return ids.length <= shown ? ids.join(', ') : `${ids.slice(0, shown).join(', ')} and ${ids.length - shown} more`;
+}
+
 /**
  * Ends the rollout and reverts every device it touched (active or shadow) to last-known-good.
- * Offline devices get the desired state too and converge when they come back.
+ * Offline devices get the desired state too and converge when they come back. A device that
+ * had no version before the candidate has nothing to go back to: it is told to run none, and
+ * an agent keeps the model it runs rather than stop serving, so it keeps the candidate. The
+ * decision counts it apart and names it instead of calling it reverted.
  */
 export function abortAll(d: Draft, status: 'aborted' | 'rolled_back', actor: string | null, reason: string, signals: Signal[] = []): void {
   let reverted = 0;
+  const nothingToRevert: string[] = [];
   for (const id of d.order()) {
     const r = d.device(id) as DeviceRecord;
-    if (!r.removed && r.desired !== null && revertDevice(d, id)) reverted++;
+    if (r.removed || r.desired === null) continue;
+    const onCandidate = sameModel(r.desired.active, d.state.candidate);
+    if (!revertDevice(d, id)) continue;
+    if (onCandidate && r.last_known_good === null) nothingToRevert.push(id);
+    else reverted++;
   }
   d.state.status = status;
   d.state.pause = null;
@@ -210,8 +223,10 @@ export function abortAll(d: Draft, status: 'aborted' | 'rolled_back', actor: str
     kind: status,
     ...here(d),
     ...(actor ? { actor } : {}),
-    reason: `${reason}; ${reverted} devices reverted to their last-known-good version`,
-    signals: [...signals, { name: 'devices_reverted', value: reverted }],
+    reason: `${reason}; ${reverted} ${reverted === 1 ? 'device' : 'devices'} reverted to their last-known-good version${
+      nothingToRevert.length ? `; ${nothingToRevert.length} had no previous version to revert to and keep${nothingToRevert.length === 1 ? 's' : ''} running ${modelRefString(d.state.candidate)} until given another: ${idList(nothingToRevert)}` : ''
+    }`,
+    signals: [...signals, { name: 'devices_reverted', value: reverted }, { name: 'devices_without_previous', value: nothingToRevert.length }],
   });
 }
 
@@ -240,7 +255,7 @@ export function progress(d: Draft): void {
     const r = evaluateStage(d);
     if (r.status === 'fail') return trip(d, r);
     if (r.status !== 'pass' || !bakeElapsed(d)) return;
-    d.decide({ kind: 'gate_passed', ...here(d), reason: `${d.stage.name} passed after ${d.stage.bake_ms / 1000}s bake: ${r.reason}`, signals: r.signals });
+    d.decide({ kind: 'gate_passed', ...here(d), reason: `${d.stage.name} passed ${d.stage.bake_ms === 0 ? 'with no bake time' : `after ${d.stage.bake_ms / 1000}s bake`}: ${r.reason}`, signals: r.signals });
     advance(d);
   }
 }

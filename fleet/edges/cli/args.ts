@@ -69,6 +69,8 @@ export interface PlanFlags {
   waves?: string | undefined;
   bake?: string | undefined;
   shadow?: string | undefined;
+  /** `k=v` tags the canary prefers (plan `canary.prefer.tag`). */
+  canaryPrefer?: string[] | undefined;
 }
 
 /**
@@ -78,7 +80,7 @@ export interface PlanFlags {
  * their inputs with the candidate. Gates keep their defaults (use `--plan FILE` for more).
  */
 export function planFromFlags(f: PlanFlags): RolloutPlanInput | undefined {
-  if (f.canary === undefined && f.waves === undefined && f.bake === undefined && f.shadow === undefined) return undefined;
+  if (f.canary === undefined && f.waves === undefined && f.bake === undefined && f.shadow === undefined && f.canaryPrefer === undefined) return undefined;
   // The defaults come from the schema itself, so the flags never drift from them.
   const defaults = rolloutPlan.parse({});
   const bake_s = f.bake === undefined ? undefined : parseDuration(f.bake, 'bake');
@@ -89,7 +91,7 @@ export function planFromFlags(f: PlanFlags): RolloutPlanInput | undefined {
   if (!last || !('percent' in last) || last.percent !== 100) throw bad('--waves: the last wave must be 100% (every target device)');
   return {
     ...(f.shadow !== undefined ? { shadow: withBake({ sample_rate: parseFraction(f.shadow, 'shadow') }) } : {}),
-    canary: withBake({ devices: canary }),
+    canary: withBake({ devices: canary, ...(f.canaryPrefer !== undefined ? { prefer: { tag: parseTags(f.canaryPrefer, 'canary-prefer') } } : {}) }),
     waves: waves.map((devices) => withBake({ devices })),
   };
 }

@@ -24,6 +24,9 @@ Starts a rollout of a registered model version to the devices with every --targe
   --all           target the whole fleet instead
   --plan FILE     the whole plan as JSON (stages, gates, on_gate_failure); excludes the flags below
   --canary A      canary allowance: 10% of the target or a device count (default 5%)
+  --canary-prefer k=v
+                  put the canary on the devices with these tags first (the site the change
+                  is for, e.g. site=pit-3); the waves take the rest
   --waves A,A     cumulative waves after the canary, the last one 100% (default 25%,50%,100%)
   --bake D        bake time of every stage: 90s, 10m, 1h (default 1h)
   --shadow P%     first a shadow stage: the canary's devices also score P% of their inputs
@@ -66,6 +69,7 @@ const create = apiCommand(
     waves: { type: 'string' },
     bake: { type: 'string' },
     shadow: { type: 'string' },
+    'canary-prefer': { type: 'string', multiple: true },
     id: { type: 'string' },
   },
   async (c) => {
@@ -76,10 +80,10 @@ const create = apiCommand(
     const selector = parseTags(v.target, 'target');
     if (v.all && Object.keys(selector).length) throw usage('--all and --target exclude each other', CREATE_HELP);
     if (!v.all && !Object.keys(selector).length) throw usage('name the target devices with --target k=v (or --all for the whole fleet)', CREATE_HELP);
-    const flags = { canary: v.canary, waves: v.waves, bake: v.bake, shadow: v.shadow };
+    const flags = { canary: v.canary, waves: v.waves, bake: v.bake, shadow: v.shadow, canaryPrefer: v['canary-prefer'] };
     let plan: unknown = planFromFlags(flags);
     if (v.plan !== undefined) {
-      if (plan !== undefined) throw usage('--plan excludes --canary, --waves, --bake and --shadow', CREATE_HELP);
+      if (plan !== undefined) throw usage('--plan excludes --canary, --waves, --bake, --shadow and --canary-prefer', CREATE_HELP);
       plan = await readPlan(v.plan);
     }
     const client = await c.client();

@@ -38,12 +38,13 @@ export function jsonBlock(id: string, data: unknown): SafeHtml {
   return new SafeHtml(`<script type="application/json" id="${escapeHtml(id)}">${JSON.stringify(data).replace(/</g, '\\u003c')}</script>`);
 }
 
-export type Section = 'overview' | 'rollouts' | 'models' | 'labeling' | 'audit';
+export type Section = 'overview' | 'rollouts' | 'models' | 'training' | 'labeling' | 'audit';
 
 const NAV: Array<[Section, string, string]> = [
   ['overview', 'Fleet', '/console/'],
   ['rollouts', 'Rollouts', '/console/rollouts'],
   ['models', 'Models', '/console/models'],
+  ['training', 'Training', '/console/training'],
   ['labeling', 'Labeling', '/console/labeling'],
   ['audit', 'Audit', '/console/audit'],
 ];
@@ -84,6 +85,27 @@ ${o.csrf ? html`<meta name="edgeloop-csrf" content="${o.csrf}">` : ''}
 /** `2025-03-01T10:00:00.000Z` → `2025-03-01 10:00:00`; em dash for null. */
 export function when(iso: string | null | undefined): string {
   return iso ? iso.replace('T', ' ').replace(/\.\d+Z$|Z$/, '') : '—';
+}
+
+/** `3 min ago` / `in 2 h` for a time `ms` relative to `now`. */
+export function relative(ms: number, now: number): string {
+  const d = now - ms;
+  const s = Math.abs(d) / 1000;
+  if (s < 5) return 'just now';
+  const text = s < 60 ? `${Math.round(s)} s` : s < 3600 ? `${Math.round(s / 60)} min` : s < 86_400 ? `${Math.round(s / 360) / 10} h` : `${Math.round(s / 8640) / 10} d`;
+  return d >= 0 ? `${text} ago` : `in ${text}`;
+}
+
+/**
+ * A time as a person reads it: relative ("3 min ago") with the absolute time and its zone on
+ * hover (`title`), and machine-readable in `datetime`. Em dash for null.
+ */
+export function ago(at: string | number | null | undefined, now: number): SafeHtml {
+  if (at === null || at === undefined) return html`—`;
+  const ms = typeof at === 'number' ? at : Date.parse(at);
+  if (!Number.isFinite(ms)) return html`—`;
+  const iso = new Date(ms).toISOString();
+  return html`<time datetime="${iso}" title="${when(iso)} UTC">${relative(ms, now)}</time>`;
 }
 
 export function num(n: number | null | undefined, digits = 3): string {

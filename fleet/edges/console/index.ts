@@ -10,11 +10,12 @@ import { bearerToken, isTls, sessionCookie, sessionCookieHeader, sessionUser } f
 import type { PageApp } from '../web/pages.js';
 import type { Principal } from '../web/auth.js';
 import { html, page } from './html.js';
-import { devicePage, overviewPage } from './pages/fleet.js';
+import { devicePage, overviewPage, sitePage } from './pages/fleet.js';
 import { auditPage } from './pages/audit.js';
 import { labelingPage } from './pages/labeling.js';
 import { modelsPage, modelVersionPage } from './pages/models.js';
 import { rolloutPage, rolloutsPage } from './pages/rollouts.js';
+import { trainingPage, trainingRunPage } from './pages/training.js';
 import type { PageResult } from './pages/types.js';
 
 /**
@@ -123,11 +124,14 @@ function seg(m: RegExpExecArray, i: number): string {
 function routes(assets: ReturnType<typeof loadAssets>): PageRoute[] {
   return [
     { method: 'GET', pattern: /^\/console\/$/, auth: true, run: ({ ctx }) => overviewPage(ctx) },
-    { method: 'GET', pattern: /^\/console\/devices\/([^/]+)$/, auth: true, run: ({ ctx, m }) => devicePage(ctx, seg(m, 1)) },
+    { method: 'GET', pattern: /^\/console\/sites\/([^/]+)$/, auth: true, run: ({ ctx, m }) => sitePage(ctx, seg(m, 1)) },
+    { method: 'GET', pattern: /^\/console\/devices\/([^/]+)$/, auth: true, run: ({ ctx, m, url }) => devicePage(ctx, seg(m, 1), url) },
     { method: 'GET', pattern: /^\/console\/rollouts$/, auth: true, run: ({ ctx }) => rolloutsPage(ctx) },
     { method: 'GET', pattern: /^\/console\/rollouts\/([^/]+)$/, auth: true, run: ({ ctx, m, user }) => rolloutPage(ctx, seg(m, 1), user as User) },
     { method: 'GET', pattern: /^\/console\/models$/, auth: true, run: ({ ctx }) => modelsPage(ctx) },
     { method: 'GET', pattern: /^\/console\/models\/([^/]+)\/([^/]+)$/, auth: true, run: ({ ctx, m }) => modelVersionPage(ctx, seg(m, 1), seg(m, 2)) },
+    { method: 'GET', pattern: /^\/console\/training$/, auth: true, run: ({ ctx }) => trainingPage(ctx) },
+    { method: 'GET', pattern: /^\/console\/training\/runs\/([^/]+)$/, auth: true, run: ({ ctx, m }) => trainingRunPage(ctx, seg(m, 1)) },
     { method: 'GET', pattern: /^\/console\/labeling$/, auth: true, run: ({ ctx, url, user }) => labelingPage(ctx, url, user as User) },
     { method: 'GET', pattern: /^\/console\/audit$/, auth: true, run: ({ ctx, url, user }) => auditPage(ctx, url, user as User) },
     { method: 'GET', pattern: /^\/console\/login$/, auth: false, run: ({ res, url }) => sendHtml(res, 200, loginPage(safeNext(url.searchParams.get('next')))) },

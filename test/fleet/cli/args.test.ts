@@ -38,6 +38,9 @@ describe('CLI argument parsing', () => {
       ],
     });
     expect(rolloutPlan.safeParse(p).success).toBe(true);
+    // --canary-prefer: the canary prefers the tagged devices, the rest of the plan stays the default.
+    const prefer = rolloutPlan.parse(planFromFlags({ canaryPrefer: ['site=pit-3'] }));
+    expect(prefer.canary).toEqual({ ...rolloutPlan.parse({}).canary, prefer: { tag: { site: 'pit-3' } } });
     // Only --bake: the default allowances, each with the bake time.
     const bakeOnly = rolloutPlan.parse(planFromFlags({ bake: '30s' }));
     const defaults = rolloutPlan.parse({});

@@ -83,8 +83,8 @@ describe('console pages', () => {
   it('renders every page for a signed-in user, escaped, with a strict CSP', async () => {
     const cookie = await login(f.tokens.viewer);
     const pages: Array<[string, string[]]> = [
-      ['/console/', ['cam-1', 'Devices by active version', 'model versions']],
-      ['/console/devices/cam-1', ['Drift (PSI)', 'class PSI', '<svg', 'Latest samples', '<dt>login</dt><dd>secret']],
+      ['/console/', ['cam-1', 'Needs attention', 'id="sites"', 'model versions']],
+      ['/console/devices/cam-1', ['Drift now (PSI)', 'Drift over time', 'class PSI', '<svg', 'Latest samples', '<dt>login</dt><dd>secret']],
       ['/console/devices/cam-2', ['<dt>login</dt><dd>certificate <span class="muted">until 20', f.ctx.devices.get('cam-2').certificate!.serial]],
       ['/console/rollouts', [rolloutId, 'pets@1.1.0']],
       [`/console/rollouts/${rolloutId}`, ['data-command="pause"', 'Stages', 'canary', 'Decisions', 'role viewer cannot command rollouts']],

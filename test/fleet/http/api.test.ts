@@ -453,6 +453,7 @@ describe('openapi.json', () => {
     'POST /v1/samples/{id}/skip',
     'POST /v1/labels/undo',
     'GET /v1/samples/{id}/history',
+    'GET /v1/sites',
     'GET /v1/labels/progress',
     'GET /v1/labels/next',
     'POST /v1/datasets',

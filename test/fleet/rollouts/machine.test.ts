@@ -179,7 +179,10 @@ describe('rollout machine: examples', () => {
     expect(h.command('abort').decisions[0]?.kind).toBe('command_rejected');
     const r = h.command('rollback');
     expect(h.state.status).toBe('rolled_back');
-    expect(r.decisions[0]?.reason).toMatch(/^manual rollback by ana@ml; 7 devices reverted/);
+    // dev-new had no version before the candidate: nothing to revert to, and the message says so
+    // (it used to count it among 7 "reverted" while the device kept running the candidate).
+    expect(r.decisions[0]?.reason).toBe('manual rollback by ana@ml; 6 devices reverted to their last-known-good version; 1 had no previous version to revert to and keeps running digits@2.0.0 until given another: dev-new');
+    expect(r.decisions[0]?.signals).toEqual(expect.arrayContaining([{ name: 'devices_reverted', value: 6 }, { name: 'devices_without_previous', value: 1 }]));
     expect(h.onCandidate()).toEqual([]);
     expect(h.published.get('dev-new')).toEqual({ device_id: 'dev-new', active: null, shadow: null });
   });

@@ -4,7 +4,7 @@ import { allowed, type User } from '../../../app/users.js';
 import { FleetError } from '../../../errors.js';
 import { parseWith } from '../../../../shared/validate.js';
 import { queryCoercer } from '../../web/query.js';
-import { html, when } from '../html.js';
+import { ago, html } from '../html.js';
 import type { PageResult } from './types.js';
 
 const coerce = queryCoercer(auditQuery);
@@ -18,6 +18,7 @@ export function auditPage(ctx: FleetContext, url: URL, user: User): PageResult {
   if (q.actor) next.set('actor', q.actor);
   if (q.limit) next.set('limit', String(q.limit));
   if (page.next_before !== null) next.set('before', String(page.next_before));
+  const now = ctx.clock.now();
   const body = html`
   <h1>Audit log</h1>
   <p class="muted">Who did what: model pushes, rollouts and their commands, labels, user changes. Newest first.${q.actor ? html` Only <code>${q.actor}</code> (<a href="/console/audit">everyone</a>).` : ''}</p>
@@ -26,7 +27,7 @@ export function auditPage(ctx: FleetContext, url: URL, user: User): PageResult {
     : html`<table class="grid-table" id="audit"><thead><tr><th>when</th><th>who</th><th>what</th><th>on</th><th>details</th></tr></thead><tbody>
       ${page.items.map(
         (e) => html`<tr data-action="${e.action}">
-          <td>${when(e.at)}</td>
+          <td>${ago(e.at, now)}</td>
           <td><a href="/console/audit?actor=${encodeURIComponent(e.actor)}">${e.actor}</a></td>
           <td><code>${e.action}</code></td>
           <td>${e.target}</td>

@@ -1,8 +1,12 @@
-import type { DeviceRecord } from '../../../core/devices/state.js';
 import type { FleetContext } from '../../../app/context.js';
-import { barChart, progressBar } from '../charts.js';
-import { badge, html, num, pct, ref, when } from '../html.js';
+import type { DriftPoint } from '../../../core/devices/state.js';
+import { fleetOverviewOf, thresholdsOf } from '../../../app/read-models/sites.js';
+import type { DeviceHealthRow, FleetOverview, Thresholds } from '../../../app/read-models/sites.js';
+import { FleetError } from '../../../errors.js';
+import { barChart, multiples, timeChart } from '../charts.js';
+import { ago, badge, html, num, pct, ref, when } from '../html.js';
 import type { SafeHtml } from '../html.js';
+import type { DeviceRecord } from '../../../core/devices/state.js';
 import type { PageResult } from './types.js';
 
 const TERMINAL = new Set(['completed', 'aborted', 'rolled_back']);
@@ -11,71 +15,112 @@ function tags(t: Record<string, string>): SafeHtml {
   return html`${Object.entries(t).map(([k, v]) => html`<span class="tag">${k}=${v}</span>`)}`;
 }
 
-function deviceRow(d: DeviceRecord): SafeHtml {
-  return html`<tr>
-    <td><a href="/console/devices/${encodeURIComponent(d.id)}">${d.id}</a></td>
-    <td>${tags(d.tags)}</td>
-    <td>${badge(d.state)}</td>
-    <td>${ref(d.models.active)}</td>
-    <td>${d.deployment ? badge(d.deployment.phase) : '—'}</td>
-    <td class="num">${pct(d.health?.outlier_rate)}</td>
-    <td class="num">${num(d.health?.drift_psi.class)}</td>
-    <td>${when(d.last_seen)}</td>
-  </tr>`;
+const psiText = (p: DeviceHealthRow['worst_psi']): string => (p ? `${p.kind} ${num(p.value, 2)}` : '—');
+
+/** The colour class of a value against a device's thresholds. */
+function psiLevel(v: number | null | undefined, t: Thresholds): string {
+  return v === null || v === undefined ? '' : v >= t.drift_trouble ? 'trouble' : v >= t.drift_attention ? 'attention' : '';
+}
+function outlierLevel(v: number | null | undefined, t: Thresholds): string {
+  return v === null || v === undefined ? '' : v >= t.outlier_trouble ? 'trouble' : v >= t.outlier_attention ? 'attention' : '';
 }
 
-/** The fleet at a glance: devices by state and active version, counts, the device table. */
-export function overviewPage(ctx: FleetContext): PageResult {
-  const devices = ctx.devices.list();
-  const online = devices.filter((d) => d.state === 'online').length;
-  const byVersion = new Map<string, { online: number; offline: number }>();
-  for (const d of devices) {
-    const key = ref(d.models.active);
-    const row = byVersion.get(key) ?? { online: 0, offline: 0 };
-    row[d.state]++;
-    byVersion.set(key, row);
-  }
-  const versions = [...byVersion.entries()].sort((a, b) => b[1].online + b[1].offline - (a[1].online + a[1].offline));
+/** Traffic in words: "no traffic" for an idle device (not "0.0/s, p95 0.0 ms"). */
+function traffic(d: { idle: boolean; inference_rate_per_s: number | null; latency_p95_ms: number | null }): string {
+  return d.idle ? 'no traffic' : `${num(d.inference_rate_per_s, 1)}/s, p95 ${num(d.latency_p95_ms, 1)} ms`;
+}
+
+const accText = (a: DeviceHealthRow['accuracy']): SafeHtml => (a ? html`${pct(a.value)} <span class="muted">of ${a.labeled}</span>` : html`<span class="muted">no labels</span>`);
+
+const siteHref = (site: string): string => `/console/sites/${encodeURIComponent(site)}`;
+
+function attentionList(o: FleetOverview): SafeHtml {
+  if (o.attention.length === 0) return html`<p class="all-ok" id="needs-attention">All ${o.devices.length} devices ok.</p>`;
+  return html`<section><h2>Needs attention</h2><ul class="attention-list" id="needs-attention">${o.attention.map(
+    (a) => html`<li class="${a.level}" data-device="${a.device}" data-level="${a.level}"><b>${a.level}</b> · <a href="${siteHref(a.site)}">${a.site}</a> › <a href="/console/devices/${encodeURIComponent(a.device)}">${a.device}</a>: ${a.reason}</li>`,
+  )}</ul></section>`;
+}
+
+function deviceTable(rows: DeviceHealthRow[], now: number): SafeHtml {
+  return html`<table class="grid-table" id="devices"><thead><tr><th>device</th><th>site</th><th>state</th><th>health</th><th>active model</th><th>traffic</th><th class="num">worst PSI</th><th class="num">outliers</th><th class="num">accuracy</th><th>last seen</th></tr></thead>
+    <tbody>${rows.map(
+      (d) => html`<tr class="level-${d.level}" data-device="${d.id}" data-level="${d.level}">
+        <td><a href="/console/devices/${encodeURIComponent(d.id)}">${d.id}</a></td>
+        <td><a href="${siteHref(d.site)}">${d.site}</a></td>
+        <td>${badge(d.state)}</td>
+        <td>${badge(d.level)}${d.reasons.length ? html` <span class="muted">${d.reasons.join('; ')}</span>` : ''}</td>
+        <td>${d.model ?? '—'}</td>
+        <td>${traffic(d)}</td>
+        <td class="num ${psiLevel(d.worst_psi?.value, d.thresholds)}" title="attention at ${num(d.thresholds.drift_attention, 2)}, trouble at ${num(d.thresholds.drift_trouble, 2)} (${d.thresholds.source})">${psiText(d.worst_psi)}</td>
+        <td class="num ${d.idle ? '' : outlierLevel(d.outlier_rate, d.thresholds)}">${d.idle ? '—' : pct(d.outlier_rate)}</td>
+        <td class="num">${accText(d.accuracy)}</td>
+        <td>${ago(d.last_seen, now)}</td>
+      </tr>`,
+    )}</tbody></table>`;
+}
+
+/** The fleet at a glance: what needs attention first, then one row per site, then counts. */
+export async function overviewPage(ctx: FleetContext): Promise<PageResult> {
+  const now = ctx.clock.now();
+  const o = await fleetOverviewOf(ctx);
+  const online = o.devices.filter((d) => d.state === 'online').length;
   const rollouts = ctx.rollouts.list();
   const active = rollouts.filter((r) => !TERMINAL.has(r.state.status));
   const progress = ctx.labels.progress();
   const models = ctx.registry.list();
-  const stat = (label: string, value: string | number, href?: string): SafeHtml =>
-    html`<div class="stat"><div class="stat-value">${href ? html`<a href="${href}">${value}</a>` : value}</div><div class="stat-label">${label}</div></div>`;
+  const stat = (label: string, value: string | number, href?: string, cls = ''): SafeHtml =>
+    html`<div class="stat ${cls}"><div class="stat-value">${href ? html`<a href="${href}">${value}</a>` : value}</div><div class="stat-label">${label}</div></div>`;
   const body = html`
   <h1>Fleet</h1>
+  ${attentionList(o)}
+  <section><h2>Sites</h2>
+  ${o.sites.length === 0
+    ? html`<p class="muted">No devices registered yet.</p>`
+    : html`<table class="grid-table" id="sites"><thead><tr><th>site</th><th>health</th><th class="num">online</th><th class="num">offline</th><th class="num">worst drift PSI</th><th class="num">outlier rate</th><th class="num">accuracy (labeled)</th><th>last seen</th></tr></thead><tbody>
+      ${o.sites.map(
+        (s) => html`<tr class="level-${s.level}" data-site="${s.site}" data-level="${s.level}">
+          <td><a href="${siteHref(s.site)}">${s.site}</a></td>
+          <td>${badge(s.level)}${s.reasons.length ? html` <span class="muted">${s.reasons[0]}${s.reasons.length > 1 ? ` (+${s.reasons.length - 1})` : ''}</span>` : ''}</td>
+          <td class="num">${s.online}</td>
+          <td class="num ${s.offline ? 'trouble' : ''}">${s.offline}</td>
+          <td class="num ${s.worst_psi ? psiLevel(s.worst_psi.value, (o.devices.find((d) => d.id === s.worst_psi?.device) as DeviceHealthRow).thresholds) : ''}">${psiText(s.worst_psi)}</td>
+          <td class="num">${pct(s.outlier_rate)}</td>
+          <td class="num">${accText(s.accuracy)}</td>
+          <td>${ago(s.last_seen, now)}</td>
+        </tr>`,
+      )}</tbody></table>`}
+  </section>
   <section class="stats" id="fleet-stats">
-    ${stat('devices', devices.length)}
+    ${stat('devices', o.devices.length)}
     ${stat('online', online)}
-    ${stat('offline', devices.length - online)}
+    ${stat('offline', o.devices.length - online, undefined, o.devices.length - online ? 'trouble' : '')}
     ${stat('model versions', models.length, '/console/models')}
     ${stat('active rollouts', active.length, '/console/rollouts')}
     ${stat('samples', ctx.ingest.count(), '/console/labeling')}
     ${stat('labeled', `${progress.labeled} / ${progress.total}`, '/console/labeling')}
   </section>
   <section>
-    <h2>Devices by active version</h2>
-    ${versions.length === 0
-      ? html`<p class="muted">No devices registered yet.</p>`
-      : html`<table class="grid-table" id="by-version"><thead><tr><th>active version</th><th class="num">online</th><th class="num">offline</th><th>share</th></tr></thead><tbody>
-        ${versions.map(([v, c]) => html`<tr><td>${v}</td><td class="num">${c.online}</td><td class="num">${c.offline}</td><td>${progressBar([{ value: c.online, cls: 'ok', label: 'online' }, { value: c.offline, cls: 'na', label: 'offline' }], devices.length)}</td></tr>`)}
-      </tbody></table>`}
-  </section>
-  <section>
     <h2>Devices</h2>
-    <table class="grid-table" id="devices"><thead><tr><th>device</th><th>tags</th><th>state</th><th>active model</th><th>deployment</th><th class="num">outliers</th><th class="num">class PSI</th><th>last seen</th></tr></thead>
-    <tbody>${devices.map(deviceRow)}</tbody></table>
+    ${deviceTable(o.devices, now)}
   </section>`;
   return { title: 'Fleet', section: 'overview', body };
 }
 
-/** PSI rule of thumb: under 0.1 stable, 0.1-0.25 a moderate shift, over 0.25 a significant one. */
-const PSI_REFS = [
-  { value: 0.1, label: '0.1' },
-  { value: 0.25, label: '0.25' },
-];
+/** One site: its devices with their health, what needs attention there first. */
+export async function sitePage(ctx: FleetContext, site: string): Promise<PageResult> {
+  const now = ctx.clock.now();
+  const o = await fleetOverviewOf(ctx, { site });
+  if (o.devices.length === 0) throw new FleetError('NOT_FOUND', `no device has site ${site}`);
+  const s = o.sites[0] as FleetOverview['sites'][number];
+  const body = html`
+  <p><a href="/console/">Fleet</a> › site</p>
+  <h1>Site ${site} ${badge(s.level)}</h1>
+  <p class="lead">${s.online} online, ${s.offline} offline · worst drift ${psiText(s.worst_psi)} · outlier rate ${pct(s.outlier_rate)} · last seen ${ago(s.last_seen, now)}</p>
+  ${attentionList(o)}
+  <section><h2>Devices</h2>${deviceTable(o.devices, now)}</section>`;
+  return { title: `Site ${site}`, section: 'overview', body };
+}
 
-/** One device: status, models, deployment phase, health, drift and its latest samples. */
 /** How the device logs in to the broker: its certificate (with expiry, or revoked) or its secret. */
 function login(d: DeviceRecord): SafeHtml {
   const c = d.certificate;
@@ -84,30 +129,77 @@ function login(d: DeviceRecord): SafeHtml {
   return html`certificate <span class="muted">until ${when(c.not_after)}, serial ${c.serial}, sha256 ${c.sha256.slice(0, 16)}…</span>`;
 }
 
-export function devicePage(ctx: FleetContext, id: string): PageResult {
+/** The history windows a device page offers (`?window=`), and its default. */
+const WINDOWS: Record<string, number> = { '1h': 3_600_000, '6h': 6 * 3_600_000, '24h': 86_400_000, '7d': 7 * 86_400_000 };
+
+/** Drift PSI of each kind and the outlier rate over time, one small chart each with its own thresholds. */
+function driftHistory(ctx: FleetContext, id: string, window: string, t: Thresholds): SafeHtml {
+  const points = ctx.devices.driftHistory(id, WINDOWS[window] ?? (WINDOWS['6h'] as number));
+  const psiThresholds = [
+    { value: t.drift_attention, label: `attention ${num(t.drift_attention, 2)}`, cls: 'warn' as const },
+    { value: t.drift_trouble, label: `trouble ${num(t.drift_trouble, 2)}`, cls: 'fail' as const },
+  ];
+  const xRange: [number, number] | undefined = points.length ? [(points[0] as DriftPoint).ts, (points[points.length - 1] as DriftPoint).ts] : undefined;
+  const series = (['class', 'brightness', 'contrast'] as const).map((k) =>
+    timeChart({
+      ...(xRange ? { xRange } : {}),
+      title: `${k} PSI of ${id} over the last ${window}`,
+      name: `${k} PSI`,
+      points: points.flatMap((p) => {
+        const v = p[`${k}_psi`];
+        return v === null ? [] : [{ x: p.ts, y: v }];
+      }),
+      thresholds: psiThresholds,
+    }),
+  );
+  series.push(
+    timeChart({
+      title: `outlier rate of ${id} over the last ${window}`,
+      name: 'outlier rate',
+      ...(xRange ? { xRange } : {}),
+      points: points.map((p) => ({ x: p.ts, y: p.outlier_rate })),
+      thresholds: [
+        { value: t.outlier_attention, label: `attention ${pct(t.outlier_attention)}`, cls: 'warn' },
+        { value: t.outlier_trouble, label: `trouble ${pct(t.outlier_trouble)}`, cls: 'fail' },
+      ],
+      format: (v) => `${Math.round(v * 100)}%`,
+    }),
+  );
+  const links = Object.keys(WINDOWS).map((w) => (w === window ? html`<b>${w}</b>` : html`<a href="?window=${w}">${w}</a>`));
+  return html`<p class="muted">Last ${links.map((l, i) => html`${i ? ' · ' : ''}${l}`)} · ${points.length} telemetry windows · times in UTC · thresholds from ${t.source}</p>${multiples(series, { label: `drift history of ${id}`, id: 'drift-history' })}`;
+}
+
+/** One device: status, models, deployment phase, health, drift now and over time, its latest samples. */
+export async function devicePage(ctx: FleetContext, id: string, url?: URL): Promise<PageResult> {
+  const now = ctx.clock.now();
   const d = ctx.devices.get(id);
+  const [row] = (await fleetOverviewOf(ctx)).devices.filter((x) => x.id === d.id);
+  const t = row?.thresholds ?? thresholdsOf(null, '');
+  const window = url?.searchParams.get('window') ?? '6h';
   const h = d.health;
   const drift = h
     ? barChart(
         (['class', 'brightness', 'contrast'] as const).map((k) => {
           const v = h.drift_psi[k];
-          return { label: `${k} PSI`, value: v, ok: v === null ? null : v < 0.25 };
+          return { label: `${k} PSI`, value: v, ok: v === null ? null : v < t.drift_attention ? true : v >= t.drift_trouble ? false : null };
         }),
-        { title: `drift PSI of ${d.id}`, refs: PSI_REFS },
+        { title: `drift PSI of ${d.id}`, refs: [{ value: t.drift_attention, label: num(t.drift_attention, 2) }, { value: t.drift_trouble, label: num(t.drift_trouble, 2) }] },
       )
     : html`<p class="muted">No telemetry yet.</p>`;
   const samples = ctx.ingest.query({ device: d.id, order: 'desc', limit: 8 }).items;
   const dl = (rows: Array<[string, unknown]>): SafeHtml => html`<dl class="kv">${rows.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>`;
   const body = html`
-  <h1>Device ${d.id} ${badge(d.state)}</h1>
+  <p><a href="/console/">Fleet</a> › ${row ? html`<a href="/console/sites/${encodeURIComponent(row.site)}">${row.site}</a>` : ''} › device</p>
+  <h1>Device ${d.id} ${badge(d.state)} ${row ? badge(row.level) : ''}</h1>
+  ${row?.reasons.length ? html`<p id="device-reasons"><span class="${row.level}">${row.reasons.join('; ')}</span></p>` : ''}
   <div class="cols">
     <section class="panel"><h2>Status</h2>${dl([
       ['state', badge(d.state)],
-      ['last seen', when(d.last_seen)],
-      ['offline since', when(d.offline_at)],
+      ['last seen', ago(d.last_seen, now)],
+      ['offline since', ago(d.offline_at, now)],
       ['agent', d.agent_version ?? '—'],
       ['tags', tags(d.tags)],
-      ['registered', when(d.created_at)],
+      ['registered', ago(d.created_at, now)],
       ['login', login(d)],
     ])}</section>
     <section class="panel"><h2>Models</h2>${dl([
@@ -133,15 +225,16 @@ export function devicePage(ctx: FleetContext, id: string): PageResult {
     <section class="panel" id="health"><h2>Health</h2>${
       h
         ? dl([
-            ['inference rate', `${num(h.inference_rate_per_s, 1)} /s`],
-            ['latency p95', `${num(h.latency_p95_ms, 1)} ms`],
-            ['outlier rate', pct(h.outlier_rate)],
+            ['traffic', h.inference_rate_per_s === 0 ? 'no traffic' : `${num(h.inference_rate_per_s, 1)} /s, p95 ${num(h.latency_p95_ms, 1)} ms`],
+            ['outlier rate', h.inference_rate_per_s === 0 ? '—' : pct(h.outlier_rate)],
+            ['accuracy (labeled)', row ? accText(row.accuracy) : '—'],
             ['queue', `${h.queue.depth} samples, ${h.queue.bytes} bytes, ${h.queue.evicted_total} evicted`],
           ])
         : html`<p class="muted">No telemetry yet.</p>`
     }</section>
-    <section class="panel" id="drift"><h2>Drift (PSI)</h2>${drift}</section>
+    <section class="panel" id="drift"><h2>Drift now (PSI)</h2>${drift}</section>
   </div>
+  <section id="history"><h2>Drift over time</h2>${driftHistory(ctx, d.id, window, t)}</section>
   <section><h2>Latest samples</h2>${
     samples.length
       ? html`<div class="strip">${samples.map((s) => html`<figure><img src="/v1/samples/${encodeURIComponent(s.sample_id)}/blob" alt="sample ${s.sample_id}" width="72" height="72"><figcaption>${s.prediction.label} ${pct(s.confidence)}</figcaption></figure>`)}</div>`

@@ -7,7 +7,7 @@ import { sampleFilterSchema } from '../../../app/samples/filter.js';
 import type { SampleRecord } from '../../../app/samples/types.js';
 import { OUTLIER_REASONS } from '../../../../shared/schemas/index.js';
 import { parseWith } from '../../../../shared/validate.js';
-import { html, jsonBlock, pct, when } from '../html.js';
+import { ago, html, jsonBlock, pct } from '../html.js';
 import type { SafeHtml } from '../html.js';
 import type { PageResult } from './types.js';
 
@@ -39,14 +39,14 @@ async function labelSets(ctx: FleetContext, samples: SampleRecord[]): Promise<Re
   return out;
 }
 
-function card(s: SampleRecord): SafeHtml {
+function card(s: SampleRecord, now: number): SafeHtml {
   const state = s.label?.state ?? 'unlabeled';
   return html`<article class="card" data-sample="${s.sample_id}" data-model="${s.model.name}@${s.model.version}" data-predicted="${s.prediction.label}" data-state="${state}">
     <img src="/v1/samples/${encodeURIComponent(s.sample_id)}/blob" alt="sample ${s.sample_id}">
     <div class="pred"><span class="pred-label">${s.prediction.label}</span> <span class="conf">${pct(s.confidence)}</span></div>
     <div class="meta"><span class="device">${s.device_id}</span>${s.site ? html` <span class="muted">${s.site}</span>` : ''}</div>
     <div class="reasons">${s.reasons.map((r) => html`<span class="reason">${r}</span>`)}</div>
-    <div class="meta muted" title="${when(s.captured_at)}">${s.model.name}@${s.model.version} · ${when(s.captured_at).slice(5, 16)}</div>
+    <div class="meta muted">${s.model.name}@${s.model.version} · captured ${ago(s.captured_at, now)}</div>
     <div class="current" data-label="">${state === 'skipped' ? 'skipped' : ''}</div>
   </article>`;
 }
@@ -95,7 +95,7 @@ export async function labelingPage(ctx: FleetContext, url: URL, user: User): Pro
   ${jsonBlock('label-sets', sets)}
   ${jsonBlock('label-filter', filter)}
   <section id="labeling" data-can-label="${String(canLabel)}">
-    ${items.length ? html`<div class="cards" id="grid">${items.map(card)}</div>` : html`<p class="muted" id="empty">Nothing left to label with these filters.</p>`}
+    ${items.length ? html`<div class="cards" id="grid">${items.map((s) => card(s, ctx.clock.now()))}</div>` : html`<p class="muted" id="empty">Nothing left to label with these filters.</p>`}
   </section>
   ${items.length === BATCH ? html`<p><a href="${url.pathname}${url.search}" id="next-batch">Next batch →</a></p>` : ''}`;
   return { title: 'Labeling', section: 'labeling', body };

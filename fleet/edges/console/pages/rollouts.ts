@@ -7,19 +7,23 @@ import type { rolloutDetail } from '../../../app/read-models/rollouts.js';
 import { activeAllowance, resolveAllowance, stagesOf } from '../../../core/rollouts/stages.js';
 import { rolloutCommand } from '../../../core/rollouts/types.js';
 import type { Allowance } from '../../../core/rollouts/types.js';
-import { barChart, lineChart, progressBar } from '../charts.js';
+import { gateBars, lineChart, progressBar } from '../charts.js';
 import type { Series } from '../charts.js';
-import { badge, html, num, ref, when } from '../html.js';
+import { ago, badge, html, num, ref } from '../html.js';
 import type { SafeHtml } from '../html.js';
 import type { PageResult } from './types.js';
 
 type Detail = z.output<typeof rolloutDetail>;
 
+/** A bake time as people say it: none, 45 s, 10 min, 1.5 h. */
+const bakeText = (ms: number): string => (ms === 0 ? 'none' : ms < 120_000 ? `${num(ms / 1000, 0)} s` : ms < 7_200_000 ? `${num(ms / 60_000, 0)} min` : `${num(ms / 3_600_000, 1)} h`);
+
 const allowanceText = (a: Allowance | null): string => (a === null ? '—' : 'count' in a ? `${a.count} devices` : `${a.percent}%`);
 const selectorText = (s: Record<string, string>): string => Object.entries(s).map(([k, v]) => `${k}=${v}`).join(', ') || 'all devices';
 
 export function rolloutsPage(ctx: FleetContext): PageResult {
-  const items = ctx.rollouts.list().map(summaryOf);
+  const now = ctx.clock.now();
+  const items = ctx.rollouts.list().map((r) => summaryOf(r, ctx));
   const body = html`
   <h1>Rollouts</h1>
   ${items.length === 0
@@ -29,7 +33,7 @@ export function rolloutsPage(ctx: FleetContext): PageResult {
         (r) => html`<tr>
           <td><a href="/console/rollouts/${encodeURIComponent(r.id)}">${r.id}</a></td>
           <td>${ref(r.model)}</td>
-          <td>${badge(r.status)}</td>
+          <td>${badge(r.display_status, r.display_status === 'converging' ? 'attention' : r.display_status)}${r.devices.outstanding && r.display_status !== 'aborted' && r.display_status !== 'rolled_back' ? html` <span class="muted">${r.devices.outstanding} not confirmed</span>` : ''}</td>
           <td>${r.stage_name ?? '—'}</td>
           <td>${selectorText(r.selector)}</td>
           <td>${progressBar(
@@ -41,7 +45,7 @@ export function rolloutsPage(ctx: FleetContext): PageResult {
             r.devices.target,
             140,
           )} ${r.devices.installed}/${r.devices.target}</td>
-          <td>${when(r.created_at)} by ${r.created_by}</td>
+          <td>${ago(r.created_at, now)} by ${r.created_by}</td>
         </tr>`,
       )}
     </tbody></table>`}`;
@@ -76,7 +80,7 @@ function stageProgress(d: Detail): SafeHtml {
             )
       }</td>
       <td class="num">${where === 'next' ? '—' : html`${installed}/${allowance}${failed ? html` <span class="fail-text">${failed} failed</span>` : ''}`}</td>
-      <td class="num">${num(s.bake_ms / 1000, 0)} s</td>
+      <td class="num">${s.bake_ms === 0 ? 'none' : bakeText(s.bake_ms)}</td>
     </tr>`;
   });
   return html`<table class="grid-table" id="stages"><thead><tr><th>stage</th><th></th><th>allowance</th><th>progress</th><th class="num">installed</th><th class="num">bake</th></tr></thead><tbody>${rows}</tbody></table>`;
@@ -106,20 +110,27 @@ function controls(d: Detail, user: User): SafeHtml {
 }
 
 export function rolloutPage(ctx: FleetContext, id: string, user: User): PageResult {
+  const now = ctx.clock.now();
   const d = detailOf(ctx, ctx.rollouts.get(id));
   const r = d.rollout;
   const g = d.gates;
   const stages = stagesOf(d.state.plan);
   const devices = Object.entries(d.state.devices);
+  // A completed rollout no longer hears reports; the device's own status still says what it runs.
+  const runsNow = (id: string): boolean => {
+    const a = ctx.devices.find(id)?.models.active;
+    return a?.name === d.rollout.model.name && a.version === d.rollout.model.version;
+  };
   const body = html`
-  <h1>Rollout ${r.id} ${badge(r.status)}</h1>
-  <p class="lead">${ref(r.model)} to ${selectorText(r.selector)} · created ${when(r.created_at)} by ${r.created_by}${d.state.pause ? html` · paused (${d.state.pause.by}): ${d.state.pause.reason}` : ''}</p>
+  <h1>Rollout ${r.id} <span id="rollout-status">${badge(r.display_status, r.display_status === 'converging' ? 'attention' : r.display_status)}</span></h1>
+  ${r.display_status === 'converging' ? html`<p class="attention" id="converging">Every stage passed, but ${r.devices.outstanding} of ${r.devices.target} targeted devices have not confirmed ${ref(r.model)} yet: the rollout completes when they do.</p>` : ''}
+  <p class="lead">${ref(r.model)} to ${selectorText(r.selector)} · created ${ago(r.created_at, now)} by ${r.created_by}${d.state.pause ? html` · paused (${d.state.pause.by}): ${d.state.pause.reason}` : ''}</p>
   ${controls(d, user)}
   <section><h2>Stages</h2>${stageProgress(d)}</section>
   <section id="gates"><h2>Gates of ${r.stage_name ?? '—'} ${g ? badge(g.status) : ''}</h2>
     ${g
       ? html`<p>${g.reason}</p>
-        ${barChart(
+        ${gateBars(
           g.signals.filter((s) => typeof s.value === 'number').map((s) => ({ label: s.name, value: s.value as number, threshold: s.threshold ?? null, ok: s.ok ?? null })),
           { title: 'gate signals against their thresholds' },
         )}
@@ -129,6 +140,12 @@ export function rolloutPage(ctx: FleetContext, id: string, user: User): PageResu
       : html`<p class="muted">Not started.</p>`}
   </section>
   <section><h2>Signals over time</h2>${signalHistory(d)}</section>
+  ${d.outstanding.length && r.status !== 'aborted' && r.status !== 'rolled_back'
+    ? html`<section><h2>Outstanding (${d.outstanding.length})</h2>
+    <table class="grid-table" id="outstanding"><thead><tr><th>device</th><th>stage</th><th>state</th><th>last report</th><th>why</th></tr></thead><tbody>
+    ${d.outstanding.map((o) => html`<tr data-device="${o.device_id}"><td><a href="/console/devices/${encodeURIComponent(o.device_id)}">${o.device_id}</a></td><td>${o.stage ?? '—'}</td><td>${badge(o.state)}</td><td>${o.reported ? html`${badge(o.reported.phase)} ${o.reported.model} ${ago(o.reported.at, now)}` : '—'}</td><td class="why">${o.why}</td></tr>`)}
+    </tbody></table></section>`
+    : ''}
   <section><h2>Devices</h2>
     <table class="grid-table" id="rollout-devices"><thead><tr><th>device</th><th>stage</th><th>desired</th><th>reported</th><th>before</th><th>failure</th></tr></thead><tbody>
     ${devices.map(
@@ -136,7 +153,7 @@ export function rolloutPage(ctx: FleetContext, id: string, user: User): PageResu
         <td><a href="/console/devices/${encodeURIComponent(devId)}">${devId}</a></td>
         <td>${x.assigned_stage !== null ? (stages[x.assigned_stage]?.name ?? x.assigned_stage) : x.shadow_stage !== null ? `shadow` : x.excluded_reason ? html`<span class="muted">excluded: ${x.excluded_reason}</span>` : '—'}</td>
         <td>${x.desired ? html`${ref(x.desired.active)}${x.desired.shadow ? html` + shadow ${ref(x.desired.shadow.model)}` : ''}` : '—'}</td>
-        <td>${x.reported ? html`${badge(x.reported.phase)} ${ref(x.reported.model)}` : '—'}</td>
+        <td>${x.reported ? html`${badge(x.reported.phase)} ${ref(x.reported.model)}` : runsNow(devId) ? html`${badge('active')} ${ref(r.model)} <span class="muted">(device status)</span>` : '—'}</td>
         <td>${ref(x.last_known_good)}</td>
         <td>${x.failure ? html`<span class="fail-text">${x.failure.reason}</span>${x.failure.acknowledged ? ' (acknowledged)' : ''}` : ''}</td>
       </tr>`,
@@ -145,7 +162,7 @@ export function rolloutPage(ctx: FleetContext, id: string, user: User): PageResu
   </section>
   <section><h2>Decisions</h2>
     <table class="grid-table" id="decisions"><thead><tr><th>time</th><th>decision</th><th>stage</th><th>reason</th></tr></thead><tbody>
-    ${d.decisions.map((x) => html`<tr><td>${when(new Date(x.at).toISOString())}</td><td>${badge(x.kind)}</td><td>${x.stage_name ?? ''}</td><td>${x.device_id ? html`<b>${x.device_id}</b> ` : ''}${x.reason}${x.actor ? html` <span class="muted">(${x.actor})</span>` : ''}</td></tr>`)}
+    ${d.decisions.map((x) => html`<tr><td>${ago(x.at, now)}</td><td>${badge(x.kind)}</td><td>${x.stage_name ?? ''}</td><td>${x.device_id ? html`<b>${x.device_id}</b> ` : ''}${x.reason}${x.actor ? html` <span class="muted">(${x.actor})</span>` : ''}</td></tr>`)}
     </tbody></table>
   </section>`;
   return { title: `Rollout ${r.id}`, section: 'rollouts', body };

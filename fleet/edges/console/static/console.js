@@ -38,6 +38,13 @@
     return `${err.code ? `${err.code}: ` : ''}${err.message}`;
   }
 
+  // ------------------------------------------------------------------ live pages
+
+  // A page showing something in progress (a training run) marks itself with #live: reload it
+  // on that period until the server renders it without the mark.
+  const live = document.getElementById('live');
+  if (live) setTimeout(() => location.reload(), Number(live.dataset.refreshMs) || 2000);
+
   // ------------------------------------------------------------------ rollout commands
 
   for (const button of document.querySelectorAll('button[data-command]')) {

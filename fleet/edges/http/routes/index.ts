@@ -7,6 +7,7 @@ import { deviceRoutes } from './devices.js';
 import { modelRoutes } from './models.js';
 import { rolloutRoutes } from './rollouts.js';
 import { sampleRoutes } from './samples.js';
+import { siteRoutes } from './sites.js';
 import { trainingRoutes } from './training.js';
 import { userRoutes } from './users.js';
 
@@ -37,7 +38,7 @@ const metaRoutes: Route[] = [
   }),
 ];
 
-const domainRoutes: Route[] = [...metaRoutes, ...deviceRoutes, ...modelRoutes, ...rolloutRoutes, ...sampleRoutes, ...datasetRoutes, ...trainingRoutes, ...userRoutes];
+const domainRoutes: Route[] = [...metaRoutes, ...deviceRoutes, ...siteRoutes, ...modelRoutes, ...rolloutRoutes, ...sampleRoutes, ...datasetRoutes, ...trainingRoutes, ...userRoutes];
 
 let openApi: Record<string, unknown> | null = null;
 

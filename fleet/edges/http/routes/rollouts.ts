@@ -43,7 +43,7 @@ export const rolloutRoutes: Route[] = [
     summary: 'Rollouts, newest first',
     access: { kind: 'user', permission: 'read' },
     response: rolloutList,
-    handler: ({ ctx }) => ({ json: { items: ctx.rollouts.list().map(summaryOf) } }),
+    handler: ({ ctx }) => ({ json: { items: ctx.rollouts.list().map((r) => summaryOf(r, ctx)) } }),
   }),
   route({
     method: 'GET',
