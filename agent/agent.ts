@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
@@ -29,6 +28,7 @@ import { InferenceService, type InferContext } from './service.js';
 import { DrainWorker } from './uplink/drain-worker.js';
 import { Forwarder } from './uplink/forwarder.js';
 import { MqttUplink, type MqttTlsOptions } from './uplink/mqtt-uplink.js';
+import { readUplinkTls, type UplinkTlsFiles } from './uplink/tls-files.js';
 import type { Uplink } from './uplink/types.js';
 import { offlineStatusWill } from './uplink/will.js';
 import { AGENT_VERSION } from './version.js';
@@ -298,10 +298,19 @@ export class Agent {
   private lastStatusKey = '';
   private lastStatusMs = 0;
 
+  /** The uplink's TLS files, read and checked; a bad one is logged and stops the start. */
+  private uplinkTls(t: UplinkTlsFiles): MqttTlsOptions {
+    try {
+      return readUplinkTls(t);
+    } catch (err) {
+      this.log.error({ code: (err as AgentError).code, reason: (err as Error).message }, 'uplink TLS files cannot be used');
+      throw err;
+    }
+  }
+
   private async startUplink(): Promise<void> {
     const u = this.config.uplink;
     if (!this.opts.uplink && u.kind === 'none') return;
-    const read = (p?: string): Buffer | undefined => (p ? readFileSync(p) : undefined);
     this.uplink =
       this.opts.uplink ??
       new MqttUplink({
@@ -312,7 +321,7 @@ export class Agent {
         backoff: { initialMs: u.backoff_initial_ms, maxMs: u.backoff_max_ms },
         ...(u.username ? { username: u.username } : {}),
         ...(u.password ? { password: u.password } : {}),
-        ...(u.ca_file || u.cert_file ? { tls: tlsOf(read(u.ca_file), read(u.cert_file), read(u.key_file)) } : {}),
+        ...(u.tls ? { tls: this.uplinkTls(u.tls) } : {}),
         will: () => offlineStatusWill(this.status(false), new Date(this.clock.now())),
       });
     // The queue work of draining (reading rows, encoding, deleting acked rows) runs in a
@@ -489,6 +498,3 @@ export class Agent {
   }
 }
 
-function tlsOf(ca?: Buffer, cert?: Buffer, key?: Buffer): MqttTlsOptions {
-  return { ...(ca ? { ca } : {}), ...(cert ? { cert } : {}), ...(key ? { key } : {}) };
-}

@@ -64,9 +64,15 @@ export const agentConfigSchema = z.strictObject({
       client_id: z.string().optional().meta({ description: 'MQTT client id.', defaultText: '`device_id`' }),
       username: z.string().optional().describe('Broker user name.'),
       password: z.string().optional().describe('Broker password.'),
-      ca_file: z.string().optional().describe('CA certificate PEM file for mTLS (AWS IoT Core).'),
-      cert_file: z.string().optional().describe('Device certificate PEM file for mTLS (AWS IoT Core).'),
-      key_file: z.string().optional().describe('Device private key PEM file for mTLS (AWS IoT Core).'),
+      tls: z
+        .strictObject({
+          ca: z.string().optional().meta({ description: 'CA certificate(s), PEM file: the broker\'s certificate must chain to it (the fleet CA, or Amazon Root CA 1 for AWS IoT Core).', defaultText: "Node's bundled roots" }),
+          cert: z.string().optional().describe('This device\'s certificate, PEM file (from `edgeloop devices register --cert`, or AWS IoT Core).'),
+          key: z.string().optional().describe('Its private key, PEM file.'),
+          servername: z.string().optional().meta({ description: 'Name the broker\'s certificate must carry, when the URL\'s host is not it (an IP address or another name).', defaultText: 'the URL\'s host' }),
+        })
+        .optional()
+        .describe('Mutual TLS with `mqtts://` URLs: the device logs in with its certificate. Paths are relative to the config file; each file is read and checked at start (`AGENT_UPLINK_TLS_INVALID`).'),
       keepalive_s: z.number().int().positive().default(30).describe('MQTT keepalive (seconds).'),
       max_inflight: z.number().int().positive().max(100).default(50).describe('Unacknowledged QoS 1 publishes in flight (AWS IoT Core allows 100).'),
       max_publishes_per_s: z.number().positive().default(100).describe('Publish-rate cap (AWS IoT Core: 100 publishes/s per connection).'),
@@ -210,6 +216,8 @@ export function parseAgentConfig(input: unknown, baseDir = process.cwd()): Reado
           ]
         : []),
       ...(c && c.alerts.rules_file && (c.alerts.rules.length > 0 || Object.keys(c.alerts.actions).length > 0) ? ['alerts.rules_file: set either rules_file or rules and actions, not both'] : []),
+      ...renamedTlsKeys(raw),
+      ...(c?.uplink.tls && !!c.uplink.tls.cert !== !!c.uplink.tls.key ? ['uplink.tls: cert and key go together'] : []),
       ...cameraNameProblems(raw),
     ],
     finish: (c) => {
@@ -221,11 +229,23 @@ export function parseAgentConfig(input: unknown, baseDir = process.cwd()): Reado
       if (c.watch.failed_dir) c.watch.failed_dir = abs(c.watch.failed_dir);
       if (c.models.initial) c.models.initial = abs(c.models.initial);
       if (c.alerts.rules_file) c.alerts.rules_file = abs(c.alerts.rules_file);
-      for (const k of ['ca_file', 'cert_file', 'key_file'] as const) if (c.uplink[k]) c.uplink[k] = abs(c.uplink[k]!);
+      const tls = c.uplink.tls;
+      if (tls) for (const k of ['ca', 'cert', 'key'] as const) if (tls[k]) tls[k] = abs(tls[k]!);
       if (c.fleet_public_key && !c.fleet_public_key.includes('BEGIN PUBLIC KEY')) c.fleet_public_key = abs(c.fleet_public_key);
       if (c.inference.intra_op_threads === 0) c.inference.intra_op_threads = Math.max(1, Math.min(4, cpus().length));
     },
   });
+}
+
+/** The flat TLS keys before `uplink.tls`: refused with the names that replace them. */
+const RENAMED_TLS_KEYS = { ca_file: 'uplink.tls.ca', cert_file: 'uplink.tls.cert', key_file: 'uplink.tls.key' } as const;
+
+function renamedTlsKeys(raw: unknown): string[] {
+  const uplink = (raw as { uplink?: unknown } | null)?.uplink;
+  if (!uplink || typeof uplink !== 'object') return [];
+  return Object.entries(RENAMED_TLS_KEYS)
+    .filter(([old]) => old in uplink)
+    .map(([old, now]) => `uplink.${old} is no longer read: use ${now} (uplink.tls holds ca, cert, key and servername)`);
 }
 
 /** Config file (JSON) + environment overrides -> validated, frozen config. */

@@ -44,6 +44,8 @@ export const AgentErrors = defineCatalogue('AGENT', {
   UPLINK_SUBSCRIBE_REFUSED: { status: 500, text: 'the broker refused a subscription' },
   /** Connected, but a subscription (acks, desired state) was refused or failed: the device cannot hear the fleet. Shown in `/healthz` and telemetry, retried with backoff. */
   UPLINK_DEGRADED: { status: 503, text: 'the uplink is connected but a subscription failed' },
+  /** `uplink.tls` names a file that cannot be read or is not PEM (`ca`, `cert`, `key`), or a key that does not match its certificate; the old flat keys `ca_file`, `cert_file`, `key_file` are refused naming the new ones. The agent does not start. */
+  UPLINK_TLS_INVALID: { status: 500, text: 'the uplink TLS files cannot be used' },
   /** Only one of `SVCUID` and `AWS_GG_NUCLEUS_DOMAIN_SOCKET_FILEPATH_FOR_COMPONENT` is set. */
   GREENGRASS_ENV_INCOMPLETE: { status: 500, text: 'the Greengrass nucleus environment is incomplete (SVCUID and the IPC socket path go together)' },
   /** The IPC connection to the nucleus was refused, or an IPC call failed. */

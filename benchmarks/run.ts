@@ -24,6 +24,8 @@ Benchmarks print ratios against the raw library measured in the same run:
               devices (target < 500, every device converged; --quick: 100 devices)
   alert_latency  frame arrival (HTTP, 640x480 JPEG) to the local MQTT alert action at a site subscriber,
               p50/p99 beside the model's raw run; value = alert p99 - raw p99 in ms (target <= 20)
+  connect_cost  a real device's first MQTT connect with its certificate / with its secret, medians under a
+              flood of 60 bogus password logins/s (target < 1); quiet medians and ratios beside it
   loop        the headless demo: pit-3 accuracy after the loop (target >= 0.90, +25 points over
               drifted; clean_delta >= -1, labels_used <= 600, lost = 0, recovery_s <= 300)
   camera      frames processed/s from a 1080p 25 fps MJPEG stream / the camera's configured fps
@@ -67,6 +69,7 @@ const benches: Record<string, Bench> = {
     return benchLoop({ ...(q ? { timings: LOOP_QUICK } : {}), progress: (line) => void process.stderr.write(`${line}\n`) });
   },
   train: async (q) => (await import('./train.js')).benchTrain({ fineTune: !q, ...(q ? { trainCount: 2000, holdoutCount: 500, epochs: 2 } : {}), progress: (l) => void process.stderr.write(`${l}\n`) }),
+  connect_cost: async (q) => (await import('./connect-cost.js')).benchConnectCost(q ? { devices: 4 } : {}),
   camera: async (q) => (await import('./camera.js')).benchCamera(q ? { seconds: 6 } : {}),
   rollout_scale: async (q) => {
     const { benchRolloutScale } = await import('./rollout-scale.js');

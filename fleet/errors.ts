@@ -50,6 +50,12 @@ export const FleetErrors = defineCatalogue('FLEET', {
   DEVICE_UNKNOWN: { status: 404, text: 'no such device' },
   /** Device ids are unique: a device with this id is already registered. */
   DEVICE_EXISTS: { status: 409, text: 'a device with this id is already registered' },
+  /** The fleet CA (`serve --ca-cert/--ca-key`, or `DATA/keys/ca.*.pem`) cannot be used: a file is unreadable or not PEM, the certificate is not a CA or has expired, the key does not match it, or its key type cannot sign. The service does not start: never an HTTP answer. */
+  CA_INVALID: { status: 500, text: 'the fleet CA cannot be used' },
+  /** A device's TLS connection to the broker was refused: a certificate of another CA, expired, revoked or replaced (its sha256 is not the one stored), of an unknown device, or a client id other than the certificate's CN. Logged with the reason at connect and throttled like failed logins; never an HTTP answer. */
+  DEVICE_CERT_REFUSED: { status: 401, text: 'the device certificate was refused' },
+  /** A device public key sent for a certificate is not a PEM public key of a type the fleet CA signs for (EC P-256/P-384, RSA of 2048 bits or more, Ed25519). */
+  DEVICE_KEY_INVALID: { status: 400, text: 'the device public key cannot be certified' },
   /** Desired states could not be handed to the rollout backend (broker down, AWS throttling); logged with the retry delay, retried with backoff until delivered. */
   DELIVERY_FAILED: { status: 503, text: 'desired states could not be delivered; retrying' },
   /** An MQTT packet over the embedded broker's size limit (`broker.max_packet_bytes`); the connection is closed at the packet's header. */

@@ -4,6 +4,7 @@ import type { Alerts } from './alerts/alerts.js';
 import type { ArtifactStore } from './artifacts.js';
 import type { AuditLog } from './audit.js';
 import type { Users } from './users.js';
+import type { DeviceCertificates } from './devices/certificates.js';
 import type { DeviceRegistry } from './devices/registry.js';
 import type { Datasets } from './labels/datasets.js';
 import type { Labels } from './labels/labels.js';
@@ -29,6 +30,8 @@ export interface FleetContext {
   artifacts: ArtifactStore;
   registry: ModelRegistry;
   devices: DeviceRegistry;
+  /** Device X.509 certificates from the fleet CA: issue, revoke, the broker's check at connect. */
+  certificates: DeviceCertificates;
   ingest: SampleIngest;
   labels: Labels;
   datasets: Datasets;
@@ -48,6 +51,6 @@ export interface FleetContext {
   log: Logger;
   /** The fleet's signing public key (PEM), handed to agents. */
   publicKeyPem: string;
-  /** Where devices reach the broker and the HTTP API (known after listen). */
-  urls: { mqtt: string; http: string };
+  /** Where devices reach the broker and the HTTP API (known after listen); `mqtts`: the broker's TLS listener for certificate logins, when it runs. */
+  urls: { mqtt: string; http: string; mqtts?: string };
 }

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../../shared/ids.js';
 import { openFsArtifactStore } from '../adapters/fs/artifact-store.js';
+import { loadOrCreateFleetCa } from '../adapters/fs/fleet-ca.js';
 import { fsPackageStaging } from '../adapters/fs/package-staging.js';
 import { TieredArtifactStore } from '../adapters/fs/tiered-store.js';
 import { openSqliteArtifactStore } from '../adapters/sqlite/artifact-store.js';
@@ -19,6 +20,7 @@ import { sqliteUsersRepo } from '../adapters/sqlite/users-repo.js';
 import type { ArtifactStore } from '../app/artifacts.js';
 import { AuditLog } from '../app/audit.js';
 import type { FleetContext } from '../app/context.js';
+import { DeviceCertificates, type CertificateAuthority } from '../app/devices/certificates.js';
 import type { ScryptParams } from '../app/devices/credentials.js';
 import { DeviceRegistry } from '../app/devices/registry.js';
 import { Datasets } from '../app/labels/datasets.js';
@@ -60,6 +62,8 @@ export interface BuildFleetOptions {
   clock?: Clock;
   /** All artifacts in this store instead of the tiered DATA/ stores (S3 in AWS mode, a plain directory in tests). */
   artifacts?: ArtifactStore;
+  /** The fleet CA that certifies devices; default the one in `dataDir/keys` (made on first use). */
+  ca?: CertificateAuthority;
   /** Cost of device secret hashes (tests lower it). */
   deviceScrypt?: ScryptParams;
   /** The rollout backend: MQTT desired state, Greengrass deployments, a recorder in tests. */
@@ -105,6 +109,8 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
     const registry = new ModelRegistry({ repo: sqliteModelsRepo(db), clock, artifacts, signingKey: o.signingKey, log: log.child({ component: 'registry' }), audit, staging });
     const devicesRepo = sqliteDevicesRepo(db);
     const devices = new DeviceRegistry({ repo: devicesRepo, clock, ...(o.deviceScrypt ? { scrypt: o.deviceScrypt } : {}) });
+    const ca = o.ca ?? (await loadOrCreateFleetCa(join(o.dataDir, 'keys')));
+    const certificates = new DeviceCertificates({ repo: devicesRepo, ca, clock, audit });
     const samples = sqliteSamplesRepo(db);
     const alertsRepo = sqliteAlertsRepo(db);
     const ingest = new SampleIngest({ samples, devices: devicesRepo, artifacts, clock, logger: log.child({ component: 'ingest' }), alerts: alertsRepo, ...o.ingest });
@@ -142,6 +148,7 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
       artifacts,
       registry,
       devices,
+      certificates,
       ingest,
       labels: new Labels({ samples, clock, audit }),
       datasets: new Datasets({ repo: sqliteDatasetsRepo(db), samples, artifacts, clock }),

@@ -7,12 +7,14 @@ import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../../shared/ids.js';
 import { closeHttpServer } from '../../shared/http-server.js';
+import { loadOrCreateFleetCa, type FleetCa, type FleetCaFiles } from '../adapters/fs/fleet-ca.js';
 import { loadOrCreateSigningKey } from '../adapters/fs/keys.js';
 import { mqttDesiredStateBackend } from '../adapters/mqtt/desired-state-backend.js';
 import { startDeviceRouter } from '../adapters/mqtt/device-router.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../adapters/mqtt/embedded-broker.js';
 import type { ArtifactStore } from '../app/artifacts.js';
 import type { FleetContext } from '../app/context.js';
+import type { DeviceCertificates } from '../app/devices/certificates.js';
 import type { DeviceRegistry } from '../app/devices/registry.js';
 import { TelemetryBatcher } from '../app/devices/telemetry-batcher.js';
 import type { RolloutBackend } from '../app/rollouts/backend.js';
@@ -31,6 +33,14 @@ export interface ServeOptions {
   dataDir: string;
   httpPort?: number;
   mqttPort?: number;
+  /**
+   * Port of the embedded broker's MQTT-over-TLS listener, where devices log in with a
+   * certificate from the fleet CA (no password hash per connect); 0 picks a free port; not set:
+   * no TLS listener.
+   */
+  mqttsPort?: number;
+  /** The fleet CA's files, when the operator brings one (default: made on first use in DATA/keys). */
+  ca?: FleetCaFiles;
   host?: string;
   /** Use an external broker (mosquitto, AWS IoT...) instead of the embedded one. */
   brokerUrl?: string;
@@ -74,7 +84,7 @@ export interface ServiceRolloutBackend extends RolloutBackend {
 
 export interface FleetService {
   ctx: FleetContext;
-  urls: { http: string; mqtt: string };
+  urls: { http: string; mqtt: string; mqtts?: string };
   /** Token of the `admin` user, written to `<data>/admin.token` on first start. */
   adminToken: string | null;
   stop(): Promise<void>;
@@ -95,14 +105,18 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
   const dir = resolve(o.dataDir);
   await mkdir(dir, { recursive: true });
   const key = await loadOrCreateSigningKey(join(dir, 'keys'));
+  const ca = await loadOrCreateFleetCa(join(dir, 'keys'), o.ca ?? {}, clock.now());
+  if (ca.created) log.info({ ca: ca.certFile }, 'fleet CA created');
   const down = new Teardown(log);
   return down.start(async () => {
     // The fleet's own MQTT identity: a fresh secret per start, known only to this process.
     const fleetSecret = randomBytes(24).toString('base64url');
     // Devices are refused until the fleet is built (a moment at start); they retry.
     let devices: DeviceRegistry | null = null;
+    let certificates: DeviceCertificates | null = null;
     let broker: EmbeddedBroker | null = null;
     let mqttUrl = o.brokerUrl ?? '';
+    let mqttsUrl: string | undefined;
     if (!o.brokerUrl) {
       const b = await startEmbeddedBroker({
         port: o.mqttPort ?? 0,
@@ -116,19 +130,37 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
           if (!v.ok && v.reason !== 'invalid') log.warn({ component: 'broker', remote, username: username.slice(0, 128), reason: v.reason, retry_after_ms: v.retryAfterMs, code: FleetErrors.AUTH_THROTTLED.code }, 'MQTT login refused without checking: too many failures');
           return v.ok ? { kind: 'device', id: username } : null;
         },
+        ...(o.mqttsPort !== undefined
+          ? {
+              tls: {
+                port: o.mqttsPort,
+                ca: ca.caPem,
+                ...serverCert(ca, o.host ?? '127.0.0.1'),
+                authenticate: (peer, clientId, remote) => {
+                  if (!certificates) return { ok: false, reason: 'starting' };
+                  const v = certificates.check(peer.commonName, peer.sha256, remote, clientId);
+                  return v.ok ? { ok: true, identity: { kind: 'device', id: peer.commonName } } : { ok: false, reason: v.reason };
+                },
+                sourceWaitMs: (remote) => certificates?.waitMs(remote) ?? 0,
+                handshakeFailed: (remote) => certificates?.handshakeFailed(remote),
+              },
+            }
+          : {}),
       });
       down.push('broker', () => b.close());
       broker = b;
       mqttUrl = b.url;
+      mqttsUrl = b.tlsUrl;
     }
     const client = await connectFleetClient(o, broker ? fleetSecret : null, mqttUrl, log);
     down.push('mqtt client', () => client.endAsync());
 
-    const urls = { mqtt: mqttUrl, http: '' };
+    const urls: { mqtt: string; http: string; mqtts?: string } = { mqtt: mqttUrl, http: '', ...(mqttsUrl ? { mqtts: mqttsUrl } : {}) };
     let custom: ServiceRolloutBackend | undefined;
     const fleet = await buildFleet({
       dataDir: dir,
       signingKey: key,
+      ca,
       log,
       clock,
       urls,
@@ -153,6 +185,14 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
     down.push('fleet', () => fleet.close());
     const ctx = fleet.ctx;
     devices = ctx.devices;
+    certificates = ctx.certificates;
+    // A revoked certificate must not keep a live session either.
+    if (broker) {
+      const b = broker;
+      ctx.certificates.onRevoked((id) => {
+        if (b.disconnect(id)) log.info({ component: 'broker', device_id: id }, 'device disconnected: its certificate was revoked');
+      });
+    }
 
     let adminToken: string | null = null;
     if (ctx.users.count() === 0) {
@@ -191,10 +231,16 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
     const ticker = setInterval(() => ctx.rollouts.tick(), o.tickMs ?? 1000);
     ticker.unref();
     down.push('rollout ticker', () => clearInterval(ticker));
-    await writeFile(join(dir, 'fleet.json'), `${JSON.stringify({ http: urls.http, mqtt: urls.mqtt, public_key: key.publicKeyPath, pid: process.pid }, null, 2)}\n`);
-    log.info({ http: urls.http, mqtt: urls.mqtt, data: dir }, 'fleet service started');
+    await writeFile(join(dir, 'fleet.json'), `${JSON.stringify({ http: urls.http, mqtt: urls.mqtt, ...(urls.mqtts ? { mqtts: urls.mqtts } : {}), ca_cert: ca.certFile, public_key: key.publicKeyPath, pid: process.pid }, null, 2)}\n`);
+    log.info({ http: urls.http, mqtt: urls.mqtt, ...(urls.mqtts ? { mqtts: urls.mqtts } : {}), data: dir }, 'fleet service started');
     return { ctx, urls, adminToken, stop: () => down.run() };
   });
+}
+
+/** The broker's TLS certificate, made fresh by the fleet CA at every start for the listen address and the usual local names. */
+function serverCert(ca: FleetCa, host: string): { cert: string; key: string } {
+  const c = ca.issueServer([host]);
+  return { cert: c.certPem, key: c.keyPem };
 }
 
 /** The fleet's own MQTT connection; a refusal the client does not retry becomes FLEET_BROKER_CONNECT_FAILED. */

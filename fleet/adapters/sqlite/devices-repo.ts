@@ -6,7 +6,8 @@ import type { DeviceRow, DriftPoint } from '../../core/devices/state.js';
 
 const SELECT_DEVICE = `
   SELECT d.id, d.tags, d.created_at, d.secret_set_at, s.last_seen, s.connected, s.offline_at, s.agent_version,
-         s.active_model, s.previous_model, s.installed_models, s.deployment, s.telemetry
+         s.active_model, s.previous_model, s.installed_models, s.deployment, s.telemetry,
+         d.cert_sha256, d.cert_serial, d.cert_issued_at, d.cert_not_after, d.cert_revoked_at
   FROM devices d LEFT JOIN device_state s ON s.device_id = d.id`;
 
 /** Folds one telemetry message into `device_state` unless an applied one is as new (shared with the `telemetry` benchmark). */
@@ -36,6 +37,11 @@ export function sqliteDevicesRepo(db: FleetDb, historyRetentionMs = DRIFT_HISTOR
   const setTags = s.prepare<[string, string]>('UPDATE devices SET tags = ? WHERE id = ?');
   const setSecret = s.prepare<[string, number, string]>('UPDATE devices SET secret_hash = ?, secret_set_at = ? WHERE id = ?');
   const remove = s.prepare<[string]>('DELETE FROM devices WHERE id = ?');
+  const certOf = s.prepare<[string], { sha256: string | null; not_after: number | null; revoked_at: number | null }>('SELECT cert_sha256 AS sha256, cert_not_after AS not_after, cert_revoked_at AS revoked_at FROM devices WHERE id = ?');
+  const setCert = s.prepare<{ id: string; sha256: string; serial: string; at: number; not_after: number }>(
+    'UPDATE devices SET cert_sha256 = @sha256, cert_serial = @serial, cert_issued_at = @at, cert_not_after = @not_after, cert_revoked_at = NULL WHERE id = @id',
+  );
+  const revokeCert = s.prepare<[number, string]>('UPDATE devices SET cert_revoked_at = ? WHERE id = ? AND cert_sha256 IS NOT NULL AND cert_revoked_at IS NULL');
   const get = s.prepare<[string], DeviceRow>(`${SELECT_DEVICE} WHERE d.id = ?`);
   // Every tag of the filter must match: count the matching ones against the filter's size.
   // One statement for any number of tags (json_each), so it is prepared once.
@@ -97,6 +103,12 @@ export function sqliteDevicesRepo(db: FleetDb, historyRetentionMs = DRIFT_HISTOR
         writeTags(id, tags);
       }).immediate(),
     remove: (id) => remove.run(id).changes > 0,
+    certificate: (id) => {
+      const r = certOf.get(id);
+      return r && r.sha256 !== null && r.not_after !== null ? { sha256: r.sha256, notAfter: r.not_after, revokedAt: r.revoked_at } : null;
+    },
+    setCertificate: (id, c) => setCert.run({ id, sha256: c.sha256, serial: c.serial, at: c.at, not_after: c.notAfter }).changes > 0,
+    revokeCertificate: (id, at) => revokeCert.run(at, id).changes > 0,
     find: (id) => get.get(id) ?? null,
     list: (q) => list.all({ tags: JSON.stringify(q.tags), state: q.state, since: q.onlineSince }),
     tag: (id, key) => tag.get(id, key) ?? null,

@@ -379,6 +379,16 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX alerts_raised ON alerts (raised_at);
   CREATE INDEX alerts_device ON alerts (device_id, raised_at);
   `,
+  // 9: per-device X.509 certificates from the fleet CA. Only the current certificate's sha256 is
+  // accepted at connect (a rotation replaces it, so the old one stops working); a revoked one
+  // keeps its row for the record.
+  `
+  ALTER TABLE devices ADD COLUMN cert_sha256 TEXT;
+  ALTER TABLE devices ADD COLUMN cert_serial TEXT;
+  ALTER TABLE devices ADD COLUMN cert_issued_at INTEGER;
+  ALTER TABLE devices ADD COLUMN cert_not_after INTEGER;
+  ALTER TABLE devices ADD COLUMN cert_revoked_at INTEGER;
+  `,
 ];
 
 /** Bring the database to the latest schema, one transaction per step. */

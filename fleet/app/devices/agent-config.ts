@@ -12,8 +12,14 @@ export interface AgentConfigSnippet {
   fleet_public_key: string;
   /** Bearer token for the fleet's HTTP API (model downloads): `<device id>.<secret>`. */
   fleet_token: string;
-  uplink: { kind: 'mqtt'; url: string; username: string; password: string };
+  uplink: { kind: 'mqtt'; url: string; username: string; password: string } | { kind: 'mqtt'; url: string; tls: { ca: string; cert: string; key: string } };
 }
+
+/**
+ * File names of a certificate login, relative to the agent config: what `edgeloop devices
+ * register --cert --dir DIR` writes into DIR next to the config.
+ */
+export const CERT_FILES = Object.freeze({ ca: 'ca.cert.pem', cert: 'device.cert.pem', key: 'device.key.pem' });
 
 export interface AgentConfigOptions {
   mqttUrl: string;
@@ -23,6 +29,11 @@ export interface AgentConfigOptions {
    * the fleet's HTTP URL (each desired state carries the package `base_url`).
    */
   httpUrl?: string;
+  /**
+   * The broker's TLS listener (`mqtts://`): the uplink logs in with the device certificate
+   * ({@link CERT_FILES}) instead of the secret, which stays only as the HTTP token.
+   */
+  mqttsUrl?: string;
 }
 
 /** Build the snippet. Pure: the caller passes the secret it got from register/rotate (it is not stored). */
@@ -32,6 +43,6 @@ export function agentConfigSnippet(deviceId: string, tags: Record<string, string
     tags: { ...tags },
     fleet_public_key: o.publicKeyPem,
     fleet_token: deviceToken(deviceId, secret),
-    uplink: { kind: 'mqtt', url: o.mqttUrl, username: deviceId, password: secret },
+    uplink: o.mqttsUrl ? { kind: 'mqtt', url: o.mqttsUrl, tls: { ...CERT_FILES } } : { kind: 'mqtt', url: o.mqttUrl, username: deviceId, password: secret },
   };
 }

@@ -59,6 +59,16 @@ export class LoginThrottle {
     this.bump(this.byUser, user, now);
   }
 
+  /** A failure with no user name to charge (a TLS handshake refused before any identity). */
+  failedFrom(source: string): void {
+    this.bump(this.bySource, source, this.o.clock.now());
+  }
+
+  /** How long an attempt from `source` must wait, whatever name it will give. */
+  sourceWaitMs(source: string): number {
+    return this.remaining(this.bySource.get(source), this.maxSourceMs, this.o.clock.now());
+  }
+
   succeeded(source: string, user: string): void {
     this.bySource.delete(source);
     this.byUser.delete(user);

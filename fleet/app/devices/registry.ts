@@ -27,6 +27,12 @@ export interface DevicesRepo {
   setSecret(id: string, secretHash: string, at: number): boolean;
   /** Replace the tags. */
   setTags(id: string, tags: Record<string, string>): void;
+  /** The device's current certificate (sha256, expiry, revocation), or null: unknown device or none issued. */
+  certificate(id: string): { sha256: string; notAfter: number; revokedAt: number | null } | null;
+  /** Store a newly issued certificate, replacing (and so disabling) the previous one; false for an unknown device. */
+  setCertificate(id: string, c: { sha256: string; serial: string; at: number; notAfter: number }): boolean;
+  /** Mark the current certificate revoked; false when the device has none, or it is revoked already. */
+  revokeCertificate(id: string, at: number): boolean;
   /** Delete a device with its tags and state; false for an unknown device. */
   remove(id: string): boolean;
   find(id: string): DeviceRow | null;

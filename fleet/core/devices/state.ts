@@ -35,6 +35,19 @@ export interface DeviceRecord {
   health: DeviceHealth | null;
   /** The latest telemetry message as received. */
   telemetry: Telemetry | null;
+  /** How the device logs in to the broker: its X.509 certificate from the fleet CA, or null (its secret only). */
+  certificate: DeviceCertificate | null;
+}
+
+/** The device's current certificate as the fleet stored it at issue (never the certificate itself). */
+export interface DeviceCertificate {
+  /** sha256 of the DER, lowercase hex: the only certificate of this device the broker accepts. */
+  sha256: string;
+  serial: string;
+  issued_at: string;
+  not_after: string;
+  /** Set once `devices revoke` ran: refused at connect from then on. */
+  revoked_at: string | null;
 }
 
 /** One telemetry message's drift and outlier numbers, for the history charts (ts in ms). */
@@ -62,6 +75,11 @@ export interface DeviceRow {
   installed_models: string | null;
   deployment: string | null;
   telemetry: string | null;
+  cert_sha256: string | null;
+  cert_serial: string | null;
+  cert_issued_at: number | null;
+  cert_not_after: number | null;
+  cert_revoked_at: number | null;
 }
 
 /** Columns of `device_state` that a telemetry message sets. */
@@ -149,6 +167,10 @@ export function toDeviceRecord(r: DeviceRow, now: number, offlineAfterMs: number
     deployment,
     health: telemetry ? healthOf(telemetry) : null,
     telemetry,
+    certificate:
+      r.cert_sha256 !== null && r.cert_serial !== null && r.cert_issued_at !== null && r.cert_not_after !== null
+        ? { sha256: r.cert_sha256, serial: r.cert_serial, issued_at: iso(r.cert_issued_at) as string, not_after: iso(r.cert_not_after) as string, revoked_at: iso(r.cert_revoked_at) }
+        : null,
   };
 }
 

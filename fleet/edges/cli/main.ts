@@ -16,7 +16,7 @@ Usage:
   edgeloop sample-model --out DIR                       train a small digit model to try the fleet with
 
 Talking to a running service (its HTTP API; --json on every command):
-  edgeloop devices register NAME --tags k=v | list | show ID
+  edgeloop devices register NAME [--tags k=v] [--cert --dir DIR] | cert ID --dir DIR | revoke ID | list | show ID
   edgeloop models push DIR | list | show NAME@VERSION | lineage NAME@VERSION   (push uploads DIR)
   edgeloop rollouts create NAME@VERSION --target k=v [--canary 10% --waves 50%,100% --bake 10m]
   edgeloop rollouts status [ID] | pause | resume | abort | rollback | promote ID

@@ -5,7 +5,8 @@ import { FleetError } from '../../errors.js';
 import { startFleetService, type ServeOptions } from '../../boot/service.js';
 import type { Trainer } from '../../app/training/trainer.js';
 
-export const SERVE_HELP = `Usage: edgeloop serve [--data DIR] [--http-port N] [--mqtt-port N] [--host H] [--broker-url URL]
+export const SERVE_HELP = `Usage: edgeloop serve [--data DIR] [--http-port N] [--mqtt-port N] [--mqtts-port N] [--host H] [--broker-url URL]
+                      [--ca-cert FILE --ca-key FILE]
                       [--backend mqtt|aws --aws-config FILE [--dry-run]] [--training FILE]
                       [--limits FILE] [--notify-rate N] [--log-format auto|json|pretty] [--json]
 
@@ -17,6 +18,12 @@ On first start an admin token is written to DIR/admin.token (and printed once).
   --data DIR         data directory (default .data/fleet)
   --http-port N      HTTP port (default 8600)
   --mqtt-port N      MQTT port of the embedded broker (default 1883)
+  --mqtts-port N     MQTT-over-TLS port of the embedded broker, where devices log in with a
+                     certificate from the fleet CA (edgeloop devices register --cert); 0 = off
+                     (default)
+  --ca-cert F        the fleet CA certificate (PEM) to certify devices with; default
+                     DATA/keys/ca.cert.pem, made on first start
+  --ca-key F         its private key (PEM); goes with --ca-cert
   --host H           listen address (default 127.0.0.1)
   --broker-url URL   use an external MQTT broker instead of the embedded one
   --broker-cert F    client certificate (PEM) for the external broker (AWS IoT Core: mutual TLS)
@@ -54,6 +61,9 @@ export async function serveCmd(argv: string[], io: Io): Promise<number> {
       data: { type: 'string' },
       'http-port': { type: 'string' },
       'mqtt-port': { type: 'string' },
+      'mqtts-port': { type: 'string' },
+      'ca-cert': { type: 'string' },
+      'ca-key': { type: 'string' },
       host: { type: 'string' },
       'broker-url': { type: 'string' },
       'broker-cert': { type: 'string' },
@@ -112,6 +122,9 @@ export async function serveCmd(argv: string[], io: Io): Promise<number> {
   const pem = async (f: string | undefined): Promise<string | undefined> => (f === undefined ? undefined : readFile(f, 'utf8'));
   const [cert, key, ca] = await Promise.all([pem(values['broker-cert']), pem(values['broker-key']), pem(values['broker-ca'])]);
   if ((cert === undefined) !== (key === undefined)) throw new FleetError('USAGE', '--broker-cert and --broker-key go together');
+  if ((values['ca-cert'] === undefined) !== (values['ca-key'] === undefined)) throw new FleetError('USAGE', '--ca-cert and --ca-key go together');
+  const mqttsPort = numberFlag(values['mqtts-port'], 'mqtts-port') ?? 0;
+  if (mqttsPort && values['broker-url']) throw new FleetError('USAGE', '--mqtts-port is a listener of the embedded broker; it does not go with --broker-url');
   const svc = await startFleetService({
     ...aws,
     ...(training ? { training } : {}),
@@ -120,18 +133,21 @@ export async function serveCmd(argv: string[], io: Io): Promise<number> {
     dataDir: values.data ?? '.data/fleet',
     httpPort: numberFlag(values['http-port'], 'http-port') ?? 8600,
     mqttPort: numberFlag(values['mqtt-port'], 'mqtt-port') ?? 1883,
+    ...(mqttsPort ? { mqttsPort } : {}),
+    ...(values['ca-cert'] && values['ca-key'] ? { ca: { certFile: values['ca-cert'], keyFile: values['ca-key'] } } : {}),
     host: values.host ?? '127.0.0.1',
     ...(values['broker-url'] ? { brokerUrl: values['broker-url'] } : {}),
     ...(notifyPerSecond !== undefined ? { notifyPerSecond } : {}),
     http: createFleetHttp,
     log,
   });
-  if (values.json) io.out(JSON.stringify({ event: 'ready', http: svc.urls.http, mqtt: svc.urls.mqtt, console: `${svc.urls.http}/console/` }));
+  if (values.json) io.out(JSON.stringify({ event: 'ready', http: svc.urls.http, mqtt: svc.urls.mqtt, ...(svc.urls.mqtts ? { mqtts: svc.urls.mqtts } : {}), console: `${svc.urls.http}/console/` }));
   else {
     io.out(`fleet service ready`);
     io.out(`  console  ${svc.urls.http}/console/`);
     io.out(`  API      ${svc.urls.http}/v1  (OpenAPI at ${svc.urls.http}/v1/openapi.json)`);
     io.out(`  MQTT     ${svc.urls.mqtt}`);
+    if (svc.urls.mqtts) io.out(`  MQTTS    ${svc.urls.mqtts}  (device certificates from the fleet CA)`);
     if (svc.adminToken) io.out(`  admin token (also in ${values.data ?? '.data/fleet'}/admin.token): ${svc.adminToken}`);
   }
   await new Promise<void>((resolve) => {

@@ -14,6 +14,7 @@ import {
   exportDatasetResponse,
   healthResponse,
   historyResponse,
+  issuedCertificate,
   labelProgress,
   lineageResponse,
   modelList,
@@ -44,6 +45,7 @@ import { tarDirectory } from './tar-pack.js';
 /** Response types of the API, as the server's schemas define them. */
 export type Device = z.output<typeof device>;
 export type RegisteredDevice = z.output<typeof createDeviceResponse>;
+export type IssuedCertificate = z.output<typeof issuedCertificate>;
 export type ModelVersion = z.output<typeof modelVersion>;
 export type PushResult = z.output<typeof pushModelResponse>;
 export type Lineage = z.output<typeof lineageResponse>;
@@ -153,9 +155,22 @@ export class FleetClient {
     return this.json('GET', `/v1/devices/${seg(id)}`, device);
   }
 
-  /** Register a device: its secret is in the answer once, with a ready agent config. */
-  registerDevice(name: string, tags: Record<string, string> = {}): Promise<RegisteredDevice> {
-    return this.json('POST', '/v1/devices', createDeviceResponse, { body: { name, tags } });
+  /**
+   * Register a device: its secret is in the answer once, with a ready agent config. With
+   * `publicKey` (PEM), the fleet CA certifies it too and the config logs in with the certificate.
+   */
+  registerDevice(name: string, tags: Record<string, string> = {}, cert?: { publicKey: string; days?: number }): Promise<RegisteredDevice> {
+    return this.json('POST', '/v1/devices', createDeviceResponse, { body: { name, tags, ...(cert ? { public_key: cert.publicKey, ...(cert.days ? { cert_days: cert.days } : {}) } : {}) } });
+  }
+
+  /** A new certificate for the device's new public key (rotation); the previous one is refused from then on. */
+  issueCertificate(id: string, publicKey: string, days?: number): Promise<IssuedCertificate> {
+    return this.json('POST', `/v1/devices/${seg(id)}/certificate`, issuedCertificate, { body: { public_key: publicKey, ...(days ? { days } : {}) } });
+  }
+
+  /** Revoke the device's certificate. */
+  revokeCertificate(id: string): Promise<Device> {
+    return this.json('POST', `/v1/devices/${seg(id)}/certificate/revoke`, device);
   }
 
   // ------------------------------------------------------------------ models

@@ -43,6 +43,14 @@ export const deviceHealth = z.object({
   queue: z.object({ depth: z.number().int(), bytes: z.number().int(), evicted_total: z.number().int() }),
 });
 
+const deviceCertificate = z.object({
+  sha256: z.string().describe('sha256 of the certificate (DER), hex: the only certificate of this device the broker accepts'),
+  serial: z.string(),
+  issued_at: isoTime,
+  not_after: isoTime,
+  revoked_at: isoTime.nullable(),
+});
+
 export const device = z.object({
   id: idString,
   tags: tagMap,
@@ -56,6 +64,8 @@ export const device = z.object({
   deployment: deviceStatus.shape.deployment.unwrap().nullable(),
   health: deviceHealth.nullable(),
   telemetry: telemetry.nullable(),
+  /** How the device logs in to the broker: its certificate, or null (its secret). */
+  certificate: deviceCertificate.nullable(),
 });
 
 export const deviceList = z.object({ items: z.array(device) });
@@ -68,10 +78,28 @@ export const deviceQuery = z.strictObject({
   state: z.enum(['online', 'offline']).optional(),
 });
 
+const publicKeyPem = z.string().min(1).max(16_384).describe('the device\'s public key, PEM (SPKI): EC P-256 (what `edgeloop devices register --cert` makes), P-384, RSA >= 2048 or Ed25519; the private key stays with the caller');
+const certDays = z.number().int().min(1).max(3650).optional().describe('certificate validity in days (default 365)');
+
 export const createDeviceBody = z.strictObject({
   /** Becomes the device id (and MQTT username). */
   name: idString,
   tags: tagMap.default({}),
+  /** With it, the fleet CA certifies the key and the agent config logs in with the certificate over TLS. */
+  public_key: publicKeyPem.optional(),
+  cert_days: certDays,
+});
+
+export const issueCertificateBody = z.strictObject({ public_key: publicKeyPem, days: certDays });
+
+/** A certificate just issued by the fleet CA; only its sha256, serial and expiry are stored. */
+export const issuedCertificate = z.object({
+  device_id: idString,
+  pem: z.string(),
+  ca_pem: z.string(),
+  sha256: z.string(),
+  serial: z.string(),
+  not_after: isoTime,
 });
 
 /** The keys of the agent config (agent/config.ts) the fleet fills in for a new device. */
@@ -80,7 +108,11 @@ export const agentConfigSnippet = z.object({
   tags: tagMap,
   fleet_public_key: z.string(),
   fleet_token: z.string(),
-  uplink: z.object({ kind: z.literal('mqtt'), url: z.string(), username: z.string(), password: z.string() }),
+  uplink: z.union([
+    z.object({ kind: z.literal('mqtt'), url: z.string(), username: z.string(), password: z.string() }),
+    /** Certificate login: file names relative to the config file, as `edgeloop devices register --cert` writes them. */
+    z.object({ kind: z.literal('mqtt'), url: z.string(), tls: z.object({ ca: z.string(), cert: z.string(), key: z.string() }) }),
+  ]),
 });
 
 export const createDeviceResponse = z.object({
@@ -88,6 +120,8 @@ export const createDeviceResponse = z.object({
   /** Shown once; only its hash is stored. */
   secret: z.string(),
   agent_config: agentConfigSnippet,
+  /** When `public_key` was sent. */
+  certificate: issuedCertificate.optional(),
 });
 
 // ---------------------------------------------------------------- models
@@ -302,6 +336,7 @@ export const responseNames = new Map<z.ZodType, string>([
   [deviceList, 'DeviceList'],
   [createDeviceResponse, 'RegisteredDevice'],
   [agentConfigSnippet, 'AgentConfigSnippet'],
+  [issuedCertificate, 'IssuedCertificate'],
   [modelVersion, 'ModelVersion'],
   [modelList, 'ModelList'],
   [lineageResponse, 'Lineage'],
@@ -332,6 +367,7 @@ export const responseNames = new Map<z.ZodType, string>([
 
 export const requestNames = new Map<z.ZodType, string>([
   [createDeviceBody, 'CreateDevice'],
+  [issueCertificateBody, 'IssueCertificate'],
   [addUserBody, 'AddUser'],
   [createRolloutBody, 'CreateRollout'],
   [rolloutPlan, 'RolloutPlan'],

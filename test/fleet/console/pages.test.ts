@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openFleetDb } from '../../../fleet/adapters/sqlite/db.js';
@@ -23,6 +24,8 @@ beforeAll(async () => {
   await f.ctx.devices.register('cam-1', { tags: { site: 'pit-1' } });
   // Tags come from people: the pages must escape them.
   await f.ctx.devices.register('cam-2', { tags: { site: '<script>alert(1)</script>' } });
+  // cam-2 logs in with a certificate, cam-1 with its secret.
+  f.ctx.certificates.issue('cam-2', generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ type: 'spki', format: 'pem' }) as string, { actor: 'ada', days: 30 });
   f.ctx.devices.applyTelemetry(
     telemetry.parse({
       type: 'telemetry',
@@ -81,7 +84,8 @@ describe('console pages', () => {
     const cookie = await login(f.tokens.viewer);
     const pages: Array<[string, string[]]> = [
       ['/console/', ['cam-1', 'Needs attention', 'id="sites"', 'model versions']],
-      ['/console/devices/cam-1', ['Drift now (PSI)', 'Drift over time', 'class PSI', '<svg', 'Latest samples']],
+      ['/console/devices/cam-1', ['Drift now (PSI)', 'Drift over time', 'class PSI', '<svg', 'Latest samples', '<dt>login</dt><dd>secret']],
+      ['/console/devices/cam-2', ['<dt>login</dt><dd>certificate <span class="muted">until 20', f.ctx.devices.get('cam-2').certificate!.serial]],
       ['/console/rollouts', [rolloutId, 'pets@1.1.0']],
       [`/console/rollouts/${rolloutId}`, ['data-command="pause"', 'Stages', 'canary', 'Decisions', 'role viewer cannot command rollouts']],
       ['/console/models', ['pets', '1.1.0', 'accuracy']],

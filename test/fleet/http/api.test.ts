@@ -72,6 +72,8 @@ describe('auth', () => {
       ['/v1/rollouts', { model: { name: 'pets', version: '1.0.0' }, selector: {} }],
       ['/v1/datasets', {}],
       ['/v1/labels/undo', {}],
+      ['/v1/devices/cam-x/certificate', { public_key: 'x' }],
+      ['/v1/devices/cam-x/certificate/revoke', {}],
     ] as const) {
       const r = await call(base, 'POST', path, { token: f.tokens.viewer, body });
       expect([path, r.status, code(r)]).toEqual([path, 403, 'FLEET_FORBIDDEN']);
@@ -426,6 +428,8 @@ describe('openapi.json', () => {
     'GET /v1/devices',
     'GET /v1/devices/{id}',
     'POST /v1/devices',
+    'POST /v1/devices/{id}/certificate',
+    'POST /v1/devices/{id}/certificate/revoke',
     'GET /v1/models',
     'GET /v1/models/{name}/{version}',
     'GET /v1/models/{name}/{version}/lineage',
@@ -498,6 +502,7 @@ describe('openapi.json', () => {
     expect(op('POST /v1/rollouts').requestBody?.content['application/json']?.schema).toEqual({ $ref: '#/components/schemas/CreateRollout' });
     expect(op('GET /v1/rollouts/{id}').responses['200']?.content?.['application/json']?.schema).toEqual({ $ref: '#/components/schemas/RolloutDetail' });
     expect(op('POST /v1/devices').responses['201']).toBeDefined();
+    expect(op('POST /v1/devices/{id}/certificate').requestBody?.content['application/json']?.schema).toEqual({ $ref: '#/components/schemas/IssueCertificate' });
     expect(op('GET /v1/samples').parameters.map((p) => p.name)).toEqual(expect.arrayContaining(['device', 'reason', 'minConfidence', 'limit', 'cursor']));
     expect(op('GET /v1/models/{name}/{version}').parameters).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'name', in: 'path' })]));
     // Every $ref resolves.

@@ -4,8 +4,9 @@ import { fleetOverviewOf, thresholdsOf } from '../../../app/read-models/sites.js
 import type { DeviceHealthRow, FleetOverview, Thresholds } from '../../../app/read-models/sites.js';
 import { FleetError } from '../../../errors.js';
 import { barChart, multiples, timeChart } from '../charts.js';
-import { ago, badge, html, num, pct, ref } from '../html.js';
+import { ago, badge, html, num, pct, ref, when } from '../html.js';
 import type { SafeHtml } from '../html.js';
+import type { DeviceRecord } from '../../../core/devices/state.js';
 import type { PageResult } from './types.js';
 
 const TERMINAL = new Set(['completed', 'aborted', 'rolled_back']);
@@ -131,6 +132,14 @@ export async function sitePage(ctx: FleetContext, site: string): Promise<PageRes
   return { title: `Site ${site}`, section: 'overview', body };
 }
 
+/** How the device logs in to the broker: its certificate (with expiry, or revoked) or its secret. */
+function login(d: DeviceRecord): SafeHtml {
+  const c = d.certificate;
+  if (!c) return html`secret <span class="muted">(set ${when(d.secret_set_at)})</span>`;
+  if (c.revoked_at) return html`${badge('revoked')} certificate <span class="muted">revoked ${when(c.revoked_at)}, serial ${c.serial}</span>`;
+  return html`certificate <span class="muted">until ${when(c.not_after)}, serial ${c.serial}, sha256 ${c.sha256.slice(0, 16)}…</span>`;
+}
+
 /** The history windows a device page offers (`?window=`), and its default. */
 const WINDOWS: Record<string, number> = { '1h': 3_600_000, '6h': 6 * 3_600_000, '24h': 86_400_000, '7d': 7 * 86_400_000 };
 
@@ -202,6 +211,7 @@ export async function devicePage(ctx: FleetContext, id: string, url?: URL): Prom
       ['agent', d.agent_version ?? '—'],
       ['tags', tags(d.tags)],
       ['registered', ago(d.created_at, now)],
+      ['login', login(d)],
     ])}</section>
     <section class="panel"><h2>Models</h2>${dl([
       ['active', ref(d.models.active)],
