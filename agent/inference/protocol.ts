@@ -53,6 +53,8 @@ export type WorkerResponse =
       decodeMs?: number;
       /** Milliseconds the worker held the request, from its receipt to its reply (run included). */
       busyMs?: number;
+      /** The run's input buffers, transferred back for the next request to fill (see InferencePool.allocate). */
+      returned?: ArrayBuffer[];
     }
   | { id: number; ok: false; error: { message: string; code?: string } };
 

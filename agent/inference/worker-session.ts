@@ -69,13 +69,14 @@ export class WorkerSession {
    * seen from here minus the time the worker held it (posting, waking the worker, the reply
    * and waking this thread again; never the run itself).
    */
-  async run(feeds: Record<string, WireTensor>, outputs: string[] = [], geometry?: Geometry): Promise<{ outputs: Record<string, WireTensor>; runMs: number; handoffMs: number; detections?: RawDetection[]; decodeMs?: number }> {
+  async run(feeds: Record<string, WireTensor>, outputs: string[] = [], geometry?: Geometry): Promise<{ outputs: Record<string, WireTensor>; runMs: number; handoffMs: number; detections?: RawDetection[]; decodeMs?: number; returned: ArrayBuffer[] }> {
     const posted = performance.now();
     const res = await this.request({ op: 'run', id: 0, feeds, outputs, geometry }, Object.values(feeds).map((f) => f.data));
     return {
       outputs: res.outputs ?? {},
       runMs: res.runMs ?? 0,
       handoffMs: Math.max(0, performance.now() - posted - (res.busyMs ?? 0)),
+      returned: res.returned ?? [],
       ...(res.detections ? { detections: res.detections, decodeMs: res.decodeMs ?? 0 } : {}),
     };
   }

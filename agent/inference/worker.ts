@@ -80,14 +80,15 @@ port.on('message', (msg: WorkerRequest) => {
     detection = msg.detection ?? null;
     load(msg.model, msg.settings).then((info) => reply({ id: msg.id, ok: true, load: info }), fail);
   } else if (msg.op === 'run') {
-    run(msg.feeds, msg.outputs, msg.geometry).then(
-      (r) =>
-        reply(
-          { id: msg.id, ok: true, outputs: r.outputs, runMs: r.runMs, busyMs: performance.now() - received, ...(r.detections ? { detections: r.detections, decodeMs: r.decodeMs ?? 0 } : {}) },
-          Object.values(r.outputs).map((t) => t.data),
-        ),
-      fail,
-    );
+    run(msg.feeds, msg.outputs, msg.geometry).then((r) => {
+      const outputs = new Set(Object.values(r.outputs).map((t) => t.data));
+      // The inputs go back for reuse: a fresh multi-megabyte buffer per frame costs its page faults again.
+      const returned = [...new Set(Object.values(msg.feeds).map((t) => t.data))].filter((b) => !outputs.has(b));
+      reply(
+        { id: msg.id, ok: true, outputs: r.outputs, runMs: r.runMs, busyMs: performance.now() - received, returned, ...(r.detections ? { detections: r.detections, decodeMs: r.decodeMs ?? 0 } : {}) },
+        [...outputs, ...returned],
+      );
+    }, fail);
   } else if (msg.op === 'release') {
     const s = session;
     session = null;

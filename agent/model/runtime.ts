@@ -120,10 +120,10 @@ export class ModelRuntime {
     if (input.kind === 'image') {
       if (m.preprocessing.kind !== 'image') throw new AgentError('INPUT_INVALID', `model ${m.name} takes tensors, not images`);
       if (m.task === 'detection') {
-        const t = await imageToTensor(input.bytes, m.preprocessing, { withGeometry: true, padValue: m.postprocessing.letterbox?.pad_value ?? 0 });
+        const t = await imageToTensor(input.bytes, m.preprocessing, { withGeometry: true, padValue: m.postprocessing.letterbox?.pad_value ?? 0, out: this.pool.allocate() });
         return [{ data: t.data, stats: t.stats, ...(t.geometry ? { geometry: t.geometry } : {}) }];
       }
-      const t = await imageToTensor(input.bytes, m.preprocessing);
+      const t = await imageToTensor(input.bytes, m.preprocessing, { out: this.pool.allocate() });
       return [{ data: t.data, stats: t.stats }];
     }
     if (m.task === 'detection') throw new AgentError('INPUT_INVALID', `model ${m.name} is a detector: it takes images`);

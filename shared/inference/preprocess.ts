@@ -21,6 +21,8 @@ export interface ImageTensorOptions {
   withGeometry?: boolean;
   /** Letterbox pad value (0..255) for fit `contain`; default black. */
   padValue?: number;
+  /** Where to write the tensor (every value is written), when its type and length fit; else a new array. */
+  out?: InputTensor;
 }
 
 export const CONTENT_TYPES: Record<string, string> = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp' };
@@ -70,7 +72,7 @@ export async function imageToTensor(bytes: Uint8Array, p: ImagePreprocessing, op
     throw sharedError('TENSOR_SHAPE_MISMATCH', `resize gave ${info.width}x${info.height}, model expects ${p.width}x${p.height}; use fit fill, cover or contain`);
   }
   const channels = p.color === 'grayscale' ? 1 : 3;
-  const out = convertPixels(data, info.channels, channels, p);
+  const out = convertPixels(data, info.channels, channels, p, opts.out);
   return {
     data: out,
     itemDims: p.layout === 'NCHW' ? [channels, p.height, p.width] : [p.height, p.width, channels],
@@ -115,10 +117,11 @@ export function placeImage(w0: number, h0: number, p: ImagePreprocessing): { geo
  * v * a + b with a = scale/std and b = -mean/std folded in advance: this loop runs for every
  * pixel of every frame, so it does one multiply-add per value.
  */
-function convertPixels(src: Buffer, srcCh: number, channels: number, p: ImagePreprocessing): InputTensor {
+function convertPixels(src: Buffer, srcCh: number, channels: number, p: ImagePreprocessing, into?: InputTensor): InputTensor {
   const pixels = p.width * p.height;
   const nchw = p.layout === 'NCHW';
-  const out: InputTensor = p.dtype === 'uint8' ? new Uint8Array(pixels * channels) : new Float32Array(pixels * channels);
+  const fits = into !== undefined && into.length === pixels * channels && (p.dtype === 'uint8') === into instanceof Uint8Array;
+  const out: InputTensor = fits ? into : p.dtype === 'uint8' ? new Uint8Array(pixels * channels) : new Float32Array(pixels * channels);
   for (let c = 0; c < channels; c++) {
     // A grey source asked for as RGB repeats its one channel.
     const sc = Math.min(c, srcCh - 1);

@@ -47,6 +47,27 @@ describe('inference pool (worker threads)', () => {
     }
   });
 
+  it('hands back input buffers for the next request to fill, and a refilled buffer gives the fresh answer', async () => {
+    const pool = await mlpPool({ maxBatch: 1 });
+    try {
+      const a = Float32Array.from({ length: 16 }, (_, i) => Math.sin(i));
+      const b = Float32Array.from({ length: 16 }, (_, i) => Math.cos(3 * i));
+      const first = pool.allocate();
+      first.set(a);
+      const ra = await pool.infer(first);
+      // The worker gave the buffer back: the next allocation is the same memory, still holding a.
+      const second = pool.allocate();
+      expect(Array.from(second)).toEqual(Array.from(a));
+      second.set(b);
+      const rb = await pool.infer(second);
+      expect(Array.from(ra.scores)).toEqual(forward(a).map((v) => expect.closeTo(v, 5)));
+      expect(Array.from(rb.scores)).toEqual(forward(b).map((v) => expect.closeTo(v, 5)));
+      expect(pool.allocate()).toHaveLength(16);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('micro-batches queued requests and splits the outputs back per caller', async () => {
     const pool = await mlpPool({ maxBatch: 8 });
     try {
