@@ -166,7 +166,7 @@ export const agentConfigSchema = z.strictObject({
 export type AgentConfig = z.infer<typeof agentConfigSchema>;
 export type AgentConfigInput = z.input<typeof agentConfigSchema>;
 
-export const ENV_PREFIX = 'EDGELOOP_AGENT_';
+const ENV_PREFIX = 'EDGELOOP_AGENT_';
 
 /**
  * Environment overrides: `EDGELOOP_AGENT_UPLINK__URL=mqtts://...` sets `uplink.url`.

@@ -9,7 +9,7 @@ import { TokenBucket } from './rate-limit.js';
  * always drain first and are never evicted to make room for an outlier (eviction takes the
  * lowest priority first and never a higher one for a lower one, agent/queue/eviction.ts).
  */
-export const OUTLIER_MAX_PRIORITY = 8;
+const OUTLIER_MAX_PRIORITY = 8;
 
 /** Pure scoring: which reasons does this prediction match? Order = most important first. */
 export function matchReasons(c: Pick<Classification, 'score' | 'margin' | 'entropy'>, policy: OutlierPolicy, random: Random, extra: OutlierReason[] = []): OutlierReason[] {

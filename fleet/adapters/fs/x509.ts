@@ -133,7 +133,7 @@ export function issueCertificate(r: CertificateRequest): IssuedCertificate {
 }
 
 /** sha256 of a certificate's DER, lowercase hex. */
-export function certSha256(der: Buffer): string {
+function certSha256(der: Buffer): string {
   return createHash('sha256').update(der).digest('hex');
 }
 

@@ -25,7 +25,7 @@ export const APPLY_TELEMETRY_SQL = `INSERT INTO device_state (device_id, last_se
 
 /** Devices in `devices`, `device_tags` (filters) and `device_state` (what the fleet last heard). */
 /** How long the drift history of a device is kept (by message time): a week of hours and days. */
-export const DRIFT_HISTORY_RETENTION_MS = 7 * 86_400_000;
+const DRIFT_HISTORY_RETENTION_MS = 7 * 86_400_000;
 
 export function sqliteDevicesRepo(db: FleetDb, historyRetentionMs = DRIFT_HISTORY_RETENTION_MS): DevicesRepo {
   const s = db.sqlite;

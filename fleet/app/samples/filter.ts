@@ -31,7 +31,7 @@ export const sampleFilterSchema = z.strictObject({
 });
 export type SampleFilter = z.input<typeof sampleFilterSchema>;
 
-export const MAX_PAGE = 1000;
+const MAX_PAGE = 1000;
 
 export const sampleQuerySchema = sampleFilterSchema.extend({
   limit: z.number().int().positive().max(MAX_PAGE).default(50),

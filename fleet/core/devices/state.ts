@@ -139,7 +139,7 @@ export function statusColumns(s: DeviceStatus): StatusColumns {
 const IN_FLIGHT: ReadonlySet<DeploymentPhase> = new Set(['downloading', 'verifying', 'staged', 'shadow']);
 
 /** online/offline from the stored facts and the time now. */
-export function deviceState(connected: number | null, lastSeen: number | null, now: number, offlineAfterMs: number): DeviceState {
+function deviceState(connected: number | null, lastSeen: number | null, now: number, offlineAfterMs: number): DeviceState {
   return connected === 1 && lastSeen !== null && now - lastSeen <= offlineAfterMs ? 'online' : 'offline';
 }
 
@@ -174,7 +174,7 @@ export function toDeviceRecord(r: DeviceRow, now: number, offlineAfterMs: number
   };
 }
 
-export function healthOf(t: Telemetry): DeviceHealth {
+function healthOf(t: Telemetry): DeviceHealth {
   return {
     inference_rate_per_s: t.inference.rate_per_s,
     latency_p95_ms: t.inference.latency_ms.p95,

@@ -57,7 +57,7 @@ export function parseAllowance(s: string, flag: string): Allowance {
 }
 
 /** A percent in (0, 100] as a fraction: `5%` -> 0.05. */
-export function parseFraction(s: string, flag: string): number {
+function parseFraction(s: string, flag: string): number {
   const m = /^(\d+(?:\.\d+)?)%$/.exec(s.trim());
   const v = m ? Number(m[1]) : NaN;
   if (!(v > 0 && v <= 100)) throw bad(`--${flag} expects a percent in (0, 100], e.g. 5%; got '${s}'`);

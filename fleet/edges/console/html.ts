@@ -10,7 +10,7 @@ export class SafeHtml {
 
 const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
-export function escapeHtml(text: string): string {
+function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => ESCAPES[c] as string);
 }
 
@@ -89,7 +89,7 @@ export function when(iso: string | null | undefined): string {
 }
 
 /** `3 min ago` / `in 2 h` for a time `ms` relative to `now`. */
-export function relative(ms: number, now: number): string {
+function relative(ms: number, now: number): string {
   const d = now - ms;
   const s = Math.abs(d) / 1000;
   if (s < 5) return 'just now';

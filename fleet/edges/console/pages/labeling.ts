@@ -12,7 +12,7 @@ import type { SafeHtml } from '../html.js';
 import type { PageResult } from './types.js';
 
 /** The filters the labeling page offers: a subset of the library's sample filter, same schema. */
-export const labelingFilter = sampleFilterSchema.pick({ device: true, reason: true, model: true, minConfidence: true, maxConfidence: true });
+const labelingFilter = sampleFilterSchema.pick({ device: true, reason: true, model: true, minConfidence: true, maxConfidence: true });
 const coerceFilter = queryCoercer(labelingFilter);
 
 /** Cards per page; the next batch is a reload. */
