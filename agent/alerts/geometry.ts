@@ -4,16 +4,6 @@
 export type Box = readonly [number, number, number, number];
 export type Point = readonly [number, number];
 
-/** Intersection over union of two boxes (0 when either is empty). */
-export function iou(a: Box, b: Box): number {
-  const iw = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
-  const ih = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
-  if (iw <= 0 || ih <= 0) return 0;
-  const inter = iw * ih;
-  const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-  return union > 0 ? inter / union : 0;
-}
-
 /**
  * Whether a point lies inside a polygon (even-odd ray casting). A point exactly on an edge may
  * fall either way; zones are drawn by people, a pixel of difference does not matter.

@@ -1,4 +1,5 @@
-import { iou, type Box } from './geometry.js';
+import { iou } from '../../shared/inference/detect.js';
+import type { Box } from './geometry.js';
 
 /** A detection with the identity the tracker gave it. */
 export interface Tracked {

@@ -11,6 +11,7 @@
  * over the ten thresholds 0.5, 0.55, ..., 0.95. Crowd regions and area ranges are not
  * modelled: every box counts.
  */
+import { iou } from '../../shared/inference/detect.js';
 
 /** A box in pixels: x1, y1, x2, y2 with x1 <= x2 and y1 <= y2. */
 export type Box = readonly [number, number, number, number];
@@ -58,15 +59,6 @@ export interface MapOptions {
 const IOU_THRESHOLDS: readonly number[] = Array.from({ length: 10 }, (_, i) => 0.5 + 0.05 * i);
 
 const RECALL_POINTS = 101;
-
-export function iou(a: Box, b: Box): number {
-  const w = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
-  const h = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
-  if (w <= 0 || h <= 0) return 0;
-  const inter = w * h;
-  const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-  return union > 0 ? inter / union : 0;
-}
 
 interface Ranked {
   image: number;

@@ -240,7 +240,7 @@ function decodeDetections(post: DetectionPostprocessing, outputs: Record<string,
 }
 
 /** Intersection over union of two xyxy boxes (0 when either has no area). */
-export function iou(a: BoxXyxy, b: BoxXyxy): number {
+export function iou(a: Readonly<BoxXyxy>, b: Readonly<BoxXyxy>): number {
   const iw = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
   const ih = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
   if (iw <= 0 || ih <= 0) return 0;

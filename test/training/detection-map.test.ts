@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { detectionMetrics, iou, type Box, type DetectionExample } from '../../fleet/ml/detection-map.js';
+import { detectionMetrics, type Box, type DetectionExample } from '../../fleet/ml/detection-map.js';
+import { iou } from '../../shared/inference/detect.js';
 
 describe('detection mAP (COCO style)', () => {
   it('matches a case computed by hand', () => {
