@@ -10,26 +10,14 @@ import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import mqtt, { type IClientOptions } from 'mqtt';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadOrCreateFleetCa } from '../../fleet/adapters/fs/fleet-ca.js';
 import { startFleetService, type FleetService } from '../../fleet/boot/service.js';
 import { telemetry } from '../../shared/schemas/index.js';
 import { topics } from '../../shared/topics.js';
 import { waitUntil } from '../helpers/wait.js';
-
-function capture(): { log: pino.Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { log: pino({ level: 'info' }, sink), lines };
-}
+import { captureLogger } from '../helpers/agent.js';
 
 function deviceKey(): { publicPem: string; privatePem: string } {
   const k = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
@@ -63,7 +51,7 @@ describe('embedded broker: device certificates over TLS', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'edgeloop-mtls-'));
-    const c = capture();
+    const c = captureLogger();
     lines = c.lines;
     svc = await startFleetService({ dataDir: dir, mqttsPort: 0, log: c.log });
     url = svc.urls.mqtts as string;

@@ -8,9 +8,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import mqtt from 'mqtt';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFleetService, type FleetService } from '../../fleet/boot/service.js';
 import { telemetry } from '../../shared/schemas/index.js';
@@ -18,20 +16,10 @@ import { topics } from '../../shared/topics.js';
 import { mosquittoSkipReason, startMosquitto } from '../helpers/broker.js';
 import { issueClientCert, makePki, opensslSkipReason, type TestPki } from '../helpers/pki.js';
 import { waitUntil } from '../helpers/wait.js';
+import { captureLogger } from '../helpers/agent.js';
 
 const skipReason = opensslSkipReason() ?? mosquittoSkipReason();
 if (skipReason) console.warn(`[fleet] skipping the fleet mutual TLS test: ${skipReason}`);
-
-function capture(): { log: pino.Logger; lines: Array<Record<string, unknown>> } {
-  const lines: Array<Record<string, unknown>> = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { log: pino({ level: 'info' }, sink), lines };
-}
 
 describe.skipIf(skipReason !== null)('fleet service over mutual TLS to an external broker (mosquitto, require_certificate)', () => {
   let dir: string;
@@ -60,7 +48,7 @@ describe.skipIf(skipReason !== null)('fleet service over mutual TLS to an extern
   });
 
   it('connects with its certificate and receives a device telemetry message', async () => {
-    const { log, lines } = capture();
+    const { log, lines } = captureLogger();
     const svc = await startFleetService({
       dataDir: join(dir, 'fleet-ok'),
       brokerUrl: broker.url,
@@ -93,7 +81,7 @@ describe.skipIf(skipReason !== null)('fleet service over mutual TLS to an extern
   });
 
   it('a certificate from another CA is refused: FLEET_BROKER_CONNECT_FAILED and a log line naming the broker', async () => {
-    const { log, lines } = capture();
+    const { log, lines } = captureLogger();
     const err = await startFleetService({
       dataDir: join(dir, 'fleet-rogue'),
       brokerUrl: broker.url,

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../../fleet/edges/cli/main.js';
+import { runFleetCli } from '../../helpers/fleet-cli.js';
 import type { AlertRecord, SampleMessage } from '../../../shared/schemas/index.js';
 import { call, openTestFleet, sampleMessageOf, T0, type TestFleet } from '../http/context.js';
 
@@ -29,12 +29,7 @@ async function alertSample(id: string, device: string, o: Partial<AlertRecord> =
   return { ...m, meta: { ...m.meta, priority: 9, alert: alertOf(id, device, o) } };
 }
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main([...argv, '--url', base, '--token', f.tokens.operator], { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const cli = (...argv: string[]): ReturnType<typeof runFleetCli> => runFleetCli([...argv, '--url', base, '--token', f.tokens.operator]);
 
 beforeAll(async () => {
   f = await openTestFleet();

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../../fleet/edges/cli/main.js';
+import { runFleetCli } from '../../helpers/fleet-cli.js';
 import { createFleetHttp } from '../../../fleet/edges/server.js';
 import { startFleetService, type FleetService } from '../../../fleet/boot/service.js';
 import { smallCnnModel } from '../../helpers/models.js';
@@ -26,12 +26,7 @@ let tmp: ReturnType<typeof tempDir>;
 let svc: FleetService;
 let data: string;
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main(argv, { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const cli = (...argv: string[]): ReturnType<typeof runFleetCli> => runFleetCli(argv);
 
 beforeAll(async () => {
   delete process.env.EDGELOOP_TOKEN;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../../fleet/edges/cli/main.js';
+import { runFleetCli } from '../../helpers/fleet-cli.js';
 import { call, openTestFleet, T0 } from '../http/context.js';
 import type { TestFleet } from '../http/context.js';
 import { DIGITS, fieldSamples, loopOn, PrototypeTrainer } from './fixtures.js';
@@ -7,12 +7,7 @@ import { DIGITS, fieldSamples, loopOn, PrototypeTrainer } from './fixtures.js';
 let f: TestFleet;
 let base: string;
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await main([...argv, '--url', base, '--token', f.tokens.operator], { out: (l) => out.push(l), err: (l) => err.push(l) });
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const cli = (...argv: string[]): ReturnType<typeof runFleetCli> => runFleetCli([...argv, '--url', base, '--token', f.tokens.operator]);
 
 beforeAll(async () => {
   f = await openTestFleet();
