@@ -155,13 +155,13 @@ export class RolloutManager {
     return record;
   }
 
-  command(id: string, command: RolloutCommand, actor: string, force = false): RolloutRecord {
+  command(id: string, command: RolloutCommand, actor: string, force = false, devices?: string[]): RolloutRecord {
     this.foldMetrics();
     const r = this.get(id);
     const why = commandAllowed(r.state.status, command);
     if (why) throw new FleetError('CONFLICT', `cannot ${command} rollout ${id}: ${why}`, { details: { status: r.state.status } });
-    this.apply(r, { type: 'command', at: this.deps.clock.now(), command, actor, ...(force ? { force } : {}) });
-    this.deps.audit?.record({ actor, action: `rollout.${command}`, target: id, details: { status: r.state.status, ...(force ? { force } : {}) } });
+    this.apply(r, { type: 'command', at: this.deps.clock.now(), command, actor, ...(force ? { force } : {}), ...(devices ? { devices } : {}) });
+    this.deps.audit?.record({ actor, action: `rollout.${command}`, target: id, details: { status: r.state.status, ...(force ? { force } : {}), ...(devices ? { devices } : {}) } });
     return r;
   }
 

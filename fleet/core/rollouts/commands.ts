@@ -14,11 +14,13 @@ const ALLOWED: Record<RolloutCommand, readonly RolloutStatus[]> = {
   abort: ['pending', 'running', 'paused'],
   rollback: ['running', 'paused', 'completed'],
   promote: ['running', 'paused'],
+  exclude: ['running', 'paused', 'completed'],
 };
 
 const WHY_NOT: Partial<Record<RolloutCommand, Partial<Record<RolloutStatus, string>>>> = {
   abort: { completed: 'the rollout completed; use rollback to revert the devices it moved' },
   rollback: { pending: 'nothing to roll back before start; use abort' },
+  exclude: { pending: 'nothing to exclude before start' },
 };
 
 /** `null` when `command` applies in `status`, else the reason it is rejected. */
@@ -77,12 +79,49 @@ function promote(d: Draft, e: CommandEvent): void {
   advance(d);
 }
 
+/**
+ * Takes devices that have not confirmed out of the rollout on an operator's word (a camera
+ * that is down for weeks): they stop counting as outstanding and against the stage, keep the
+ * desired state they were given, and are named in the decision. Devices that already
+ * confirmed, failed, left or are not in the rollout are not changed, and said so.
+ */
+function exclude(d: Draft, e: CommandEvent): void {
+  const asked = [...new Set(e.devices ?? [])];
+  const done: string[] = [];
+  const skipped: string[] = [];
+  for (const id of asked) {
+    const r = d.device(id);
+    if (!r || r.removed || r.excluded_reason !== null || r.installed_at !== null || r.failure !== null) {
+      skipped.push(id);
+      continue;
+    }
+    d.edit(id).excluded_reason = `excluded by ${by(e)}`;
+    done.push(id);
+  }
+  if (done.length === 0) {
+    const why = asked.length === 0 ? 'name the devices to exclude' : `none of ${asked.join(', ')} is an unconfirmed device of this rollout`;
+    d.decide({ kind: 'command_rejected', ...here(d), actor: e.actor, reason: `exclude rejected: ${why}` });
+    return;
+  }
+  d.decide({
+    kind: 'devices_excluded',
+    ...here(d),
+    actor: e.actor,
+    reason: `${done.length} devices excluded by ${by(e)}: ${done.join(', ')}${skipped.length ? `; not changed (confirmed, failed, gone or unknown): ${skipped.join(', ')}` : ''}`,
+    signals: [
+      { name: 'excluded', value: done.length },
+      { name: 'not_changed', value: skipped.length },
+    ],
+  });
+}
+
 const handlers: Record<RolloutCommand, (d: Draft, e: CommandEvent) => void> = {
   pause: (d, e) => pause(d, 'manual', e.actor, `paused by ${by(e)}`),
   resume: (d, e) => resume(d, e, 'resumed'),
   abort: (d, e) => abortAll(d, 'aborted', e.actor, `manual abort by ${by(e)}`),
   rollback: (d, e) => abortAll(d, 'rolled_back', e.actor, `manual rollback by ${by(e)}`),
   promote,
+  exclude,
 };
 
 /** Applies an operator command, or logs why it does not apply. */

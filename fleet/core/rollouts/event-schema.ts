@@ -40,7 +40,7 @@ const targetDevice = z.object({
 });
 export type TargetDevice = z.infer<typeof targetDevice>;
 
-export const rolloutCommand = z.enum(['pause', 'resume', 'abort', 'rollback', 'promote']);
+export const rolloutCommand = z.enum(['pause', 'resume', 'abort', 'rollback', 'promote', 'exclude']);
 export type RolloutCommand = z.infer<typeof rolloutCommand>;
 
 const startEvent = z.object({ type: z.literal('start'), at: epochMs, devices: z.array(targetDevice) });
@@ -80,6 +80,8 @@ const commandEvent = z.object({
   actor: z.string().min(1).max(200),
   /** promote only: advance even when gates wait or fail. */
   force: z.boolean().optional(),
+  /** exclude only: the devices to take out of the rollout (they stop counting as outstanding). */
+  devices: z.array(idString).max(10_000).optional(),
   /** Free text from the operator, kept in the decision. */
   note: z.string().max(1000).optional(),
 });

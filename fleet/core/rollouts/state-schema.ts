@@ -94,6 +94,7 @@ const decisionKind = z.enum([
   'device_failed',
   'device_rolled_back',
   'devices_changed',
+  'devices_excluded',
   'command_rejected',
   'event_ignored',
 ]);

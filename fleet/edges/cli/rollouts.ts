@@ -13,6 +13,7 @@ export const ROLLOUTS_HELP = `Usage: edgeloop rollouts COMMAND
   create NAME@VERSION --target k=v [--plan FILE.json | --canary 10% --waves 50%,100% --bake 10m --shadow 5%]
   status [ID] [--watch]          every rollout, or one: stages, gates against thresholds, decisions
   pause ID | resume ID | abort ID | rollback ID | promote ID [--force]
+  exclude ID (DEVICE... | --outstanding)   take unconfirmed devices out, so the rollout can read completed
 
 Run 'edgeloop rollouts COMMAND --help' for a command's options.`;
 
@@ -45,7 +46,10 @@ current stage's gates (each signal's value against its threshold), and the lates
   --interval S    seconds between polls with --watch (default 2)
   --decisions N   decisions to show (default 8)`;
 
-const commandHelp = (cmd: RolloutCommand): string =>
+/** The commands that take only a rollout id (exclude names devices: {@link exclude}). */
+type PlainCommand = Exclude<RolloutCommand, 'exclude'>;
+
+const commandHelp = (cmd: PlainCommand): string =>
   `Usage: edgeloop rollouts ${cmd} ID${cmd === 'promote' ? ' [--force]' : ''}\n\n` +
   {
     pause: 'Holds the rollout: no device is moved until it is resumed (bake time keeps running).',
@@ -54,6 +58,34 @@ const commandHelp = (cmd: RolloutCommand): string =>
     rollback: 'Like abort, and also allowed after completion: every moved device goes back.',
     promote: "Ends the current stage now when its gates pass.\n\n  --force   promote although the gates do not pass (acknowledges failures)",
   }[cmd];
+
+const EXCLUDE_HELP = `Usage: edgeloop rollouts exclude ID (DEVICE... | --outstanding)
+
+Takes devices that have not confirmed the candidate out of the rollout, on your word (a camera
+that is down for weeks): they stop counting as outstanding and against the current stage,
+keep the desired state they were given, and are named in the rollout's decisions and in the
+audit log. A rollout whose other devices all confirmed then reads completed, not converging.
+
+  --outstanding   every device the rollout still waits for (see: edgeloop rollouts status ID)`;
+
+const exclude = apiCommand(EXCLUDE_HELP, { outstanding: { type: 'boolean' } }, async (c) => {
+  const [id, ...named] = c.positionals;
+  if (!id) throw usage('missing ID', EXCLUDE_HELP);
+  const all = (c.values as { outstanding?: boolean }).outstanding ?? false;
+  if (all === named.length > 0) throw usage(all ? 'give DEVICE ids or --outstanding, not both' : 'missing DEVICE (or --outstanding)', EXCLUDE_HELP);
+  const client = await c.client();
+  const devices = all ? (await client.getRollout(id)).outstanding.map((o) => o.device_id) : named;
+  if (devices.length === 0) {
+    c.io.err(`rollout ${id} waits for no device: nothing to exclude`);
+    return;
+  }
+  const d = await client.commandRollout(id, 'exclude', { devices });
+  c.emit(d, () => {
+    c.io.out(`exclude: ${progressLine(d.rollout)}`);
+    const latest = d.decisions[0];
+    if (latest) c.io.out(`  ${latest.kind}: ${latest.reason}`);
+  });
+});
 
 const TERMINAL = new Set(['completed', 'aborted', 'rolled_back']);
 /** Signals that pass at or above their threshold; every other gate is a maximum. */
@@ -206,7 +238,7 @@ export function printDetail(io: Io, d: RolloutDetail, decisions: number): void {
   io.out(`commands: ${d.commands.join(', ') || '-'}`);
 }
 
-function rolloutCommand(cmd: RolloutCommand): Command {
+function rolloutCommand(cmd: PlainCommand): Command {
   const help = commandHelp(cmd);
   return apiCommand(help, cmd === 'promote' ? { force: { type: 'boolean' } } : {}, async (c) => {
     const [id] = positionalsOf(c.positionals, ['ID'], help) as [string];
@@ -228,4 +260,5 @@ export const rolloutsCmd = group(ROLLOUTS_HELP, {
   abort: rolloutCommand('abort'),
   rollback: rolloutCommand('rollback'),
   promote: rolloutCommand('promote'),
+  exclude,
 });

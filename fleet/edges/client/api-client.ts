@@ -248,8 +248,8 @@ export class FleetClient {
   }
 
   /** `POST /v1/rollouts/:id/{pause,resume,abort,rollback,promote}`; `force` is for promote. */
-  commandRollout(id: string, command: RolloutCommand, opts: { force?: boolean } = {}): Promise<RolloutDetail> {
-    return this.json('POST', `/v1/rollouts/${seg(id)}/${command}`, rolloutDetail, { body: opts.force ? { force: true } : {} });
+  commandRollout(id: string, command: RolloutCommand, opts: { force?: boolean; devices?: string[] } = {}): Promise<RolloutDetail> {
+    return this.json('POST', `/v1/rollouts/${seg(id)}/${command}`, rolloutDetail, { body: { ...(opts.force ? { force: true } : {}), ...(opts.devices ? { devices: opts.devices } : {}) } });
   }
 
   // ------------------------------------------------------------------ samples, labels

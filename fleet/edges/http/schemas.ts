@@ -193,6 +193,8 @@ export const createRolloutBody = z.strictObject({
 export const commandBody = z.strictObject({
   /** promote only: move on although the stage's gates do not pass. */
   force: z.boolean().optional(),
+  /** exclude only: the unconfirmed devices to take out of the rollout. */
+  devices: z.array(idString).min(1).max(10_000).optional(),
 });
 
 export { gateResult, rolloutDetail, rolloutSummary, stageInfo };

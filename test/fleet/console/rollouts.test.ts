@@ -5,6 +5,7 @@ import { deviceStatus, telemetry } from '../../../shared/schemas/index.js';
 import { chromiumSkipReason, launchChromium } from '../../helpers/chromium.js';
 import { imagePackage, tempDir } from '../../helpers/packages.js';
 import { chartGeometry, outside, overlaps } from '../../helpers/svg-geometry.js';
+import { runFleetCli } from '../../helpers/fleet-cli.js';
 import { openTestFleet, T0 } from '../http/context.js';
 import type { TestFleet } from '../http/context.js';
 
@@ -82,21 +83,34 @@ describe.skipIf(skipReason !== null)('rollout truth, in headless Chromium', () =
     expect(await page.locator(`#rollouts tr:has(a[href="/console/rollouts/${id}"])`).innerText()).toMatch(/converging\s+3 not confirmed/);
   });
 
-  it('calls it completed once every targeted device confirmed', async () => {
-    for (const d of ['cam-1', 'cam-2', 'cam-3']) {
+  it('calls it completed once every targeted device confirmed or was explicitly excluded', async () => {
+    for (const d of ['cam-1', 'cam-2']) {
       f.clock.advance(1000);
       // As the fleet's status handler does: the registry and the rollout manager both hear it (a
       // completed rollout no longer takes reports; the registry's record is what confirms).
-      const st = deviceStatus.parse({ type: 'device_status', v: 1, device_id: d, ts: new Date(f.clock.now()).toISOString(), online: true, agent_version: '0.1.0', models: { active: V2, previous: d === 'cam-3' ? null : V1, installed: [V2] }, deployment: { revision: 1, rollout_id: id, target: V2, phase: 'active' } });
+      const st = deviceStatus.parse({ type: 'device_status', v: 1, device_id: d, ts: new Date(f.clock.now()).toISOString(), online: true, agent_version: '0.1.0', models: { active: V2, previous: V1, installed: [V2] }, deployment: { revision: 1, rollout_id: id, target: V2, phase: 'active' } });
       f.ctx.devices.applyStatus(st);
       f.ctx.rollouts.onStatus(st);
     }
     f.ctx.rollouts.flush();
-    const page = await logIn(`/console/rollouts/${id}`);
+    // cam-3 never connected: still converging until an operator takes it out.
+    let page = await logIn(`/console/rollouts/${id}`);
+    expect(await page.locator('#rollout-status').innerText()).toBe('converging');
+    expect(await page.locator('#converging').innerText()).toContain('1 of 3 targeted devices have not confirmed');
+    // Excluding a device that confirmed changes nothing and says so.
+    const refused = await fetch(`${base}/v1/rollouts/${id}/exclude`, { method: 'POST', headers: { authorization: `Bearer ${f.tokens.operator}`, 'content-type': 'application/json' }, body: JSON.stringify({ devices: ['cam-1'] }) });
+    expect(refused.status).toBe(409);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toContain('none of cam-1 is an unconfirmed device');
+    const run = await runFleetCli(['rollouts', 'exclude', id, '--outstanding', '--url', base, '--token', f.tokens.operator]);
+    expect(run).toMatchObject({ code: 0 });
+    expect(run.out).toContain('devices_excluded: 1 devices excluded by');
+    expect(run.out).toContain('cam-3');
+    page = await logIn(`/console/rollouts/${id}`);
     expect(await page.locator('#rollout-status').innerText()).toBe('completed');
     expect(await page.locator('#outstanding').count()).toBe(0);
+    expect(await page.locator('#rollout-devices tr:has(a[href="/console/devices/cam-3"])').innerText()).toContain('excluded: excluded by');
     // The rollout itself stopped listening at completion; the devices table says where it knows it from.
-    expect(await page.locator('#rollout-devices tr:has(a[href="/console/devices/cam-3"])').innerText()).toContain('active pets@1.1.0 (device status)');
+    expect(await page.locator('#rollout-devices tr:has(a[href="/console/devices/cam-2"])').innerText()).toContain('active pets@1.1.0 (device status)');
     const api = (await (await fetch(`${base}/v1/rollouts/${id}`, { headers: { authorization: `Bearer ${f.tokens.viewer}` } })).json()) as { rollout: { display_status: string; devices: { outstanding: number } } };
     expect(api.rollout).toMatchObject({ display_status: 'completed', devices: { outstanding: 0 } });
   });

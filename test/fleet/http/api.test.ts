@@ -279,7 +279,7 @@ describe('rollouts', () => {
     expect(d.rollout).toMatchObject({ model: { name: 'pets', version: '1.1.0' }, status: 'running', stage_name: 'canary', created_by: 'otto', devices: { target: 3, assigned: 1 } });
     expect(d.stages.map((s) => s.name)).toEqual(['canary', 'wave 1']);
     expect(d.gates?.status).toBe('waiting');
-    expect(d.commands).toEqual(['pause', 'abort', 'rollback', 'promote']);
+    expect(d.commands).toEqual(['pause', 'abort', 'rollback', 'promote', 'exclude']);
     expect(d.decisions.map((x) => x.kind)).toEqual(expect.arrayContaining(['started', 'stage_started']));
     await f.ctx.rollouts.settled();
     expect(f.deliveries.filter((x) => x.rollout === id).flatMap((x) => x.changes.map((c) => c.active?.version))).toEqual(['1.1.0']);
@@ -444,6 +444,7 @@ describe('openapi.json', () => {
     'POST /v1/rollouts/{id}/abort',
     'POST /v1/rollouts/{id}/rollback',
     'POST /v1/rollouts/{id}/promote',
+    'POST /v1/rollouts/{id}/exclude',
     'GET /v1/samples',
     'GET /v1/samples/stats',
     'GET /v1/samples/{id}',

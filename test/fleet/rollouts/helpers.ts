@@ -72,6 +72,10 @@ export class Harness {
     return this.send({ type: 'command', at: this.now, command, actor: 'ana@ml', ...(force === undefined ? {} : { force }) });
   }
 
+  exclude(devices: string[]): StepResult {
+    return this.send({ type: 'command', at: this.now, command: 'exclude', actor: 'ana@ml', devices });
+  }
+
   report(id: string, phase: 'downloading' | 'verifying' | 'staged' | 'shadow' | 'active' | 'failed' | 'rolled_back', model: ModelRef = CAND, reason?: string): StepResult {
     return this.send({ type: 'device_report', at: this.now, device_id: id, phase, model, ...(reason ? { reason } : {}) });
   }

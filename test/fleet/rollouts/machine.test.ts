@@ -17,6 +17,28 @@ const fullPlan: RolloutPlanInput = {
 };
 
 describe('rollout machine: examples', () => {
+  it('takes an unconfirmed device out on an operator\'s word: the stage stops waiting for it and confirmed ones are not touched', () => {
+    const h = new Harness({ canary: { devices: { count: 2 }, bake_s: BAKE_S }, waves: [{ devices: { percent: 100 }, bake_s: BAKE_S }], gates: { ...EASY_GATES, min_reporting_ratio: 1 } });
+    h.start(devices(4));
+    const [up, down] = h.onCandidate() as [string, string];
+    h.report(up, 'active');
+    h.metrics(up, CAND);
+    h.tick(bake);
+    // One canary device never reports: the stage waits for it.
+    expect(h.state.stage).toBe(0);
+    h.exclude([up]);
+    expect(h.decisions.at(-1)).toMatchObject({ kind: 'command_rejected', reason: expect.stringContaining(`none of ${up} is an unconfirmed device`) });
+    h.exclude([down, 'not-in-rollout']);
+    expect(h.decisions.find((d) => d.kind === 'devices_excluded')).toMatchObject({ kind: 'devices_excluded', actor: 'ana@ml', reason: expect.stringMatching(new RegExp(`1 devices excluded by ana@ml: ${down}; not changed .*: not-in-rollout`)) });
+    expect(h.state.devices[down]?.excluded_reason).toBe('excluded by ana@ml');
+    expect(h.state.devices[up]?.excluded_reason).toBeNull();
+    // The gates are judged again at once: nothing else held the canary.
+    expect(h.state.stage).toBe(1);
+    // Its later reports no longer move it.
+    h.report(down, 'failed', CAND, 'boom');
+    expect(h.state.devices[down]?.failure).toBeNull();
+  });
+
   it('runs shadow → canary → waves to completion, shadowing exactly the future canary', () => {
     const h = new Harness(fullPlan);
     h.start(devices(20));

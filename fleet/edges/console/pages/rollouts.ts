@@ -103,7 +103,8 @@ function signalHistory(d: Detail): SafeHtml {
 
 function controls(d: Detail, user: User): SafeHtml {
   const may = allowed(user.role, 'rollouts');
-  const buttons = rolloutCommand.options.map(
+  // exclude names devices: the CLI and the API take it, a button could not say which.
+  const buttons = rolloutCommand.options.filter((c) => c !== 'exclude').map(
     (c) => html`<button type="button" class="cmd ${c}" data-command="${c}" data-rollout="${d.rollout.id}" ${!may || !d.commands.includes(c) ? 'disabled' : ''}>${c[0]?.toUpperCase()}${c.slice(1)}</button>`,
   );
   return html`<div class="controls" id="controls">${buttons}${may ? '' : html`<span class="muted">role ${user.role} cannot command rollouts</span>`}</div>`;
@@ -151,7 +152,7 @@ export function rolloutPage(ctx: FleetContext, id: string, user: User): PageResu
     ${devices.map(
       ([devId, x]) => html`<tr>
         <td><a href="/console/devices/${encodeURIComponent(devId)}">${devId}</a></td>
-        <td>${x.assigned_stage !== null ? (stages[x.assigned_stage]?.name ?? x.assigned_stage) : x.shadow_stage !== null ? `shadow` : x.excluded_reason ? html`<span class="muted">excluded: ${x.excluded_reason}</span>` : '—'}</td>
+        <td>${x.assigned_stage !== null ? (stages[x.assigned_stage]?.name ?? x.assigned_stage) : x.shadow_stage !== null ? `shadow` : x.excluded_reason ? '' : '—'}${x.excluded_reason ? html` <span class="muted">excluded: ${x.excluded_reason}</span>` : ''}</td>
         <td>${x.desired ? html`${ref(x.desired.active)}${x.desired.shadow ? html` + shadow ${ref(x.desired.shadow.model)}` : ''}` : '—'}</td>
         <td>${x.reported ? html`${badge(x.reported.phase)} ${ref(x.reported.model)}` : runsNow(devId) ? html`${badge('active')} ${ref(r.model)} <span class="muted">(device status)</span>` : '—'}</td>
         <td>${ref(x.last_known_good)}</td>

@@ -16,7 +16,9 @@ function commandRoute(command: RolloutCommand): Route {
     description:
       command === 'promote'
         ? 'Skip the rest of the current stage when its gates pass; `{ "force": true }` promotes although they do not. 409 when the rollout is not running or paused, or when the gates do not pass and force is not set.'
-        : `409 (\`FLEET_CONFLICT\`) when the rollout's status does not allow ${command}.`,
+        : command === 'exclude'
+          ? 'Take unconfirmed devices (`{ "devices": [...] }`) out of the rollout: they stop counting as outstanding, so a rollout whose other devices confirmed reads completed. 409 when none of them is an unconfirmed device of the rollout.'
+          : `409 (\`FLEET_CONFLICT\`) when the rollout's status does not allow ${command}.`,
     access: { kind: 'user', permission: 'rollouts' },
     params: rolloutParams,
     body: commandBody,
@@ -26,7 +28,15 @@ function commandRoute(command: RolloutCommand): Route {
       const why = commandAllowed(current.state.status, command);
       if (why !== null) throw new FleetError('CONFLICT', `cannot ${command} rollout ${params.id}: ${why}`, { details: { rollout: params.id, status: current.state.status, command } });
       const before = current.state.decisions.length;
-      const r = ctx.rollouts.command(params.id, command, actor, body.force ?? false);
+      let devices: string[] | undefined;
+      if (command === 'exclude') {
+        // Only devices the rollout still waits for; a completed rollout learns of confirmations from the registry, not from reports.
+        const waiting = new Set(detailOf(ctx, current).outstanding.map((o) => o.device_id));
+        const asked = body.devices ?? [];
+        devices = asked.filter((d) => waiting.has(d));
+        if (devices.length === 0) throw new FleetError('CONFLICT', `cannot exclude from rollout ${params.id}: none of ${asked.join(', ') || '(no devices named)'} is an unconfirmed device of this rollout`, { details: { rollout: params.id, status: current.state.status, command } });
+      }
+      const r = ctx.rollouts.command(params.id, command, actor, body.force ?? false, devices);
       // The machine never throws on a command; a promote whose gates do not pass is logged as rejected.
       const rejected = r.state.decisions.slice(before).find((d) => d.kind === 'command_rejected');
       if (rejected) throw new FleetError('CONFLICT', rejected.reason, { details: { rollout: params.id, status: r.state.status, command } });
