@@ -6,6 +6,7 @@
  * from deep inside the queue's first database open. `run` checks first and `check` reports
  * every module; both name the mismatch and what to do (AGENT_RUNTIME_MISMATCH).
  */
+import '../shared/no-telemetry.js'; // before onnxruntime-node loads, whatever the entry point
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

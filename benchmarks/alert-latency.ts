@@ -5,6 +5,7 @@
  * and an MQTT QoS 1 publish. Beside it the model's raw `session.run` on the same thread settings,
  * interleaved run by run so machine noise hits both. Value = alert p99 - raw p99 (ms), target <= 20.
  */
+import '../shared/no-telemetry.js'; // before onnxruntime-node loads, whatever the entry point
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

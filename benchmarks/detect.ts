@@ -1,3 +1,4 @@
+import '../shared/no-telemetry.js'; // before onnxruntime-node loads, whatever the entry point
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';

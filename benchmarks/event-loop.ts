@@ -1,3 +1,4 @@
+import '../shared/no-telemetry.js'; // before onnxruntime-node loads, whatever the entry point
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { parseAgentConfig, poolSettings } from '../agent/config.js';
 import { InferencePool } from '../agent/inference/pool.js';

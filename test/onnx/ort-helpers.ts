@@ -1,4 +1,5 @@
 /** Shared helpers for running generated models in the real onnxruntime-node. */
+import '../../shared/no-telemetry.js'; // before onnxruntime-node loads, whatever the entry point
 import { InferenceSession, Tensor } from 'onnxruntime-node';
 
 /** Loads model bytes the way the agent does: from an in-memory buffer. */

@@ -1,3 +1,4 @@
+import '../../../shared/no-telemetry.js'; // before onnxruntime-node loads, whatever the entry point
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';

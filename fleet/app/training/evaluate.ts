@@ -13,6 +13,7 @@
  * the event loop between examples, so a fleet service evaluating a small model stays
  * responsive. Latency is `session.run` alone, measured with `process.hrtime`.
  */
+import '../../../shared/no-telemetry.js'; // before onnxruntime-node loads, whatever the entry point
 import * as ort from 'onnxruntime-node';
 import { classify } from '../../../shared/inference/postprocess.js';
 import { imageToTensor, jsonToTensor } from '../../../shared/inference/preprocess.js';

@@ -4,6 +4,7 @@
  * base-model builder, the `train` benchmark and the trainer tests (the evaluation gate has its
  * own, richer report).
  */
+import '../../../shared/no-telemetry.js'; // before onnxruntime-node loads, whatever the entry point
 import * as ort from 'onnxruntime-node';
 import { imageToTensor } from '../../../shared/inference/preprocess.js';
 import type { ImagePreprocessing } from '../../../shared/schemas/index.js';

@@ -5,6 +5,7 @@
  * model with the inputs and outputs the manifest declares. Every problem is listed in one
  * FLEET_TRAINING_OUTPUT_INVALID error.
  */
+import '../../../shared/no-telemetry.js'; // before onnxruntime-node loads, whatever the entry point
 import * as ort from 'onnxruntime-node';
 import { directoryReader, inspectPackage, packageError } from '../../../shared/package/index.js';
 import { modelRefString, type ModelManifest, type ModelRef } from '../../../shared/schemas/index.js';
