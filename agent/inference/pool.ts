@@ -64,6 +64,9 @@ export class InferencePool {
   private windowTimer: NodeJS.Timeout | null = null;
   /** Input buffers of one example that came back from the workers, for {@link allocate}. */
   private readonly spare: ArrayBuffer[] = [];
+  /** Values in one example, and the bytes they take on the wire. */
+  private readonly itemSize: number;
+  private readonly itemBytes: number;
 
   private constructor(
     private readonly sessions: WorkerSession[],
@@ -71,6 +74,8 @@ export class InferencePool {
     private readonly settings: PoolSettings,
   ) {
     this.idle = [...sessions];
+    this.itemSize = model.itemDims.reduce((a, b) => a * b, 1);
+    this.itemBytes = this.itemSize * (model.inputType === 'uint8' ? 1 : 4);
   }
 
   static async open(model: PoolModel, settings: PoolSettings): Promise<InferencePool> {
@@ -112,19 +117,16 @@ export class InferencePool {
    * (page faults on first touch: ~10 ms for a 640x640x3 float tensor on a 2-core VM).
    */
   allocate(): InputTensor {
-    const size = this.model.itemDims.reduce((a, b) => a * b, 1);
-    const bytes = this.model.inputType === 'uint8' ? size : size * 4;
     const buf = this.spare.pop();
-    const b = buf && buf.byteLength === bytes ? buf : new ArrayBuffer(bytes);
+    const b = buf && buf.byteLength === this.itemBytes ? buf : new ArrayBuffer(this.itemBytes);
     return this.model.inputType === 'uint8' ? new Uint8Array(b) : new Float32Array(b);
   }
 
   /** Infer one example. `data` is owned by the pool afterwards (its buffer is transferred). */
   infer(data: InputTensor, geometry?: Geometry): Promise<PoolResult> {
     if (this.closing) return Promise.reject(new AgentError('ENGINE_CLOSED'));
-    const itemSize = this.model.itemDims.reduce((a, b) => a * b, 1);
-    if (data.length !== itemSize) {
-      return Promise.reject(new AgentError('TENSOR_SHAPE_MISMATCH', `input ${this.model.inputName} expects ${itemSize} values [${this.model.itemDims.join(',')}], got ${data.length}`));
+    if (data.length !== this.itemSize) {
+      return Promise.reject(new AgentError('TENSOR_SHAPE_MISMATCH', `input ${this.model.inputName} expects ${this.itemSize} values [${this.model.itemDims.join(',')}], got ${data.length}`));
     }
     if (this.queue.length >= this.settings.maxPending) return Promise.reject(new AgentError('ENGINE_OVERLOADED', `${this.queue.length} requests already waiting`));
     return new Promise((resolve, reject) => {
@@ -165,7 +167,7 @@ export class InferencePool {
     const started = performance.now();
     try {
       const n = jobs.length;
-      const itemSize = this.model.itemDims.reduce((a, b) => a * b, 1);
+      const itemSize = this.itemSize;
       let input: InputTensor;
       if (n === 1) input = jobs[0]!.data;
       else {
@@ -204,8 +206,7 @@ export class InferencePool {
 
   /** Keep returned input buffers of one example's size, as many as requests can be in flight at once. */
   private keep(returned: ArrayBuffer[]): void {
-    const size = this.model.itemDims.reduce((a, b) => a * b, 1) * (this.model.inputType === 'uint8' ? 1 : 4);
-    for (const b of returned) if (b.byteLength === size && this.spare.length < this.sessions.length + 1) this.spare.push(b);
+    for (const b of returned) if (b.byteLength === this.itemBytes && this.spare.length < this.sessions.length + 1) this.spare.push(b);
   }
 
   /** Stop taking requests, let queued and running ones finish, then release the sessions. */

@@ -94,7 +94,7 @@ type Registry = Pick<FleetContext, 'devices'>;
  * rollout (`installed_at`) nor, when the registry is given, by the device's own status (a
  * completed rollout no longer hears reports, the registry still does).
  */
-function outstandingIds(s: RolloutRecord['state'], reg?: Registry): string[] {
+export function outstandingIds(s: RolloutRecord['state'], reg?: Registry): string[] {
   const runsCandidate = (id: string): boolean => {
     const a = reg?.devices.find(id)?.models.active;
     return a?.name === s.candidate.name && a.version === s.candidate.version;

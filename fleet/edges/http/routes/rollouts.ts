@@ -1,4 +1,4 @@
-import { detailOf, summaryOf } from '../../../app/read-models/rollouts.js';
+import { detailOf, outstandingIds, summaryOf } from '../../../app/read-models/rollouts.js';
 import { FleetError } from '../../../errors.js';
 import { commandAllowed } from '../../../core/rollouts/index.js';
 import { rolloutCommand } from '../../../core/rollouts/types.js';
@@ -31,7 +31,7 @@ function commandRoute(command: RolloutCommand): Route {
       let devices: string[] | undefined;
       if (command === 'exclude') {
         // Only devices the rollout still waits for; a completed rollout learns of confirmations from the registry, not from reports.
-        const waiting = new Set(detailOf(ctx, current).outstanding.map((o) => o.device_id));
+        const waiting = new Set(outstandingIds(current.state, ctx));
         const asked = body.devices ?? [];
         devices = asked.filter((d) => waiting.has(d));
         if (devices.length === 0) throw new FleetError('CONFLICT', `cannot exclude from rollout ${params.id}: none of ${asked.join(', ') || '(no devices named)'} is an unconfirmed device of this rollout`, { details: { rollout: params.id, status: current.state.status, command } });
