@@ -137,7 +137,9 @@ export async function startEmbeddedBroker(opts: { port?: number; host?: string; 
     const guard = new MqttPacketGuard(maxPacketBytes);
     guard.on('error', (err) => {
       if (err instanceof PacketTooLargeError) log?.warn({ remote: socket.remoteAddress, bytes: err.bytes, limit: err.limit, code: FleetErrors.MQTT_PACKET_TOO_LARGE.code }, 'MQTT connection closed: packet over the size limit');
-      else log?.warn({ remote: socket.remoteAddress, reason: err.message }, 'MQTT connection closed: malformed packet header');
+      // An abort is the connection being torn down (the broker refused a connect or a publish
+      // and said why in its own line), not a bad header.
+      else if (err.name !== 'AbortError') log?.warn({ remote: socket.remoteAddress, reason: err.message }, 'MQTT connection closed: malformed packet header');
       socket.destroy();
     });
     const conn = Duplex.from({ readable: socket.pipe(guard), writable: socket });
