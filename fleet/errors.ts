@@ -25,7 +25,7 @@ export const FleetErrors = defineCatalogue('FLEET', {
   PACK_DECODER_MISMATCH: { status: 422, text: "the detection decoder does not fit the model's outputs" },
   /** A golden input given to `edgeloop pack` with an expected label (`--golden FILE=LABEL`) that is not one of the labels, or that the model does not predict for it: the message names the file, the expected and the predicted label, and the preprocessing flags to check (`--invert`, `--color`, `--scale`, `--mean`/`--std`, `--softmax`). */
   GOLDEN_MISMATCH: { status: 422, text: 'a golden input does not give its expected label' },
-  /** `edgeloop models push` of a package without golden inputs: no device could smoke-test it before switching. Repack with `--golden FILE=LABEL`, or push with `--force`. */
+  /** `edgeloop models push` or `POST /v1/models` of a package without golden inputs: no device could smoke-test it before switching. Repack with `--golden FILE=LABEL`, or push with `--force` (`?force=true`). */
   GOLDEN_MISSING: { status: 422, text: 'the package has no golden inputs' },
   KEY_INVALID: { status: 500, text: 'signing key cannot be read' },
   NOT_FOUND: { status: 404, text: 'not found' },
