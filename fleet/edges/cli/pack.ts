@@ -43,6 +43,9 @@ Detection (--task detection --decoder NAME; labels may be a single class):
   --boxes NAME --scores NAME --classes NAME   boxes-scores outputs (default: found by name)
   --box-format xyxy|yxyx  --normalized  --class-offset N   boxes-scores box coordinates
   --threshold P --min-area N --expand F   heatmap: cut-off, smallest component, box growth
+                        (a fraction of the box's width and height on every side)
+  --unclip R            heatmap: grow every side by area x R / perimeter of the component, as
+                        DB text detectors (PaddleOCR: 1.5) expect of their shrunk maps
   --iou P --score-threshold P --max-detections N --class-agnostic   NMS (0.45, 0.25, 100)
   --pad-value N         letterbox pad (0-255, default 114; yolo letterboxes by default,
                         the others stretch unless --fit contain)
@@ -88,6 +91,7 @@ export async function packCmd(argv: string[], io: Io): Promise<number> {
       threshold: { type: 'string' },
       'min-area': { type: 'string' },
       expand: { type: 'string' },
+      unclip: { type: 'string' },
       iou: { type: 'string' },
       'score-threshold': { type: 'string' },
       'max-detections': { type: 'string' },
@@ -145,6 +149,7 @@ export async function packCmd(argv: string[], io: Io): Promise<number> {
     threshold: numberFlag(values.threshold, 'threshold'),
     minArea: numberFlag(values['min-area'], 'min-area'),
     expand: numberFlag(values.expand, 'expand'),
+    unclip: numberFlag(values.unclip, 'unclip'),
     iou: numberFlag(values.iou, 'iou'),
     scoreThreshold: numberFlag(values['score-threshold'], 'score-threshold'),
     maxDetections: numberFlag(values['max-detections'], 'max-detections'),
