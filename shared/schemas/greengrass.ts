@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { schemaVersion } from './common.js';
+import { modelName, schemaVersion } from './common.js';
 import { desiredState, type DesiredState } from './messages.js';
 
 /**
@@ -28,6 +28,10 @@ export const componentConfiguration = z.looseObject({
     .nullable()
     .optional()
     .describe('The model to run: the MQTT desired-state message without `type` and `device_id` (`v` defaults to 1, `issued_at` is optional). Absent or null until the fleet deploys a model; the fleet writes it (`reset ["/desired"]` + `merge`), not a person.'),
+  desired_by_model: z
+    .record(modelName, componentDesired)
+    .optional()
+    .describe('Every model slot\'s desired state by model name, on a device serving several models (`desired` stays the first slot\'s, for agents older than model slots). Each applies to the slot of its key; the fleet writes it (`reset ["/desired_by_model"]` + `merge`).'),
 });
 export type ComponentConfiguration = z.infer<typeof componentConfiguration>;
 
