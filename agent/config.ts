@@ -58,7 +58,7 @@ export const agentConfigSchema = z.strictObject({
   outlier_by_model: z
     .record(modelName, outlierPolicy.partial())
     .default({})
-    .describe('Per model name, overrides on top of `outlier` for that model slot only (keys as in `outlier`), e.g. `{ "detector": { "random_sample_rate": 0.01 } }`.'),
+    .meta({ description: 'Per model name, overrides on top of `outlier` for that model slot only (keys as in `outlier`), e.g. `{ "detector": { "random_sample_rate": 0.01 } }`.', keysDefaultText: "`outlier`'s, else the manifest's" }),
   queue: z
     .strictObject({
       quota_bytes: z.number().int().positive().default(256 * MiB).describe('Payload bytes kept before eviction (default 256 MiB).'),

@@ -39,7 +39,7 @@ export function settingsFromComponent(raw: unknown, gg: Pick<GreengrassEnv, 'thi
     throw new AgentError('GREENGRASS_CONFIG_INVALID', `component configuration is invalid: ${issues.join('; ')}`, { details: { issues } });
   }
   const c: ComponentConfiguration = parsed.data;
-  const desiredByModel = Object.entries(c.desired_by_model ?? {}).map(([name, d]) => ({ ...d, model_name: name }));
+  const desiredByModel = Object.entries(c.desired_by_model ?? {}).flatMap(([name, d]) => (d ? [{ ...d, model_name: name }] : []));
   return { agent, desired: c.desired ?? null, desiredByModel, agentKey: JSON.stringify(c.agent) };
 }
 
