@@ -26,6 +26,7 @@ import { openSqliteQueue } from './queue/sqlite-queue.js';
 import type { SampleQueue } from './queue/types.js';
 import type { InferContext, InferenceService } from './service.js';
 import { ModelSlots } from './slots.js';
+import { classifyBoxes } from './pipeline.js';
 import { DesiredRouter } from './deploy/router.js';
 import { DrainWorker } from './uplink/drain-worker.js';
 import { Forwarder } from './uplink/forwarder.js';
@@ -296,10 +297,18 @@ export class Agent {
       this.inflight--;
       return Promise.reject(err as Error);
     }
-    return slot.infer(input, ctx).finally(() => {
+    return this.inferThrough(slot, input, ctx).finally(() => {
       this.inflight--;
       this.forwarder?.notify();
     });
+  }
+
+  /** The slot's answer, with a pipeline's classifier answers attached to the boxes (config `pipelines`). */
+  private async inferThrough(slot: InferenceService, input: ModelInput, ctx: InferContext): Promise<InferResult[]> {
+    const results = await slot.infer(input, ctx);
+    const p = slot.activeRef ? this.config.pipelines.find((x) => x.detector === slot.activeRef!.name) : undefined;
+    if (p && results.length === 1) await classifyBoxes(p, this.slots.find(p.classifier), input, results[0]!, ctx, this.log);
+    return results;
   }
 
   status(online = true): DeviceStatus {

@@ -59,6 +59,19 @@ export const agentConfigSchema = z.strictObject({
     .record(modelName, outlierPolicy.partial())
     .default({})
     .meta({ description: 'Per model name, overrides on top of `outlier` for that model slot only (keys as in `outlier`), e.g. `{ "detector": { "random_sample_rate": 0.01 } }`.', keysDefaultText: "`outlier`'s, else the manifest's" }),
+  pipelines: z
+    .array(
+      z.strictObject({
+        detector: modelName.describe('The detector model slot whose boxes are classified.'),
+        classifier: modelName.describe('The classifier model slot each box crop goes to; its answer is attached to the box as `classification`.'),
+        labels: z.array(z.string().min(1)).min(1).optional().describe('Only boxes of these detector labels are classified (absent: every box).'),
+        max_boxes: z.number().int().positive().max(64).default(8).describe('Boxes classified per frame at most, best-scoring first.'),
+        min_box_px: z.number().int().positive().default(8).describe('Boxes narrower or lower than this (pixels) are not classified.'),
+        padding: z.number().min(0).max(1).default(0).describe('Context added around each box before cropping, as a fraction of its width and height on each side.'),
+      }),
+    )
+    .default([])
+    .describe('Detector -> classifier pipelines (several models per device): each frame the detector answers, its boxes are cropped and passed to the classifier, whose answer is attached to each box. The classifier keeps its own outlier policy and telemetry.'),
   queue: z
     .strictObject({
       quota_bytes: z.number().int().positive().default(256 * MiB).describe('Payload bytes kept before eviction (default 256 MiB).'),
@@ -229,6 +242,10 @@ export function parseAgentConfig(input: unknown, baseDir = process.cwd()): Reado
       ...(c?.uplink.tls && !!c.uplink.tls.cert !== !!c.uplink.tls.key ? ['uplink.tls: cert and key go together'] : []),
       ...cameraNameProblems(raw),
       ...(c && Array.isArray(c.models.initial) && new Set(c.models.initial).size !== c.models.initial.length ? ['models.initial: a package directory is listed twice'] : []),
+      ...(c?.pipelines.flatMap((p, i) => [
+        ...(p.detector === p.classifier ? [`pipelines[${i}]: detector and classifier are the same model (${p.detector})`] : []),
+        ...(c.pipelines.findIndex((q) => q.detector === p.detector) !== i ? [`pipelines[${i}]: model ${p.detector} already has a pipeline`] : []),
+      ]) ?? []),
     ],
     finish: (c) => {
       const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));

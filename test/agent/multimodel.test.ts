@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
+import { parseAgentConfig } from '../../agent/config.js';
 import { directorySource } from '../../agent/model/store.js';
 import { packModel } from '../../fleet/adapters/fs/pack.js';
 import { deviceStatus, inferResult, type InferResult } from '../../shared/schemas/index.js';
@@ -116,5 +117,46 @@ describe('several named models on one agent', () => {
     const other = join(tmp.dir, 'cls-2-copy');
     await classifier(other, '3.0.0', 3);
     await expect(startTestAgent(join(tmp.dir, 'dup'), { models: { initial: [clsV1, other] } })).rejects.toMatchObject({ code: 'AGENT_MODEL_NAME_DUPLICATE', message: expect.stringContaining(other) });
+  });
+});
+
+describe('a detector -> classifier pipeline', () => {
+  it('classifies the crop of each box of the chosen labels and attaches the answer to the box', { timeout: 60_000 }, async () => {
+    const { agent: piped, url: pipedUrl } = await startTestAgent(join(tmp.dir, 'pipeline'), {
+      models: { initial: [detDir, clsV1] },
+      outlier: { random_sample_rate: 0 },
+      pipelines: [{ detector: 'detector', classifier: 'ppe-classifier', labels: ['red'] }],
+    });
+    try {
+      // A red square at (32, 16) and a blue one at (80, 32), 16 px each.
+      const w = 128;
+      const h = 64;
+      const data = Buffer.alloc(w * h * 3);
+      for (let y = 16; y < 32; y++) for (let x = 32; x < 48; x++) data.set([255, 0, 0], (y * w + x) * 3);
+      for (let y = 32; y < 48; y++) for (let x = 80; x < 96; x++) data.set([0, 0, 255], (y * w + x) * 3);
+      const frame = await sharp(data, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+      const res = await fetch(`${pipedUrl}/v1/infer`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: frame });
+      expect(res.status).toBe(200);
+      const r = inferResult.parse(await res.json());
+      expect(r.model_name).toBe('detector');
+      const red = r.detections!.find((d) => d.label === 'red')!;
+      const blue = r.detections!.find((d) => d.label === 'blue')!;
+      expect(red.box).toEqual([32, 16, 48, 32]);
+      // The classifier's answer on the red box's crop, asked directly, is the one attached.
+      const crop = await sharp(frame).extract({ left: 32, top: 16, width: 16, height: 16 }).png().toBuffer();
+      const direct = inferResult.parse(await (await fetch(`${pipedUrl}/v1/infer?model=ppe-classifier`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: crop })).json());
+      expect(direct.model_name).toBe('ppe-classifier');
+      expect(red.classification).toEqual({ model: 'ppe-classifier', version: '1.0.0', label: direct.label, score: direct.score });
+      // Blue boxes are not in the pipeline's labels.
+      expect(blue.classification).toBeUndefined();
+    } finally {
+      await piped.stop();
+    }
+  });
+
+  it('refuses a pipeline into its own model and two pipelines from one detector, naming them', () => {
+    expect(() => parseAgentConfig({ pipelines: [{ detector: 'detector', classifier: 'detector' }, { detector: 'x', classifier: 'a' }, { detector: 'x', classifier: 'b' }] })).toThrow(
+      expect.objectContaining({ code: 'AGENT_CONFIG_INVALID', message: expect.stringMatching(/pipelines\[0\]: detector and classifier are the same model \(detector\)[\s\S]*pipelines\[2\]: model x already has a pipeline/) }),
+    );
   });
 });
