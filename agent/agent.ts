@@ -6,7 +6,7 @@ import { errorLine } from '../shared/errors.js';
 import { systemClock, type Clock, type Random } from '../shared/ids.js';
 import { closeHttpServer } from '../shared/http-server.js';
 import { packageProblems } from '../shared/package/index.js';
-import { modelRefString, type DesiredState, type DeviceStatus, type InferResult, type ModelRef } from '../shared/schemas/index.js';
+import { modelName, modelRefString, type DesiredState, type DeviceStatus, type InferResult, type ModelRef, type ModelWindow } from '../shared/schemas/index.js';
 import { topics } from '../shared/topics.js';
 import { poolSettings, readFleetPublicKey, type AgentConfig } from './config.js';
 import { loadRuleSet } from './alerts/load.js';
@@ -24,7 +24,10 @@ import type { ModelInput } from './model/runtime.js';
 import { directorySource, ModelStore, type PackageSource } from './model/store.js';
 import { openSqliteQueue } from './queue/sqlite-queue.js';
 import type { SampleQueue } from './queue/types.js';
-import { InferenceService, type InferContext } from './service.js';
+import type { InferContext, InferenceService } from './service.js';
+import { ModelSlots } from './slots.js';
+import { classifyBoxes } from './pipeline.js';
+import { DesiredRouter } from './deploy/router.js';
 import { DrainWorker } from './uplink/drain-worker.js';
 import { Forwarder } from './uplink/forwarder.js';
 import { MqttUplink, type MqttTlsOptions } from './uplink/mqtt-uplink.js';
@@ -32,7 +35,7 @@ import { readUplinkTls, type UplinkTlsFiles } from './uplink/tls-files.js';
 import type { Uplink } from './uplink/types.js';
 import { offlineStatusWill } from './uplink/will.js';
 import { AGENT_VERSION } from './version.js';
-import { DeploymentController, type DeployTarget } from './deploy/controller.js';
+import type { DeployTarget } from './deploy/controller.js';
 
 export interface AgentOptions {
   log: Logger;
@@ -68,8 +71,10 @@ export class Agent {
   private readonly clock: Clock;
   private switching: Promise<unknown> = Promise.resolve();
   private lastDeployment: DeviceStatus['deployment'] | undefined;
+  /** Each model slot's latest deployment report. */
+  private readonly deployments = new Map<string, NonNullable<DeviceStatus['deployment']>>();
   private installed: ModelRef[] = [];
-  private deployer: DeploymentController | null = null;
+  private deployer: DesiredRouter | null = null;
   /** Inference requests and model switches under way (a Greengrass component update waits for them). */
   private inflight = 0;
   private switches = 0;
@@ -78,7 +83,7 @@ export class Agent {
     readonly config: Readonly<AgentConfig>,
     readonly store: ModelStore,
     readonly queue: SampleQueue,
-    readonly service: InferenceService,
+    readonly slots: ModelSlots,
     readonly metrics: Registry,
     private readonly opts: AgentOptions,
   ) {
@@ -91,6 +96,11 @@ export class Agent {
     this.metrics.gauge('edgeloop_uplink_connected', '1 when the uplink is connected', () => (this.uplink?.isConnected() ? 1 : 0));
     this.metrics.gauge('edgeloop_uplink_acked_total', 'Samples acknowledged and deleted since start', () => this.forwarder?.stats().acked ?? 0);
     this.metrics.gauge('edgeloop_uplink_nacked_total', 'Refusals from the fleet (rate limit, quota, too large) since start; the samples stay queued', () => this.forwarder?.stats().nacked ?? 0);
+  }
+
+  /** The default model slot (the first that serves): what a request naming no model gets. */
+  get service(): InferenceService {
+    return this.slots.first;
   }
 
   static async start(config: Readonly<AgentConfig>, opts: AgentOptions): Promise<Agent> {
@@ -106,7 +116,8 @@ export class Agent {
     const actions = ruleSet.rules.length > 0 ? AlertActions.create(ruleSet, { log, deviceId: config.device_id, ipcPublish: opts.ipcPublish }) : null;
     const alertUplink = actions && config.alerts.uplink ? new AlertUplink(queue, log) : null;
     const alerts = actions ? new AlertPipeline(ruleSet, { deviceId: config.device_id, clock, random: opts.random ?? Math.random, log, metrics }, alertUplink ? [actions, alertUplink] : [actions]) : null;
-    const service = new InferenceService({
+    const slots = new ModelSlots(
+      {
       alerts,
       deviceId: config.device_id,
       clock,
@@ -115,10 +126,13 @@ export class Agent {
       metrics,
       queue,
       outlierOverrides: config.outlier,
+      outlierByModel: config.outlier_by_model,
       warmupRuns: config.inference.warmup_runs,
       pool: poolSettings(config.inference),
-    });
-    const agent = new Agent(config, store, queue, service, metrics, opts);
+      },
+      () => store.slotNames,
+    );
+    const agent = new Agent(config, store, queue, slots, metrics, opts);
     agent.alerts = alerts;
     agent.alertActions = actions;
     agent.alertUplink = alertUplink;
@@ -132,7 +146,7 @@ export class Agent {
       await agent.stop();
       throw err;
     }
-    log.info({ model: agent.service.activeRef ? modelRefString(agent.service.activeRef) : null, http: agent.httpUrl }, 'agent started');
+    log.info({ model: agent.service.activeRef ? modelRefString(agent.service.activeRef) : null, models: agent.slots.serving().map(modelRefString), http: agent.httpUrl }, 'agent started');
     return agent;
   }
 
@@ -145,24 +159,37 @@ export class Agent {
     return this.metrics.render();
   }
 
-  /** Active model from the store; if it no longer loads, fall back to the previous one. */
+  /**
+   * Each slot's active model from the store; if it no longer loads, fall back to its previous
+   * one. Then `models.initial`: one directory installs when no model serves yet; a list
+   * installs each package whose model name has no serving slot (a slot the fleet moved on keeps
+   * its version).
+   */
   private async loadInitialModel(): Promise<void> {
-    const { active, previous } = this.store.current;
-    for (const ref of [active, previous]) {
-      if (!ref) continue;
-      try {
-        await this.service.activate(await this.store.get(ref));
-        if (ref !== active) await this.store.setActive(ref);
-        return;
-      } catch (err) {
-        this.log.error({ model: modelRefString(ref), reason: errorLine(err) }, 'installed model does not load; trying the previous version');
+    for (const name of this.store.slotNames) {
+      const { active, previous } = this.store.slot(name);
+      for (const ref of [active, previous]) {
+        if (!ref) continue;
+        try {
+          await this.slots.slot(name).activate(await this.store.get(ref));
+          if (ref !== active) await this.store.setActive(ref);
+          break;
+        } catch (err) {
+          this.log.error({ model: modelRefString(ref), reason: errorLine(err) }, 'installed model does not load; trying the previous version');
+        }
       }
     }
-    if (this.config.models.initial) {
-      await this.install(directorySource(this.config.models.initial));
-    } else {
-      this.log.warn('no model installed yet; inference answers MODEL_NOT_LOADED until one is deployed');
+    const initial = this.config.models.initial;
+    if (typeof initial === 'string') {
+      if (this.slots.serving().length === 0) await this.install(directorySource(initial));
+    } else if (initial) {
+      const names = await initialModelNames(initial);
+      for (const [i, dir] of initial.entries()) {
+        if (this.slots.find(names[i]!)?.activeRef) continue;
+        await this.install(directorySource(dir));
+      }
     }
+    if (this.slots.serving().length === 0) this.log.warn('no model installed yet; inference answers MODEL_NOT_LOADED until one is deployed');
   }
 
   /**
@@ -176,9 +203,9 @@ export class Agent {
       try {
         pkg = await this.store.install(source, () => onPhase?.('verifying'));
         onPhase?.('staged');
-        await this.service.activate(pkg);
+        await this.slots.slot(pkg.ref.name).activate(pkg);
         await this.store.setActive(pkg.ref);
-        await this.store.prune(this.config.models.keep);
+        await this.store.prune(this.config.models.keep, pkg.ref.name);
       } catch (err) {
         // A version that never served is not kept: rejected packages must not fill the disk.
         if (pkg?.fresh) await this.store.remove(pkg.ref).catch(() => undefined);
@@ -192,17 +219,18 @@ export class Agent {
     });
   }
 
-  /** Switch back to the previous version (kept on disk for this). */
-  rollback(): Promise<ModelRef> {
-    const prev = this.store.current.previous;
-    if (!prev) return Promise.reject(new AgentError('MODEL_VERSION_UNKNOWN', 'there is no previous version to roll back to'));
+  /** Switch a model slot (default: the first) back to its previous version (kept on disk for this). */
+  rollback(model?: string): Promise<ModelRef> {
+    const name = model ?? this.service.activeRef?.name ?? this.store.slotNames[0];
+    const prev = name === undefined ? null : this.store.slot(name).previous;
+    if (!prev) return Promise.reject(new AgentError('MODEL_VERSION_UNKNOWN', `there is no previous version${name ? ` of ${name}` : ''} to roll back to`));
     return this.activateInstalled(prev);
   }
 
   /** Switch to an installed version (verified again first); serialised with installs. */
   activateInstalled(ref: ModelRef): Promise<ModelRef> {
     return this.serialise(async () => {
-      await this.service.activate(await this.store.get(ref));
+      await this.slots.slot(ref.name).activate(await this.store.get(ref));
       await this.store.setActive(ref);
       this.log.warn({ model: modelRefString(ref) }, 'switched to an installed version');
       this.publishStatus();
@@ -238,21 +266,23 @@ export class Agent {
     this.queue.checkpoint?.();
   }
 
-  /** The deployment controller's view of this agent. */
-  private deployTarget(): DeployTarget {
+  /** A model slot as its deployment controller sees it. */
+  private deployTarget(name: string): DeployTarget {
+    const slot = (): InferenceService => this.slots.slot(name);
     return {
-      activeRef: () => this.service.activeRef,
-      previousRef: () => this.store.current.previous,
-      appliedRevision: () => this.store.current.revision,
-      recordRevision: (r) => this.store.setRevision(r),
+      activeRef: () => this.slots.find(name)?.activeRef ?? null,
+      previousRef: () => this.store.slot(name).previous,
+      appliedRevision: () => this.store.slot(name).revision,
+      recordRevision: (r) => this.store.setRevision(r, name),
       isInstalled: (ref) => this.store.has(ref),
       install: (source, onPhase) => this.install(source, onPhase),
       activateInstalled: (ref) => this.activateInstalled(ref),
-      prepareShadow: async (from) => this.service.prepare('name' in from && 'version' in from ? await this.store.get(from as ModelRef) : await this.store.install(from as PackageSource)),
-      setShadow: (runtime, rate) => this.service.setShadow(runtime, rate),
-      shadowRef: () => this.service.shadowRef,
+      prepareShadow: async (from) => slot().prepare('name' in from && 'version' in from ? await this.store.get(from as ModelRef) : await this.store.install(from as PackageSource)),
+      setShadow: (runtime, rate) => slot().setShadow(runtime, rate),
+      shadowRef: () => this.slots.find(name)?.shadowRef ?? null,
       report: (deployment) => {
         this.lastDeployment = deployment;
+        this.deployments.set(name, deployment);
         this.publishStatus();
       },
     };
@@ -260,14 +290,30 @@ export class Agent {
 
   infer(input: ModelInput, ctx: InferContext): Promise<InferResult[]> {
     this.inflight++;
-    return this.service.infer(input, ctx).finally(() => {
+    let slot: InferenceService;
+    try {
+      slot = this.slots.route(ctx.model);
+    } catch (err) {
+      this.inflight--;
+      return Promise.reject(err as Error);
+    }
+    return this.inferThrough(slot, input, ctx).finally(() => {
       this.inflight--;
       this.forwarder?.notify();
     });
   }
 
+  /** The slot's answer, with a pipeline's classifier answers attached to the boxes (config `pipelines`). */
+  private async inferThrough(slot: InferenceService, input: ModelInput, ctx: InferContext): Promise<InferResult[]> {
+    const results = await slot.infer(input, ctx);
+    const p = slot.activeRef ? this.config.pipelines.find((x) => x.detector === slot.activeRef!.name) : undefined;
+    if (p && results.length === 1) await classifyBoxes(p, this.slots.find(p.classifier), input, results[0]!, ctx, this.log);
+    return results;
+  }
+
   status(online = true): DeviceStatus {
-    const s = this.store.current;
+    const first = this.service.activeRef?.name;
+    const s = first ? this.store.slot(first) : this.store.current;
     // Strictly increasing: the fleet keeps a status only when its ts is newer than the stored
     // one (an older one is a retained replay), and an install publishes twice in the same
     // millisecond (the switch, then the deployment's `active`), which left the fleet showing
@@ -282,7 +328,31 @@ export class Agent {
       agent_version: AGENT_VERSION,
       models: { active: this.service.activeRef ?? s.active, previous: s.previous, installed: this.installed },
       ...(this.lastDeployment ? { deployment: this.lastDeployment } : {}),
+      ...(this.slotNames().length ? { slots: this.slotStatus() } : {}),
     };
+  }
+
+  /** Every model slot's name: the store's (first installed first), then any slot still installing its first version. */
+  private slotNames(): string[] {
+    const names = [...this.store.slotNames];
+    for (const n of [...this.slots.names(), ...this.deployments.keys()]) if (!names.includes(n)) names.push(n);
+    return names;
+  }
+
+  private slotStatus(): NonNullable<DeviceStatus['slots']> {
+    return this.slotNames().map((name) => {
+      const s = this.store.slot(name);
+      const live = this.slots.find(name);
+      const deployment = this.deployments.get(name);
+      return {
+        name,
+        active: live?.activeRef ?? s.active,
+        previous: s.previous,
+        shadow: live?.shadowRef ?? null,
+        installed: this.installed.filter((r) => r.name === name),
+        ...(deployment ? { deployment } : {}),
+      };
+    });
   }
 
   /** Publish the retained status when it changed (or always, after a reconnect). */
@@ -346,9 +416,16 @@ export class Agent {
     });
     await this.forwarder.start();
     this.uplink.on('connected', () => this.publishStatus(true));
-    this.deployer = new DeploymentController(this.config.device_id, this.deployTarget(), this.log.child({ component: 'deploy' }), this.config.fleet_token);
+    this.deployer = new DesiredRouter(this.config.device_id, (name) => this.deployTarget(name), () => this.service.activeRef?.name ?? this.store.slotNames[0] ?? null, this.log.child({ component: 'deploy' }), this.config.fleet_token);
     const deployer = this.deployer;
+    // Older fleets publish one desired state per device; newer ones one per model slot.
     await this.uplink.subscribe(topics.desired(this.config.device_id), (_t, payload) => deployer.onMessage(payload));
+    const slotTopic = topics.desiredModel(this.config.device_id, '');
+    await this.uplink
+      .subscribe(topics.desiredModels(this.config.device_id), (t, payload) => deployer.onMessage(payload, t.startsWith(slotTopic) ? t.slice(slotTopic.length) : null))
+      // A Greengrass recipe older than model slots does not allow this topic: the device still
+      // gets the legacy topic (and the component configuration), so it keeps working.
+      .catch((err: unknown) => this.log.warn({ topic: topics.desiredModels(this.config.device_id), reason: errorLine(err) }, 'cannot subscribe to per-model desired states; only the single desired-state topic is followed'));
     // Do not wait for the network: the agent must start and infer while offline.
     this.uplink.connect().catch((err: unknown) => this.log.warn({ reason: errorLine(err) }, 'uplink connect ended'));
     this.telemetryTimer = setInterval(() => this.publishTelemetry(), u.telemetry_interval_s * 1000);
@@ -388,17 +465,28 @@ export class Agent {
 
   publishTelemetry(): void {
     const q = this.queue.stats();
-    const t = this.service.window.take(this.config.device_id, this.service.activeRef, this.service.driftReport(), {
+    const queue = {
       depth: q.depth,
       bytes: q.bytes,
       quota_bytes: q.quotaBytes,
       evicted_total: q.evictedTotal,
       oldest_age_s: q.oldestCreatedAt === null ? null : Math.max(0, (this.clock.now() - q.oldestCreatedAt) / 1000),
-    });
-    const shadow = this.service.takeShadowTelemetry();
+    };
+    // One window per model slot; the first slot's figures stay at the top level (older fleets read those).
+    const first = this.service;
+    const windows = this.slots.all().filter((s) => s !== first && s.activeRef !== null);
+    const take = (svc: InferenceService): ModelWindow | null => {
+      const ref = svc.activeRef;
+      const t = svc.window.take(this.config.device_id, ref, svc.driftReport(), queue);
+      const shadow = svc.takeShadowTelemetry();
+      return ref ? { model: ref, inference: t.inference, confidence_mean: t.confidence_mean, outliers: t.outliers, drift: t.drift, ...(shadow ? { shadow } : {}) } : null;
+    };
+    const t = first.window.take(this.config.device_id, first.activeRef, first.driftReport(), queue);
+    const shadow = first.takeShadowTelemetry();
+    const models = windows.length ? [{ model: first.activeRef!, inference: t.inference, confidence_mean: t.confidence_mean, outliers: t.outliers, drift: t.drift, ...(shadow ? { shadow } : {}) }, ...windows.map(take).filter((w): w is ModelWindow => w !== null)] : [];
     const degraded = this.uplink?.degraded?.() ?? null;
     const cameras = this.cameras?.takeTelemetry();
-    this.forwarder?.sendLive(topics.telemetry(this.config.device_id), Buffer.from(JSON.stringify({ ...t, ...(shadow ? { shadow } : {}), ...(cameras?.length ? { cameras } : {}), ...(degraded ? { uplink: { degraded } } : {}) })));
+    this.forwarder?.sendLive(topics.telemetry(this.config.device_id), Buffer.from(JSON.stringify({ ...t, ...(shadow ? { shadow } : {}), ...(models.length ? { models } : {}), ...(cameras?.length ? { cameras } : {}), ...(degraded ? { uplink: { degraded } } : {}) })));
   }
 
   private async startInputs(): Promise<void> {
@@ -411,7 +499,13 @@ export class Agent {
         metrics: () => this.renderMetrics(),
         log: this.log,
         maxBodyBytes: h.max_body_bytes,
-        maxTensorValues: () => this.service.activeRuntime?.maxTensorValues ?? null,
+        maxTensorValues: (model) => {
+          try {
+            return this.slots.route(model).activeRuntime?.maxTensorValues ?? null;
+          } catch {
+            return null; // an unknown model is answered 404 once the body is read
+          }
+        },
         ...(h.token !== undefined ? { token: h.token } : {}),
         allowedHosts: h.allowed_hosts,
       });
@@ -444,7 +538,7 @@ export class Agent {
     if (cams.length) {
       this.cameras = new CameraInputs(cams, this.config.inputs.ffmpeg_path, {
         infer,
-        activeModel: () => this.service.activeRef?.name ?? null,
+        models: () => this.slots.serving().map((r) => r.name),
         log: this.log,
         clock: this.clock,
         random: this.opts.random ?? Math.random,
@@ -464,7 +558,8 @@ export class Agent {
       device_id: this.config.device_id,
       agent_version: AGENT_VERSION,
       model: active ? { ...active, execution_provider: this.service.activeRuntime?.executionProvider } : null,
-      previous: this.store.current.previous,
+      previous: active ? this.store.slot(active.name).previous : this.store.current.previous,
+      models: this.slots.all().flatMap((svc) => (svc.activeRef ? [{ ...svc.activeRef, previous: this.store.slot(svc.activeRef.name).previous, shadow: svc.shadowRef, execution_provider: svc.activeRuntime?.executionProvider }] : [])),
       queue: { depth: q.depth, bytes: q.bytes, quota_bytes: q.quotaBytes, evicted_total: q.evictedTotal },
       uplink: this.uplink ? { kind: this.uplink.name, connected: this.uplink.isConnected(), degraded, ...(this.forwarder ? { forwarder: this.forwarder.stats() } : {}) } : null,
       watch: this.watcher ? this.watcher.stats : null,
@@ -483,7 +578,7 @@ export class Agent {
     await this.localMqtt?.stop();
     // Keep-alive sockets would hold the stop for their timeout (see closeHttpServer).
     if (this.http) await closeHttpServer(this.http);
-    await this.service.close();
+    await this.slots.close();
     await this.alerts?.idle();
     await this.alertActions?.close();
     await this.alertUplink?.idle();
@@ -498,3 +593,23 @@ export class Agent {
   }
 }
 
+
+/**
+ * The model name of each `models.initial` package (read from its manifest, which the install
+ * verifies in full later); two packages of one name are refused before anything installs.
+ */
+async function initialModelNames(dirs: readonly string[]): Promise<string[]> {
+  const names: string[] = [];
+  for (const dir of dirs) {
+    let name: string;
+    try {
+      name = modelName.parse((JSON.parse((await directorySource(dir).readManifest()).toString('utf8')) as { name?: unknown }).name);
+    } catch (err) {
+      throw new AgentError('CONFIG_INVALID', `models.initial: ${dir} is not a model package with a valid name: ${errorLine(err)}`, { cause: err });
+    }
+    const twin = names.indexOf(name);
+    if (twin !== -1) throw new AgentError('MODEL_NAME_DUPLICATE', `models.initial: ${dirs[twin]} and ${dir} are both model ${name}; each model name is one slot, so list one package per name`, { details: { model: name } });
+    names.push(name);
+  }
+  return names;
+}

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { cpus, hostname } from 'node:os';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { idString, outlierPolicy } from '../shared/schemas/index.js';
+import { idString, modelName, outlierPolicy } from '../shared/schemas/index.js';
 import { LOG_FORMATS } from '../shared/log.js';
 import { configJson, parseConfig, unreadableConfig, type ConfigKind } from '../shared/config.js';
 import { AgentError } from './errors.js';
@@ -23,7 +23,12 @@ export const agentConfigSchema = z.strictObject({
   allow_unsigned: z.boolean().default(false).describe('Accept unsigned packages (development only; a device in the field should never set this).'),
   models: z
     .strictObject({
-      initial: z.string().optional().describe('A package directory installed and activated at start when no model is active yet.'),
+      initial: z
+        .union([z.string(), z.array(z.string()).min(1).max(16)])
+        .optional()
+        .describe(
+          'A package directory installed and activated at start when no model is active yet; or a list of them, one per model name (`detector`, `ppe-classifier`): each model name is a slot with its own versions, shadow, rollback, outlier policy and telemetry, the first the default of `POST /v1/infer` (`?model=NAME` picks another). A slot already installed keeps its versions; two packages of one model name are refused (`AGENT_MODEL_NAME_DUPLICATE`).',
+        ),
       keep: z.number().int().nonnegative().default(1).describe('Installed versions kept besides the active and the previous one.'),
     })
     .prefault({}),
@@ -50,6 +55,23 @@ export const agentConfigSchema = z.strictObject({
     .partial()
     .default({})
     .meta({ description: "Overrides of the model manifest's outlier policy, key by key: a key left out keeps the manifest's value.", keysDefaultText: "the manifest's" }),
+  outlier_by_model: z
+    .record(modelName, outlierPolicy.partial())
+    .default({})
+    .meta({ description: 'Per model name, overrides on top of `outlier` for that model slot only (keys as in `outlier`), e.g. `{ "detector": { "random_sample_rate": 0.01 } }`.', keysDefaultText: "`outlier`'s, else the manifest's" }),
+  pipelines: z
+    .array(
+      z.strictObject({
+        detector: modelName.describe('The detector model slot whose boxes are classified.'),
+        classifier: modelName.describe('The classifier model slot each box crop goes to; its answer is attached to the box as `classification`.'),
+        labels: z.array(z.string().min(1)).min(1).optional().describe('Only boxes of these detector labels are classified (absent: every box).'),
+        max_boxes: z.number().int().positive().max(64).default(8).describe('Boxes classified per frame at most, best-scoring first.'),
+        min_box_px: z.number().int().positive().default(8).describe('Boxes narrower or lower than this (pixels) are not classified.'),
+        padding: z.number().min(0).max(1).default(0).describe('Context added around each box before cropping, as a fraction of its width and height on each side.'),
+      }),
+    )
+    .default([])
+    .describe('Detector -> classifier pipelines (several models per device): each frame the detector answers, its boxes are cropped and passed to the classifier, whose answer is attached to each box. The classifier keeps its own outlier policy and telemetry.'),
   queue: z
     .strictObject({
       quota_bytes: z.number().int().positive().default(256 * MiB).describe('Payload bytes kept before eviction (default 256 MiB).'),
@@ -219,6 +241,11 @@ export function parseAgentConfig(input: unknown, baseDir = process.cwd()): Reado
       ...renamedTlsKeys(raw),
       ...(c?.uplink.tls && !!c.uplink.tls.cert !== !!c.uplink.tls.key ? ['uplink.tls: cert and key go together'] : []),
       ...cameraNameProblems(raw),
+      ...(c && Array.isArray(c.models.initial) && new Set(c.models.initial).size !== c.models.initial.length ? ['models.initial: a package directory is listed twice'] : []),
+      ...(c?.pipelines.flatMap((p, i) => [
+        ...(p.detector === p.classifier ? [`pipelines[${i}]: detector and classifier are the same model (${p.detector})`] : []),
+        ...(c.pipelines.findIndex((q) => q.detector === p.detector) !== i ? [`pipelines[${i}]: model ${p.detector} already has a pipeline`] : []),
+      ]) ?? []),
     ],
     finish: (c) => {
       const abs = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
@@ -227,7 +254,8 @@ export function parseAgentConfig(input: unknown, baseDir = process.cwd()): Reado
       if (c.watch.results_file) c.watch.results_file = abs(c.watch.results_file);
       if (c.watch.processed_dir) c.watch.processed_dir = abs(c.watch.processed_dir);
       if (c.watch.failed_dir) c.watch.failed_dir = abs(c.watch.failed_dir);
-      if (c.models.initial) c.models.initial = abs(c.models.initial);
+      if (typeof c.models.initial === 'string') c.models.initial = abs(c.models.initial);
+      else if (c.models.initial) c.models.initial = c.models.initial.map(abs);
       if (c.alerts.rules_file) c.alerts.rules_file = abs(c.alerts.rules_file);
       const tls = c.uplink.tls;
       if (tls) for (const k of ['ca', 'cert', 'key'] as const) if (tls[k]) tls[k] = abs(tls[k]!);

@@ -28,6 +28,10 @@ export const AgentErrors = defineCatalogue('AGENT', {
   MODEL_LOAD_FAILED: SharedErrors.MODEL_LOAD_FAILED,
   MODEL_SMOKE_TEST_FAILED: SharedErrors.MODEL_SMOKE_TEST_FAILED,
   MODEL_VERSION_UNKNOWN: { status: 404, text: 'model version is not installed' },
+  /** A request (`POST /v1/infer?model=NAME`, a message's `model`, a camera's `model`) names a model this agent does not serve; the message lists the ones it does. */
+  MODEL_NAME_UNKNOWN: { status: 404, text: 'no model of that name is served' },
+  /** `models.initial` lists two packages of the same model name: each name is one slot, so one of them could never serve. */
+  MODEL_NAME_DUPLICATE: { status: 500, text: 'two initial packages have the same model name' },
   INFERENCE_FAILED: { status: 500, text: 'inference failed' },
   /** More than `inference.max_pending` requests are waiting. */
   ENGINE_OVERLOADED: { status: 503, text: 'too many requests are waiting for inference' },

@@ -28,6 +28,8 @@ export interface InferContext {
    * privacy-masked frame when the model is allowed to see the full one.
    */
   captureImage?: Uint8Array | undefined;
+  /** The model slot asked for (`?model=NAME`, a message's `model`, a camera's `model`); absent: the default one. */
+  model?: string | undefined;
 }
 
 interface Active {
@@ -47,10 +49,49 @@ export interface ServiceDeps {
   /** Where captured samples go; null = capture disabled (one-shot CLI). */
   queue: SampleQueue | null;
   outlierOverrides?: Partial<OutlierPolicy>;
+  /** Per model name, overrides on top of `outlierOverrides` (config `outlier_by_model`). */
+  outlierByModel?: Readonly<Record<string, Partial<OutlierPolicy>>>;
   pool: PoolSettings;
   warmupRuns: number;
   /** Alert rules, run on every result after the caller has it (agent/alerts/). */
   alerts?: AlertPipeline | null;
+  /**
+   * Counters shared by every model slot of an agent (see {@link inferenceMetrics}); the slots'
+   * owner registers the per-model gauges. Absent: this service registers its own.
+   */
+  sharedMetrics?: InferenceMetrics;
+}
+
+/** The inference counters of an agent, registered once however many model slots it serves. */
+export function inferenceMetrics(r: Registry) {
+  return {
+    requests: r.counter('edgeloop_inference_requests_total', 'Inference requests by source and outcome'),
+    latency: r.histogram('edgeloop_inference_latency_ms', 'End-to-end inference latency (preprocess + queue + run + postprocess)', [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000]),
+    captured: r.counter('edgeloop_samples_captured_total', 'Samples captured into the queue by reason'),
+    captureFailed: r.counter('edgeloop_samples_capture_failed_total', 'Captures that could not be stored, by error code'),
+    suppressed: r.counter('edgeloop_samples_suppressed_total', 'Outliers not kept because of rate limits, by reason'),
+    switches: r.counter('edgeloop_model_switches_total', 'Model activations by outcome'),
+  };
+}
+export type InferenceMetrics = ReturnType<typeof inferenceMetrics>;
+
+/** The per-model gauges (active version, drift PSI) over every serving slot. */
+export function registerModelGauges(r: Registry, services: () => readonly InferenceService[]): void {
+  r.gauge('edgeloop_model_active_info', 'Active model version', () => services().flatMap((s) => (s.activeRef ? [{ labels: { model: s.activeRef.name, version: s.activeRef.version }, value: 1 }] : [])));
+  r.gauge('edgeloop_drift_psi', 'Drift PSI against the manifest baseline, per model', () =>
+    services().flatMap((s) => {
+      const d = s.driftReport();
+      const model = s.activeRef?.name ?? '';
+      return d
+        ? [
+            { labels: { model, signal: 'class' }, value: d.class_psi },
+            { labels: { model, signal: 'brightness' }, value: d.brightness_psi },
+            { labels: { model, signal: 'contrast' }, value: d.contrast_psi },
+            ...(['box_count', 'box_score', 'box_size'] as const).filter((k) => d[`${k}_psi`] !== undefined).map((k) => ({ labels: { model, signal: k }, value: d[`${k}_psi`] ?? null })),
+          ]
+        : [];
+    }),
+  );
 }
 
 function imageContentType(bytes: Uint8Array): string {
@@ -99,30 +140,16 @@ export class InferenceService {
   private shadow: { runtime: ModelRuntime; sampleRate: number; window: ShadowWindow } | null = null;
   private readonly log: Logger;
   readonly window: TelemetryWindow;
-  private readonly m;
+  private readonly m: InferenceMetrics;
 
   constructor(private readonly deps: ServiceDeps) {
     this.log = deps.log.child({ component: 'inference' });
     this.window = new TelemetryWindow(() => deps.clock.now());
-    const r = deps.metrics;
-    this.m = {
-      requests: r.counter('edgeloop_inference_requests_total', 'Inference requests by source and outcome'),
-      latency: r.histogram('edgeloop_inference_latency_ms', 'End-to-end inference latency (preprocess + queue + run + postprocess)', [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000]),
-      captured: r.counter('edgeloop_samples_captured_total', 'Samples captured into the queue by reason'),
-      captureFailed: r.counter('edgeloop_samples_capture_failed_total', 'Captures that could not be stored, by error code'),
-      suppressed: r.counter('edgeloop_samples_suppressed_total', 'Outliers not kept because of rate limits, by reason'),
-      switches: r.counter('edgeloop_model_switches_total', 'Model activations by outcome'),
-    };
-    r.gauge('edgeloop_model_active_info', 'Active model version', () => (this.active ? [{ labels: { model: this.active.runtime.ref.name, version: this.active.runtime.ref.version }, value: 1 }] : []));
-    r.gauge('edgeloop_drift_psi', 'Drift PSI against the manifest baseline', () => {
-      const d = this.active?.drift.report();
-      return d ? [
-        { labels: { signal: 'class' }, value: d.class_psi },
-        { labels: { signal: 'brightness' }, value: d.brightness_psi },
-        { labels: { signal: 'contrast' }, value: d.contrast_psi },
-        ...(['box_count', 'box_score', 'box_size'] as const).filter((k) => d[`${k}_psi`] !== undefined).map((k) => ({ labels: { signal: k }, value: d[`${k}_psi`] ?? null })),
-      ] : [];
-    });
+    if (deps.sharedMetrics) this.m = deps.sharedMetrics;
+    else {
+      this.m = inferenceMetrics(deps.metrics);
+      registerModelGauges(deps.metrics, () => [this]);
+    }
   }
 
   get activeRef(): ModelRef | null {
@@ -162,14 +189,15 @@ export class InferenceService {
   swap(runtime: ModelRuntime): ModelRef | null {
     const m = runtime.manifest;
     const old = this.active;
+    const overrides = { ...this.deps.outlierOverrides, ...this.deps.outlierByModel?.[m.name] };
     this.active = {
       runtime,
-      policy: new OutlierCapturePolicy(mergePolicy(m.outlier, this.deps.outlierOverrides), this.deps.clock, this.deps.random),
+      policy: new OutlierCapturePolicy(mergePolicy(m.outlier, overrides), this.deps.clock, this.deps.random),
       drift: new DriftMonitor(m.drift_baseline, m.labels.length),
       boxes: null,
     };
     if (m.task === 'detection') {
-      const policy = mergePolicy(m.outlier, this.deps.outlierOverrides);
+      const policy = mergePolicy(m.outlier, overrides);
       this.active.boxes = { history: new CountHistory(policy.history), policy };
     }
     this.m.switches.inc({ outcome: 'activated' });

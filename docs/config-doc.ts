@@ -209,7 +209,7 @@ function walk(s: Json, key: string, w: Walk, o: { required: boolean; inherited?:
   if (node.type === 'object' && values && typeof values === 'object' && values.properties) {
     row(`object${nullable}`, allowedOf(node));
     const req = new Set((values.required as string[] | undefined) ?? []);
-    for (const [k, p] of Object.entries(values.properties as Record<string, Json>)) walk(p, `${key}.<key>.${k}`, w, { required: req.has(k) });
+    for (const [k, p] of Object.entries(values.properties as Record<string, Json>)) walk(p, `${key}.<key>.${k}`, w, { required: req.has(k), inherited: { defaultText: childDefault } });
     return;
   }
   const items = node.items as Json | undefined;

@@ -12,6 +12,13 @@ export const topics = {
   samples: (deviceId: string) => `${TOPIC_ROOT}/devices/${deviceId}/samples`,
   acks: (deviceId: string) => `${TOPIC_ROOT}/devices/${deviceId}/acks`,
   desired: (deviceId: string) => `${TOPIC_ROOT}/devices/${deviceId}/desired`,
+  /**
+   * One model slot's desired state, retained per device and model name, so a device serving
+   * several models gets each one's latest after days offline (one retained message per topic).
+   */
+  desiredModel: (deviceId: string, modelName: string) => `${TOPIC_ROOT}/devices/${deviceId}/desired/${modelName}`,
+  /** A device's subscription to every model slot's desired state (a `+` inside its own namespace). */
+  desiredModels: (deviceId: string) => `${TOPIC_ROOT}/devices/${deviceId}/desired/+`,
   /** Fleet-side wildcard subscriptions. */
   allTelemetry: `${TOPIC_ROOT}/devices/+/telemetry`,
   allStatus: `${TOPIC_ROOT}/devices/+/status`,

@@ -57,11 +57,13 @@ export class GreengrassComponent {
   }
 
   /** Subscribe to the nucleus' events, apply the configured desired model, report RUNNING. */
-  async start(initialDesired: ReturnType<typeof settingsFromComponent>['desired']): Promise<void> {
+  async start(initialDesired: ReturnType<typeof settingsFromComponent>['desired'], byModel: ReturnType<typeof settingsFromComponent>['desiredByModel'] = []): Promise<void> {
     await this.subscribeValidation();
     await this.subscribeConfiguration();
     await this.subscribeComponentUpdates();
+    // `desired` is the first slot's (older fleets write only it); each slot dedupes by revision.
     if (initialDesired) this.apply(initialDesired, 'start');
+    for (const d of byModel) this.apply(d, 'start');
     await this.setState('RUNNING');
   }
 
@@ -81,7 +83,7 @@ export class GreengrassComponent {
 
   private apply(desired: NonNullable<ReturnType<typeof settingsFromComponent>['desired']>, why: string): void {
     const d = desiredFromComponent(desired, this.o.host.deviceId, new Date(this.o.clock.now()));
-    this.log.info({ revision: d.revision, active: d.active ? modelRefString(d.active.model) : null, shadow: d.shadow ? modelRefString(d.shadow.model) : null, why }, 'desired model from the component configuration');
+    this.log.info({ revision: d.revision, model_slot: d.model_name, active: d.active ? modelRefString(d.active.model) : null, shadow: d.shadow ? modelRefString(d.shadow.model) : null, why }, 'desired model from the component configuration');
     this.o.host.applyDesiredState(d).catch((err: unknown) => this.log.error({ reason: errorLine(err), revision: d.revision }, 'desired model from the component configuration not applied'));
   }
 
@@ -126,6 +128,7 @@ export class GreengrassComponent {
     }
     if (settings.agentKey !== this.o.startedAgentKey) this.log.warn('agent settings changed; applied at the next restart of the component');
     if (settings.desired) this.apply(settings.desired, 'configuration update');
+    for (const d of settings.desiredByModel) this.apply(d, 'configuration update');
   }
 
   private async subscribeComponentUpdates(): Promise<void> {

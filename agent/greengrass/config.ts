@@ -7,6 +7,8 @@ import type { GreengrassEnv } from './env.js';
 export interface ComponentSettings {
   agent: Readonly<AgentConfig>;
   desired: ComponentDesired | null;
+  /** Every model slot's desired state (`desired_by_model`), `model_name` set from its key. */
+  desiredByModel: ComponentDesired[];
   /** The `agent` subtree as configured, to tell a later change of it from a desired-model change. */
   agentKey: string;
 }
@@ -37,7 +39,8 @@ export function settingsFromComponent(raw: unknown, gg: Pick<GreengrassEnv, 'thi
     throw new AgentError('GREENGRASS_CONFIG_INVALID', `component configuration is invalid: ${issues.join('; ')}`, { details: { issues } });
   }
   const c: ComponentConfiguration = parsed.data;
-  return { agent, desired: c.desired ?? null, agentKey: JSON.stringify(c.agent) };
+  const desiredByModel = Object.entries(c.desired_by_model ?? {}).flatMap(([name, d]) => (d ? [{ ...d, model_name: name }] : []));
+  return { agent, desired: c.desired ?? null, desiredByModel, agentKey: JSON.stringify(c.agent) };
 }
 
 /** Validation for `SubscribeToValidateConfigurationUpdates`: null when valid, else the reason (every bad key named). */

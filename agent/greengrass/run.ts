@@ -75,7 +75,7 @@ export async function startGreengrassAgent(o: GreengrassRunOptions): Promise<Gre
       startedAgentKey: settings.agentKey,
       ...(o.recheckAfterMs !== undefined ? { recheckAfterMs: o.recheckAfterMs } : {}),
     });
-    await component.start(settings.desired);
+    await component.start(settings.desired, settings.desiredByModel);
     if (config.ipc_pubsub.enabled) {
       pubsub = new GreengrassPubsubInput(client, { requestTopic: config.ipc_pubsub.request_topic, resultTopic: config.ipc_pubsub.result_topic }, (input, ctx) => a.infer(input, ctx), log);
       await pubsub.start().catch((err: unknown) => {

@@ -28,7 +28,7 @@ export const cameraSchema = z
       .describe('`rtsp://[user:pass@]host[:port]/path` (RTSP over TCP), `http(s)://...` (MJPEG stream, or a snapshot with `kind: snapshot`), or a video device `/dev/videoN`. Credentials in the URL are redacted from logs, telemetry and errors.'),
     kind: z.enum(['rtsp', 'mjpeg', 'snapshot', 'device']).optional().meta({ description: 'How frames are read.', defaultText: 'from the URL: `rtsp` for rtsp(s)://, `mjpeg` for http(s)://, `device` for /dev/...' }),
     fps: z.number().positive().max(60).default(1).describe('Frames per second taken from the camera (ffmpeg drops the rest at the source; snapshots are polled at this rate).'),
-    model: z.string().min(1).optional().describe('Name of the model this camera feeds; frames are skipped (counted) while another model is active.'),
+    model: z.string().min(1).optional().describe('Name of the model slot this camera feeds (on an agent serving several models); absent: the default (first) model. Frames are skipped (counted) while no model of that name is served.'),
     rules: z.array(z.string().min(1)).optional().describe('Alert rules evaluated on this camera\'s results, by name.'),
     privacy: privacySchema.optional().describe('Privacy zones of this camera.'),
     stall_timeout_s: z.number().positive().default(10).describe('No frame for this long (and at least three frame periods): the stream is restarted (watchdog).'),

@@ -29,8 +29,8 @@ export type CameraState = CameraTelemetry['state'];
 
 export interface CameraDeps {
   infer: (input: ModelInput, ctx: InferContext) => Promise<InferResult[]>;
-  /** Name of the model serving now (null: none); frames of a camera bound to another model are skipped. */
-  activeModel: () => string | null;
+  /** Names of the models served now; frames of a camera bound to a model not among them are skipped (counted). */
+  models: () => readonly string[];
   ffmpegPath: string;
   log: Logger;
   clock: Clock;
@@ -247,9 +247,10 @@ export class Camera {
 
   private async process(frame: Buffer): Promise<void> {
     const want = this.config.model;
-    if (want !== undefined && this.deps.activeModel() !== want) {
+    if (want !== undefined && !this.deps.models().includes(want)) {
       this.count('frames_skipped');
-      this.noteInferError(AgentErrors.MODEL_NOT_LOADED.code, `camera feeds model ${want}; ${this.deps.activeModel() ?? 'no model'} is active`);
+      const serving = this.deps.models();
+      this.noteInferError(AgentErrors.MODEL_NOT_LOADED.code, `camera feeds model ${want}, which is not served here (${serving.length ? serving.join(', ') : 'no model'})`);
       return;
     }
     let masked: Buffer = frame;
@@ -265,7 +266,7 @@ export class Camera {
     }
     const full = this.config.privacy?.model_sees === 'full';
     try {
-      await this.deps.infer({ kind: 'image', bytes: full ? frame : masked }, { source: 'camera', origin: this.name, camera: this.name, captureImage: masked });
+      await this.deps.infer({ kind: 'image', bytes: full ? frame : masked }, { source: 'camera', origin: this.name, camera: this.name, captureImage: masked, ...(want !== undefined ? { model: want } : {}) });
       this.count('frames_processed');
       this.lastInferCode = '';
     } catch (err) {

@@ -15,8 +15,8 @@ export interface HttpDeps {
   metrics(): string;
   log: Logger;
   maxBodyBytes: number;
-  /** Numbers a JSON tensor body may hold for the active model (null: no model yet); a longer body is refused while it is read, before parsing. */
-  maxTensorValues?(): number | null;
+  /** Numbers a JSON tensor body may hold for the model asked for (null: no such model yet); a longer body is refused while it is read, before parsing. */
+  maxTensorValues?(model?: string): number | null;
   /** Bearer token required on `/v1/infer` and `/metrics`. */
   token?: string;
   /** Host names answered besides `localhost` and IP literals (DNS rebinding defence). */
@@ -109,10 +109,12 @@ export function createHttpApi(deps: HttpDeps): Server {
       if (deps.token !== undefined && !bearerMatches(req.headers.authorization, deps.token)) throw new AgentError('UNAUTHORIZED', `${url.pathname} needs Authorization: Bearer <http.token>`);
       if (route === 'GET /metrics') return send(res, 200, deps.metrics(), 'text/plain; version=0.0.4; charset=utf-8');
       if (route === 'POST /v1/infer') {
+        // `?model=NAME`: the model slot to ask on an agent serving several (absent: the first).
+        const model = url.searchParams.get('model') ?? undefined;
         const json = String(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/json');
-        const body = await readBody(req, deps.maxBodyBytes, json ? (deps.maxTensorValues?.() ?? null) : null);
+        const body = await readBody(req, deps.maxBodyBytes, json ? (deps.maxTensorValues?.(model) ?? null) : null);
         const { input, requestId } = await bodyToInput(String(req.headers['content-type'] ?? ''), body, jsonBodies);
-        const results = await deps.infer(input, { source: 'http', requestId, origin: String(req.headers['x-origin'] ?? '') || undefined });
+        const results = await deps.infer(input, { source: 'http', requestId, origin: String(req.headers['x-origin'] ?? '') || undefined, model });
         return send(res, 200, results.length === 1 ? results[0] : { results });
       }
       if (['/healthz', '/metrics', '/v1/infer'].includes(url.pathname)) throw new AgentError('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${url.pathname}`);

@@ -32,7 +32,7 @@ export async function answerMessageRequest(m: MessageRequest): Promise<boolean> 
     requestId = req.request_id;
     if (req.reply_to) replyTo = req.reply_to;
     const input: ModelInput = req.image_b64 !== undefined ? { kind: 'image', bytes: Buffer.from(req.image_b64, 'base64') } : { kind: 'tensor', tensor: req.tensor!, shape: req.shape };
-    const results = await m.infer(input, { source: m.source, requestId });
+    const results = await m.infer(input, { source: m.source, requestId, model: req.model });
     for (const r of results) await m.reply(replyTo, r);
     return true;
   } catch (err) {

@@ -6,17 +6,33 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { EdgeloopError } from '../../shared/errors.js';
 import { openManifest, packageError } from '../../shared/package/index.js';
-import { modelRef, modelRefString, type ModelRef } from '../../shared/schemas/index.js';
+import { modelName, modelRef, modelRefString, type ModelRef } from '../../shared/schemas/index.js';
 import { AgentError } from '../errors.js';
 import { fleetSignature, MANIFEST_FILE, readModelPackage, type ModelPackage, type VerifyOptions } from './package.js';
 
-const storeState = z.object({
+const slotState = z.object({
   active: modelRef.nullable(),
   previous: modelRef.nullable(),
-  /** Last desired-state revision applied, so a stale retained message is not re-applied. */
+  /** Last desired-state revision applied to this slot, so a stale retained message is not re-applied. */
   revision: z.number().int().nonnegative().default(0),
 });
-export type StoreState = z.infer<typeof storeState>;
+export type StoreState = z.infer<typeof slotState>;
+
+/** `state.json`: the model slots in the order they were first installed (the first is the default). */
+const storeFile = z.object({ slots: z.array(slotState.extend({ name: modelName })) });
+type StoreFile = z.infer<typeof storeFile>;
+
+/** `state.json` before model slots: one slot, named by its active (or previous) model. */
+const legacyStoreFile = slotState;
+
+function readStoreFile(raw: unknown): StoreFile {
+  if (raw && typeof raw === 'object' && 'slots' in raw) return storeFile.parse(raw);
+  const legacy = legacyStoreFile.parse(raw);
+  const name = legacy.active?.name ?? legacy.previous?.name;
+  return { slots: name ? [{ name, ...legacy }] : [] };
+}
+
+const EMPTY_SLOT: StoreState = Object.freeze({ active: null, previous: null, revision: 0 });
 
 /** Where a package comes from: a local directory now, the fleet's HTTP server or S3 later. */
 export interface PackageSource {
@@ -95,14 +111,14 @@ async function entriesIfExists(dir: string): Promise<string[]> {
  * Model versions side by side on disk: `<root>/<name>/<version>/`. An install copies into a
  * staging directory, verifies there (hashes, signature) and only then renames into place, so
  * a half-copied or tampered package never becomes visible. `state.json` (written atomically)
- * records the active and previous versions for rollback after a restart.
+ * records each model slot's active and previous versions for rollback after a restart.
  */
 export class ModelStore {
   private constructor(
     readonly root: string,
     private readonly verify: VerifyOptions,
     private readonly log: Logger | undefined,
-    private state: StoreState,
+    private state: StoreFile,
   ) {}
 
   static async open(root: string, verify: VerifyOptions, log?: Logger): Promise<ModelStore> {
@@ -112,17 +128,28 @@ export class ModelStore {
     for (const entry of await readdir(join(root, '.staging'))) {
       if (!RESUMABLE.test(entry)) await rm(join(root, '.staging', entry), { recursive: true, force: true });
     }
-    let state: StoreState = { active: null, previous: null, revision: 0 };
+    let state: StoreFile = { slots: [] };
     try {
-      state = storeState.parse(JSON.parse(await readFile(join(root, 'state.json'), 'utf8')));
+      state = readStoreFile(JSON.parse(await readFile(join(root, 'state.json'), 'utf8')));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') log?.warn({ err }, 'model store state unreadable; starting with no active model');
     }
     return new ModelStore(root, verify, log, state);
   }
 
+  /** The first (default) slot's state; no active model when there is none yet. */
   get current(): Readonly<StoreState> {
-    return this.state;
+    return this.state.slots[0] ?? EMPTY_SLOT;
+  }
+
+  /** One model slot's state (empty for a name never installed). */
+  slot(name: string): Readonly<StoreState> {
+    return this.state.slots.find((s) => s.name === name) ?? EMPTY_SLOT;
+  }
+
+  /** The model slots' names, the default (first installed) first. */
+  get slotNames(): string[] {
+    return this.state.slots.map((s) => s.name);
   }
 
   dirOf(ref: ModelRef): string {
@@ -209,38 +236,47 @@ export class ModelStore {
     }
   }
 
-  /** Record `ref` as active; the version it replaces becomes the rollback target. */
+  /** Record `ref` as the active version of its model's slot; the version it replaces becomes that slot's rollback target. */
   async setActive(ref: ModelRef, revision?: number): Promise<void> {
-    const prev = this.state.active;
+    const cur = this.slot(ref.name);
+    const prev = cur.active;
     const same = prev && prev.name === ref.name && prev.version === ref.version;
-    await this.saveState({ active: ref, previous: same ? this.state.previous : prev, revision: revision ?? this.state.revision });
+    await this.saveSlot(ref.name, { active: ref, previous: same ? cur.previous : prev, revision: revision ?? cur.revision });
   }
 
-  async setRevision(revision: number): Promise<void> {
-    await this.saveState({ ...this.state, revision });
+  /** Record the desired-state revision applied to a slot (default: the first slot). */
+  async setRevision(revision: number, name = this.state.slots[0]?.name): Promise<void> {
+    if (name === undefined) return;
+    await this.saveSlot(name, { ...this.slot(name), revision });
   }
 
-  private async saveState(next: StoreState): Promise<void> {
+  private async saveSlot(name: string, next: StoreState): Promise<void> {
+    const slots = this.state.slots.some((s) => s.name === name) ? this.state.slots.map((s) => (s.name === name ? { name, ...next } : s)) : [...this.state.slots, { name, ...next }];
+    const state: StoreFile = { slots };
     try {
-      await writeFileAtomic(join(this.root, 'state.json'), JSON.stringify(next, null, 2));
+      await writeFileAtomic(join(this.root, 'state.json'), JSON.stringify(state, null, 2));
     } catch (err) {
       throw storageError('cannot record the active model', err);
     }
-    this.state = next;
+    this.state = state;
+  }
+
+  /** Every slot's active and previous version: never deleted. */
+  private pinned(): string[] {
+    return this.state.slots.flatMap((s) => [s.active, s.previous]).filter((r): r is ModelRef => r !== null).map(modelRefString);
   }
 
   /** Delete an installed version (never the active or previous one). */
   async remove(ref: ModelRef): Promise<boolean> {
-    const pinned = [this.state.active, this.state.previous].some((r) => r && r.name === ref.name && r.version === ref.version);
-    if (pinned) return false;
+    if (this.pinned().includes(modelRefString(ref))) return false;
     await rm(this.dirOf(ref), { recursive: true, force: true });
     return true;
   }
 
-  /** Delete installed versions other than active and previous, keeping the newest `keep` of the rest. */
-  async prune(keep = 1): Promise<ModelRef[]> {
-    const pinned = [this.state.active, this.state.previous].filter((r): r is ModelRef => r !== null).map(modelRefString);
-    const candidates = (await this.list()).filter((r) => !pinned.includes(modelRefString(r)));
+  /** Delete installed versions of one model (every model when `name` is absent) other than the active and previous ones, keeping the newest `keep` of the rest. */
+  async prune(keep = 1, name?: string): Promise<ModelRef[]> {
+    const pinned = this.pinned();
+    const candidates = (await this.list()).filter((r) => !pinned.includes(modelRefString(r)) && (name === undefined || r.name === name));
     const removed = candidates.slice(0, Math.max(0, candidates.length - keep));
     for (const r of removed) await rm(this.dirOf(r), { recursive: true, force: true });
     return removed;

@@ -33,6 +33,7 @@ import { SampleIngest, type SampleIngestOptions } from '../app/samples/ingest.js
 import { TrainingRuns } from '../app/training/runs.js';
 import { Users } from '../app/users.js';
 import type { TargetDevice } from '../core/rollouts/event-schema.js';
+import { modelWindowOf, slotActive } from '../core/devices/state.js';
 import type { RolloutState } from '../core/rollouts/state-schema.js';
 import { Teardown } from './teardown.js';
 
@@ -125,14 +126,16 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
       log: log.child({ component: 'rollouts' }),
       audit,
       backend,
-      resolveTargets: (selector) =>
+      // A rollout moves one model slot per device: its baseline is that model's active version and window.
+      resolveTargets: (selector, modelName) =>
         devices.list({ tags: selector }).map((d): TargetDevice => {
-          const t = d.telemetry;
+          const active = slotActive(d, modelName);
+          const t = d.telemetry ? modelWindowOf(d.telemetry, active?.name ?? modelName) : null;
           return {
             id: d.id,
-            active: d.models.active,
+            active,
             tags: d.tags,
-            ...(t && t.model && t.inference.count > 0
+            ...(t && active && t.inference.count > 0
               ? { baseline: { count: t.inference.count, errors: t.inference.errors, latency_p95_ms: t.inference.latency_ms.p95, confidence_mean: t.confidence_mean, outlier_rate: t.outliers.rate } }
               : {}),
           };

@@ -44,6 +44,8 @@ export const detection = z.object({
   label: z.string(),
   score: z.number(),
   box: z.tuple([z.number(), z.number(), z.number(), z.number()]),
+  /** A pipeline's classifier answer for this box's crop (agent config `pipelines`). */
+  classification: z.object({ model: z.string(), version: z.string(), label: z.string(), score: z.number() }).optional(),
 });
 export type Detection = z.infer<typeof detection>;
 export type OutlierReason = z.infer<typeof outlierReason>;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { schemaVersion } from './common.js';
+import { modelName, schemaVersion } from './common.js';
 import { desiredState, type DesiredState } from './messages.js';
 
 /**
@@ -28,6 +28,12 @@ export const componentConfiguration = z.looseObject({
     .nullable()
     .optional()
     .describe('The model to run: the MQTT desired-state message without `type` and `device_id` (`v` defaults to 1, `issued_at` is optional). Absent or null until the fleet deploys a model; the fleet writes it (`reset ["/desired"]` + `merge`), not a person.'),
+  desired_by_model: z
+    .record(modelName, componentDesired.nullable())
+    .optional()
+    .describe(
+      'Every model slot\'s desired state by model name (each value as `desired`; null: nothing for that slot), on a device serving several models; `desired` stays for agents older than model slots (the fleet writes the same state to both, and a slot applies a revision once). The fleet writes one key per deployment (`reset ["/desired_by_model/NAME"]` + `merge`), so other models\' keys stay.',
+    ),
 });
 export type ComponentConfiguration = z.infer<typeof componentConfiguration>;
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { alertRecord } from './alerts.js';
-import { detection, idString, isoTime, modelRef, outlierReason, schemaVersion, sha256Hex, topkEntry } from './common.js';
+import { detection, idString, isoTime, modelName, modelRef, outlierReason, schemaVersion, sha256Hex, topkEntry } from './common.js';
 
 /** Inference request over MQTT (local broker) or as a JSON body on `POST /v1/infer`. */
 export const inferRequest = z
@@ -16,6 +16,8 @@ export const inferRequest = z
     shape: z.array(z.number().int().positive()).optional(),
     /** Reply topic for MQTT requests. */
     reply_to: z.string().min(1).optional(),
+    /** The model slot to ask (a package's model name) on an agent serving several; absent: the first. */
+    model: modelName.optional(),
   })
   .refine((r) => (r.image_b64 === undefined) !== (r.tensor === undefined), 'exactly one of image_b64 or tensor is required');
 export type InferRequest = z.infer<typeof inferRequest>;
@@ -129,6 +131,29 @@ export type AckTopicMessage = z.infer<typeof ackTopicMessage>;
 
 const latency = z.object({ p50: z.number(), p95: z.number(), p99: z.number() });
 
+const telemetryDrift = z.object({
+  class_psi: z.number().nullable(),
+  brightness_psi: z.number().nullable(),
+  contrast_psi: z.number().nullable(),
+  /** A detector's box count, score and size PSI (absent for a classifier). */
+  box_count_psi: z.number().nullable().optional(),
+  box_score_psi: z.number().nullable().optional(),
+  box_size_psi: z.number().nullable().optional(),
+});
+
+const shadowWindow = z.object({ model: modelRef, count: z.number().int().nonnegative(), agreement: z.number().min(0).max(1).nullable(), confidence_mean: z.number().nullable(), latency_p95_ms: z.number().nullable() });
+
+/** One model slot's figures over a telemetry window (an agent serving several models sends one per slot). */
+export const modelWindow = z.object({
+  model: modelRef,
+  inference: z.object({ count: z.number().int().nonnegative(), errors: z.number().int().nonnegative(), rate_per_s: z.number().nonnegative(), latency_ms: latency }),
+  confidence_mean: z.number().nullable(),
+  outliers: z.object({ count: z.number().int().nonnegative(), rate: z.number().nonnegative(), by_reason: z.record(z.string(), z.number().int().nonnegative()) }),
+  drift: telemetryDrift,
+  shadow: shadowWindow.optional(),
+});
+export type ModelWindow = z.infer<typeof modelWindow>;
+
 export const telemetry = z.object({
   type: z.literal('telemetry'),
   v: schemaVersion,
@@ -139,15 +164,7 @@ export const telemetry = z.object({
   inference: z.object({ count: z.number().int().nonnegative(), errors: z.number().int().nonnegative(), rate_per_s: z.number().nonnegative(), latency_ms: latency }),
   confidence_mean: z.number().nullable(),
   outliers: z.object({ count: z.number().int().nonnegative(), rate: z.number().nonnegative(), by_reason: z.record(z.string(), z.number().int().nonnegative()) }),
-  drift: z.object({
-    class_psi: z.number().nullable(),
-    brightness_psi: z.number().nullable(),
-    contrast_psi: z.number().nullable(),
-    /** A detector's box count, score and size PSI (absent for a classifier). */
-    box_count_psi: z.number().nullable().optional(),
-    box_score_psi: z.number().nullable().optional(),
-    box_size_psi: z.number().nullable().optional(),
-  }),
+  drift: telemetryDrift,
   queue: z.object({
     depth: z.number().int().nonnegative(),
     bytes: z.number().int().nonnegative(),
@@ -155,9 +172,13 @@ export const telemetry = z.object({
     evicted_total: z.number().int().nonnegative(),
     oldest_age_s: z.number().nonnegative().nullable(),
   }),
-  shadow: z
-    .object({ model: modelRef, count: z.number().int().nonnegative(), agreement: z.number().min(0).max(1).nullable(), confidence_mean: z.number().nullable(), latency_p95_ms: z.number().nullable() })
-    .optional(),
+  shadow: shadowWindow.optional(),
+  /**
+   * Every model slot's figures, first slot first, on an agent serving several models (the
+   * top-level `model`, `inference`, `confidence_mean`, `outliers`, `drift` and `shadow` are the
+   * first slot's, as older fleets read them). Absent from agents with one model.
+   */
+  models: z.array(modelWindow).max(16).optional(),
   /** One entry per configured camera (`inputs.cameras`): its state now and its frame counts over the window. */
   cameras: z
     .array(
@@ -183,6 +204,19 @@ export type Telemetry = z.infer<typeof telemetry>;
 export const deploymentPhase = z.enum(['downloading', 'verifying', 'staged', 'shadow', 'active', 'failed', 'rolled_back']);
 export type DeploymentPhase = z.infer<typeof deploymentPhase>;
 
+const deployment = z.object({ revision: z.number().int().nonnegative(), rollout_id: idString.optional(), target: modelRef, phase: deploymentPhase, reason: z.string().optional(), error_code: z.string().optional() });
+
+/** One model slot of a device: the versions of one model name and where its deployment stands. */
+export const modelSlot = z.object({
+  name: modelName,
+  active: modelRef.nullable(),
+  previous: modelRef.nullable(),
+  shadow: modelRef.nullable().default(null),
+  installed: z.array(modelRef),
+  deployment: deployment.optional(),
+});
+export type ModelSlot = z.infer<typeof modelSlot>;
+
 /** Device -> fleet, retained: what the device runs and where its deployment stands. */
 export const deviceStatus = z.object({
   type: z.literal('device_status'),
@@ -191,10 +225,12 @@ export const deviceStatus = z.object({
   ts: isoTime,
   online: z.boolean(),
   agent_version: z.string(),
+  /** The first model slot (every installed version in `installed`), as older fleets read it. */
   models: z.object({ active: modelRef.nullable(), previous: modelRef.nullable(), installed: z.array(modelRef) }),
-  deployment: z
-    .object({ revision: z.number().int().nonnegative(), rollout_id: idString.optional(), target: modelRef, phase: deploymentPhase, reason: z.string().optional(), error_code: z.string().optional() })
-    .optional(),
+  /** The latest deployment report of any slot (older fleets follow one model). */
+  deployment: deployment.optional(),
+  /** Every model slot, the default (first) one first; absent from agents older than model slots. */
+  slots: z.array(modelSlot).max(16).optional(),
 });
 export type DeviceStatus = z.infer<typeof deviceStatus>;
 
@@ -220,10 +256,20 @@ export const desiredState = z.object({
   revision: z.number().int().nonnegative(),
   rollout_id: idString.optional(),
   issued_at: isoTime,
+  /**
+   * The model slot this desired state is for (a model name). Absent (older fleets): the slot of
+   * the model `active` (else `shadow`) names, or the first slot when it names none.
+   */
+  model_name: modelName.optional(),
   active: artifactRef.nullable(),
   shadow: artifactRef.extend({ sample_rate: z.number().min(0).max(1).default(1) }).optional(),
 });
 export type DesiredState = z.infer<typeof desiredState>;
+
+/** The model slot a desired state is for: its `model_name`, else the model it names (null: it names none). */
+export function desiredSlotName(d: Pick<DesiredState, 'model_name' | 'active' | 'shadow'>): string | null {
+  return d.model_name ?? d.active?.model.name ?? d.shadow?.model.name ?? null;
+}
 
 /** Answer to a request that could not be served (bad input, no model...). */
 export const errorReply = z.object({

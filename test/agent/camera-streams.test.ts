@@ -236,7 +236,7 @@ describe.skipIf(ffmpegMissing)('latest frame wins', () => {
         running--;
         return [] as InferResult[];
       },
-      activeModel: () => 'pets',
+      models: () => ['pets'],
       ffmpegPath: 'ffmpeg',
       log,
       clock: { now: () => Date.now() },
@@ -310,7 +310,7 @@ describe('watchdog on a slow camera', () => {
     const { log } = captureLogger();
     const camera = new Camera(cameraSchema.parse({ name: 'slow', url: server.url(), kind: 'snapshot', fps: 0.8, stall_timeout_s: 0.3 }), {
       infer: () => Promise.resolve([] as InferResult[]),
-      activeModel: () => 'pets',
+      models: () => ['pets'],
       ffmpegPath: 'ffmpeg',
       log,
       clock: { now: () => Date.now() },

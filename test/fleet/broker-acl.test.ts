@@ -48,6 +48,10 @@ describe('embedded broker access control', () => {
       // SUBACK 0x80 for another device's deployment, and for wildcards that would include it.
       await expect(a.subscribeAsync(topics.desired('cam-b'), { qos: 1 })).rejects.toThrow(/Subscribe error/);
       await expect(a.subscribeAsync('edgeloop/v1/devices/+/desired', { qos: 1 })).rejects.toThrow(/Subscribe error/);
+      // Its own per-model desired states, one `+` inside its namespace; not another device's.
+      expect((await a.subscribeAsync(topics.desiredModels('cam-a'), { qos: 1 })).map((g) => g.qos)).toEqual([1]);
+      await expect(a.subscribeAsync(topics.desiredModels('cam-b'), { qos: 1 })).rejects.toThrow(/Subscribe error/);
+      await expect(a.subscribeAsync('edgeloop/v1/devices/cam-a/desired/#', { qos: 1 })).rejects.toThrow(/Subscribe error/);
       await settle();
       expect(seen).toContain(topics.telemetry('cam-a'));
       // Publishing as another device: the broker drops the message and the connection.

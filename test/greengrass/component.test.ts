@@ -171,6 +171,35 @@ describe('agent as a Greengrass component (real SDK IPC client against the local
     await until(() => run.agent.service.activeRef?.version === '4.0.0', 30_000, 'model 4.0.0 active');
   });
 
+  it('adds a second model slot from desired_by_model, leaving the first model alone, and answers requests naming it over IPC', async () => {
+    const dir = join(tmp.dir, 'packages', 'ppe-classifier@1.0.0');
+    await imagePackage(dir, { version: '1.0.0', seed: 7, extra: { name: 'ppe-classifier' } });
+    const sha = sha256Hex(readFileSync(join(dir, 'manifest.json')));
+    const ppe = desired({ model_name: 'ppe-classifier', active: { model: { name: 'ppe-classifier', version: '1.0.0' }, base_url: pathToFileURL(dir).href, manifest_sha256: sha } });
+    const r = await ipc.deployConfiguration('dep-ppe', { reset: [['desired_by_model', 'ppe-classifier']], merge: { desired_by_model: { 'ppe-classifier': ppe } } });
+    expect(r.status).toBe('SUCCEEDED');
+    await until(() => run.agent.slots.find('ppe-classifier')?.activeRef?.version === '1.0.0', 30_000, 'ppe-classifier 1.0.0 active');
+    expect(run.agent.service.activeRef).toEqual(ref('4.0.0'));
+    await until(() => statuses().some((s) => s.slots?.length === 2), 10_000, 'a status with both slots');
+
+    const other = createIpcClient({ socketPath: ipc.socketPath, authToken: TOKEN });
+    await other.connect();
+    try {
+      const got: Array<Record<string, unknown>> = [];
+      const sub = other.subscribeToTopic({ topic: 'edgeloop/local/results' });
+      sub.on('message', (m) => got.push(m.jsonMessage?.message as Record<string, unknown>));
+      await sub.activate();
+      const image = (await patternImage(9)).toString('base64');
+      await other.publishToTopic({ topic: 'edgeloop/local/infer', publishMessage: { jsonMessage: { message: { request_id: 'm-1', image_b64: image, model: 'ppe-classifier' } } } });
+      await other.publishToTopic({ topic: 'edgeloop/local/infer', publishMessage: { jsonMessage: { message: { request_id: 'm-2', image_b64: image, model: 'helmet' } } } });
+      await until(() => got.length >= 2, 10_000, 'two answers');
+      expect(got.find((g) => g.request_id === 'm-1')).toMatchObject({ type: 'infer_result', model_name: 'ppe-classifier', model_version: '1.0.0' });
+      expect(got.find((g) => g.request_id === 'm-2')).toMatchObject({ type: 'error', error: { code: 'AGENT_MODEL_NAME_UNKNOWN' } });
+    } finally {
+      await other.close();
+    }
+  });
+
   it('answers inference requests from another component over IPC pub/sub, and a bad one with an error code', async () => {
     const other = createIpcClient({ socketPath: ipc.socketPath, authToken: TOKEN });
     await other.connect();

@@ -94,11 +94,15 @@ function deploymentPolicies(cfg: GreengrassConfig): DeploymentPolicies {
 /**
  * The configuration update carrying the desired model (greengrass-recipes/README.md):
  * reset `/desired` first, so keys of an older desired model (a per-file URL of a file the new
- * version lacks) do not survive Greengrass's deep merge, then merge the new one.
+ * version lacks) do not survive Greengrass's deep merge, then merge the new one. A desired
+ * state naming its model slot also goes to `/desired_by_model/NAME` (reset the same way), which
+ * agents serving several models read per slot; `desired` stays for agents older than slots.
  */
 function desiredConfigurationUpdate(desired: ComponentDesired): { reset: string[]; merge: string } {
   const d = componentDesired.parse(desired);
-  return { reset: ['/desired'], merge: JSON.stringify({ desired: d }) };
+  const slot = d.model_name;
+  if (!slot) return { reset: ['/desired'], merge: JSON.stringify({ desired: d }) };
+  return { reset: ['/desired', `/desired_by_model/${slot}`], merge: JSON.stringify({ desired: d, desired_by_model: { [slot]: d } }) };
 }
 
 /** The `CreateDeployment` input of one stage (or revert) group. Throws `FLEET_AWS_LIMIT_EXCEEDED`. */

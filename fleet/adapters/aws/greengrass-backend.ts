@@ -156,7 +156,7 @@ export class GreengrassBackend implements RolloutBackend {
     if (!g.deployment_id || g.lifecycle !== 'active' || g.revision <= newest) {
       g.revision = this.nextRevision();
       this.save();
-      const desired = await this.desiredFor(rolloutId, b.change, g.revision);
+      const desired = await this.desiredFor(rolloutId, b.change, g.revision, state?.candidate.name);
       const stages = state ? stagesOf(state.plan) : [];
       const gates = state ? (stages[Math.min(b.stageIndex, stages.length - 1)]?.gates ?? state.plan.gates) : null;
       if (!gates) throw new Error(`rollout ${rolloutId} is unknown to the manager`);
@@ -215,13 +215,15 @@ export class GreengrassBackend implements RolloutBackend {
     }
   }
 
-  private async desiredFor(rolloutId: string, c: DesiredChange, revision: number): Promise<ComponentDesired> {
+  private async desiredFor(rolloutId: string, c: DesiredChange, revision: number, candidateName?: string): Promise<ComponentDesired> {
     const loc = async (m: ModelRef) => ({ model: m, ...(await this.deps.locate(m)) });
+    const slot = c.model_name ?? candidateName;
     return {
       v: 1,
       revision,
       rollout_id: rolloutId,
       issued_at: new Date(this.deps.clock.now()).toISOString(),
+      ...(slot ? { model_name: slot } : {}),
       active: c.active ? await loc(c.active) : null,
       ...(c.shadow ? { shadow: { ...(await loc(c.shadow.model)), sample_rate: c.shadow.sample_rate } } : {}),
     };

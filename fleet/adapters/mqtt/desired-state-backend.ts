@@ -23,15 +23,19 @@ export interface MqttBackendDeps {
 }
 
 /**
- * Desired state per device as a retained QoS 1 message: a device that is offline for days
- * gets the latest one when it reconnects (retained), and its revision tells it whether it
- * has applied it already.
+ * Desired state per device and model slot as a retained QoS 1 message: a device that is offline
+ * for days gets the latest one of each of its models when it reconnects (retained, one topic
+ * per model name: `.../desired/NAME`), and its revision tells it whether it has applied it
+ * already. The same message also goes to the device's single `.../desired` topic, which agents
+ * older than model slots follow (one model each); an agent with slots gets both and applies the
+ * revision once.
  */
 export function mqttDesiredStateBackend(deps: MqttBackendDeps): RolloutBackend {
   return {
     name: 'mqtt',
     async deliver(rolloutId, changes) {
       const publish = (c: DesiredChange): Promise<unknown> => {
+        const slot = c.model_name ?? c.active?.name ?? c.shadow?.model.name;
         const msg: DesiredState = {
           type: 'desired_state',
           v: 1,
@@ -39,10 +43,15 @@ export function mqttDesiredStateBackend(deps: MqttBackendDeps): RolloutBackend {
           revision: deps.nextRevision(c.device_id),
           rollout_id: rolloutId,
           issued_at: new Date(deps.now()).toISOString(),
+          ...(slot ? { model_name: slot } : {}),
           active: c.active ? { model: c.active, ...deps.locate(c.active) } : null,
           ...(c.shadow ? { shadow: { model: c.shadow.model, sample_rate: c.shadow.sample_rate, ...deps.locate(c.shadow.model) } } : {}),
         };
-        return deps.client.publishAsync(topics.desired(c.device_id), JSON.stringify(msg), { qos: 1, retain: true });
+        const payload = JSON.stringify(msg);
+        return Promise.all([
+          ...(slot ? [deps.client.publishAsync(topics.desiredModel(c.device_id, slot), payload, { qos: 1, retain: true })] : []),
+          deps.client.publishAsync(topics.desired(c.device_id), payload, { qos: 1, retain: true }),
+        ]);
       };
       const rate = deps.maxPerSecond ?? 0;
       if (!(rate > 0)) {

@@ -389,6 +389,11 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE devices ADD COLUMN cert_not_after INTEGER;
   ALTER TABLE devices ADD COLUMN cert_revoked_at INTEGER;
   `,
+  // 10: the model slots a device serving several models reports (issue 14): JSON array of
+  // { name, active, previous, shadow, installed, deployment }; NULL for agents older than slots.
+  `
+  ALTER TABLE device_state ADD COLUMN slots TEXT;
+  `,
 ];
 
 /** Bring the database to the latest schema, one transaction per step. */

@@ -8,6 +8,7 @@ import { parseWith } from '../../../shared/validate.js';
 import { FleetErrors } from '../../errors.js';
 import { commandAllowed, currentGates } from '../../core/rollouts/index.js';
 import { stagesOf } from '../../core/rollouts/stages.js';
+import { slotActive } from '../../core/devices/state.js';
 import { allowance, decision, gateAction, gateName, rolloutCommand, rolloutState, rolloutStatus, signal } from '../../core/rollouts/types.js';
 import type { FleetContext } from '../context.js';
 import type { RolloutRecord } from '../rollouts/manager.js';
@@ -96,7 +97,8 @@ type Registry = Pick<FleetContext, 'devices'>;
  */
 export function outstandingIds(s: RolloutRecord['state'], reg?: Registry): string[] {
   const runsCandidate = (id: string): boolean => {
-    const a = reg?.devices.find(id)?.models.active;
+    const dev = reg?.devices.find(id);
+    const a = dev ? slotActive(dev, s.candidate.name) : null;
     return a?.name === s.candidate.name && a.version === s.candidate.version;
   };
   return Object.entries(s.devices)
@@ -145,7 +147,10 @@ function outstandingOf(ctx: FleetContext, r: RolloutRecord): Array<z.output<type
     if (!dev) why = 'no longer registered';
     else if (dev.state === 'offline') why = dev.last_seen ? `offline since ${dev.offline_at ?? dev.last_seen}: gets ${cand} when it reconnects` : 'never connected: gets it when it first connects';
     else if (reported && reported.model === cand) why = `on its way: last reported ${reported.phase}${reported.reason ? ` (${reported.reason})` : ''}`;
-    else why = `online, but has not reported ${cand} yet${dev.models.active ? ` (runs ${dev.models.active.name}@${dev.models.active.version})` : ''}`;
+    else {
+      const runs = slotActive(dev, s.candidate.name);
+      why = `online, but has not reported ${cand} yet${runs ? ` (runs ${runs.name}@${runs.version})` : ''}`;
+    }
     return { device_id: id, stage: x.assigned_stage !== null ? (stages[x.assigned_stage]?.name ?? null) : null, reported, state: dev?.state ?? 'unknown', last_seen: dev?.last_seen ?? null, why };
   });
 }

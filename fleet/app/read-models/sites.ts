@@ -4,7 +4,7 @@
  * attention first. The HTTP API (`GET /v1/sites`) and the console's overview read it here.
  */
 import { z } from 'zod';
-import type { DeviceRecord } from '../../core/devices/state.js';
+import { deviceSlots, type DeviceRecord } from '../../core/devices/state.js';
 import type { FleetContext } from '../context.js';
 
 const level = z.enum(['ok', 'attention', 'trouble']);
@@ -49,6 +49,8 @@ const deviceHealthRow = z.object({
   /** Why the level is not ok, most serious first; empty when ok. */
   reasons: z.array(z.string()),
   model: z.string().nullable(),
+  /** Every model the device serves (`name@version`, or the name while its first version is on its way), the default first. */
+  models: z.array(z.string()),
   last_seen: z.string().nullable(),
   /** No inferences in the latest telemetry window (rate 0), or no telemetry yet. */
   idle: z.boolean(),
@@ -140,6 +142,7 @@ function judgeDevice(d: DeviceRecord, tag: string, t: Thresholds, acc: { labeled
     level: reasons.reduce<Level>((l, r) => worse(l, r.level), 'ok'),
     reasons: reasons.map((r) => r.text),
     model: d.models.active ? `${d.models.active.name}@${d.models.active.version}` : null,
+    models: deviceSlots(d).map((s) => (s.active ? `${s.active.name}@${s.active.version}` : s.name)),
     last_seen: d.last_seen,
     idle: !h || h.inference_rate_per_s === 0,
     inference_rate_per_s: h?.inference_rate_per_s ?? null,

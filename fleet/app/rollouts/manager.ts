@@ -10,7 +10,7 @@ import { desiredStates, initialState, step } from '../../core/rollouts/machine.j
 import type { RolloutPlanInput } from '../../core/rollouts/plan-schema.js';
 import { isManaged } from '../../core/rollouts/selection.js';
 import type { Decision, RolloutState } from '../../core/rollouts/state-schema.js';
-import { metricsEventFromTelemetry, reportEventFromStatus } from '../../core/rollouts/telemetry.js';
+import { metricsEventsFromTelemetry, reportEventFromStatus } from '../../core/rollouts/telemetry.js';
 
 /** A rollout as stored: the machine's state plus what the machine does not need to know. */
 export interface RolloutRecord {
@@ -33,8 +33,11 @@ export interface RolloutRepo {
 export interface RolloutManagerDeps {
   repo: RolloutRepo;
   backend: RolloutBackend;
-  /** Devices matching a tag selector, with their active model and a baseline window. */
-  resolveTargets(selector: Record<string, string>): TargetDevice[];
+  /**
+   * Devices matching a tag selector, with the active version of model `modelName` (the slot a
+   * rollout of it moves; on a device with one model, that model) and a baseline window of it.
+   */
+  resolveTargets(selector: Record<string, string>, modelName: string): TargetDevice[];
   clock: Clock;
   log: Logger;
   /** Where creations and commands are recorded with their actor. */
@@ -141,7 +144,7 @@ export class RolloutManager {
         throw new FleetError('CONFLICT', `rollout ${r.state.id} of ${r.state.candidate.name} to the same target is still ${r.state.status}; finish, abort or roll it back first`);
       }
     }
-    const devices = this.deps.resolveTargets(o.selector);
+    const devices = this.deps.resolveTargets(o.selector, o.model.name);
     if (o.plan.shadow && devices.length > 0 && !devices.some((d) => d.active !== null)) {
       // A shadow stage runs the candidate beside each device's current model and compares the two;
       // with no current model it would bake for its whole time and judge nothing (issue 16).
@@ -166,26 +169,30 @@ export class RolloutManager {
   }
 
   /**
-   * The model versions a device may download: what the latest rollout that set its desired
-   * state names (active, shadow) and what it ran before that rollout (the version a rollback
-   * returns it to). Empty for a device no rollout has touched.
+   * The model versions a device may download: for each model name, what the latest rollout of
+   * it that set the device's desired state names (active, shadow) and what the device ran
+   * before that rollout (the version a rollback returns it to). A device serving several models
+   * gets each one's. Empty for a device no rollout has touched.
    */
   desiredModels(deviceId: string): ModelRef[] {
-    let latest: RolloutRecord | null = null;
+    const latest = new Map<string, RolloutRecord>();
     for (const r of this.records.values()) {
       if (!r.state.devices[deviceId]?.desired) continue;
-      if (!latest || r.created_at >= latest.created_at) latest = r;
+      const name = r.state.candidate.name;
+      const cur = latest.get(name);
+      if (!cur || r.created_at >= cur.created_at) latest.set(name, r);
     }
-    const rec = latest?.state.devices[deviceId];
-    if (!rec?.desired) return [];
-    return [rec.desired.active, rec.desired.shadow?.model ?? null, rec.last_known_good].filter((m): m is ModelRef => m !== null);
+    return [...latest.values()].flatMap((r) => {
+      const rec = r.state.devices[deviceId]!;
+      return [rec.desired!.active, rec.desired!.shadow?.model ?? null, rec.last_known_good].filter((m): m is ModelRef => m !== null);
+    });
   }
 
   /** A telemetry window: folded at the next tick or before the next other event (see `metrics`). */
   onTelemetry(t: Telemetry): void {
-    const ev = metricsEventFromTelemetry(t);
-    if (!ev) return;
-    this.metrics.push(ev);
+    const evs = metricsEventsFromTelemetry(t);
+    if (!evs.length) return;
+    this.metrics.push(...evs);
     if (this.metrics.length >= METRICS_BATCH) this.foldMetrics();
   }
 
@@ -193,7 +200,7 @@ export class RolloutManager {
     this.foldMetrics();
     for (const r of this.records.values()) {
       if (!this.follows(r, s.device_id)) continue;
-      const ev = reportEventFromStatus(s, r.state.id);
+      const ev = reportEventFromStatus(s, r.state.id, r.state.candidate.name);
       if (ev) this.apply(r, ev);
     }
   }
@@ -280,8 +287,11 @@ export class RolloutManager {
   }
 
   private deliver(id: string, changes: Parameters<RolloutBackend['deliver']>[1], attempt = 0): void {
+    // Each change is for the rollout's model slot on the device; the device's other models are not touched.
+    const model = this.records.get(id)?.state.candidate.name;
+    const named = model ? changes.map((c) => ({ ...c, model_name: model })) : changes;
     this.delivering = this.delivering
-      .then(() => this.deps.backend.deliver(id, changes))
+      .then(() => this.deps.backend.deliver(id, named))
       .then(
         () => {
           if (attempt > 0) this.deps.log.info({ rollout: id, devices: changes.length, attempt }, 'desired states delivered after retrying');

@@ -1,4 +1,4 @@
-import type { DeploymentPhase, DeviceStatus, ModelRef, Telemetry } from '../../../shared/schemas/index.js';
+import type { DeploymentPhase, DeviceStatus, ModelRef, ModelSlot, ModelWindow, Telemetry } from '../../../shared/schemas/index.js';
 
 /** Online: connected, and heard from within `offlineAfterMs`. Everything else is offline. */
 export type DeviceState = 'online' | 'offline';
@@ -32,6 +32,11 @@ export interface DeviceRecord {
     staged: ModelRef | null;
   };
   deployment: NonNullable<DeviceStatus['deployment']> | null;
+  /**
+   * Every model slot the device serves (a device with several models), the default first, as
+   * it reported them; null from agents older than model slots (see {@link deviceSlots}).
+   */
+  slots: ModelSlot[] | null;
   health: DeviceHealth | null;
   /** The latest telemetry message as received. */
   telemetry: Telemetry | null;
@@ -75,6 +80,7 @@ export interface DeviceRow {
   installed_models: string | null;
   deployment: string | null;
   telemetry: string | null;
+  slots: string | null;
   cert_sha256: string | null;
   cert_serial: string | null;
   cert_issued_at: number | null;
@@ -106,6 +112,7 @@ export interface StatusColumns {
   installed_models: string;
   deployment: string | null;
   deployment_phase: DeploymentPhase | null;
+  slots: string | null;
 }
 
 export function telemetryColumns(t: Telemetry): TelemetryColumns {
@@ -133,6 +140,7 @@ export function statusColumns(s: DeviceStatus): StatusColumns {
     installed_models: JSON.stringify(s.models.installed),
     deployment: s.deployment ? JSON.stringify(s.deployment) : null,
     deployment_phase: s.deployment?.phase ?? null,
+    slots: s.slots ? JSON.stringify(s.slots) : null,
   };
 }
 
@@ -165,6 +173,7 @@ export function toDeviceRecord(r: DeviceRow, now: number, offlineAfterMs: number
       staged: deployment && IN_FLIGHT.has(deployment.phase) ? deployment.target : null,
     },
     deployment,
+    slots: json<ModelSlot[]>(r.slots),
     health: telemetry ? healthOf(telemetry) : null,
     telemetry,
     certificate:
@@ -182,4 +191,31 @@ function healthOf(t: Telemetry): DeviceHealth {
     drift_psi: { class: t.drift.class_psi, brightness: t.drift.brightness_psi, contrast: t.drift.contrast_psi },
     queue: { depth: t.queue.depth, bytes: t.queue.bytes, evicted_total: t.queue.evicted_total },
   };
+}
+
+/**
+ * A device's model slots for display and targeting: as reported, or, for an agent older than
+ * slots, its one model as one slot (none when it never ran one).
+ */
+export function deviceSlots(d: Pick<DeviceRecord, 'slots' | 'models' | 'deployment'>): ModelSlot[] {
+  if (d.slots) return d.slots;
+  const name = d.models.active?.name ?? d.models.previous?.name ?? d.deployment?.target.name;
+  if (!name) return [];
+  return [{ name, active: d.models.active, previous: d.models.previous, shadow: null, installed: d.models.installed, ...(d.deployment ? { deployment: d.deployment } : {}) }];
+}
+
+/**
+ * What a rollout of `modelName` moves on this device: the active version of that model's slot
+ * (null when the device does not serve it yet). An agent older than slots has one model, and a
+ * rollout replaces it whatever its name, as before slots.
+ */
+export function slotActive(d: Pick<DeviceRecord, 'slots' | 'models'>, modelName: string): ModelRef | null {
+  if (!d.slots) return d.models.active;
+  return d.slots.find((s) => s.name === modelName)?.active ?? null;
+}
+
+/** The latest telemetry window of one model (the whole window from agents with one model). */
+export function modelWindowOf(t: Telemetry, modelName: string): ModelWindow | null {
+  if (t.models) return t.models.find((w) => w.model.name === modelName) ?? null;
+  return t.model ? { ...t, model: t.model } : null;
 }

@@ -146,6 +146,11 @@ export type RolloutState = z.infer<typeof rolloutState>;
 /** A device whose desired state changed in this step: publish it (retained) as a whole. */
 export interface DesiredChange {
   device_id: string;
+  /**
+   * The model slot it is for (a device may serve several models): the rollout's candidate
+   * name, set by the manager on the way to the backend (the machine knows one model only).
+   */
+  model_name?: string;
   active: DesiredSlot['active'];
   shadow: DesiredSlot['shadow'];
 }

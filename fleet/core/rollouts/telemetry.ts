@@ -2,34 +2,49 @@
  * Mapping the devices' wire messages (shared/schemas) to rollout events, so the ingest path
  * does not restate which telemetry fields the gates read.
  */
-import type { DeviceStatus, Telemetry } from '../../../shared/schemas/messages.js';
+import type { DeviceStatus, ModelWindow, Telemetry } from '../../../shared/schemas/messages.js';
 import type { DeviceMetricsEvent, DeviceReportEvent } from './event-schema.js';
 
-/** A telemetry window as a `device_metrics` event; `null` when the device ran no model. */
+/** A telemetry window as a `device_metrics` event (its first model slot's); `null` when the device ran no model. */
 export function metricsEventFromTelemetry(t: Telemetry): DeviceMetricsEvent | null {
   if (!t.model) return null;
-  const count = t.inference.count;
+  return windowEvent(t, { ...t, model: t.model });
+}
+
+/**
+ * A telemetry window as one `device_metrics` event per model slot (an agent serving several
+ * models reports each in `models`), each tagged with its model: a rollout folds only the
+ * windows of its candidate and of the device's last-known-good version of that model.
+ */
+export function metricsEventsFromTelemetry(t: Telemetry): DeviceMetricsEvent[] {
+  if (t.models?.length) return t.models.map((w) => windowEvent(t, w));
+  const one = metricsEventFromTelemetry(t);
+  return one ? [one] : [];
+}
+
+function windowEvent(t: Telemetry, w: ModelWindow): DeviceMetricsEvent {
+  const count = w.inference.count;
   return {
     type: 'device_metrics',
     at: Date.parse(t.ts),
     device_id: t.device_id,
-    model: t.model,
+    model: w.model,
     window: {
       count,
-      errors: t.inference.errors,
+      errors: w.inference.errors,
       // An empty window's latency and confidence are placeholders, not measurements.
-      latency_p95_ms: count > 0 ? t.inference.latency_ms.p95 : null,
-      confidence_mean: count > 0 ? clamp01(t.confidence_mean) : null,
-      outlier_rate: count > 0 ? clamp01(t.outliers.rate) : null,
+      latency_p95_ms: count > 0 ? w.inference.latency_ms.p95 : null,
+      confidence_mean: count > 0 ? clamp01(w.confidence_mean) : null,
+      outlier_rate: count > 0 ? clamp01(w.outliers.rate) : null,
     },
-    ...(t.shadow
+    ...(w.shadow
       ? {
           shadow: {
-            model: t.shadow.model,
-            count: t.shadow.count,
-            agreement: t.shadow.agreement,
-            confidence_mean: clamp01(t.shadow.confidence_mean),
-            latency_p95_ms: t.shadow.latency_p95_ms,
+            model: w.shadow.model,
+            count: w.shadow.count,
+            agreement: w.shadow.agreement,
+            confidence_mean: clamp01(w.shadow.confidence_mean),
+            latency_p95_ms: w.shadow.latency_p95_ms,
           },
         }
       : {}),
@@ -41,16 +56,27 @@ function clamp01(x: number | null): number | null {
 }
 
 /**
- * A device status as a `device_report` event. A deployment that names another rollout is not
- * this rollout's news (`null`); a status without a deployment reports the active model.
+ * A device status as a `device_report` event for a rollout of model `modelName`. A device
+ * serving several models (`slots`) is read in that model's slot only, so its other models
+ * never look like this rollout's device going elsewhere; a device without the slot yet has no
+ * news (`null`). A status without slots (an agent with one model) is read whole, as before.
+ * A deployment that names another rollout is not this rollout's news (`null`); a status
+ * without a deployment reports the active model.
  */
-export function reportEventFromStatus(s: DeviceStatus, rolloutId: string): DeviceReportEvent | null {
+export function reportEventFromStatus(s: DeviceStatus, rolloutId: string, modelName?: string): DeviceReportEvent | null {
   const at = Date.parse(s.ts);
-  const dep = s.deployment;
+  let dep = s.deployment;
+  let active = s.models.active;
+  if (modelName !== undefined && s.slots) {
+    const slot = s.slots.find((x) => x.name === modelName);
+    if (!slot) return null;
+    dep = slot.deployment;
+    active = slot.active;
+  }
   if (dep && (dep.rollout_id === undefined || dep.rollout_id === rolloutId)) {
     const reason = [dep.error_code, dep.reason].filter((x) => x !== undefined).join(': ');
     return { type: 'device_report', at, device_id: s.device_id, phase: dep.phase, model: dep.target, ...(reason ? { reason } : {}) };
   }
-  if (!s.models.active) return null;
-  return { type: 'device_report', at, device_id: s.device_id, phase: 'active', model: s.models.active };
+  if (!active) return null;
+  return { type: 'device_report', at, device_id: s.device_id, phase: 'active', model: active };
 }

@@ -140,7 +140,9 @@ describe('Greengrass rollout backend (SDK clients, aws-sdk-client-mock)', () => 
     expect(deploymentLimitProblems(dep!)).toEqual([]);
     expect(dep?.deploymentPolicies).toEqual({ failureHandlingPolicy: 'ROLLBACK', componentUpdatePolicy: { action: 'NOTIFY_COMPONENTS', timeoutInSeconds: 60 }, configurationValidationPolicy: { timeoutInSeconds: 30 } });
     expect(dep?.iotJobConfiguration?.abortConfig?.criteriaList).toEqual([{ failureType: 'ALL', action: 'CANCEL', thresholdPercentage: 25, minNumberOfExecutedThings: 1 }]);
-    expect(dep?.components?.['com.edgeloop.Agent']?.configurationUpdate?.reset).toEqual(['/desired']);
+    // The first slot's `desired` for older agents, and the model's own slot in `desired_by_model`.
+    expect(dep?.components?.['com.edgeloop.Agent']?.configurationUpdate?.reset).toEqual(['/desired', `/desired_by_model/${CAND.name}`]);
+    expect((JSON.parse(dep!.components!['com.edgeloop.Agent']!.configurationUpdate!.merge!) as { desired_by_model: Record<string, unknown> }).desired_by_model[CAND.name]).toEqual(desiredOf(dep!));
     const d = desiredOf(dep!);
     expect(d).toMatchObject({ rollout_id: 'ro_1', revision: rig.now, active: { model: CAND, manifest_sha256: SHA_A } });
     expect(d?.active?.urls?.['manifest.json']).toContain('X-Amz-Signature');

@@ -6,7 +6,7 @@ import { FleetError } from '../../../errors.js';
 import { barChart, multiples, timeChart } from '../charts.js';
 import { ago, badge, html, num, pct, ref, when } from '../html.js';
 import type { SafeHtml } from '../html.js';
-import type { DeviceRecord } from '../../../core/devices/state.js';
+import { deviceSlots, type DeviceRecord } from '../../../core/devices/state.js';
 import type { PageResult } from './types.js';
 
 const TERMINAL = new Set(['completed', 'aborted', 'rolled_back']);
@@ -49,14 +49,14 @@ function deviceTable(rows: DeviceHealthRow[], now: number, alerts: AlertCounts):
     const a = alerts.get(id);
     return a ? html`<a href="/console/alerts?device=${encodeURIComponent(id)}" title="open / all">${a.open} / ${a.total}</a>` : '0';
   };
-  return html`<table class="grid-table" id="devices"><thead><tr><th>device</th><th>site</th><th>state</th><th>health</th><th>active model</th><th>traffic</th><th class="num">worst PSI</th><th class="num">outliers</th><th class="num">accuracy</th><th class="num">alerts</th><th>last seen</th></tr></thead>
+  return html`<table class="grid-table" id="devices"><thead><tr><th>device</th><th>site</th><th>state</th><th>health</th><th>models</th><th>traffic</th><th class="num">worst PSI</th><th class="num">outliers</th><th class="num">accuracy</th><th class="num">alerts</th><th>last seen</th></tr></thead>
     <tbody>${rows.map(
       (d) => html`<tr class="level-${d.level}" data-device="${d.id}" data-level="${d.level}">
         <td><a href="/console/devices/${encodeURIComponent(d.id)}">${d.id}</a></td>
         <td><a href="${siteHref(d.site)}">${d.site}</a></td>
         <td>${badge(d.state)}</td>
         <td>${badge(d.level)}${d.reasons.length ? html` <span class="muted">${d.reasons.join('; ')}</span>` : ''}</td>
-        <td>${d.model ?? '—'}</td>
+        <td class="models">${d.models.length ? d.models.join(', ') : '—'}</td>
         <td>${traffic(d)}</td>
         <td class="num ${psiLevel(d.worst_psi?.value, d.thresholds)}" title="attention at ${num(d.thresholds.drift_attention, 2)}, trouble at ${num(d.thresholds.drift_trouble, 2)} (${d.thresholds.source})">${psiText(d.worst_psi)}</td>
         <td class="num ${d.idle ? '' : outlierLevel(d.outlier_rate, d.thresholds)}">${d.idle ? '—' : pct(d.outlier_rate)}</td>
@@ -180,6 +180,24 @@ function driftHistory(ctx: FleetContext, id: string, window: string, t: Threshol
   return html`<p class="muted">Last ${links.map((l, i) => html`${i ? ' · ' : ''}${l}`)} · ${points.length} telemetry windows · times in UTC · thresholds from ${t.source}</p>${multiples(series, { label: `drift history of ${id}`, id: 'drift-history' })}`;
 }
 
+/**
+ * A device's models, one row per model slot (a device may serve several: a detector beside a
+ * classifier): its active, previous and shadow versions and where its deployment stands.
+ */
+function modelSlots(d: DeviceRecord): SafeHtml {
+  const slots = deviceSlots(d);
+  if (slots.length === 0) return html`<p class="muted">No model yet.</p>`;
+  return html`<table class="grid-table"><thead><tr><th>model</th><th>active</th><th>previous</th><th>shadow</th><th>deployment</th></tr></thead><tbody>${slots.map(
+    (s) => html`<tr data-model="${s.name}">
+      <td>${s.name}</td>
+      <td class="active">${s.active ? s.active.version : '—'}</td>
+      <td class="previous">${s.previous ? s.previous.version : '—'}</td>
+      <td class="shadow">${s.shadow ? s.shadow.version : '—'}</td>
+      <td class="deployment">${s.deployment ? html`${badge(s.deployment.phase)} ${ref(s.deployment.target)}${s.deployment.rollout_id ? html` · <a href="/console/rollouts/${encodeURIComponent(s.deployment.rollout_id)}">${s.deployment.rollout_id}</a>` : ''}` : '—'}</td>
+    </tr>`,
+  )}</tbody></table><p class="muted">installed: ${d.models.installed.map(ref).join(', ') || '—'}</p>`;
+}
+
 /** One device: status, models, deployment phase, health, drift now and over time, its latest samples. */
 export async function devicePage(ctx: FleetContext, id: string, url?: URL): Promise<PageResult> {
   const now = ctx.clock.now();
@@ -213,12 +231,7 @@ export async function devicePage(ctx: FleetContext, id: string, url?: URL): Prom
       ['registered', ago(d.created_at, now)],
       ['login', login(d)],
     ])}</section>
-    <section class="panel"><h2>Models</h2>${dl([
-      ['active', ref(d.models.active)],
-      ['previous', ref(d.models.previous)],
-      ['staged', ref(d.models.staged)],
-      ['installed', d.models.installed.map(ref).join(', ') || '—'],
-    ])}</section>
+    <section class="panel" id="model-slots"><h2>Models</h2>${modelSlots(d)}</section>
     <section class="panel" id="deployment"><h2>Deployment</h2>${
       d.deployment
         ? dl([

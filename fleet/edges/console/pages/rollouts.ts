@@ -7,6 +7,7 @@ import type { rolloutDetail } from '../../../app/read-models/rollouts.js';
 import { activeAllowance, resolveAllowance, stagesOf } from '../../../core/rollouts/stages.js';
 import { rolloutCommand } from '../../../core/rollouts/types.js';
 import type { Allowance } from '../../../core/rollouts/types.js';
+import { slotActive } from '../../../core/devices/state.js';
 import { gateBars, lineChart, progressBar } from '../charts.js';
 import type { Series } from '../charts.js';
 import { ago, badge, html, num, ref } from '../html.js';
@@ -119,7 +120,8 @@ export function rolloutPage(ctx: FleetContext, id: string, user: User): PageResu
   const devices = Object.entries(d.state.devices);
   // A completed rollout no longer hears reports; the device's own status still says what it runs.
   const runsNow = (id: string): boolean => {
-    const a = ctx.devices.find(id)?.models.active;
+    const dev = ctx.devices.find(id);
+    const a = dev ? slotActive(dev, d.rollout.model.name) : null;
     return a?.name === d.rollout.model.name && a.version === d.rollout.model.version;
   };
   const body = html`
