@@ -6,7 +6,7 @@ import type { AlertRecord, AlertRuleSet, InferResult } from '../../shared/schema
 import type { Registry } from '../metrics.js';
 import type { ModelInput } from '../model/runtime.js';
 import type { InputSource } from '../service.js';
-import { AlertEngine, type Firing } from './engine.js';
+import { AlertEngine, type Firing } from '../../shared/alerts/engine.js';
 
 /** The part of a request's context the rules read. */
 export interface AlertContext {

@@ -1,5 +1,5 @@
-import { newId, type Clock, type Random } from '../../shared/ids.js';
-import type { AlertRecord, AlertRule, Detection, ModelRef, TopkEntry } from '../../shared/schemas/index.js';
+import { newId, type Clock, type Random } from '../ids.js';
+import type { AlertRecord, AlertRule, Detection, ModelRef, TopkEntry } from '../schemas/index.js';
 import { anchorOf, insidePolygon, type Box } from './geometry.js';
 import { IouTracker } from './tracker.js';
 
