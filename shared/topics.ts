@@ -12,6 +12,8 @@ export const topics = {
   samples: (deviceId: string) => `${TOPIC_ROOT}/devices/${deviceId}/samples`,
   acks: (deviceId: string) => `${TOPIC_ROOT}/devices/${deviceId}/acks`,
   desired: (deviceId: string) => `${TOPIC_ROOT}/devices/${deviceId}/desired`,
+  /** Fleet -> device, retained: the signed alert rule set the device should run. */
+  rules: (deviceId: string) => `${TOPIC_ROOT}/devices/${deviceId}/rules`,
   /** Fleet-side wildcard subscriptions. */
   allTelemetry: `${TOPIC_ROOT}/devices/+/telemetry`,
   allStatus: `${TOPIC_ROOT}/devices/+/status`,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { alertRecord } from './alerts.js';
+import { deviceRules } from './rule-sets.js';
 import { detection, idString, isoTime, modelRef, outlierReason, schemaVersion, sha256Hex, topkEntry } from './common.js';
 
 /** Inference request over MQTT (local broker) or as a JSON body on `POST /v1/infer`. */
@@ -195,6 +196,8 @@ export const deviceStatus = z.object({
   deployment: z
     .object({ revision: z.number().int().nonnegative(), rollout_id: idString.optional(), target: modelRef, phase: deploymentPhase, reason: z.string().optional(), error_code: z.string().optional() })
     .optional(),
+  /** The alert rule set the device runs (a fleet rule set, or its config's), and the last one it refused. */
+  rules: deviceRules.optional(),
 });
 export type DeviceStatus = z.infer<typeof deviceStatus>;
 

@@ -1,4 +1,4 @@
-import type { DeploymentPhase, DeviceStatus, ModelRef, Telemetry } from '../../../shared/schemas/index.js';
+import type { DeploymentPhase, DeviceRules, DeviceStatus, ModelRef, Telemetry } from '../../../shared/schemas/index.js';
 
 /** Online: connected, and heard from within `offlineAfterMs`. Everything else is offline. */
 export type DeviceState = 'online' | 'offline';
@@ -32,6 +32,8 @@ export interface DeviceRecord {
     staged: ModelRef | null;
   };
   deployment: NonNullable<DeviceStatus['deployment']> | null;
+  /** The alert rule set the device says it runs (and the last it refused); null until a status carried it. */
+  rules: DeviceRules | null;
   health: DeviceHealth | null;
   /** The latest telemetry message as received. */
   telemetry: Telemetry | null;
@@ -75,6 +77,7 @@ export interface DeviceRow {
   installed_models: string | null;
   deployment: string | null;
   telemetry: string | null;
+  rules: string | null;
   cert_sha256: string | null;
   cert_serial: string | null;
   cert_issued_at: number | null;
@@ -106,6 +109,7 @@ export interface StatusColumns {
   installed_models: string;
   deployment: string | null;
   deployment_phase: DeploymentPhase | null;
+  rules: string | null;
 }
 
 export function telemetryColumns(t: Telemetry): TelemetryColumns {
@@ -133,6 +137,7 @@ export function statusColumns(s: DeviceStatus): StatusColumns {
     installed_models: JSON.stringify(s.models.installed),
     deployment: s.deployment ? JSON.stringify(s.deployment) : null,
     deployment_phase: s.deployment?.phase ?? null,
+    rules: s.rules ? JSON.stringify(s.rules) : null,
   };
 }
 
@@ -165,6 +170,7 @@ export function toDeviceRecord(r: DeviceRow, now: number, offlineAfterMs: number
       staged: deployment && IN_FLIGHT.has(deployment.phase) ? deployment.target : null,
     },
     deployment,
+    rules: json<DeviceRules>(r.rules),
     health: telemetry ? healthOf(telemetry) : null,
     telemetry,
     certificate:

@@ -7,7 +7,7 @@
  * the OpenAPI document generated from them cannot drift from what the API sends.
  */
 import { z } from 'zod';
-import { deviceStatus, idString, inputStats, isoTime, modelName, modelRef, outlierReason, packageFile, sampleMeta, semver, sha256Hex, telemetry, topkEntry } from '../../../shared/schemas/index.js';
+import { deviceRules, deviceStatus, idString, inputStats, isoTime, modelName, modelRef, outlierReason, packageFile, sampleMeta, semver, sha256Hex, telemetry, topkEntry } from '../../../shared/schemas/index.js';
 import { gateResult, rolloutDetail, rolloutSummary, stageInfo } from '../../app/read-models/rollouts.js';
 import { role } from '../../app/users.js';
 import { datasetManifest } from '../../core/labels/dataset-schema.js';
@@ -62,6 +62,8 @@ export const device = z.object({
   agent_version: z.string().nullable(),
   models: z.object({ active: modelRef.nullable(), previous: modelRef.nullable(), installed: z.array(modelRef), staged: modelRef.nullable() }),
   deployment: deviceStatus.shape.deployment.unwrap().nullable(),
+  /** The alert rule set the device says it runs (and the last it refused). */
+  rules: deviceRules.nullable(),
   health: deviceHealth.nullable(),
   telemetry: telemetry.nullable(),
   /** How the device logs in to the broker: its certificate, or null (its secret). */
