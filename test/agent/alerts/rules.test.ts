@@ -222,3 +222,14 @@ describe('rule set validation (AGENT_ALERT_RULES_INVALID)', () => {
     expect(() => loadRuleSet(parseAgentConfig({ alerts: { rules_file: 'missing.json' } }, dir).alerts)).toThrow(/cannot read the alert rule set/);
   });
 });
+
+describe('a detector result with its summary classification', () => {
+  it('one person counts once: the best-box label and topk a detector result carries are not objects of their own (regression: min_count 2 fired on one box)', () => {
+    const e = engine([{ id: 'crowd', model: 'det', labels: ['person'], min_count: 2, cooldown_s: 0 }]);
+    const summary = { label: 'person', score: 0.9, topk: [{ label: 'person', index: 0, score: 0.9 }] };
+    expect(e.observe(frame(0, [person(10, 10, 50, 90)], summary))).toEqual([]);
+    // Two boxes are two people: the positive case of the same rule.
+    const fired = e.observe(frame(100, [person(10, 10, 50, 90), person(600, 10, 650, 90)], summary));
+    expect(fired.map((f) => [f.record.rule, f.record.count])).toEqual([['crowd', 2]]);
+  });
+});
