@@ -6,13 +6,14 @@ import { errorLine } from '../shared/errors.js';
 import { systemClock, type Clock, type Random } from '../shared/ids.js';
 import { closeHttpServer } from '../shared/http-server.js';
 import { packageProblems } from '../shared/package/index.js';
-import { modelRefString, type DesiredState, type DeviceStatus, type InferResult, type ModelRef } from '../shared/schemas/index.js';
+import { modelRefString, type AlertRuleSet, type DesiredState, type DeviceStatus, type InferResult, type ModelRef } from '../shared/schemas/index.js';
 import { topics } from '../shared/topics.js';
 import { poolSettings, readFleetPublicKey, type AgentConfig } from './config.js';
 import { loadRuleSet } from './alerts/load.js';
 import { AlertActions, type IpcPublish } from './alerts/actions.js';
 import { AlertPipeline } from './alerts/pipeline.js';
 import { AlertUplink } from './alerts/uplink.js';
+import { FleetRules } from './alerts/fleet-rules.js';
 import { AgentError } from './errors.js';
 import { CameraInputs } from './inputs/camera.js';
 import { createHttpApi, listen } from './inputs/http.js';
@@ -51,9 +52,11 @@ export interface AgentOptions {
  */
 export class Agent {
   httpUrl: string | null = null;
-  /** The alert rules in force (null without rules). */
+  /** The alert rules in force (a fleet rule set, or the config's; possibly none). */
   alerts: AlertPipeline | null = null;
   alertActions: AlertActions | null = null;
+  /** Rule sets from the fleet: checked, swapped in, kept in the data directory. */
+  fleetRules: FleetRules | null = null;
   private alertUplink: AlertUplink | null = null;
   private http: Server | null = null;
   private watcher: DirectoryWatcher | null = null;
@@ -99,13 +102,28 @@ export class Agent {
     const clock = opts.clock ?? systemClock;
     const publicKeyPem = readFleetPublicKey(config);
     // Before anything opens: a bad rule set stops the start with every bad key named.
-    const ruleSet = loadRuleSet(config.alerts);
+    const configRules = loadRuleSet(config.alerts);
+    // A fleet rule set kept from an earlier run replaces the config's (checked again first).
+    let agentRef: Agent | null = null;
+    const fleetRules = new FleetRules({
+      deviceId: config.device_id,
+      file: join(config.data_dir, 'rules', 'fleet-rule-set.json'),
+      publicKeyPem: publicKeyPem ?? null,
+      allowUnsigned: config.allow_unsigned,
+      configRules,
+      apply: (set) => (agentRef ? agentRef.swapRules(set) : Promise.reject(new AgentError('RULE_SET_REFUSED', 'the agent is not running'))),
+      changed: () => agentRef?.publishStatus(),
+      log,
+    });
+    const restored = await fleetRules.restore();
+    const ruleSet = restored && Agent.buildable(restored.set, opts) ? restored.set : configRules;
     const store = await ModelStore.open(join(config.data_dir, 'models'), { publicKeyPem, allowUnsigned: config.allow_unsigned }, log.child({ component: 'model-store' }));
     const queue = openSqliteQueue({ path: join(config.data_dir, 'queue.db'), quotaBytes: config.queue.quota_bytes, synchronous: config.queue.synchronous, clock, logger: log });
     const metrics = new Registry();
-    const actions = ruleSet.rules.length > 0 ? AlertActions.create(ruleSet, { log, deviceId: config.device_id, ipcPublish: opts.ipcPublish }) : null;
-    const alertUplink = actions && config.alerts.uplink ? new AlertUplink(queue, log) : null;
-    const alerts = actions ? new AlertPipeline(ruleSet, { deviceId: config.device_id, clock, random: opts.random ?? Math.random, log, metrics }, alertUplink ? [actions, alertUplink] : [actions]) : null;
+    // Always built, even without rules: a rule set from the fleet can arrive at any time.
+    const actions = AlertActions.create(ruleSet, { log, deviceId: config.device_id, ipcPublish: opts.ipcPublish });
+    const alertUplink = config.alerts.uplink ? new AlertUplink(queue, log) : null;
+    const alerts = new AlertPipeline(ruleSet, { deviceId: config.device_id, clock, random: opts.random ?? Math.random, log, metrics }, alertUplink ? [actions, alertUplink] : [actions]);
     const service = new InferenceService({
       alerts,
       deviceId: config.device_id,
@@ -122,6 +140,8 @@ export class Agent {
     agent.alerts = alerts;
     agent.alertActions = actions;
     agent.alertUplink = alertUplink;
+    agent.fleetRules = fleetRules;
+    agentRef = agent;
     try {
       await agent.loadInitialModel();
       agent.installed = await store.list();
@@ -134,6 +154,25 @@ export class Agent {
     }
     log.info({ model: agent.service.activeRef ? modelRefString(agent.service.activeRef) : null, http: agent.httpUrl }, 'agent started');
     return agent;
+  }
+
+  /** Whether a rule set's actions can be built here (a `greengrass` action needs Greengrass mode). */
+  private static buildable(set: Readonly<AlertRuleSet>, opts: AgentOptions): boolean {
+    return Object.values(set.actions).every((a) => a.kind !== 'greengrass' || opts.ipcPublish !== undefined);
+  }
+
+  /**
+   * Put another rule set in force: its actions are built first (a failure leaves the running set
+   * untouched), the pipeline swaps rules and targets between two evaluations, then the old
+   * actions finish what they were given and close.
+   */
+  async swapRules(set: Readonly<AlertRuleSet>): Promise<void> {
+    if (!this.alerts) throw new AgentError('RULE_SET_REFUSED', 'the alert pipeline is not running');
+    const actions = AlertActions.create(set, { log: this.log, deviceId: this.config.device_id, ipcPublish: this.opts.ipcPublish });
+    const old = this.alertActions;
+    await this.alerts.replace(set, this.alertUplink ? [actions, this.alertUplink] : [actions]);
+    this.alertActions = actions;
+    await old?.close();
   }
 
   /** The camera inputs (`inputs.cameras`), null when none are configured. */
@@ -282,11 +321,12 @@ export class Agent {
       agent_version: AGENT_VERSION,
       models: { active: this.service.activeRef ?? s.active, previous: s.previous, installed: this.installed },
       ...(this.lastDeployment ? { deployment: this.lastDeployment } : {}),
+      ...(this.fleetRules ? { rules: this.fleetRules.report() } : {}),
     };
   }
 
   /** Publish the retained status when it changed (or always, after a reconnect). */
-  private publishStatus(force = false): void {
+  publishStatus(force = false): void {
     if (!this.forwarder) return;
     const status = this.status();
     const key = JSON.stringify({ ...status, ts: undefined });
@@ -349,6 +389,8 @@ export class Agent {
     this.deployer = new DeploymentController(this.config.device_id, this.deployTarget(), this.log.child({ component: 'deploy' }), this.config.fleet_token);
     const deployer = this.deployer;
     await this.uplink.subscribe(topics.desired(this.config.device_id), (_t, payload) => deployer.onMessage(payload));
+    const rules = this.fleetRules;
+    if (rules) await this.uplink.subscribe(topics.rules(this.config.device_id), (_t, payload) => void rules.onMessage(payload));
     // Do not wait for the network: the agent must start and infer while offline.
     this.uplink.connect().catch((err: unknown) => this.log.warn({ reason: errorLine(err) }, 'uplink connect ended'));
     this.telemetryTimer = setInterval(() => this.publishTelemetry(), u.telemetry_interval_s * 1000);
@@ -468,7 +510,7 @@ export class Agent {
       queue: { depth: q.depth, bytes: q.bytes, quota_bytes: q.quotaBytes, evicted_total: q.evictedTotal },
       uplink: this.uplink ? { kind: this.uplink.name, connected: this.uplink.isConnected(), degraded, ...(this.forwarder ? { forwarder: this.forwarder.stats() } : {}) } : null,
       watch: this.watcher ? this.watcher.stats : null,
-      alerts: this.alerts && this.alertActions ? { rules: this.alerts.engine.rules.length, site_brokers_connected: this.alertActions.brokersConnected(), actions: this.alertActions.stats() } : null,
+      alerts: this.alerts && this.alertActions ? { rules: this.alerts.engine.rules.length, rule_set: this.fleetRules?.report() ?? null, site_brokers_connected: this.alertActions.brokersConnected(), actions: this.alertActions.stats() } : null,
       ...(this.cameras ? { cameras: this.cameras.health() } : {}),
     };
   }

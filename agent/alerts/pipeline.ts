@@ -30,25 +30,42 @@ const MAX_PENDING = 256;
  * image header (only for zone rules on results that do not carry it) is the one asynchronous step.
  */
 export class AlertPipeline {
-  readonly engine: AlertEngine;
+  engine: AlertEngine;
   private chain: Promise<void> = Promise.resolve();
   private pending = 0;
   private readonly log: Logger;
   private readonly m;
   private readonly listeners: Array<(r: AlertRecord) => void> = [];
+  private readonly deps: { deviceId: string; clock: Clock; random: Random };
 
   constructor(
     set: Readonly<AlertRuleSet>,
     deps: { deviceId: string; clock: Clock; random: Random; log: Logger; metrics: Registry },
-    private readonly targets: AlertTarget[],
+    private targets: AlertTarget[],
   ) {
     this.engine = new AlertEngine(set.rules, deps.deviceId, deps.clock, deps.random);
+    this.deps = deps;
     this.log = deps.log.child({ component: 'alerts' });
     this.m = {
       raised: deps.metrics.counter('edgeloop_alerts_total', 'Alerts raised, by rule and severity'),
       skipped: deps.metrics.counter('edgeloop_alert_frames_skipped_total', 'Frames not evaluated because too many were waiting'),
     };
     this.log.info({ rules: set.rules.length, actions: Object.keys(set.actions).length }, 'alert rules loaded');
+  }
+
+  /**
+   * Swap in another rule set and its targets between two evaluations: frames handed in before
+   * are evaluated by the old rules, frames after by the new ones, never a mix. Tracks, holds
+   * and cooldowns start over (a rule of the new set is a new rule).
+   */
+  replace(set: Readonly<AlertRuleSet>, targets: AlertTarget[]): Promise<void> {
+    const swap = this.chain.then(() => {
+      this.engine = new AlertEngine(set.rules, this.deps.deviceId, this.deps.clock, this.deps.random);
+      this.targets = targets;
+      this.log.info({ rules: set.rules.length, actions: Object.keys(set.actions).length }, 'alert rules loaded');
+    });
+    this.chain = swap;
+    return swap;
   }
 
   /** Hear every alert raised (tests, the local API). */
