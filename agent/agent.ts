@@ -491,6 +491,9 @@ export class Agent {
         clock: this.clock,
         random: this.opts.random ?? Math.random,
       });
+      // Camera offline / frozen alerts (the rule set's `camera_states`), in order with the frames.
+      const inputs = this.cameras;
+      inputs.onState((change) => this.alerts?.onCameraState(change, this.clock.now(), this.service.activeRef, inputs.cameras.find((c) => c.name === change.camera)?.picture));
       await this.cameras.start();
     }
   }
