@@ -183,11 +183,12 @@ export interface RtspServer {
   kill: () => Promise<void>;
 }
 
-/** GStreamer's RTSP server on 127.0.0.1 (port 0: a free one), a moving pattern at /cam as RTP/JPEG. */
-export async function startRtspServer(o: { port?: number; width?: number; height?: number; fps?: number; user?: string; pass?: string } = {}): Promise<RtspServer> {
+/** GStreamer's RTSP server on 127.0.0.1 (port 0: a free one), a moving pattern (or `image`, a PNG, live) at /cam as RTP/JPEG. */
+export async function startRtspServer(o: { port?: number; width?: number; height?: number; fps?: number; user?: string; pass?: string; image?: string } = {}): Promise<RtspServer> {
   const script = fileURLToPath(new URL('./rtsp-server.py', import.meta.url));
   const args = [script, '--port', String(o.port ?? 0), '--width', String(o.width ?? 320), '--height', String(o.height ?? 240), '--fps', String(o.fps ?? 10)];
   if (o.user) args.push('--user', o.user, '--password', o.pass ?? '');
+  if (o.image) args.push('--image', o.image);
   // The system python: the GStreamer bindings are Debian packages.
   const child = spawn('/usr/bin/python3', ['-u', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
