@@ -1,4 +1,4 @@
-import { componentConfiguration, type ComponentConfiguration, type ComponentDesired } from '../../shared/schemas/index.js';
+import { componentConfiguration, type ComponentConfiguration, type ComponentDesired, type ComponentRuleSet } from '../../shared/schemas/index.js';
 import { formatIssues } from '../../shared/validate.js';
 import { deepMerge, envOverrides, parseAgentConfig, type AgentConfig } from '../config.js';
 import { AgentError } from '../errors.js';
@@ -7,6 +7,8 @@ import type { GreengrassEnv } from './env.js';
 export interface ComponentSettings {
   agent: Readonly<AgentConfig>;
   desired: ComponentDesired | null;
+  /** The alert rule set from the configuration (`rule_set`), or null. */
+  ruleSet: ComponentRuleSet | null;
   /** The `agent` subtree as configured, to tell a later change of it from a desired-model change. */
   agentKey: string;
 }
@@ -37,7 +39,7 @@ export function settingsFromComponent(raw: unknown, gg: Pick<GreengrassEnv, 'thi
     throw new AgentError('GREENGRASS_CONFIG_INVALID', `component configuration is invalid: ${issues.join('; ')}`, { details: { issues } });
   }
   const c: ComponentConfiguration = parsed.data;
-  return { agent, desired: c.desired ?? null, agentKey: JSON.stringify(c.agent) };
+  return { agent, desired: c.desired ?? null, ruleSet: c.rule_set ?? null, agentKey: JSON.stringify(c.agent) };
 }
 
 /** Validation for `SubscribeToValidateConfigurationUpdates`: null when valid, else the reason (every bad key named). */

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { schemaVersion } from './common.js';
 import { desiredState, type DesiredState } from './messages.js';
+import { ruleSetMessage, type RuleSetMessage } from './rule-sets.js';
 
 /**
  * The desired model as it travels in the Greengrass component configuration (key `desired`):
@@ -17,6 +18,23 @@ export const componentDesired = desiredState.omit({ type: true, device_id: true,
 export type ComponentDesired = z.infer<typeof componentDesired>;
 
 /**
+ * The alert rule set as it travels in the component configuration (key `rule_set`): the MQTT
+ * rule-set message without its per-device fields, `{ revision, rule_set }`; the device fills in
+ * its thing name. Checked on the device exactly like the retained MQTT message (signature,
+ * sha256, rule schema, newer revision).
+ */
+export const componentRuleSet = ruleSetMessage.omit({ type: true, device_id: true, issued_at: true, v: true }).extend({
+  v: schemaVersion.default(1),
+  issued_at: ruleSetMessage.shape.issued_at.optional(),
+});
+export type ComponentRuleSet = z.infer<typeof componentRuleSet>;
+
+/** The MQTT rule-set message a component configuration's `rule_set` stands for, on this device. */
+export function ruleSetFromComponent(r: ComponentRuleSet, deviceId: string, now: Date): RuleSetMessage {
+  return { ...r, type: 'rule_set', v: 1, device_id: deviceId, issued_at: r.issued_at ?? now.toISOString() };
+}
+
+/**
  * The agent component's configuration (the recipe's `DefaultConfiguration` merged with the
  * deployment's `configurationUpdate`). `agent` holds the agent's own settings with the same
  * keys as the agent's JSON config file; it is validated on the device by the agent's config
@@ -28,6 +46,10 @@ export const componentConfiguration = z.looseObject({
     .nullable()
     .optional()
     .describe('The model to run: the MQTT desired-state message without `type` and `device_id` (`v` defaults to 1, `issued_at` is optional). Absent or null until the fleet deploys a model; the fleet writes it (`reset ["/desired"]` + `merge`), not a person.'),
+  rule_set: componentRuleSet
+    .nullable()
+    .optional()
+    .describe('The alert rule set: the MQTT rule-set message without `type` and `device_id` (`{ revision, rule_set }`, `rule_set` the signed document `edgeloop rules push` stores, or null for the config\'s rules). Verified like the MQTT one; a fleet rule set replaces the agent config\'s rules. Written with `reset ["/rule_set"]` + `merge`.'),
 });
 export type ComponentConfiguration = z.infer<typeof componentConfiguration>;
 
