@@ -23,15 +23,19 @@ export type ComponentDesired = z.infer<typeof componentDesired>;
  * its thing name. Checked on the device exactly like the retained MQTT message (signature,
  * sha256, rule schema, newer revision).
  */
-export const componentRuleSet = ruleSetMessage.omit({ type: true, device_id: true, issued_at: true, v: true }).extend({
-  v: schemaVersion.default(1),
-  issued_at: ruleSetMessage.shape.issued_at.optional(),
+export const componentRuleSet = z.object({
+  v: schemaVersion.default(1).describe('Message version (1).'),
+  revision: ruleSetMessage.shape.revision.describe('Must increase with every change across the fleet; a device ignores one not newer than the one it applied.'),
+  issued_at: ruleSetMessage.shape.issued_at.optional().describe('When the fleet issued it (ISO time); default the time it arrives.'),
+  // Checked on the device with the signed document's own schema (shared/schemas/rule-sets.ts):
+  // a bad one is refused there, reported in device status, and the running set stays.
+  rule_set: z.record(z.string(), z.unknown()).nullable().describe('The signed rule set document (`GET /v1/rule-sets/:name/:version`), or null for the rules of the `agent` settings.'),
 });
 export type ComponentRuleSet = z.infer<typeof componentRuleSet>;
 
-/** The MQTT rule-set message a component configuration's `rule_set` stands for, on this device. */
+/** The MQTT rule-set message a component configuration's `rule_set` stands for, on this device (the document checked by the agent). */
 export function ruleSetFromComponent(r: ComponentRuleSet, deviceId: string, now: Date): RuleSetMessage {
-  return { ...r, type: 'rule_set', v: 1, device_id: deviceId, issued_at: r.issued_at ?? now.toISOString() };
+  return { type: 'rule_set', v: 1, device_id: deviceId, revision: r.revision, issued_at: r.issued_at ?? now.toISOString(), rule_set: r.rule_set as RuleSetMessage['rule_set'] };
 }
 
 /**
