@@ -32,7 +32,7 @@ function cameraOf(s: SampleRecord): string | undefined {
 }
 
 /** A stored sample as the rules read a result: prediction, boxes, the frame size zones are relative to. */
-export function observationOf(s: SampleRecord): AlertObservation {
+function observationOf(s: SampleRecord): AlertObservation {
   const m = s.meta;
   const frame = m.input.kind === 'image' && m.input.width && m.input.height ? { width: m.input.width, height: m.input.height } : m.alert?.frame;
   return {

@@ -68,7 +68,7 @@ export function parseRuleSetRef(ref: string): { name: string; version: number | 
 }
 
 /** A rule set from JSON data, checked with the agent's own schema: every bad key named in one `FLEET_RULE_SET_INVALID`. */
-export function validateRuleSet(data: unknown, path?: string): Readonly<AlertRuleSet> {
+function validateRuleSet(data: unknown, path?: string): Readonly<AlertRuleSet> {
   return parseConfig(alertRuleSet, data, { what: 'alert rule set', error: (m, o) => new FleetError('RULE_SET_INVALID', m, o) }, { ...(path ? { path } : {}), check: (raw) => ruleSetProblems(raw) });
 }
 

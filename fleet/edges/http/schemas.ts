@@ -14,6 +14,7 @@ import { datasetManifest } from '../../core/labels/dataset-schema.js';
 import { rolloutPlan } from '../../core/rollouts/types.js';
 import { sampleFilterSchema } from '../../app/samples/filter.js';
 import { trainingRequestNames, trainingResponseNames } from './training-schemas.js';
+import { deployRuleSetBody, pushRuleSetBody, testRuleSetBody } from './routes/rule-sets.js';
 
 // ---------------------------------------------------------------- errors, meta
 
@@ -379,5 +380,8 @@ export const requestNames = new Map<z.ZodType, string>([
   [labelBody, 'AssignLabel'],
   [exportDatasetBody, 'ExportDataset'],
   [sampleFilterSchema, 'SampleFilter'],
+  [pushRuleSetBody, 'PushRuleSet'],
+  [deployRuleSetBody, 'DeployRuleSet'],
+  [testRuleSetBody, 'TestRuleSet'],
   ...trainingRequestNames,
 ]);

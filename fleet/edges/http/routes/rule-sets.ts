@@ -6,7 +6,7 @@ import type { Route } from '../router.js';
 
 const ruleSetName = z.string().min(1).max(64);
 
-export const ruleSetInfo = z.object({
+const ruleSetInfo = z.object({
   name: z.string(),
   version: z.number().int(),
   sha256: sha256Hex,
