@@ -116,6 +116,7 @@ export class Agent {
       log,
     });
     const restored = await fleetRules.restore();
+    if (restored && !Agent.buildable(restored.set, opts)) fleetRules.discardRestored('its greengrass actions need Greengrass mode');
     const ruleSet = restored && Agent.buildable(restored.set, opts) ? restored.set : configRules;
     const store = await ModelStore.open(join(config.data_dir, 'models'), { publicKeyPem, allowUnsigned: config.allow_unsigned }, log.child({ component: 'model-store' }));
     const queue = openSqliteQueue({ path: join(config.data_dir, 'queue.db'), quotaBytes: config.queue.quota_bytes, synchronous: config.queue.synchronous, clock, logger: log });

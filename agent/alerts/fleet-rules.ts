@@ -87,6 +87,17 @@ export class FleetRules {
     }
   }
 
+  /**
+   * The restored rule set cannot run here after all (its actions cannot be built: a Greengrass
+   * action outside Greengrass mode): the config's rules run, and the retained message, when it
+   * comes again, is checked afresh and refused visibly.
+   */
+  discardRestored(reason: string): void {
+    this.revision = -1;
+    this.current = this.o.configRules.rules.length > 0 ? { source: 'config' } : { source: 'none' };
+    this.log.error({ code: 'AGENT_RULE_SET_REFUSED', reason }, 'kept fleet rule set cannot run here; the config rules run');
+  }
+
   /** A message from the `rules` topic; never throws (a refusal is logged and reported). */
   onMessage(payload: Buffer | Uint8Array | string): Promise<void> {
     let data: unknown;

@@ -87,6 +87,19 @@ describe('rule sets from the fleet on the device', () => {
     expect(third.lines.some((l) => l['code'] === 'AGENT_RULE_SET_REFUSED')).toBe(true);
   });
 
+  it('a restored rule set that cannot run here is discarded: the config rules are reported, and the retained message is checked afresh', async () => {
+    const h = host('discard');
+    const doc = signed(RULES, { version: 4 });
+    await send(h.rules, message(doc, 9));
+    const again = host('discard');
+    expect(await again.rules.restore()).not.toBeNull();
+    again.rules.discardRestored('its greengrass actions need Greengrass mode');
+    expect(again.rules.report()).toEqual({ source: 'config' });
+    expect(again.lines.some((l) => l['code'] === 'AGENT_RULE_SET_REFUSED' && l['reason'] === 'its greengrass actions need Greengrass mode')).toBe(true);
+    await send(again.rules, message(doc, 9));
+    expect(again.applied).toHaveLength(1);
+  });
+
   const refusals: Array<[string, (h: ReturnType<typeof host>) => unknown, string]> = [
     ['signed by another key', () => message(signed(RULES, { key: generateSigningKeyPair().privateKeyPem }), 1), 'signature invalid: signed by key'],
     ['changed after signing', () => {
