@@ -4,7 +4,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Detection, SampleMessage } from '../../../shared/schemas/index.js';
 import { signatureProblem } from '../../../shared/signing.js';
+import pino from 'pino';
+import { openFleetDb } from '../../../fleet/adapters/sqlite/db.js';
+import { sqliteRuleSetsRepo } from '../../../fleet/adapters/sqlite/rule-sets-repo.js';
+import { RuleSets } from '../../../fleet/app/rules/rule-sets.js';
+import { captureLogger } from '../../helpers/agent.js';
 import { runFleetCli } from '../../helpers/fleet-cli.js';
+import { fleetKeys } from '../../helpers/packages.js';
 import { call, openTestFleet, sampleMessageOf, T0, type TestFleet } from '../http/context.js';
 
 let f: TestFleet;
@@ -145,6 +151,24 @@ describe('rule sets in the fleet', () => {
     const bad = await cli(f.tokens.viewer, 'rules', 'test', file, '--samples', 'colour=red');
     expect(bad.code).not.toBe(0);
     expect(bad.err).toContain('unknown key colour');
+  });
+
+  it('deploy is FLEET_DELIVERY_FAILED (logged) when the broker refuses the messages', async () => {
+    const db = openFleetDb({ path: join(f.dir, 'delivery.db'), clock: f.clock });
+    const { log, lines } = captureLogger('info');
+    try {
+      const rs = new RuleSets({ repo: sqliteRuleSetsRepo(db), devices: f.ctx.devices, samples: f.ctx.ingest, clock: f.clock, audit: f.ctx.audit, log, signingKey: fleetKeys(), delivery: () => ({ deliver: () => Promise.reject(new Error('broker refused the publish')) }) });
+      rs.push('haul', RULES, { actor: 'otto' });
+      await expect(rs.deploy('haul', 1, { site: 'pit-2' }, { actor: 'otto' })).rejects.toMatchObject({ code: 'FLEET_DELIVERY_FAILED', message: expect.stringContaining('broker refused the publish') as unknown });
+      expect(lines.some((l) => l['msg'] === 'rule set not delivered' && l['rule_set'] === 'haul@1')).toBe(true);
+      // Not audited as deployed.
+      expect(f.ctx.audit.list({}).items.some((e) => e.action === 'rules.deploy' && e.details?.['selector'] !== undefined && (e.details['selector'] as Record<string, string>)['site'] === 'pit-2')).toBe(false);
+      // Without a delivery channel at all (the broker client not up yet).
+      const none = new RuleSets({ repo: sqliteRuleSetsRepo(db), devices: f.ctx.devices, samples: f.ctx.ingest, clock: f.clock, audit: f.ctx.audit, log: pino({ level: 'silent' }), signingKey: fleetKeys(), delivery: () => null });
+      await expect(none.deploy('haul', 1, { site: 'pit-2' }, { actor: 'otto' })).rejects.toMatchObject({ code: 'FLEET_DELIVERY_FAILED' });
+    } finally {
+      db.close();
+    }
   });
 
   it('test refuses an invalid rule set with every bad key named', async () => {
