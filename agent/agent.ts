@@ -6,13 +6,14 @@ import { errorLine } from '../shared/errors.js';
 import { systemClock, type Clock, type Random } from '../shared/ids.js';
 import { closeHttpServer } from '../shared/http-server.js';
 import { packageProblems } from '../shared/package/index.js';
-import { modelName, modelRefString, type DesiredState, type DeviceStatus, type InferResult, type ModelRef, type ModelWindow } from '../shared/schemas/index.js';
+import { modelName, modelRefString, type AlertRuleSet, type DesiredState, type DeviceStatus, type InferResult, type ModelRef, type ModelWindow } from '../shared/schemas/index.js';
 import { topics } from '../shared/topics.js';
 import { poolSettings, readFleetPublicKey, type AgentConfig } from './config.js';
 import { loadRuleSet } from './alerts/load.js';
 import { AlertActions, type IpcPublish } from './alerts/actions.js';
 import { AlertPipeline } from './alerts/pipeline.js';
 import { AlertUplink } from './alerts/uplink.js';
+import { FleetRules } from './alerts/fleet-rules.js';
 import { AgentError } from './errors.js';
 import { CameraInputs } from './inputs/camera.js';
 import { createHttpApi, listen } from './inputs/http.js';
@@ -54,9 +55,11 @@ export interface AgentOptions {
  */
 export class Agent {
   httpUrl: string | null = null;
-  /** The alert rules in force (null without rules). */
+  /** The alert rules in force (a fleet rule set, or the config's; possibly none). */
   alerts: AlertPipeline | null = null;
   alertActions: AlertActions | null = null;
+  /** Rule sets from the fleet: checked, swapped in, kept in the data directory. */
+  fleetRules: FleetRules | null = null;
   private alertUplink: AlertUplink | null = null;
   private http: Server | null = null;
   private watcher: DirectoryWatcher | null = null;
@@ -109,16 +112,32 @@ export class Agent {
     const clock = opts.clock ?? systemClock;
     const publicKeyPem = readFleetPublicKey(config);
     // Before anything opens: a bad rule set stops the start with every bad key named.
-    const ruleSet = loadRuleSet(config.alerts);
+    const configRules = loadRuleSet(config.alerts);
+    // A fleet rule set kept from an earlier run replaces the config's (checked again first).
+    let agentRef: Agent | null = null;
+    const fleetRules = new FleetRules({
+      deviceId: config.device_id,
+      file: join(config.data_dir, 'rules', 'fleet-rule-set.json'),
+      publicKeyPem: publicKeyPem ?? null,
+      allowUnsigned: config.allow_unsigned,
+      configRules,
+      apply: (set) => (agentRef ? agentRef.swapRules(set) : Promise.reject(new AgentError('RULE_SET_REFUSED', 'the agent is not running'))),
+      changed: () => agentRef?.publishStatus(),
+      log,
+    });
+    const restored = await fleetRules.restore();
+    if (restored && !Agent.buildable(restored.set, opts)) fleetRules.discardRestored('its greengrass actions need Greengrass mode');
+    const ruleSet = restored && Agent.buildable(restored.set, opts) ? restored.set : configRules;
     const store = await ModelStore.open(join(config.data_dir, 'models'), { publicKeyPem, allowUnsigned: config.allow_unsigned }, log.child({ component: 'model-store' }));
     const queue = openSqliteQueue({ path: join(config.data_dir, 'queue.db'), quotaBytes: config.queue.quota_bytes, synchronous: config.queue.synchronous, clock, logger: log });
     const metrics = new Registry();
-    const actions = ruleSet.rules.length > 0 ? AlertActions.create(ruleSet, { log, deviceId: config.device_id, ipcPublish: opts.ipcPublish }) : null;
-    const alertUplink = actions && config.alerts.uplink ? new AlertUplink(queue, log) : null;
-    const alerts = actions ? new AlertPipeline(ruleSet, { deviceId: config.device_id, clock, random: opts.random ?? Math.random, log, metrics }, alertUplink ? [actions, alertUplink] : [actions]) : null;
+    // Always built, even without rules: a rule set from the fleet can arrive at any time.
+    const actions = AlertActions.create(ruleSet, { log, deviceId: config.device_id, ipcPublish: opts.ipcPublish });
+    const alertUplink = config.alerts.uplink ? new AlertUplink(queue, log) : null;
+    const alerts = new AlertPipeline(ruleSet, { deviceId: config.device_id, clock, random: opts.random ?? Math.random, log, metrics }, alertUplink ? [actions, alertUplink] : [actions]);
     const slots = new ModelSlots(
       {
-      alerts,
+        alerts,
       deviceId: config.device_id,
       clock,
       random: opts.random ?? Math.random,
@@ -136,6 +155,8 @@ export class Agent {
     agent.alerts = alerts;
     agent.alertActions = actions;
     agent.alertUplink = alertUplink;
+    agent.fleetRules = fleetRules;
+    agentRef = agent;
     try {
       await agent.loadInitialModel();
       agent.installed = await store.list();
@@ -148,6 +169,25 @@ export class Agent {
     }
     log.info({ model: agent.service.activeRef ? modelRefString(agent.service.activeRef) : null, models: agent.slots.serving().map(modelRefString), http: agent.httpUrl }, 'agent started');
     return agent;
+  }
+
+  /** Whether a rule set's actions can be built here (a `greengrass` action needs Greengrass mode). */
+  private static buildable(set: Readonly<AlertRuleSet>, opts: AgentOptions): boolean {
+    return Object.values(set.actions).every((a) => a.kind !== 'greengrass' || opts.ipcPublish !== undefined);
+  }
+
+  /**
+   * Put another rule set in force: its actions are built first (a failure leaves the running set
+   * untouched), the pipeline swaps rules and targets between two evaluations, then the old
+   * actions finish what they were given and close.
+   */
+  async swapRules(set: Readonly<AlertRuleSet>): Promise<void> {
+    if (!this.alerts) throw new AgentError('RULE_SET_REFUSED', 'the alert pipeline is not running');
+    const actions = AlertActions.create(set, { log: this.log, deviceId: this.config.device_id, ipcPublish: this.opts.ipcPublish });
+    const old = this.alertActions;
+    await this.alerts.replace(set, this.alertUplink ? [actions, this.alertUplink] : [actions]);
+    this.alertActions = actions;
+    await old?.close();
   }
 
   /** The camera inputs (`inputs.cameras`), null when none are configured. */
@@ -329,6 +369,7 @@ export class Agent {
       models: { active: this.service.activeRef ?? s.active, previous: s.previous, installed: this.installed },
       ...(this.lastDeployment ? { deployment: this.lastDeployment } : {}),
       ...(this.slotNames().length ? { slots: this.slotStatus() } : {}),
+      ...(this.fleetRules ? { rules: this.fleetRules.report() } : {}),
     };
   }
 
@@ -356,7 +397,7 @@ export class Agent {
   }
 
   /** Publish the retained status when it changed (or always, after a reconnect). */
-  private publishStatus(force = false): void {
+  publishStatus(force = false): void {
     if (!this.forwarder) return;
     const status = this.status();
     const key = JSON.stringify({ ...status, ts: undefined });
@@ -426,6 +467,8 @@ export class Agent {
       // A Greengrass recipe older than model slots does not allow this topic: the device still
       // gets the legacy topic (and the component configuration), so it keeps working.
       .catch((err: unknown) => this.log.warn({ topic: topics.desiredModels(this.config.device_id), reason: errorLine(err) }, 'cannot subscribe to per-model desired states; only the single desired-state topic is followed'));
+    const rules = this.fleetRules;
+    if (rules) await this.uplink.subscribe(topics.rules(this.config.device_id), (_t, payload) => void rules.onMessage(payload));
     // Do not wait for the network: the agent must start and infer while offline.
     this.uplink.connect().catch((err: unknown) => this.log.warn({ reason: errorLine(err) }, 'uplink connect ended'));
     this.telemetryTimer = setInterval(() => this.publishTelemetry(), u.telemetry_interval_s * 1000);
@@ -543,6 +586,9 @@ export class Agent {
         clock: this.clock,
         random: this.opts.random ?? Math.random,
       });
+      // Camera offline / frozen alerts (the rule set's `camera_states`), in order with the frames.
+      const inputs = this.cameras;
+      inputs.onState((change) => this.alerts?.onCameraState(change, this.clock.now(), this.service.activeRef, inputs.cameras.find((c) => c.name === change.camera)?.picture));
       await this.cameras.start();
     }
   }
@@ -563,7 +609,7 @@ export class Agent {
       queue: { depth: q.depth, bytes: q.bytes, quota_bytes: q.quotaBytes, evicted_total: q.evictedTotal },
       uplink: this.uplink ? { kind: this.uplink.name, connected: this.uplink.isConnected(), degraded, ...(this.forwarder ? { forwarder: this.forwarder.stats() } : {}) } : null,
       watch: this.watcher ? this.watcher.stats : null,
-      alerts: this.alerts && this.alertActions ? { rules: this.alerts.engine.rules.length, site_brokers_connected: this.alertActions.brokersConnected(), actions: this.alertActions.stats() } : null,
+      alerts: this.alerts && this.alertActions ? { rules: this.alerts.engine.rules.length, rule_set: this.fleetRules?.report() ?? null, site_brokers_connected: this.alertActions.brokersConnected(), actions: this.alertActions.stats() } : null,
       ...(this.cameras ? { cameras: this.cameras.health() } : {}),
     };
   }

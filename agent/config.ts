@@ -162,7 +162,8 @@ export const agentConfigSchema = z.strictObject({
     .strictObject({
       rules: z.array(z.unknown()).default([]).describe('Alert rules (see "Alert rule set" below); validated at start with every bad key named (`AGENT_ALERT_RULES_INVALID`).'),
       actions: z.record(z.string(), z.unknown()).default({}).describe('Actions rules name, by name: `mqtt`, `webhook`, `command`, `greengrass` (see "Alert rule set" below).'),
-      rules_file: z.string().optional().describe('A JSON file with `{ rules, actions }`, instead of `rules` and `actions` here.'),
+      camera_states: z.record(z.string(), z.unknown()).optional().describe('Alerts when a camera goes `offline` or its picture is `frozen` (see "Alert rule set" below).'),
+      rules_file: z.string().optional().describe('A JSON file with `{ rules, actions, camera_states }`, instead of those keys here. A rule set deployed from the fleet replaces either while it is in force.'),
       uplink: z.boolean().default(true).describe('Send every alert to the fleet with its frame (boxes drawn), queued at the top priority.'),
     })
     .prefault({}),
@@ -237,7 +238,7 @@ export function parseAgentConfig(input: unknown, baseDir = process.cwd()): Reado
             'uplink.ack_mode: puback deletes a sample as soon as the broker acknowledges it, which loses samples with a broker that keeps them in memory (the fleet\'s embedded broker); use ack_mode fleet (the default), or set uplink.durable_broker: true if your broker persists them for the fleet',
           ]
         : []),
-      ...(c && c.alerts.rules_file && (c.alerts.rules.length > 0 || Object.keys(c.alerts.actions).length > 0) ? ['alerts.rules_file: set either rules_file or rules and actions, not both'] : []),
+      ...(c && c.alerts.rules_file && (c.alerts.rules.length > 0 || Object.keys(c.alerts.actions).length > 0 || c.alerts.camera_states !== undefined) ? ['alerts.rules_file: set either rules_file or rules, actions and camera_states, not both'] : []),
       ...renamedTlsKeys(raw),
       ...(c?.uplink.tls && !!c.uplink.tls.cert !== !!c.uplink.tls.key ? ['uplink.tls: cert and key go together'] : []),
       ...cameraNameProblems(raw),

@@ -67,6 +67,8 @@ export const AgentErrors = defineCatalogue('AGENT', {
   ALERT_RULES_INVALID: { status: 500, text: 'the alert rule set is invalid' },
   /** An alert action failed (site broker not connected or refused, webhook answered an error, command exited non-zero) after its retries. */
   ALERT_ACTION_FAILED: { status: 502, text: 'an alert action failed' },
+  /** A rule set from the fleet was refused: its signature does not verify with `fleet_public_key` (or it is unsigned without `allow_unsigned`), its rules do not hash to its sha256, a rule or action is invalid (every bad key named), or it names another device. Logged, reported in device status (`rules.refused`); the running rule set stays. */
+  RULE_SET_REFUSED: { status: 422, text: 'a rule set from the fleet was refused' },
   /** An alert action attempt took longer than its `timeout_ms` (a command is killed). */
   ALERT_ACTION_TIMEOUT: { status: 504, text: 'an alert action timed out' },
   /** An action already has `max_queue` alerts waiting: this alert is not run by it (the uplink copy is still kept). */

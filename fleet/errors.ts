@@ -67,6 +67,12 @@ export const FleetErrors = defineCatalogue('FLEET', {
   SAMPLE_NOT_FOUND: { status: 404, text: 'no such sample' },
   /** No alert has this id. */
   ALERT_NOT_FOUND: { status: 404, text: 'no such alert' },
+  /** A pushed alert rule set does not validate against the agent's rule schema: every bad key is named (`edgeloop rules push`, `rules test`). */
+  RULE_SET_INVALID: { status: 422, text: 'the alert rule set is invalid' },
+  /** No rule set has this name (or name@version). */
+  RULE_SET_NOT_FOUND: { status: 404, text: 'no such rule set version' },
+  /** A rule set is larger than travels inline in one device message (96 KiB of canonical JSON). */
+  RULE_SET_TOO_LARGE: { status: 413, text: 'the alert rule set is too large to deliver' },
   /** name@version exists with different content: model versions are immutable. */
   MODEL_VERSION_EXISTS: { status: 409, text: 'this model version exists with different content' },
   MODEL_NOT_FOUND: { status: 404, text: 'no such model version' },

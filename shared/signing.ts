@@ -60,20 +60,26 @@ export function signManifest<T extends Record<string, unknown>>(manifest: T, pri
  * would change the signed bytes). Throws MODEL_SIGNATURE_INVALID with the reason.
  */
 export function verifyManifestSignature(manifest: Record<string, unknown>, publicKeyPem: string): void {
-  const sig = manifest.signature as Partial<ManifestSignature> | undefined;
-  const fail = (why: string): never => {
-    throw sharedError('MODEL_SIGNATURE_INVALID', `model package signature invalid: ${why}`);
-  };
-  if (!sig || typeof sig !== 'object') return fail('the manifest is not signed');
-  if (sig.alg !== 'ed25519' || typeof sig.value !== 'string') return fail('unsupported signature algorithm');
   let key: KeyObject;
   try {
     key = createPublicKey(publicKeyPem);
   } catch (err) {
     throw sharedError('MODEL_SIGNATURE_INVALID', 'the configured fleet public key cannot be read', { status: 500, cause: err });
   }
+  const why = signatureProblem(manifest, key, 'manifest');
+  if (why) throw sharedError('MODEL_SIGNATURE_INVALID', `model package signature invalid: ${why}`);
+}
+
+/**
+ * Why the `signature` of a signed document (a manifest, a rule set) does not verify with `key`,
+ * or null when it does. The document is the raw object, before schema defaults.
+ */
+export function signatureProblem(doc: Record<string, unknown>, key: KeyObject, what: string): string | null {
+  const sig = doc.signature as Partial<ManifestSignature> | undefined;
+  if (!sig || typeof sig !== 'object') return `the ${what} is not signed`;
+  if (sig.alg !== 'ed25519' || typeof sig.value !== 'string') return 'unsupported signature algorithm';
   const expectedKeyId = keyIdOf(key);
-  if (sig.key_id !== expectedKeyId) return fail(`signed by key ${String(sig.key_id).slice(0, 12)}..., expected ${expectedKeyId.slice(0, 12)}...`);
-  const ok = verify(null, signedPayload(manifest), key, Buffer.from(sig.value, 'base64'));
-  if (!ok) fail('the manifest was changed after signing');
+  if (sig.key_id !== expectedKeyId) return `signed by key ${String(sig.key_id).slice(0, 12)}..., expected ${expectedKeyId.slice(0, 12)}...`;
+  const ok = verify(null, signedPayload(doc), key, Buffer.from(sig.value, 'base64'));
+  return ok ? null : `the ${what} was changed after signing`;
 }

@@ -19,6 +19,8 @@ export const topics = {
   desiredModel: (deviceId: string, modelName: string) => `${TOPIC_ROOT}/devices/${deviceId}/desired/${modelName}`,
   /** A device's subscription to every model slot's desired state (a `+` inside its own namespace). */
   desiredModels: (deviceId: string) => `${TOPIC_ROOT}/devices/${deviceId}/desired/+`,
+  /** Fleet -> device, retained: the signed alert rule set the device should run. */
+  rules: (deviceId: string) => `${TOPIC_ROOT}/devices/${deviceId}/rules`,
   /** Fleet-side wildcard subscriptions. */
   allTelemetry: `${TOPIC_ROOT}/devices/+/telemetry`,
   allStatus: `${TOPIC_ROOT}/devices/+/status`,

@@ -3,7 +3,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { AlertAction, AlertRecord, AlertRuleSet } from '../../shared/schemas/index.js';
 import { AgentError } from '../errors.js';
-import type { Firing } from './engine.js';
+import type { Firing } from '../../shared/alerts/engine.js';
 import type { AlertTarget } from './pipeline.js';
 import { ActionRunner, type Attempt, type Delay } from './runner.js';
 import { renderTemplate } from './template.js';

@@ -32,7 +32,7 @@ export function loadRuleSet(alerts: AgentConfig['alerts']): Readonly<AlertRuleSe
     return parseRuleSet(data, alerts.rules_file);
   }
   try {
-    return parseRuleSet({ rules: alerts.rules, actions: alerts.actions });
+    return parseRuleSet({ rules: alerts.rules, actions: alerts.actions, ...(alerts.camera_states !== undefined ? { camera_states: alerts.camera_states } : {}) });
   } catch (err) {
     if (!(err instanceof AgentError)) throw err;
     const issues = ((err.details?.['issues'] as string[] | undefined) ?? []).map((i) => `alerts.${i}`);

@@ -7,7 +7,7 @@ import type { AlertRecord, InferResult, SampleMeta } from '../../shared/schemas/
 import type { ModelInput } from '../model/runtime.js';
 import type { SampleQueue } from '../queue/types.js';
 import type { InputSource } from '../service.js';
-import type { Firing } from './engine.js';
+import type { Firing } from '../../shared/alerts/engine.js';
 import type { AlertTarget } from './pipeline.js';
 
 /**

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { errorLine } from '../../shared/errors.js';
 import type { Clock } from '../../shared/ids.js';
-import { desiredFromComponent, modelRefString, type DesiredState } from '../../shared/schemas/index.js';
+import { desiredFromComponent, modelRefString, ruleSetFromComponent, type ComponentRuleSet, type DesiredState, type RuleSetMessage } from '../../shared/schemas/index.js';
 import { AgentError } from '../errors.js';
 import { settingsFromComponent, configurationProblem } from './config.js';
 import type { GreengrassEnv } from './env.js';
@@ -11,6 +11,8 @@ import { ConfigurationValidityStatus, ipcErrorText, ReportedLifecycleState, type
 export interface ComponentHost {
   deviceId: string;
   applyDesiredState(d: DesiredState): Promise<void>;
+  /** A rule-set message from the `rule_set` key: checked and applied like the retained MQTT one (never rejects). */
+  applyRuleSet(m: RuleSetMessage): Promise<void>;
   busy(): { inference: number; switches: number };
   checkpointQueue(): void;
 }
@@ -39,7 +41,8 @@ const ipcFailed = (what: string, cause: unknown): AgentError => new AgentError('
  * The agent as a Greengrass component, over the nucleus' IPC:
  * - the desired model comes from the component configuration (`desired`): at start and on
  *   every `SubscribeToConfigurationUpdate` event, it goes to the deployment controller like
- *   an MQTT desired state;
+ *   an MQTT desired state; the alert rule set (`rule_set`) likewise goes to the agent's fleet
+ *   rule sets like the retained `rules` message;
  * - `SubscribeToValidateConfigurationUpdates`: a deployment whose configuration does not
  *   validate is answered REJECTED with every bad key named, before anything changes;
  * - `SubscribeToComponentUpdates`: while inference requests or a model switch are in flight,
@@ -57,13 +60,14 @@ export class GreengrassComponent {
   }
 
   /** Subscribe to the nucleus' events, apply the configured desired model, report RUNNING. */
-  async start(initialDesired: ReturnType<typeof settingsFromComponent>['desired'], byModel: ReturnType<typeof settingsFromComponent>['desiredByModel'] = []): Promise<void> {
+  async start(initialDesired: ReturnType<typeof settingsFromComponent>['desired'], byModel: ReturnType<typeof settingsFromComponent>['desiredByModel'] = [], initialRuleSet: ComponentRuleSet | null = null): Promise<void> {
     await this.subscribeValidation();
     await this.subscribeConfiguration();
     await this.subscribeComponentUpdates();
     // `desired` is the first slot's (older fleets write only it); each slot dedupes by revision.
     if (initialDesired) this.apply(initialDesired, 'start');
     for (const d of byModel) this.apply(d, 'start');
+    if (initialRuleSet) this.applyRules(initialRuleSet, 'start');
     await this.setState('RUNNING');
   }
 
@@ -85,6 +89,13 @@ export class GreengrassComponent {
     const d = desiredFromComponent(desired, this.o.host.deviceId, new Date(this.o.clock.now()));
     this.log.info({ revision: d.revision, model_slot: d.model_name, active: d.active ? modelRefString(d.active.model) : null, shadow: d.shadow ? modelRefString(d.shadow.model) : null, why }, 'desired model from the component configuration');
     this.o.host.applyDesiredState(d).catch((err: unknown) => this.log.error({ reason: errorLine(err), revision: d.revision }, 'desired model from the component configuration not applied'));
+  }
+
+  /** The `rule_set` key: to the agent's fleet rule sets (same checks and ordering by revision as the MQTT topic). */
+  private applyRules(r: ComponentRuleSet, why: string): void {
+    const m = ruleSetFromComponent(r, this.o.host.deviceId, new Date(this.o.clock.now()));
+    this.log.info({ revision: m.revision, rule_set: m.rule_set ? `${m.rule_set.name}@${m.rule_set.version}` : null, why }, 'rule set from the component configuration');
+    void this.o.host.applyRuleSet(m);
   }
 
   private async subscribeValidation(): Promise<void> {
@@ -129,6 +140,7 @@ export class GreengrassComponent {
     if (settings.agentKey !== this.o.startedAgentKey) this.log.warn('agent settings changed; applied at the next restart of the component');
     if (settings.desired) this.apply(settings.desired, 'configuration update');
     for (const d of settings.desiredByModel) this.apply(d, 'configuration update');
+    if (settings.ruleSet) this.applyRules(settings.ruleSet, 'configuration update');
   }
 
   private async subscribeComponentUpdates(): Promise<void> {

@@ -1,4 +1,4 @@
-import { componentConfiguration, type ComponentConfiguration, type ComponentDesired } from '../../shared/schemas/index.js';
+import { componentConfiguration, type ComponentConfiguration, type ComponentDesired, type ComponentRuleSet } from '../../shared/schemas/index.js';
 import { formatIssues } from '../../shared/validate.js';
 import { deepMerge, envOverrides, parseAgentConfig, type AgentConfig } from '../config.js';
 import { AgentError } from '../errors.js';
@@ -9,6 +9,8 @@ export interface ComponentSettings {
   desired: ComponentDesired | null;
   /** Every model slot's desired state (`desired_by_model`), `model_name` set from its key. */
   desiredByModel: ComponentDesired[];
+  /** The alert rule set from the configuration (`rule_set`), or null. */
+  ruleSet: ComponentRuleSet | null;
   /** The `agent` subtree as configured, to tell a later change of it from a desired-model change. */
   agentKey: string;
 }
@@ -40,7 +42,7 @@ export function settingsFromComponent(raw: unknown, gg: Pick<GreengrassEnv, 'thi
   }
   const c: ComponentConfiguration = parsed.data;
   const desiredByModel = Object.entries(c.desired_by_model ?? {}).flatMap(([name, d]) => (d ? [{ ...d, model_name: name }] : []));
-  return { agent, desired: c.desired ?? null, desiredByModel, agentKey: JSON.stringify(c.agent) };
+  return { agent, desired: c.desired ?? null, desiredByModel, ruleSet: c.rule_set ?? null, agentKey: JSON.stringify(c.agent) };
 }
 
 /** Validation for `SubscribeToValidateConfigurationUpdates`: null when valid, else the reason (every bad key named). */

@@ -68,14 +68,14 @@ export async function startGreengrassAgent(o: GreengrassRunOptions): Promise<Gre
     component = new GreengrassComponent({
       client,
       env: o.gg,
-      host: { deviceId: config.device_id, applyDesiredState: (d) => a.applyDesiredState(d), busy: () => a.busy(), checkpointQueue: () => a.checkpointQueue() },
+      host: { deviceId: config.device_id, applyDesiredState: (d) => a.applyDesiredState(d), applyRuleSet: (m) => a.fleetRules?.submit(m) ?? Promise.resolve(), busy: () => a.busy(), checkpointQueue: () => a.checkpointQueue() },
       log,
       clock: o.clock ?? systemClock,
       workDir: o.workDir,
       startedAgentKey: settings.agentKey,
       ...(o.recheckAfterMs !== undefined ? { recheckAfterMs: o.recheckAfterMs } : {}),
     });
-    await component.start(settings.desired, settings.desiredByModel);
+    await component.start(settings.desired, settings.desiredByModel, settings.ruleSet);
     if (config.ipc_pubsub.enabled) {
       pubsub = new GreengrassPubsubInput(client, { requestTopic: config.ipc_pubsub.request_topic, resultTopic: config.ipc_pubsub.result_topic }, (input, ctx) => a.infer(input, ctx), log);
       await pubsub.start().catch((err: unknown) => {

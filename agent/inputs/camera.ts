@@ -82,6 +82,8 @@ export class Camera {
   private frozen = false;
   private lastError: { code: string; message: string } | undefined;
   private lastInferCode = '';
+  /** The last frame handed to inference, masked: what a camera-state alert shows. */
+  private lastPicture: Buffer | undefined;
   private window = zero();
   /** Totals since start (the window's counts are reset by telemetry). */
   readonly totals = zero();
@@ -95,6 +97,11 @@ export class Camera {
     this.log = deps.log.child({ component: 'camera', camera: config.name });
     this.mask = config.privacy ? new PrivacyMask(config.privacy) : null;
     this.secrets = urlSecrets(config.url);
+  }
+
+  /** The last frame handed to inference, privacy zones hidden (the frozen picture, or the last before the camera went offline); undefined before the first. */
+  get picture(): Buffer | undefined {
+    return this.lastPicture;
   }
 
   /** The ffmpeg child's process id while one runs (benchmarks read its CPU time). */
@@ -265,6 +272,7 @@ export class Camera {
       }
     }
     const full = this.config.privacy?.model_sees === 'full';
+    this.lastPicture = masked;
     try {
       await this.deps.infer({ kind: 'image', bytes: full ? frame : masked }, { source: 'camera', origin: this.name, camera: this.name, captureImage: masked, ...(want !== undefined ? { model: want } : {}) });
       this.count('frames_processed');

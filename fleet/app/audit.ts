@@ -6,10 +6,10 @@ import type { Clock } from '../../shared/ids.js';
  * What is audited, by service: the registry (`model.push`, `model.status`), the rollout manager
  * (`rollout.create`, `rollout.pause`, `rollout.resume`, `rollout.abort`, `rollout.rollback`,
  * `rollout.promote`), labels (`label.assign`, `label.confirm`, `label.skip`, `label.undo`) and
- * users (`user.add`, `user.revoke`), alerts (`alert.ack`, `alert.resolve`) and device
- * certificates (`device.cert.issue`, `device.cert.revoke`).
+ * users (`user.add`, `user.revoke`), alerts (`alert.ack`, `alert.resolve`), rule sets
+ * (`rules.push`, `rules.deploy`) and device certificates (`device.cert.issue`, `device.cert.revoke`).
  */
-export type AuditAction = `${'model' | 'rollout' | 'label' | 'user' | 'alert' | 'device'}.${string}`;
+export type AuditAction = `${'model' | 'rollout' | 'label' | 'user' | 'alert' | 'rules' | 'device'}.${string}`;
 
 /** One thing a person (or `training:<run>`, `demo`, `system`) did. */
 export interface AuditRecord {

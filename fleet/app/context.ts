@@ -10,6 +10,7 @@ import type { Datasets } from './labels/datasets.js';
 import type { Labels } from './labels/labels.js';
 import type { ModelRegistry } from './models/registry.js';
 import type { RolloutManager } from './rollouts/manager.js';
+import type { RuleSets } from './rules/rule-sets.js';
 import type { SampleIngest } from './samples/ingest.js';
 import type { LearningLoop } from './training/loop.js';
 import type { TrainingRuns } from './training/runs.js';
@@ -43,6 +44,8 @@ export interface FleetContext {
   audit: AuditLog;
   /** Alerts raised by device rules: listed, acknowledged and resolved. */
   alerts: Alerts;
+  /** Alert rule sets: pushed (signed versions), deployed to a selector, replayed over stored samples. */
+  ruleSets: RuleSets;
   /** The learning loop, when models are configured for training (routes answer FLEET_TRAINING_NOT_CONFIGURED without it). */
   training?: LearningLoop;
   /** Training runs and trigger firings (the loop's own when it runs; read-only history otherwise). */

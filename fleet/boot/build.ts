@@ -7,6 +7,8 @@ import { fsPackageStaging } from '../adapters/fs/package-staging.js';
 import { TieredArtifactStore } from '../adapters/fs/tiered-store.js';
 import { openSqliteArtifactStore } from '../adapters/sqlite/artifact-store.js';
 import { sqliteAlertsRepo } from '../adapters/sqlite/alerts-repo.js';
+import { sqliteRuleSetsRepo } from '../adapters/sqlite/rule-sets-repo.js';
+import { RuleSets, type RuleSetDelivery } from '../app/rules/rule-sets.js';
 import { Alerts } from '../app/alerts/alerts.js';
 import { sqliteAuditRepo } from '../adapters/sqlite/audit-repo.js';
 import { sqliteDatasetsRepo } from '../adapters/sqlite/datasets-repo.js';
@@ -74,6 +76,8 @@ export interface BuildFleetOptions {
   /** See RolloutManagerDeps.quietFlushMs. */
   quietFlushMs?: number;
   urls?: { http: string; mqtt: string };
+  /** How rule sets reach devices (the service's MQTT client; known once it connects). */
+  ruleSetDelivery?: () => RuleSetDelivery | null;
   /** Caps on uploaded model packages (default: app/models/staging.ts DEFAULT_UPLOAD_LIMITS). */
   uploadLimits?: Partial<UploadLimits>;
 }
@@ -160,6 +164,7 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
       users: new Users({ repo: sqliteUsersRepo(db), clock, audit, log: log.child({ component: 'users' }) }),
       audit,
       alerts: new Alerts({ repo: alertsRepo, clock, audit }),
+      ruleSets: new RuleSets({ repo: sqliteRuleSetsRepo(db), devices, samples: ingest, clock, audit, log: log.child({ component: 'rule-sets' }), signingKey: o.signingKey, delivery: o.ruleSetDelivery ?? (() => null) }),
       trainingRuns: new TrainingRuns({ repo: sqliteTrainingRunsRepo(db), clock, artifacts }),
       clock,
       log,

@@ -10,6 +10,7 @@ import { closeHttpServer } from '../../shared/http-server.js';
 import { loadOrCreateFleetCa, type FleetCa, type FleetCaFiles } from '../adapters/fs/fleet-ca.js';
 import { loadOrCreateSigningKey } from '../adapters/fs/keys.js';
 import { mqttDesiredStateBackend } from '../adapters/mqtt/desired-state-backend.js';
+import { mqttRuleSetDelivery } from '../adapters/mqtt/rule-set-delivery.js';
 import { startDeviceRouter } from '../adapters/mqtt/device-router.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../adapters/mqtt/embedded-broker.js';
 import type { ArtifactStore } from '../app/artifacts.js';
@@ -155,6 +156,7 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
     const client = await connectFleetClient(o, broker ? fleetSecret : null, mqttUrl, log);
     down.push('mqtt client', () => client.endAsync());
 
+    const ruleSetDelivery = mqttRuleSetDelivery(client);
     const urls: { mqtt: string; http: string; mqtts?: string } = { mqtt: mqttUrl, http: '', ...(mqttsUrl ? { mqtts: mqttsUrl } : {}) };
     let custom: ServiceRolloutBackend | undefined;
     const fleet = await buildFleet({
@@ -168,6 +170,7 @@ export async function startFleetService(o: ServeOptions): Promise<FleetService> 
       // Telemetry windows are saved at most a second (plus a tick) late; see quietFlushMs.
       quietFlushMs: 1000,
       ingest: ingestLimits(limits),
+      ruleSetDelivery: () => ruleSetDelivery,
       rolloutBackend: (env) => {
         custom = o.rolloutBackend?.(env);
         return (

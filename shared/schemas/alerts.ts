@@ -95,9 +95,23 @@ export const alertRule = z.strictObject({
 });
 export type AlertRule = z.infer<typeof alertRule>;
 
+/** An alert raised when a camera input goes offline or its picture freezes (rule id `camera_offline` / `camera_frozen`). */
+const cameraStateAlert = z.strictObject({
+  severity: alertSeverity.default('warning').describe('Carried by the alert.'),
+  cooldown_s: z.number().nonnegative().max(86_400).default(300).describe('Seconds after an alert before this camera may raise the same one again (a flapping link is one alert, not one per reconnect).'),
+  actions: z.array(idString).default([]).describe('Names of actions (`alerts.actions`) run when it is raised (and when it is resolved).'),
+  cameras: z.array(z.string().min(1)).min(1).optional().describe('Only these cameras (`inputs.cameras` names); absent = every camera.'),
+  resolved: z.boolean().default(true).describe('Also raise a `resolved` alert (severity info, label `resolved`) when the camera is back.'),
+});
+export type CameraStateAlert = z.infer<typeof cameraStateAlert>;
+
 /** A rule set: what `alerts` in the agent config or an `alerts.rules_file` holds (cross-references: `ruleSetProblems`). */
 export const alertRuleSet = z.strictObject({
   rules: z.array(alertRule).max(1000).default([]).describe('The rules, each evaluated on every result of its model.'),
+  camera_states: z
+    .strictObject({ offline: cameraStateAlert.optional().describe('The camera cannot be read (`AGENT_CAMERA_UNREACHABLE`).'), frozen: cameraStateAlert.optional().describe('Identical frames for `frozen_after_s` (`AGENT_CAMERA_FROZEN`).') })
+    .default({})
+    .describe('Alerts for camera states: `offline` and `frozen`, each with `severity`, `cooldown_s`, `actions`, `cameras`, `resolved`; absent = no such alert.'),
   actions: z.record(idString, alertAction).default({}).describe('Actions by name: `mqtt` (site broker), `webhook`, `command` (execFile, no shell), `greengrass` (local pub/sub); keys in `docs/alerts.md`.'),
 });
 export type AlertRuleSet = z.infer<typeof alertRuleSet>;
@@ -112,6 +126,13 @@ export function ruleSetProblems(data: unknown): string[] {
   const names = actions && typeof actions === 'object' ? new Set(Object.keys(actions)) : new Set<string>();
   const out: string[] = [];
   const seen = new Set<unknown>();
+  const states = (data as { camera_states?: unknown }).camera_states;
+  if (states && typeof states === 'object') {
+    for (const [kind, v] of Object.entries(states as Record<string, unknown>)) {
+      const used = v && typeof v === 'object' ? (v as { actions?: unknown }).actions : undefined;
+      if (Array.isArray(used)) used.forEach((a: unknown, j) => typeof a === 'string' && !names.has(a) && out.push(`camera_states.${kind}.actions.${j}: no action named ${a} in actions`));
+    }
+  }
   if (!Array.isArray(rules)) return out;
   rules.forEach((r: unknown, i) => {
     if (!r || typeof r !== 'object') return;

@@ -3,3 +3,4 @@ export * from './manifest.js';
 export * from './messages.js';
 export * from './greengrass.js';
 export * from './alerts.js';
+export * from './rule-sets.js';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { alertRecord } from './alerts.js';
 import { detection, idString, isoTime, modelName, modelRef, outlierReason, schemaVersion, sha256Hex, topkEntry } from './common.js';
+import { deviceRules } from './rule-sets.js';
 
 /** Inference request over MQTT (local broker) or as a JSON body on `POST /v1/infer`. */
 export const inferRequest = z
@@ -231,6 +232,8 @@ export const deviceStatus = z.object({
   deployment: deployment.optional(),
   /** Every model slot, the default (first) one first; absent from agents older than model slots. */
   slots: z.array(modelSlot).max(16).optional(),
+  /** The alert rule set the device runs (a fleet rule set, or its config's), and the last one it refused. */
+  rules: deviceRules.optional(),
 });
 export type DeviceStatus = z.infer<typeof deviceStatus>;
 

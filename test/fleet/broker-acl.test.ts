@@ -74,6 +74,10 @@ describe('embedded broker access control', () => {
     expect(canPublish(a, topics.samples('cam-a'))).toBe(true);
     expect(canPublish(a, topics.desired('cam-a'))).toBe(false);
     expect(canSubscribe(a, topics.acks('cam-a'))).toBe(true);
+    // Its own rule set, never another device's; and it may not publish one.
+    expect(canSubscribe(a, topics.rules('cam-a'))).toBe(true);
+    expect(canSubscribe(a, topics.rules('cam-b'))).toBe(false);
+    expect(canPublish(a, topics.rules('cam-a'))).toBe(false);
     expect(canSubscribe(a, '#')).toBe(false);
     expect(canSubscribe({ kind: 'fleet' }, '#')).toBe(true);
   });

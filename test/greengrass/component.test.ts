@@ -9,6 +9,7 @@ import { detectGreengrass } from '../../agent/greengrass/env.js';
 import { createIpcClient } from '../../agent/greengrass/ipc-client.js';
 import { startGreengrassAgent, type GreengrassRun } from '../../agent/greengrass/run.js';
 import { sha256Hex } from '../../shared/ids.js';
+import { canonicalJson, signManifest } from '../../shared/signing.js';
 import { deviceStatus, type ComponentDesired, type DeviceStatus } from '../../shared/schemas/index.js';
 import { topics } from '../../shared/topics.js';
 import { servePackages } from '../helpers/package-server.js';
@@ -141,6 +142,20 @@ describe('agent as a Greengrass component (real SDK IPC client against the local
     expect(presigned.requests.every((q) => q.endsWith('auth=no'))).toBe(true);
     expect(pkgs.requests.filter((q) => q.includes('pets@2.0.0'))).toEqual([]);
     expect(run.agent.store.current.previous?.version).toBe('1.0.0');
+  });
+
+  it('takes the alert rule set from the configuration (rule_set), verified like the MQTT one; a tampered one is refused and the running one stays', async () => {
+    const rules = { rules: [{ id: 'people', model: 'pets', labels: ['cat'] }] };
+    const doc = signManifest({ name: 'gg-rules', version: 1, sha256: sha256Hex(canonicalJson(rules)), rules, created_at: new Date().toISOString() }, fleetKeys().privateKeyPem);
+    const r = await ipc.deployConfiguration('dep-rules', { reset: [['rule_set']], merge: { rule_set: { revision: 1, rule_set: doc } } });
+    expect(r.status).toBe('SUCCEEDED');
+    await until(() => run.agent.status().rules?.name === 'gg-rules', 10_000, 'rule set in force');
+    expect(run.agent.alerts?.engine.rules.map((x) => x.id)).toEqual(['people']);
+    const bad = await ipc.deployConfiguration('dep-rules-bad', { reset: [['rule_set']], merge: { rule_set: { revision: 2, rule_set: { ...doc, rules: { rules: [] } } } } });
+    expect(bad.status).toBe('SUCCEEDED');
+    await until(() => run.agent.status().rules?.refused !== undefined, 10_000, 'refusal reported');
+    expect(run.agent.status().rules).toMatchObject({ source: 'fleet', name: 'gg-rules', version: 1, refused: { code: 'AGENT_RULE_SET_REFUSED', revision: 2 } });
+    expect(run.agent.alerts?.engine.rules.map((x) => x.id)).toEqual(['people']);
   });
 
   it('defers a component update while a model switch is in flight, then checkpoints the queue and lets it proceed', async () => {

@@ -21,8 +21,11 @@ export async function movingFrames(count: number, width = 320, height = 240): Pr
   return Promise.all(Array.from({ length: count }, (_, i) => solidJpeg(width, height, [40 + ((i * 37) % 180), 90, 200 - ((i * 23) % 150)])));
 }
 
-function listen(server: Server): Promise<number> {
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+function listen(server: Server, port = 0): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve((server.address() as AddressInfo).port));
+  });
 }
 
 function close(server: Server, sockets: Set<Socket>): Promise<void> {
@@ -57,8 +60,11 @@ export interface MjpegServer {
   close: () => Promise<void>;
 }
 
-/** MJPEG over HTTP at `fps`, cycling through `frames`; with `auth`, HTTP Basic authentication is required. */
-export async function startMjpegServer(frames: Buffer[], fps: number, auth?: { user: string; pass: string }): Promise<MjpegServer> {
+/**
+ * MJPEG over HTTP at `fps`, cycling through `frames`; with `auth`, HTTP Basic authentication is
+ * required. `port`: listen there (a camera coming back at its old address); default a free one.
+ */
+export async function startMjpegServer(frames: Buffer[], fps: number, auth?: { user: string; pass: string }, port0 = 0): Promise<MjpegServer> {
   const clients = new Set<ServerResponse>();
   const server = createServer((req, res) => {
     if (auth && req.headers.authorization !== `Basic ${Buffer.from(`${auth.user}:${auth.pass}`).toString('base64')}`) {
@@ -86,7 +92,7 @@ export async function startMjpegServer(frames: Buffer[], fps: number, auth?: { u
       sent++;
     }
   }, 1000 / fps);
-  const port = await listen(server);
+  const port = await listen(server, port0);
   return {
     url: `http://127.0.0.1:${port}/video.mjpg`,
     port,
@@ -177,11 +183,12 @@ export interface RtspServer {
   kill: () => Promise<void>;
 }
 
-/** GStreamer's RTSP server on 127.0.0.1 (port 0: a free one), a moving pattern at /cam as RTP/JPEG. */
-export async function startRtspServer(o: { port?: number; width?: number; height?: number; fps?: number; user?: string; pass?: string } = {}): Promise<RtspServer> {
+/** GStreamer's RTSP server on 127.0.0.1 (port 0: a free one), a moving pattern (or `image`, a PNG, live) at /cam as RTP/JPEG. */
+export async function startRtspServer(o: { port?: number; width?: number; height?: number; fps?: number; user?: string; pass?: string; image?: string } = {}): Promise<RtspServer> {
   const script = fileURLToPath(new URL('./rtsp-server.py', import.meta.url));
   const args = [script, '--port', String(o.port ?? 0), '--width', String(o.width ?? 320), '--height', String(o.height ?? 240), '--fps', String(o.fps ?? 10)];
   if (o.user) args.push('--user', o.user, '--password', o.pass ?? '');
+  if (o.image) args.push('--image', o.image);
   // The system python: the GStreamer bindings are Debian packages.
   const child = spawn('/usr/bin/python3', ['-u', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """A real RTSP server for tests (GStreamer's gst-rtsp-server): a moving test pattern as
 RTP/JPEG at /cam, on 127.0.0.1. Prints `PORT <n>` once it listens. Optional basic auth:
---user U --password P. Usage: rtsp-server.py [--port 0] [--width 320] [--height 240] [--fps 10]
+--user U --password P. --image PNG: that picture, live at --fps, instead of the test pattern
+(a scene a test detector finds something in). Usage: rtsp-server.py [--port 0] [--width 320]
+[--height 240] [--fps 10] [--image PNG]
 """
 import argparse
 import sys
@@ -20,6 +22,7 @@ p.add_argument("--fps", type=int, default=10)
 p.add_argument("--pattern", default="ball")
 p.add_argument("--user")
 p.add_argument("--password")
+p.add_argument("--image")
 a = p.parse_args()
 
 Gst.init(None)
@@ -27,8 +30,12 @@ server = GstRtspServer.RTSPServer()
 server.set_address("127.0.0.1")
 server.set_service(str(a.port))
 factory = GstRtspServer.RTSPMediaFactory()
+if a.image:
+    source = f"filesrc location={a.image} ! pngdec ! videoconvert ! imagefreeze is-live=true ! videoscale ! videoconvert"
+else:
+    source = f"videotestsrc is-live=true pattern={a.pattern}"
 factory.set_launch(
-    f"( videotestsrc is-live=true pattern={a.pattern} ! video/x-raw,format=I420,width={a.width},height={a.height},framerate={a.fps}/1 "
+    f"( {source} ! video/x-raw,format=I420,width={a.width},height={a.height},framerate={a.fps}/1 "
     f"! jpegenc quality=85 ! rtpjpegpay name=pay0 pt=26 )"
 )
 factory.set_shared(True)

@@ -5,7 +5,7 @@ export type Identity = { kind: 'fleet' } | { kind: 'device'; id: string };
 
 /**
  * Topic access rules, pure. A device publishes only its own telemetry, status and samples,
- * and subscribes only to its own desired state and acks: it can neither publish as another
+ * and subscribes only to its own desired state, rule set and acks: it can neither publish as another
  * device nor read another device's deployment. No wildcards for devices (a `+` would read
  * other namespaces), except the last level of its own per-model desired states
  * (`.../desired/+`). The fleet's own connection may do anything.
@@ -18,7 +18,7 @@ export function canPublish(who: Identity, topic: string): boolean {
 export function canSubscribe(who: Identity, filter: string): boolean {
   if (who.kind === 'fleet') return true;
   // `.../desired/+` is the one wildcard: its `+` stays inside the device's own namespace.
-  return filter === topics.desired(who.id) || filter === topics.desiredModels(who.id) || filter === topics.acks(who.id);
+  return filter === topics.desired(who.id) || filter === topics.desiredModels(who.id) || filter === topics.acks(who.id) || filter === topics.rules(who.id);
 }
 
 /**

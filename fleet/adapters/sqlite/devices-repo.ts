@@ -6,7 +6,7 @@ import type { DeviceRow, DriftPoint } from '../../core/devices/state.js';
 
 const SELECT_DEVICE = `
   SELECT d.id, d.tags, d.created_at, d.secret_set_at, s.last_seen, s.connected, s.offline_at, s.agent_version,
-         s.active_model, s.previous_model, s.installed_models, s.deployment, s.telemetry, s.slots,
+         s.active_model, s.previous_model, s.installed_models, s.deployment, s.telemetry, s.slots, s.rules,
          d.cert_sha256, d.cert_serial, d.cert_issued_at, d.cert_not_after, d.cert_revoked_at
   FROM devices d LEFT JOIN device_state s ON s.device_id = d.id`;
 
@@ -58,7 +58,7 @@ export function sqliteDevicesRepo(db: FleetDb, historyRetentionMs = DRIFT_HISTOR
   const applyStatus = s.prepare(
     `UPDATE device_state SET
        status_ts = @status_ts, agent_version = @agent_version, active_model = @active_model, previous_model = @previous_model,
-       installed_models = @installed_models, deployment = @deployment, deployment_phase = @deployment_phase, slots = @slots,
+       installed_models = @installed_models, deployment = @deployment, deployment_phase = @deployment_phase, slots = @slots, rules = @rules,
        last_seen = CASE WHEN @online = 1 THEN @now ELSE last_seen END,
        connected = CASE WHEN @online = 1 THEN 1 ELSE connected END,
        offline_at = CASE WHEN @online = 1 THEN NULL ELSE offline_at END

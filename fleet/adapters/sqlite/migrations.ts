@@ -394,6 +394,29 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE device_state ADD COLUMN slots TEXT;
   `,
+  // 11: alert rule sets (issue 15): immutable signed versions per name, the rule set each device
+  // was sent (its revision orders the retained messages), and what the device says it runs.
+  `
+  CREATE TABLE rule_sets (
+    name        TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    sha256      TEXT NOT NULL,
+    -- The signed document exactly as devices get it (shared/schemas/rule-sets.ts).
+    document    TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    created_by  TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+  ) WITHOUT ROWID;
+  CREATE TABLE rule_set_assignments (
+    device_id   TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    revision    INTEGER NOT NULL,
+    assigned_at INTEGER NOT NULL,
+    assigned_by TEXT NOT NULL
+  ) WITHOUT ROWID;
+  ALTER TABLE device_state ADD COLUMN rules TEXT;
+  `,
 ];
 
 /** Bring the database to the latest schema, one transaction per step. */

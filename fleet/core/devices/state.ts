@@ -1,4 +1,4 @@
-import type { DeploymentPhase, DeviceStatus, ModelRef, ModelSlot, ModelWindow, Telemetry } from '../../../shared/schemas/index.js';
+import type { DeploymentPhase, DeviceRules, DeviceStatus, ModelRef, ModelSlot, ModelWindow, Telemetry } from '../../../shared/schemas/index.js';
 
 /** Online: connected, and heard from within `offlineAfterMs`. Everything else is offline. */
 export type DeviceState = 'online' | 'offline';
@@ -37,6 +37,8 @@ export interface DeviceRecord {
    * it reported them; null from agents older than model slots (see {@link deviceSlots}).
    */
   slots: ModelSlot[] | null;
+  /** The alert rule set the device says it runs (and the last it refused); null until a status carried it. */
+  rules: DeviceRules | null;
   health: DeviceHealth | null;
   /** The latest telemetry message as received. */
   telemetry: Telemetry | null;
@@ -81,6 +83,7 @@ export interface DeviceRow {
   deployment: string | null;
   telemetry: string | null;
   slots: string | null;
+  rules: string | null;
   cert_sha256: string | null;
   cert_serial: string | null;
   cert_issued_at: number | null;
@@ -113,6 +116,7 @@ export interface StatusColumns {
   deployment: string | null;
   deployment_phase: DeploymentPhase | null;
   slots: string | null;
+  rules: string | null;
 }
 
 export function telemetryColumns(t: Telemetry): TelemetryColumns {
@@ -141,6 +145,7 @@ export function statusColumns(s: DeviceStatus): StatusColumns {
     deployment: s.deployment ? JSON.stringify(s.deployment) : null,
     deployment_phase: s.deployment?.phase ?? null,
     slots: s.slots ? JSON.stringify(s.slots) : null,
+    rules: s.rules ? JSON.stringify(s.rules) : null,
   };
 }
 
@@ -174,6 +179,7 @@ export function toDeviceRecord(r: DeviceRow, now: number, offlineAfterMs: number
     },
     deployment,
     slots: json<ModelSlot[]>(r.slots),
+    rules: json<DeviceRules>(r.rules),
     health: telemetry ? healthOf(telemetry) : null,
     telemetry,
     certificate:

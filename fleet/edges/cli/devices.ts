@@ -246,6 +246,7 @@ const show = apiCommand(SHOW_HELP, {}, async (c) => {
       ['previous', ref(d.models.previous)],
       ['installed', d.models.installed.map(ref).join(', ') || '-'],
       ['deployment', d.deployment ? `${deploymentOf(d)} (revision ${d.deployment.revision}${d.deployment.reason ? `: ${d.deployment.reason}` : ''})` : '-'],
+      ['rules', rulesOf(d)],
       ['login', loginOf(d)],
       ['health', h ? `${h.inference_rate_per_s.toFixed(1)}/s, p95 ${h.latency_p95_ms.toFixed(1)} ms, outliers ${(h.outlier_rate * 100).toFixed(1)}%, queue ${h.queue.depth}` : '-'],
       ['registered', d.created_at],
@@ -253,6 +254,14 @@ const show = apiCommand(SHOW_HELP, {}, async (c) => {
       c.io.out(l);
   });
 });
+
+/** The alert rule set the device runs (and the last it refused), for `show`. */
+function rulesOf(d: Device): string {
+  const r = d.rules;
+  if (!r) return '-';
+  const runs = r.source === 'fleet' ? `${r.name}@${r.version} (sha256 ${r.sha256?.slice(0, 12)}...)` : r.source === 'config' ? 'from its config file' : 'none';
+  return r.refused ? `${runs}; refused ${r.refused.name ?? '?'}@${r.refused.version ?? '?'}: ${r.refused.code} ${r.refused.message}` : runs;
+}
 
 /** How the device logs in to the broker, for `show`. */
 function loginOf(d: Device): string {

@@ -23,6 +23,7 @@ Talking to a running service (its HTTP API; --json on every command):
   edgeloop samples list [filters] | get ID --out FILE
   edgeloop labels set ID LABEL | progress
   edgeloop alerts list [--before C] | ack ID | resolve ID   alerts raised by device rules
+  edgeloop rules push FILE --name N | list | deploy N@V --selector k=v | test FILE --samples QUERY
   edgeloop datasets export [--name N] | list | show ID
   edgeloop train [--model NAME] [--trainer local|command]   retrain now: gate, lineage, auto-rollout
   edgeloop users add NAME --role admin|operator|labeler|viewer [--expires 30d] | list | revoke NAME
@@ -71,6 +72,7 @@ export function main(argv: string[], io: Io = processIo, more: Record<string, Co
       samples: async (rest, o) => (await import('./samples.js')).samplesCmd(rest, o),
       labels: async (rest, o) => (await import('./samples.js')).labelsCmd(rest, o),
       alerts: async (rest, o) => (await import('./alerts.js')).alertsCmd(rest, o),
+      rules: async (rest, o) => (await import('./rules.js')).rulesCmd(rest, o),
       datasets: async (rest, o) => (await import('./datasets.js')).datasetsCmd(rest, o),
       train: async (rest, o) => (await import('./train.js')).trainCmd(rest, o),
       users: async (rest, o) => (await import('./users.js')).usersCmd(rest, o),

@@ -38,6 +38,8 @@ import type { addUserBody, createRolloutBody, exportDatasetBody } from '../http/
 import { firingList, lineageChainResponse, reportResponse, runList, trainingModels, trainResponse } from '../http/training-schemas.js';
 import type { trainBody } from '../http/training-schemas.js';
 import { alertPage, storedAlert } from '../http/routes/alerts.js';
+import { deployRuleSetResponse, ruleSetList, testRuleSetResponse } from '../http/routes/rule-sets.js';
+import { signedRuleSet } from '../../../shared/schemas/index.js';
 import type { AlertQuery } from '../../app/alerts/alerts.js';
 import { exitCodeForCode, FleetClientError } from './errors.js';
 import { tarDirectory } from './tar-pack.js';
@@ -71,6 +73,9 @@ export type AddedUser = z.output<typeof addUserResponse>;
 export type AuditPage = z.output<typeof auditPage>;
 export type AlertPage = z.output<typeof alertPage>;
 export type StoredAlert = z.output<typeof storedAlert>;
+export type RuleSetInfo = z.output<typeof ruleSetList>['items'][number];
+export type SignedRuleSetDoc = z.output<typeof signedRuleSet>;
+export type RuleSetTestReport = z.output<typeof testRuleSetResponse>;
 
 export interface FleetClientOptions {
   /** Base URL of the fleet service, e.g. `http://127.0.0.1:8600` (no `/v1`). */
@@ -232,6 +237,31 @@ export class FleetClient {
   /** Resolve an alert (operator role). */
   resolveAlert(id: string): Promise<StoredAlert> {
     return this.json('POST', `/v1/alerts/${seg(id)}/resolve`, storedAlert);
+  }
+
+  // ------------------------------------------------------------------ rule sets
+
+  async listRuleSets(): Promise<RuleSetInfo[]> {
+    return (await this.json('GET', '/v1/rule-sets', ruleSetList)).items;
+  }
+
+  /** Store a rule set as the next version of `name` (operator role); every bad key named on refusal. */
+  pushRuleSet(name: string, rules: unknown): Promise<SignedRuleSetDoc> {
+    return this.json('POST', '/v1/rule-sets', signedRuleSet, { body: { name, rules } });
+  }
+
+  getRuleSet(name: string, version: number): Promise<SignedRuleSetDoc> {
+    return this.json('GET', `/v1/rule-sets/${seg(name)}/${version}`, signedRuleSet);
+  }
+
+  /** Send `name@version` to the devices holding every tag of `selector` (operator role). */
+  deployRuleSet(name: string, version: number, selector: Record<string, string>): Promise<z.output<typeof deployRuleSetResponse>> {
+    return this.json('POST', `/v1/rule-sets/${seg(name)}/${version}/deploy`, deployRuleSetResponse, { body: { selector } });
+  }
+
+  /** Replay a rule set over stored samples: what would have fired. */
+  testRuleSet(rules: unknown, samples: SampleFilter, maxSamples?: number): Promise<RuleSetTestReport> {
+    return this.json('POST', '/v1/rule-sets/test', testRuleSetResponse, { body: { rules, samples, ...(maxSamples !== undefined ? { max_samples: maxSamples } : {}) } });
   }
 
   // ------------------------------------------------------------------ rollouts

@@ -7,13 +7,14 @@
  * the OpenAPI document generated from them cannot drift from what the API sends.
  */
 import { z } from 'zod';
-import { deviceStatus, idString, modelSlot, inputStats, isoTime, modelName, modelRef, outlierReason, packageFile, sampleMeta, semver, sha256Hex, telemetry, topkEntry } from '../../../shared/schemas/index.js';
+import { deviceRules, deviceStatus, idString, modelSlot, inputStats, isoTime, modelName, modelRef, outlierReason, packageFile, sampleMeta, semver, sha256Hex, telemetry, topkEntry } from '../../../shared/schemas/index.js';
 import { gateResult, rolloutDetail, rolloutSummary, stageInfo } from '../../app/read-models/rollouts.js';
 import { role } from '../../app/users.js';
 import { datasetManifest } from '../../core/labels/dataset-schema.js';
 import { rolloutPlan } from '../../core/rollouts/types.js';
 import { sampleFilterSchema } from '../../app/samples/filter.js';
 import { trainingRequestNames, trainingResponseNames } from './training-schemas.js';
+import { deployRuleSetBody, pushRuleSetBody, testRuleSetBody } from './routes/rule-sets.js';
 
 // ---------------------------------------------------------------- errors, meta
 
@@ -64,6 +65,8 @@ export const device = z.object({
   deployment: deviceStatus.shape.deployment.unwrap().nullable(),
   /** Every model slot the device reported (a device serving several models); null from agents older than model slots. */
   slots: z.array(modelSlot).nullable(),
+  /** The alert rule set the device says it runs (and the last it refused). */
+  rules: deviceRules.nullable(),
   health: deviceHealth.nullable(),
   telemetry: telemetry.nullable(),
   /** How the device logs in to the broker: its certificate, or null (its secret). */
@@ -386,5 +389,8 @@ export const requestNames = new Map<z.ZodType, string>([
   [labelBody, 'AssignLabel'],
   [exportDatasetBody, 'ExportDataset'],
   [sampleFilterSchema, 'SampleFilter'],
+  [pushRuleSetBody, 'PushRuleSet'],
+  [deployRuleSetBody, 'DeployRuleSet'],
+  [testRuleSetBody, 'TestRuleSet'],
   ...trainingRequestNames,
 ]);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlertActions } from '../../../agent/alerts/actions.js';
-import type { Firing } from '../../../agent/alerts/engine.js';
+import type { Firing } from '../../../shared/alerts/engine.js';
 import { parseRuleSet } from '../../../agent/alerts/load.js';
 import { ActionRunner } from '../../../agent/alerts/runner.js';
 import { createIpcClient } from '../../../agent/greengrass/ipc-client.js';

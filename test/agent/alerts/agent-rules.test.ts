@@ -39,7 +39,7 @@ describe('alert rules in a running agent', () => {
     expect(raised[0]).toMatchObject({ rule: 'red-seen', severity: 'critical', label: 'red', device_id: 'test-device', model: { name: 'colours', version: '1.0.0' } });
     expect(lines.find((l) => l['msg'] === 'alert raised')).toMatchObject({ rule: 'red-seen', severity: 'critical', component: 'alerts' });
     expect(agent.renderMetrics()).toMatch(/edgeloop_alerts_total\{rule="red-seen",severity="critical"\} 1/);
-    expect(((await (await fetch(`${url}/healthz`)).json()) as { alerts: unknown }).alerts).toEqual({ rules: 1, site_brokers_connected: true, actions: {} });
+    expect(((await (await fetch(`${url}/healthz`)).json()) as { alerts: unknown }).alerts).toEqual({ rules: 1, rule_set: { source: 'config' }, site_brokers_connected: true, actions: {} });
   });
 
   it("a camera frame's alert goes uplink with the privacy-masked frame, never the full one the model saw", async () => {

@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AlertEngine, type AlertObservation } from '../../../agent/alerts/engine.js';
-import { anchorOf, insidePolygon } from '../../../agent/alerts/geometry.js';
+import { AlertEngine, type AlertObservation } from '../../../shared/alerts/engine.js';
+import { anchorOf, insidePolygon } from '../../../shared/alerts/geometry.js';
 import { iou } from '../../../shared/inference/detect.js';
 import { loadRuleSet, parseRuleSet } from '../../../agent/alerts/load.js';
-import { IouTracker } from '../../../agent/alerts/tracker.js';
+import { IouTracker } from '../../../shared/alerts/tracker.js';
 import { parseAgentConfig } from '../../../agent/config.js';
 import { AgentError } from '../../../agent/errors.js';
 import type { AlertRule, Detection } from '../../../shared/schemas/index.js';
@@ -220,5 +220,16 @@ describe('rule set validation (AGENT_ALERT_RULES_INVALID)', () => {
     expect(loadRuleSet(cfg.alerts).rules[0]).toMatchObject({ id: 'r', min_score: 0.5, cooldown_s: 60, severity: 'warning' });
     expect(() => parseAgentConfig({ alerts: { rules_file: 'rules.json', rules: [{}] } }, dir)).toThrow(/set either rules_file or rules/);
     expect(() => loadRuleSet(parseAgentConfig({ alerts: { rules_file: 'missing.json' } }, dir).alerts)).toThrow(/cannot read the alert rule set/);
+  });
+});
+
+describe('a detector result with its summary classification', () => {
+  it('one person counts once: the best-box label and topk a detector result carries are not objects of their own (regression: min_count 2 fired on one box)', () => {
+    const e = engine([{ id: 'crowd', model: 'det', labels: ['person'], min_count: 2, cooldown_s: 0 }]);
+    const summary = { label: 'person', score: 0.9, topk: [{ label: 'person', index: 0, score: 0.9 }] };
+    expect(e.observe(frame(0, [person(10, 10, 50, 90)], summary))).toEqual([]);
+    // Two boxes are two people: the positive case of the same rule.
+    const fired = e.observe(frame(100, [person(10, 10, 50, 90), person(600, 10, 650, 90)], summary));
+    expect(fired.map((f) => [f.record.rule, f.record.count])).toEqual([['crowd', 2]]);
   });
 });

@@ -475,6 +475,11 @@ describe('openapi.json', () => {
     'GET /v1/alerts/{id}',
     'POST /v1/alerts/{id}/ack',
     'POST /v1/alerts/{id}/resolve',
+    'GET /v1/rule-sets',
+    'POST /v1/rule-sets',
+    'POST /v1/rule-sets/test',
+    'GET /v1/rule-sets/{name}/{version}',
+    'POST /v1/rule-sets/{name}/{version}/deploy',
   ];
 
   type Op = { 'x-roles': string[]; security: unknown[]; parameters: Array<{ name: string; in: string }>; requestBody?: { content: Record<string, { schema: unknown }> }; responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }> }> };
@@ -496,6 +501,9 @@ describe('openapi.json', () => {
     expect(op('GET /v1/healthz').security).toEqual([]);
     expect(op('POST /v1/users')['x-roles']).toEqual(['admin']);
     expect(op('GET /v1/audit')['x-roles']).toEqual(['admin', 'operator']);
+    expect(op('POST /v1/rule-sets')['x-roles']).toEqual(['admin', 'operator']);
+    expect(op('POST /v1/rule-sets/{name}/{version}/deploy')['x-roles']).toEqual(['admin', 'operator']);
+    expect(op('POST /v1/rule-sets/test')['x-roles']).toEqual(['admin', 'operator', 'labeler', 'viewer']);
     expect(op('POST /v1/alerts/{id}/ack')['x-roles']).toEqual(['admin', 'operator']);
     // Models arrive as uploads: a tar body, never a path.
     expect(Object.keys(op('POST /v1/models').requestBody?.content ?? {})).toEqual(['application/x-tar']);

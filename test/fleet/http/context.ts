@@ -14,7 +14,8 @@ import type { RolloutBackend } from '../../../fleet/app/rollouts/backend.js';
 import type { DesiredChange } from '../../../fleet/core/rollouts/types.js';
 import { sha256Hex } from '../../../shared/ids.js';
 import { sampleMessage } from '../../../shared/schemas/index.js';
-import type { OutlierReason, SampleMessage } from '../../../shared/schemas/index.js';
+import type { OutlierReason, RuleSetMessage, SampleMessage } from '../../../shared/schemas/index.js';
+import type { RuleSetDelivery } from '../../../fleet/app/rules/rule-sets.js';
 import { fleetKeys, patternImage, tempDir } from '../../helpers/packages.js';
 
 export const T0 = Date.parse('2025-03-01T10:00:00Z');
@@ -25,6 +26,8 @@ export interface TestFleet {
   clock: { now: () => number; set: (ms: number) => void; advance: (ms: number) => void };
   /** Every desired-state delivery the rollout manager made. */
   deliveries: Array<{ rollout: string; changes: readonly DesiredChange[] }>;
+  /** Every rule-set message the fleet sent to a device. */
+  ruleDeliveries: RuleSetMessage[];
   /** Parsed pino lines of the whole context (the HTTP layer's included). */
   logs: Array<Record<string, unknown>>;
   tokens: Record<Role, string>;
@@ -55,6 +58,13 @@ export async function openTestFleet(o: { uploadLimits?: Partial<UploadLimits> } 
   const log = pino({ level: 'info' }, sink);
   const artifacts = await openFsArtifactStore({ dir: join(t.dir, 'artifacts') });
   const deliveries: TestFleet['deliveries'] = [];
+  const ruleDeliveries: RuleSetMessage[] = [];
+  const ruleSetDelivery: RuleSetDelivery = {
+    deliver: (m) => {
+      ruleDeliveries.push(...m);
+      return Promise.resolve();
+    },
+  };
   const backend: RolloutBackend = {
     name: 'recording',
     deliver: (rollout, changes) => {
@@ -64,7 +74,7 @@ export async function openTestFleet(o: { uploadLimits?: Partial<UploadLimits> } 
   };
   // The service's own wiring (boot/build.ts), on a plain artifact directory, cheap device
   // hashes, fake time and a backend that records deliveries instead of publishing them.
-  const built = await buildFleet({ dataDir: t.dir, signingKey: fleetKeys(), log, clock, artifacts, deviceScrypt: { N: 1024, r: 8, p: 1 }, rolloutBackend: () => backend, urls: { mqtt: 'mqtt://127.0.0.1:1883', http: '' }, ...(o.uploadLimits ? { uploadLimits: o.uploadLimits } : {}) });
+  const built = await buildFleet({ dataDir: t.dir, signingKey: fleetKeys(), log, clock, artifacts, deviceScrypt: { N: 1024, r: 8, p: 1 }, rolloutBackend: () => backend, ruleSetDelivery: () => ruleSetDelivery, urls: { mqtt: 'mqtt://127.0.0.1:1883', http: '' }, ...(o.uploadLimits ? { uploadLimits: o.uploadLimits } : {}) });
   const ctx = built.ctx;
   const users = ctx.users;
   const tokens = {
@@ -78,6 +88,7 @@ export async function openTestFleet(o: { uploadLimits?: Partial<UploadLimits> } 
     ctx,
     clock,
     deliveries,
+    ruleDeliveries,
     logs,
     tokens,
     dir: t.dir,

@@ -140,6 +140,18 @@ function login(d: DeviceRecord): SafeHtml {
   return html`certificate <span class="muted">until ${when(c.not_after)}, serial ${c.serial}, sha256 ${c.sha256.slice(0, 16)}…</span>`;
 }
 
+/** The alert rule set the device runs (fleet or config), the one it was last sent, and its last refusal. */
+function ruleSetPanel(ctx: FleetContext, d: DeviceRecord, dl: (rows: Array<[string, unknown]>) => SafeHtml): SafeHtml {
+  const r = d.rules;
+  const sent = ctx.ruleSets.assignmentOf(d.id);
+  const runs = !r ? '—' : r.source === 'fleet' ? html`<span id="rule-set-running">${r.name}@${r.version}</span> <span class="muted">sha256 ${r.sha256?.slice(0, 12) ?? ''}…</span>` : r.source === 'config' ? 'its config file' : 'none';
+  return dl([
+    ['running', runs],
+    ['sent', sent ? html`${sent.name}@${sent.version} <span class="muted">revision ${sent.revision}, by ${sent.assigned_by}</span>` : '—'],
+    ['refused', r?.refused ? html`<span class="fail" id="rule-set-refused">${r.refused.name ?? '?'}@${r.refused.version ?? '?'}: ${r.refused.code} ${r.refused.message}</span>` : '—'],
+  ]);
+}
+
 /** The history windows a device page offers (`?window=`), and its default. */
 const WINDOWS: Record<string, number> = { '1h': 3_600_000, '6h': 6 * 3_600_000, '24h': 86_400_000, '7d': 7 * 86_400_000 };
 
@@ -244,6 +256,7 @@ export async function devicePage(ctx: FleetContext, id: string, url?: URL): Prom
           ])
         : html`<p class="muted">No deployment reported.</p>`
     }</section>
+    <section class="panel" id="rule-set"><h2>Alert rules</h2>${ruleSetPanel(ctx, d, dl)}</section>
   </div>
   <div class="cols">
     <section class="panel" id="health"><h2>Health</h2>${

@@ -7,6 +7,7 @@ import { datasetRoutes } from './datasets.js';
 import { deviceRoutes } from './devices.js';
 import { modelRoutes } from './models.js';
 import { rolloutRoutes } from './rollouts.js';
+import { ruleSetRoutes } from './rule-sets.js';
 import { sampleRoutes } from './samples.js';
 import { siteRoutes } from './sites.js';
 import { trainingRoutes } from './training.js';
@@ -39,7 +40,7 @@ const metaRoutes: Route[] = [
   }),
 ];
 
-const domainRoutes: Route[] = [...metaRoutes, ...deviceRoutes, ...siteRoutes, ...modelRoutes, ...rolloutRoutes, ...sampleRoutes, ...datasetRoutes, ...trainingRoutes, ...userRoutes, ...alertRoutes];
+const domainRoutes: Route[] = [...metaRoutes, ...deviceRoutes, ...siteRoutes, ...modelRoutes, ...rolloutRoutes, ...sampleRoutes, ...datasetRoutes, ...trainingRoutes, ...userRoutes, ...alertRoutes, ...ruleSetRoutes];
 
 let openApi: Record<string, unknown> | null = null;
 

@@ -1,4 +1,4 @@
-import { iou } from '../../shared/inference/detect.js';
+import { iou } from '../inference/detect.js';
 import type { Box } from './geometry.js';
 
 /** A detection with the identity the tracker gave it. */

@@ -1,5 +1,5 @@
-import { newId, type Clock, type Random } from '../../shared/ids.js';
-import type { AlertRecord, AlertRule, Detection, ModelRef, TopkEntry } from '../../shared/schemas/index.js';
+import { newId, type Clock, type Random } from '../ids.js';
+import type { AlertRecord, AlertRule, Detection, ModelRef, TopkEntry } from '../schemas/index.js';
 import { anchorOf, insidePolygon, type Box } from './geometry.js';
 import { IouTracker } from './tracker.js';
 
@@ -106,6 +106,9 @@ export class AlertEngine {
       const dets = o.detections.length > MAX_DETECTIONS ? [...o.detections].sort((a, b) => b.score - a.score).slice(0, MAX_DETECTIONS) : o.detections;
       for (const t of tracker.update(dets, o.ts)) out.push({ key: `t${t.track}`, track: t.track, label: t.label, score: t.score, box: t.box });
     }
+    // A detector's result also carries a summary classification (its best box per label): its
+    // objects are the boxes, or a person would count twice (box and label) toward min_count.
+    if (o.detections) return out;
     // A classification: every label of its top k is a candidate (its identity is the label).
     const labels = o.topk && o.topk.length > 0 ? o.topk : o.label !== undefined && o.score !== undefined ? [{ label: o.label, score: o.score }] : [];
     for (const e of labels) out.push({ key: `c:${e.label}`, label: e.label, score: e.score });
