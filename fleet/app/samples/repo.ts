@@ -1,5 +1,6 @@
 import type { SampleMeta } from '../../../shared/schemas/index.js';
 import type { DatasetEntry } from '../../core/labels/dataset-schema.js';
+import type { BoxAnnotation } from '../../core/labels/boxes.js';
 import type { LabelAction, LabelEvent } from '../labels/labels.js';
 import type { ParsedSampleFilter, ParsedSampleQuery } from './filter.js';
 import type { SamplePage, SampleRecord } from './types.js';
@@ -49,9 +50,10 @@ export interface SamplesRepo {
   labelAgreement(): Array<{ device_id: string; model: string; version: string; labeled: number; correct: number }>;
   /**
    * Record a labeling action on a sample and make it the sample's current label, atomically.
-   * `labelOf` gets the predicted label. False when no sample has this id (nothing written).
+   * `labelOf` gets the predicted label; with `boxes` (a detection sample's box label) the label is null.
+   * False when no sample has this id (nothing written).
    */
-  addLabelEvent(sampleId: string, e: { action: LabelAction; labelOf: (predicted: string) => string | null; actor: string; at: number }): boolean;
+  addLabelEvent(sampleId: string, e: { action: LabelAction; labelOf: (predicted: string) => string | null; actor: string; at: number; boxes?: BoxAnnotation }): boolean;
   /** Mark `actor`'s latest live event undone at `at` and refresh its sample's label, atomically; null when none is left. */
   undoLast(actor: string, at: number): LabelEvent | null;
   /** Every event of a sample, oldest first; null when no sample has this id. */

@@ -1,0 +1,120 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as S from '../../../fleet/edges/http/schemas.js';
+import { DETECTOR, registerDetector, seedDetectSamples } from '../../helpers/detect-samples.js';
+import { imagePackage, tempDir } from '../../helpers/packages.js';
+import { join } from 'node:path';
+import { call, openTestFleet, seedSamples } from '../http/context.js';
+import type { TestFleet } from '../http/context.js';
+
+let f: TestFleet;
+let base: string;
+const tmp = tempDir('edgeloop-boxes-');
+
+beforeAll(async () => {
+  f = await openTestFleet();
+  base = await f.listen();
+  await registerDetector(f.ctx, tmp.dir);
+  await imagePackage(join(tmp.dir, 'pets'), { seed: 1 });
+  await f.ctx.registry.push(join(tmp.dir, 'pets'), { actor: 'ada' });
+  await f.ctx.devices.register('cam-1', { tags: { site: 'pit-1' } });
+  await seedDetectSamples(f.ctx, [
+    { id: 'det-1', device: 'cam-1', width: 200, height: 120, detections: [{ label: 'red', score: 0.41, box: [10, 20, 60, 70] }, { label: 'blue', score: 0.35, box: [150, 80, 205, 130] }] },
+    { id: 'det-2', device: 'cam-1', width: 160, height: 90, format: 'jpeg', detections: [] },
+  ]);
+  await seedSamples(f.ctx, [{ id: 'cls-1', device: 'cam-1', label: 'cat', score: 0.4, model: { name: 'pets', version: '1.0.0' }, labels: ['cat', 'dog', 'bird', 'fish'] }]);
+});
+afterAll(async () => {
+  await f?.close();
+  tmp.cleanup();
+});
+
+const post = (path: string, body: unknown, token = f.tokens.labeler) => call(base, 'POST', path, { token, body });
+const sample = async (id: string) => S.sampleRecord.parse((await call(base, 'GET', `/v1/samples/${id}`, { token: f.tokens.viewer })).json);
+
+describe('box labels over HTTP', () => {
+  it('stores boxes in the image pixels with who and when; relabel, history and undo work as for class labels', async () => {
+    const boxes = [
+      { label: 'red', box: [12, 18, 64, 71] },
+      { label: 'blue', box: [150.5, 80, 200, 120] },
+    ];
+    const r = await post('/v1/samples/det-1/boxes', { boxes });
+    expect(r.status).toBe(200);
+    const first = S.sampleRecord.parse(r.json);
+    expect(first.label).toMatchObject({ state: 'labeled', value: null, by: 'lena', boxes: { frame: { width: 200, height: 120 }, boxes } });
+
+    // Nothing in the image is a label too.
+    f.clock.advance(1000);
+    const empty = await post('/v1/samples/det-1/boxes', { boxes: [] });
+    expect(S.sampleRecord.parse(empty.json).label).toMatchObject({ state: 'labeled', boxes: { frame: { width: 200, height: 120 }, boxes: [] } });
+    expect((await sample('det-1')).label?.boxes?.boxes).toEqual([]);
+
+    // Undo brings back the previous boxes; history keeps both with the undo marked.
+    f.clock.advance(1000);
+    const undo = S.undoResponse.parse((await post('/v1/labels/undo', {})).json);
+    expect(undo.undone).toMatchObject({ sample_id: 'det-1', action: 'assign', boxes: { boxes: [] }, undone_by: 'lena' });
+    expect(undo.sample?.label?.boxes?.boxes).toEqual(boxes);
+    const h = S.historyResponse.parse((await call(base, 'GET', '/v1/samples/det-1/history', { token: f.tokens.viewer })).json);
+    expect(h.items.map((e) => [e.action, e.label, e.boxes?.boxes.length, e.undone_at !== null])).toEqual([
+      ['assign', null, 2, false],
+      ['assign', null, 0, true],
+    ]);
+    // The audit log names who, what and the previous value.
+    const audit = f.ctx.audit.list({ limit: 500 }).items.filter((e) => e.target === 'det-1').map((e) => [e.action, e.actor, e.details]);
+    expect(audit).toContainEqual(['label.assign', 'lena', { boxes: 0, classes: {}, previous: { boxes: 2, by: 'lena' } }]);
+    expect(audit).toContainEqual(['label.undo', 'lena', { undone: 'assign' }]);
+  });
+
+  it('confirm accepts the predicted boxes, clipped to the image', async () => {
+    const r = await post('/v1/samples/det-1/confirm', undefined);
+    expect(r.status).toBe(200);
+    expect(S.sampleRecord.parse(r.json).label?.boxes?.boxes).toEqual([
+      { label: 'red', box: [10, 20, 60, 70] },
+      { label: 'blue', box: [150, 80, 200, 120] },
+    ]);
+    // A JPEG frame where the model found nothing: confirming says "nothing here".
+    const e = await post('/v1/samples/det-2/confirm', undefined);
+    expect(S.sampleRecord.parse(e.json).label).toMatchObject({ state: 'labeled', boxes: { frame: { width: 160, height: 90 }, boxes: [] } });
+    // A classifier's sample still confirms its class label.
+    expect(S.sampleRecord.parse((await post('/v1/samples/cls-1/confirm', undefined)).json).label).toMatchObject({ value: 'cat' });
+  });
+
+  it('refuses boxes that do not fit, naming every problem, and stores nothing', async () => {
+    const before = (await sample('det-2')).label;
+    const bad = await post('/v1/samples/det-2/boxes', {
+      boxes: [
+        { label: 'red', box: [0, 0, 161, 10] },
+        { label: 'truck', box: [5, 5, 20, 20] },
+        { label: 'blue', box: [30, 30, 30, 40] },
+        { label: 'blue', box: [-1, 10, 20, 40] },
+      ],
+    });
+    expect(bad.status).toBe(422);
+    const err = (bad.json as { error: { code: string; details: { problems: string[] } } }).error;
+    expect(err.code).toBe('FLEET_BOXES_INVALID');
+    expect(err.details.problems).toEqual([
+      'boxes.0.box: [0, 0, 161, 10] is outside the 160x90 image',
+      'boxes.1.label: "truck" is not one of the model\'s classes (red, blue)',
+      'boxes.2.box: needs x1 < x2 and y1 < y2, got [30, 30, 30, 40]',
+      'boxes.3.box: [-1, 10, 20, 40] is outside the 160x90 image',
+    ]);
+    const many = await post('/v1/samples/det-2/boxes', { boxes: Array.from({ length: 301 }, () => ({ label: 'red', box: [0, 0, 1, 1] })) });
+    expect(many.status).toBe(400);
+    expect((many.json as { error: { code: string } }).error.code).toBe('INPUT_INVALID');
+    // Boxes on a classifier's sample are refused.
+    const cls = await post('/v1/samples/cls-1/boxes', { boxes: [] });
+    expect(cls.status).toBe(422);
+    expect((cls.json as { error: { message: string } }).error.message).toMatch(/classification model/);
+    // A viewer may not label.
+    expect((await post('/v1/samples/det-2/boxes', { boxes: [] }, f.tokens.viewer)).status).toBe(403);
+    expect((await sample('det-2')).label).toEqual(before);
+    // The refusal was logged with its code.
+    expect(f.logs.some((l) => JSON.stringify(l).includes('FLEET_BOXES_INVALID'))).toBe(true);
+  });
+
+  it('the sample of a model version the registry does not hold cannot get boxes (its classes are unknown)', async () => {
+    await seedDetectSamples(f.ctx, [{ id: 'det-9', device: 'cam-1', width: 64, height: 64, detections: [], model: { name: DETECTOR.name, version: '9.0.0' } }]);
+    const r = await post('/v1/samples/det-9/boxes', { boxes: [] });
+    expect(r.status).toBe(422);
+    expect((r.json as { error: { code: string; message: string } }).error).toMatchObject({ code: 'FLEET_BOXES_INVALID', message: expect.stringMatching(/haul-cam@9\.0\.0, which the registry does not hold/) });
+  });
+});
