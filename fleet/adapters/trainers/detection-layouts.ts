@@ -29,8 +29,7 @@ import type { BoxLabel, FrameSize } from '../../core/labels/boxes.js';
 import { FleetError } from '../../errors.js';
 import type { TrainingExample } from '../../app/training/trainer.js';
 
-export const DETECTION_FORMATS = ['yolo', 'coco'] as const;
-export type DetectionFormat = (typeof DETECTION_FORMATS)[number];
+export type DetectionFormat = 'yolo' | 'coco';
 
 const SPLITS = ['train', 'val'] as const;
 type Split = (typeof SPLITS)[number];
