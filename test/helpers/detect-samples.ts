@@ -36,6 +36,21 @@ export interface DetectSample {
   capturedAt?: number;
   /** Default DETECTOR. */
   model?: { name: string; version: string };
+  /** JPEG only: this many bytes of application segments before the size frame (camera metadata), so the size is not in the first 64 KiB. */
+  headerPadding?: number;
+}
+
+/** A JPEG with `bytes` of APP15 segments after its SOI: every decoder skips them, as it skips a camera's maker notes. */
+function padJpeg(jpeg: Buffer, bytes: number): Buffer {
+  const segments: Buffer[] = [];
+  for (let left = bytes; left > 0; left -= 60_000) {
+    const n = Math.min(60_000, left);
+    const seg = Buffer.alloc(4 + n, 0x20);
+    seg.set([0xff, 0xef], 0);
+    seg.writeUInt16BE(n + 2, 2);
+    segments.push(seg);
+  }
+  return Buffer.concat([jpeg.subarray(0, 2), ...segments, jpeg.subarray(2)]);
 }
 
 /** A frame of `width` x `height`: dark grey with a bright square under each predicted box, so a person sees what the boxes frame. */
@@ -48,7 +63,9 @@ async function frameImage(s: DetectSample): Promise<Buffer> {
     for (let y = Math.max(0, y1!); y < Math.min(height, y2!); y++) for (let x = Math.max(0, x1!); x < Math.min(width, x2!); x++) data.set(rgb, (y * width + x) * 3);
   }
   const img = sharp(data, { raw: { width, height, channels: 3 } });
-  return s.format === 'jpeg' ? img.jpeg({ quality: 90 }).toBuffer() : img.png().toBuffer();
+  if (s.format !== 'jpeg') return img.png().toBuffer();
+  const jpeg = await img.jpeg({ quality: 90 }).toBuffer();
+  return s.headerPadding ? padJpeg(jpeg, s.headerPadding) : jpeg;
 }
 
 /** The sample message an agent running DETECTOR sends for this frame. */

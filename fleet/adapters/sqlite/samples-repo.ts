@@ -77,7 +77,7 @@ export function sqliteSamplesRepo(db: FleetDb): SamplesRepo {
   const labeledBy = s.prepare<[string], number>("SELECT COUNT(*) FROM samples WHERE label_state = 'labeled' AND labeled_by = ?").pluck();
   const agreement = s.prepare<[], { device_id: string; model: string; version: string; labeled: number; correct: number }>(
     `SELECT device_id, model_name AS model, model_version AS version, count(*) AS labeled, sum(label = predicted) AS correct
-     FROM samples WHERE label_state = 'labeled' GROUP BY device_id, model_name, model_version`,
+     FROM samples WHERE label_state = 'labeled' AND boxes IS NULL GROUP BY device_id, model_name, model_version`,
   );
   const insertEvent = s.prepare('INSERT INTO label_events (sample_seq, action, label, actor, at, boxes) VALUES (@seq, @action, @label, @actor, @at, @boxes)');
   const latestLive = s.prepare<[number], Pick<EventRow, 'action' | 'label' | 'actor' | 'at' | 'boxes'>>('SELECT action, label, actor, at, boxes FROM label_events WHERE sample_seq = ? AND undone_at IS NULL ORDER BY id DESC LIMIT 1');

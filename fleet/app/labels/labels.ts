@@ -194,6 +194,13 @@ export class Labels {
     return sample;
   }
 
+  /** Width and height of a sample's stored image (what its boxes are checked against); null when it is not an image the fleet reads, or box labels are off. */
+  async imageFrame(sample: SampleRecord): Promise<FrameSize | null> {
+    if (!this.boxSource || sample.meta.input.kind !== 'image') return null;
+    const input = sample.meta.input;
+    return (await this.boxSource.imageSize(sample.blob.sha256)) ?? (input.width && input.height ? { width: input.width, height: input.height } : null);
+  }
+
   /** The image size and classes a sample's boxes are checked against. */
   private async boxTarget(sample: SampleRecord): Promise<{ frame: FrameSize; classes: readonly string[] }> {
     const src = this.boxSource;
@@ -202,8 +209,7 @@ export class Labels {
     const model = await src.model(sample.model);
     if (!model) throw new FleetError('BOXES_INVALID', `sample ${id} is of ${sample.model.name}@${sample.model.version}, which the registry does not hold: its classes are unknown`, { details: { sample_id: id } });
     if (model.task !== 'detection') throw new FleetError('BOXES_INVALID', `sample ${id} is of a ${model.task} model: give it a class label, not boxes`, { details: { sample_id: id } });
-    const input = sample.meta.input;
-    const frame = input.kind === 'image' ? ((await src.imageSize(sample.blob.sha256)) ?? (input.width && input.height ? { width: input.width, height: input.height } : null)) : null;
+    const frame = await this.imageFrame(sample);
     if (!frame) throw new FleetError('BOXES_INVALID', `sample ${id} is not an image whose size the fleet can read: boxes need one`, { details: { sample_id: id } });
     return { frame, classes: model.labels };
   }

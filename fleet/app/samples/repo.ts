@@ -46,7 +46,7 @@ export interface SamplesRepo {
   countLabeledSince(model: string, since: number): number;
   /** Samples whose current label `actor` gave. */
   countLabeledBy(actor: string): number;
-  /** Labeled samples and how many of them the model predicted right, per device and model version. */
+  /** Class-labeled samples and how many of them the model predicted right, per device and model version (box labels have no single right answer: left out). */
   labelAgreement(): Array<{ device_id: string; model: string; version: string; labeled: number; correct: number }>;
   /**
    * Record a labeling action on a sample and make it the sample's current label, atomically.

@@ -111,6 +111,28 @@ describe('box labels over HTTP', () => {
     expect(f.logs.some((l) => JSON.stringify(l).includes('FLEET_BOXES_INVALID'))).toBe(true);
   });
 
+  it('reads the image size of a JPEG whose metadata pushes the size past the first 64 KiB', async () => {
+    await seedDetectSamples(f.ctx, [{ id: 'det-big', device: 'cam-1', width: 333, height: 111, format: 'jpeg', headerPadding: 150_000, detections: [] }]);
+    const ok = await post('/v1/samples/det-big/boxes', { boxes: [{ label: 'red', box: [300, 100, 333, 111] }] });
+    expect(ok.status).toBe(200);
+    expect(S.sampleRecord.parse(ok.json).label?.boxes?.frame).toEqual({ width: 333, height: 111 });
+    expect((await post('/v1/samples/det-big/boxes', { boxes: [{ label: 'red', box: [300, 100, 334, 111] }] })).status).toBe(422);
+  });
+
+  it('a dataset export holds the box labels; the class label of another model beside them', async () => {
+    const r = await call(base, 'POST', '/v1/datasets', { token: f.tokens.labeler, body: { name: 'boxes' } });
+    expect(r.status).toBe(201);
+    const ds = S.exportDatasetResponse.parse(r.json).dataset;
+    const byId = new Map(ds.entries.map((e) => [e.sample_id, e]));
+    expect(byId.get('det-2')).toMatchObject({ boxes: [], frame: { width: 160, height: 90 } });
+    expect(byId.get('det-2')?.label).toBeUndefined();
+    expect(byId.get('det-1')?.boxes).toHaveLength(2);
+    expect(byId.get('cls-1')).toMatchObject({ label: 'cat' });
+    expect(byId.get('cls-1')?.boxes).toBeUndefined();
+    // Boxes count under their class; the class label under its label.
+    expect(ds.counts).toEqual({ red: 2, blue: 1, cat: 1 });
+  });
+
   it('the sample of a model version the registry does not hold cannot get boxes (its classes are unknown)', async () => {
     await seedDetectSamples(f.ctx, [{ id: 'det-9', device: 'cam-1', width: 64, height: 64, detections: [], model: { name: DETECTOR.name, version: '9.0.0' } }]);
     const r = await post('/v1/samples/det-9/boxes', { boxes: [] });

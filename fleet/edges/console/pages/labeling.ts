@@ -7,7 +7,6 @@ import { sampleFilterSchema } from '../../../app/samples/filter.js';
 import type { SampleRecord } from '../../../app/samples/types.js';
 import { OUTLIER_REASONS } from '../../../../shared/schemas/index.js';
 import type { Detection } from '../../../../shared/schemas/index.js';
-import { imageSize } from '../../../../shared/inference/image-size.js';
 import type { BoxAnnotation, FrameSize } from '../../../core/labels/boxes.js';
 import { parseWith } from '../../../../shared/validate.js';
 import { ago, html, jsonBlock, pct } from '../html.js';
@@ -52,12 +51,11 @@ interface BoxSample {
 /** A detector's sample: the device sent its predicted boxes (possibly none). */
 const isDetection = (s: SampleRecord): boolean => s.meta.detections !== undefined;
 
-/** Box-editor data of the detection samples on the page, by sample id; the frame is read from the stored image's header, as the API checks boxes against it. */
+/** Box-editor data of the detection samples on the page, by sample id; the frame is the stored image's, which the API checks boxes against. */
 async function boxSamples(ctx: FleetContext, samples: SampleRecord[]): Promise<Record<string, BoxSample>> {
   const out: Record<string, BoxSample> = {};
   for (const s of samples.filter(isDetection)) {
-    const frame = s.meta.input.kind === 'image' ? imageSize(await ctx.artifacts.get(s.blob.sha256)) : null;
-    out[s.sample_id] = { frame, predicted: s.meta.detections ?? [], current: s.label?.boxes ?? null };
+    out[s.sample_id] = { frame: await ctx.labels.imageFrame(s), predicted: s.meta.detections ?? [], current: s.label?.boxes ?? null };
   }
   return out;
 }
