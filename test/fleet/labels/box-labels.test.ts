@@ -131,6 +131,8 @@ describe('box labels over HTTP', () => {
     expect(byId.get('cls-1')?.boxes).toBeUndefined();
     // Boxes count under their class; the class label under its label.
     expect(ds.counts).toEqual({ red: 2, blue: 1, cat: 1 });
+    // The per-device agreement (label = prediction) is a classifier's: box labels stay out of it.
+    expect(f.ctx.labels.agreement()).toEqual([{ device_id: 'cam-1', model: 'pets', version: '1.0.0', labeled: 1, correct: 1 }]);
   });
 
   it('the sample of a model version the registry does not hold cannot get boxes (its classes are unknown)', async () => {
