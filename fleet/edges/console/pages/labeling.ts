@@ -98,7 +98,7 @@ function boxEditor(): SafeHtml {
       <span id="be-status" class="muted"></span>
     </div>
     <div class="be-stage" id="be-stage"><img id="be-img" alt="sample being labeled" draggable="false"><svg id="be-svg" role="application" aria-label="boxes"></svg></div>
-    <div class="help">Drag on an empty area: new box of the selected class · drag a box: move · drag a corner: resize · <kbd>0</kbd>–<kbd>9</kbd>: class of the selected box · <kbd>Tab</kbd>: next box · arrows: nudge (<kbd>Shift</kbd>: 10 px) · <kbd>n</kbd>: new box · <kbd>Delete</kbd>/<kbd>Backspace</kbd>: remove · <kbd>Ctrl</kbd>+<kbd>Z</kbd>: undo an edit · <kbd>Enter</kbd>: save · <kbd>a</kbd>: accept all · <kbd>Esc</kbd>: close</div>
+    <div class="help">Drag on an empty area: new box of the selected class · drag a box: move · drag a corner: resize · <kbd>0</kbd>–<kbd>9</kbd>: class of the selected box · <kbd>Tab</kbd>: next box · arrows: move it (<kbd>Shift</kbd>: 10 px) · <kbd>Ctrl</kbd>+arrows: resize it · <kbd>n</kbd>: new box · <kbd>Delete</kbd>/<kbd>Backspace</kbd>: remove · <kbd>Ctrl</kbd>+<kbd>Z</kbd>: undo an edit · <kbd>Enter</kbd>: save · <kbd>a</kbd>: accept all · <kbd>Esc</kbd>: close</div>
   </section>`;
 }
 

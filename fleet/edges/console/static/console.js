@@ -2,7 +2,7 @@
  * API calls made here ride on the session cookie (set at login, HttpOnly: this script never
  * sees it or the API token); writes also send the session's CSRF token, which the server put in
  * the page's `edgeloop-csrf` meta tag. The pages themselves are rendered by the server. */
-/* global document, fetch, location, confirm, URLSearchParams, Element */
+/* global document, window, fetch, location, confirm, URLSearchParams, Element */
 (() => {
   'use strict';
 
@@ -108,7 +108,11 @@
    */
   function drawBoxes(svg, frame, boxes, labels, o) {
     const k = o.scale || 1;
-    const parts = boxes.map((b, i) => {
+    // Larger boxes first, so a small box inside a large one stays on top and clickable.
+    const area = (b) => (b.box[2] - b.box[0]) * (b.box[3] - b.box[1]);
+    const order = boxes.map((b, i) => i).sort((i, j) => area(boxes[j]) - area(boxes[i]) || i - j);
+    const parts = order.map((i) => {
+      const b = boxes[i];
       const [x1, y1, x2, y2] = b.box;
       const colour = PALETTE[Math.max(0, labels.indexOf(b.label)) % PALETTE.length];
       const g = svgEl('g', { class: `be-box${i === o.selected ? ' selected' : ''}`, 'data-label': b.label });
@@ -422,7 +426,15 @@
         const ctrl = e.ctrlKey || e.metaKey;
         const sel = ed.sel >= 0 ? ed.boxes[ed.sel] : null;
         const nudge = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[k];
-        if (ctrl && k === 'z') {
+        if (ctrl && nudge && sel) {
+          // Ctrl+arrows resize: the bottom-right corner moves (Shift: 10 px), never past the top-left one.
+          const step = e.shiftKey ? 10 : 1;
+          const [x1, y1, x2, y2] = sel.box;
+          snapshot();
+          sel.box = [x1, y1, clamp(x2 + nudge[0] * step, x1 + 1, ed.frame.width), clamp(y2 + nudge[1] * step, y1 + 1, ed.frame.height)];
+          delete sel.score;
+          render();
+        } else if (ctrl && k === 'z') {
           const prev = ed.history.pop();
           if (prev) {
             ed.boxes = prev;
@@ -468,6 +480,8 @@
         e.preventDefault();
         return true;
       }
+
+      window.addEventListener('resize', () => ed && render());
 
       return {
         key,
