@@ -280,7 +280,7 @@
       const select = root.querySelector('#be-class');
       const status = root.querySelector('#be-status');
       const MIN = 2; // screen pixels: a smaller drag is a click, not a box
-      let ed = null; // { card, frame, labels, predicted, boxes, sel, history, drag }
+      let ed = null; // { card, frame, labels, boxes, sel, history, drag }
 
       const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
       const copy = (boxes) => boxes.map((b) => ({ label: b.label, box: b.box.slice(), ...(b.score !== undefined ? { score: b.score } : {}) }));
@@ -488,7 +488,11 @@
         isOpen: () => ed !== null,
         open(card, b, labels) {
           const start = b.current ? b.current.boxes : b.predicted;
-          ed = { card, frame: b.frame, labels, predicted: b.predicted, boxes: copy(start).map((x) => ({ ...x, box: [0, 0, 0, 0].map((_, k) => clamp(x.box[k], 0, k % 2 ? b.frame.height : b.frame.width)) })), sel: -1, history: [], drag: null };
+          // Predicted boxes clipped to the image, as the fleet clips them when they are accepted.
+          const clipped = copy(start)
+            .map((x) => ({ ...x, box: [0, 0, 0, 0].map((_, k) => clamp(x.box[k], 0, k % 2 ? b.frame.height : b.frame.width)) }))
+            .filter((x) => x.box[0] < x.box[2] && x.box[1] < x.box[3]);
+          ed = { card, frame: b.frame, labels, boxes: clipped, sel: -1, history: [], drag: null };
           select.replaceChildren(...labels.map((l, i) => Object.assign(document.createElement('option'), { value: l, textContent: i < 10 ? `${i}: ${l}` : l })));
           root.querySelector('#be-title').textContent = `${card.dataset.sample} \u00b7 ${card.dataset.model}`;
           root.dataset.sample = card.dataset.sample;
