@@ -1,9 +1,15 @@
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openFleetDb } from '../../../fleet/adapters/sqlite/db.js';
+import { MIGRATIONS, migrate } from '../../../fleet/adapters/sqlite/migrations.js';
+import { INSERT_SAMPLE_SQL, sampleRow } from '../../../fleet/adapters/sqlite/sample-rows.js';
+import { sqliteSamplesRepo } from '../../../fleet/adapters/sqlite/samples-repo.js';
+import { parseFilter } from '../../../fleet/app/samples/filter.js';
 import * as S from '../../../fleet/edges/http/schemas.js';
 import { DETECTOR, registerDetector, seedDetectSamples } from '../../helpers/detect-samples.js';
 import { imagePackage, tempDir } from '../../helpers/packages.js';
 import { join } from 'node:path';
-import { call, openTestFleet, seedSamples } from '../http/context.js';
+import { call, openTestFleet, sampleMessageOf, seedSamples, T0 } from '../http/context.js';
 import type { TestFleet } from '../http/context.js';
 
 let f: TestFleet;
@@ -140,5 +146,42 @@ describe('box labels over HTTP', () => {
     const r = await post('/v1/samples/det-9/boxes', { boxes: [] });
     expect(r.status).toBe(422);
     expect((r.json as { error: { code: string; message: string } }).error).toMatchObject({ code: 'FLEET_BOXES_INVALID', message: expect.stringMatching(/haul-cam@9\.0\.0, which the registry does not hold/) });
+  });
+});
+
+describe('migration 10 (box labels) on a database with class labels', () => {
+  it('keeps every class label and its history; they read with no boxes, and boxes can follow', async () => {
+    const t = tempDir('edgeloop-boxes-migrate-');
+    try {
+      const path = join(t.dir, 'fleet.db');
+      // A fleet from before box labels: schema 9, one sample labeled then relabeled.
+      const old = new Database(path);
+      migrate(old, MIGRATIONS.slice(0, 9));
+      const meta = (await sampleMessageOf({ id: 'old-1', device: 'cam-1', label: 'cat', score: 0.4 })).meta;
+      old.prepare(INSERT_SAMPLE_SQL).run(sampleRow(meta, 'pit-1', T0));
+      const seq = old.prepare('SELECT seq FROM samples').pluck().get() as number;
+      const event = old.prepare('INSERT INTO label_events (sample_seq, action, label, actor, at) VALUES (?, ?, ?, ?, ?)');
+      event.run(seq, 'assign', 'dog', 'lena', T0 + 1);
+      event.run(seq, 'assign', 'cat', 'lena', T0 + 2);
+      old.prepare("UPDATE samples SET label = 'cat', label_state = 'labeled', labeled_by = 'lena', labeled_at = ? WHERE seq = ?").run(T0 + 2, seq);
+      old.close();
+
+      const db = openFleetDb({ path });
+      const repo = sqliteSamplesRepo(db);
+      expect(repo.find('old-1')?.label).toEqual({ state: 'labeled', value: 'cat', by: 'lena', at: new Date(T0 + 2).toISOString() });
+      expect(repo.history('old-1')?.map((e) => [e.label, e.boxes])).toEqual([
+        ['dog', undefined],
+        ['cat', undefined],
+      ]);
+      expect(repo.labeledEntries(parseFilter({ labeled: true }))).toEqual([
+        { sample_id: 'old-1', label: 'cat', blob_sha256: meta.input.sha256, device_id: 'cam-1', labeled_by: 'lena', labeled_at: new Date(T0 + 2).toISOString() },
+      ]);
+      // Undo walks back through the old events as before.
+      expect(repo.undoLast('lena', T0 + 3)?.label).toBe('cat');
+      expect(repo.find('old-1')?.label?.value).toBe('dog');
+      db.close();
+    } finally {
+      t.cleanup();
+    }
   });
 });
