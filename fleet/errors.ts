@@ -65,6 +65,8 @@ export const FleetErrors = defineCatalogue('FLEET', {
   /** A sample's meta names another device than the one that sent it. */
   SAMPLE_DEVICE_MISMATCH: { status: 403, text: 'a device may only send its own samples' },
   SAMPLE_NOT_FOUND: { status: 404, text: 'no such sample' },
+  /** A box label that does not fit its sample: a box outside the image, an empty or inverted box (x1 >= x2 or y1 >= y2), a class the model does not have, more than 300 boxes, or a sample that is not an image of a registered detection model. `details.problems` lists every box at fault. */
+  BOXES_INVALID: { status: 422, text: 'the box label does not fit the sample' },
   /** No alert has this id. */
   ALERT_NOT_FOUND: { status: 404, text: 'no such alert' },
   /** A pushed alert rule set does not validate against the agent's rule schema: every bad key is named (`edgeloop rules push`, `rules test`). */

@@ -26,6 +26,7 @@ import { DeviceCertificates, type CertificateAuthority } from '../app/devices/ce
 import type { ScryptParams } from '../app/devices/credentials.js';
 import { DeviceRegistry } from '../app/devices/registry.js';
 import { Datasets } from '../app/labels/datasets.js';
+import { boxLabelSource } from '../app/labels/box-source.js';
 import { Labels } from '../app/labels/labels.js';
 import { ModelRegistry } from '../app/models/registry.js';
 import type { UploadLimits } from '../app/models/staging.js';
@@ -157,7 +158,7 @@ export async function buildFleet(o: BuildFleetOptions): Promise<Fleet> {
       devices,
       certificates,
       ingest,
-      labels: new Labels({ samples, clock, audit }),
+      labels: new Labels({ samples, clock, audit, boxes: boxLabelSource(artifacts, registry) }),
       datasets: new Datasets({ repo: sqliteDatasetsRepo(db), samples, artifacts, clock }),
       rollouts,
       rolloutDecisions: (id, limit) => repo.decisions(id, limit),

@@ -21,7 +21,7 @@ import type { FleetContext } from '../app/context.js';
 import { renderDigitPng } from '../ml/digits.js';
 import { FleetError } from '../errors.js';
 import { artifactBaseSet, baseSets, mnistBaseSet } from '../app/training/base-sets.js';
-import { commandTrainer } from '../adapters/trainers/command-trainer.js';
+import { commandTrainer, DATASET_FORMATS } from '../adapters/trainers/command-trainer.js';
 import { localTrainer } from '../adapters/trainers/local-trainer.js';
 import type { BaseSetSource } from '../app/training/base-source.js';
 import { loopModelConfig, type LoopModelConfig } from '../app/training/config.js';
@@ -35,6 +35,12 @@ export const commandTrainerConfig = z.strictObject({
   args: z.array(z.string()).default([]).describe('Its arguments.'),
   cwd: z.string().min(1).optional().meta({ description: 'Working directory of the command.', defaultText: "the fleet's" }),
   timeout_s: z.number().int().positive().default(3600).describe('Time limit (seconds): past it the run is stopped and fails with `FLEET_TRAINING_TIMEOUT`.'),
+  dataset_format: z
+    .enum(DATASET_FORMATS)
+    .default('auto')
+    .describe(
+      'Layout of `DATASET_DIR`: `edgeloop` (train/<label>/ + dataset.json), `yolo` (Ultralytics: images/ + labels/{train,val}/*.txt + data.yaml) or `coco` (images/ + annotations/instances_{train,val}.json); `auto` is `edgeloop` for class labels and `yolo` for box labels. `yolo`/`coco` on a dataset without boxes fails the run. See docs/learning-loop.md.',
+    ),
 });
 
 export const trainingFileConfig = z.strictObject({
@@ -102,7 +108,7 @@ export function trainerTable(cfg: TrainingFileConfig, extra: Readonly<Record<str
   const c = cfg.trainers.command;
   return {
     local: localTrainer(),
-    ...(c ? { command: commandTrainer({ command: c.command, args: c.args, timeoutMs: c.timeout_s * 1000, ...(c.cwd ? { cwd: c.cwd } : {}) }) } : {}),
+    ...(c ? { command: commandTrainer({ command: c.command, args: c.args, timeoutMs: c.timeout_s * 1000, datasetFormat: c.dataset_format, ...(c.cwd ? { cwd: c.cwd } : {}) }) } : {}),
     ...extra,
   };
 }

@@ -417,6 +417,13 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   ALTER TABLE device_state ADD COLUMN rules TEXT;
   `,
+  // 12: box labels of detection samples (issue 14). A label event of a detection sample carries
+  // its boxes as JSON ({ frame, boxes }, fleet/core/labels/boxes.ts) beside a null label; the
+  // sample row copies the current one like the class label. Null for class labels.
+  `
+  ALTER TABLE label_events ADD COLUMN boxes TEXT;
+  ALTER TABLE samples ADD COLUMN boxes TEXT;
+  `,
 ];
 
 /** Bring the database to the latest schema, one transaction per step. */

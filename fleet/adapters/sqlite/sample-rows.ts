@@ -1,6 +1,7 @@
 import { OUTLIER_REASONS } from '../../../shared/schemas/index.js';
 import type { OutlierReason, SampleMeta } from '../../../shared/schemas/index.js';
 import type { SampleRecord } from '../../app/samples/types.js';
+import type { BoxAnnotation } from '../../core/labels/boxes.js';
 
 /** Bit of a reason in `samples.reason_mask` (bit i = OUTLIER_REASONS[i]; the enum is append-only). */
 export function reasonBit(reason: OutlierReason): number {
@@ -78,12 +79,14 @@ export interface StoredSampleRow {
   content_type: string | null;
   meta: string;
   label: string | null;
+  /** The current box label (JSON of a BoxAnnotation); null for class labels. */
+  boxes: string | null;
   label_state: 'labeled' | 'skipped' | null;
   labeled_by: string | null;
   labeled_at: number | null;
 }
 
-export const SAMPLE_COLUMNS = 'seq, sample_id, device_id, site, received_at, blob_sha256, blob_bytes, content_type, meta, label, label_state, labeled_by, labeled_at';
+export const SAMPLE_COLUMNS = 'seq, sample_id, device_id, site, received_at, blob_sha256, blob_bytes, content_type, meta, label, boxes, label_state, labeled_by, labeled_at';
 
 export function toSampleRecord(r: StoredSampleRow): SampleRecord {
   const meta = JSON.parse(r.meta) as SampleMeta;
@@ -103,7 +106,7 @@ export function toSampleRecord(r: StoredSampleRow): SampleRecord {
     label:
       r.label_state === null || r.labeled_by === null || r.labeled_at === null
         ? null
-        : { state: r.label_state, value: r.label, by: r.labeled_by, at: new Date(r.labeled_at).toISOString() },
+        : { state: r.label_state, value: r.label, by: r.labeled_by, at: new Date(r.labeled_at).toISOString(), ...(r.boxes !== null ? { boxes: JSON.parse(r.boxes) as BoxAnnotation } : {}) },
     meta,
   };
 }

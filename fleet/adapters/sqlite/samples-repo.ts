@@ -6,6 +6,7 @@ import type { SampleRow, StoredSampleRow } from './sample-rows.js';
 import type { LabelAction, LabelEvent } from '../../app/labels/labels.js';
 import type { SamplesRepo } from '../../app/samples/repo.js';
 import type { DatasetEntry } from '../../core/labels/dataset-schema.js';
+import type { BoxAnnotation } from '../../core/labels/boxes.js';
 
 interface EventRow {
   id: number;
@@ -17,11 +18,14 @@ interface EventRow {
   at: number;
   undone_at: number | null;
   undone_by: string | null;
+  boxes: string | null;
 }
 
 interface EntryRow {
   sample_id: string;
-  label: string;
+  /** Null for a box label. */
+  label: string | null;
+  boxes: string | null;
   blob_sha256: string;
   device_id: string;
   labeled_by: string;
@@ -31,21 +35,26 @@ interface EntryRow {
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 function toEvent(r: EventRow): LabelEvent {
-  return { id: r.id, sample_id: r.sample_id, action: r.action, label: r.label, actor: r.actor, at: iso(r.at) as string, undone_at: iso(r.undone_at), undone_by: r.undone_by };
+  const event: LabelEvent = { id: r.id, sample_id: r.sample_id, action: r.action, label: r.label, actor: r.actor, at: iso(r.at) as string, undone_at: iso(r.undone_at), undone_by: r.undone_by };
+  if (r.boxes !== null) event.boxes = JSON.parse(r.boxes) as BoxAnnotation;
+  return event;
 }
 
-/** A dataset entry from a labeled sample row (what every dataset version records of a sample). */
+/** A dataset entry from a labeled sample row (what every dataset version records of a sample): its class label, or its boxes and their image size. */
 const entryOf = (r: EntryRow): DatasetEntry => ({
   sample_id: r.sample_id,
-  label: r.label,
+  ...(r.boxes !== null ? boxFields(JSON.parse(r.boxes) as BoxAnnotation) : { label: r.label as string }),
   blob_sha256: r.blob_sha256,
   device_id: r.device_id,
   labeled_by: r.labeled_by,
   labeled_at: new Date(r.labeled_at).toISOString(),
 });
 
-const EVENT_COLUMNS = 'e.id, s.sample_id, e.sample_seq, e.action, e.label, e.actor, e.at, e.undone_at, e.undone_by';
-const ENTRY_COLUMNS = 'sample_id, label, blob_sha256, device_id, labeled_by, labeled_at';
+/** Key order as before box labels existed, so a class-label entry hashes as it always did. */
+const boxFields = (a: BoxAnnotation): Pick<DatasetEntry, 'boxes' | 'frame'> => ({ boxes: a.boxes, frame: a.frame });
+
+const EVENT_COLUMNS = 'e.id, s.sample_id, e.sample_seq, e.action, e.label, e.actor, e.at, e.undone_at, e.undone_by, e.boxes';
+const ENTRY_COLUMNS = 'sample_id, label, boxes, blob_sha256, device_id, labeled_by, labeled_at';
 
 /**
  * Samples and their labels: `samples` (one row per sample; its current label copied onto it so
@@ -68,11 +77,11 @@ export function sqliteSamplesRepo(db: FleetDb): SamplesRepo {
   const labeledBy = s.prepare<[string], number>("SELECT COUNT(*) FROM samples WHERE label_state = 'labeled' AND labeled_by = ?").pluck();
   const agreement = s.prepare<[], { device_id: string; model: string; version: string; labeled: number; correct: number }>(
     `SELECT device_id, model_name AS model, model_version AS version, count(*) AS labeled, sum(label = predicted) AS correct
-     FROM samples WHERE label_state = 'labeled' GROUP BY device_id, model_name, model_version`,
+     FROM samples WHERE label_state = 'labeled' AND boxes IS NULL GROUP BY device_id, model_name, model_version`,
   );
-  const insertEvent = s.prepare('INSERT INTO label_events (sample_seq, action, label, actor, at) VALUES (@seq, @action, @label, @actor, @at)');
-  const latestLive = s.prepare<[number], Pick<EventRow, 'action' | 'label' | 'actor' | 'at'>>('SELECT action, label, actor, at FROM label_events WHERE sample_seq = ? AND undone_at IS NULL ORDER BY id DESC LIMIT 1');
-  const setCurrent = s.prepare('UPDATE samples SET label = @label, label_state = @state, labeled_by = @by, labeled_at = @at WHERE seq = @seq');
+  const insertEvent = s.prepare('INSERT INTO label_events (sample_seq, action, label, actor, at, boxes) VALUES (@seq, @action, @label, @actor, @at, @boxes)');
+  const latestLive = s.prepare<[number], Pick<EventRow, 'action' | 'label' | 'actor' | 'at' | 'boxes'>>('SELECT action, label, actor, at, boxes FROM label_events WHERE sample_seq = ? AND undone_at IS NULL ORDER BY id DESC LIMIT 1');
+  const setCurrent = s.prepare('UPDATE samples SET label = @label, boxes = @boxes, label_state = @state, labeled_by = @by, labeled_at = @at WHERE seq = @seq');
   const lastOfActor = s.prepare<[string], EventRow>(
     `SELECT ${EVENT_COLUMNS} FROM label_events e JOIN samples s ON s.seq = e.sample_seq WHERE e.actor = ? AND e.undone_at IS NULL ORDER BY e.id DESC LIMIT 1`,
   );
@@ -83,8 +92,8 @@ export function sqliteSamplesRepo(db: FleetDb): SamplesRepo {
   /** Copy the sample's latest live event onto its row (or clear the label when none is left). */
   const refresh = (seq: number): void => {
     const latest = latestLive.get(seq);
-    if (!latest) setCurrent.run({ seq, label: null, state: null, by: null, at: null });
-    else setCurrent.run({ seq, label: latest.label, state: latest.action === 'skip' ? 'skipped' : 'labeled', by: latest.actor, at: latest.at });
+    if (!latest) setCurrent.run({ seq, label: null, boxes: null, state: null, by: null, at: null });
+    else setCurrent.run({ seq, label: latest.label, boxes: latest.boxes, state: latest.action === 'skip' ? 'skipped' : 'labeled', by: latest.actor, at: latest.at });
   };
 
   return guarded('samples', {
@@ -128,7 +137,7 @@ export function sqliteSamplesRepo(db: FleetDb): SamplesRepo {
       s.transaction((): boolean => {
         const t = target.get(sampleId);
         if (!t) return false;
-        insertEvent.run({ seq: t.seq, action: e.action, label: e.labelOf(t.predicted), actor: e.actor, at: e.at });
+        insertEvent.run({ seq: t.seq, action: e.action, label: e.boxes ? null : e.labelOf(t.predicted), actor: e.actor, at: e.at, boxes: e.boxes ? JSON.stringify(e.boxes) : null });
         refresh(t.seq);
         return true;
       }).immediate(),

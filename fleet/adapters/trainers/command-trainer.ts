@@ -3,12 +3,19 @@
  * anything) on the dataset version exported to a directory, then validates what it wrote as a
  * model package.
  *
- * Dataset layout under DATASET_DIR:
+ * Dataset layout under DATASET_DIR (`datasetFormat`; `auto`, the default, is `edgeloop` for a
+ * classifier's dataset and `yolo` for one with box labels):
  *
- *   dataset.json              { schema, dataset_version, model, labels, seed, params,
- *                               examples: [{ id, label, file, sha256, bytes }] }
+ * `edgeloop`:
+ *
+ *   dataset.json              { schema, format, dataset_version, model, labels, seed, params,
+ *                               examples: [{ id, label, file, sha256, bytes, boxes?, frame? }] }
  *   labels.txt                one label per line, in output order
- *   train/<label>/<id>.<ext>  the examples' bytes as devices captured them (png/jpg/webp/bin)
+ *   train/<label>/<id>.<ext>  the examples' bytes as devices captured them (png/jpg/webp/bin);
+ *                             a detection example sits in train/ with its boxes in dataset.json
+ *
+ * `yolo` and `coco`: the standard detection layouts (detection-layouts.ts), train and val (the
+ * field holdout) splits, plus labels.txt and dataset.json (without `examples`).
  *
  * Environment of the command (on top of `env`, default this process's environment so PATH
  * reaches it): DATASET_DIR, OUTPUT_DIR (an empty directory for the package), PARENT_MODEL (the
@@ -29,6 +36,7 @@ import { sha256Hex } from '../../../shared/ids.js';
 import { sniffImageFormat } from '../../../shared/inference/preprocess.js';
 import { FleetError } from '../../errors.js';
 import { validatePackageDir } from '../../app/training/package-check.js';
+import { writeDetectionLayout, type DetectionFormat } from './detection-layouts.js';
 import type { Trainer, TrainProgress, TrainRequest, TrainResult } from '../../app/training/trainer.js';
 
 export interface CommandTrainerOptions {
@@ -47,7 +55,12 @@ export interface CommandTrainerOptions {
   monotonicMs?: () => number;
   /** Grace between SIGTERM and SIGKILL when stopping the command. */
   killGraceMs?: number;
+  /** Layout of DATASET_DIR (default `auto`: `edgeloop` for class labels, `yolo` when the examples carry boxes). */
+  datasetFormat?: DatasetFormat;
 }
+
+export const DATASET_FORMATS = ['auto', 'edgeloop', 'yolo', 'coco'] as const;
+export type DatasetFormat = (typeof DATASET_FORMATS)[number];
 
 const DATASET_EXPORT_SCHEMA = 'edgeloop.dataset-export/1';
 
@@ -58,25 +71,39 @@ const safe = (s: string): string => {
   return cleaned === s ? s : `${cleaned}-${sha256Hex(Buffer.from(s)).slice(0, 8)}`;
 };
 
-/** Writes the request's training split in the documented layout; returns the directory. */
-export async function exportDataset(req: TrainRequest, dir: string): Promise<string> {
-  await mkdir(join(dir, 'train'), { recursive: true });
+/**
+ * Writes the request's dataset in the documented layout (`format`, default `auto`); returns the
+ * directory, the layout it chose and a line saying what it wrote. Throws `FLEET_TRAINING_FAILED`
+ * for `yolo`/`coco` on a dataset without a single box label.
+ */
+export async function exportDataset(req: TrainRequest, dir: string, format: DatasetFormat = 'auto'): Promise<{ dir: string; format: Exclude<DatasetFormat, 'auto'>; summary: string }> {
+  const val = req.val ?? [];
+  const hasBoxes = req.train.some((e) => e.boxes) || val.some((e) => e.boxes);
+  const chosen = format === 'auto' ? (hasBoxes ? 'yolo' : 'edgeloop') : format;
+  await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'labels.txt'), `${req.labels.join('\n')}\n`);
+  const head = { schema: DATASET_EXPORT_SCHEMA, format: chosen, dataset_version: req.datasetVersion, model: req.model, labels: req.labels, seed: req.seed, params: req.params, parent: req.parent?.ref ?? null };
+  if (chosen !== 'edgeloop') {
+    if (!hasBoxes) throw new FleetError('TRAINING_FAILED', `dataset_format ${chosen} needs box labels, and dataset ${req.datasetVersion} has none (a classifier's dataset: use edgeloop or auto)`, { details: { format: chosen } });
+    const n = await writeDetectionLayout({ train: req.train, val, labels: req.labels, format: chosen as DetectionFormat, safeName: safe }, dir);
+    await writeFile(join(dir, 'dataset.json'), `${JSON.stringify({ ...head, counts: n }, null, 2)}\n`);
+    return { dir, format: chosen, summary: `exported ${n.train} train and ${n.val} val images with ${n.boxes} boxes (${chosen} layout${n.skipped ? `; ${n.skipped} examples without boxes left out` : ''})` };
+  }
+  await mkdir(join(dir, 'train'), { recursive: true });
   const examples: Array<{ id: string; label: string; file: string; sha256: string; bytes: number }> = [];
   const made = new Set<string>();
   for (const ex of req.train) {
-    const labelDir = join('train', safe(ex.label));
+    const labelDir = ex.boxes ? 'train' : join('train', safe(ex.label));
     if (!made.has(labelDir)) {
       await mkdir(join(dir, labelDir), { recursive: true });
       made.add(labelDir);
     }
     const file = join(labelDir, `${safe(ex.id)}.${EXT[sniffImageFormat(ex.bytes)]}`);
     await writeFile(join(dir, file), ex.bytes);
-    examples.push({ id: ex.id, label: ex.label, file: file.split('\\').join('/'), sha256: sha256Hex(ex.bytes), bytes: ex.bytes.length });
+    examples.push({ id: ex.id, label: ex.label, file: file.split('\\').join('/'), sha256: sha256Hex(ex.bytes), bytes: ex.bytes.length, ...(ex.boxes ? { boxes: ex.boxes, frame: ex.frame } : {}) });
   }
-  const meta = { schema: DATASET_EXPORT_SCHEMA, dataset_version: req.datasetVersion, model: req.model, labels: req.labels, seed: req.seed, params: req.params, parent: req.parent?.ref ?? null, examples };
-  await writeFile(join(dir, 'dataset.json'), `${JSON.stringify(meta, null, 2)}\n`);
-  return dir;
+  await writeFile(join(dir, 'dataset.json'), `${JSON.stringify({ ...head, examples }, null, 2)}\n`);
+  return { dir, format: chosen, summary: `exported ${req.train.length} examples (edgeloop layout)` };
 }
 
 /** The `command` trainer. */
@@ -92,9 +119,10 @@ export function commandTrainer(opts: CommandTrainerOptions): Trainer {
       const progress = (p: TrainProgress): void => req.onProgress?.(p);
       const work = await mkdtemp(join(opts.workDir ?? tmpdir(), 'edgeloop-command-train-'));
       try {
-        const datasetDir = await exportDataset(req, join(work, 'dataset'));
+        const exported = await exportDataset(req, join(work, 'dataset'), opts.datasetFormat);
+        const datasetDir = exported.dir;
         await mkdir(req.outputDir, { recursive: true });
-        progress({ message: `exported ${req.train.length} examples to ${datasetDir}`, fraction: 0 });
+        progress({ message: `${exported.summary} to ${datasetDir}`, fraction: 0 });
         const env: Record<string, string> = {};
         for (const [k, v] of Object.entries(opts.env ?? process.env)) if (v !== undefined) env[k] = v;
         Object.assign(env, {

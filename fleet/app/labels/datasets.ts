@@ -64,11 +64,18 @@ export interface DatasetsRepo {
   ofSample(sampleId: string): Array<{ dataset_id: string; split: string }>;
 }
 
+/** Entries per class label; a box entry counts each of its boxes under its class. */
 function labelCounts(entries: DatasetEntry[]): Record<string, number> {
   const counts: Record<string, number> = {};
-  for (const e of entries) counts[e.label] = (counts[e.label] ?? 0) + 1;
+  for (const e of entries) {
+    if (e.label !== undefined) counts[e.label] = (counts[e.label] ?? 0) + 1;
+    for (const b of e.boxes ?? []) counts[b.label] = (counts[b.label] ?? 0) + 1;
+  }
   return counts;
 }
+
+/** A class label among the classes, or boxes whose classes all are (no box at all fits any model). */
+const withinClasses = (e: DatasetEntry, classes: ReadonlySet<string>): boolean => (e.boxes ? e.boxes.every((b) => classes.has(b.label)) : classes.has(e.label as string));
 
 /** The fields every dataset manifest starts with. */
 const manifestHead = (id: string, o: { actor: string; name?: string | undefined }, now: number) => ({
@@ -147,7 +154,7 @@ export class Datasets {
 
   /**
    * A training dataset version for a model: every labeled field sample of the model whose
-   * label is one of the model's classes, each placed in `train` or `field_holdout` (earlier
+   * label (or every box's class) is one of the model's classes, each placed in `train` or `field_holdout` (earlier
    * placements of `previous` kept, the rule for new ones), plus the base set by reference.
    * Immutable and content-addressed like every version: the same inputs give the same id
    * (`created: false`). Samples with a label outside the classes are left out and counted.
@@ -155,7 +162,7 @@ export class Datasets {
   async createTrainingVersion(o: TrainingVersionRequest): Promise<{ dataset: DatasetManifest; created: boolean; excluded: number }> {
     const rows = this.samples.labeledOfModel(o.model);
     const classes = new Set(o.labels);
-    const kept = rows.filter((r) => classes.has(r.entry.label));
+    const kept = rows.filter((r) => withinClasses(r.entry, classes));
     const previous = new Map<string, FieldSplit>();
     if (o.previous) {
       for (const e of (await this.getDataset(o.previous)).entries) if (e.split) previous.set(e.sample_id, e.split);

@@ -1,5 +1,6 @@
 import type { SampleMeta } from '../../../shared/schemas/index.js';
 import type { DatasetEntry } from '../../core/labels/dataset-schema.js';
+import type { BoxAnnotation } from '../../core/labels/boxes.js';
 import type { LabelAction, LabelEvent } from '../labels/labels.js';
 import type { ParsedSampleFilter, ParsedSampleQuery } from './filter.js';
 import type { SamplePage, SampleRecord } from './types.js';
@@ -45,13 +46,14 @@ export interface SamplesRepo {
   countLabeledSince(model: string, since: number): number;
   /** Samples whose current label `actor` gave. */
   countLabeledBy(actor: string): number;
-  /** Labeled samples and how many of them the model predicted right, per device and model version. */
+  /** Class-labeled samples and how many of them the model predicted right, per device and model version (box labels have no single right answer: left out). */
   labelAgreement(): Array<{ device_id: string; model: string; version: string; labeled: number; correct: number }>;
   /**
    * Record a labeling action on a sample and make it the sample's current label, atomically.
-   * `labelOf` gets the predicted label. False when no sample has this id (nothing written).
+   * `labelOf` gets the predicted label; with `boxes` (a detection sample's box label) the label is null.
+   * False when no sample has this id (nothing written).
    */
-  addLabelEvent(sampleId: string, e: { action: LabelAction; labelOf: (predicted: string) => string | null; actor: string; at: number }): boolean;
+  addLabelEvent(sampleId: string, e: { action: LabelAction; labelOf: (predicted: string) => string | null; actor: string; at: number; boxes?: BoxAnnotation }): boolean;
   /** Mark `actor`'s latest live event undone at `at` and refresh its sample's label, atomically; null when none is left. */
   undoLast(actor: string, at: number): LabelEvent | null;
   /** Every event of a sample, oldest first; null when no sample has this id. */

@@ -1,10 +1,13 @@
 import type { ModelRef, OutlierReason, SampleMeta, TopkEntry } from '../../../shared/schemas/index.js';
+import type { BoxAnnotation } from '../../core/labels/boxes.js';
 
 /** The current human label of a sample: the latest label event that was not undone. */
 export interface CurrentLabel {
-  /** `labeled`: `value` is the label. `skipped`: a labeler passed on it (no label). */
+  /** `labeled`: `value` is the label (null for a box label). `skipped`: a labeler passed on it (no label). */
   state: 'labeled' | 'skipped';
   value: string | null;
+  /** Detection samples: the labeled boxes (an empty list: nothing in the image). Absent for class labels. */
+  boxes?: BoxAnnotation;
   by: string;
   at: string;
 }

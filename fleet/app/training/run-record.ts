@@ -59,8 +59,8 @@ export interface RunSplit {
   train: TrainingExample[];
   /** Base `clean_holdout` slices. */
   clean: EvalExample[];
-  /** Field samples placed in the field holdout. */
-  field: EvalExample[];
+  /** Field samples placed in the field holdout (with their boxes for a detector). */
+  field: TrainingExample[];
 }
 
 /** After `datasetStep`. */

@@ -7,6 +7,7 @@
  * (test/fleet/training/trainer-contract.ts) passes against it.
  */
 import type { ModelRef } from '../../../shared/schemas/index.js';
+import type { BoxLabel, FrameSize } from '../../core/labels/boxes.js';
 
 /** One labeled example as a trainer receives it: the raw input bytes (a PNG for images) and its label. */
 export interface TrainingExample {
@@ -18,9 +19,14 @@ export interface TrainingExample {
    * when fine-tuning); base sources set it, so no trainer guesses from ids.
    */
   origin?: 'base' | 'field';
+  /** The class label; '' for a detection example (its labels are `boxes`). */
   label: string;
   /** The input bytes as a device captured them (image file bytes), content-addressed by sha256 elsewhere. */
   bytes: Uint8Array;
+  /** Detection examples: the labeled boxes `[x1, y1, x2, y2]` in `frame`'s pixels (empty: nothing in the image). */
+  boxes?: readonly BoxLabel[];
+  /** Detection examples: width and height of the image the boxes are in. */
+  frame?: FrameSize;
 }
 
 /** Everything a trainer needs, already exported from the fleet's stores. */
@@ -31,8 +37,15 @@ export interface TrainRequest {
   datasetVersion: string;
   /** The training-run id, when the caller has one: recorded as `lineage.training_run` in the package. */
   runId?: string;
-  /** The training split only: holdouts (clean and field) never reach a trainer. */
+  /** The training split. */
   train: readonly TrainingExample[];
+  /**
+   * The field holdout, for trainers whose dataset layout has a validation split (the command
+   * trainer's `yolo` and `coco` layouts write it as `val`). The clean holdout never reaches a
+   * trainer; a trainer that picks checkpoints on `val` makes the gate's field-holdout check
+   * optimistic, so the local and SageMaker trainers ignore it.
+   */
+  val?: readonly TrainingExample[];
   /** Class labels in output order. */
   labels: readonly string[];
   /**

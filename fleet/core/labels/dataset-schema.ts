@@ -1,23 +1,33 @@
 import { z } from 'zod';
 import { idString, isoTime, modelName, sha256Hex } from '../../../shared/schemas/index.js';
+import { boxLabels, frameSize } from './boxes.js';
 import { FIELD_SPLITS, holdoutRule } from './split.js';
 
 export const DATASET_SCHEMA = 'edgeloop.dataset' as const;
 
-/** One labeled sample of a dataset version. */
-export const datasetEntry = z.strictObject({
-  sample_id: idString,
-  label: z.string().min(1),
-  /** The input bytes, an artifact: a trainer fetches it by this sha256. */
-  blob_sha256: sha256Hex,
-  device_id: idString,
-  labeled_by: z.string().min(1),
-  labeled_at: isoTime,
-  /** Training versions only: when the device captured it (the time holdout rule reads it). */
-  captured_at: isoTime.optional(),
-  /** Training versions only: `train`, or `field_holdout` (never trained on). */
-  split: z.enum(FIELD_SPLITS).optional(),
-});
+/**
+ * One labeled sample of a dataset version: a class label (`label`), or for a detection sample
+ * its boxes in the image's pixels and that image's size (`boxes` + `frame`; an empty list is
+ * "nothing in the image"). Class-label entries carry no `boxes` key, so they hash as before.
+ */
+export const datasetEntry = z
+  .strictObject({
+    sample_id: idString,
+    label: z.string().min(1).optional(),
+    boxes: boxLabels.optional(),
+    frame: frameSize.optional(),
+    /** The input bytes, an artifact: a trainer fetches it by this sha256. */
+    blob_sha256: sha256Hex,
+    device_id: idString,
+    labeled_by: z.string().min(1),
+    labeled_at: isoTime,
+    /** Training versions only: when the device captured it (the time holdout rule reads it). */
+    captured_at: isoTime.optional(),
+    /** Training versions only: `train`, or `field_holdout` (never trained on). */
+    split: z.enum(FIELD_SPLITS).optional(),
+  })
+  .refine((e) => (e.label !== undefined) !== (e.boxes !== undefined), { message: 'an entry has either a label or boxes' })
+  .refine((e) => (e.boxes !== undefined) === (e.frame !== undefined), { message: 'boxes come with their frame (width, height)' });
 export type DatasetEntry = z.infer<typeof datasetEntry>;
 
 /**
@@ -59,7 +69,7 @@ export const datasetManifest = z.strictObject({
   filters: z.record(z.string(), z.unknown()),
   /** At least one for exports (checked there); a training version may be base set only. */
   entries: z.array(datasetEntry),
-  /** Entries per label. */
+  /** Entries per label (box entries: boxes per class). */
   counts: z.record(z.string(), z.number().int().nonnegative()),
   /** Training versions: the model it was cut for. */
   model: modelName.optional(),

@@ -76,7 +76,7 @@ const show = apiCommand(SHOW_HELP, {}, async (c) => {
     c.io.out(`${d.entries.length} entries; ${countsText(d.counts)}`);
     for (const l of table(
       ['  SAMPLE', 'LABEL', 'DEVICE', 'BY'],
-      d.entries.slice(0, 20).map((e) => [`  ${e.sample_id}`, e.label, e.device_id, e.labeled_by]),
+      d.entries.slice(0, 20).map((e) => [`  ${e.sample_id}`, e.label ?? `${e.boxes?.length ?? 0} boxes`, e.device_id, e.labeled_by]),
     ))
       c.io.out(l);
     if (d.entries.length > 20) c.io.out(`  ... ${d.entries.length - 20} more (--json for all)`);

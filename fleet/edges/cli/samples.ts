@@ -1,5 +1,5 @@
-import { writeFile } from 'node:fs/promises';
-import type { SampleRecord } from '../client/api-client.js';
+import { readFile, writeFile } from 'node:fs/promises';
+import type { FleetClient, SampleRecord } from '../client/api-client.js';
 import type { SampleQuery } from '../../app/samples/filter.js';
 import { FILTER_HELP, FILTER_OPTIONS, filterFromFlags } from './args.js';
 import { apiCommand, group, positionalsOf, usage } from './common.js';
@@ -15,6 +15,7 @@ Run 'edgeloop samples COMMAND --help' for a command's options.`;
 export const LABELS_HELP = `Usage: edgeloop labels COMMAND
 
   set ID LABEL          give a sample a label
+  boxes ID BOXES        label a detection sample with boxes
   progress [filters]    labeled, skipped and unlabeled counts
 
 Run 'edgeloop labels COMMAND --help' for a command's options.`;
@@ -35,13 +36,19 @@ extension from its content type).`;
 
 const SET_HELP = `Usage: edgeloop labels set ID LABEL`;
 
+const BOXES_HELP = `Usage: edgeloop labels boxes ID BOXES
+
+BOXES is a JSON list, or @FILE holding one: [{"label": "person", "box": [x1, y1, x2, y2]}, ...]
+in the pixels of the sample's image; [] says there is nothing in it.`;
+
 const PROGRESS_HELP = `Usage: edgeloop labels progress [filters]
 
 ${FILTER_HELP}`;
 
 const EXT: Record<string, string> = { 'image/png': '.png', 'image/jpeg': '.jpg', 'image/webp': '.webp', 'image/gif': '.gif', 'image/bmp': '.bmp' };
 
-const labelText = (s: SampleRecord): string => (s.label ? (s.label.state === 'skipped' ? '(skipped)' : (s.label.value ?? '-')) : '-');
+const boxesText = (n: number): string => (n === 0 ? 'nothing here' : n === 1 ? '1 box' : `${n} boxes`);
+const labelText = (s: SampleRecord): string => (s.label ? (s.label.state === 'skipped' ? '(skipped)' : s.label.boxes ? boxesText(s.label.boxes.boxes.length) : (s.label.value ?? '-')) : '-');
 
 const list = apiCommand(
   LIST_HELP,
@@ -106,6 +113,19 @@ const set = apiCommand(SET_HELP, {}, async (c) => {
   c.emit(s, () => c.io.out(`${s.sample_id}: ${labelText(s)} (the model said ${s.prediction.label}, ${num(s.prediction.score)})`));
 });
 
+const boxes = apiCommand(BOXES_HELP, {}, async (c) => {
+  const [id, text] = positionalsOf(c.positionals, ['ID', 'BOXES'], BOXES_HELP) as [string, string];
+  let list: unknown;
+  try {
+    list = JSON.parse(text.startsWith('@') ? await readFile(text.slice(1), 'utf8') : text);
+  } catch (err) {
+    throw usage(`BOXES is not JSON: ${(err as Error).message}`, BOXES_HELP);
+  }
+  if (!Array.isArray(list)) throw usage('BOXES is a JSON list of { label, box }', BOXES_HELP);
+  const s = await (await c.client()).labelBoxes(id, list as Parameters<FleetClient['labelBoxes']>[1]);
+  c.emit(s, () => c.io.out(`${s.sample_id}: ${labelText(s)} (${(s.label?.boxes?.boxes ?? []).map((b) => `${b.label} [${b.box.join(', ')}]`).join('; ') || 'none'})`));
+});
+
 const progress = apiCommand(PROGRESS_HELP, FILTER_OPTIONS, async (c) => {
   positionalsOf(c.positionals, [], PROGRESS_HELP);
   const p = await (await c.client()).labelProgress(filterFromFlags(c.values));
@@ -116,4 +136,4 @@ const progress = apiCommand(PROGRESS_HELP, FILTER_OPTIONS, async (c) => {
 });
 
 export const samplesCmd = group(SAMPLES_HELP, { list, get });
-export const labelsCmd = group(LABELS_HELP, { set, progress });
+export const labelsCmd = group(LABELS_HELP, { set, boxes, progress });

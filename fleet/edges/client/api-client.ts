@@ -34,7 +34,7 @@ import {
   userInfo,
   userList,
 } from '../http/schemas.js';
-import type { addUserBody, createRolloutBody, exportDatasetBody } from '../http/schemas.js';
+import type { addUserBody, boxesBody, createRolloutBody, exportDatasetBody } from '../http/schemas.js';
 import { firingList, lineageChainResponse, reportResponse, runList, trainingModels, trainResponse } from '../http/training-schemas.js';
 import type { trainBody } from '../http/training-schemas.js';
 import { alertPage, storedAlert } from '../http/routes/alerts.js';
@@ -311,6 +311,11 @@ export class FleetClient {
 
   labelSample(id: string, label: string): Promise<SampleRecord> {
     return this.json('POST', `/v1/samples/${seg(id)}/label`, sampleRecord, { body: { label } });
+  }
+
+  /** Label a detection sample with boxes `[x1, y1, x2, y2]` in its image's pixels (`[]`: nothing in it). */
+  labelBoxes(id: string, boxes: z.input<typeof boxesBody>['boxes']): Promise<SampleRecord> {
+    return this.json('POST', `/v1/samples/${seg(id)}/boxes`, sampleRecord, { body: { boxes } });
   }
 
   confirmSample(id: string): Promise<SampleRecord> {

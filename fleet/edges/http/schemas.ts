@@ -11,6 +11,7 @@ import { deviceRules, deviceStatus, idString, modelSlot, inputStats, isoTime, mo
 import { gateResult, rolloutDetail, rolloutSummary, stageInfo } from '../../app/read-models/rollouts.js';
 import { role } from '../../app/users.js';
 import { datasetManifest } from '../../core/labels/dataset-schema.js';
+import { boxAnnotation, boxLabels } from '../../core/labels/boxes.js';
 import { rolloutPlan } from '../../core/rollouts/types.js';
 import { sampleFilterSchema } from '../../app/samples/filter.js';
 import { trainingRequestNames, trainingResponseNames } from './training-schemas.js';
@@ -217,7 +218,15 @@ export const rolloutList = z.object({ items: z.array(rolloutSummary) });
 
 export const sampleParams = z.strictObject({ id: idString });
 
-export const currentLabel = z.object({ state: z.enum(['labeled', 'skipped']), value: z.string().nullable(), by: z.string(), at: isoTime });
+export const currentLabel = z.object({
+  state: z.enum(['labeled', 'skipped']),
+  /** The class label; null for skipped samples and box labels. */
+  value: z.string().nullable(),
+  by: z.string(),
+  at: isoTime,
+  /** Detection samples: the labeled boxes and the image size they are in (an empty list: nothing in the image). */
+  boxes: boxAnnotation.optional(),
+});
 
 export const sampleRecord = z.object({
   sample_id: idString,
@@ -247,11 +256,16 @@ export const sampleStats = z.object({
 
 export const labelBody = z.strictObject({ label: z.string() });
 
+/** Boxes `[x1, y1, x2, y2]` in the image's original pixels; `[]`: nothing in the image. */
+export const boxesBody = z.strictObject({ boxes: boxLabels });
+
 export const labelEvent = z.object({
   id: z.number().int(),
   sample_id: idString,
   action: z.enum(['assign', 'confirm', 'skip']),
   label: z.string().nullable(),
+  /** Box labels: the boxes given or accepted. */
+  boxes: boxAnnotation.optional(),
   actor: z.string(),
   at: isoTime,
   undone_at: isoTime.nullable(),
@@ -387,6 +401,7 @@ export const requestNames = new Map<z.ZodType, string>([
   [rolloutPlan, 'RolloutPlan'],
   [commandBody, 'RolloutCommand'],
   [labelBody, 'AssignLabel'],
+  [boxesBody, 'AssignBoxes'],
   [exportDatasetBody, 'ExportDataset'],
   [sampleFilterSchema, 'SampleFilter'],
   [pushRuleSetBody, 'PushRuleSet'],

@@ -11,6 +11,7 @@ import { createFleetHttp } from '../../../fleet/edges/server.js';
 import { startFleetService, type FleetService } from '../../../fleet/boot/service.js';
 import { sha256Hex } from '../../../shared/ids.js';
 import { imagePackage, tempDir } from '../../helpers/packages.js';
+import { registerDetector, seedDetectSamples } from '../../helpers/detect-samples.js';
 import { seedSamples } from '../http/context.js';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -246,6 +247,7 @@ describe('edgeloop CLI over the HTTP API', () => {
       ['samples', 'list'],
       ['samples', 'get'],
       ['labels', 'set'],
+      ['labels', 'boxes'],
       ['labels', 'progress'],
       ['datasets', 'export'],
       ['datasets', 'list'],
@@ -326,5 +328,24 @@ describe('FleetClient', () => {
     expect(await resolveConnection({ data: dir }, { EDGELOOP_TOKEN: 'elt_env' })).toEqual({ url: 'http://127.0.0.1:9', token: 'elt_env' });
     expect(await resolveConnection({ data: dir, url: 'http://h', token: 'elt_flag' }, { EDGELOOP_TOKEN: 'elt_env' })).toEqual({ url: 'http://h', token: 'elt_flag' });
     expect(existsSync(join(dir, 'nothing'))).toBe(false);
+  });
+});
+
+describe('edgeloop labels boxes', () => {
+  it('labels a detection sample with boxes from JSON or @FILE, and names every box at fault', async () => {
+    await registerDetector(svc.ctx, tmp.dir);
+    await svc.ctx.devices.register('cam-b', { tags: { site: 'pit-9' } });
+    await seedDetectSamples(svc.ctx, [{ id: 'b-1', device: 'cam-b', width: 120, height: 80, detections: [{ label: 'red', score: 0.4, box: [1, 2, 30, 40] }] }]);
+    const r = await cli('labels', 'boxes', 'b-1', '[{"label":"red","box":[2,3,30,41]},{"label":"blue","box":[50,10,119,79]}]');
+    expect(r.err).toBe('');
+    expect(r.out).toBe('b-1: 2 boxes (red [2, 3, 30, 41]; blue [50, 10, 119, 79])');
+    const file = join(tmp.dir, 'b-1.boxes.json');
+    writeFileSync(file, '[]');
+    expect((await cli('labels', 'boxes', 'b-1', `@${file}`)).out).toBe('b-1: nothing here (none)');
+    expect(svc.ctx.ingest.get('b-1').label?.boxes).toEqual({ frame: { width: 120, height: 80 }, boxes: [] });
+    const bad = await cli('labels', 'boxes', 'b-1', '[{"label":"red","box":[0,0,121,10]}]');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/^FLEET_BOXES_INVALID: .*outside the 120x80 image/);
+    expect((await cli('labels', 'boxes', 'b-1', '{oops')).code).toBe(2);
   });
 });

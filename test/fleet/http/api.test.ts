@@ -450,6 +450,7 @@ describe('openapi.json', () => {
     'GET /v1/samples/{id}',
     'GET /v1/samples/{id}/blob',
     'POST /v1/samples/{id}/label',
+    'POST /v1/samples/{id}/boxes',
     'POST /v1/samples/{id}/confirm',
     'POST /v1/samples/{id}/skip',
     'POST /v1/labels/undo',

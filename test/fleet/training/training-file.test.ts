@@ -41,10 +41,16 @@ describe('the training file (serve --training)', () => {
 
   it('a good file parses with the loop schema defaults and is frozen', () => {
     const c = parseTrainingConfig(good);
-    expect(c.trainers.command).toEqual({ command: 'python3', args: ['train.py'], timeout_s: 600 });
+    expect(c.trainers.command).toEqual({ command: 'python3', args: ['train.py'], timeout_s: 600, dataset_format: 'auto' });
     expect(c.models[0]?.gate).toMatchObject({ field_gain_min_pts: 1, clean_drop_max_pts: 1 });
     expect(c.models[0]?.triggers.drift?.psi).toBe(0.25);
     expect(Object.isFrozen(c.models[0]?.gate)).toBe(true);
+  });
+
+  it('the command trainer\'s dataset_format takes the documented layouts only', () => {
+    const withFormat = (dataset_format: unknown): unknown => ({ ...good, trainers: { command: { command: 'python3', dataset_format } } });
+    expect(parseTrainingConfig(withFormat('coco')).trainers.command?.dataset_format).toBe('coco');
+    expect(issuesOf(() => parseTrainingConfig(withFormat('voc'))).join('\n')).toMatch(/^trainers\.command\.dataset_format: /m);
   });
 
   it('names every bad key in one error: schema keys and the cross-checks together', () => {

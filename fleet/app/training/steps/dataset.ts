@@ -47,9 +47,10 @@ async function splitExamples(artifacts: ArtifactStore, dataset: DatasetManifest,
   const train: TrainingExample[] = [];
   const clean: EvalExample[] = [];
   for (const b of base) (b.ref.split === 'train' ? train : clean).push(...b.examples);
-  const field: EvalExample[] = [];
+  const field: TrainingExample[] = [];
   for (const e of dataset.entries) {
-    const ex = { id: e.sample_id, label: e.label, bytes: new Uint8Array(await artifacts.get(e.blob_sha256)) };
+    const bytes = new Uint8Array(await artifacts.get(e.blob_sha256));
+    const ex: TrainingExample = e.boxes && e.frame ? { id: e.sample_id, label: '', bytes, boxes: e.boxes, frame: e.frame } : { id: e.sample_id, label: e.label ?? '', bytes };
     if (e.split === 'field_holdout') field.push(ex);
     else train.push(ex);
   }

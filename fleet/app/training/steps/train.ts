@@ -28,6 +28,9 @@ export async function trainStep(d: Pick<StepDeps, 'registry' | 'runs' | 'signKey
       datasetVersion: r.dataset.id,
       runId: r.run.id,
       train: r.split.train,
+      // A detector's YOLO/COCO layouts have a val split: the field holdout (docs/learning-loop.md).
+      // Classifiers keep both holdouts away from the trainer.
+      ...(r.split.field.some((e) => e.boxes) ? { val: r.split.field } : {}),
       labels: r.labels,
       parent: parent && r.parentDir ? { ref: { name: parent.name, version: parent.version }, dir: r.parentDir } : null,
       params: c.params,

@@ -6,6 +6,8 @@ import { SIMULATED_LABELER } from '../../../app/labels/labels.js';
 import { sampleFilterSchema } from '../../../app/samples/filter.js';
 import type { SampleRecord } from '../../../app/samples/types.js';
 import { OUTLIER_REASONS } from '../../../../shared/schemas/index.js';
+import type { Detection } from '../../../../shared/schemas/index.js';
+import type { BoxAnnotation, FrameSize } from '../../../core/labels/boxes.js';
 import { parseWith } from '../../../../shared/validate.js';
 import { ago, html, jsonBlock, pct } from '../html.js';
 import type { SafeHtml } from '../html.js';
@@ -39,11 +41,36 @@ async function labelSets(ctx: FleetContext, samples: SampleRecord[]): Promise<Re
   return out;
 }
 
+/** What the box editor needs of a detection sample: the image size, the predicted boxes, the current box label. */
+interface BoxSample {
+  frame: FrameSize | null;
+  predicted: Detection[];
+  current: BoxAnnotation | null;
+}
+
+/** A detector's sample: the device sent its predicted boxes (possibly none). */
+const isDetection = (s: SampleRecord): boolean => s.meta.detections !== undefined;
+
+/** Box-editor data of the detection samples on the page, by sample id; the frame is the stored image's, which the API checks boxes against. */
+async function boxSamples(ctx: FleetContext, samples: SampleRecord[]): Promise<Record<string, BoxSample>> {
+  const out: Record<string, BoxSample> = {};
+  for (const s of samples.filter(isDetection)) {
+    out[s.sample_id] = { frame: await ctx.labels.imageFrame(s), predicted: s.meta.detections ?? [], current: s.label?.boxes ?? null };
+  }
+  return out;
+}
+
 function card(s: SampleRecord, now: number): SafeHtml {
   const state = s.label?.state ?? 'unlabeled';
-  return html`<article class="card" data-sample="${s.sample_id}" data-model="${s.model.name}@${s.model.version}" data-predicted="${s.prediction.label}" data-state="${state}">
-    <img src="/v1/samples/${encodeURIComponent(s.sample_id)}/blob" alt="sample ${s.sample_id}">
-    <div class="pred"><span class="pred-label">${s.prediction.label}</span> <span class="conf">${pct(s.confidence)}</span></div>
+  const detections = s.meta.detections;
+  const img = html`<img src="/v1/samples/${encodeURIComponent(s.sample_id)}/blob" alt="sample ${s.sample_id}">`;
+  return html`<article class="card" data-sample="${s.sample_id}" data-model="${s.model.name}@${s.model.version}" data-predicted="${s.prediction.label}" data-state="${state}" data-task="${detections ? 'detection' : 'classification'}">
+    ${detections ? html`<div class="thumb">${img}<svg class="boxes" aria-hidden="true"></svg></div>` : img}
+    ${
+      detections
+        ? html`<div class="pred"><span class="pred-label">${detections.length === 1 ? '1 box' : `${detections.length} boxes`}</span>${detections.length ? html` <span class="conf">best ${s.prediction.label} ${pct(s.confidence)}</span>` : ''}</div>`
+        : html`<div class="pred"><span class="pred-label">${s.prediction.label}</span> <span class="conf">${pct(s.confidence)}</span></div>`
+    }
     <div class="meta"><span class="device">${s.device_id}</span>${s.site ? html` <span class="muted">${s.site}</span>` : ''}</div>
     <div class="reasons">${s.reasons.map((r) => html`<span class="reason">${r}</span>`)}</div>
     <div class="meta muted">${s.model.name}@${s.model.version} · captured ${ago(s.captured_at, now)}</div>
@@ -58,6 +85,23 @@ function keymap(sets: Record<string, { labels: string[]; indexed: boolean }>): S
   )}`;
 }
 
+/** The box editor, opened over the grid for one detection sample at a time (console.js drives it). */
+function boxEditor(): SafeHtml {
+  return html`<section id="box-editor" class="box-editor" hidden aria-label="box editor">
+    <div class="be-head">
+      <b id="be-title"></b>
+      <label>class <select id="be-class"></select></label>
+      <button type="button" id="be-accept" title="save the predicted boxes as they are (a)">Accept all</button>
+      <button type="button" id="be-clear" title="remove every box: nothing in this image">Nothing here</button>
+      <button type="button" id="be-save" title="save these boxes (Enter)">Save</button>
+      <button type="button" id="be-close" title="close without saving (Esc)">Close</button>
+      <span id="be-status" class="muted"></span>
+    </div>
+    <div class="be-stage" id="be-stage"><img id="be-img" alt="sample being labeled" draggable="false"><svg id="be-svg" role="application" aria-label="boxes"></svg></div>
+    <div class="help">Drag on an empty area: new box of the selected class · drag a box: move · drag a corner: resize · <kbd>0</kbd>–<kbd>9</kbd>: class of the selected box · <kbd>Tab</kbd>: next box · arrows: move it (<kbd>Shift</kbd>: 10 px) · <kbd>Ctrl</kbd>+arrows: resize it · <kbd>n</kbd>: new box · <kbd>Delete</kbd>/<kbd>Backspace</kbd>: remove · <kbd>Ctrl</kbd>+<kbd>Z</kbd>: undo an edit · <kbd>Enter</kbd>: save · <kbd>a</kbd>: accept all · <kbd>Esc</kbd>: close</div>
+  </section>`;
+}
+
 /** Current labels given by the demo's simulated labeler (0 outside the demo). */
 function simulatedLabels(ctx: FleetContext): number {
   return ctx.labels.labeledBy(SIMULATED_LABELER);
@@ -68,6 +112,8 @@ export async function labelingPage(ctx: FleetContext, url: URL, user: User): Pro
   const items = ctx.labels.next(filter, BATCH);
   const progress = ctx.labels.progress(filter);
   const sets = await labelSets(ctx, items);
+  const boxes = await boxSamples(ctx, items);
+  const hasBoxes = Object.keys(boxes).length > 0;
   const canLabel = allowed(user.role, 'label');
   const devices = ctx.devices.list().map((d) => d.id);
   const models = [...new Set(ctx.registry.list().map((v) => v.name))];
@@ -89,11 +135,14 @@ export async function labelingPage(ctx: FleetContext, url: URL, user: User): Pro
   </div>
   <div class="help">
     <div><kbd>0</kbd>–<kbd>9</kbd> or a label's first letter: assign · <kbd>Enter</kbd> confirm the prediction · <kbd>s</kbd> skip · <kbd>u</kbd> / <kbd>Ctrl</kbd>+<kbd>Z</kbd> undo · arrows: move</div>
+    ${hasBoxes ? html`<div>Detection samples: <kbd>Enter</kbd> or a click opens the box editor (drag on the image: new box · drag a box: move · drag a corner: resize · <kbd>0</kbd>–<kbd>9</kbd> class · <kbd>Delete</kbd> remove · <kbd>Enter</kbd> save · <kbd>a</kbd> accept all · <kbd>Ctrl</kbd>+<kbd>Z</kbd> undo an edit · <kbd>Esc</kbd> close)</div>` : ''}
     ${keymap(sets)}
     ${canLabel ? '' : html`<div class="fail-text">Role ${user.role} may look but not label.</div>`}
   </div>
   ${jsonBlock('label-sets', sets)}
   ${jsonBlock('label-filter', filter)}
+  ${hasBoxes ? jsonBlock('box-samples', boxes) : ''}
+  ${hasBoxes && canLabel ? boxEditor() : ''}
   <section id="labeling" data-can-label="${String(canLabel)}">
     ${items.length ? html`<div class="cards" id="grid">${items.map((s) => card(s, ctx.clock.now()))}</div>` : html`<p class="muted" id="empty">Nothing left to label with these filters.</p>`}
   </section>

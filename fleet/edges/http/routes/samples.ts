@@ -2,7 +2,7 @@ import { sampleFilterSchema, sampleQuerySchema } from '../../../app/samples/filt
 import { artifactReply, safeContentType } from '../artifacts.js';
 import { route } from '../router.js';
 import type { Route } from '../router.js';
-import { historyResponse, labelBody, labelProgress, nextQuery, sampleList, samplePage, sampleParams, sampleRecord, sampleStats, undoResponse } from '../schemas.js';
+import { boxesBody, historyResponse, labelBody, labelProgress, nextQuery, sampleList, samplePage, sampleParams, sampleRecord, sampleStats, undoResponse } from '../schemas.js';
 
 export const sampleRoutes: Route[] = [
   route({
@@ -80,13 +80,25 @@ export const sampleRoutes: Route[] = [
   }),
   route({
     method: 'POST',
+    path: '/v1/samples/:id/boxes',
+    tag: 'labels',
+    summary: "Label a detection sample with boxes in its image's pixels (`[]`: nothing in the image)",
+    description: 'Each box is `{ label, box: [x1, y1, x2, y2] }` inside the image, x1 < x2, y1 < y2, its label one of the model\'s classes; at most 300. History and undo as for class labels. A box that does not fit answers `FLEET_BOXES_INVALID` with every problem listed.',
+    access: { kind: 'user', permission: 'label' },
+    params: sampleParams,
+    body: boxesBody,
+    response: sampleRecord,
+    handler: async ({ ctx, params, body, actor }) => ({ json: await ctx.labels.assignBoxes(params.id, body.boxes, { actor }) }),
+  }),
+  route({
+    method: 'POST',
     path: '/v1/samples/:id/confirm',
     tag: 'labels',
-    summary: 'Agree with the model: the label becomes the predicted label',
+    summary: "Agree with the model: the label becomes the predicted label (a detector's sample: its predicted boxes)",
     access: { kind: 'user', permission: 'label' },
     params: sampleParams,
     response: sampleRecord,
-    handler: ({ ctx, params, actor }) => ({ json: ctx.labels.confirm(params.id, actor) }),
+    handler: async ({ ctx, params, actor }) => ({ json: await ctx.labels.confirmPrediction(params.id, actor) }),
   }),
   route({
     method: 'POST',
