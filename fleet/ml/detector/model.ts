@@ -26,7 +26,7 @@ export interface DetectorShape {
   classes: number;
 }
 
-export const DETECTOR_STRIDE = 8;
+const DETECTOR_STRIDE = 8;
 
 /** The parameters in layout order (gradients, Adam state and shared memory follow it). */
 const PARAMS = ['w1', 'b1', 'w2', 'b2', 'w3', 'b3', 'w4', 'b4', 'wh', 'bh', 'wo', 'bo'] as const;
@@ -350,8 +350,8 @@ export function predictDetector(w: DetectorWeights, images: readonly Float32Arra
 }
 
 /** ONNX tensor names. */
-export const DETECTOR_ONNX_INPUT = 'images';
-export const DETECTOR_ONNX_OUTPUT = 'output0';
+const DETECTOR_ONNX_INPUT = 'images';
+const DETECTOR_ONNX_OUTPUT = 'output0';
 
 /**
  * ONNX export: `images` [1, 1, S, S] → the layers → head [1, 4+C, G, G] → reshaped to

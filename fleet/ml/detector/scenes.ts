@@ -47,7 +47,7 @@ export interface SceneOptions {
   drift?: SceneDrift;
 }
 
-export const DEFAULT_SCENE: SceneOptions = { width: 96, height: 96, minDigits: 1, maxDigits: 4, minSize: 20, maxSize: 40 };
+const DEFAULT_SCENE: SceneOptions = { width: 96, height: 96, minDigits: 1, maxDigits: 4, minSize: 20, maxSize: 40 };
 
 /** Ink of `digit` (28×28, 0..1) resampled to side×side, bilinear. */
 function scaleDigit(pixels: Float32Array, side: number): Float32Array {
