@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trainDetectorPackage } from '../../fleet/adapters/trainers/local-detector.js';
+import { localTrainer } from '../../fleet/adapters/trainers/local-trainer.js';
 import { readYoloDataset } from '../../fleet/adapters/trainers/yolo-dataset.js';
 import { evaluateDetectionModels, type DetectionEvalExample } from '../../fleet/app/training/evaluate-detection.js';
 import { validatePackageDir } from '../../fleet/app/training/package-check.js';
@@ -73,6 +74,21 @@ describe('the local detector trainer on a YOLO txt dataset', () => {
     // A detector judged on accuracy is a configuration mistake, named.
     expect(() => judge(cand!, base!, gateConfig.parse({ metric: 'accuracy' }))).toThrow(/gate metric is accuracy, but the model is a detector/);
   }, 240_000);
+});
+
+describe('the local trainer behind the Trainer port', () => {
+  it('trains a detector from examples with boxes, and fine-tunes one from a detector parent without being told', async () => {
+    const scenes = makeScenes(loadDigits({ count: 200 }), 40, 7);
+    const train = scenes.map((s, i) => ({ id: `s${i}`, origin: (i < 30 ? 'base' : 'field') as 'base' | 'field', label: 'digit', bytes: s.png, boxes: s.boxes.map((b) => ({ label: 'digit', box: [b.x1, b.y1, b.x2, b.y2] as const })) }));
+    const trainer = localTrainer();
+    const req = { model: { name: 'det', version: '1.0.0' }, datasetVersion: 'ds-2', train, labels: ['digit'], parent: null, params: { size: 32, epochs: 1, widths: [4, 4, 4, 4], hidden: 8 }, seed: 3, outputDir: join(tmp.dir, 'port-a') };
+    const first = await trainer.train(req);
+    expect(first.run.params).toMatchObject({ task: 'detection', fineTuned: false, size: 32 });
+    expect((await validatePackageDir(first.packageDir, { expect: req.model, labels: ['digit'] })).task).toBe('detection');
+    const second = await trainer.train({ ...req, model: { name: 'det', version: '1.1.0' }, params: { epochs: 1 }, parent: { ref: req.model, dir: first.packageDir }, outputDir: join(tmp.dir, 'port-b') });
+    expect(second.run.params).toMatchObject({ task: 'detection', fineTuned: true, size: 32, widths: [4, 4, 4, 4] });
+    await expect(trainer.train({ ...req, train: [{ ...train[0]!, boxes: [{ label: 'cat', box: [0, 0, 5, 5] }] }], outputDir: join(tmp.dir, 'port-c') })).rejects.toMatchObject({ code: 'INPUT_INVALID', message: expect.stringMatching(/has a "cat" box, not one of digit/) });
+  }, 120_000);
 });
 
 describe('reading the YOLO txt layout', () => {

@@ -23,8 +23,8 @@ import { detectionMetrics } from '../../ml/detection-map.js';
 import { detectorFromInitializers, exportDetectorOnnx, predictDetector, type DetectorWeights, type TrainBox } from '../../ml/detector/model.js';
 import { trainDetector } from '../../ml/detector/train.js';
 import { packModel } from '../fs/pack.js';
-import type { TrainResult, TrainProgress } from '../../app/training/trainer.js';
-import { readYoloDataset, type YoloExample } from './yolo-dataset.js';
+import type { TrainRequest, TrainResult, TrainProgress } from '../../app/training/trainer.js';
+import { readYoloDataset, writeYoloTrainSplit, type YoloExample } from './yolo-dataset.js';
 
 /** Parameters of a detector run; every key is optional in a request's params. */
 export interface DetectorTrainParams {
@@ -278,4 +278,48 @@ export async function trainDetectorPackage(req: DetectorTrainRequest): Promise<T
   const durationMs = performance.now() - t0;
   say(`packed ${req.model.name}@${req.model.version} in ${(durationMs / 1000).toFixed(1)} s`, 1, metrics);
   return { packageDir: req.outputDir, metrics, durationMs, run: { trainer: 'local', params: { ...p, task: 'detection', fineTuned: fineTune } as unknown as Record<string, unknown>, seed: req.seed, code_version: LOCAL_DETECTOR_CODE_VERSION } };
+}
+
+/**
+ * A training request for a detector (params.task `detection`, a detector parent, or examples
+ * with boxes): its training split written as the YOLO txt layout, then
+ * {@link trainDetectorPackage} on it, so a request and a dataset directory train alike.
+ */
+export async function trainDetectorFromRequest(req: TrainRequest, now?: () => Date): Promise<TrainResult> {
+  if (req.signal?.aborted) throw new FleetError('TRAINING_ABORTED', 'the local training run was aborted', { cause: req.signal.reason });
+  if (req.train.length === 0) throw new FleetError('INPUT_INVALID', 'the training split is empty');
+  const work = await mkdtemp(join(tmpdir(), 'edgeloop-local-detector-data-'));
+  try {
+    const datasetDir = await writeYoloTrainSplit(join(work, 'dataset'), req.labels, req.train);
+    return await trainDetectorPackage({
+      datasetDir,
+      model: req.model,
+      datasetVersion: req.datasetVersion,
+      ...(req.runId ? { runId: req.runId } : {}),
+      parent: req.parent,
+      params: req.params,
+      seed: req.seed,
+      outputDir: req.outputDir,
+      ...(req.signKeyPem ? { signKeyPem: req.signKeyPem } : {}),
+      ...(req.onProgress ? { onProgress: req.onProgress } : {}),
+      ...(req.signal ? { signal: req.signal } : {}),
+      ...(now ? { now } : {}),
+    });
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Whether the local trainer should train a detector for this request. */
+export async function isDetectionRequest(req: TrainRequest): Promise<boolean> {
+  if (req.params.task === 'detection') return true;
+  if (req.params.task !== undefined && req.params.task !== 'classification') throw new FleetError('INPUT_INVALID', `local trainer parameters: task must be classification or detection, got ${JSON.stringify(req.params.task)}`);
+  if (req.train.some((e) => e.boxes !== undefined)) return true;
+  if (!req.parent) return false;
+  try {
+    return (await readPackageDir(req.parent.dir)).manifest.task === 'detection';
+  } catch {
+    // An unreadable parent is reported by the path that reads its weights.
+    return false;
+  }
 }

@@ -12,9 +12,11 @@
  * image with no label file, or an empty one, has no boxes (a background image). Anything else
  * malformed is `FLEET_DATASET_LAYOUT_INVALID` naming the file and line.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { imageSize } from '../../../shared/inference/image-size.js';
+import { sniffImageFormat } from '../../../shared/inference/preprocess.js';
 import { FleetError } from '../../errors.js';
 
 /** A box as YOLO writes it: class index and centre/size normalised to the image. */
@@ -143,4 +145,47 @@ export async function readYoloDataset(dir: string): Promise<YoloDataset> {
   const val = await readSplit(splitDir('val', join('images', 'val')), names, dir);
   if (train.length === 0) throw invalid(`${dirname(yamlFile)} has no training images (images/train/*.png|jpg|jpeg|webp)`);
   return { names, train, val };
+}
+
+/** A detection training example as the writer takes it: boxes in the image's original pixels. */
+export interface BoxedExample {
+  id: string;
+  /** `base` examples are written with a `base-` prefix, which the local detector trainer weighs apart. */
+  origin?: 'base' | 'field';
+  bytes: Uint8Array;
+  boxes?: ReadonlyArray<{ label: string; box: readonly [number, number, number, number] }>;
+}
+
+const EXT_OF: Record<string, string> = { png: 'png', jpeg: 'jpg', webp: 'webp' };
+const safeId = (s: string): string => s.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 120) || '_';
+
+/**
+ * Writes examples with boxes as the YOLO txt layout's train split (what {@link readYoloDataset}
+ * reads back): the local trainer's bridge from a training request to a dataset directory. An
+ * example without boxes, or a box of a class outside `names`, is `INPUT_INVALID`.
+ */
+export async function writeYoloTrainSplit(dir: string, names: readonly string[], examples: readonly BoxedExample[]): Promise<string> {
+  const index = new Map(names.map((n, i) => [n, i]));
+  await mkdir(join(dir, 'images', 'train'), { recursive: true });
+  await mkdir(join(dir, 'labels', 'train'), { recursive: true });
+  const used = new Set<string>();
+  for (const ex of examples) {
+    if (!ex.boxes) throw new FleetError('INPUT_INVALID', `training example ${ex.id} has no box labels; a detector trains on boxes`, { details: { sample_id: ex.id } });
+    const fmt = sniffImageFormat(ex.bytes);
+    const size = imageSize(ex.bytes);
+    if (!EXT_OF[fmt] || !size) throw new FleetError('INPUT_INVALID', `training example ${ex.id} is not a PNG, JPEG or WebP image with a readable size`, { details: { sample_id: ex.id } });
+    let id = `${ex.origin === 'base' ? 'base-' : ''}${safeId(ex.id)}`;
+    for (let n = 2; used.has(id); n++) id = `${id}-${n}`;
+    used.add(id);
+    const lines = ex.boxes.map((b) => {
+      const c = index.get(b.label);
+      if (c === undefined) throw new FleetError('INPUT_INVALID', `training example ${ex.id} has a ${JSON.stringify(b.label)} box, not one of ${names.join(', ')}`, { details: { sample_id: ex.id } });
+      const [x1, y1, x2, y2] = b.box.map((v, i) => Math.min(i % 2 ? size.height : size.width, Math.max(0, v))) as [number, number, number, number];
+      return `${c} ${((x1 + x2) / 2 / size.width).toFixed(6)} ${((y1 + y2) / 2 / size.height).toFixed(6)} ${((x2 - x1) / size.width).toFixed(6)} ${((y2 - y1) / size.height).toFixed(6)}`;
+    });
+    await writeFile(join(dir, 'images', 'train', `${id}.${EXT_OF[fmt]}`), ex.bytes);
+    await writeFile(join(dir, 'labels', 'train', `${id}.txt`), lines.join('\n'));
+  }
+  await writeFile(join(dir, 'data.yaml'), stringifyYaml({ path: '.', train: 'images/train', val: 'images/val', nc: names.length, names: [...names] }));
+  return dir;
 }

@@ -17,12 +17,7 @@ import { FleetError } from '../../errors.js';
 import type { DetectionSetMetrics } from '../../core/training/gate.js';
 import { detectionMetrics, type DetectionExample } from '../../ml/detection-map.js';
 import { quantile, readVerifiedPackage } from './evaluate.js';
-
-/** A true box in the image's original pixels. */
-export interface BoxLabel {
-  label: string;
-  box: readonly [number, number, number, number];
-}
+import type { BoxLabel } from './trainer.js';
 
 /** One box-labeled holdout image. `boxes` empty: nothing there (every detection is a false positive). */
 export interface DetectionEvalExample {
