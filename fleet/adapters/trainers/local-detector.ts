@@ -52,7 +52,7 @@ export interface DetectorTrainParams {
 
 /**
  * From scratch: 96×96 input, 8/16/32/32 channels and 64 hidden, Adam 0.003 cosine-decayed,
- * batches of 16, ±4 px shifts. Measurements: docs/benchmarks.md (`detect_train`).
+ * batches of 16, ±4 px shifts. Measurements: docs/decisions/0007-detector-recipe.md.
  */
 const DETECTOR_RECIPE: DetectorTrainParams = {
   size: 96,
