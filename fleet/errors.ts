@@ -104,6 +104,8 @@ export const FleetErrors = defineCatalogue('FLEET', {
   EVALUATION_FAILED: { status: 422, text: 'the model could not be evaluated' },
   /** A base training set reference cannot be resolved or no longer matches its recorded content hash. */
   BASE_SET_INVALID: { status: 422, text: 'the base training set reference is invalid' },
+  /** A detection dataset directory is not the YOLO txt layout the local detector trainer reads (no data.yaml or names, a label line that is not `class cx cy w h`, a class outside names): the message names the file and line. */
+  DATASET_LAYOUT_INVALID: { status: 422, text: 'the dataset directory is not a valid YOLO txt layout' },
   /** The fleet database or artifact store failed (disk full, I/O error, schema from a newer fleet). */
   STORAGE_FAILED: { status: 507, text: 'fleet storage failed' },
   /** The AWS mode's configuration file (`--aws-config`) is missing, not JSON, or has bad keys (all named). */

@@ -1,6 +1,8 @@
 /**
  * The `local` trainer, the embedded default: trains the digit CNN (fleet/ml/cnn/) in
- * this process on the request's examples and writes a complete, signed model package.
+ * this process on the request's examples and writes a complete, signed model package. A
+ * detection request (params.task `detection`, a detector parent, examples with boxes) trains
+ * the small centre-point detector instead (local-detector.ts).
  *
  * - Inputs are the examples' image bytes as devices captured them (PNGs), decoded with the
  *   agent's own `imageToTensor` and the manifest's preprocessing, so train/serve cannot diverge.
@@ -22,6 +24,7 @@ import type { AugmentOptions } from '../../ml/augment.js';
 import { cnnFromInitializers, DIGIT_CNN_SHAPE, exportCnnOnnx, predictCnn, type CnnWeights } from '../../ml/cnn/model.js';
 import { trainCnnOffThread } from '../../ml/cnn/off-thread.js';
 import { DIGIT_IMAGE, DIGIT_OUTLIER, DIGIT_PREPROCESSING } from './digit-model.js';
+import { isDetectionRequest, trainDetectorFromRequest } from './local-detector.js';
 import type { Trainer, TrainRequest, TrainResult, TrainingExample } from '../../app/training/trainer.js';
 
 /** Parameters of a local run; every key is optional in `TrainRequest.params`. */
@@ -106,6 +109,7 @@ function resolveLocalParams(raw: Readonly<Record<string, unknown>>, fineTune: bo
   const out: Record<string, unknown> = { ...base };
   const problems: string[] = [];
   for (const [k, v] of Object.entries(raw)) {
+    if (k === 'task') continue; // 'classification' here; a detection request went to the detector
     if (!(k in base)) {
       problems.push(`unknown parameter ${k}`);
       continue;
@@ -220,6 +224,8 @@ export function localTrainer(opts: LocalTrainerOptions = {}): Trainer {
     async train(req: TrainRequest): Promise<TrainResult> {
       const t0 = mono();
       throwIfAborted(req.signal);
+      // A detector (params.task, a detector parent, boxed examples) trains the centre-point detector.
+      if (await isDetectionRequest(req)) return trainDetectorFromRequest(req, now);
       const say = (message: string, fraction?: number, metrics?: Record<string, number>): void =>
         req.onProgress?.({ message, ...(fraction !== undefined ? { fraction } : {}), ...(metrics ? { metrics } : {}) });
       const labelIndex = new Map(req.labels.map((l, i) => [l, i]));

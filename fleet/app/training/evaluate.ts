@@ -22,12 +22,14 @@ import { readPackageDir, type TaskManifest, type VerifiedPackage } from '../../.
 import type { ModelManifest, ModelRef } from '../../../shared/schemas/index.js';
 import { FleetError } from '../../errors.js';
 import type { GateInput, SetMetrics } from '../../core/training/gate.js';
+import type { BoxLabel } from './trainer.js';
 
-/** One holdout example: input bytes as a device captured them, and its true label. */
+/** One holdout example: input bytes as a device captured them, and its true label (its true boxes for a detector). */
 export interface EvalExample {
   id: string;
   label: string;
   bytes: Uint8Array;
+  boxes?: readonly BoxLabel[];
 }
 
 export interface HoldoutSets {
@@ -91,8 +93,8 @@ export async function readPackageManifest(dir: string): Promise<ModelManifest> {
 
 async function load(m: { ref: ModelRef; dir: string }, threads: number): Promise<Loaded> {
   const { manifest, modelBytes } = await readVerifiedPackage(m.dir);
-  // Detection is scored by mAP, which comes with the detection training slice (issue 14).
-  if (manifest.task !== 'classification') throw new FleetError('EVALUATION_FAILED', `${m.ref.name}@${m.ref.version} is a ${manifest.task} model; evaluation scores classifiers only for now`);
+  // Detectors are scored by mAP in evaluate-detection.ts.
+  if (manifest.task !== 'classification') throw new FleetError('EVALUATION_FAILED', `${m.ref.name}@${m.ref.version} is a ${manifest.task} model; accuracy scores classifiers (evaluateDetectionModels scores detectors)`);
   let session: ort.InferenceSession;
   try {
     session = await ort.InferenceSession.create(modelBytes, {

@@ -15,6 +15,7 @@ import type { RolloutManager } from '../rollouts/manager.js';
 import type { BaseSetSource } from './base-source.js';
 import type { LoopModelConfig } from './config.js';
 import type { EvalExample, ModelReport } from './evaluate.js';
+import type { DetectionModelReport } from './evaluate-detection.js';
 import type { Emit } from './progress.js';
 import type { TrainingRun, TrainingRuns } from './runs.js';
 import type { Trainer, TrainingExample, TrainResult } from './trainer.js';
@@ -82,7 +83,8 @@ export interface Pushed extends Trained {
 
 /** After `evaluateStep`: candidate and production on the same holdouts, on this host. */
 export interface Evaluated extends Pushed {
-  reports: { candidate: ModelReport; production: ModelReport | null };
+  /** A classifier's accuracy reports, or a detector's mAP reports (`task: 'detection'`). */
+  reports: { candidate: ModelReport | DetectionModelReport; production: ModelReport | DetectionModelReport | null };
 }
 
 /** After `gateStep`: the verdict, the stored report and the run's metrics. */

@@ -9,6 +9,12 @@
 import type { ModelRef } from '../../../shared/schemas/index.js';
 import type { BoxLabel, FrameSize } from '../../core/labels/boxes.js';
 
+/** A true box of a detection example, in the image's original pixels: x1, y1, x2, y2. */
+export interface BoxLabel {
+  label: string;
+  box: readonly [number, number, number, number];
+}
+
 /** One labeled example as a trainer receives it: the raw input bytes (a PNG for images) and its label. */
 export interface TrainingExample {
   /** Sample id for field samples; a stable synthetic id (`mnist-<n>`, `artifact-<sha256>`) for the base training set. */
@@ -21,6 +27,8 @@ export interface TrainingExample {
   origin?: 'base' | 'field';
   /** The class label; '' for a detection example (its labels are `boxes`). */
   label: string;
+  /** A detection example's boxes (an empty list: nothing in the image); absent for a classifier's examples. */
+  boxes?: readonly BoxLabel[];
   /** The input bytes as a device captured them (image file bytes), content-addressed by sha256 elsewhere. */
   bytes: Uint8Array;
   /** Detection examples: the labeled boxes `[x1, y1, x2, y2]` in `frame`'s pixels (empty: nothing in the image). */

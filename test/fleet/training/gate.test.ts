@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { gateConfig, judge } from '../../../fleet/core/training/gate.js';
-import type { GateInput, SetMetrics } from '../../../fleet/core/training/gate.js';
+import type { DetectionSetMetrics, GateInput, SetMetrics } from '../../../fleet/core/training/gate.js';
 
 const defaults = gateConfig.parse({});
 
@@ -94,5 +94,37 @@ describe('evaluation gate', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+
+  describe('detectors: the same rules on mAP', () => {
+    /** A detector's holdout: mAP@0.5, mAP@0.5:0.95 and per class [true boxes, AP@0.5]. */
+    const det = (map50: number, classes: Record<string, [number, number]>, images = 50): DetectionSetMetrics => ({
+      task: 'detection',
+      count: images,
+      boxes: Object.values(classes).reduce((n, [c]) => n + c, 0),
+      map50,
+      map50_95: map50 / 2,
+      per_class: Object.fromEntries(Object.entries(classes).map(([l, [c, ap]]) => [l, { count: c, ap50: ap, ap50_95: ap / 2 }])),
+    });
+    const detModel = (clean: DetectionSetMetrics, field: DetectionSetMetrics): GateInput => ({ clean, field, latency: { p50_ms: 1, p95_ms: 1 } });
+    const base = detModel(det(0.8, { person: [100, 0.8], truck: [20, 0.8] }), det(0.3, { person: [80, 0.3], truck: [20, 0.3] }));
+
+    it('compares mAP@0.5 by default: field gain, clean drop and per-class AP, the reasons naming the metric', () => {
+      expect(judge(detModel(det(0.8, { person: [100, 0.8], truck: [20, 0.8] }), det(0.5, { person: [80, 0.5], truck: [20, 0.5] })), base, defaults).passed).toBe(true);
+      const v = judge(detModel(det(0.78, { person: [100, 0.7], truck: [20, 0.1] }), det(0.31, { person: [80, 0.3], truck: [20, 0.3] })), base, defaults);
+      expect(v.reasons).toEqual([
+        'field holdout mAP@0.5 30.0% -> 31.0% (+1 points; at least +2 needed)',
+        'clean holdout mAP@0.5 80.0% -> 78.0% (down 2 points; at most 1 down allowed)',
+        // truck has 20 true boxes, under class_min_samples (34): not judged per class.
+        'class person on the clean holdout (AP@0.5): 80.0% -> 70.0% (down 10 points; at most 3 down allowed)',
+      ]);
+    });
+
+    it('metric map50_95 compares mAP@0.5:0.95; a metric that does not fit the task is a configuration error', () => {
+      const v = judge(detModel(det(0.8, { person: [100, 0.8] }), det(0.35, { person: [80, 0.35] })), base, gateConfig.parse({ metric: 'map50_95' }));
+      expect(v.checks.find((c) => c.name === 'field_gain')).toMatchObject({ passed: true, value: 2.5, detail: 'field holdout mAP@0.5:0.95 15.0% -> 17.5% (+2.50 points; at least +2 needed)' });
+      expect(() => judge(base, base, gateConfig.parse({ metric: 'accuracy' }))).toThrow(expect.objectContaining({ code: 'FLEET_TRAINING_CONFIG_INVALID' }));
+      expect(() => judge(prod, prod, gateConfig.parse({ metric: 'map50' }))).toThrow(/the model is a classifier/);
+    });
   });
 });

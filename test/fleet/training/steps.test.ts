@@ -14,6 +14,7 @@ import type { LoopPhase } from '../../../fleet/app/training/progress.js';
 import type { Pushed, RunStart, StepDeps } from '../../../fleet/app/training/run-record.js';
 import { datasetStep } from '../../../fleet/app/training/steps/dataset.js';
 import { evaluateStep } from '../../../fleet/app/training/steps/evaluate.js';
+import type { ModelReport } from '../../../fleet/app/training/evaluate.js';
 import { gateStep } from '../../../fleet/app/training/steps/gate.js';
 import { prepareStep } from '../../../fleet/app/training/steps/prepare.js';
 import { promoteStep } from '../../../fleet/app/training/steps/promote.js';
@@ -223,7 +224,7 @@ describe('gateStep', () => {
     expect(f.ctx.registry.get('digits', '1.0.0')).toMatchObject({ status: 'rejected', status_reasons: r.verdict.reasons, status_by: 'evaluation-gate' });
     const report = JSON.parse((await f.ctx.artifacts.get(r.reportSha)).toString()) as Record<string, unknown>;
     expect(report).toMatchObject({ schema: 'edgeloop.evaluation-report', run: start.run.id, dataset_version: r.dataset.id, gate: r.verdict, production: null });
-    expect(r.metrics).toMatchObject({ examples: 50, clean_accuracy: r.reports.candidate.clean.accuracy, field_accuracy: 0 });
+    expect(r.metrics).toMatchObject({ examples: 50, clean_accuracy: (r.reports.candidate as ModelReport).clean.accuracy, field_accuracy: 0 });
     expect(lines.at(-1)).toMatchObject({ phase: 'gate', message: expect.stringMatching(/^gate failed: the field holdout is empty/) });
   });
 

@@ -3,6 +3,15 @@ import { cpus } from 'node:os';
 import { judge } from '../../../core/training/gate.js';
 import type { Evaluated, Judged, StepDeps } from '../run-record.js';
 
+/** The run's headline numbers of one report: accuracy for a classifier, mAP for a detector. */
+function scores(rep: Evaluated['reports']['candidate'], prefix: string): Record<string, number> {
+  if ('task' in rep && rep.task === 'detection') {
+    return { [`${prefix}clean_map50`]: rep.clean.map50, [`${prefix}field_map50`]: rep.field.map50, [`${prefix}clean_map50_95`]: rep.clean.map50_95, [`${prefix}field_map50_95`]: rep.field.map50_95 };
+  }
+  const c = rep as Exclude<typeof rep, { task: 'detection' }>;
+  return { [`${prefix}clean_accuracy`]: c.clean.accuracy, [`${prefix}field_accuracy`]: c.field.accuracy };
+}
+
 /**
  * Judges the candidate against production with the model's gate, stores the evaluation report
  * (an artifact) and computes the run's metrics. A candidate that fails is marked `rejected` in
@@ -28,10 +37,9 @@ export async function gateStep(d: Pick<StepDeps, 'registry' | 'runs' | 'clock' |
   const metrics: Record<string, number> = {
     ...r.trained.metrics,
     train_duration_ms: r.trained.durationMs,
-    clean_accuracy: candidate.clean.accuracy,
-    field_accuracy: candidate.field.accuracy,
+    ...scores(candidate, ''),
     latency_p95_ms: candidate.latency.p95_ms,
-    ...(production ? { production_clean_accuracy: production.clean.accuracy, production_field_accuracy: production.field.accuracy, production_latency_p95_ms: production.latency.p95_ms } : {}),
+    ...(production ? { ...scores(production, 'production_'), production_latency_p95_ms: production.latency.p95_ms } : {}),
   };
   d.emit('gate', verdict.passed ? `gate passed${production ? ` against ${r.parent?.ref}` : ' (no production model to compare with)'}` : `gate failed: ${verdict.reasons.join('; ')}`, { metrics });
   const model = `${r.candidate.name}@${r.candidate.version}`;

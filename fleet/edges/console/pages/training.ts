@@ -123,6 +123,12 @@ function gateRows(gate: GateVerdict, cfg: GateConfig | null, cand: ModelReport |
   return rows;
 }
 
+/**
+ * A classifier's report for the accuracy table; a detector's report (mAP, `task: 'detection'`)
+ * is shown as the gate's own checks, whose details name mAP and AP.
+ */
+const classifier = (r: ModelReport | null | undefined): ModelReport | null => (r && (r as { task?: string }).task !== 'detection' ? r : null);
+
 function gateTable(rows: GateRow[]): SafeHtml {
   return html`<table class="grid-table gate-table" id="gate"><thead><tr><th>measure</th><th class="num">production</th><th class="num">candidate</th><th class="num">change</th><th>rule</th><th>verdict</th></tr></thead><tbody>
   ${rows.map((r) => html`<tr data-measure="${r.what}" data-verdict="${r.verdict}"><td>${r.what}</td><td class="num">${r.production}</td><td class="num">${r.candidate}</td><td class="num">${r.change}</td><td>${r.rule}</td><td class="${r.verdict === 'pass' ? 'pass' : r.verdict === 'fail' ? 'fail' : 'muted'}">${r.verdict}</td></tr>`)}
@@ -184,7 +190,7 @@ export async function trainingRunPage(ctx: FleetContext, id: string): Promise<Pa
   <section id="gate-section"><h2>Evaluation gate ${r.gate ? badge(r.gate.passed ? 'pass' : 'fail') : ''}</h2>${
     r.gate
       ? html`${r.gate.baseline ? html`<p>The candidate against the production model ${r.parent ? html`<a href="${versionHref(r.parent)}">${r.parent.name}@${r.parent.version}</a>` : ''}, on the same holdouts and the same host.</p>` : html`<p>No production model to compare with: the first model passes on its own numbers.</p>`}
-        ${gateTable(gateRows(r.gate, report?.gate_config ?? null, report?.candidate ?? null, report?.production ?? null))}
+        ${gateTable(gateRows(r.gate, report?.gate_config ?? null, classifier(report?.candidate), classifier(report?.production)))}
         ${r.gate.reasons.length ? html`<ul class="fail-text">${r.gate.reasons.map((x) => html`<li>${x}</li>`)}</ul>` : ''}`
       : html`<p class="muted">${r.status === 'running' ? 'Not judged yet.' : 'No verdict.'}</p>`
   }</section>`;
