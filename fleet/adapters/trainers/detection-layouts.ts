@@ -25,9 +25,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { imageSize } from '../../../shared/inference/image-size.js';
 import { sniffImageFormat } from '../../../shared/inference/preprocess.js';
-import type { BoxLabel, FrameSize } from '../../core/labels/boxes.js';
+import type { FrameSize } from '../../core/labels/boxes.js';
 import { FleetError } from '../../errors.js';
-import type { TrainingExample } from '../../app/training/trainer.js';
+import type { BoxLabel, TrainingExample } from '../../app/training/trainer.js';
 
 export type DetectionFormat = 'yolo' | 'coco';
 

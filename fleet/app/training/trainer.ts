@@ -7,7 +7,7 @@
  * (test/fleet/training/trainer-contract.ts) passes against it.
  */
 import type { ModelRef } from '../../../shared/schemas/index.js';
-import type { BoxLabel, FrameSize } from '../../core/labels/boxes.js';
+import type { FrameSize } from '../../core/labels/boxes.js';
 
 /** A true box of a detection example, in the image's original pixels: x1, y1, x2, y2. */
 export interface BoxLabel {
@@ -27,11 +27,9 @@ export interface TrainingExample {
   origin?: 'base' | 'field';
   /** The class label; '' for a detection example (its labels are `boxes`). */
   label: string;
-  /** A detection example's boxes (an empty list: nothing in the image); absent for a classifier's examples. */
-  boxes?: readonly BoxLabel[];
   /** The input bytes as a device captured them (image file bytes), content-addressed by sha256 elsewhere. */
   bytes: Uint8Array;
-  /** Detection examples: the labeled boxes `[x1, y1, x2, y2]` in `frame`'s pixels (empty: nothing in the image). */
+  /** Detection examples: the labeled boxes `[x1, y1, x2, y2]` in `frame`'s pixels (empty: nothing in the image); absent for a classifier's examples. */
   boxes?: readonly BoxLabel[];
   /** Detection examples: width and height of the image the boxes are in. */
   frame?: FrameSize;
