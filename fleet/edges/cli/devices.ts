@@ -245,6 +245,8 @@ const show = apiCommand(SHOW_HELP, {}, async (c) => {
       ['active', ref(d.models.active)],
       ['previous', ref(d.models.previous)],
       ['installed', d.models.installed.map(ref).join(', ') || '-'],
+      // A device serving several models: each slot with its own deployment phase.
+      ...(d.slots && d.slots.length > 1 ? [['models', d.slots.map((s) => `${s.name} ${s.active ? s.active.version : '-'}${s.deployment ? ` (${s.deployment.phase} ${s.deployment.target.version})` : ''}`).join('; ')] as [string, string]] : []),
       ['deployment', d.deployment ? `${deploymentOf(d)} (revision ${d.deployment.revision}${d.deployment.reason ? `: ${d.deployment.reason}` : ''})` : '-'],
       ['login', loginOf(d)],
       ['health', h ? `${h.inference_rate_per_s.toFixed(1)}/s, p95 ${h.latency_p95_ms.toFixed(1)} ms, outliers ${(h.outlier_rate * 100).toFixed(1)}%, queue ${h.queue.depth}` : '-'],
