@@ -22,10 +22,12 @@ export const FleetErrors = defineCatalogue('FLEET', {
   /** `edgeloop pack`: a flag would have no effect or contradicts the model (image flags for a model whose input is not an image, a `--width` other than the model's fixed width, `--dim` naming no symbolic dim, three `--mean` values for a grayscale input). Refused rather than ignored. */
   PACK_FLAG_UNUSED: { status: 422, text: 'a pack flag does not apply to this model' },
   /** `edgeloop pack --task detection`: the decoder cannot read the model's outputs (a YOLO head whose class dim differs from the labels, a shape that fits several YOLO layouts without `--yolo-layout`, no boxes or scores output, outputs the decoder fails on when run); the message lists the outputs found. */
+  /** `edgeloop pack --baseline`: none of the reference files is an image the model can read. */
+  PACK_BASELINE_EMPTY: { status: 422, text: 'no usable reference image for the drift baseline' },
   PACK_DECODER_MISMATCH: { status: 422, text: "the detection decoder does not fit the model's outputs" },
   /** A golden input given to `edgeloop pack` with an expected label (`--golden FILE=LABEL`) that is not one of the labels, or that the model does not predict for it: the message names the file, the expected and the predicted label, and the preprocessing flags to check (`--invert`, `--color`, `--scale`, `--mean`/`--std`, `--softmax`). */
   GOLDEN_MISMATCH: { status: 422, text: 'a golden input does not give its expected label' },
-  /** `edgeloop models push` of a package without golden inputs: no device could smoke-test it before switching. Repack with `--golden FILE=LABEL`, or push with `--force`. */
+  /** `edgeloop models push` or `POST /v1/models` of a package without golden inputs: no device could smoke-test it before switching. Repack with `--golden FILE=LABEL`, or push with `--force` (`?force=true`). */
   GOLDEN_MISSING: { status: 422, text: 'the package has no golden inputs' },
   KEY_INVALID: { status: 500, text: 'signing key cannot be read' },
   NOT_FOUND: { status: 404, text: 'not found' },

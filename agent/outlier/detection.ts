@@ -59,12 +59,4 @@ export function matchDetectionReasons(b: BoxStats, policy: DetectionOutlierPolic
   return reasons;
 }
 
-/** A frame's boxes as drift and outlier statistics: sizes are sqrt(box area / image area), 0..1. */
-export function boxStats(detections: ReadonlyArray<{ score: number; box: readonly number[] }>, image: { width: number; height: number }): BoxStats {
-  const area = Math.max(1, image.width * image.height);
-  return {
-    count: detections.length,
-    scores: detections.map((d) => d.score),
-    sizes: detections.map((d) => Math.min(1, Math.sqrt(Math.max(0, (d.box[2]! - d.box[0]!) * (d.box[3]! - d.box[1]!)) / area))),
-  };
-}
+export { boxStats } from '../../shared/inference/drift-stats.js';

@@ -39,12 +39,8 @@ export interface DriftReport {
   window: number;
 }
 
-/** What a detector's frame adds to drift: its box count, and each box's score and size (sqrt of its share of the image, 0..1). */
-export interface BoxStats {
-  count: number;
-  scores: readonly number[];
-  sizes: readonly number[];
-}
+export type { BoxStats } from '../../shared/inference/drift-stats.js';
+import type { BoxStats } from '../../shared/inference/drift-stats.js';
 
 const BOX_KEYS = ['box_count', 'box_score', 'box_size'] as const;
 

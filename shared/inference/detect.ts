@@ -221,8 +221,11 @@ function heatmap(d: Extract<DetectionPostprocessing['decoder'], { name: 'heatmap
         }
       }
       if (area < d.min_area || peak < scoreThreshold) continue;
-      const gx = (x2 + 1 - x1) * d.expand;
-      const gy = (y2 + 1 - y1) * d.expand;
+      const w = x2 + 1 - x1;
+      const h = y2 + 1 - y1;
+      const grow = d.unclip ? (area * d.unclip) / (2 * (w + h)) : 0;
+      const gx = grow + w * d.expand;
+      const gy = grow + h * d.expand;
       out.push({ cls: p, score: peak, box: [(x1 - gx) * sx, (y1 - gy) * sy, (x2 + 1 + gx) * sx, (y2 + 1 + gy) * sy] });
     }
   }

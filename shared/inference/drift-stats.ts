@@ -39,3 +39,25 @@ export function histogramOf(values: readonly number[], edges: readonly number[])
   const total = values.length || 1;
   return { edges: [...edges], freqs: freqs.map((f) => f / total) };
 }
+
+/** `n` equal bins from `lo` to `hi`: the `n + 1` edges of a histogram. */
+export function evenEdges(lo: number, hi: number, n: number): number[] {
+  return Array.from({ length: n + 1 }, (_, i) => lo + ((hi - lo) * i) / n);
+}
+
+/** What a detector's frame adds to drift: its box count, and each box's score and size (sqrt of its share of the image, 0..1). */
+export interface BoxStats {
+  count: number;
+  scores: readonly number[];
+  sizes: readonly number[];
+}
+
+/** A frame's boxes as drift and outlier statistics: sizes are sqrt(box area / image area), 0..1. */
+export function boxStats(detections: ReadonlyArray<{ score: number; box: readonly number[] }>, image: { width: number; height: number }): BoxStats {
+  const area = Math.max(1, image.width * image.height);
+  return {
+    count: detections.length,
+    scores: detections.map((d) => d.score),
+    sizes: detections.map((d) => Math.min(1, Math.sqrt(Math.max(0, (d.box[2]! - d.box[0]!) * (d.box[3]! - d.box[1]!)) / area))),
+  };
+}

@@ -299,6 +299,12 @@ const heatmapDecoder = z.object({
   min_area: z.number().int().positive().default(1),
   /** Grow each box by this fraction of its width and height on every side (text detectors shrink their maps). */
   expand: z.number().min(0).max(4).default(0),
+  /**
+   * DB-style unclip (text detectors such as PaddleOCR's, whose maps are shrunk by a distance,
+   * not a fraction): every side grows by the component's area x `unclip` / its box's perimeter,
+   * in map cells. Absent or 0: none. Applied before `expand`.
+   */
+  unclip: z.number().min(0).max(10).optional(),
 });
 export const detectionDecoder = z.discriminatedUnion('name', [yoloDecoder, boxesScoresDecoder, heatmapDecoder]);
 export type DetectionDecoder = z.infer<typeof detectionDecoder>;

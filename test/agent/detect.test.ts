@@ -173,6 +173,11 @@ describe('edgeloop pack --task detection + edgeloop-agent infer (real ONNX model
     const grown = await packAndInfer('heat2', heatmapModel(), ['--decoder', 'heatmap', '--expand', '0.25'], [img]);
     const g0 = grown.lines[0]!.detections.map((d) => d.box).sort((a, b) => a[0]! - b[0]!)[0]!;
     expect(g0[2]! - g0[0]!).toBeGreaterThan(boxes[0]![2]! - boxes[0]![0]! + 4);
+    // DB unclip, by hand: the first square is 8x16 map cells (x halved), area 128, perimeter 48:
+    // 128 x 1.5 / 48 = 4 cells on every side, [4, 4, 20, 28] in the map, x doubled back.
+    const unclipped = await packAndInfer('heat3', heatmapModel(), ['--decoder', 'heatmap', '--unclip', '1.5'], [img]);
+    expect(unclipped.manifest).toMatchObject({ postprocessing: { decoder: { name: 'heatmap', unclip: 1.5, expand: 0 } } });
+    near(unclipped.lines[0]!.detections.map((d) => d.box).sort((a, b) => a[0]! - b[0]!)[0]!, [8, 4, 40, 28], 1);
   });
 
   it('refuses a decoder that does not fit the outputs, naming what it found', async () => {

@@ -20,6 +20,8 @@ export interface DetectionOptions {
   threshold?: number | undefined;
   minArea?: number | undefined;
   expand?: number | undefined;
+  /** heatmap: DB-style unclip ratio (`--unclip`): every side grows by area x ratio / perimeter. */
+  unclip?: number | undefined;
   /** NMS */
   iou?: number | undefined;
   scoreThreshold?: number | undefined;
@@ -44,6 +46,7 @@ const OWNERS: Array<[keyof DetectionOptions, string, DetectionOptions['decoder']
   ['threshold', '--threshold', ['heatmap']],
   ['minArea', '--min-area', ['heatmap']],
   ['expand', '--expand', ['heatmap']],
+  ['unclip', '--unclip', ['heatmap']],
 ];
 
 const shapeOf = (o: Output): string => `${o.name} [${o.shape.join(',')}]`;
@@ -112,7 +115,7 @@ export function detectionPostprocessing(o: DetectionOptions, outputs: readonly O
     if (out.shape.length < 2 || out.shape.length > 4 || (typeof planes === 'number' && planes !== 1 && planes !== classes)) {
       throw mismatch(`heatmap: output ${shapeOf(out)} is no probability map for ${classes} labels ([1,1,H,W], [1,${classes},H,W], [1,H,W] or [H,W])`, outputs);
     }
-    decoder = { name: 'heatmap', ...(o.output !== undefined || outputs.length > 1 ? { output: out.name } : {}), threshold: o.threshold ?? 0.5, min_area: o.minArea ?? 1, expand: o.expand ?? 0 };
+    decoder = { name: 'heatmap', ...(o.output !== undefined || outputs.length > 1 ? { output: out.name } : {}), threshold: o.threshold ?? 0.5, min_area: o.minArea ?? 1, expand: o.expand ?? 0, ...(o.unclip ? { unclip: o.unclip } : {}) };
   }
   const wantFit = fit ?? (o.decoder === 'yolo' || o.padValue !== undefined ? 'contain' : 'fill');
   if (wantFit !== 'fill' && wantFit !== 'contain' && wantFit !== 'cover') throw new FleetError('PACK_FLAG_UNUSED', `--fit ${wantFit}: a detector's boxes map back through fill, contain or cover`, { details: { flag: '--fit' } });

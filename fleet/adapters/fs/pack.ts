@@ -12,6 +12,8 @@ import { readOnnxMetadata } from '../../../shared/onnx/reader.js';
 import { FleetError } from '../../errors.js';
 import { imageAxes, recordedDims, resolveInputDims } from './pack-dims.js';
 import { detectionPostprocessing, type DetectionOptions } from './pack-detection.js';
+import { BASELINE_FEW, driftBaselineOf, type BaselineObservation } from './pack-baseline.js';
+import { boxStats } from '../../../shared/inference/drift-stats.js';
 import { detect, type OutputTensor } from '../../../shared/inference/detect.js';
 
 /** Image flags by their CLI name, for the refusal of flags a tensor model would ignore. */
@@ -46,6 +48,12 @@ export interface PackOptions {
   goldenTensors?: Array<{ tensor: number[]; label?: string }>;
   outlier?: ModelManifestInput['outlier'];
   driftBaseline?: ModelManifestInput['drift_baseline'];
+  /**
+   * Reference images (the scenes the device will see, in their usual conditions): pack runs the
+   * model on each as the device will and records the `drift_baseline` the device compares its
+   * recent inputs with. Not with `driftBaseline`.
+   */
+  baseline?: string[];
   lineage?: ModelManifestInput['lineage'];
   evaluation?: Record<string, unknown>;
   /** ed25519 private key (PEM) to sign with; unsigned packages need `--allow-unsigned` on devices. */
@@ -209,6 +217,38 @@ export async function packModel(o: PackOptions): Promise<PackResult> {
       golden.push({ tensor: g.tensor, expected_label: c.label, min_score: Math.max(0, Math.floor(c.score * 0.8 * 1000) / 1000) });
     }
 
+    let driftBaseline = o.driftBaseline;
+    if (o.baseline) {
+      if (o.driftBaseline) throw new FleetError('PACK_FAILED', 'give reference images (--baseline) or a drift baseline, not both');
+      if (preprocessing.kind !== 'image') throw new FleetError('PACK_FLAG_UNUSED', `--baseline takes images; input ${input.name} is a tensor input`, { details: { input: input.name, flag: '--baseline' } });
+      const p = preprocessingSchema.parse(preprocessing) as ImagePreprocessing;
+      const seen: BaselineObservation[] = [];
+      const skipped: string[] = [];
+      for (const file of o.baseline) {
+        let t: Awaited<ReturnType<typeof imageToTensor>>;
+        try {
+          t = await imageToTensor(await readFile(file), p, det ? { withGeometry: true, padValue: det.post.letterbox?.pad_value ?? 0 } : {});
+        } catch (err) {
+          // One unreadable file in a folder of reference frames costs that frame, not the package.
+          skipped.push(`${basename(file)} (${(err as { code?: string }).code ?? 'unreadable'})`);
+          continue;
+        }
+        if (det) {
+          const found = await runDetector(t.data, t.geometry!);
+          const g = t.geometry!;
+          const boxes = found.map((d) => ({ score: d.score, box: d.box }));
+          seen.push({ index: found[0]?.cls ?? -1, stats: t.stats, boxes: boxStats(boxes, { width: g.width, height: g.height }) });
+        } else {
+          const res = await session.run({ [input.name]: new ort.Tensor(dtype, t.data as Float32Array, [1, ...t.itemDims]) });
+          seen.push({ index: classify(res[output.name]!.data as Float32Array, { softmax: o.softmax ?? false, topK: 1, labels: o.labels }).index, stats: t.stats });
+        }
+      }
+      if (skipped.length) warnings.push(`--baseline: ${skipped.length} of ${o.baseline.length} files skipped (not images the device could read): ${skipped.slice(0, 5).join(', ')}${skipped.length > 5 ? ', ...' : ''}`);
+      if (seen.length === 0) throw new FleetError('PACK_BASELINE_EMPTY', `--baseline: none of the ${o.baseline.length} files is an image the model can read`, { details: { skipped } });
+      if (seen.length < BASELINE_FEW) warnings.push(`--baseline: only ${seen.length} images; drift figures from a baseline this small are noisy (give ${BASELINE_FEW} or more of the scenes the device will see)`);
+      driftBaseline = driftBaselineOf(seen, o.labels.length);
+    }
+
     if (golden.length === 0) warnings.push('no golden inputs: a device cannot smoke-test this package before it switches to it, and edgeloop models push refuses it without --force; add --golden FILE=LABEL (an input and the label the model must give it)');
 
     // The task and its postprocessing are chosen together above; the union cannot see that.
@@ -228,7 +268,7 @@ export async function packModel(o: PackOptions): Promise<PackResult> {
       postprocessing: det ? { ...det.post, top_k: o.topK ?? 5 } : { kind: 'classification', output: output.name, softmax: o.softmax ?? false, top_k: Math.min(o.topK ?? 5, o.labels.length) },
       labels: o.labels,
       ...(o.outlier ? { outlier: o.outlier } : {}),
-      ...(o.driftBaseline ? { drift_baseline: o.driftBaseline } : {}),
+      ...(driftBaseline ? { drift_baseline: driftBaseline } : {}),
       golden,
       ...(o.lineage ? { lineage: o.lineage } : {}),
       ...(o.evaluation ? { evaluation: o.evaluation } : {}),

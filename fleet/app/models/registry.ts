@@ -189,8 +189,12 @@ export class ModelRegistry {
    * (`created: false`); a different package under an existing name@version is refused with
    * `FLEET_MODEL_VERSION_EXISTS`: versions are immutable.
    */
-  async push(dir: string, opts: { actor: string; label?: string }): Promise<PushResult> {
+  async push(dir: string, opts: { actor: string; label?: string; requireGolden?: boolean }): Promise<PushResult> {
     const { raw, manifest } = await this.verified(dir, opts.label ?? dir);
+    if (opts.requireGolden && manifest.golden.length === 0) {
+      this.log?.warn({ actor: opts.actor, model: `${manifest.name}@${manifest.version}` }, 'model package refused: no golden inputs');
+      throw new FleetError('GOLDEN_MISSING', `${manifest.name}@${manifest.version} has no golden inputs, so no device can smoke-test it before switching to it: repack with 'edgeloop pack ... --golden FILE=LABEL', or push anyway with force (\`edgeloop models push --force\`, \`POST /v1/models?force=true\`)`);
+    }
     const { signature: _previous, ...unsigned } = raw;
     const contentSha = sha256Hex(canonicalJson(unsigned));
     const unlisted = await unlistedFiles(dir, manifest);
@@ -239,8 +243,11 @@ export class ModelRegistry {
    * `edgeloop models push` sends). It is unpacked into a fresh directory of the fleet's own
    * (the staging port: size caps, no name leaving the directory), then registered exactly like
    * {@link push} (every file's sha256 and size checked against the manifest), then removed.
+   * A package without golden inputs is refused (`FLEET_GOLDEN_MISSING`) unless `force`: the
+   * same rule `edgeloop models push` applies before uploading, so a client that skips the CLI
+   * gets it too.
    */
-  async pushUpload(archive: AsyncIterable<Uint8Array>, opts: { actor: string }): Promise<PushResult> {
+  async pushUpload(archive: AsyncIterable<Uint8Array>, opts: { actor: string; force?: boolean }): Promise<PushResult> {
     if (!this.staging) throw new FleetError('UPLOAD_INVALID', 'this fleet accepts no uploads (no staging directory)');
     let staged;
     try {
@@ -250,7 +257,7 @@ export class ModelRegistry {
       throw err;
     }
     try {
-      return await this.push(staged.dir, { actor: opts.actor, label: 'the uploaded package' });
+      return await this.push(staged.dir, { actor: opts.actor, label: 'the uploaded package', requireGolden: !opts.force });
     } finally {
       await staged.discard();
     }

@@ -58,7 +58,7 @@ const push = apiCommand(PUSH_HELP, { force: { type: 'boolean' } }, async (c) => 
   }
   const client = await c.client();
   if (!c.json) c.progress(`pushing ${abs} to ${client.url} (uploading; the fleet hashes and stores every file)...`);
-  const r = await client.pushModel(abs);
+  const r = await client.pushModel(abs, { force: c.values.force === true });
   c.emit(r, () => {
     const v = r.version;
     c.io.out(`${r.created ? 'registered' : 'already registered'} ${v.ref}: ${v.files.length} files, ${bytes(v.total_bytes)}, signed by key ${v.key_id.slice(0, 12)}`);

@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { numberFlag, parseFlags, type Io } from '../../../shared/cli.js';
 import { FleetError } from '../../errors.js';
 import { packModel, readLabels } from '../../adapters/fs/pack.js';
@@ -28,6 +29,11 @@ TF object-detection, scikit-learn exports...).
   --tensor              tabular/sensor model: JSON number input, no image preprocessing
   --softmax             the model outputs logits; apply softmax on the device
   --top-k N             top-k entries in results (default 5)
+  --baseline PATH       reference images (a directory of them, or files; repeatable): the
+                        scenes the device will see in their usual conditions. pack runs the
+                        model on each and records the drift baseline the device compares its
+                        recent inputs with (class shares, brightness, contrast; a detector's
+                        boxes per frame, scores and sizes). Without it a device reports no drift
   --golden FILE[=LABEL] golden image for the on-device smoke test (repeatable): the model
                         must predict LABEL for it here, or pack refuses (FLEET_GOLDEN_MISMATCH:
                         usually a preprocessing flag such as --invert); without =LABEL the
@@ -43,6 +49,9 @@ Detection (--task detection --decoder NAME; labels may be a single class):
   --boxes NAME --scores NAME --classes NAME   boxes-scores outputs (default: found by name)
   --box-format xyxy|yxyx  --normalized  --class-offset N   boxes-scores box coordinates
   --threshold P --min-area N --expand F   heatmap: cut-off, smallest component, box growth
+                        (a fraction of the box's width and height on every side)
+  --unclip R            heatmap: grow every side by area x R / perimeter of the component, as
+                        DB text detectors (PaddleOCR: 1.5) expect of their shrunk maps
   --iou P --score-threshold P --max-detections N --class-agnostic   NMS (0.45, 0.25, 100)
   --pad-value N         letterbox pad (0-255, default 114; yolo letterboxes by default,
                         the others stretch unless --fit contain)
@@ -75,6 +84,7 @@ export async function packCmd(argv: string[], io: Io): Promise<number> {
       softmax: { type: 'boolean' },
       'top-k': { type: 'string' },
       golden: { type: 'string', multiple: true },
+      baseline: { type: 'string', multiple: true },
       task: { type: 'string' },
       decoder: { type: 'string' },
       'yolo-layout': { type: 'string' },
@@ -88,6 +98,7 @@ export async function packCmd(argv: string[], io: Io): Promise<number> {
       threshold: { type: 'string' },
       'min-area': { type: 'string' },
       expand: { type: 'string' },
+      unclip: { type: 'string' },
       iou: { type: 'string' },
       'score-threshold': { type: 'string' },
       'max-detections': { type: 'string' },
@@ -145,6 +156,7 @@ export async function packCmd(argv: string[], io: Io): Promise<number> {
     threshold: numberFlag(values.threshold, 'threshold'),
     minArea: numberFlag(values['min-area'], 'min-area'),
     expand: numberFlag(values.expand, 'expand'),
+    unclip: numberFlag(values.unclip, 'unclip'),
     iou: numberFlag(values.iou, 'iou'),
     scoreThreshold: numberFlag(values['score-threshold'], 'score-threshold'),
     maxDetections: numberFlag(values['max-detections'], 'max-detections'),
@@ -174,6 +186,7 @@ export async function packCmd(argv: string[], io: Io): Promise<number> {
     softmax: values.softmax ?? false,
     ...(values['top-k'] ? { topK: numberFlag(values['top-k'], 'top-k')! } : {}),
     golden,
+    ...(values.baseline ? { baseline: await baselineFiles(values.baseline) } : {}),
     ...(values['sign-key'] ? { signKeyPem: await readFile(values['sign-key'], 'utf8') } : {}),
   });
   for (const w of warnings) io.err(`warning: ${w}`);
@@ -190,4 +203,23 @@ export async function packCmd(argv: string[], io: Io): Promise<number> {
     io.out(`  ${manifest.labels.length} labels, ${manifest.golden.length} golden inputs, ${manifest.signature ? `signed (key ${manifest.signature.key_id.slice(0, 12)})` : 'UNSIGNED'}`);
   }
   return 0;
+}
+
+const IMAGE_EXT = /\.(jpe?g|png|webp)$/i;
+
+/** `--baseline` paths as files: a directory gives its images (not recursive, sorted), a file itself. */
+async function baselineFiles(paths: string[]): Promise<string[]> {
+  const files: string[] = [];
+  for (const p of paths) {
+    const st = await stat(p).catch(() => null);
+    if (!st) throw new FleetError('USAGE', `--baseline ${p}: no such file or directory`);
+    if (!st.isDirectory()) {
+      files.push(p);
+      continue;
+    }
+    const names = (await readdir(p)).filter((n) => IMAGE_EXT.test(n)).sort();
+    if (names.length === 0) throw new FleetError('USAGE', `--baseline ${p}: the directory holds no .jpg, .jpeg, .png or .webp file`);
+    files.push(...names.map((n) => join(p, n)));
+  }
+  return files;
 }

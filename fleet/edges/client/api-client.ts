@@ -189,10 +189,11 @@ export class FleetClient {
 
   /**
    * Upload the package in the local directory `dir` (manifest.json and its files) and register
-   * it: the directory goes as a streamed tar, so it may be on any machine.
+   * it: the directory goes as a streamed tar, so it may be on any machine. `force` registers
+   * a package without golden inputs (refused otherwise).
    */
-  async pushModel(dir: string): Promise<PushResult> {
-    return this.json('POST', '/v1/models', pushModelResponse, { upload: { contentType: 'application/x-tar', body: await tarDirectory(dir) } });
+  async pushModel(dir: string, opts: { force?: boolean } = {}): Promise<PushResult> {
+    return this.json('POST', opts.force ? '/v1/models?force=true' : '/v1/models', pushModelResponse, { upload: { contentType: 'application/x-tar', body: await tarDirectory(dir) } });
   }
 
   // ------------------------------------------------------------------ users, audit

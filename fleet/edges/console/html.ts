@@ -83,9 +83,9 @@ ${o.csrf ? html`<meta name="edgeloop-csrf" content="${o.csrf}">` : ''}
 </html>`.value}`;
 }
 
-/** `2025-03-01T10:00:00.000Z` → `2025-03-01 10:00:00`; em dash for null. */
+/** `2025-03-01T10:00:00.000Z` → `2025-03-01 10:00:00 UTC` (the zone said, since the reader's is another); em dash for null. */
 export function when(iso: string | null | undefined): string {
-  return iso ? iso.replace('T', ' ').replace(/\.\d+Z$|Z$/, '') : '—';
+  return iso ? `${iso.replace('T', ' ').replace(/\.\d+Z$|Z$/, '')} UTC` : '—';
 }
 
 /** `3 min ago` / `in 2 h` for a time `ms` relative to `now`. */
@@ -106,7 +106,7 @@ export function ago(at: string | number | null | undefined, now: number): SafeHt
   const ms = typeof at === 'number' ? at : Date.parse(at);
   if (!Number.isFinite(ms)) return html`—`;
   const iso = new Date(ms).toISOString();
-  return html`<time datetime="${iso}" title="${when(iso)} UTC">${relative(ms, now)}</time>`;
+  return html`<time datetime="${iso}" title="${when(iso)}">${relative(ms, now)}</time>`;
 }
 
 export function num(n: number | null | undefined, digits = 3): string {

@@ -154,6 +154,13 @@ export const modelVersion = z.object({
 
 export const modelList = z.object({ items: z.array(modelVersion) });
 
+export const pushModelQuery = z.strictObject({
+  force: z
+    .enum(['true', 'false'])
+    .optional()
+    .transform((v) => v === 'true')
+    .describe('`true` registers a package without golden inputs (refused otherwise with `FLEET_GOLDEN_MISSING`: no device could smoke-test it before switching).'),
+});
 export const modelQuery = z.strictObject({ name: modelName.optional(), status: z.enum(['registered', 'rejected']).optional() });
 
 export const modelParams = z.strictObject({ name: modelName, version: semver });

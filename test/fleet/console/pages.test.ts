@@ -84,8 +84,8 @@ describe('console pages', () => {
     const cookie = await login(f.tokens.viewer);
     const pages: Array<[string, string[]]> = [
       ['/console/', ['cam-1', 'Needs attention', 'id="sites"', 'model versions']],
-      ['/console/devices/cam-1', ['Drift now (PSI)', 'Drift over time', 'class PSI', '<svg', 'Latest samples', '<dt>login</dt><dd>secret']],
-      ['/console/devices/cam-2', ['<dt>login</dt><dd>certificate <span class="muted">until 20', f.ctx.devices.get('cam-2').certificate!.serial]],
+      ['/console/devices/cam-1', ['Drift now (PSI)', 'Drift over time', 'class PSI', '<svg', 'Latest samples', '<dt>login</dt><dd>secret <span class="muted">(set 20', ' UTC)</span>']],
+      ['/console/devices/cam-2', ['<dt>login</dt><dd>certificate <span class="muted">until 20', ' UTC, serial ', f.ctx.devices.get('cam-2').certificate!.serial]],
       ['/console/rollouts', [rolloutId, 'pets@1.1.0']],
       [`/console/rollouts/${rolloutId}`, ['data-command="pause"', 'Stages', 'canary', 'Decisions', 'role viewer cannot command rollouts']],
       ['/console/models', ['pets', '1.1.0', 'accuracy']],

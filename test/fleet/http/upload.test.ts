@@ -44,6 +44,17 @@ describe('POST /v1/models takes an upload, never a path on the fleet host', () =
     expect(f.ctx.audit.list({ actor: 'otto' }).items.find((e) => e.action === 'model.push')).toMatchObject({ target: 'pets@1.0.0' });
   });
 
+  it('refuses a package without golden inputs (FLEET_GOLDEN_MISSING, 422, logged) unless ?force=true, as the CLI does before uploading', async () => {
+    const bare = join(pkgs.dir, 'bare');
+    await imagePackage(bare, { version: '9.0.0', extra: { golden: [] } });
+    const client = new FleetClient({ url: base, token: f.tokens.operator });
+    await expect(client.pushModel(bare)).rejects.toMatchObject({ code: 'FLEET_GOLDEN_MISSING', status: 422 });
+    expect(f.logs.find((l) => l.msg === 'model package refused: no golden inputs')).toMatchObject({ model: 'pets@9.0.0', actor: 'otto' });
+    expect(f.ctx.registry.find('pets', '9.0.0')).toBeNull();
+    expect(readdirSync(uploadsDir())).toEqual([]);
+    expect(await client.pushModel(bare, { force: true })).toMatchObject({ created: true, version: { ref: 'pets@9.0.0' } });
+  });
+
   it('refuses a JSON body naming a directory (415): the regression of POST {"dir": "/etc"}', async () => {
     const r = await call(base, 'POST', '/v1/models', { token: f.tokens.operator, body: { dir: '/etc' } });
     expect([r.status, code(r)]).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);

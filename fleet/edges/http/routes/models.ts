@@ -3,7 +3,7 @@ import { FleetError } from '../../../errors.js';
 import { artifactReply, packageContentType } from '../artifacts.js';
 import { route } from '../router.js';
 import type { Principal, Route } from '../router.js';
-import { lineageResponse, modelList, modelParams, modelQuery, modelVersion, packageFileParams, pushModelResponse } from '../schemas.js';
+import { lineageResponse, modelList, modelParams, modelQuery, modelVersion, packageFileParams, pushModelQuery, pushModelResponse } from '../schemas.js';
 
 /**
  * Least privilege for devices: a device token downloads only the packages its desired state
@@ -60,13 +60,14 @@ export const modelRoutes: Route[] = [
       'The body is a tar stream of the package directory (manifest.json plus the files it lists, names relative to it), as `edgeloop models push DIR` sends it. ' +
       'The fleet unpacks it into a fresh directory inside its data directory (size caps on the whole and on each file answer 413; a name leaving the package, a link or another non-file entry `FLEET_UPLOAD_INVALID`), ' +
       'checks every file against its sha256 and size in the manifest, signs the manifest with its key and stores everything content-addressed. Pushing the same content again answers 200 with `created: false`; ' +
-      'different content under an existing name@version is refused (`FLEET_MODEL_VERSION_EXISTS`, 409). The API never reads a path on the fleet host.',
+      'different content under an existing name@version is refused (`FLEET_MODEL_VERSION_EXISTS`, 409); a package without golden inputs is refused (`FLEET_GOLDEN_MISSING`, 422) unless `?force=true`. The API never reads a path on the fleet host.',
     access: { kind: 'user', permission: 'models' },
+    query: pushModelQuery,
     upload: { contentType: 'application/x-tar', description: 'a tar (ustar, pax or GNU long names) of the package directory: regular files and directories only' },
     success: 201,
     response: pushModelResponse,
-    handler: async ({ ctx, req, actor }) => {
-      const r = await ctx.registry.pushUpload(req, { actor });
+    handler: async ({ ctx, req, actor, query }) => {
+      const r = await ctx.registry.pushUpload(req, { actor, force: query.force });
       return { status: r.created ? 201 : 200, json: r };
     },
   }),
