@@ -118,17 +118,17 @@ export class Agent {
     const alerts = actions ? new AlertPipeline(ruleSet, { deviceId: config.device_id, clock, random: opts.random ?? Math.random, log, metrics }, alertUplink ? [actions, alertUplink] : [actions]) : null;
     const slots = new ModelSlots(
       {
-      alerts,
-      deviceId: config.device_id,
-      clock,
-      random: opts.random ?? Math.random,
-      log,
-      metrics,
-      queue,
-      outlierOverrides: config.outlier,
-      outlierByModel: config.outlier_by_model,
-      warmupRuns: config.inference.warmup_runs,
-      pool: poolSettings(config.inference),
+        alerts,
+        deviceId: config.device_id,
+        clock,
+        random: opts.random ?? Math.random,
+        log,
+        metrics,
+        queue,
+        outlierOverrides: config.outlier,
+        outlierByModel: config.outlier_by_model,
+        warmupRuns: config.inference.warmup_runs,
+        pool: poolSettings(config.inference),
       },
       () => store.slotNames,
     );
