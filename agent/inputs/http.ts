@@ -6,7 +6,7 @@ import { isEdgeloopError } from '../../shared/errors.js';
 import type { InferResult } from '../../shared/schemas/index.js';
 import { AgentError } from '../errors.js';
 import type { ModelInput } from '../model/runtime.js';
-import { JsonBodyParser } from './json-body.js';
+import { JsonBodyParser, type ParsedBody } from './json-body.js';
 import type { InferContext } from '../service.js';
 
 export interface HttpDeps {
@@ -83,7 +83,7 @@ function send(res: ServerResponse, status: number, body: unknown, type = 'applic
 }
 
 /** Body -> model input: raw image bytes, or JSON `{ image_b64 }` / `{ tensor, shape? }` (large ones parsed off the event loop). */
-export async function bodyToInput(contentType: string, body: Buffer, json: JsonBodyParser): Promise<{ input: ModelInput; requestId?: string | undefined }> {
+export async function bodyToInput(contentType: string, body: Buffer, json: JsonBodyParser): Promise<ParsedBody> {
   const type = contentType.split(';')[0]!.trim().toLowerCase();
   if (IMAGE_TYPES.has(type)) return { input: { kind: 'image', bytes: body } };
   if (type === 'application/json') return json.parse(body);
@@ -109,11 +109,14 @@ export function createHttpApi(deps: HttpDeps): Server {
       if (deps.token !== undefined && !bearerMatches(req.headers.authorization, deps.token)) throw new AgentError('UNAUTHORIZED', `${url.pathname} needs Authorization: Bearer <http.token>`);
       if (route === 'GET /metrics') return send(res, 200, deps.metrics(), 'text/plain; version=0.0.4; charset=utf-8');
       if (route === 'POST /v1/infer') {
-        // `?model=NAME`: the model slot to ask on an agent serving several (absent: the first).
-        const model = url.searchParams.get('model') ?? undefined;
+        // `?model=NAME` (or a JSON body's `model`): the model slot to ask on an agent serving
+        // several (absent: the first). The tensor size bound is the query's model's, or the first's.
+        const asked = url.searchParams.get('model') ?? undefined;
         const json = String(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/json');
-        const body = await readBody(req, deps.maxBodyBytes, json ? (deps.maxTensorValues?.(model) ?? null) : null);
-        const { input, requestId } = await bodyToInput(String(req.headers['content-type'] ?? ''), body, jsonBodies);
+        const body = await readBody(req, deps.maxBodyBytes, json ? (deps.maxTensorValues?.(asked) ?? null) : null);
+        const { input, requestId, model: named } = await bodyToInput(String(req.headers['content-type'] ?? ''), body, jsonBodies);
+        if (asked !== undefined && named !== undefined && asked !== named) throw new AgentError('INPUT_INVALID', `the query asks model ${asked.slice(0, 64)} and the body model ${named}: name one`);
+        const model = asked ?? named;
         const results = await deps.infer(input, { source: 'http', requestId, origin: String(req.headers['x-origin'] ?? '') || undefined, model });
         return send(res, 200, results.length === 1 ? results[0] : { results });
       }

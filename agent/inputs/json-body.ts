@@ -22,6 +22,8 @@ export type WireBody =
   | {
       ok: true;
       requestId?: string | undefined;
+      /** The model slot the body names (`model`). */
+      model?: string | undefined;
       image?: Uint8Array;
       /** Tensor values, row after row for a batch of rows (then `shape` is [rows, row length] unless the request gave one). */
       values?: Float64Array;
@@ -35,26 +37,34 @@ export type WireBody =
 export function parseToWire(body: Uint8Array): WireBody {
   try {
     const r = parseJsonWith(inferRequest, body, 'INPUT_INVALID', 'inference request');
-    if (r.image_b64 !== undefined) return { ok: true, requestId: r.request_id, image: Buffer.from(r.image_b64, 'base64') };
+    const model = r.model !== undefined ? { model: r.model } : {};
+    if (r.image_b64 !== undefined) return { ok: true, requestId: r.request_id, ...model, image: Buffer.from(r.image_b64, 'base64') };
     const t = r.tensor!;
-    if (t.length === 0 || !Array.isArray(t[0])) return { ok: true, requestId: r.request_id, values: Float64Array.from(t as number[]), shape: r.shape };
+    if (t.length === 0 || !Array.isArray(t[0])) return { ok: true, requestId: r.request_id, ...model, values: Float64Array.from(t as number[]), shape: r.shape };
     const rows = t as number[][];
     const rowLength = rows[0]!.length;
-    if (rows.some((row) => row.length !== rowLength)) return { ok: true, requestId: r.request_id, ragged: rows, shape: r.shape };
+    if (rows.some((row) => row.length !== rowLength)) return { ok: true, requestId: r.request_id, ...model, ragged: rows, shape: r.shape };
     const values = new Float64Array(rows.length * rowLength);
     rows.forEach((row, i) => values.set(row, i * rowLength));
-    return { ok: true, requestId: r.request_id, values, shape: r.shape ?? [rows.length, rowLength] };
+    return { ok: true, requestId: r.request_id, ...model, values, shape: r.shape ?? [rows.length, rowLength] };
   } catch (err) {
     if (err instanceof EdgeloopError) return { ok: false, code: err.code, message: err.message, status: err.status, exit: err.exit, details: err.details };
     return { ok: false, code: 'INTERNAL', message: (err as Error).message, status: 500, exit: ExitCode.FAILURE };
   }
 }
 
+/** A parsed inference body: the model input, its request id and the model slot it names. */
+export interface ParsedBody {
+  input: ModelInput;
+  requestId?: string | undefined;
+  model?: string | undefined;
+}
+
 /** The model input a wire body stands for. */
-function fromWire(w: WireBody): { input: ModelInput; requestId?: string | undefined } {
+function fromWire(w: WireBody): ParsedBody {
   if (!w.ok) throw new EdgeloopError(w.code, w.message, { status: w.status, exit: w.exit, details: w.details });
-  if (w.image) return { input: { kind: 'image', bytes: w.image }, requestId: w.requestId };
-  return { input: { kind: 'tensor', tensor: w.ragged ?? w.values ?? new Float64Array(0), shape: w.shape }, requestId: w.requestId };
+  if (w.image) return { input: { kind: 'image', bytes: w.image }, requestId: w.requestId, model: w.model };
+  return { input: { kind: 'tensor', tensor: w.ragged ?? w.values ?? new Float64Array(0), shape: w.shape }, requestId: w.requestId, model: w.model };
 }
 
 type Pending = { resolve: (w: WireBody) => void; reject: (err: Error) => void };
@@ -68,7 +78,7 @@ export class JsonBodyParser {
   offThread = 0;
 
   /** The model input of a JSON body. A body larger than {@link INLINE_BYTES} is handed to the worker: do not use it after the call. */
-  async parse(body: Uint8Array): Promise<{ input: ModelInput; requestId?: string | undefined }> {
+  async parse(body: Uint8Array): Promise<ParsedBody> {
     if (body.byteLength <= INLINE_BYTES) return fromWire(parseToWire(body));
     this.offThread++;
     // The body is handed over, not copied, when it owns its whole buffer (a request body read

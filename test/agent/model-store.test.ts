@@ -187,3 +187,28 @@ describe('a model store or package directory that cannot be read is not an empty
     await expect(source.readManifest()).rejects.toMatchObject({ code: 'AGENT_STORAGE_FAILED' });
   });
 });
+
+describe('model store state across the model-slots upgrade (issue 14)', () => {
+  it('reads a state.json written before slots as one slot, and writes each slot apart after', async () => {
+    const t = tempDir();
+    try {
+      const root = join(t.dir, 'models');
+      mkdirSync(root, { recursive: true });
+      writeFileSync(join(root, 'state.json'), JSON.stringify({ active: { name: 'pets', version: '2.0.0' }, previous: { name: 'pets', version: '1.0.0' }, revision: 7 }));
+      const store = await ModelStore.open(root, { publicKeyPem: fleetKeys().publicKeyPem });
+      expect(store.slotNames).toEqual(['pets']);
+      expect(store.current).toMatchObject({ active: { name: 'pets', version: '2.0.0' }, previous: { name: 'pets', version: '1.0.0' }, revision: 7 });
+      await store.setActive({ name: 'ppe-classifier', version: '1.0.0' });
+      await store.setRevision(9, 'ppe-classifier');
+      const again = await ModelStore.open(root, { publicKeyPem: fleetKeys().publicKeyPem });
+      expect(again.slotNames).toEqual(['pets', 'ppe-classifier']);
+      expect(again.slot('pets').revision).toBe(7);
+      expect(again.slot('ppe-classifier')).toMatchObject({ active: { name: 'ppe-classifier', version: '1.0.0' }, previous: null, revision: 9 });
+      // Pinned versions of every slot are never removed.
+      expect(await again.remove({ name: 'pets', version: '1.0.0' })).toBe(false);
+      expect(await again.remove({ name: 'ppe-classifier', version: '1.0.0' })).toBe(false);
+    } finally {
+      t.cleanup();
+    }
+  });
+});

@@ -77,6 +77,16 @@ describe('several named models on one agent', () => {
     expect(body.error.code).toBe('AGENT_MODEL_NAME_UNKNOWN');
     expect(body.error.message).toContain('detector, ppe-classifier');
 
+    // A JSON body may name the model too; a query and a body naming two models is refused.
+    const json = (body: Record<string, unknown>, q = ''): Promise<Response> => fetch(`${url}/v1/infer${q}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const b64 = (await patternImage(3)).toString('base64');
+    const viaBody = await json({ image_b64: b64, model: 'ppe-classifier' });
+    expect(viaBody.status).toBe(200);
+    expect(inferResult.parse(await viaBody.json())).toMatchObject({ model_name: 'ppe-classifier', label: cls.label, score: cls.score });
+    const clash = await json({ image_b64: b64, model: 'ppe-classifier' }, '?model=detector');
+    expect(clash.status).toBe(400);
+    expect(((await clash.json()) as { error: { code: string } }).error.code).toBe('INPUT_INVALID');
+
     const health = (await (await fetch(`${url}/healthz`)).json()) as { models: Array<{ name: string; version: string }> };
     expect(health.models.map((m) => `${m.name}@${m.version}`)).toEqual(['detector@1.0.0', 'ppe-classifier@1.0.0']);
   });

@@ -245,6 +245,8 @@ const show = apiCommand(SHOW_HELP, {}, async (c) => {
       ['active', ref(d.models.active)],
       ['previous', ref(d.models.previous)],
       ['installed', d.models.installed.map(ref).join(', ') || '-'],
+      // A device serving several models: each slot with its own deployment phase.
+      ...(d.slots && d.slots.length > 1 ? [['models', d.slots.map((s) => `${s.name} ${s.active ? s.active.version : '-'}${s.deployment ? ` (${s.deployment.phase} ${s.deployment.target.version})` : ''}`).join('; ')] as [string, string]] : []),
       ['deployment', d.deployment ? `${deploymentOf(d)} (revision ${d.deployment.revision}${d.deployment.reason ? `: ${d.deployment.reason}` : ''})` : '-'],
       ['rules', rulesOf(d)],
       ['login', loginOf(d)],

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deviceStatus } from '../../../shared/schemas/index.js';
 import { agentConfigSchema } from '../../../agent/config.js';
 import { main } from '../../../fleet/edges/cli/main.js';
 import { FleetClient } from '../../../fleet/edges/client/api-client.js';
@@ -88,6 +89,21 @@ describe('edgeloop CLI over the HTTP API', () => {
     const show = await cli('devices', 'show', 'gw-3');
     expect(show.code).toBe(0);
     expect(show.out).toMatch(/tags\s+site=ridge-1/);
+    expect(show.out).not.toMatch(/^models/m);
+    // A device serving two models: each slot with its deployment phase.
+    const det = { name: 'detector', version: '1.0.0' };
+    const ppe = { name: 'ppe-classifier', version: '1.0.0' };
+    svc.ctx.devices.applyStatus(
+      deviceStatus.parse({
+        type: 'device_status', v: 1, device_id: 'gw-3', ts: new Date().toISOString(), online: true, agent_version: '0.1.0',
+        models: { active: det, previous: null, installed: [det, ppe] },
+        slots: [
+          { name: 'detector', active: det, previous: null, installed: [det] },
+          { name: 'ppe-classifier', active: ppe, previous: null, installed: [ppe], deployment: { revision: 3, target: { name: 'ppe-classifier', version: '2.0.0' }, phase: 'downloading' } },
+        ],
+      }),
+    );
+    expect((await cli('devices', 'show', 'gw-3')).out).toMatch(/^models\s+detector 1\.0\.0; ppe-classifier 1\.0\.0 \(downloading 2\.0\.0\)$/m);
     const missing = await cli('devices', 'show', 'nope');
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/^FLEET_DEVICE_UNKNOWN: /);

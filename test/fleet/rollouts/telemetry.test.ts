@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { currentGates } from '../../../fleet/core/rollouts/machine.js';
-import { metricsEventFromTelemetry, reportEventFromStatus } from '../../../fleet/core/rollouts/telemetry.js';
+import { metricsEventFromTelemetry, metricsEventsFromTelemetry, reportEventFromStatus } from '../../../fleet/core/rollouts/telemetry.js';
 import { deviceMetricsEvent, deviceReportEvent } from '../../../fleet/core/rollouts/types.js';
 import type { DeviceStatus, Telemetry } from '../../../shared/schemas/messages.js';
 import { CAND, devices, EASY_GATES, Harness, PREV } from './helpers.js';
@@ -50,6 +50,33 @@ describe('telemetry → rollout events', () => {
     expect(failed).toMatchObject({ phase: 'failed', model: CAND, reason: 'MODEL_SMOKE_TEST_FAILED: golden 2 mismatched' });
     expect(reportEventFromStatus(status({ deployment: { revision: 3, rollout_id: 'ro-2', target: CAND, phase: 'active' } }), 'ro-1')).toMatchObject({ phase: 'active', model: PREV });
     expect(reportEventFromStatus(status({ models: { active: null, previous: null, installed: [] } }), 'ro-1')).toBeNull();
+  });
+
+  it('reads a device serving several models in the rollout\'s model slot only (issue 14)', () => {
+    const other = { name: 'detector', version: '3.0.0' };
+    const window = (model: typeof CAND, count: number) => ({ model, inference: { count, errors: 0, rate_per_s: 1, latency_ms: { p50: 1, p95: 2, p99: 3 } }, confidence_mean: 0.8, outliers: { count: 0, rate: 0, by_reason: {} }, drift: { class_psi: null, brightness_psi: null, contrast_psi: null } });
+    // One event per model window, each tagged with its model; the top level (the first slot) is not counted twice.
+    const evs = metricsEventsFromTelemetry(telemetry({ model: other, models: [window(other, 50), window(CAND, 7)] }));
+    expect(evs.map((e) => [e.model, e.window.count])).toEqual([
+      [other, 50],
+      [CAND, 7],
+    ]);
+    expect(metricsEventsFromTelemetry(telemetry()).map((e) => e.model)).toEqual([CAND]);
+
+    const st = status({
+      models: { active: other, previous: null, installed: [other, PREV] },
+      deployment: { revision: 9, rollout_id: 'ro-det', target: other, phase: 'failed', reason: 'smoke test' },
+      slots: [
+        { name: other.name, active: other, previous: null, shadow: null, installed: [other], deployment: { revision: 9, rollout_id: 'ro-det', target: other, phase: 'failed', reason: 'smoke test' } },
+        { name: CAND.name, active: PREV, previous: null, shadow: null, installed: [PREV] },
+      ],
+    });
+    // The detector's failed deployment is not news to a rollout of the other model: its slot runs PREV.
+    expect(reportEventFromStatus(st, 'ro-1', CAND.name)).toMatchObject({ phase: 'active', model: PREV });
+    expect(reportEventFromStatus(st, 'ro-det', other.name)).toMatchObject({ phase: 'failed', model: other });
+    // A model the device does not serve yet: no news. A status without slots (an older agent) is read whole.
+    expect(reportEventFromStatus(st, 'ro-x', 'helmet')).toBeNull();
+    expect(reportEventFromStatus(status(), 'ro-1', 'helmet')).toMatchObject({ phase: 'active', model: PREV });
   });
 });
 
