@@ -7,7 +7,7 @@ import type { Clock } from '../../shared/ids.js';
  * (`rollout.create`, `rollout.pause`, `rollout.resume`, `rollout.abort`, `rollout.rollback`,
  * `rollout.promote`), labels (`label.assign`, `label.confirm`, `label.skip`, `label.undo`) and
  * users (`user.add`, `user.revoke`), alerts (`alert.ack`, `alert.resolve`), rule sets
- * (`rules.push`, `rules.deploy`) and device certificates (`device.cert.issue`, `device.cert.revoke`).
+ * (`rules.push`, `rules.deploy`, `rules.withdraw`) and device certificates (`device.cert.issue`, `device.cert.revoke`).
  */
 export type AuditAction = `${'model' | 'rollout' | 'label' | 'user' | 'alert' | 'rules' | 'device'}.${string}`;
 

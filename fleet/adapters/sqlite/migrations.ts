@@ -409,8 +409,9 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE TABLE rule_set_assignments (
     device_id   TEXT PRIMARY KEY,
-    name        TEXT NOT NULL,
-    version     INTEGER NOT NULL,
+    -- Both null: the fleet's rule set was withdrawn (the device runs its config's rules).
+    name        TEXT,
+    version     INTEGER,
     revision    INTEGER NOT NULL,
     assigned_at INTEGER NOT NULL,
     assigned_by TEXT NOT NULL

@@ -5,8 +5,8 @@ import { guarded } from './guard.js';
 
 interface AssignmentRow {
   device_id: string;
-  name: string;
-  version: number;
+  name: string | null;
+  version: number | null;
   revision: number;
   assigned_at: number;
   assigned_by: string;
@@ -40,7 +40,7 @@ export function sqliteRuleSetsRepo(db: FleetDb): RuleSetsRepo {
     insert.run({ name, version: doc.version, sha256: doc.sha256, document: JSON.stringify(doc), created_at: at, created_by: by });
     return doc;
   });
-  const assign = s.transaction((ids: readonly string[], name: string, version: number, by: string, at: number) =>
+  const assign = s.transaction((ids: readonly string[], name: string | null, version: number | null, by: string, at: number) =>
     ids.map((device_id) => {
       const revision = Math.max((revisionOf.get(device_id) ?? 0) + 1, at);
       upsert.run({ device_id, name, version, revision, assigned_at: at, assigned_by: by });

@@ -27,11 +27,11 @@ export interface RuleSetInfo {
   devices: number;
 }
 
-/** The rule set a device was last sent (what it should run). */
+/** The rule set a device was last sent (what it should run); name and version null: withdrawn (its config's rules). */
 export interface RuleSetAssignment {
   device_id: string;
-  name: string;
-  version: number;
+  name: string | null;
+  version: number | null;
   revision: number;
   assigned_at: string;
   assigned_by: string;
@@ -49,7 +49,7 @@ export interface RuleSetsRepo {
    * Record that these devices are sent `name@version`; returns each device's new revision,
    * above its previous one and at least `at` (so a fresh database still outranks what a device applied).
    */
-  assign(deviceIds: readonly string[], name: string, version: number, by: string, at: number): Array<{ device_id: string; revision: number }>;
+  assign(deviceIds: readonly string[], name: string | null, version: number | null, by: string, at: number): Array<{ device_id: string; revision: number }>;
   assignmentOf(deviceId: string): RuleSetAssignment | null;
 }
 
@@ -157,21 +157,35 @@ export class RuleSets {
    */
   async deploy(name: string, version: number, selector: Record<string, string>, o: { actor: string }): Promise<{ rule_set: { name: string; version: number; sha256: string }; devices: string[] }> {
     const doc = this.get(name, version);
+    const devices = await this.send(doc, selector, `${name}@${version}`, o.actor);
+    this.o.audit.record({ actor: o.actor, action: 'rules.deploy', target: `${name}@${version}`, details: { selector, devices: devices.length } });
+    this.o.log.info({ rule_set: `${name}@${version}`, selector, devices: devices.length, actor: o.actor }, 'rule set deployed');
+    return { rule_set: { name, version, sha256: doc.sha256 }, devices };
+  }
+
+  /** Tell the devices the selector picks to drop the fleet's rule set and run their config's rules again (`rule_set: null`). */
+  async withdraw(selector: Record<string, string>, o: { actor: string }): Promise<{ devices: string[] }> {
+    const devices = await this.send(null, selector, 'withdrawal', o.actor);
+    this.o.audit.record({ actor: o.actor, action: 'rules.withdraw', target: Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(','), details: { selector, devices: devices.length } });
+    this.o.log.info({ selector, devices: devices.length, actor: o.actor }, 'rule set withdrawn');
+    return { devices };
+  }
+
+  /** Record a new revision per selected device, then publish: a failed delivery is retried by sending again (devices keep what they run meanwhile). */
+  private async send(doc: SignedRuleSet | null, selector: Record<string, string>, what: string, actor: string): Promise<string[]> {
     const delivery = this.o.delivery();
     if (!delivery) throw new FleetError('DELIVERY_FAILED', 'no rule-set delivery channel is running (the broker client is not up)');
     const devices = this.o.devices.list({ tags: selector }).map((d) => d.id);
     if (devices.length === 0) throw new FleetError('INPUT_INVALID', `no device matches the selector ${JSON.stringify(selector)}`, { details: { selector } });
     const now = this.o.clock.now();
-    const revisions = this.o.repo.assign(devices, name, version, o.actor, now);
+    const revisions = this.o.repo.assign(devices, doc?.name ?? null, doc?.version ?? null, actor, now);
     const issued = new Date(now).toISOString();
     try {
       await delivery.deliver(revisions.map((r) => ({ type: 'rule_set', v: 1, device_id: r.device_id, revision: r.revision, issued_at: issued, rule_set: doc })));
     } catch (err) {
-      this.o.log.error({ rule_set: `${name}@${version}`, devices: devices.length, reason: (err as Error).message }, 'rule set not delivered');
-      throw new FleetError('DELIVERY_FAILED', `rule set ${name}@${version} could not be delivered: ${(err as Error).message}`, { cause: err });
+      this.o.log.error({ rule_set: what, devices: devices.length, reason: (err as Error).message }, 'rule set not delivered');
+      throw new FleetError('DELIVERY_FAILED', `rule set ${what} could not be delivered: ${(err as Error).message}`, { cause: err });
     }
-    this.o.audit.record({ actor: o.actor, action: 'rules.deploy', target: `${name}@${version}`, details: { selector, devices: devices.length } });
-    this.o.log.info({ rule_set: `${name}@${version}`, selector, devices: devices.length, actor: o.actor }, 'rule set deployed');
-    return { rule_set: { name, version, sha256: doc.sha256 }, devices };
+    return devices;
   }
 }

@@ -11,6 +11,7 @@ export const RULES_HELP = `Usage: edgeloop rules COMMAND
   push FILE --name NAME                       store FILE (JSON) as the next version of NAME, signed
   list                                        stored rule set versions
   deploy NAME@VERSION --selector k=v[,k=v]    send a version to the devices holding those tags
+  withdraw --selector k=v[,k=v]               those devices drop the fleet rule set (config rules again)
   test FILE [--samples QUERY] [--max N]       what FILE would have raised on stored samples
 
 Run 'edgeloop rules COMMAND --help' for a command's options.`;
@@ -110,6 +111,19 @@ const deploy = apiCommand(DEPLOY_HELP, { selector: { type: 'string', multiple: t
   c.emit(r, () => c.io.out(`${r.rule_set.name}@${r.rule_set.version} sent to ${r.devices.length} device(s): ${r.devices.join(', ')}`));
 });
 
+const WITHDRAW_HELP = `Usage: edgeloop rules withdraw --selector k=v[,k=v]
+
+The devices holding all the tags drop the fleet's rule set and run the rules of their config
+file again (a retained message with rule_set null, a new revision each).`;
+
+const withdraw = apiCommand(WITHDRAW_HELP, { selector: { type: 'string', multiple: true } }, async (c) => {
+  positionalsOf(c.positionals, [], WITHDRAW_HELP);
+  const selector = parseTags(c.values.selector, 'selector');
+  if (!Object.keys(selector).length) throw usage('name the devices with --selector k=v', WITHDRAW_HELP);
+  const devices = await (await c.client()).withdrawRuleSet(selector);
+  c.emit({ devices }, () => c.io.out(`fleet rule set withdrawn from ${devices.length} device(s): ${devices.join(', ')}`));
+});
+
 const test = apiCommand(TEST_HELP, { samples: { type: 'string' }, max: { type: 'string' } }, async (c) => {
   const [file] = positionalsOf(c.positionals, ['FILE'], TEST_HELP) as [string];
   const max = c.values.max === undefined ? undefined : Number(c.values.max);
@@ -129,4 +143,4 @@ const test = apiCommand(TEST_HELP, { samples: { type: 'string' }, max: { type: '
   });
 });
 
-export const rulesCmd = group(RULES_HELP, { push, list, deploy, test });
+export const rulesCmd = group(RULES_HELP, { push, list, deploy, withdraw, test });

@@ -38,7 +38,7 @@ import type { addUserBody, boxesBody, createRolloutBody, exportDatasetBody } fro
 import { firingList, lineageChainResponse, reportResponse, runList, trainingModels, trainResponse } from '../http/training-schemas.js';
 import type { trainBody } from '../http/training-schemas.js';
 import { alertPage, storedAlert } from '../http/routes/alerts.js';
-import { deployRuleSetResponse, ruleSetList, testRuleSetResponse } from '../http/routes/rule-sets.js';
+import { deployRuleSetResponse, ruleSetList, testRuleSetResponse, withdrawResponse } from '../http/routes/rule-sets.js';
 import { signedRuleSet } from '../../../shared/schemas/index.js';
 import type { AlertQuery } from '../../app/alerts/alerts.js';
 import { exitCodeForCode, FleetClientError } from './errors.js';
@@ -257,6 +257,11 @@ export class FleetClient {
   /** Send `name@version` to the devices holding every tag of `selector` (operator role). */
   deployRuleSet(name: string, version: number, selector: Record<string, string>): Promise<z.output<typeof deployRuleSetResponse>> {
     return this.json('POST', `/v1/rule-sets/${seg(name)}/${version}/deploy`, deployRuleSetResponse, { body: { selector } });
+  }
+
+  /** Devices matching `selector` drop the fleet rule set and run their config's rules (operator role). */
+  async withdrawRuleSet(selector: Record<string, string>): Promise<string[]> {
+    return (await this.json('POST', '/v1/rule-sets/withdraw', withdrawResponse, { body: { selector } })).devices;
   }
 
   /** Replay a rule set over stored samples: what would have fired. */

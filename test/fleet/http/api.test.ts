@@ -479,6 +479,7 @@ describe('openapi.json', () => {
     'GET /v1/rule-sets',
     'POST /v1/rule-sets',
     'POST /v1/rule-sets/test',
+    'POST /v1/rule-sets/withdraw',
     'GET /v1/rule-sets/{name}/{version}',
     'POST /v1/rule-sets/{name}/{version}/deploy',
   ];

@@ -153,6 +153,20 @@ describe('rule sets in the fleet', () => {
     expect(bad.err).toContain('unknown key colour');
   });
 
+  it('withdraw sends rule_set null with a newer revision to the selected devices; the device page and list say so', async () => {
+    const before = f.ctx.ruleSets.assignmentOf('gw-1')!.revision;
+    const w = await cli(f.tokens.operator, 'rules', 'withdraw', '--selector', 'camera=haul');
+    expect(w.code, w.err).toBe(0);
+    expect(w.out).toContain('withdrawn from 1 device(s): gw-1');
+    const last = f.ruleDeliveries.at(-1)!;
+    expect([last.device_id, last.rule_set]).toEqual(['gw-1', null]);
+    expect(last.revision).toBeGreaterThan(before);
+    expect(f.ctx.ruleSets.assignmentOf('gw-1')).toMatchObject({ name: null, version: null, assigned_by: 'otto' });
+    expect(f.ctx.audit.list({}).items.find((e) => e.action === 'rules.withdraw')).toMatchObject({ actor: 'otto', target: 'camera=haul' });
+    // A viewer may not.
+    expect((await call(base, 'POST', '/v1/rule-sets/withdraw', { token: f.tokens.viewer, body: { selector: { camera: 'haul' } } })).status).toBe(403);
+  });
+
   it('deploy is FLEET_DELIVERY_FAILED (logged) when the broker refuses the messages', async () => {
     const db = openFleetDb({ path: join(f.dir, 'delivery.db'), clock: f.clock });
     const { log, lines } = captureLogger('info');

@@ -147,7 +147,7 @@ function ruleSetPanel(ctx: FleetContext, d: DeviceRecord, dl: (rows: Array<[stri
   const runs = !r ? '—' : r.source === 'fleet' ? html`<span id="rule-set-running">${r.name}@${r.version}</span> <span class="muted">sha256 ${r.sha256?.slice(0, 12) ?? ''}…</span>` : r.source === 'config' ? 'its config file' : 'none';
   return dl([
     ['running', runs],
-    ['sent', sent ? html`${sent.name}@${sent.version} <span class="muted">revision ${sent.revision}, by ${sent.assigned_by}</span>` : '—'],
+    ['sent', sent ? html`${sent.name !== null ? `${sent.name}@${sent.version}` : 'withdrawn (config rules)'} <span class="muted">revision ${sent.revision}, by ${sent.assigned_by}</span>` : '—'],
     ['refused', r?.refused ? html`<span class="fail" id="rule-set-refused">${r.refused.name ?? '?'}@${r.refused.version ?? '?'}: ${r.refused.code} ${r.refused.message}</span>` : '—'],
   ]);
 }

@@ -44,6 +44,8 @@ export const testRuleSetResponse = z.object({
   per_rule: z.record(z.string(), z.number().int()),
 });
 
+export const withdrawResponse = z.object({ devices: z.array(idString) });
+
 const refParams = z.strictObject({ name: ruleSetName, version: z.coerce.number().int().positive() });
 
 export const ruleSetRoutes: Route[] = [
@@ -76,6 +78,16 @@ export const ruleSetRoutes: Route[] = [
     body: testRuleSetBody,
     response: testRuleSetResponse,
     handler: ({ ctx, body }) => ({ json: ctx.ruleSets.test(body.rules, body.samples, body.max_samples !== undefined ? { maxSamples: body.max_samples } : {}) }),
+  }),
+  route({
+    method: 'POST',
+    path: '/v1/rule-sets/withdraw',
+    tag: 'rules',
+    summary: 'Tell the devices matching a tag selector to drop the fleet rule set and run their config\'s rules again',
+    access: { kind: 'user', permission: 'rollouts' },
+    body: deployRuleSetBody,
+    response: withdrawResponse,
+    handler: async ({ ctx, body, actor }) => ({ json: await ctx.ruleSets.withdraw(body.selector, { actor }) }),
   }),
   route({
     method: 'GET',
