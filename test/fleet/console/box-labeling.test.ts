@@ -157,7 +157,27 @@ describe.skipIf(skipReason !== null)('box labeling in headless Chromium', () => 
     await page.waitForSelector('.card[data-sample="box-2"][data-state="labeled"]');
     expect((await labelOf('box-2'))?.boxes).toEqual({ frame: { width: 640, height: 480 }, boxes: [{ label: 'blue', box: [10, 20, 300, 200] }] });
 
-    // Reopen: the editor starts from the saved boxes; "Nothing here" then Enter saves an empty list.
+    // Reopen: the editor starts from the saved boxes. A 640x480 frame is shown larger than it is:
+    // a box drawn there is still saved in its own pixels.
+    await page.click('.card[data-sample="box-2"] img');
+    await page.waitForSelector('#box-editor:not([hidden])');
+    expect(await editorCount(page)).toBe('1');
+    const r = (await page.locator('#be-svg').boundingBox())!;
+    const scale = r.width / 640;
+    expect(scale).toBeGreaterThan(1.2);
+    await page.click('#be-clear');
+    await page.keyboard.press('0'); // red
+    await page.mouse.move(r.x + 100 * scale, r.y + 150 * scale);
+    await page.mouse.down();
+    await page.mouse.move(r.x + 400 * scale, r.y + 300 * scale, { steps: 5 });
+    await page.mouse.up();
+    // The card read '1 box' already (the accepted box): wait for the save itself.
+    await Promise.all([page.waitForResponse((res) => res.url().endsWith('/v1/samples/box-2/boxes') && res.request().method() === 'POST' && res.status() === 200), page.keyboard.press('Enter')]);
+    const drawn = (await labelOf('box-2'))!.boxes!.boxes;
+    expect(drawn.map((b) => b.label)).toEqual(['red']);
+    drawn[0]!.box.forEach((v, k) => expect(Math.abs(v - [100, 150, 400, 300][k]!)).toBeLessThanOrEqual(2 / scale));
+
+    // "Nothing here" then Enter saves an empty list.
     await page.click('.card[data-sample="box-2"] img');
     await page.waitForSelector('#box-editor:not([hidden])');
     await page.click('#be-clear');

@@ -481,7 +481,19 @@
         return true;
       }
 
-      window.addEventListener('resize', () => ed && render());
+      /** Show the image as large as the editor allows, small camera crops scaled up too (boxes follow: they are in image pixels). */
+      function fitImage() {
+        const { width: W, height: H } = ed.frame;
+        const s = Math.min((window.innerWidth * 0.96 - 40) / W, (window.innerHeight * 0.72) / H);
+        img.style.width = `${Math.max(1, Math.floor(W * s))}px`;
+        img.style.height = `${Math.max(1, Math.floor(H * s))}px`;
+      }
+
+      window.addEventListener('resize', () => {
+        if (!ed) return;
+        fitImage();
+        render();
+      });
 
       return {
         key,
@@ -500,6 +512,7 @@
           svg.setAttribute('preserveAspectRatio', 'none');
           root.hidden = false;
           document.body.classList.add('editing');
+          fitImage();
           img.onload = () => ed && render();
           img.src = card.querySelector('img').src;
           render();
