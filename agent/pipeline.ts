@@ -9,7 +9,7 @@ import type { InferContext, InferenceService } from './service.js';
 export type PipelineConfig = AgentConfig['pipelines'][number];
 
 /** The pixel rectangle a box covers, with `padding` added on each side, clamped to the image; null when too small. */
-export function cropRect(box: readonly [number, number, number, number], image: { width: number; height: number }, padding: number, minPx: number): { left: number; top: number; width: number; height: number } | null {
+function cropRect(box: readonly [number, number, number, number], image: { width: number; height: number }, padding: number, minPx: number): { left: number; top: number; width: number; height: number } | null {
   const [x1, y1, x2, y2] = box;
   const padX = (x2 - x1) * padding;
   const padY = (y2 - y1) * padding;
