@@ -16,6 +16,7 @@
  *   per channel and its input gradient is scattered straight onto pool 1's output.
  */
 import { DIGIT_SIZE } from '../digit-size.js';
+import { axpy, dot } from '../linalg.js';
 
 const S = DIGIT_SIZE; // input side
 const K = 5; // kernel side
@@ -27,37 +28,6 @@ const P2 = A2 / 2; // 4: after pool 2
 
 /** The geometry the kernels are written for: sides of the input, the kernels and each layer's output maps. */
 export const CNN_GEOMETRY = { input: S, kernel: K, conv1: A1, pool1: P1, conv2: A2, pool2: P2 } as const;
-
-/** y[yo + j] += a · x[xo + j], j < n (unrolled by four: V8 does not vectorise). */
-function axpy(n: number, a: number, x: Float32Array, xo: number, y: Float32Array, yo: number): void {
-  const n4 = n - (n % 4);
-  let j = 0;
-  for (; j < n4; j += 4) {
-    y[yo + j] = (y[yo + j] as number) + a * (x[xo + j] as number);
-    y[yo + j + 1] = (y[yo + j + 1] as number) + a * (x[xo + j + 1] as number);
-    y[yo + j + 2] = (y[yo + j + 2] as number) + a * (x[xo + j + 2] as number);
-    y[yo + j + 3] = (y[yo + j + 3] as number) + a * (x[xo + j + 3] as number);
-  }
-  for (; j < n; j++) y[yo + j] = (y[yo + j] as number) + a * (x[xo + j] as number);
-}
-
-/** Σ x[xo + j] · y[yo + j], j < n, with four partial sums (fixed order: deterministic). */
-function dot(n: number, x: Float32Array, xo: number, y: Float32Array, yo: number): number {
-  const n4 = n - (n % 4);
-  let s0 = 0;
-  let s1 = 0;
-  let s2 = 0;
-  let s3 = 0;
-  let j = 0;
-  for (; j < n4; j += 4) {
-    s0 += (x[xo + j] as number) * (y[yo + j] as number);
-    s1 += (x[xo + j + 1] as number) * (y[yo + j + 1] as number);
-    s2 += (x[xo + j + 2] as number) * (y[yo + j + 2] as number);
-    s3 += (x[xo + j + 3] as number) * (y[yo + j + 3] as number);
-  }
-  for (; j < n; j++) s0 += (x[xo + j] as number) * (y[yo + j] as number);
-  return s0 + s1 + s2 + s3;
-}
 
 /** ReLU + 2×2 max-pool of `c` maps of side `side`; m = index of the max in `a`, or -1 when the pooled value is 0. */
 export function reluPool(a: Float32Array, c: number, side: number, p: Float32Array, m: Int32Array): void {

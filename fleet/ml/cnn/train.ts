@@ -12,6 +12,7 @@ import { DIGIT_PIXELS } from '../digit-size.js';
 import { mulberry32 } from '../init.js';
 import { softmax } from './kernels.js';
 import { backwardCnn, cloneCnn, cnnParams, DIGIT_CNN_SHAPE, forwardCnn, initCnn, Scratch, type CnnShape, type CnnWeights } from './model.js';
+import { adamStep } from '../linalg.js';
 
 /** Options of a training run. */
 export interface TrainCnnOptions {
@@ -71,10 +72,6 @@ export interface ExecutorData {
 }
 
 export type StartBatchExecutor = (start: CnnWeights, data: ExecutorData) => Promise<BatchExecutor>;
-
-const BETA1 = 0.9;
-const BETA2 = 0.999;
-const EPS = 1e-8;
 
 /** Seed of the augmentation PRNG of draw `b` of an epoch: independent of which thread computes it. */
 function drawSeed(epochSeed: number, b: number): number {
@@ -211,22 +208,3 @@ function epochOrder(n: number, weights: readonly number[] | null, perEpoch: numb
   return perEpoch !== undefined && perEpoch < order.length ? order.subarray(0, perEpoch) : order;
 }
 
-function adamStep(ps: Float32Array[], grads: Float32Array[], m: Float32Array[], v: Float32Array[], lr: number, scale: number, t: number): void {
-  const c1 = 1 - BETA1 ** t;
-  const c2 = 1 - BETA2 ** t;
-  const a = (lr * Math.sqrt(c2)) / c1;
-  for (let k = 0; k < ps.length; k++) {
-    const p = ps[k]!;
-    const g = grads[k]!;
-    const mk = m[k]!;
-    const vk = v[k]!;
-    for (let i = 0; i < p.length; i++) {
-      const gi = (g[i] as number) * scale;
-      const mi = BETA1 * (mk[i] as number) + (1 - BETA1) * gi;
-      const vi = BETA2 * (vk[i] as number) + (1 - BETA2) * gi * gi;
-      mk[i] = mi;
-      vk[i] = vi;
-      p[i] = (p[i] as number) - (a * mi) / (Math.sqrt(vi) + EPS);
-    }
-  }
-}

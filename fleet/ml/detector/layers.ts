@@ -8,37 +8,7 @@
  * local, the row loop unrolled by four), which V8 compiles to tight loops; the summation order
  * is fixed, so the same inputs give bit-identical outputs.
  */
-
-/** y[yo + j] += a · x[xo + j], j < n. */
-function axpy(n: number, a: number, x: Float32Array, xo: number, y: Float32Array, yo: number): void {
-  const n4 = n - (n % 4);
-  let j = 0;
-  for (; j < n4; j += 4) {
-    y[yo + j] = (y[yo + j] as number) + a * (x[xo + j] as number);
-    y[yo + j + 1] = (y[yo + j + 1] as number) + a * (x[xo + j + 1] as number);
-    y[yo + j + 2] = (y[yo + j + 2] as number) + a * (x[xo + j + 2] as number);
-    y[yo + j + 3] = (y[yo + j + 3] as number) + a * (x[xo + j + 3] as number);
-  }
-  for (; j < n; j++) y[yo + j] = (y[yo + j] as number) + a * (x[xo + j] as number);
-}
-
-/** Σ x[xo + j] · y[yo + j], j < n (four partial sums, fixed order). */
-function dot(n: number, x: Float32Array, xo: number, y: Float32Array, yo: number): number {
-  const n4 = n - (n % 4);
-  let s0 = 0;
-  let s1 = 0;
-  let s2 = 0;
-  let s3 = 0;
-  let j = 0;
-  for (; j < n4; j += 4) {
-    s0 += (x[xo + j] as number) * (y[yo + j] as number);
-    s1 += (x[xo + j + 1] as number) * (y[yo + j + 1] as number);
-    s2 += (x[xo + j + 2] as number) * (y[yo + j + 2] as number);
-    s3 += (x[xo + j + 3] as number) * (y[yo + j + 3] as number);
-  }
-  for (; j < n; j++) s0 += (x[xo + j] as number) * (y[yo + j] as number);
-  return s0 + s1 + s2 + s3;
-}
+import { axpy, dot } from '../linalg.js';
 
 /** The overlap of an output row with the input row shifted by kx - 1 (zero padding outside). */
 function span(kx: number, side: number): { x0: number; len: number } {

@@ -14,6 +14,7 @@ import { mulberry32 } from '../init.js';
 import type { DetectorWorkerInit, DetectorWorkerReply } from './gradient-worker.js';
 import type { Draw } from './gradients.js';
 import { checkDetectorShape, cloneDetector, detectorFromParams, detectorParams, detectorParamSizes, initDetector, type DetectorShape, type DetectorWeights, type TrainBox } from './model.js';
+import { adamStep } from '../linalg.js';
 
 export interface TrainDetectorOptions {
   /** size×size grey images, ink = 1 (the package's preprocessing). */
@@ -43,10 +44,6 @@ export interface TrainDetectorResult {
   /** Mean loss per draw over the last epoch. */
   finalLoss: number;
 }
-
-const BETA1 = 0.9;
-const BETA2 = 0.999;
-const EPS = 1e-8;
 
 interface GradientWorker {
   grads: Float32Array[];
@@ -193,22 +190,3 @@ export async function trainDetector(o: TrainDetectorOptions): Promise<TrainDetec
   }
 }
 
-function adamStep(ps: Float32Array[], grads: Float32Array[], m: Float32Array[], v: Float32Array[], lr: number, scale: number, t: number): void {
-  const c1 = 1 - BETA1 ** t;
-  const c2 = 1 - BETA2 ** t;
-  const a = (lr * Math.sqrt(c2)) / c1;
-  for (let k = 0; k < ps.length; k++) {
-    const p = ps[k]!;
-    const g = grads[k]!;
-    const mk = m[k]!;
-    const vk = v[k]!;
-    for (let i = 0; i < p.length; i++) {
-      const gi = (g[i] as number) * scale;
-      const mi = BETA1 * (mk[i] as number) + (1 - BETA1) * gi;
-      const vi = BETA2 * (vk[i] as number) + (1 - BETA2) * gi * gi;
-      mk[i] = mi;
-      vk[i] = vi;
-      p[i] = (p[i] as number) - (a * mi) / (Math.sqrt(vi) + EPS);
-    }
-  }
-}
