@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
 import { errorLine, isEdgeloopError } from '../../shared/errors.js';
-import { desiredState, modelRefString, type DesiredState, type DeviceStatus, type ModelRef } from '../../shared/schemas/index.js';
-import { parseJsonWith } from '../../shared/validate.js';
+import { modelRefString, type DesiredState, type DeviceStatus, type ModelRef } from '../../shared/schemas/index.js';
 import type { ModelRuntime } from '../model/runtime.js';
 import type { PackageSource } from '../model/store.js';
 import { httpPackageSource } from './http-source.js';
@@ -47,22 +46,6 @@ export class DeploymentController {
     private readonly log: Logger,
     private readonly token?: string,
   ) {}
-
-  /** Handle a raw desired-state message. Malformed or foreign messages are logged and dropped. */
-  onMessage(payload: Uint8Array): void {
-    let d: DesiredState;
-    try {
-      d = parseJsonWith(desiredState, payload, 'INPUT_INVALID', 'desired state');
-    } catch (err) {
-      this.log.warn({ reason: errorLine(err) }, 'desired state rejected');
-      return;
-    }
-    if (d.device_id !== this.deviceId) {
-      this.log.warn({ for: d.device_id }, 'desired state for another device ignored');
-      return;
-    }
-    this.submit(d);
-  }
 
   submit(d: DesiredState): Promise<void> {
     if (d.revision <= this.target.appliedRevision() && !this.running) return Promise.resolve();
