@@ -425,6 +425,19 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE label_events ADD COLUMN boxes TEXT;
   ALTER TABLE samples ADD COLUMN boxes TEXT;
   `,
+  // 13: rule-set deployments stand per selector (issue 15): a device registered later with
+  // tags a deployment's selector matches gets that rule set too (the latest matching one).
+  `
+  CREATE TABLE rule_set_deployments (
+    selector    TEXT PRIMARY KEY,
+    name        TEXT,
+    version     INTEGER,
+    deployed_at INTEGER NOT NULL,
+    deployed_by TEXT NOT NULL,
+    -- Order of the deployments (the clock may not move between two).
+    ord         INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /** Bring the database to the latest schema, one transaction per step. */

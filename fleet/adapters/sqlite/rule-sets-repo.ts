@@ -1,4 +1,5 @@
-import type { RuleSetAssignment, RuleSetInfo, RuleSetsRepo } from '../../app/rules/rule-sets.js';
+import type { RuleSetAssignment, RuleSetInfo, RuleSetsRepo, StandingDeployment } from '../../app/rules/rule-sets.js';
+import { canonicalJson } from '../../../shared/signing.js';
 import type { SignedRuleSet } from '../../../shared/schemas/index.js';
 import type { FleetDb } from './db.js';
 import { guarded } from './guard.js';
@@ -34,6 +35,12 @@ export function sqliteRuleSetsRepo(db: FleetDb): RuleSetsRepo {
      ON CONFLICT (device_id) DO UPDATE SET name = excluded.name, version = excluded.version, revision = excluded.revision, assigned_at = excluded.assigned_at, assigned_by = excluded.assigned_by`,
   );
   const assignment = s.prepare<[string], AssignmentRow>('SELECT * FROM rule_set_assignments WHERE device_id = ?');
+  const recordDeployment = s.prepare<{ selector: string; name: string | null; version: number | null; deployed_at: number; deployed_by: string }>(
+    `INSERT INTO rule_set_deployments (selector, name, version, deployed_at, deployed_by, ord)
+     VALUES (@selector, @name, @version, @deployed_at, @deployed_by, (SELECT coalesce(max(ord), 0) + 1 FROM rule_set_deployments))
+     ON CONFLICT (selector) DO UPDATE SET name = excluded.name, version = excluded.version, deployed_at = excluded.deployed_at, deployed_by = excluded.deployed_by, ord = excluded.ord`,
+  );
+  const deployments = s.prepare<[], { selector: string; name: string | null; version: number | null; deployed_at: number }>('SELECT selector, name, version, deployed_at FROM rule_set_deployments ORDER BY ord DESC');
 
   const insertNext = s.transaction((name: string, make: (version: number) => SignedRuleSet, by: string, at: number): SignedRuleSet => {
     const doc = make(maxVersion.get(name)! + 1);
@@ -60,6 +67,8 @@ export function sqliteRuleSetsRepo(db: FleetDb): RuleSetsRepo {
         return { name: r.name, version: r.version, sha256: r.sha256, rules: Array.isArray(rules) ? rules.length : 0, created_at: iso(r.created_at), created_by: r.created_by, devices: r.devices };
       }),
     assign: (ids, name, version, by, at) => assign.immediate(ids, name, version, by, at),
+    recordDeployment: (selector, name, version, by, at) => void recordDeployment.run({ selector: canonicalJson(selector), name, version, deployed_at: at, deployed_by: by }),
+    deployments: () => deployments.all().map((r): StandingDeployment => ({ ...r, selector: JSON.parse(r.selector) as Record<string, string> })),
     assignmentOf: (id) => {
       const r = assignment.get(id);
       return r ? ({ ...r, assigned_at: iso(r.assigned_at) } satisfies RuleSetAssignment) : null;

@@ -51,6 +51,18 @@ export interface RuleSetsRepo {
    */
   assign(deviceIds: readonly string[], name: string | null, version: number | null, by: string, at: number): Array<{ device_id: string; revision: number }>;
   assignmentOf(deviceId: string): RuleSetAssignment | null;
+  /** Remember the latest deployment (or withdrawal: name and version null) per selector: it stands for devices registered later. */
+  recordDeployment(selector: Record<string, string>, name: string | null, version: number | null, by: string, at: number): void;
+  /** Every standing deployment, newest first. */
+  deployments(): StandingDeployment[];
+}
+
+/** A deployment that stands: devices with the selector's tags run `name@version` (null: their config's rules). */
+export interface StandingDeployment {
+  selector: Record<string, string>;
+  name: string | null;
+  version: number | null;
+  deployed_at: number;
 }
 
 /** How a rule set reaches a device: the retained per-device message (MQTT), or another channel. */
@@ -158,6 +170,7 @@ export class RuleSets {
   async deploy(name: string, version: number, selector: Record<string, string>, o: { actor: string }): Promise<{ rule_set: { name: string; version: number; sha256: string }; devices: string[] }> {
     const doc = this.get(name, version);
     const devices = await this.send(doc, selector, `${name}@${version}`, o.actor);
+    this.o.repo.recordDeployment(selector, name, version, o.actor, this.o.clock.now());
     this.o.audit.record({ actor: o.actor, action: 'rules.deploy', target: `${name}@${version}`, details: { selector, devices: devices.length } });
     this.o.log.info({ rule_set: `${name}@${version}`, selector, devices: devices.length, actor: o.actor }, 'rule set deployed');
     return { rule_set: { name, version, sha256: doc.sha256 }, devices };
@@ -166,17 +179,37 @@ export class RuleSets {
   /** Tell the devices the selector picks to drop the fleet's rule set and run their config's rules again (`rule_set: null`). */
   async withdraw(selector: Record<string, string>, o: { actor: string }): Promise<{ devices: string[] }> {
     const devices = await this.send(null, selector, 'withdrawal', o.actor);
+    this.o.repo.recordDeployment(selector, null, null, o.actor, this.o.clock.now());
     this.o.audit.record({ actor: o.actor, action: 'rules.withdraw', target: Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(','), details: { selector, devices: devices.length } });
     this.o.log.info({ selector, devices: devices.length, actor: o.actor }, 'rule set withdrawn');
     return { devices };
   }
 
+  /**
+   * A device just registered with `tags`: the newest standing deployment whose selector they
+   * match is sent to it (a deployment is to a selector, not to the devices it found that day).
+   * Returns what was sent, or null when no deployment matches (or the match is a withdrawal).
+   */
+  async follow(deviceId: string, tags: Readonly<Record<string, string>>): Promise<{ name: string; version: number } | null> {
+    const match = this.o.repo.deployments().find((d) => Object.entries(d.selector).every(([k, v]) => tags[k] === v));
+    if (!match || match.name === null || match.version === null) return null;
+    const doc = this.get(match.name, match.version);
+    await this.deliverTo([deviceId], doc, `${match.name}@${match.version}`, 'fleet');
+    this.o.log.info({ rule_set: `${match.name}@${match.version}`, device_id: deviceId, selector: match.selector }, 'rule set sent to a new device its deployment selects');
+    this.o.audit.record({ actor: 'fleet', action: 'rules.deploy', target: `${match.name}@${match.version}`, details: { selector: match.selector, devices: 1, device_id: deviceId, reason: 'device registered' } });
+    return { name: match.name, version: match.version };
+  }
+
   /** Record a new revision per selected device, then publish: a failed delivery is retried by sending again (devices keep what they run meanwhile). */
   private async send(doc: SignedRuleSet | null, selector: Record<string, string>, what: string, actor: string): Promise<string[]> {
-    const delivery = this.o.delivery();
-    if (!delivery) throw new FleetError('DELIVERY_FAILED', 'no rule-set delivery channel is running (the broker client is not up)');
     const devices = this.o.devices.list({ tags: selector }).map((d) => d.id);
     if (devices.length === 0) throw new FleetError('INPUT_INVALID', `no device matches the selector ${JSON.stringify(selector)}`, { details: { selector } });
+    return this.deliverTo(devices, doc, what, actor);
+  }
+
+  private async deliverTo(devices: string[], doc: SignedRuleSet | null, what: string, actor: string): Promise<string[]> {
+    const delivery = this.o.delivery();
+    if (!delivery) throw new FleetError('DELIVERY_FAILED', 'no rule-set delivery channel is running (the broker client is not up)');
     const now = this.o.clock.now();
     const revisions = this.o.repo.assign(devices, doc?.name ?? null, doc?.version ?? null, actor, now);
     const issued = new Date(now).toISOString();

@@ -120,6 +120,28 @@ describe('rule sets in the fleet', () => {
     expect((await call(base, 'POST', '/v1/rule-sets/haul/1/deploy', { token: f.tokens.operator, body: { selector: { site: 'nowhere' } } })).status).toBe(400);
   });
 
+  it('a deployment stands for its selector: a device registered later gets the newest one its tags match, and none when nothing matches', async () => {
+    const register = async (name: string, tags: Record<string, string>): Promise<void> => {
+      const r = await call(base, 'POST', '/v1/devices', { token: f.tokens.admin, body: { name, tags } });
+      expect(r.status, JSON.stringify(r.json)).toBe(201);
+    };
+    const before = f.ruleDeliveries.length;
+    // Only `site=pit-1` (haul@1) matches; `camera=haul` (haul@2, newer) does not.
+    await register('gw-4', { site: 'pit-1' });
+    // Both match: the newer deployment wins.
+    await register('gw-5', { site: 'pit-1', camera: 'haul' });
+    // Nothing matches: nothing is sent.
+    await register('gw-6', { site: 'pit-9' });
+    expect(f.ruleDeliveries.slice(before).map((m) => [m.device_id, m.rule_set?.name, m.rule_set?.version])).toEqual([
+      ['gw-4', 'haul', 1],
+      ['gw-5', 'haul', 2],
+    ]);
+    expect(f.ctx.ruleSets.assignmentOf('gw-5')).toMatchObject({ name: 'haul', version: 2, assigned_by: 'fleet' });
+    expect(f.ctx.ruleSets.assignmentOf('gw-6')).toBeNull();
+    expect(f.logs.find((l) => l.msg === 'rule set sent to a new device its deployment selects' && l['device_id'] === 'gw-4')).toMatchObject({ rule_set: 'haul@1' });
+    for (const id of ['gw-4', 'gw-5', 'gw-6']) f.ctx.devices.remove(id);
+  });
+
   it('test replays the set over stored samples in capture order per device and camera, through the agent engine', async () => {
     const file = join(f.dir, 'haul.json');
     const r = await cli(f.tokens.viewer, 'rules', 'test', file, '--json');

@@ -64,6 +64,9 @@ export const deviceRoutes: Route[] = [
           throw err;
         }
       }
+      // A rule-set deployment stands for its selector: a device registered later gets it too.
+      // Best effort: the device is registered either way, and a later deploy reaches it.
+      await ctx.ruleSets.follow(registered.id, registered.tags).catch((err: unknown) => ctx.log.warn({ device_id: registered.id, reason: (err as Error).message }, 'rule set not sent to the new device'));
       const agent_config = ctx.devices.agentConfigFor(registered.id, secret, { mqttUrl: ctx.urls.mqtt, publicKeyPem: ctx.publicKeyPem, httpUrl: ctx.urls.http, ...(mqttsUrl ? { mqttsUrl } : {}) });
       return { status: 201, json: { device: ctx.devices.get(registered.id), secret, agent_config, ...(certificate ? { certificate } : {}) } };
     },
