@@ -79,9 +79,16 @@ export class Labels {
     this.boxSource = opts.boxes;
   }
 
-  /** Give a sample a label. `at` defaults to now. Throws `FLEET_SAMPLE_NOT_FOUND`, `INPUT_INVALID`. */
+  /**
+   * Give a sample a label. `at` defaults to now. Throws `FLEET_SAMPLE_NOT_FOUND`, `INPUT_INVALID`,
+   * `FLEET_BOXES_INVALID` for a detector's sample: it is labeled with boxes, and a class label
+   * on it (a stray key press on the labeling page) would reach a detector's dataset without boxes.
+   */
   assign(sampleId: string, label: string, opts: { actor: string; at?: number }): SampleRecord {
     const value = parseWith(labelText, label, 'INPUT_INVALID', 'label');
+    if (isDetectionSample(this.sample(sampleId))) {
+      throw new FleetError('BOXES_INVALID', `sample ${sampleId} is a detector's frame: label it with boxes (POST /v1/samples/${sampleId}/boxes, the box editor), not with a class`, { details: { sample_id: sampleId } });
+    }
     return this.record(sampleId, 'assign', () => value, opts.actor, opts.at);
   }
 

@@ -84,6 +84,13 @@ describe('box labels over HTTP', () => {
     expect(S.sampleRecord.parse((await post('/v1/samples/cls-1/confirm', undefined)).json).label).toMatchObject({ value: 'cat' });
   });
 
+  it('refuses a class label on a detection sample (it would reach a detector dataset without boxes), keeping its label', async () => {
+    const before = (await sample('det-2')).label;
+    const r = await post('/v1/samples/det-2/label', { label: 'red' });
+    expect([r.status, (r.json as { error: { code: string } }).error.code]).toEqual([422, 'FLEET_BOXES_INVALID']);
+    expect((await sample('det-2')).label).toEqual(before);
+  });
+
   it('refuses boxes that do not fit, naming every problem, and stores nothing', async () => {
     const before = (await sample('det-2')).label;
     const bad = await post('/v1/samples/det-2/boxes', {

@@ -554,6 +554,9 @@
       } else if (key === 's') {
         act(card, 'skip');
         setFocus(focus + 1);
+      } else if (/^[0-9a-z]$/.test(key) && card.dataset.task === 'detection') {
+        // A detector's frame takes boxes (Enter opens the editor), never a class from a stray key.
+        flash('A detection frame is labeled with boxes: press Enter to open the box editor.', 'info');
       } else if (/^[0-9a-z]$/.test(key)) {
         const label = labelFor(card, key);
         if (label === null) {
