@@ -20,7 +20,10 @@ export interface ReplayReport {
   /** Samples replayed (after the query), and how many the query matched beyond `max_samples`. */
   samples: number;
   truncated: boolean;
+  /** The first {@link MAX_LISTED_FIRINGS} firings in replay order (`per_rule` counts them all). */
   firings: ReplayFiring[];
+  /** Firings left out of `firings` past the first {@link MAX_LISTED_FIRINGS}. */
+  firings_omitted: number;
   /** Firings per rule id, every rule of the set listed (0 when it never fired). */
   per_rule: Record<string, number>;
 }
@@ -54,10 +57,14 @@ function observationOf(s: SampleRecord): AlertObservation {
  * are what devices chose to send (outliers, alerts), not every frame: a rule with `hold_s` sees
  * the gaps a device's capture policy left, and says so only by firing less.
  */
+/** Firings listed at most: a rule set that fires on every sample answers counts, not a list that grows with the fleet. */
+export const MAX_LISTED_FIRINGS = 1000;
+
 export function replayRuleSet(set: Readonly<AlertRuleSet>, samples: readonly SampleRecord[], o: { clock: Clock; truncated?: boolean }): ReplayReport {
   const ordered = [...samples].sort((a, b) => (a.device_id < b.device_id ? -1 : a.device_id > b.device_id ? 1 : Date.parse(a.captured_at) - Date.parse(b.captured_at) || (a.sample_id < b.sample_id ? -1 : 1)));
   const engines = new Map<string, AlertEngine>();
   const firings: ReplayFiring[] = [];
+  let omitted = 0;
   const perRule: Record<string, number> = Object.fromEntries(set.rules.map((r) => [r.id, 0]));
   // Ids of the would-be alerts are never shown: a fixed random keeps the replay deterministic.
   const random = (): number => 0.5;
@@ -68,8 +75,12 @@ export function replayRuleSet(set: Readonly<AlertRuleSet>, samples: readonly Sam
     if (!Number.isFinite(obs.ts)) continue;
     for (const f of engine.observe(obs)) {
       perRule[f.rule.id] = (perRule[f.rule.id] ?? 0) + 1;
+      if (firings.length >= MAX_LISTED_FIRINGS) {
+        omitted++;
+        continue;
+      }
       firings.push({ rule: f.rule.id, severity: f.record.severity, device_id: s.device_id, camera: obs.camera ?? null, ts: s.captured_at, sample_id: s.sample_id, label: f.record.label, count: f.record.count });
     }
   }
-  return { samples: samples.length, truncated: o.truncated ?? false, firings, per_rule: perRule };
+  return { samples: samples.length, truncated: o.truncated ?? false, firings, firings_omitted: omitted, per_rule: perRule };
 }

@@ -127,6 +127,9 @@ export class RuleSets {
    */
   test(data: unknown, filter: SampleFilter, o: { maxSamples?: number } = {}): ReplayReport {
     const set = validateRuleSet(data);
+    // The size a deploy would accept: the replay's cost (samples x rules, on the event loop) stays bounded.
+    const bytes = Buffer.byteLength(canonicalJson(data as Record<string, unknown>));
+    if (bytes > RULE_SET_MAX_BYTES) throw new FleetError('RULE_SET_TOO_LARGE', `the rule set is ${bytes} bytes; at most ${RULE_SET_MAX_BYTES} (what a device can be sent)`, { details: { bytes, max: RULE_SET_MAX_BYTES } });
     const max = Math.max(1, Math.min(o.maxSamples ?? DEFAULT_REPLAY_SAMPLES, MAX_REPLAY_SAMPLES));
     const samples: SampleRecord[] = [];
     let cursor: string | undefined;

@@ -131,7 +131,7 @@ const test = apiCommand(TEST_HELP, { samples: { type: 'string' }, max: { type: '
   const filter = sampleQueryOf(c.values.samples);
   const r = await (await c.client()).testRuleSet(await readRuleFile(file), filter, max);
   c.emit(r, () => {
-    c.io.out(`${r.samples} sample(s) replayed${r.truncated ? ' (more matched: raise --max)' : ''}; ${r.firings.length} alert(s) would have fired`);
+    c.io.out(`${r.samples} sample(s) replayed${r.truncated ? ' (more matched: raise --max)' : ''}; ${r.firings.length + r.firings_omitted} alert(s) would have fired${r.firings_omitted ? ` (the first ${r.firings.length} listed)` : ''}`);
     if (r.firings.length) {
       for (const l of table(
         ['RULE', 'SEVERITY', 'DEVICE', 'CAMERA', 'TIME', 'SAMPLE', 'LABEL', 'COUNT'],

@@ -92,11 +92,13 @@ describe('rule sets in the fleet', () => {
     expect(f.ctx.audit.list({}).items.filter((e) => e.action === 'rules.push').map((e) => e.target)).toEqual(['haul@2', 'haul@1']);
   });
 
-  it('push refuses a rule set too large to travel inline to a device', async () => {
+  it('push and test refuse a rule set too large to travel inline to a device (the replay of one stays bounded)', async () => {
     const labels = Array.from({ length: 2000 }, (_, i) => `label-${i}-${'x'.repeat(50)}`);
     const r = await call(base, 'POST', '/v1/rule-sets', { token: f.tokens.operator, body: { name: 'huge', rules: { rules: [{ id: 'all', model: 'det', labels }] } } });
     expect(r.status).toBe(413);
     expect((r.json as { error: { code: string } }).error.code).toBe('FLEET_RULE_SET_TOO_LARGE');
+    const t = await call(base, 'POST', '/v1/rule-sets/test', { token: f.tokens.viewer, body: { rules: { rules: [{ id: 'all', model: 'det', labels }] } } });
+    expect([t.status, (t.json as { error: { code: string } }).error.code]).toEqual([413, 'FLEET_RULE_SET_TOO_LARGE']);
   });
 
   it('deploy sends the signed set to the devices the selector picks, each with a newer revision', async () => {

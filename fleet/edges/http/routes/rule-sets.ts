@@ -41,6 +41,7 @@ export const testRuleSetResponse = z.object({
   firings: z.array(
     z.object({ rule: z.string(), severity: z.string(), device_id: z.string(), camera: z.string().nullable(), ts: isoTime, sample_id: z.string(), label: z.string(), count: z.number().int() }),
   ),
+  firings_omitted: z.number().int().describe('firings past the first 1000, counted in per_rule but not listed'),
   per_rule: z.record(z.string(), z.number().int()),
 });
 
