@@ -168,7 +168,8 @@ export class RuleSets {
   /**
    * Send `name@version` to every device holding all the selector's tags: a new revision each,
    * recorded before the retained messages go out (a failed delivery is retried by deploying
-   * again; the devices keep what they run meanwhile).
+   * again; the devices keep what they run meanwhile). The deployment stands for the selector:
+   * devices registered later with matching tags get it too, even when none matches today.
    */
   async deploy(name: string, version: number, selector: Record<string, string>, o: { actor: string }): Promise<{ rule_set: { name: string; version: number; sha256: string }; devices: string[] }> {
     const doc = this.get(name, version);
@@ -206,7 +207,8 @@ export class RuleSets {
   /** Record a new revision per selected device, then publish: a failed delivery is retried by sending again (devices keep what they run meanwhile). */
   private async send(doc: SignedRuleSet | null, selector: Record<string, string>, what: string, actor: string): Promise<string[]> {
     const devices = this.o.devices.list({ tags: selector }).map((d) => d.id);
-    if (devices.length === 0) throw new FleetError('INPUT_INVALID', `no device matches the selector ${JSON.stringify(selector)}`, { details: { selector } });
+    // None yet (a site not provisioned): the deployment still stands for devices registered later.
+    if (devices.length === 0) return [];
     return this.deliverTo(devices, doc, what, actor);
   }
 

@@ -108,7 +108,13 @@ const deploy = apiCommand(DEPLOY_HELP, { selector: { type: 'string', multiple: t
   const selector = parseTags(c.values.selector, 'selector');
   if (!Object.keys(selector).length) throw usage('name the devices with --selector k=v', DEPLOY_HELP);
   const r = await (await c.client()).deployRuleSet(ref.name, ref.version, selector);
-  c.emit(r, () => c.io.out(`${r.rule_set.name}@${r.rule_set.version} sent to ${r.devices.length} device(s): ${r.devices.join(', ')}`));
+  c.emit(r, () =>
+    c.io.out(
+      r.devices.length
+        ? `${r.rule_set.name}@${r.rule_set.version} sent to ${r.devices.length} device(s): ${r.devices.join(', ')}`
+        : `${r.rule_set.name}@${r.rule_set.version}: no device has these tags yet; devices registered with them will get it`,
+    ),
+  );
 });
 
 const WITHDRAW_HELP = `Usage: edgeloop rules withdraw --selector k=v[,k=v]
