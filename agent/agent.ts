@@ -433,7 +433,15 @@ export class Agent {
         ...(u.username ? { username: u.username } : {}),
         ...(u.password ? { password: u.password } : {}),
         ...(u.tls ? { tls: this.uplinkTls(u.tls) } : {}),
-        will: () => offlineStatusWill(this.status(false), new Date(this.clock.now())),
+        will: () => {
+          try {
+            return offlineStatusWill(this.status(false), new Date(this.clock.now()));
+          } catch (err) {
+            // A status that does not validate must not stop the uplink: connect without a will.
+            this.log.error({ reason: errorLine(err) }, 'no last will: the device status does not validate');
+            return undefined;
+          }
+        },
       });
     // The queue work of draining (reading rows, encoding, deleting acked rows) runs in a
     // worker thread on its own connection to the queue file; see DrainWorker.
@@ -457,7 +465,14 @@ export class Agent {
     });
     await this.forwarder.start();
     this.uplink.on('connected', () => this.publishStatus(true));
-    this.deployer = new DesiredRouter(this.config.device_id, (name) => this.deployTarget(name), () => this.service.activeRef?.name ?? this.store.slotNames[0] ?? null, this.log.child({ component: 'deploy' }), this.config.fleet_token);
+    this.deployer = new DesiredRouter(
+      this.config.device_id,
+      (name) => this.deployTarget(name),
+      () => this.service.activeRef?.name ?? this.store.slotNames[0] ?? null,
+      this.log.child({ component: 'deploy' }),
+      this.config.fleet_token,
+      () => this.slotNames(),
+    );
     const deployer = this.deployer;
     // Older fleets publish one desired state per device; newer ones one per model slot.
     await this.uplink.subscribe(topics.desired(this.config.device_id), (_t, payload) => deployer.onMessage(payload));

@@ -31,6 +31,8 @@ export const AgentErrors = defineCatalogue('AGENT', {
   /** A request (`POST /v1/infer?model=NAME`, a message's `model`, a camera's `model`) names a model this agent does not serve; the message lists the ones it does. */
   MODEL_NAME_UNKNOWN: { status: 404, text: 'no model of that name is served' },
   /** `models.initial` lists two packages of the same model name: each name is one slot, so one of them could never serve. */
+  /** A desired state for a new model arrived while the device already serves the most model slots its status can list (16): refused and logged, the other models run on. */
+  MODEL_SLOTS_FULL: { status: 409, text: 'the device serves as many models as it can' },
   MODEL_NAME_DUPLICATE: { status: 500, text: 'two initial packages have the same model name' },
   INFERENCE_FAILED: { status: 500, text: 'inference failed' },
   /** More than `inference.max_pending` requests are waiting. */

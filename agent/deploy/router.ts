@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { errorLine } from '../../shared/errors.js';
-import { desiredSlotName, desiredState, type DesiredState } from '../../shared/schemas/index.js';
+import { desiredSlotName, desiredState, MAX_MODEL_SLOTS, type DesiredState } from '../../shared/schemas/index.js';
 import { parseJsonWith } from '../../shared/validate.js';
 import { DeploymentController, type DeployTarget } from './controller.js';
 
@@ -21,6 +21,8 @@ export class DesiredRouter {
     private readonly defaultSlot: () => string | null,
     private readonly log: Logger,
     private readonly token?: string,
+    /** Every slot the device serves or is installing: a new one past {@link MAX_MODEL_SLOTS} is refused. */
+    private readonly knownSlots: () => readonly string[] = () => [...this.controllers.keys()],
   ) {}
 
   /** A raw desired-state message; `topicSlot` is the model name of a per-model topic. Malformed, foreign or mismatched messages are logged and dropped. */
@@ -52,6 +54,11 @@ export class DesiredRouter {
       return Promise.resolve();
     }
     let c = this.controllers.get(slot);
+    if (!c && !this.knownSlots().includes(slot) && this.knownSlots().length >= MAX_MODEL_SLOTS) {
+      // Its status could not list it (and would stop validating): refused, the other models run on.
+      this.log.error({ code: 'AGENT_MODEL_SLOTS_FULL', model: slot, revision: d.revision, max: MAX_MODEL_SLOTS }, `desired state for a new model ${slot} refused: this device already serves ${MAX_MODEL_SLOTS} models`);
+      return Promise.resolve();
+    }
     if (!c) {
       c = new DeploymentController(this.deviceId, this.targetFor(slot), this.log.child({ model_slot: slot }), this.token);
       this.controllers.set(slot, c);

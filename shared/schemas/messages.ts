@@ -3,6 +3,9 @@ import { alertRecord } from './alerts.js';
 import { detection, idString, isoTime, modelName, modelRef, outlierReason, schemaVersion, sha256Hex, topkEntry } from './common.js';
 import { deviceRules } from './rule-sets.js';
 
+
+/** Model slots one device serves at most (its status and telemetry list each one). */
+export const MAX_MODEL_SLOTS = 16;
 /** Inference request over MQTT (local broker) or as a JSON body on `POST /v1/infer`. */
 export const inferRequest = z
   .object({
@@ -179,7 +182,7 @@ export const telemetry = z.object({
    * top-level `model`, `inference`, `confidence_mean`, `outliers`, `drift` and `shadow` are the
    * first slot's, as older fleets read them). Absent from agents with one model.
    */
-  models: z.array(modelWindow).max(16).optional(),
+  models: z.array(modelWindow).max(MAX_MODEL_SLOTS).optional(),
   /** One entry per configured camera (`inputs.cameras`): its state now and its frame counts over the window. */
   cameras: z
     .array(
@@ -231,7 +234,7 @@ export const deviceStatus = z.object({
   /** The latest deployment report of any slot (older fleets follow one model). */
   deployment: deployment.optional(),
   /** Every model slot, the default (first) one first; absent from agents older than model slots. */
-  slots: z.array(modelSlot).max(16).optional(),
+  slots: z.array(modelSlot).max(MAX_MODEL_SLOTS).optional(),
   /** The alert rule set the device runs (a fleet rule set, or its config's), and the last one it refused. */
   rules: deviceRules.optional(),
 });

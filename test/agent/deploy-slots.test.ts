@@ -5,9 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../fleet/adapters/mqtt/embedded-broker.js';
 import { sha256Hex } from '../../shared/ids.js';
-import { deviceStatus, telemetry, type DesiredState, type DeviceStatus, type ModelRef, type Telemetry } from '../../shared/schemas/index.js';
+import { deviceStatus, MAX_MODEL_SLOTS, telemetry, type DesiredState, type DeviceStatus, type ModelRef, type Telemetry } from '../../shared/schemas/index.js';
+import { DesiredRouter } from '../../agent/deploy/router.js';
+import type { DeployTarget } from '../../agent/deploy/controller.js';
 import { topics } from '../../shared/topics.js';
-import { startTestAgent } from '../helpers/agent.js';
+import { captureLogger, startTestAgent } from '../helpers/agent.js';
 import { servePackages } from '../helpers/package-server.js';
 import { imagePackage, patternImage, tempDir } from '../helpers/packages.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -127,3 +129,24 @@ describe('desired states per model slot', () => {
   });
 });
 
+
+describe('a device serving the most model slots its status can list', () => {
+  it(`refuses a desired state for a ${MAX_MODEL_SLOTS + 1}th model (logged with AGENT_MODEL_SLOTS_FULL) and still routes one for a model it serves`, async () => {
+    const { log, lines } = captureLogger();
+    const served = Array.from({ length: MAX_MODEL_SLOTS }, (_, i) => `model-${i}`);
+    const targeted: string[] = [];
+    const target = (slot: string): DeployTarget => {
+      targeted.push(slot);
+      const no = (): Promise<never> => Promise.reject(new Error('not in this test'));
+      return { activeRef: () => null, previousRef: () => null, appliedRevision: () => 0, recordRevision: () => Promise.resolve(), isInstalled: () => Promise.resolve(false), install: no, activateInstalled: no, prepareShadow: no, setShadow: () => undefined, shadowRef: () => null, report: () => undefined } as DeployTarget;
+    };
+    const router = new DesiredRouter(DEVICE, target, () => served[0]!, log, undefined, () => served);
+    const msg = (name: string): DesiredState => ({ type: 'desired_state', v: 1, device_id: DEVICE, revision: 7, issued_at: new Date().toISOString(), model_name: name, active: null });
+    await router.submit(msg('one-too-many'));
+    expect(lines.find((l) => l['code'] === 'AGENT_MODEL_SLOTS_FULL')).toMatchObject({ model: 'one-too-many', max: MAX_MODEL_SLOTS });
+    expect(targeted).toEqual([]);
+    // A desired state with no active model for a slot it serves reaches that slot's controller.
+    await router.submit(msg('model-3'));
+    expect(targeted).toEqual(['model-3']);
+  });
+});
