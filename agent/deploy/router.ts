@@ -53,6 +53,12 @@ export class DesiredRouter {
       this.log.info({ revision: d.revision }, 'desired state names no model and no model is installed: nothing to do');
       return Promise.resolve();
     }
+    const other = [d.active?.model, d.shadow?.model].find((m) => m && m.name !== slot);
+    if (other) {
+      // Each slot installs and rolls back its own model only: another model here would start a slot beside it.
+      this.log.warn({ model_slot: slot, model: `${other.name}@${other.version}`, revision: d.revision }, 'desired state for one model slot names another model; ignored');
+      return Promise.resolve();
+    }
     let c = this.controllers.get(slot);
     if (!c && !this.knownSlots().includes(slot) && this.knownSlots().length >= MAX_MODEL_SLOTS) {
       // Its status could not list it (and would stop validating): refused, the other models run on.

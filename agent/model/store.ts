@@ -29,7 +29,10 @@ function readStoreFile(raw: unknown): StoreFile {
   if (raw && typeof raw === 'object' && 'slots' in raw) return storeFile.parse(raw);
   const legacy = legacyStoreFile.parse(raw);
   const name = legacy.active?.name ?? legacy.previous?.name;
-  return { slots: name ? [{ name, ...legacy }] : [] };
+  // A previous version of another model (an old rollout replaced model A by model B) is not this
+  // slot's to go back to: a rollback of slot B would have started model A beside it.
+  const previous = legacy.previous && legacy.previous.name === name ? legacy.previous : null;
+  return { slots: name ? [{ name, ...legacy, previous }] : [] };
 }
 
 const EMPTY_SLOT: StoreState = Object.freeze({ active: null, previous: null, revision: 0 });

@@ -145,6 +145,10 @@ describe('a device serving the most model slots its status can list', () => {
     await router.submit(msg('one-too-many'));
     expect(lines.find((l) => l['code'] === 'AGENT_MODEL_SLOTS_FULL')).toMatchObject({ model: 'one-too-many', max: MAX_MODEL_SLOTS });
     expect(targeted).toEqual([]);
+    // One naming another model than its slot never reaches a controller.
+    await router.submit({ ...msg('model-3'), active: { model: { name: 'model-4', version: '1.0.0' }, base_url: 'http://127.0.0.1:1/x', manifest_sha256: '0'.repeat(64) } });
+    expect(lines.find((l) => l['msg'] === 'desired state for one model slot names another model; ignored')).toMatchObject({ model_slot: 'model-3', model: 'model-4@1.0.0' });
+    expect(targeted).toEqual([]);
     // A desired state with no active model for a slot it serves reaches that slot's controller.
     await router.submit(msg('model-3'));
     expect(targeted).toEqual(['model-3']);

@@ -211,4 +211,19 @@ describe('model store state across the model-slots upgrade (issue 14)', () => {
       t.cleanup();
     }
   });
+
+  it("drops a pre-slot previous version of another model: it is not the slot's to roll back to", async () => {
+    const t = tempDir();
+    try {
+      const root = join(t.dir, 'models');
+      mkdirSync(root, { recursive: true });
+      // An old rollout replaced model pets by detector.
+      writeFileSync(join(root, 'state.json'), JSON.stringify({ active: { name: 'detector', version: '1.0.0' }, previous: { name: 'pets', version: '3.0.0' }, revision: 4 }));
+      const store = await ModelStore.open(root, { publicKeyPem: fleetKeys().publicKeyPem });
+      expect(store.slotNames).toEqual(['detector']);
+      expect(store.slot('detector')).toMatchObject({ active: { name: 'detector', version: '1.0.0' }, previous: null, revision: 4 });
+    } finally {
+      t.cleanup();
+    }
+  });
 });
