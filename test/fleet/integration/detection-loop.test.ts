@@ -25,7 +25,7 @@ import { loadDigits } from '../../../fleet/ml/mnist-data.js';
 import { outlierReason, type ModelRef } from '../../../shared/schemas/index.js';
 import { captureLogger } from '../../helpers/agent.js';
 import { tempDir } from '../../helpers/packages.js';
-import { CALM_GATES, adminTokenOf, downloadPackage, registerDevices, sameRef, startAgent, stopAgent, until, type FleetAgent } from './harness.js';
+import { CALM_GATES, adminTokenOf, downloadPackage, explain, registerDevices, sameRef, startAgent, stopAgent, until, type FleetAgent } from './harness.js';
 
 const MODEL = 'digit-detector';
 const BASE: ModelRef = { name: MODEL, version: '1.0.0' };
@@ -173,15 +173,23 @@ describe('a detector through the learning loop: drift, box labels, retrain, mAP 
 
     // The automatic rollout moves the camera to the candidate.
     expect(run.rollout_id).toBeTruthy();
+    // The camera keeps seeing frames until the test is done: every stage's gate judges telemetry.
+    let watching = true;
     const traffic = (async () => {
-      for (let i = 0; dev?.agent && !sameRef(svc!.ctx.devices.get(dev.id).models.active, cand); i++) {
+      for (let i = 0; watching && dev?.agent; i++) {
         await fetch(`${dev.url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: frames[i % frames.length]!.png }).then((r) => r.arrayBuffer()).catch(() => undefined);
         await new Promise((r) => setTimeout(r, 100));
       }
     })();
-    await until('the rollout completes', () => svc!.ctx.rollouts.get(run.rollout_id!).state.status === 'completed', 120_000);
-    await until('the agent reports running the candidate', () => sameRef(svc!.ctx.devices.get(dev!.id).models.active, cand));
-    await traffic;
+    try {
+      await until('the rollout completes', () => svc!.ctx.rollouts.get(run.rollout_id!).state.status === 'completed', 120_000).catch((err: Error) => {
+        throw new Error(`${err.message}\n${explain(svc!, run.rollout_id!)}`);
+      });
+      await until('the agent reports running the candidate', () => sameRef(svc!.ctx.devices.get(dev!.id).models.active, cand));
+    } finally {
+      watching = false;
+      await traffic;
+    }
     expect(sameRef(dev!.agent!.service.activeRef, cand)).toBe(true);
   });
 });
