@@ -182,7 +182,7 @@ describe('a detector through the learning loop: drift, box labels, retrain, mAP 
       }
     })();
     try {
-      await until('the rollout completes', () => svc!.ctx.rollouts.get(run.rollout_id!).state.status === 'completed', 120_000).catch((err: Error) => {
+      await until('the rollout completes', () => svc!.ctx.rollouts.get(run.rollout_id!).state.status === 'completed', 240_000).catch((err: Error) => {
         throw new Error(`${err.message}\n${explain(svc!, run.rollout_id!)}`);
       });
       await until('the agent reports running the candidate', () => sameRef(svc!.ctx.devices.get(dev!.id).models.active, cand));
