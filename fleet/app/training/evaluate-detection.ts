@@ -16,7 +16,7 @@ import type { ImagePreprocessing, ModelRef } from '../../../shared/schemas/index
 import { FleetError } from '../../errors.js';
 import type { DetectionSetMetrics } from '../../core/training/gate.js';
 import { detectionMetrics, type DetectionExample } from '../../ml/detection-map.js';
-import { quantile, readVerifiedPackage } from './evaluate.js';
+import { quantile, readVerifiedPackage, type EvaluateOptions } from './evaluate.js';
 import type { BoxLabel } from './trainer.js';
 
 /** One box-labeled holdout image. `boxes` empty: nothing there (every detection is a false positive). */
@@ -37,12 +37,6 @@ export interface DetectionModelReport {
   latency: { p50_ms: number; p95_ms: number; runs: number };
 }
 
-export interface DetectionEvaluateOptions {
-  warmup?: number;
-  intraOpThreads?: number;
-  timedRuns?: number;
-  onProgress?(fraction: number, message: string): void;
-}
 
 interface Loaded {
   ref: ModelRef;
@@ -84,7 +78,7 @@ const yieldLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 export async function evaluateDetectionModels(
   models: ReadonlyArray<{ ref: ModelRef; dir: string }>,
   sets: { clean: readonly DetectionEvalExample[]; field: readonly DetectionEvalExample[] },
-  o: DetectionEvaluateOptions = {},
+  o: EvaluateOptions = {},
 ): Promise<DetectionModelReport[]> {
   const loaded: Loaded[] = [];
   try {
