@@ -17,13 +17,13 @@ import { histogramOf } from '../../../shared/inference/drift-stats.js';
 import { imageToTensor } from '../../../shared/inference/preprocess.js';
 import { readOnnxInitializers } from '../../../shared/onnx/reader.js';
 import { readPackageDir } from '../../../shared/package/index.js';
-import { imagePreprocessing, modelRefString, type ImagePreprocessing, type ModelRef } from '../../../shared/schemas/index.js';
+import { imagePreprocessing, modelRefString, type ImagePreprocessing } from '../../../shared/schemas/index.js';
 import { FleetError } from '../../errors.js';
 import { detectionMetrics } from '../../ml/detection-map.js';
 import { detectorFromInitializers, exportDetectorOnnx, predictDetector, type DetectorWeights, type TrainBox } from '../../ml/detector/model.js';
 import { trainDetector } from '../../ml/detector/train.js';
 import { packModel } from '../fs/pack.js';
-import type { TrainRequest, TrainResult, TrainProgress } from '../../app/training/trainer.js';
+import type { TrainRequest, TrainResult } from '../../app/training/trainer.js';
 import { readYoloDataset, writeYoloTrainSplit, type YoloExample } from './yolo-dataset.js';
 
 /** Parameters of a detector run; every key is optional in a request's params. */
@@ -156,21 +156,13 @@ function mapOf(w: DetectorWeights, images: readonly Decoded[], names: readonly s
   return { map50: m.map50, map50_95: m.map50_95 };
 }
 
-export interface DetectorTrainRequest {
-  /** A directory in the YOLO txt layout. */
-  datasetDir: string;
-  model: ModelRef;
-  datasetVersion?: string;
-  runId?: string;
-  parent: { ref: ModelRef; dir: string } | null;
-  params: Readonly<Record<string, unknown>>;
-  seed: number;
-  outputDir: string;
-  signKeyPem?: string;
-  onProgress?(p: TrainProgress): void;
-  signal?: AbortSignal;
-  now?: () => Date;
-}
+/** The trainer port's request, with the examples already written as a YOLO txt dataset. */
+export type DetectorTrainRequest = Pick<TrainRequest, 'model' | 'parent' | 'params' | 'seed' | 'outputDir' | 'signKeyPem' | 'onProgress' | 'signal'> &
+  Partial<Pick<TrainRequest, 'datasetVersion' | 'runId'>> & {
+    /** A directory in the YOLO txt layout. */
+    datasetDir: string;
+    now?: () => Date;
+  };
 
 const LOCAL_DETECTOR_CODE_VERSION = 'edgeloop-local-detector/1';
 
