@@ -136,7 +136,16 @@ export function evaluateGates(input: GateInput): GateResult {
     return { status: 'fail', action, failed, reason: `gate failed: ${failing.map(describe).join('; ')}`, signals };
   }
   if (!enough) {
-    return { status: 'waiting', action: null, failed: [], reason: `waiting for devices: ${reporting.length} of ${required} required reporting (${min} samples each)`, signals };
+    // A device that ran its previous version too little before the switch (idle right before the
+    // rollout) never gets a baseline: say so, or the stage looks stuck for no reason.
+    const noBaseline = mode === 'active' ? healthy.filter((d) => d.has_previous && samples(d.candidate) >= min && samples(d.baseline) < min) : [];
+    const why = noBaseline.length
+      ? `; ${noBaseline.length} of them (${noBaseline
+          .slice(0, 5)
+          .map((d) => d.id)
+          .join(', ')}${noBaseline.length > 5 ? ', ...' : ''}) ran the candidate but sent under ${min} samples of their previous version to compare with (idle before the switch): promote to go on without the comparison, or abort`
+      : '';
+    return { status: 'waiting', action: null, failed: [], reason: `waiting for devices: ${reporting.length} of ${required} required reporting (${min} samples each)${why}`, signals };
   }
   const judged = signals.filter((s) => s.ok !== undefined && s.name !== 'devices_reporting').map(describe);
   if (comparable.length === 0 && mode === 'active') {

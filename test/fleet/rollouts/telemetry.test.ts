@@ -87,4 +87,19 @@ describe('currentGates', () => {
     h.start(devices(5));
     expect(currentGates(h.state)).toMatchObject({ status: 'waiting', reason: 'waiting for devices: 0 of 2 required reporting (10 samples each)' });
   });
+
+  it('names the devices that ran the candidate but sent too little of their previous version to compare with', () => {
+    // One camera, idle right before the rollout: its previous version has no recent window.
+    const h = new Harness({ canary: { devices: { count: 1 } }, waves: [{ devices: { percent: 100 } }], gates: EASY_GATES });
+    const [cam] = h.start(devices(1, PREV, null)).desired.map((c) => c.device_id);
+    h.report(cam!, 'active');
+    h.metrics(cam!, CAND, { count: 50 });
+    const waiting = currentGates(h.state)!;
+    expect(waiting.status).toBe('waiting');
+    expect(waiting.reason).toContain(`1 of them (${cam}) ran the candidate but sent under 10 samples of their previous version`);
+    expect(waiting.reason).toContain('promote');
+    // A late window of the previous version (the device was offline) is the baseline it needed.
+    h.metrics(cam!, PREV, { count: 40 });
+    expect(currentGates(h.state)).toMatchObject({ status: 'pass' });
+  });
 });
