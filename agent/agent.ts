@@ -631,6 +631,8 @@ export class Agent {
 
   /** Graceful stop: inputs, then in-flight inference, then uplink, then the queue (committed). */
   async stop(): Promise<void> {
+    // No new desired state from here; one in flight ends once the slots are closed (below).
+    const deploying = this.deployer?.stop();
     if (this.telemetryTimer) clearInterval(this.telemetryTimer);
     if (this.reclaimTimer) clearTimeout(this.reclaimTimer);
     this.reclaimTimer = null;
@@ -640,6 +642,8 @@ export class Agent {
     // Keep-alive sockets would hold the stop for their timeout (see closeHttpServer).
     if (this.http) await closeHttpServer(this.http);
     await this.slots.close();
+    // A model that finishes loading now is released by its closed slot, never left running.
+    await deploying;
     await this.alerts?.idle();
     await this.alertActions?.close();
     await this.alertUplink?.idle();

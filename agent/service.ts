@@ -137,6 +137,8 @@ class ShadowWindow {
 
 export class InferenceService {
   private active: Active | null = null;
+  /** Set by close(): a model loaded after it is released at once (the agent is stopping). */
+  private closed = false;
   private shadow: { runtime: ModelRuntime; sampleRate: number; window: ShadowWindow } | null = null;
   private readonly log: Logger;
   readonly window: TelemetryWindow;
@@ -166,8 +168,11 @@ export class InferenceService {
 
   /** Load a runtime for a package, warm it up and run its smoke test, without serving it yet. */
   async prepare(pkg: ModelPackage): Promise<ModelRuntime> {
+    this.refuseClosed(pkg.ref);
     const runtime = await ModelRuntime.load(pkg, this.deps.pool);
     try {
+      // Closed while it loaded (the agent is stopping): released here, or its worker would outlive the agent.
+      this.refuseClosed(pkg.ref);
       if (runtime.fallbackReason) this.log.warn({ model: modelRefString(pkg.ref), reason: runtime.fallbackReason }, 'execution provider unavailable; running on CPU');
       await runtime.warmup(this.deps.warmupRuns);
       const smoke = await runtime.smokeTest();
@@ -187,6 +192,7 @@ export class InferenceService {
    * what it has and is then released. No request fails because of the switch.
    */
   swap(runtime: ModelRuntime): ModelRef | null {
+    this.releaseIfClosed(runtime);
     const m = runtime.manifest;
     const old = this.active;
     const overrides = { ...this.deps.outlierOverrides, ...this.deps.outlierByModel?.[m.name] };
@@ -366,6 +372,7 @@ export class InferenceService {
    * `null` stops shadowing (and releases the shadow runtime).
    */
   setShadow(runtime: ModelRuntime | null, sampleRate = 1): void {
+    if (runtime) this.releaseIfClosed(runtime);
     const old = this.shadow;
     this.shadow = runtime ? { runtime, sampleRate, window: new ShadowWindow() } : null;
     if (old && old.runtime !== runtime) void old.runtime.close();
@@ -382,7 +389,20 @@ export class InferenceService {
     return sh ? { model: sh.runtime.ref, ...sh.window.take() } : undefined;
   }
 
+  /** Throws ENGINE_CLOSED once the service closed: nothing may be loaded into it any more. */
+  private refuseClosed(ref: ModelRef): void {
+    if (this.closed) throw new AgentError('ENGINE_CLOSED', `the inference service is closed (the agent is stopping): ${modelRefString(ref)} is not loaded`);
+  }
+
+  /** A runtime handed to a closed service is released (its worker threads end) and refused. */
+  private releaseIfClosed(runtime: ModelRuntime): void {
+    if (!this.closed) return;
+    void runtime.close().catch((err: unknown) => this.log.error({ err }, 'releasing a model loaded while the agent stopped failed'));
+    this.refuseClosed(runtime.ref);
+  }
+
   async close(): Promise<void> {
+    this.closed = true;
     const a = this.active;
     const sh = this.shadow;
     this.active = null;

@@ -39,6 +39,7 @@ const same = (a: ModelRef | null | undefined, b: ModelRef | null | undefined): b
 export class DeploymentController {
   private running: Promise<void> | null = null;
   private next: DesiredState | null = null;
+  private stopped = false;
 
   constructor(
     private readonly deviceId: string,
@@ -48,6 +49,7 @@ export class DeploymentController {
   ) {}
 
   submit(d: DesiredState): Promise<void> {
+    if (this.stopped) return Promise.resolve();
     if (d.revision <= this.target.appliedRevision() && !this.running) return Promise.resolve();
     if (this.next === null || d.revision > this.next.revision) this.next = d;
     this.running ??= this.drain().finally(() => {
@@ -56,8 +58,20 @@ export class DeploymentController {
     return this.running;
   }
 
+  /**
+   * The agent is stopping: no new desired state is taken, and one in flight ends without a
+   * report (a step the stop interrupted is not a failure of the model) and without recording
+   * its revision, so the retained desired state applies again after the restart. Resolves once
+   * nothing is in flight.
+   */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.next = null;
+    await this.running?.catch(() => undefined);
+  }
+
   private async drain(): Promise<void> {
-    while (this.next) {
+    while (this.next && !this.stopped) {
       const d = this.next;
       this.next = null;
       if (d.revision <= this.target.appliedRevision()) continue;
@@ -72,7 +86,13 @@ export class DeploymentController {
   private async apply(d: DesiredState): Promise<void> {
     const base = { revision: d.revision, ...(d.rollout_id ? { rollout_id: d.rollout_id } : {}) };
     const report = (target: ModelRef, phase: Deployment['phase'], extra: { reason?: string; error_code?: string } = {}): void => this.target.report({ ...base, target, phase, ...extra });
+    let interrupted = false;
     const fail = (target: ModelRef, err: unknown): void => {
+      if (this.stopped) {
+        interrupted = true;
+        this.log.info({ model: modelRefString(target), revision: d.revision, reason: errorLine(err) }, 'deployment interrupted by the agent stopping; it applies again after the restart');
+        return;
+      }
       const code = isEdgeloopError(err) ? err.code : 'INTERNAL';
       this.log.error({ model: modelRefString(target), revision: d.revision, reason: errorLine(err) }, 'deployment failed; the current model keeps serving');
       report(target, 'failed', { reason: errorLine(err), error_code: code });
@@ -113,6 +133,7 @@ export class DeploymentController {
     } else if (want && !d.shadow) {
       report(want.model, 'active');
     }
+    if (interrupted) return;
     await this.target.recordRevision(d.revision).catch((err: unknown) => this.log.error({ reason: errorLine(err) }, 'cannot record the applied revision'));
   }
 }

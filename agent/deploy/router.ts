@@ -13,6 +13,7 @@ import { DeploymentController, type DeployTarget } from './controller.js';
  */
 export class DesiredRouter {
   private readonly controllers = new Map<string, DeploymentController>();
+  private stopped = false;
 
   constructor(
     private readonly deviceId: string,
@@ -66,9 +67,16 @@ export class DesiredRouter {
       return Promise.resolve();
     }
     if (!c) {
+      if (this.stopped) return Promise.resolve();
       c = new DeploymentController(this.deviceId, this.targetFor(slot), this.log.child({ model_slot: slot }), this.token);
       this.controllers.set(slot, c);
     }
     return c.submit(d);
+  }
+
+  /** The agent is stopping: every slot's controller takes nothing new; resolves once none has a deployment in flight. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all([...this.controllers.values()].map((c) => c.stop()));
   }
 }

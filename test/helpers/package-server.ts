@@ -6,12 +6,24 @@ import { join } from 'node:path';
 /**
  * A minimal HTTP server for model packages, as the fleet serves them: `<base>/manifest.json`
  * and `<base>/files/<path>`, with Range support. `dropOnce` cuts the connection half-way
- * through the first download of a file, to exercise resumption.
+ * through the first download of a file, to exercise resumption. `hold` keeps every download
+ * of a file waiting until `release()` (`held` resolves when the first one arrives).
  */
-export async function servePackages(dirs: Record<string, string>, opts: { token?: string; dropOnce?: string } = {}): Promise<{ url: string; requests: string[]; close: () => Promise<void>; server: Server }> {
+export async function servePackages(
+  dirs: Record<string, string>,
+  opts: { token?: string; dropOnce?: string; hold?: string } = {},
+): Promise<{ url: string; requests: string[]; close: () => Promise<void>; server: Server; held: Promise<void>; release: () => void }> {
   const requests: string[] = [];
   let dropped = false;
-  const server = createServer((req, res) => {
+  let arrived: () => void = () => undefined;
+  const held = new Promise<void>((r) => (arrived = r));
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((r) => (release = r));
+  const server = createServer(async (req, res) => {
+    if (opts.hold && req.url?.endsWith(`/files/${opts.hold}`)) {
+      arrived();
+      await released;
+    }
     requests.push(`${req.method} ${req.url} ${req.headers.range ?? ''}`.trim());
     if (opts.token && req.headers.authorization !== `Bearer ${opts.token}`) {
       res.writeHead(401).end();
@@ -47,5 +59,5 @@ export async function servePackages(dirs: Record<string, string>, opts: { token?
     res.end(part);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/pkgs`, requests, server, close: () => new Promise<void>((r) => server.close(() => r())) };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/pkgs`, requests, server, held, release, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
