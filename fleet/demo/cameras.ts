@@ -1,13 +1,18 @@
 import { open, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { DigitSet } from '../ml/mnist-data.js';
-import { renderDigitPng, type CameraDrift } from '../ml/digits.js';
 
 /** What the demo knows about a frame it fed: the ground truth the simulated labeler uses. */
-export interface FedFrame {
-  label: number;
+export interface FedFrame<T> {
+  truth: T;
   drifted: boolean;
   fedAt: number;
+}
+
+/** A detection as the agent writes it on a result line: original-image pixels. */
+export interface ResultDetection {
+  label: string;
+  score: number;
+  box: [number, number, number, number];
 }
 
 /** One line of an agent's results file (the directory watcher's JSON lines). */
@@ -17,20 +22,25 @@ export interface ResultLine {
   label?: string;
   model_version?: string;
   score?: number;
+  detections?: ResultDetection[];
   error?: { code: string };
   outlier?: { captured: boolean; sample_id?: string };
 }
+
+/** Frame `n` of a camera's feed, rendered as the camera sees it (drifted or not), with its ground truth. */
+export type RenderFrame<T> = (n: number, drifted: boolean) => Promise<{ png: Buffer; truth: T }>;
 
 /**
  * One camera of the demo: a folder an agent watches. Frames are written under a dot-name
  * and renamed, so the watcher never sees a half-written file; the results file the agent
  * appends to is read incrementally.
  */
-export class Camera {
-  readonly truth = new Map<string, FedFrame>();
+export class Camera<T> {
+  readonly truth = new Map<string, FedFrame<T>>();
   readonly results: ResultLine[] = [];
   fed = 0;
-  drift: CameraDrift | null = null;
+  /** Whether the camera sees the drifted scene now (what the drift looks like is the scene's). */
+  drifted = false;
   private readOffset = 0;
   private partial = '';
 
@@ -39,19 +49,18 @@ export class Camera {
     readonly site: string,
     readonly inbox: string,
     readonly resultsFile: string,
-    private readonly digits: DigitSet,
-    /** Where this camera starts in the feed range (cameras do not show the same digit at once). */
+    private readonly render: RenderFrame<T>,
+    /** Where this camera starts in the feed (cameras do not show the same frames at once). */
     private readonly start: number,
   ) {}
 
   /** Render and drop the next frame; returns its file name. */
   async feed(now: number): Promise<string> {
-    const n = (this.start + this.fed) % this.digits.images.length;
     const name = `frame-${String(this.fed).padStart(6, '0')}.png`;
-    const png = await renderDigitPng(this.digits.images[n]!, this.drift ?? {});
+    const { png, truth } = await this.render(this.start + this.fed, this.drifted);
     await writeFile(join(this.inbox, `.${name}`), png);
     await rename(join(this.inbox, `.${name}`), join(this.inbox, name));
-    this.truth.set(name, { label: this.digits.labels[n]!, drifted: this.drift !== null, fedAt: now });
+    this.truth.set(name, { truth, drifted: this.drifted, fedAt: now });
     this.fed++;
     return name;
   }
@@ -78,20 +87,7 @@ export class Camera {
   }
 
   /** Ground truth of a frame this camera fed (by file name), for the simulated labeler. */
-  truthOf(file: string): FedFrame | undefined {
+  truthOf(file: string): FedFrame<T> | undefined {
     return this.truth.get(file);
   }
-}
-
-/** Accuracy of results against the ground truth; null when there is nothing to score. */
-export function accuracyOf(cam: Camera, rows: readonly ResultLine[]): { accuracy: number | null; n: number } {
-  let ok = 0;
-  let n = 0;
-  for (const r of rows) {
-    const t = cam.truth.get(r.file);
-    if (!t || r.label === undefined) continue;
-    n++;
-    if (Number(r.label) === t.label) ok++;
-  }
-  return { accuracy: n ? ok / n : null, n };
 }

@@ -3,7 +3,7 @@ import { numberFlag, parseFlags, type Io } from '../../shared/cli.js';
 import { sharedError } from '../../shared/errors.js';
 import { createLogger } from '../../shared/log.js';
 import { DEFAULT_TIMINGS, type DemoTimings } from './options.js';
-import { pct } from './report.js';
+import { figure, metricName } from './report.js';
 import { runDemo } from './run.js';
 
 export const DEMO_HELP = `Usage: edgeloop demo [--scene classification|detection] [--data DIR] [--http-port N] [--human-labels] [--exit-when-done] [--json] [timings]
@@ -86,7 +86,6 @@ export async function demoCmd(argv: string[], io: Io): Promise<number> {
 
   const scene = values.scene ?? 'classification';
   if (scene !== 'classification' && scene !== 'detection') throw sharedError('USAGE', `--scene is classification or detection, got ${scene}\n\n${DEMO_HELP}`);
-  if (scene === 'detection') return detectionDemo(values.data ?? '.data/demo', timings.labelBudget, values.json === true, io);
 
   const abort = new AbortController();
   const onSignal = (): void => {
@@ -98,6 +97,7 @@ export async function demoCmd(argv: string[], io: Io): Promise<number> {
   process.once('SIGTERM', onSignal);
   try {
     const report = await runDemo({
+      scene,
       dataDir: values.data ?? '.data/demo',
       ...(values['http-port'] !== undefined ? { httpPort: numberFlag(values['http-port'], 'http-port')! } : {}),
       timings,
@@ -109,15 +109,16 @@ export async function demoCmd(argv: string[], io: Io): Promise<number> {
     });
     if (values.json) io.out(JSON.stringify(report));
     else {
-      io.out('demo report:');
+      const f = (x: number | null | undefined): string => figure(report.metric, x);
+      io.out(`demo report (${report.scene}):`);
       for (const [site, a] of Object.entries(report.sites)) {
-        io.out(`  ${site.padEnd(8)} accuracy before drift ${pct(a.before_drift)}  during drift ${pct(a.during_drift)}  new model ${pct(a.after_new_model)}`);
+        io.out(`  ${site.padEnd(8)} ${metricName(report.metric)} before drift ${f(a.before_drift)}  during drift ${f(a.during_drift)}  new model ${f(a.after_new_model)}`);
       }
       const s = report.samples;
       io.out(`  samples: ${s.captured} captured, ${s.forwarded} forwarded, ${s.received} received, ${s.lost} lost, ${s.backlog} still queued`);
       if (report.outage) io.out(`  ${report.outage.site} outage ${report.outage.duration_s.toFixed(0)}s: ${report.outage.captured_during} captured meanwhile, ${report.outage.received_from_window} arrived after, ${report.outage.lost} lost`);
-      io.out(`  labels used: ${report.labels.used} (${report.labels.simulated ? 'simulated labeler' : 'people'})`);
-      if (report.new_model) io.out(`  new model ${report.new_model.name}@${report.new_model.version}: clean ${pct(report.new_model.clean_accuracy)} (${report.new_model.clean_delta_points?.toFixed(1) ?? '-'} points)`);
+      io.out(`  labels used: ${report.labels.used}${report.labels.boxes !== null ? ` (${report.labels.boxes} boxes)` : ''} (${report.labels.simulated ? 'simulated labeler' : 'people'})`);
+      if (report.new_model) io.out(`  new model ${report.new_model.name}@${report.new_model.version}: clean ${f(report.new_model.clean)} (${report.new_model.clean_delta_points?.toFixed(1) ?? '-'} points)`);
       io.out(`  recovery: ${report.recovery_s === null ? 'not reached' : `${report.recovery_s.toFixed(0)}s after the drift onset`}`);
       for (const p of report.problems) io.out(`  problem: ${p}`);
     }
@@ -125,28 +126,5 @@ export async function demoCmd(argv: string[], io: Io): Promise<number> {
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-  }
-}
-
-/** `--scene detection`: the detection loop (detection.ts), its report as lines or one JSON line. */
-async function detectionDemo(dataDir: string, labelBudget: number | undefined, json: boolean, io: Io): Promise<number> {
-  const abort = new AbortController();
-  const onSignal = (): void => abort.abort(new Error('stopped (Ctrl-C)'));
-  process.once('SIGINT', onSignal);
-  try {
-    const { runDetectionDemo } = await import('./detection.js');
-    const r = await runDetectionDemo({ dataDir, say: (l) => (json ? io.err(l) : io.out(l)), signal: abort.signal, ...(labelBudget !== undefined ? { labelBudget } : {}) });
-    if (json) io.out(JSON.stringify(r));
-    else {
-      io.out('detection demo report (mAP@0.5):');
-      for (const [site, m] of Object.entries(r.sites)) io.out(`  ${site.padEnd(8)} before drift ${m.before_drift.toFixed(3)}  during drift ${m.during_drift.toFixed(3)}  new model ${m.after_new_model === null ? '-' : m.after_new_model.toFixed(3)}`);
-      io.out(`  labels used: ${r.labels_used.frames} frames, ${r.labels_used.boxes} boxes (${r.labels_used.simulated ? 'simulated labeler' : 'people'})`);
-      if (r.new_model) io.out(`  new model ${r.new_model.ref.name}@${r.new_model.ref.version}: clean mAP@0.5 ${r.new_model.clean_map50.toFixed(3)} (${r.new_model.clean_delta_points.toFixed(1)} points), trained in ${r.new_model.train_s.toFixed(0)}s`);
-      io.out(`  gate: ${r.gate.passed ? 'passed' : `failed: ${r.gate.reasons.join('; ')}`}`);
-      io.out(`  recovery: ${r.recovery_s === null ? 'not reached' : `${r.recovery_s.toFixed(0)}s after the drift onset (labels, fine-tune, evaluation, gate)`}`);
-    }
-    return r.ok ? 0 : 1;
-  } finally {
-    process.off('SIGINT', onSignal);
   }
 }

@@ -52,6 +52,8 @@ export const DEFAULT_TIMINGS: DemoTimings = {
 };
 
 export interface DemoOptions {
+  /** The edition: `classification` (default) or `detection` (scenes.ts). */
+  scene?: 'classification' | 'detection';
   /** Data directory: the base model is cached in `<dir>/models`; fleet and device state are fresh each run. */
   dataDir: string;
   timings?: Partial<DemoTimings>;
@@ -65,13 +67,13 @@ export interface DemoOptions {
   say(line: string): void;
   /** Ctrl-C. */
   signal?: AbortSignal;
-  /** Smaller base training for tests (defaults: the trainer's recipe). */
+  /** Smaller base training for tests (defaults: the trainer's recipe); `trainCount` in digits (a detection scene holds 2.5 on average). */
   training?: { trainCount?: number; epochs?: number };
   /** The trainer for retraining (default: the built-in local trainer). */
   trainer?: Trainer;
   /** Evaluation gate settings over the defaults (field +2 points, clean -1, any class -3, latency 1.2x). */
   gate?: GateConfigInput;
-  /** Clean holdout size for the evaluation (default CLEAN_HOLDOUT: 2,000 digits). */
+  /** Clean holdout size for the evaluation (default CLEAN_HOLDOUT: 2,000 digits; detection: 100 scenes). */
   cleanHoldoutCount?: number;
   seed?: number;
 }

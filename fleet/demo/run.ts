@@ -4,32 +4,28 @@ import type { ModelManifest, ModelRef } from '../../shared/schemas/index.js';
 import { FleetClient } from '../edges/client/api-client.js';
 import { createFleetHttp } from '../edges/server.js';
 import { loadOrCreateSigningKey } from '../adapters/fs/keys.js';
-import type { RolloutPlanInput } from '../core/rollouts/plan-schema.js';
+import type { GatesOverride, RolloutPlanInput } from '../core/rollouts/plan-schema.js';
 import { startFleetService, type FleetService } from '../boot/service.js';
-import { loadDigits } from '../ml/mnist-data.js';
 import { localTrainer } from '../adapters/trainers/local-trainer.js';
-import type { BaseRef } from '../core/labels/dataset-schema.js';
 import type { LoopModelConfigInput } from '../app/training/config.js';
 import type { LearningLoop } from '../app/training/loop.js';
 import type { TrainingRun } from '../app/training/runs.js';
 import { agentQueueStats, startAgentProcess, type AgentProcess, type DeviceQueueCounts } from './agent-process.js';
-import { buildBaseModel } from './base-model.js';
 import { Camera } from './cameras.js';
-import { mnistBaseSource } from './base-set.js';
-import { BASE_TRAIN, CLEAN_HOLDOUT, FEED, PIT_DRIFT } from '../ml/digits.js';
+import { detectionScene, digitScene, type DemoScene } from './scenes.js';
 import { SIMULATED_LABELER } from '../app/labels/labels.js';
-import { SimulatedLabeler } from './labeler.js';
+import { SimulatedLabeler, type SimulatedLabel } from './labeler.js';
 import { brokerAddress, startSiteLink, type SiteLink } from './link.js';
 import { CAMERAS_PER_SITE, DEFAULT_TIMINGS, DRIFT_SITE, OUTAGE_SITE, SITES, type DemoOptions, type DemoTimings } from './options.js';
-import { pct, recentAccuracy, siteAccuracy, type DemoReport, type PhaseRecord, type RetrainOutcome } from './report.js';
+import { figure, metricName, recentAccuracy, siteAccuracy, type DemoReport, type PhaseRecord, type RetrainOutcome } from './report.js';
 
 export type { DemoOptions, DemoTimings } from './options.js';
 export type { DemoReport } from './report.js';
 
-interface Device {
+interface Device<T> {
   id: string;
   site: string;
-  camera: Camera;
+  camera: Camera<T>;
   agent: AgentProcess;
   http: string | null;
   dataDir: string;
@@ -45,7 +41,7 @@ interface AgentHealth {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function health(d: Device): Promise<AgentHealth | null> {
+async function health(d: Device<unknown>): Promise<AgentHealth | null> {
   if (!d.http) return null;
   try {
     return (await (await fetch(`${d.http}/healthz`, { signal: AbortSignal.timeout(3000) })).json()) as AgentHealth;
@@ -72,9 +68,16 @@ async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, signa
  * pit-3 cameras drift, ridge-1 loses its uplink for a while, a labeler (simulated from the
  * fed frames' ground truth, or people on the labeling page) labels what came back, a retrain
  * produces a candidate that is rolled out shadow -> canary -> waves, and pit-3 recovers.
+ * `scene: 'detection'` runs the same loop for a detector (scenes.ts): box labels, mAP.
  */
-export async function runDemo(o: DemoOptions): Promise<DemoReport> {
-  const T: DemoTimings = { ...DEFAULT_TIMINGS, ...o.timings };
+export function runDemo(o: DemoOptions): Promise<DemoReport> {
+  return o.scene === 'detection' ? runScene(o, detectionScene(o)) : runScene(o, digitScene(o));
+}
+
+async function runScene<T>(o: DemoOptions, scene: DemoScene<T>): Promise<DemoReport> {
+  const T: DemoTimings = { ...DEFAULT_TIMINGS, ...scene.timings, ...o.timings };
+  const fmt = (x: number | null | undefined): string => figure(scene.metric, x);
+  const metric = metricName(scene.metric);
   const t0 = Date.now();
   const at = (): number => (Date.now() - t0) / 1000;
   const data = resolve(o.dataDir);
@@ -97,21 +100,18 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   await mkdir(data, { recursive: true });
 
   const trainer = o.trainer ?? localTrainer();
-  const baseSet = mnistBaseSource();
-  const baseRefs: BaseRef[] = [
-    { source: 'mnist', offset: BASE_TRAIN.offset, count: o.training?.trainCount ?? BASE_TRAIN.count, split: 'train' },
-    { source: 'mnist', offset: CLEAN_HOLDOUT.offset, count: o.cleanHoldoutCount ?? CLEAN_HOLDOUT.count, split: 'clean_holdout' },
-  ];
-  const digitsTraining: LoopModelConfigInput = {
-    name: 'digits',
+  const { baseSet, baseRefs } = scene;
+  const modelTraining: LoopModelConfigInput = {
+    name: scene.model,
     trainer: trainer.name,
     seed: o.seed ?? 11,
     base: baseRefs,
+    ...(scene.loop.params ? { params: scene.loop.params } : {}),
     // Labels trigger the retrain; drift alone would retrain before there is anything to learn from.
     triggers: { labels: { min_new: T.retrainAfterLabels }, drift: null, schedule: null, min_interval_ms: 60_000 },
     // Latency on this shared machine is noisy at a few milliseconds: a small slack on top of the ratio.
-    gate: { latency_slack_ms: 2, ...o.gate },
-    auto_promote: { selector: { app: 'digits' }, plan: retrainPlan(T) },
+    gate: { latency_slack_ms: 2, ...scene.loop.gate, ...o.gate },
+    auto_promote: { selector: { app: 'digits' }, plan: retrainPlan(T, scene.rolloutGates) },
   };
 
   phase('fleet service', 'SQLite state, artifacts, embedded MQTT broker, HTTP API and console');
@@ -123,7 +123,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     log: o.log.child({ component: 'fleet' }),
     tickMs: 250,
     // The learning loop runs inside the service, so the API and the console show its runs.
-    training: { trainers: { [trainer.name]: trainer }, base: baseSet, models: [digitsTraining], tickMs: 1000 },
+    training: { trainers: { [trainer.name]: trainer }, base: baseSet, models: [modelTraining], tickMs: 1000 },
   });
   const ctx = svc.ctx;
   const consoleUrl = `${svc.urls.http}/console/`;
@@ -135,7 +135,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   const loop: LearningLoop = ctx.training;
 
   const links = new Map<string, SiteLink>();
-  const devices: Device[] = [];
+  const devices: Array<Device<T>> = [];
   const rolloutIds: string[] = [];
   let labeler: SimulatedLabeler | null = null;
   let feeding = false;
@@ -152,11 +152,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   try {
     // The base model trains (or loads from the cache) while the agents start.
     const key = await loadOrCreateSigningKey(join(data, 'fleet', 'keys'));
-    const building = buildBaseModel({
-      dir: join(data, 'models', 'digits-1.0.0'),
+    const building = scene.buildBase({
+      dir: join(data, 'models', `${scene.model}-1.0.0`),
       signKeyPem: key.privateKeyPem,
-      ...o.training,
-      examples: () => baseSet.examples(baseRefs[0]!),
       onProgress: (l) => o.say(`      base model: ${l}`),
       ...(o.signal ? { signal: o.signal } : {}),
     });
@@ -165,11 +163,10 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     phase('devices', `${SITES.length * CAMERAS_PER_SITE} agents at ${SITES.join(', ')}, registered with their own credentials`);
     const broker = brokerAddress(svc.urls.mqtt);
     for (const site of SITES) links.set(site, await startSiteLink(site, broker));
-    const digits = loadDigits(FEED);
     // Cameras start evenly spread over the feed, so no two show the same digits for a long while
     // (two cameras 97 digits apart showed the same drifted frames, and the labeler labeled those
     // twice), and the frames a site shows after a retrain are digits no label came from.
-    const stride = Math.floor(FEED.count / (SITES.length * CAMERAS_PER_SITE));
+    const stride = Math.floor(scene.feedLength / (SITES.length * CAMERAS_PER_SITE));
     let k = 0;
     for (const site of SITES) {
       for (let i = 1; i <= CAMERAS_PER_SITE; i++, k++) {
@@ -190,7 +187,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
           log: { level: 'warn' },
         };
         await writeFile(join(dir, 'agent.json'), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
-        const camera = new Camera(id, site, inbox, join(dir, 'results.jsonl'), digits, k * stride);
+        const camera = new Camera(id, site, inbox, join(dir, 'results.jsonl'), scene.render, k * stride);
         devices.push({ id, site, camera, agent: startAgentProcess(join(dir, 'agent.json'), {}, { ownGroup: true }), http: null, dataDir: join(dir, 'agent'), counts: null });
       }
     }
@@ -205,12 +202,12 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     const adminToken = svc.adminToken ?? (await readFile(join(data, 'fleet', 'admin.token'), 'utf8')).trim();
     const pushed = await new FleetClient({ url: svc.urls.http, token: adminToken }).pushModel(built.dir);
     const baseRef = { name: pushed.version.name, version: pushed.version.version };
-    const clean = built.holdoutAccuracy ?? (typeof manifest.evaluation?.holdout_accuracy === 'number' ? manifest.evaluation.holdout_accuracy : null);
+    const clean = built.clean;
     base = { ref: baseRef, dir: built.dir, cached: built.cached, clean, trainer: manifest.lineage?.trainer ?? null };
-    o.say(`      ${baseRef.name}@${baseRef.version} ${built.cached ? '(cached)' : 'trained'}; clean holdout ${pct(clean)}; pushed to the registry (signed by the fleet)`);
+    o.say(`      ${baseRef.name}@${baseRef.version} ${built.cached ? '(cached)' : 'trained'}; clean holdout ${metric} ${fmt(clean)}; pushed to the registry (signed by the fleet)`);
 
     phase('base rollout', `${baseRef.name}@${baseRef.version} to every device; each camera starts once its device runs the model`);
-    const baseRollout = ctx.rollouts.create({ id: 'base-digits-1', model: baseRef, selector: { app: 'digits' }, plan: BASE_PLAN, actor: 'demo' });
+    const baseRollout = ctx.rollouts.create({ id: `base-${scene.model}-1`, model: baseRef, selector: { app: 'digits' }, plan: BASE_PLAN, actor: 'demo' });
     rolloutIds.push(baseRollout.state.id);
     feeding = true;
     feedLoop = feed();
@@ -228,16 +225,23 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     }
     if (o.humanLabels) o.say(`      labels: waiting for people on ${svc.urls.http}/console/labeling (token: ${join(data, 'fleet', 'admin.token')})`);
     else {
-      labeler = new SimulatedLabeler({ ingest: ctx.ingest, labels: ctx.labels, truth: (dev, file) => truthOf(dev, file), ratePerS: T.labelRate, budget: T.labelBudget });
+      labeler = new SimulatedLabeler({
+        ingest: ctx.ingest,
+        labels: ctx.labels,
+        truth: (dev, file) => truthOf(dev, file),
+        ratePerS: T.labelRate,
+        budget: T.labelBudget,
+        onRefused: (id, err) => o.log.warn({ sample_id: id, err: err.message }, 'the fleet refused a simulated label'),
+      });
       labeler.start();
     }
 
     phase('baseline', `every site on the base model for ${T.baselineS}s`);
     await waitOrAbort(T.baselineS * 1000);
 
-    phase('drift', `${DRIFT_SITE} cameras drift (rotation ${PIT_DRIFT.rotateDeg}°, blur ${PIT_DRIFT.blurSigma}, dimmed ${PIT_DRIFT.dim! * 100}%)`);
+    phase('drift', `${DRIFT_SITE} cameras drift (${scene.driftSays})`);
     onset = Date.now();
-    for (const d of devices) if (d.site === DRIFT_SITE) d.camera.drift = PIT_DRIFT;
+    for (const d of devices) if (d.site === DRIFT_SITE) d.camera.drifted = true;
     const outage = (async () => {
       await waitOrAbort(T.outageAfterS * 1000);
       if (o.signal?.aborted) return;
@@ -266,11 +270,11 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     }, 0, o.signal);
     if (!finished) throw new Error('stopped while training');
     const done = loop.runs.get(run.id);
-    outcome = outcomeOf(done);
+    outcome = await outcomeOf(done);
     if (done.status !== 'accepted' || !done.result || !done.rollout_id) {
       throw new Error(`the candidate was not promoted: run ${done.id} ${done.status}${done.gate ? ` (${done.gate.reasons.join('; ')})` : ''}${done.error ? ` ${done.error.code}: ${done.error.message}` : ''}`);
     }
-    o.say(`      candidate ${done.result.name}@${done.result.version} passed the evaluation gate: clean ${pct(outcome.clean)} (${outcome.cleanDelta === null ? '-' : `${outcome.cleanDelta >= 0 ? '+' : ''}${outcome.cleanDelta.toFixed(1)}`} points), field ${pct(outcome.field)} vs ${pct(outcome.fieldBefore)}`);
+    o.say(`      candidate ${done.result.name}@${done.result.version} passed the evaluation gate: clean ${metric} ${fmt(outcome.clean)} (${outcome.cleanDelta === null ? '-' : `${outcome.cleanDelta >= 0 ? '+' : ''}${outcome.cleanDelta.toFixed(1)}`} points), field ${fmt(outcome.field)} vs ${fmt(outcome.fieldBefore)}`);
 
     phase('rollout', 'shadow -> canary -> waves, gated on what the devices report');
     const ro = ctx.rollouts.get(done.rollout_id);
@@ -317,7 +321,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   } finally {
     feeding = false;
     await feedLoop;
-    labeler?.stop();
+    await labeler?.stop();
     await loop.stop();
     o.say('stopping: the cameras finish their last frames, the queues drain, then the agents and the fleet stop');
     await waitFor(async () => {
@@ -343,16 +347,16 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
   if (!report) throw new Error('the demo stopped before it could report');
   return report;
 
-  function truthOf(deviceId: string, file: string): string | undefined {
+  function truthOf(deviceId: string, file: string): SimulatedLabel | undefined {
     const t = devices.find((d) => d.id === deviceId)?.camera.truthOf(file);
-    return t ? String(t.label) : undefined;
+    return t ? scene.label(t.truth) : undefined;
   }
 
   async function waitForRun(): Promise<TrainingRun | null> {
     let found: TrainingRun | null = null;
     await waitFor(
       () => {
-        found = loop.runs.lastOf('digits');
+        found = loop.runs.lastOf(scene.model);
         return found !== null;
       },
       T.maxS ? Math.max(1, T.maxS * 1000 - (Date.now() - t0)) : 0,
@@ -361,23 +365,30 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
     return found;
   }
 
-  function outcomeOf(r: TrainingRun): RetrainOutcome {
+  async function outcomeOf(r: TrainingRun): Promise<RetrainOutcome> {
     const m = r.metrics;
+    // The run's headline numbers are named by the task: accuracy for a classifier, mAP for a detector.
+    const key = scene.metric === 'accuracy' ? 'accuracy' : 'map50';
+    const clean = m[`clean_${key}`];
+    const cleanBefore = m[`production_clean_${key}`];
     // The entry count is on the dataset's row: no need to load and re-hash its manifest.
     const entries = r.dataset_version ? ctx.datasets.summary(r.dataset_version).entries : 0;
     return {
-      ref: r.result ?? { name: 'digits', version: '?' },
+      ref: r.result ?? { name: scene.model, version: '?' },
       run: r.id,
       status: r.status,
-      clean: m.clean_accuracy ?? null,
-      cleanBefore: m.production_clean_accuracy ?? null,
-      cleanDelta: m.clean_accuracy !== undefined && m.production_clean_accuracy !== undefined ? (m.clean_accuracy - m.production_clean_accuracy) * 100 : null,
-      field: m.field_accuracy ?? null,
-      fieldBefore: m.production_field_accuracy ?? null,
+      clean: clean ?? null,
+      cleanBefore: cleanBefore ?? null,
+      cleanDelta: clean !== undefined && cleanBefore !== undefined ? (clean - cleanBefore) * 100 : null,
+      field: m[`field_${key}`] ?? null,
+      fieldBefore: m[`production_field_${key}`] ?? null,
+      field5095: m.field_map50_95 ?? null,
       datasetVersion: r.dataset_version,
       trainer: r.trainer,
       trainS: m.train_duration_ms !== undefined ? m.train_duration_ms / 1000 : null,
       labelsUsed: entries,
+      // A detector's box labels in the dataset version (its manifest holds them).
+      boxesUsed: scene.kind === 'detection' && r.dataset_version ? (await ctx.datasets.getDataset(r.dataset_version)).entries.reduce((n, e) => n + (e.boxes?.length ?? 0), 0) : null,
       gate: r.gate,
     };
   }
@@ -418,7 +429,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       const psi = Math.max(...cams.map((d) => ctx.devices.get(d.id).telemetry?.drift.brightness_psi ?? 0));
       const queued = cams.reduce((n, d) => n + (ctx.devices.get(d.id).telemetry?.queue.depth ?? 0), 0);
       const link = links.get(s)!.up ? '' : ' LINK DOWN';
-      return `${s} acc ${pct(recentAccuracy(cams.map((d) => d.camera), 20))} psi ${psi.toFixed(2)}${queued ? ` queued ${queued}` : ''}${link}`;
+      return `${s} ${metric} ${fmt(recentAccuracy(cams.map((d) => d.camera), 20, scene.score))} psi ${psi.toFixed(2)}${queued ? ` queued ${queued}` : ''}${link}`;
     });
     const captured = devices.reduce((n, d) => n + d.camera.results.filter((r) => r.outlier?.captured).length, 0);
     return `  t=${at().toFixed(0)}s | ${sites.join(' | ')} | samples ${captured} captured / ${ctx.ingest.count()} received | labels ${labelCount()}${labeler ? ' (simulated)' : ''}`;
@@ -448,26 +459,29 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
       }
     }
     const sites = Object.fromEntries(
-      SITES.map((s) => [s, siteAccuracy(devices.filter((d) => d.site === s).map((d) => d.camera), { onset, baseVersion: base?.ref.version ?? '', newVersion: outcome?.ref.version ?? null })]),
+      SITES.map((s) => [s, siteAccuracy(devices.filter((d) => d.site === s).map((d) => d.camera), { onset, baseVersion: base?.ref.version ?? '', newVersion: outcome?.ref.version ?? null }, scene.score)]),
     );
     const last = phases[phases.length - 1];
     if (last && last.end_s === null) last.end_s = at();
     return {
+      scene: scene.kind,
+      metric: scene.metric,
       ok: problems.length === 0 && recoveredAt !== null,
       problems,
       duration_s: at(),
       console: consoleUrl,
-      base_model: { name: base?.ref.name ?? 'digits', version: base?.ref.version ?? '', cached: base?.cached ?? false, clean_accuracy: base?.clean ?? null, trainer: base?.trainer ?? null },
+      base_model: { name: base?.ref.name ?? scene.model, version: base?.ref.version ?? '', cached: base?.cached ?? false, clean: base?.clean ?? null, trainer: base?.trainer ?? null },
       new_model: outcome
         ? {
             name: outcome.ref.name,
             version: outcome.ref.version,
             training_run: outcome.run,
             status: outcome.status,
-            clean_accuracy: outcome.clean,
+            clean: outcome.clean,
             clean_delta_points: outcome.cleanDelta,
-            field_accuracy: outcome.field,
-            base_field_accuracy: outcome.fieldBefore,
+            field: outcome.field,
+            base_field: outcome.fieldBefore,
+            field_map50_95: outcome.field5095,
             dataset_version: outcome.datasetVersion,
             trainer: outcome.trainer,
             train_s: outcome.trainS,
@@ -479,7 +493,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoReport> {
         outageStart !== null
           ? { site: OUTAGE_SITE, start_s: (outageStart - t0) / 1000, duration_s: ((outageEnd ?? Date.now()) - outageStart) / 1000, captured_during: capturedDuring, received_from_window: receivedWindow, lost: Math.max(0, capturedDuring - receivedWindow), refused_connections: links.get(OUTAGE_SITE)?.refused ?? 0 }
           : null,
-      labels: { used: outcome?.labelsUsed ?? 0, by: o.humanLabels ? 'people' : SIMULATED_LABELER, simulated: !o.humanLabels },
+      labels: { used: outcome?.labelsUsed ?? 0, boxes: outcome?.boxesUsed ?? null, by: o.humanLabels ? 'people' : SIMULATED_LABELER, simulated: !o.humanLabels },
       gate: outcome?.gate ?? null,
       rollouts: rolloutIds.map((id) => {
         const st = ctx.rollouts.get(id).state;
@@ -518,7 +532,7 @@ const BASE_PLAN: RolloutPlanInput = {
  * agents, the fleet and a drain thread per agent shared the cores); the evaluation gate already
  * compared the two models' latency side by side. A gross regression still stops the rollout.
  */
-function retrainPlan(T: DemoTimings): RolloutPlanInput {
+function retrainPlan(T: DemoTimings, sceneGates: GatesOverride): RolloutPlanInput {
   return {
     shadow: { devices: { count: 2 }, sample_rate: 0.5, bake_s: T.shadowBakeS },
     canary: { devices: { count: 2 }, bake_s: T.canaryBakeS },
@@ -526,7 +540,7 @@ function retrainPlan(T: DemoTimings): RolloutPlanInput {
       { devices: { percent: 50 }, bake_s: T.waveBakeS },
       { devices: { percent: 100 }, bake_s: 0 },
     ],
-    gates: { min_samples_per_device: 10, max_latency_p95_ratio: 5, max_confidence_drop: 0.15, max_outlier_rate_increase: 0.1, min_shadow_agreement: null },
+    gates: { min_samples_per_device: 10, max_latency_p95_ratio: 5, max_confidence_drop: 0.15, max_outlier_rate_increase: 0.1, min_shadow_agreement: null, ...sceneGates },
     on_gate_failure: 'pause',
   };
 }

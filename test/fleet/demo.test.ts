@@ -66,7 +66,7 @@ describe('edgeloop demo --exit-when-done (shortened)', () => {
     expect(report.labels.used).toBeGreaterThanOrEqual(220);
     expect(report.labels.used).toBeLessThanOrEqual(320);
     expect(report.new_model).toMatchObject({ name: 'digits', version: '1.1.0', status: 'accepted' });
-    expect(report.new_model!.field_accuracy!).toBeGreaterThanOrEqual(report.new_model!.base_field_accuracy! + 0.02);
+    expect(report.new_model!.field!).toBeGreaterThanOrEqual(report.new_model!.base_field! + 0.02);
     expect(report.gate).toMatchObject({ passed: true, baseline: 'production' });
     const retrain = report.rollouts.find((r) => r.model === 'digits@1.1.0')!;
     expect(retrain).toMatchObject({ status: 'completed', stages: ['shadow', 'canary', 'wave 1', 'wave 2'] });
