@@ -73,6 +73,9 @@ export class Agent {
   private readonly log: Logger;
   private readonly clock: Clock;
   private switching: Promise<unknown> = Promise.resolve();
+  /** The rule-set swap under way (settled when none is). */
+  private rulesSwap: Promise<unknown> = Promise.resolve();
+  private stopping = false;
   private lastDeployment: DeviceStatus['deployment'] | undefined;
   /** Each model slot's latest deployment report. */
   private readonly deployments = new Map<string, NonNullable<DeviceStatus['deployment']>>();
@@ -177,15 +180,29 @@ export class Agent {
   }
 
   /**
-   * Put another rule set in force: its actions are built first (a failure leaves the running set
-   * untouched), the pipeline swaps rules and targets between two evaluations, then the old
-   * actions finish what they were given and close.
+   * Put another rule set in force: its actions are built first (a failure closes what was built
+   * and leaves the running set untouched), the pipeline swaps rules and targets between two
+   * evaluations, then the old actions finish what they were given and close. Swaps run one at a
+   * time; once the agent stops a swap is refused, and the stop waits for one under way so that it
+   * closes the actions that swap put in force (a site connection is never left behind).
    */
-  async swapRules(set: Readonly<AlertRuleSet>): Promise<void> {
+  swapRules(set: Readonly<AlertRuleSet>): Promise<void> {
+    const run = this.rulesSwap.then(() => this.swapRulesNow(set));
+    this.rulesSwap = run.catch(() => undefined);
+    return run;
+  }
+
+  private async swapRulesNow(set: Readonly<AlertRuleSet>): Promise<void> {
     if (!this.alerts) throw new AgentError('RULE_SET_REFUSED', 'the alert pipeline is not running');
+    if (this.stopping) throw new AgentError('RULE_SET_REFUSED', 'the agent is stopping');
     const actions = AlertActions.create(set, { log: this.log, deviceId: this.config.device_id, ipcPublish: this.opts.ipcPublish });
+    try {
+      await this.alerts.replace(set, this.alertUplink ? [actions, this.alertUplink] : [actions]);
+    } catch (err) {
+      await actions.close();
+      throw err;
+    }
     const old = this.alertActions;
-    await this.alerts.replace(set, this.alertUplink ? [actions, this.alertUplink] : [actions]);
     this.alertActions = actions;
     await old?.close();
   }
@@ -631,6 +648,7 @@ export class Agent {
 
   /** Graceful stop: inputs, then in-flight inference, then uplink, then the queue (committed). */
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.telemetryTimer) clearInterval(this.telemetryTimer);
     if (this.reclaimTimer) clearTimeout(this.reclaimTimer);
     this.reclaimTimer = null;
@@ -641,6 +659,8 @@ export class Agent {
     if (this.http) await closeHttpServer(this.http);
     await this.slots.close();
     await this.alerts?.idle();
+    // A swap under way puts its actions in force first: those are what this closes.
+    await this.rulesSwap;
     await this.alertActions?.close();
     await this.alertUplink?.idle();
     this.forwarder?.stop();
