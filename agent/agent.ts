@@ -581,6 +581,10 @@ export class Agent {
             return null; // an unknown model is answered 404 once the body is read
           }
         },
+        largestTensorValues: () => {
+          const bounds = this.slots.all().flatMap((svc) => (svc.activeRuntime ? [svc.activeRuntime.maxTensorValues] : []));
+          return bounds.length ? Math.max(...bounds) : null;
+        },
         ...(h.token !== undefined ? { token: h.token } : {}),
         allowedHosts: h.allowed_hosts,
       });
