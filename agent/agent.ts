@@ -73,6 +73,9 @@ export class Agent {
   private readonly log: Logger;
   private readonly clock: Clock;
   private switching: Promise<unknown> = Promise.resolve();
+  /** The rule-set swap under way (settled when none is). */
+  private rulesSwap: Promise<unknown> = Promise.resolve();
+  private stopping = false;
   private lastDeployment: DeviceStatus['deployment'] | undefined;
   /** Each model slot's latest deployment report. */
   private readonly deployments = new Map<string, NonNullable<DeviceStatus['deployment']>>();
@@ -177,15 +180,29 @@ export class Agent {
   }
 
   /**
-   * Put another rule set in force: its actions are built first (a failure leaves the running set
-   * untouched), the pipeline swaps rules and targets between two evaluations, then the old
-   * actions finish what they were given and close.
+   * Put another rule set in force: its actions are built first (a failure closes what was built
+   * and leaves the running set untouched), the pipeline swaps rules and targets between two
+   * evaluations, then the old actions finish what they were given and close. Swaps run one at a
+   * time; once the agent stops a swap is refused, and the stop waits for one under way so that it
+   * closes the actions that swap put in force (a site connection is never left behind).
    */
-  async swapRules(set: Readonly<AlertRuleSet>): Promise<void> {
+  swapRules(set: Readonly<AlertRuleSet>): Promise<void> {
+    const run = this.rulesSwap.then(() => this.swapRulesNow(set));
+    this.rulesSwap = run.catch(() => undefined);
+    return run;
+  }
+
+  private async swapRulesNow(set: Readonly<AlertRuleSet>): Promise<void> {
     if (!this.alerts) throw new AgentError('RULE_SET_REFUSED', 'the alert pipeline is not running');
+    if (this.stopping) throw new AgentError('RULE_SET_REFUSED', 'the agent is stopping');
     const actions = AlertActions.create(set, { log: this.log, deviceId: this.config.device_id, ipcPublish: this.opts.ipcPublish });
+    try {
+      await this.alerts.replace(set, this.alertUplink ? [actions, this.alertUplink] : [actions]);
+    } catch (err) {
+      await actions.close();
+      throw err;
+    }
     const old = this.alertActions;
-    await this.alerts.replace(set, this.alertUplink ? [actions, this.alertUplink] : [actions]);
     this.alertActions = actions;
     await old?.close();
   }
@@ -564,6 +581,10 @@ export class Agent {
             return null; // an unknown model is answered 404 once the body is read
           }
         },
+        largestTensorValues: () => {
+          const bounds = this.slots.all().flatMap((svc) => (svc.activeRuntime ? [svc.activeRuntime.maxTensorValues] : []));
+          return bounds.length ? Math.max(...bounds) : null;
+        },
         ...(h.token !== undefined ? { token: h.token } : {}),
         allowedHosts: h.allowed_hosts,
       });
@@ -631,6 +652,7 @@ export class Agent {
 
   /** Graceful stop: inputs, then in-flight inference, then uplink, then the queue (committed). */
   async stop(): Promise<void> {
+    this.stopping = true;
     // No new desired state from here; one in flight ends once the slots are closed (below).
     const deploying = this.deployer?.stop();
     if (this.telemetryTimer) clearInterval(this.telemetryTimer);
@@ -645,6 +667,8 @@ export class Agent {
     // A model that finishes loading now is released by its closed slot, never left running.
     await deploying;
     await this.alerts?.idle();
+    // A swap under way puts its actions in force first: those are what this closes.
+    await this.rulesSwap;
     await this.alertActions?.close();
     await this.alertUplink?.idle();
     this.forwarder?.stop();

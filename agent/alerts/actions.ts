@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { AlertAction, AlertRecord, AlertRuleSet } from '../../shared/schemas/index.js';
+import { errorLine } from '../../shared/errors.js';
 import { AgentError } from '../errors.js';
 import type { Firing } from '../../shared/alerts/engine.js';
 import type { AlertTarget } from './pipeline.js';
@@ -39,7 +40,11 @@ export class AlertActions implements AlertTarget {
     this.deviceId = deps.deviceId;
   }
 
-  /** Build every action; a `greengrass` action outside Greengrass mode is `AGENT_ALERT_RULES_INVALID`. */
+  /**
+   * Build every action; a `greengrass` action outside Greengrass mode, or one that cannot be
+   * built (an `mqtt` URL the client refuses), is `AGENT_ALERT_RULES_INVALID`, and the site
+   * connections the earlier actions opened are closed before it is thrown.
+   */
   static create(set: Readonly<AlertRuleSet>, deps: ActionDeps): AlertActions {
     const a = new AlertActions(deps);
     const problems = Object.entries(set.actions)
@@ -48,7 +53,14 @@ export class AlertActions implements AlertTarget {
     if (problems.length) throw new AgentError('ALERT_RULES_INVALID', `alert rule set is invalid: ${problems.join('; ')}`, { details: { issues: problems } });
     for (const [name, act] of Object.entries(set.actions)) {
       const limits = { timeoutMs: act.timeout_ms, retries: act.retries, maxQueue: act.max_queue, concurrency: act.concurrency };
-      a.runners.set(name, new ActionRunner(name, limits, a.attemptOf(name, act, deps), a.log, deps.delay));
+      try {
+        a.runners.set(name, new ActionRunner(name, limits, a.attemptOf(name, act, deps), a.log, deps.delay));
+      } catch (err) {
+        // Nothing has been handed to the runners yet: only the site connections hold anything.
+        for (const c of a.brokers.values()) c.end(true);
+        const issue = `actions.${name}: ${errorLine(err)}`;
+        throw new AgentError('ALERT_RULES_INVALID', `alert rule set is invalid: ${issue}`, { cause: err, details: { issues: [issue] } });
+      }
     }
     return a;
   }

@@ -73,7 +73,8 @@ export class AlertPipeline {
       this.targets = targets;
       this.log.info({ rules: set.rules.length, actions: Object.keys(set.actions).length }, 'alert rules loaded');
     });
-    this.chain = swap;
+    // A swap that fails is the caller's to handle; the frames after it (and idle()) go on with the old rules.
+    this.chain = swap.catch(() => undefined);
     return swap;
   }
 

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { isEdgeloopError } from '../../shared/errors.js';
 import type { InferResult } from '../../shared/schemas/index.js';
 import { AgentError } from '../errors.js';
+import type { TensorValues } from '../../shared/inference/preprocess.js';
 import type { ModelInput } from '../model/runtime.js';
 import { JsonBodyParser, type ParsedBody } from './json-body.js';
 import type { InferContext } from '../service.js';
@@ -15,8 +16,10 @@ export interface HttpDeps {
   metrics(): string;
   log: Logger;
   maxBodyBytes: number;
-  /** Numbers a JSON tensor body may hold for the model asked for (null: no such model yet); a longer body is refused while it is read, before parsing. */
+  /** Numbers a JSON tensor body may hold for the model asked for (null: no such model yet); a longer body is refused while it is read, before parsing, and once parsed. */
   maxTensorValues?(model?: string): number | null;
+  /** The most numbers a JSON tensor body may hold for any model served (null: none yet): the bound while a body that may name its model is read. */
+  largestTensorValues?(): number | null;
   /** Bearer token required on `/v1/infer` and `/metrics`. */
   token?: string;
   /** Host names answered besides `localhost` and IP literals (DNS rebinding defence). */
@@ -26,6 +29,12 @@ export interface HttpDeps {
 /** Numbers a JSON tensor body may carry beyond the model's own (a shape, a request id's digits). */
 const TENSOR_VALUES_SLACK = 64;
 const COMMA = 0x2c;
+
+const tooManyValues = (maxValues: number, what: string): AgentError =>
+  new AgentError('PAYLOAD_TOO_LARGE', `JSON body holds more than the ${maxValues} values a tensor for ${what} can`, { details: { max_values: maxValues } });
+
+/** How many numbers a parsed tensor holds (rows may be ragged: the shape check refuses them later). */
+const valueCount = (t: TensorValues): number => (t instanceof Float64Array || !Array.isArray(t[0]) ? t.length : (t as number[][]).reduce((n, row) => n + row.length, 0));
 
 function countCommas(chunk: Buffer): number {
   let n = 0;
@@ -58,7 +67,7 @@ const IMAGE_TYPES = new Set(['image/jpeg', 'image/jpg', 'image/png', 'image/webp
  * `image_b64` body has none), so a huge tensor never reaches `JSON.parse` and never holds
  * the event loop that answers `/healthz`.
  */
-async function readBody(req: IncomingMessage, limit: number, maxValues: number | null): Promise<Buffer> {
+async function readBody(req: IncomingMessage, limit: number, maxValues: { max: number; what: string } | null): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > limit) throw new AgentError('PAYLOAD_TOO_LARGE', `body of ${declared} bytes exceeds the ${limit}-byte limit`);
   const chunks: Buffer[] = [];
@@ -69,7 +78,7 @@ async function readBody(req: IncomingMessage, limit: number, maxValues: number |
     if (size > limit) throw new AgentError('PAYLOAD_TOO_LARGE', `body exceeds the ${limit}-byte limit`);
     if (maxValues !== null) {
       commas += countCommas(chunk as Buffer);
-      if (commas > maxValues + TENSOR_VALUES_SLACK) throw new AgentError('PAYLOAD_TOO_LARGE', `JSON body holds more than the ${maxValues} values a tensor for the active model can`, { details: { max_values: maxValues } });
+      if (commas > maxValues.max + TENSOR_VALUES_SLACK) throw tooManyValues(maxValues.max, maxValues.what);
     }
     chunks.push(chunk as Buffer);
   }
@@ -110,13 +119,20 @@ export function createHttpApi(deps: HttpDeps): Server {
       if (route === 'GET /metrics') return send(res, 200, deps.metrics(), 'text/plain; version=0.0.4; charset=utf-8');
       if (route === 'POST /v1/infer') {
         // `?model=NAME` (or a JSON body's `model`): the model slot to ask on an agent serving
-        // several (absent: the first). The tensor size bound is the query's model's, or the first's.
+        // several (absent: the first). While the body is read, the tensor size bound is the
+        // query's model's; without a query the body may name any model, so it is the largest any
+        // served model takes, and the model the body names (or the first) is held to its own once parsed.
         const asked = url.searchParams.get('model') ?? undefined;
         const json = String(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/json');
-        const body = await readBody(req, deps.maxBodyBytes, json ? (deps.maxTensorValues?.(asked) ?? null) : null);
+        const readBound = json ? ((asked !== undefined ? deps.maxTensorValues?.(asked) : deps.largestTensorValues?.()) ?? null) : null;
+        const body = await readBody(req, deps.maxBodyBytes, readBound !== null ? { max: readBound, what: asked !== undefined ? `model ${asked.slice(0, 64)}` : 'any model served here' } : null);
         const { input, requestId, model: named } = await bodyToInput(String(req.headers['content-type'] ?? ''), body, jsonBodies);
         if (asked !== undefined && named !== undefined && asked !== named) throw new AgentError('INPUT_INVALID', `the query asks model ${asked.slice(0, 64)} and the body model ${named}: name one`);
         const model = asked ?? named;
+        if (input.kind === 'tensor') {
+          const max = deps.maxTensorValues?.(model) ?? null;
+          if (max !== null && valueCount(input.tensor) > max) throw tooManyValues(max, model !== undefined ? `model ${model}` : 'the default model');
+        }
         const results = await deps.infer(input, { source: 'http', requestId, origin: String(req.headers['x-origin'] ?? '') || undefined, model });
         return send(res, 200, results.length === 1 ? results[0] : { results });
       }

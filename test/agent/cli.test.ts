@@ -4,15 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main as agentMain } from '../../agent/cli/main.js';
 import { openSqliteQueue } from '../../agent/queue/sqlite-queue.js';
 import { main as fleetMain } from '../../fleet/edges/cli/main.js';
+import { io } from '../helpers/fleet-cli.js';
 import { smallCnnModel } from '../helpers/models.js';
-import type { Io } from '../../shared/cli.js';
 import { fleetKeys, imagePackage, patternImage, tempDir } from '../helpers/packages.js';
-
-function io(): Io & { stdout: string[]; stderr: string[] } {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  return { stdout, stderr, out: (l) => stdout.push(...l.split('\n')), err: (l) => stderr.push(...l.split('\n')) };
-}
 
 let tmp: ReturnType<typeof tempDir>;
 let pub: string;

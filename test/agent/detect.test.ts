@@ -7,15 +7,9 @@ import { main as fleetMain } from '../../fleet/edges/cli/main.js';
 import { detect, iou, nms, toOriginalPixels, yoloLayoutsFor, type RawDetection } from '../../shared/inference/detect.js';
 import { imageSize } from '../../shared/inference/image-size.js';
 import { detectionPostprocessing } from '../../shared/schemas/index.js';
-import type { Io } from '../../shared/cli.js';
 import { boxesScoresModel, heatmapModel, yoloEnd2EndModel, yoloV5Model, yoloV8Model } from '../helpers/detect-models.js';
+import { io } from '../helpers/fleet-cli.js';
 import { tempDir } from '../helpers/packages.js';
-
-function io(): Io & { stdout: string[]; stderr: string[] } {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  return { stdout, stderr, out: (l) => stdout.push(...l.split('\n')), err: (l) => stderr.push(...l.split('\n')) };
-}
 
 type Sq = { x: number; y: number; size: number; rgb: [number, number, number] };
 /** A black PNG of `w` x `h` with coloured squares. */

@@ -2,7 +2,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent } from '../../agent/agent.js';
-import { startTestAgent } from '../helpers/agent.js';
+import { postUnfinished, startTestAgent } from '../helpers/agent.js';
 import { SENSOR_FEATURES, patternImage, tempDir, tensorPackage, imagePackage } from '../helpers/packages.js';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -39,21 +39,8 @@ function rawGet(url: string, path: string, headers: Record<string, string>): Pro
 describe('agent local API against hostile clients', () => {
   it('refuses a JSON tensor bigger than the model takes while reading it: the rest of a 16 MB body is never needed', async () => {
     const chunk = Buffer.from(`${Array.from({ length: 50_000 }, () => '0.5').join(',')},`);
-    let sent: ReturnType<typeof request> | undefined;
-    const answer = new Promise<{ status: number; body: string }>((resolve) => {
-      const req = request(`${sensor.url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': String(16 * 1024 * 1024) } }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.on('error', () => undefined); // the agent may close before we stop writing
-      req.write('{"tensor":[');
-      // 200 KB of a body that claims 16 MB: the answer must come without the rest.
-      req.write(chunk);
-      sent = req;
-    });
-    const r = await answer;
-    sent?.destroy();
+    // 200 KB of a body that claims 16 MB: the answer must come without the rest.
+    const r = await postUnfinished(`${sensor.url}/v1/infer`, 'application/json', 16 * 1024 * 1024, ['{"tensor":[', chunk]);
     expect(r.status).toBe(413);
     expect(JSON.parse(r.body)).toMatchObject({ error: { code: 'PAYLOAD_TOO_LARGE' } });
     // A tensor the model takes still works.

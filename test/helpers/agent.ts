@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { Writable } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import { Agent } from '../../agent/agent.js';
@@ -29,4 +30,28 @@ export async function startTestAgent(dataDir: string, config: AgentConfigInput =
   });
   const agent = await Agent.start(cfg, { log });
   return { agent, url: agent.httpUrl ?? '', lines };
+}
+
+/**
+ * POST `parts` to `url` under a declared `content-length` of `declared` bytes and never send
+ * the rest: resolves with the answer the server gave without the whole body (a hostile client's
+ * upload refused while it is read).
+ */
+export async function postUnfinished(url: string, contentType: string, declared: number, parts: ReadonlyArray<string | Buffer>): Promise<{ status: number; body: string }> {
+  let sent: ReturnType<typeof request> | undefined;
+  const answer = new Promise<{ status: number; body: string }>((resolve) => {
+    const req = request(url, { method: 'POST', headers: { 'content-type': contentType, 'content-length': String(declared) } }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', () => undefined); // the server may close before we stop writing
+    for (const p of parts) req.write(p);
+    sent = req;
+  });
+  try {
+    return await answer;
+  } finally {
+    sent?.destroy();
+  }
 }

@@ -70,8 +70,8 @@ export async function imagePackage(
 export const SENSOR_FEATURES = 8;
 export const SENSOR_LABELS = ['normal', 'warning', 'fault'];
 
-/** A signed tabular/sensor package around a random-weight MLP emitting logits. */
-export async function tensorPackage(outDir: string, o: { version?: string; seed?: number; features?: number } = {}): Promise<Awaited<ReturnType<typeof packModel>>> {
+/** A signed tabular/sensor package (model `sensor` unless `name`) around a random-weight MLP emitting logits. */
+export async function tensorPackage(outDir: string, o: { name?: string; version?: string; seed?: number; features?: number } = {}): Promise<Awaited<ReturnType<typeof packModel>>> {
   const features = o.features ?? SENSOR_FEATURES;
   const model = mlpModel({ features, hidden: 16, classes: SENSOR_LABELS.length, seed: o.seed ?? 3, softmax: false });
   const work = mkdtempSync(join(tmpdir(), 'edgeloop-pack-'));
@@ -81,7 +81,7 @@ export async function tensorPackage(outDir: string, o: { version?: string; seed?
       onnxPath: join(work, 'sensor.onnx'),
       outDir,
       labels: SENSOR_LABELS,
-      name: 'sensor',
+      name: o.name ?? 'sensor',
       version: o.version ?? '1.0.0',
       tensorInput: true,
       softmax: true,

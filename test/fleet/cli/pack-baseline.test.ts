@@ -6,17 +6,11 @@ import { DriftMonitor } from '../../../agent/outlier/drift.js';
 import { main as fleetMain } from '../../../fleet/edges/cli/main.js';
 import { binOf } from '../../../shared/inference/drift-stats.js';
 import { imageToTensor } from '../../../shared/inference/preprocess.js';
-import type { Io } from '../../../shared/cli.js';
 import type { ModelManifest } from '../../../shared/schemas/index.js';
 import { heatmapModel } from '../../helpers/detect-models.js';
+import { io } from '../../helpers/fleet-cli.js';
 import { dynamicColourModel } from '../../helpers/models.js';
 import { tempDir } from '../../helpers/packages.js';
-
-function io(): Io & { stdout: string[]; stderr: string[] } {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  return { stdout, stderr, out: (l) => stdout.push(...l.split('\n')), err: (l) => stderr.push(...l.split('\n')) };
-}
 
 const solid = (w: number, h: number, rgb: [number, number, number]): Promise<Buffer> => sharp({ create: { width: w, height: h, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } }).png().toBuffer();
 

@@ -7,15 +7,9 @@ import { imageAxes, resolveInputDims } from '../../../fleet/adapters/fs/pack-dim
 import { packModel } from '../../../fleet/adapters/fs/pack.js';
 import { main as fleetMain } from '../../../fleet/edges/cli/main.js';
 import { checkManifest } from '../../../shared/package/index.js';
-import type { Io } from '../../../shared/cli.js';
+import { io } from '../../helpers/fleet-cli.js';
 import { dynamicColourModel } from '../../helpers/models.js';
 import { tempDir } from '../../helpers/packages.js';
-
-function io(): Io & { stdout: string[]; stderr: string[] } {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  return { stdout, stderr, out: (l) => stdout.push(...l.split('\n')), err: (l) => stderr.push(...l.split('\n')) };
-}
 
 const solid = (w: number, h: number, rgb: [number, number, number]): Promise<Buffer> => sharp({ create: { width: w, height: h, channels: 3, background: { r: rgb[0], g: rgb[1], b: rgb[2] } } }).png().toBuffer();
 

@@ -8,23 +8,18 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Agent } from '../../../agent/agent.js';
-import { parseAgentConfig } from '../../../agent/config.js';
+import type { Agent } from '../../../agent/agent.js';
 import { packModel } from '../../../fleet/adapters/fs/pack.js';
-import type { FleetService } from '../../../fleet/boot/service.js';
-import { startSiteLink, type SiteLink } from '../../../fleet/demo/link.js';
 import type { AlertRecord } from '../../../shared/schemas/index.js';
-import { captureLogger } from '../../helpers/agent.js';
-import { startAedes, type AedesHandle } from '../../helpers/broker.js';
 import { rtspMissing, startRtspServer, type RtspServer } from '../../helpers/camera-streams.js';
 import { chromiumSkipReason, launchChromium } from '../../helpers/chromium.js';
 import { yoloV8Model } from '../../helpers/detect-models.js';
 import { missingBinary } from '../../helpers/optional-binary.js';
-import { fleetKeys, tempDir } from '../../helpers/packages.js';
-import { downloadPackage, startFleet, until } from './harness.js';
+import { fleetKeys } from '../../helpers/packages.js';
+import { until } from './harness.js';
+import { alertCardWithFrame, closeSite, consoleLogin, fleetAlerts, siteAgentConfig, startSite, startSiteAgent, type Site } from './site-harness.js';
 
 const skip = missingBinary('/usr/bin/ffmpeg', 'ffmpeg reads the camera stream (apt-get install ffmpeg)') ?? rtspMissing();
 const skipChromium = chromiumSkipReason();
@@ -43,42 +38,32 @@ async function scene(): Promise<Buffer> {
 }
 
 describe.skipIf(skip !== null)('done-check: an RTSP camera raises a zone alert with the fleet link down', () => {
-  const tmp = tempDir('edgeloop-done-check-');
-  let svc: FleetService;
-  let token: string;
+  let s: Site;
   let rtsp: RtspServer;
-  let site: AedesHandle;
-  let sub: MqttClient;
-  let link: SiteLink;
   let agent: Agent;
-  const siren: Array<{ at: number; record: AlertRecord }> = [];
 
   beforeAll(async () => {
-    svc = await startFleet({ dataDir: join(tmp.dir, 'fleet') });
-    token = svc.adminToken!;
-    // The fixture detector (test/helpers/detect-models.ts): red and blue objects, boxes where they are.
-    const onnx = join(tmp.dir, 'grid.onnx');
-    writeFileSync(onnx, yoloV8Model());
-    await packModel({ onnxPath: onnx, outDir: join(tmp.dir, 'pkg'), name: 'grid', version: '1.0.0', labels: ['red', 'blue'], task: 'detection', detection: { decoder: 'yolo', padValue: 0 }, signKeyPem: fleetKeys().privateKeyPem });
-    await svc.ctx.registry.push(join(tmp.dir, 'pkg'), { actor: 'test' });
-    const initial = await downloadPackage(svc, token, { name: 'grid', version: '1.0.0' }, join(tmp.dir, 'initial'));
-    const { secret } = await svc.ctx.devices.register('pit-cam', { tags: { site: 'pit-3' } });
-
-    const image = join(tmp.dir, 'scene.png');
+    s = await startSite({
+      prefix: 'edgeloop-done-check-',
+      device: 'pit-cam',
+      tags: { site: 'pit-3' },
+      model: { name: 'grid', version: '1.0.0' },
+      link: true,
+      // The fixture detector (test/helpers/detect-models.ts): red and blue objects, boxes where they are.
+      pack: async (outDir, workDir) => {
+        const onnx = join(workDir, 'grid.onnx');
+        writeFileSync(onnx, yoloV8Model());
+        await packModel({ onnxPath: onnx, outDir, name: 'grid', version: '1.0.0', labels: ['red', 'blue'], task: 'detection', detection: { decoder: 'yolo', padValue: 0 }, signKeyPem: fleetKeys().privateKeyPem });
+      },
+    });
+    const image = join(s.tmp.dir, 'scene.png');
     writeFileSync(image, await scene());
     rtsp = await startRtspServer({ image, width: 320, height: 240, fps: 10 });
-    site = await startAedes();
-    sub = await mqtt.connectAsync(site.url);
-    sub.on('message', (_t, p) => siren.push({ at: Date.now(), record: JSON.parse(p.toString()) as AlertRecord }));
-    await sub.subscribeAsync('site/alarms/#', { qos: 1 });
-    const fleetMqtt = new URL(svc.urls.mqtt);
-    link = await startSiteLink('pit-3', { host: fleetMqtt.hostname, port: Number(fleetMqtt.port) });
     // The link is down before the agent starts: it never reached the fleet when the alert fires.
-    link.cut();
+    s.link!.cut();
 
-    const snippet = svc.ctx.devices.agentConfigFor('pit-cam', secret, { mqttUrl: svc.urls.mqtt, publicKeyPem: svc.ctx.publicKeyPem, httpUrl: svc.urls.http });
     writeFileSync(
-      join(tmp.dir, 'rules.json'),
+      join(s.tmp.dir, 'rules.json'),
       JSON.stringify({
         rules: [
           {
@@ -93,45 +78,33 @@ describe.skipIf(skip !== null)('done-check: an RTSP camera raises a zone alert w
             actions: ['siren'],
           },
         ],
-        actions: { siren: { kind: 'mqtt', url: site.url, topic: 'site/alarms/{{camera}}/{{rule}}' } },
+        actions: { siren: { kind: 'mqtt', url: s.site.url, topic: 'site/alarms/{{camera}}/{{rule}}' } },
       }),
     );
-    const cfg = parseAgentConfig({
-      ...snippet,
-      data_dir: join(tmp.dir, 'agent'),
-      models: { initial },
-      inference: { intra_op_threads: 1, warmup_runs: 0 },
-      http: { port: 0 },
-      outlier: { min_confidence: 0, min_margin: 0, max_entropy: 1, random_sample_rate: 0 },
-      uplink: { ...snippet.uplink, url: link.url, backoff_initial_ms: 200, backoff_max_ms: 500 },
-      // A still scene: its frames are identical, which is not what this test is about.
-      inputs: { cameras: [{ name: 'pit-east', url: rtsp.url(), fps: 5, model: 'grid', frozen_after_s: 86_400 }] },
-      alerts: { rules_file: join(tmp.dir, 'rules.json') },
-    });
-    agent = await Agent.start(cfg, { log: captureLogger('info').log });
+    agent = await startSiteAgent(
+      s,
+      siteAgentConfig(s, {
+        // A still scene: its frames are identical, which is not what this test is about.
+        inputs: { cameras: [{ name: 'pit-east', url: rtsp.url(), fps: 5, model: 'grid', frozen_after_s: 86_400 }] },
+        alerts: { rules_file: join(s.tmp.dir, 'rules.json') },
+      }),
+    );
   }, 120_000);
   afterAll(async () => {
-    await agent?.stop();
-    await rtsp?.kill();
-    await sub?.endAsync();
-    await link?.close();
-    await site?.close();
-    await svc?.stop();
-    tmp.cleanup();
+    try {
+      await closeSite(s);
+    } finally {
+      await rtsp?.kill();
+    }
   });
-
-  const fleetAlerts = async (): Promise<Array<Record<string, unknown>>> => {
-    const res = await fetch(`${svc.urls.http}/v1/alerts`, { headers: { authorization: `Bearer ${token}` } });
-    expect(res.status).toBe(200);
-    return ((await res.json()) as { items: Array<Record<string, unknown>> }).items;
-  };
 
   it('the zone alert reaches the site subscriber at once with the link down, then the fleet with its frame, then the console', { timeout: 180_000 }, async () => {
     const cam = agent.cameraInputs!.cameras[0]!;
     await until('the RTSP camera is online and a frame was inferred', () => cam.state === 'online' && cam.totals.frames_processed > 0, 60_000);
     const online = Date.now();
-    await until('the siren gets the zone alert', () => siren.length > 0, 30_000);
-    const { at, record } = siren[0]!;
+    await until('the siren gets the zone alert', () => s.siren.length > 0, 30_000);
+    const { at, payload } = s.siren[0]!;
+    const record = JSON.parse(payload) as AlertRecord;
     // "At once": well within a few frames of the camera delivering (5 fps), on a loaded 2-core host.
     expect(at - online).toBeLessThan(10_000);
     expect(record).toMatchObject({ rule: 'haul-road', severity: 'critical', device_id: 'pit-cam', camera: 'pit-east', label: 'red', model: { name: 'grid', version: '1.0.0' }, frame: { width: 320, height: 240 } });
@@ -145,13 +118,13 @@ describe.skipIf(skip !== null)('done-check: an RTSP camera raises a zone alert w
     }
     expect((agent.health().uplink as { connected: boolean }).connected).toBe(false);
     await until('the alert frame waits in the agent queue', () => agent.queue.stats().depth >= 1, 30_000);
-    expect(await fleetAlerts()).toEqual([]);
+    expect(await fleetAlerts(s)).toEqual([]);
 
-    link.restore();
-    await until('the alert is in the fleet', async () => (await fleetAlerts()).some((a) => a['alert_id'] === record.alert_id), 90_000);
-    const a = (await fleetAlerts()).find((x) => x['alert_id'] === record.alert_id)!;
+    s.link!.restore();
+    await until('the alert is in the fleet', async () => (await fleetAlerts(s)).some((a) => a['alert_id'] === record.alert_id), 90_000);
+    const a = (await fleetAlerts(s)).find((x) => x['alert_id'] === record.alert_id)!;
     expect(a).toMatchObject({ device_id: 'pit-cam', site: 'pit-3', camera: 'pit-east', rule: 'haul-road', severity: 'critical', label: 'red' });
-    const blob = await fetch(`${svc.urls.http}/v1/samples/${String(a['sample_id'])}/blob`, { headers: { authorization: `Bearer ${token}` } });
+    const blob = await fetch(`${s.svc.urls.http}/v1/samples/${String(a['sample_id'])}/blob`, { headers: { authorization: `Bearer ${s.token}` } });
     expect(blob.headers.get('content-type')).toBe('image/jpeg');
     const jpeg = Buffer.from(await blob.arrayBuffer());
     expect(await sharp(jpeg).metadata()).toMatchObject({ format: 'jpeg', width: 320, height: 240 });
@@ -168,15 +141,8 @@ describe.skipIf(skip !== null)('done-check: an RTSP camera raises a zone alert w
     const browser = await launchChromium();
     try {
       const page = await (await browser.newContext()).newPage();
-      await page.goto(`${svc.urls.http}/console/alerts`);
-      await page.fill('#token', token);
-      await Promise.all([page.waitForURL(`${svc.urls.http}/console/alerts`), page.click('#login-form button[type=submit]')]);
-      const card = `.card[data-alert="${record.alert_id}"]`;
-      await page.waitForSelector(card);
-      await page.waitForFunction((sel) => {
-        const img = (globalThis as unknown as { document: { querySelector(s: string): { complete: boolean; naturalWidth: number } | null } }).document.querySelector(sel);
-        return img !== null && img.complete && img.naturalWidth === 320;
-      }, `${card} img`);
+      await consoleLogin(page, s, '/console/alerts');
+      const card = await alertCardWithFrame(page, record.alert_id, 320);
       const text = await page.textContent(card);
       expect(text).toContain('haul-road');
       expect(text).toContain('pit-east');
