@@ -16,10 +16,10 @@ labeler that knows the fed frames' ground truth, or from people with --human-lab
 retrained model is rolled out shadow -> canary -> waves, and pit-3 recovers. The console URL
 is printed first; without --exit-when-done the demo keeps running until Ctrl-C.
 
-  --scene NAME        classification (default) or detection: scenes of several digits, a base
-                      detector trained locally, pit-3's cameras drift, its box labels fine-tune the
-                      detector, the gate compares mAP; reports pit-3's mAP@0.5 before and after
-                      (docs/demo.md; --label-budget sets the labeled frames, default 150)
+  --scene NAME        classification (default) or detection: the same loop for a detector, with
+                      scenes of 1-4 digits per frame, box labels, the gate on mAP, and every figure
+                      mAP@0.5 (docs/demo.md; defaults --label-budget 250, --retrain-after 150,
+                      --after-frames 50)
   --data DIR          data directory (default .data/demo); fleet and device state are fresh each run
   --http-port N       console/API port (default 0 = a free port, printed)
   --human-labels      wait for people on the labeling page instead of the simulated labeler

@@ -12,6 +12,7 @@
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import type { ModelManifest, ModelRef } from '../../shared/schemas/index.js';
+import { DETECTOR_OUTLIER } from '../adapters/trainers/local-detector.js';
 import { localTrainer } from '../adapters/trainers/local-trainer.js';
 import type { BaseSetSource } from '../app/training/base-source.js';
 import type { LoopModelConfigInput } from '../app/training/config.js';
@@ -147,7 +148,7 @@ export function detectionScene(o: Pick<DemoOptions, 'training' | 'cleanHoldoutCo
     // better model): a looser bound; the evaluation gate compared mAP on both holdouts.
     rolloutGates: { max_outlier_rate_increase: 0.25 },
     // A detector learns the drifted look from fewer frames than the classifier needs labels.
-    timings: { labelBudget: 250, retrainAfterLabels: 150, afterFrames: 50 },
+    timings: { labelBudget: 300, retrainAfterLabels: 200, afterFrames: 50 },
     driftSays: 'light digits on dark paper, 30% closer',
     async buildBase(b) {
       return buildBaseDetector({ ...b, examples: () => baseSet.examples(baseRefs[0]!), holdout: () => baseSet.examples(baseRefs[1]!), trainDigits, epochs: o.training?.epochs ?? 2 });
@@ -184,11 +185,12 @@ async function buildBaseDetector(o: {
   epochs: number;
 }): Promise<BuiltBase> {
   const sidecar = `${o.dir}.holdout.json`;
-  const key = { digit_order: DIGIT_ORDER, train_digits: o.trainDigits, epochs: o.epochs };
+  // A detector cached from other digits, another size or before its outlier policy changed is rebuilt.
+  const key = { digit_order: DIGIT_ORDER, train_digits: o.trainDigits, epochs: o.epochs, outlier: JSON.stringify(DETECTOR_OUTLIER) };
   try {
     const manifest = await readPackageManifest(o.dir);
     const side = JSON.parse(await readFile(sidecar, 'utf8')) as typeof key & { clean_map50?: number };
-    if (side.digit_order !== key.digit_order || side.train_digits !== key.train_digits || side.epochs !== key.epochs) throw new Error('stale cache');
+    if ((Object.keys(key) as Array<keyof typeof key>).some((k) => side[k] !== key[k])) throw new Error('stale cache');
     return { dir: o.dir, manifest, cached: true, clean: typeof side.clean_map50 === 'number' ? side.clean_map50 : null };
   } catch {
     /* not built yet */

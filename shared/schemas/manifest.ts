@@ -335,6 +335,7 @@ export const detectionOutlierPolicy = outlierPolicy.extend({
   history: z.number().int().positive().max(10_000).default(50).describe('Frames the running count and found-share cover.'),
 });
 export type DetectionOutlierPolicy = z.infer<typeof detectionOutlierPolicy>;
+export type DetectionOutlierPolicyInput = z.input<typeof detectionOutlierPolicy>;
 
 /**
  * An object detector: boxes with labels and scores. Labels may be a single class. Golden

@@ -1,33 +1,54 @@
+import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { demoCmd } from '../../fleet/demo/command.js';
-import { runDetectionDemo } from '../../fleet/demo/detection.js';
+import { runDemo } from '../../fleet/demo/run.js';
 import { tempDir } from '../helpers/packages.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
 
-describe('the detection demo (--scene detection)', () => {
-  it('the drift sinks the base detector on pit-3; box labels from pit-3 fine-tune it back, and the gate compares mAP', async () => {
+/**
+ * The detection edition, shortened, end to end through the fleet: six agent processes run the
+ * base detector (trained small here: 750 digits in 300 scenes, one epoch), pit-3's cameras
+ * drift, the agents capture frames with their predicted boxes, the simulated labeler draws the
+ * true boxes over the fleet's box labels, the learning loop's label trigger fine-tunes, the gate
+ * compares mAP, and the staged rollout moves every camera to the new detector. The figures are
+ * mAP@0.5 of what the agents answered on the frames fed, against the boxes the scenes were
+ * drawn with.
+ */
+describe('edgeloop demo --scene detection (shortened)', () => {
+  it('the drift sinks the detector on pit-3; its box labels retrain it through the fleet, and the rollout recovers the site', async () => {
     const lines: string[] = [];
-    // A small run: 300 base scenes, one epoch, 60 labeled pit-3 frames, a 64x64 detector.
-    const r = await runDetectionDemo({ dataDir: tmp.dir, say: (l) => lines.push(l), baseScenes: 300, baseEpochs: 1, holdoutScenes: 40, labelBudget: 60, size: 64 });
-    const pit = r.sites['pit-3']!;
-    // Measured at this size (deterministic for a seed and thread count): mAP@0.5 0.37 before the
-    // drift, 0.17 during it, 0.23 on the fine-tuned detector, clean 0.37 -> 0.54. The full-size
-    // figures (0.88 / 0.05 / 0.72) are the detect_loop benchmark's (docs/benchmarks.md).
-    expect(pit.before_drift).toBeGreaterThan(0.3);
-    expect(pit.during_drift).toBeLessThan(pit.before_drift - 0.1);
-    expect(r.labels_used).toMatchObject({ frames: 60, simulated: true });
-    expect(r.labels_used.boxes).toBeGreaterThan(60);
-    expect(r.new_model!.field_map50).toBeGreaterThan(pit.during_drift + 0.03);
-    expect(r.gate.passed).toBe(r.ok);
-    if (r.gate.passed) {
-      expect(pit.after_new_model).toBe(r.new_model!.field_map50);
-      expect(r.recovery_s).toBeGreaterThan(0);
-    } else expect(r.gate.reasons.join('\n')).toMatch(/mAP@0\.5|AP@0\.5|latency/);
-    expect(lines.some((l) => /^base detector: clean mAP@0\.5 /.test(l))).toBe(true);
-    expect(lines.some((l) => /^gate (passed|failed)/.test(l))).toBe(true);
-  }, 300_000);
+    const report = await runDemo({
+      scene: 'detection',
+      dataDir: tmp.dir,
+      exitWhenDone: true,
+      timings: { rate: 4, baselineS: 5, outageAfterS: 2, outageS: 5, labelRate: 40, labelBudget: 150, retrainAfterLabels: 100, shadowBakeS: 3, canaryBakeS: 3, waveBakeS: 2, afterFrames: 12, telemetryS: 1, maxS: 420 },
+      log: pino({ level: 'silent' }),
+      say: (l) => lines.push(l),
+      training: { trainCount: 750, epochs: 1 },
+      cleanHoldoutCount: 40,
+    });
+    const context = `${JSON.stringify(report, null, 1)}\n${lines.slice(-40).join('\n')}`;
+    expect(report.problems, context).toEqual([]);
+    expect(report.ok, context).toBe(true);
+    expect(report).toMatchObject({ scene: 'detection', metric: 'map50' });
+
+    const pit = report.sites['pit-3']!;
+    expect(pit.before_drift!, context).toBeGreaterThan(0.3);
+    expect(pit.during_drift!, context).toBeLessThan(pit.before_drift! - 0.1);
+    expect(pit.frames.after_new_model).toBeGreaterThanOrEqual(24);
+    expect(pit.after_new_model!, context).toBeGreaterThan(pit.during_drift! + 0.15);
+    // The fine-tuned detector scored better on the field holdout than the base one, by the loop's own evaluation.
+    expect(report.new_model!.field!, context).toBeGreaterThan(report.new_model!.base_field! + 0.02);
+    // Box labels, not class labels: several boxes per labeled frame on average.
+    expect(report.labels.used).toBeGreaterThanOrEqual(100);
+    expect(report.labels.boxes!).toBeGreaterThan(report.labels.used);
+    expect(report.rollouts.map((r) => r.status)).toEqual(['completed', 'completed']);
+    expect(report.samples.lost).toBe(0);
+    expect(report.recovery_s!).toBeGreaterThan(0);
+    expect(lines.some((l) => /clean holdout mAP@0\.5 \d\.\d{3}/.test(l)), context).toBe(true);
+  }, 480_000);
 
   it('refuses an unknown scene as a usage error', async () => {
     const io = { out: (): void => undefined, err: (): void => undefined };

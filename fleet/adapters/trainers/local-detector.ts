@@ -17,7 +17,8 @@ import { histogramOf } from '../../../shared/inference/drift-stats.js';
 import { imageToTensor } from '../../../shared/inference/preprocess.js';
 import { readOnnxInitializers } from '../../../shared/onnx/reader.js';
 import { readPackageDir } from '../../../shared/package/index.js';
-import { imagePreprocessing, modelRefString, type ImagePreprocessing } from '../../../shared/schemas/index.js';
+import { detectionOutlierPolicy, imagePreprocessing, modelRefString, type DetectionOutlierPolicyInput, type ImagePreprocessing } from '../../../shared/schemas/index.js';
+import { errorLine } from '../../../shared/errors.js';
 import { FleetError } from '../../errors.js';
 import { detectionMetrics } from '../../ml/detection-map.js';
 import { detectorFromInitializers, exportDetectorOnnx, predictDetector, type DetectorWeights, type TrainBox } from '../../ml/detector/model.js';
@@ -48,7 +49,25 @@ export interface DetectorTrainParams {
   scoreThreshold: number;
   /** Gradient worker threads. */
   threads: number;
+  /** The outlier policy the package ships (what a camera running it captures); checked by the manifest schema when packed. */
+  outlier: DetectionOutlierPolicyInput;
 }
+
+/**
+ * What a camera running the local trainer's detector captures: a box scoring 0.3-0.5 and a count
+ * jump of 3 or more, each at most 6 frames a minute per device; every frame while the input
+ * drift PSI is above 0.5 (30 a minute, as the digit classifier ships); the random 2%. With the
+ * schema's defaults (band 0.25-0.5, 120 and 60 a minute, no input drift) the demo's clean cameras
+ * sent 45-70% of their frames at 2 fps (most frames of a few digits have a weak box somewhere),
+ * while a drifted camera went quiet once it had found nothing for a few seconds (`nothing_found`
+ * judges against the camera's recent habit, which the drift itself changes).
+ */
+export const DETECTOR_OUTLIER: DetectionOutlierPolicyInput = {
+  uncertain_band: [0.3, 0.5],
+  random_sample_rate: 0.02,
+  drift_psi: 0.5,
+  rate_limits: { uncertain_box: { per_minute: 6, burst: 3 }, count_change: { per_minute: 6, burst: 3 } },
+};
 
 /**
  * From scratch: 96×96 input, 8/16/32/32 channels and 64 hidden, Adam 0.003 cosine-decayed,
@@ -68,6 +87,7 @@ const DETECTOR_RECIPE: DetectorTrainParams = {
   init: 'parent',
   scoreThreshold: 0.1,
   threads: availableParallelism() >= 2 ? 2 : 1,
+  outlier: DETECTOR_OUTLIER,
 };
 
 /** Fine-tuning from the parent on a few field images beside the base set: gentler step, field images drawn more often. */
@@ -91,6 +111,8 @@ function resolveParams(raw: Readonly<Record<string, unknown>>, fineTune: boolean
   if (typeof p.scoreThreshold !== 'number' || !(p.scoreThreshold > 0 && p.scoreThreshold < 1)) problems.push('scoreThreshold must be in (0, 1)');
   if (typeof p.invert !== 'boolean') problems.push('invert must be true or false');
   if (p.init !== 'parent' && p.init !== 'scratch') problems.push("init must be 'parent' or 'scratch'");
+  const outlier = detectionOutlierPolicy.safeParse(p.outlier);
+  if (!outlier.success) problems.push(`outlier is not a detector's outlier policy: ${errorLine(outlier.error)}`);
   if (problems.length) throw new FleetError('INPUT_INVALID', `local detector parameters: ${problems.join('; ')}`, { details: { problems } });
   return p;
 }
@@ -243,6 +265,7 @@ export async function trainDetectorPackage(req: DetectorTrainRequest): Promise<T
       image: { width: p.size, height: p.size, color: 'grayscale', layout: 'NCHW', dtype: 'float32', scale: 1 / 255, invert: p.invert, fit: 'contain' },
       task: 'detection',
       detection: { decoder: 'yolo', yoloLayout: 'v8', padValue: pad, scoreThreshold: p.scoreThreshold, iou: 0.45, maxDetections: 100 },
+      outlier: p.outlier,
       golden,
       driftBaseline: {
         brightness: histogramOf(reference.map((d) => d.brightness), edges(0, 1, 10)),
