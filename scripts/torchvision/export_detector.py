@@ -6,10 +6,12 @@ background class) with a dynamic K.
 
   export_detector.py OUT.onnx --arch ssdlite|fasterrcnn --classes N
       [--output-names boxes,scores,labels] [--seed S] [--empty OUT2.onnx]
+      [--dynamic-channels OUT3.onnx]
       [--check IN.f32 --check-dims 3,H,W --check-out OUT.json]
 
 --classes counts the real classes; the model gets N + 1 (torchvision's class 0 is background).
---empty also exports the same model with its score threshold at 1, so it never finds anything
+--dynamic-channels also exports it with the channel axis dynamic too (dynamic_axes [0, 1, 2],
+as torchvision's own ONNX tests export). --empty also exports the same model with its score threshold at 1, so it never finds anything
 (K = 0). --check runs the exported model's PyTorch original on a raw float32 tensor and writes its
 outputs as JSON, so a test can compare ONNX Runtime's answer with PyTorch's own.
 Needs the system python with Debian's python3-torch and python3-torchvision.
@@ -63,8 +65,8 @@ def never_finds(model):
         model.roi_heads.score_thresh = 1.0
 
 
-def export(model, out, output_names, size=(320, 320)):
-    """torch.onnx.export as torchvision's tests call it: a list of one image, opset 11, dynamic H, W and K."""
+def export(model, out, output_names, size=(320, 320), image_axes=(1, 2)):
+    """torch.onnx.export as torchvision's tests call it: a list of one image, opset 11, dynamic H, W (and C when asked) and K."""
     model.eval()
     x = [torch.rand(3, *size)]
     with warnings.catch_warnings():
@@ -77,7 +79,7 @@ def export(model, out, output_names, size=(320, 320)):
             opset_version=11,
             input_names=["images"],
             output_names=output_names,
-            dynamic_axes={"images": [1, 2], **{name: [0] for name in output_names}},
+            dynamic_axes={"images": list(image_axes), **{name: [0] for name in output_names}},
         )
 
 
@@ -103,6 +105,7 @@ def main(argv):
     p.add_argument("--classes", type=int, required=True)
     p.add_argument("--output-names", default="boxes,scores,labels")
     p.add_argument("--empty")
+    p.add_argument("--dynamic-channels")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--check")
     p.add_argument("--check-dims")
@@ -115,6 +118,8 @@ def main(argv):
     export(model, a.out, names)
     if a.check:
         check(model, a.check, [int(d) for d in a.check_dims.split(",")], a.check_out)
+    if a.dynamic_channels:
+        export(model, a.dynamic_channels, names, image_axes=(0, 1, 2))
     if a.empty:
         never_finds(model)
         export(model, a.empty, names)

@@ -87,7 +87,7 @@ let tmp: ReturnType<typeof tempDir>;
 let frameFile: string;
 let labelsFile: string;
 const tensors: Partial<Record<'fill' | 'contain', Float32Array>> = {};
-const onnx = { ssd: '', ssdEmpty: '', frcnn: '' };
+const onnx = { ssd: '', ssdEmpty: '', ssdAnyChannels: '', frcnn: '' };
 
 async function pack(args: string[]): Promise<{ code: number; stdout: string[]; stderr: string[] }> {
   const p = io();
@@ -116,11 +116,12 @@ beforeAll(async () => {
   }
   onnx.ssd = join(tmp.dir, 'ssdlite.onnx');
   onnx.ssdEmpty = join(tmp.dir, 'ssdlite-empty.onnx');
+  onnx.ssdAnyChannels = join(tmp.dir, 'ssdlite-dynamic-channels.onnx');
   onnx.frcnn = join(tmp.dir, 'fasterrcnn.onnx');
   const check = (fit: string, out: string): string[] => ['--check', join(tmp.dir, `${fit}.f32`), '--check-dims', `3,${SIZE},${SIZE}`, '--check-out', join(tmp.dir, out)];
   // SSD's outputs named in the order it returns them; Faster R-CNN's in the order torchvision's docs give (boxes, labels, scores).
   await Promise.all([
-    runPython([EXPORT_SCRIPT, onnx.ssd, '--arch', 'ssdlite', '--classes', String(LABELS.length), '--empty', onnx.ssdEmpty, ...check('fill', 'ssd-torch.json')]),
+    runPython([EXPORT_SCRIPT, onnx.ssd, '--arch', 'ssdlite', '--classes', String(LABELS.length), '--empty', onnx.ssdEmpty, '--dynamic-channels', onnx.ssdAnyChannels, ...check('fill', 'ssd-torch.json')]),
     runPython([EXPORT_SCRIPT, onnx.frcnn, '--arch', 'fasterrcnn', '--classes', String(LABELS.length), '--output-names', 'boxes,labels,scores', ...check('contain', 'frcnn-torch.json')]),
   ]);
 }, 180_000);
@@ -205,6 +206,19 @@ describe.skipIf(skip)('torchvision detectors exported by torch.onnx.export (issu
     const p = await pack([onnx.ssd, ...flags('fill'), '--scores', 'labels', '--classes', 'scores', '--out', join(tmp.dir, 'pkg-swapped')]);
     expect(p.code).not.toBe(0);
     expect(p.stderr.join('\n')).toMatch(/^FLEET_PACK_DECODER_MISMATCH: boxes-scores: scores output labels \[labels_dynamic_axes_1\] int64 holds int64 values, which are class ids, not scores/m);
+  });
+
+  it('every image axis dynamic (dynamic_axes [0, 1, 2], as torchvision exports in its own tests): the channel count is asked for by its flag, then it packs and runs', { timeout: 60_000 }, async () => {
+    const bare = await pack([onnx.ssdAnyChannels, ...flags('fill'), '--out', join(tmp.dir, 'pkg-anych-refused')]);
+    expect(bare.code).not.toBe(0);
+    expect(bare.stderr.join('\n')).toMatch(/^FLEET_PACK_FAILED: a detector takes images; input images \[images_dynamic_axes_1,images_dynamic_axes_2,images_dynamic_axes_3\] is not one .*a symbolic channel dim is set with --channels 3 \(or --color rgb\)/m);
+    const pkg = join(tmp.dir, 'pkg-anych');
+    expect((await pack([onnx.ssdAnyChannels, ...flags('fill'), '--color', 'rgb', '--out', pkg])).code).toBe(0);
+    const manifest = JSON.parse(readFileSync(join(pkg, 'manifest.json'), 'utf8')) as ModelManifest;
+    expect(manifest.inputs[0]).toMatchObject({ dims: [3, SIZE, SIZE], batch_dim: false });
+    // The same network as the SSDlite export above: the same answer.
+    const same = expected(await runRaw(join(pkg, 'model.onnx'), tensors.fill!, { scores: 'scores', labels: 'labels' }), 'fill');
+    expect(order((await infer(pkg)).detections!)).toEqual(order(same));
   });
 
   it('a dynamic H or W no flag gives is refused, naming the flag that sets it', { timeout: 60_000 }, async () => {

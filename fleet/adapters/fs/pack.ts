@@ -107,16 +107,16 @@ export async function packModel(o: PackOptions): Promise<PackResult> {
 
     const im = o.image ?? {};
     const channelsWanted = o.channels ?? (im.color === undefined ? undefined : im.color === 'grayscale' ? 1 : 3);
+    if (task === 'detection' && !imageAxes(input.shape, { channels: channelsWanted, layout: im.layout, tensor: o.tensorInput })) {
+      // First: a symbolic channel dim would otherwise be refused as image flags on a tensor, or asked for as `--dim NAME=N`.
+      throw new FleetError('PACK_FAILED', `a detector takes images; input ${input.name} [${input.shape.join(',')}] is not one (a 4-D input with a channel dim of 1 or 3, or a 3-D [C,H,W] image without a batch dim); a symbolic channel dim is set with --channels 3 (or --color rgb)`, { details: { input: input.name, shape: input.shape } });
+    }
     if (!imageAxes(input.shape, { channels: channelsWanted, layout: im.layout, tensor: o.tensorInput })) {
       // The issue this prevents: flags for a size the device never used, packed as `tensor` without a word.
       const given = [...Object.entries(im).filter(([k, v]) => v !== undefined && k !== 'dtype').map(([k]) => IMAGE_FLAGS[k] ?? `--${k}`), ...(o.channels !== undefined ? ['--channels'] : [])];
       if (given.length) {
-        throw new FleetError('PACK_FLAG_UNUSED', `${given.join(', ')} set image preprocessing, but input ${input.name} [${input.shape.join(',')}] is ${o.tensorInput ? 'packed as a tensor (--tensor)' : 'not an image (a 4-D input with a channel dim of 1 or 3, NCHW or NHWC)'}`, { details: { input: input.name, shape: input.shape, flags: given } });
+        throw new FleetError('PACK_FLAG_UNUSED', `${given.join(', ')} set image preprocessing, but input ${input.name} [${input.shape.join(',')}] is ${o.tensorInput ? 'packed as a tensor (--tensor)' : 'not an image (a 4-D input with a channel dim of 1 or 3, NCHW or NHWC, or a 3-D [C,H,W] one; a symbolic channel dim is set with --channels)'}`, { details: { input: input.name, shape: input.shape, flags: given } });
       }
-    }
-    if (task === 'detection' && !imageAxes(input.shape, { channels: channelsWanted, layout: im.layout, tensor: o.tensorInput })) {
-      // Before the dims: a symbolic channel dim would otherwise be asked for as `--dim NAME=N`, as if it were a tensor's.
-      throw new FleetError('PACK_FAILED', `a detector takes images; input ${input.name} [${input.shape.join(',')}] is not one (a 4-D input with a channel dim of 1 or 3, or a 3-D [C,H,W] image without a batch dim); a symbolic channel dim is set with --channels 3 (or --color rgb)`, { details: { input: input.name, shape: input.shape } });
     }
     const resolved = resolveInputDims(
       input.name,
