@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 from torchvision.transforms.functional import pil_to_tensor
 
+sys.dont_write_bytecode = True  # no __pycache__ left in the checkout the trainer runs from
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from export_detector import build, export  # noqa: E402
 

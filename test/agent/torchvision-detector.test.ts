@@ -15,9 +15,9 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main as agentMain } from '../../agent/cli/main.js';
 import { main as fleetMain } from '../../fleet/edges/cli/main.js';
-import type { Io } from '../../shared/cli.js';
 import { imageToTensor } from '../../shared/inference/preprocess.js';
 import type { ImagePreprocessing, ModelManifest } from '../../shared/schemas/index.js';
+import { io } from '../helpers/fleet-cli.js';
 import { patternImage, tempDir } from '../helpers/packages.js';
 import { EXPORT_SCRIPT, runPython, torchvisionSkipReason } from '../helpers/torchvision.js';
 
@@ -32,12 +32,6 @@ const SIZE = 320;
 const FRAME = { width: 480, height: 200 };
 /** Low enough that the random network's boxes (scores near 1/4) all pass: every box is compared. */
 const SCORE_THRESHOLD = 0.01;
-
-function io(): Io & { stdout: string[]; stderr: string[] } {
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  return { stdout, stderr, out: (l) => stdout.push(...l.split('\n')), err: (l) => stderr.push(...l.split('\n')) };
-}
 
 /** The preprocessing the pack flags below give: torchvision detectors take RGB in 0..1 and normalise inside the graph. */
 const preprocessing = (fit: 'fill' | 'contain'): ImagePreprocessing => ({ kind: 'image', width: SIZE, height: SIZE, fit, color: 'rgb', layout: 'NCHW', dtype: 'float32', scale: 1 / 255, mean: [0], std: [1], invert: false });
