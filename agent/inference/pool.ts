@@ -24,6 +24,8 @@ export interface PoolModel {
   itemDims: number[];
   /** The model's batch dim is symbolic, so examples can be stacked. */
   batchable: boolean;
+  /** False when the input has no batch dim (a torchvision detector's `[3, H, W]`): one example is fed as `itemDims` alone. */
+  batchDim?: boolean | undefined;
   output: string;
   /** A detector: the worker decodes its outputs into boxes (one example per run). */
   detection?: DetectionSpec | undefined;
@@ -137,7 +139,7 @@ export class InferencePool {
 
   private batchLimit(): number {
     // A detector's boxes are decoded per example in the worker: one example per run.
-    return this.model.batchable && !this.model.detection ? Math.max(1, this.settings.maxBatch) : 1;
+    return this.model.batchable && this.model.batchDim !== false && !this.model.detection ? Math.max(1, this.settings.maxBatch) : 1;
   }
 
   private pump(): void {
@@ -174,7 +176,7 @@ export class InferencePool {
         input = this.model.inputType === 'uint8' ? new Uint8Array(n * itemSize) : new Float32Array(n * itemSize);
         jobs.forEach((j, i) => input.set(j.data, i * itemSize));
       }
-      const feeds = { [this.model.inputName]: toWire(this.model.inputType, input, [n, ...this.model.itemDims]) };
+      const feeds = { [this.model.inputName]: toWire(this.model.inputType, input, this.model.batchDim === false ? this.model.itemDims : [n, ...this.model.itemDims]) };
       if (this.model.detection) {
         const job = jobs[0]!;
         const geometry = job.geometry ?? { width: this.model.detection.inputWidth, height: this.model.detection.inputHeight, scaleX: 1, scaleY: 1, padX: 0, padY: 0 };

@@ -66,7 +66,7 @@ export class ModelRuntime {
     const m = pkg.manifest;
     const input = m.inputs[0]!;
     const itemDims = itemDimsOf(input);
-    if (itemDims.some((d) => d < 0)) throw new AgentError('MODEL_PACKAGE_INVALID', `input ${input.name} needs fixed dims after the batch dim, got [${input.shape.join(',')}]`);
+    if (itemDims.some((d) => d < 0)) throw new AgentError('MODEL_PACKAGE_INVALID', `input ${input.name} needs fixed dims${input.batch_dim === false ? '' : ' after the batch dim'}, got [${input.shape.join(',')}]`);
     let detection: DetectionSpec | undefined;
     if (m.task === 'detection') {
       if (m.preprocessing.kind !== 'image') throw new AgentError('MODEL_PACKAGE_INVALID', `detector ${m.name} must take images`);
@@ -78,7 +78,8 @@ export class ModelRuntime {
         inputName: input.name,
         inputType: input.dtype,
         itemDims,
-        batchable: typeof input.shape[0] === 'string',
+        batchable: input.batch_dim !== false && typeof input.shape[0] === 'string',
+        batchDim: input.batch_dim !== false,
         output: m.task === 'classification' ? (m.postprocessing.output ?? m.outputs[0]!.name) : m.outputs[0]!.name,
         detection,
       },

@@ -165,10 +165,20 @@ function luminanceStats(src: Buffer, ch: number): { brightness: number; contrast
   return { brightness: mean, contrast: Math.sqrt(Math.max(0, (n ? sumSq / n : 0) - mean * mean)) };
 }
 
-/** Fixed dims of one example of a model input (the leading batch dim dropped): the resolved `dims` when the manifest has them, -1 for a dim still symbolic. */
+/** Fixed dims of one example of a model input (the leading batch dim dropped, when it has one): the resolved `dims` when the manifest has them, -1 for a dim still symbolic. */
 export function itemDimsOf(spec: TensorSpec): number[] {
-  const dims = (spec.dims ?? spec.shape).slice(1);
+  const dims = (spec.dims ?? spec.shape).slice(spec.batch_dim === false ? 0 : 1);
   return dims.map((d) => (typeof d === 'number' ? d : -1));
+}
+
+/**
+ * The dims to feed `batch` stacked examples of `itemDims` with: `[batch, ...itemDims]`, or the
+ * example's own dims for an input without a batch dim (one example per run).
+ */
+export function feedDimsOf(spec: Pick<TensorSpec, 'batch_dim'>, itemDims: readonly number[], batch = 1): number[] {
+  if (spec.batch_dim !== false) return [batch, ...itemDims];
+  if (batch !== 1) throw new Error(`input without a batch dim takes one example per run, not ${batch}`);
+  return [...itemDims];
 }
 
 /** Tensor values as requests carry them: one flat example, a flat array with a shape, rows (a batch), or the same as a Float64Array. */

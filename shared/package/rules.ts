@@ -41,19 +41,23 @@ function inputProblems(m: ModelManifest): PackageProblem[] {
     if (clash) problems.push({ rule: 'input_shape', message: `input ${input.name} dims [${input.dims.join(',')}] do not fit its shape [${input.shape.join(',')}]` });
   }
   const dims = feedDims(input);
+  const batched = input.batch_dim !== false;
+  const item = dims.slice(batched ? 1 : 0);
   const p = m.preprocessing;
   if (p.kind === 'image') {
     const ch = p.color === 'grayscale' ? 1 : 3;
     const want = p.layout === 'NCHW' ? [ch, p.height, p.width] : [p.height, p.width, ch];
-    const got = dims.slice(1);
-    if (dims.length !== 4 || got.some((d, i) => typeof d === 'number' && d !== want[i])) {
-      problems.push({ rule: 'input_shape', message: `input ${input.name} shape [${dims.join(',')}] does not fit preprocessing ${p.layout} ${p.color} ${p.width}x${p.height} (expected [batch,${want.join(',')}])` });
+    if (item.length !== 3 || item.some((d, i) => typeof d === 'number' && d !== want[i])) {
+      problems.push({ rule: 'input_shape', message: `input ${input.name} shape [${dims.join(',')}] does not fit preprocessing ${p.layout} ${p.color} ${p.width}x${p.height} (expected [${batched ? 'batch,' : ''}${want.join(',')}])` });
     }
     if (input.dtype !== p.dtype) problems.push({ rule: 'input_dtype', message: `input dtype ${input.dtype} differs from preprocessing dtype ${p.dtype}`, expected: p.dtype, got: input.dtype });
+  } else if (!batched) {
+    // Only an image input is packed without a batch dim (fleet/adapters/fs/pack-dims.ts); JSON tensor requests carry batches.
+    problems.push({ rule: 'input_shape', message: `input ${input.name} has no batch dim (batch_dim: false), which only an image input may have` });
   }
   // The runtime sizes its buffers from these dims (agent/model/runtime.ts): a name there cannot run.
-  if (dims.slice(1).some((d) => typeof d !== 'number')) {
-    problems.push({ rule: 'input_shape', message: `input ${input.name} needs fixed dims after the batch dim, got [${input.shape.join(',')}]: pack it with the symbolic dims given (edgeloop pack --dim NAME=N)` });
+  if (item.some((d) => typeof d !== 'number')) {
+    problems.push({ rule: 'input_shape', message: `input ${input.name} needs fixed dims${batched ? ' after the batch dim' : ''}, got [${input.shape.join(',')}]: pack it with the symbolic dims given (edgeloop pack --dim NAME=N)` });
   }
   return problems;
 }
@@ -63,7 +67,7 @@ function goldenProblems(m: ModelManifest): PackageProblem[] {
   const problems: PackageProblem[] = [];
   const listed = new Set(m.files.map((f) => f.path));
   const input = m.inputs[0];
-  const item = input ? feedDims(input).slice(1) : undefined;
+  const item = input ? feedDims(input).slice(input.batch_dim === false ? 0 : 1) : undefined;
   const itemSize = item?.every((d) => typeof d === 'number') ? (item as number[]).reduce((a, b) => a * b, 1) : null;
   for (const [i, g] of m.golden.entries()) {
     if (g.file === undefined && g.tensor === undefined) problems.push({ rule: 'golden_input_missing', message: `golden[${i}] has neither file nor tensor` });

@@ -15,6 +15,12 @@ const tensorSpec = z.object({
    * its entry here is 1, the size of one example.
    */
   dims: z.array(z.number().int().positive()).min(1).optional(),
+  /**
+   * `false`: the input has no batch dim, every dim is the example's (torchvision's detection
+   * exports take one image `[3, H, W]`); the agent feeds one example at a time, as it is.
+   * Absent: the first dim is the batch dim.
+   */
+  batch_dim: z.literal(false).optional(),
 });
 export type TensorSpec = z.infer<typeof tensorSpec>;
 

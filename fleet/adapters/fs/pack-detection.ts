@@ -31,7 +31,10 @@ export interface DetectionOptions {
   padValue?: number | undefined;
 }
 
-type Output = { name: string; shape: Array<number | string> };
+/** A model output as ONNX Runtime describes it; `type` is its element type (`float32`, `int64`, ...) when known. */
+type Output = { name: string; shape: Array<number | string>; type?: string | undefined };
+
+const isInteger = (o: Output): boolean => o.type !== undefined && /int|bool/.test(o.type);
 
 /** Which decoder each decoder-specific option belongs to, so one given to another decoder is refused rather than ignored. */
 const OWNERS: Array<[keyof DetectionOptions, string, DetectionOptions['decoder'][]]> = [
@@ -49,7 +52,7 @@ const OWNERS: Array<[keyof DetectionOptions, string, DetectionOptions['decoder']
   ['unclip', '--unclip', ['heatmap']],
 ];
 
-const shapeOf = (o: Output): string => `${o.name} [${o.shape.join(',')}]`;
+const shapeOf = (o: Output): string => `${o.name} [${o.shape.join(',')}]${o.type && o.type !== 'float32' ? ` ${o.type}` : ''}`;
 
 function mismatch(message: string, outputs: readonly Output[]): FleetError {
   return new FleetError('PACK_DECODER_MISMATCH', `${message}; the model's outputs: ${outputs.map(shapeOf).join(', ')}`, { details: { outputs: outputs.map((o) => ({ name: o.name, shape: o.shape })) } });
@@ -98,6 +101,12 @@ export function detectionPostprocessing(o: DetectionOptions, outputs: readonly O
     const scores = findOutput(outputs, o.scores, /score|conf|prob/i, () => false, taken);
     if (!scores) throw mismatch(`boxes-scores: no scores output${o.scores ? ` ${o.scores}` : ' (named like "scores"; name it with --scores)'}`, outputs);
     taken.add(scores.name);
+    if (isInteger(scores)) {
+      // An export names its outputs in the order given to torch.onnx.export, whatever order the model returns them in:
+      // torchvision's SSD returns boxes, scores, labels, and names copied from a Faster R-CNN example swap the last two.
+      throw mismatch(`boxes-scores: scores output ${shapeOf(scores)} holds ${scores.type} values, which are class ids, not scores (were the output names given in another order than the model returns them? torchvision's SSD returns boxes, scores, labels); name the outputs with --scores and --classes`, outputs);
+    }
+    if (isInteger(boxes)) throw mismatch(`boxes-scores: boxes output ${shapeOf(boxes)} holds ${boxes.type} values, not coordinates; name the boxes output with --boxes`, outputs);
     const cls = o.classes !== undefined ? outputs.find((x) => x.name === o.classes) : outputs.find((x) => !taken.has(x.name) && /class|label/i.test(x.name));
     if (o.classes !== undefined && !cls) throw mismatch(`boxes-scores: no classes output ${o.classes}`, outputs);
     decoder = {

@@ -4,7 +4,7 @@ import { basename, extname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { sha256Hex } from '../../../shared/ids.js';
 import { classify } from '../../../shared/inference/postprocess.js';
-import { imageToTensor } from '../../../shared/inference/preprocess.js';
+import { feedDimsOf, imageToTensor } from '../../../shared/inference/preprocess.js';
 import { checkManifest, MANIFEST_FILE } from '../../../shared/package/index.js';
 import { MANIFEST_SCHEMA, modelManifest, preprocessing as preprocessingSchema, type ImagePreprocessing, type ModelManifest, type ModelManifestInput, type PackageFile } from '../../../shared/schemas/index.js';
 import { signManifest } from '../../../shared/signing.js';
@@ -107,11 +107,15 @@ export async function packModel(o: PackOptions): Promise<PackResult> {
 
     const im = o.image ?? {};
     const channelsWanted = o.channels ?? (im.color === undefined ? undefined : im.color === 'grayscale' ? 1 : 3);
+    if (task === 'detection' && !imageAxes(input.shape, { channels: channelsWanted, layout: im.layout, tensor: o.tensorInput })) {
+      // First: a symbolic channel dim would otherwise be refused as image flags on a tensor, or asked for as `--dim NAME=N`.
+      throw new FleetError('PACK_FAILED', `a detector takes images; input ${input.name} [${input.shape.join(',')}] is not one (a 4-D input with a channel dim of 1 or 3, or a 3-D [C,H,W] image without a batch dim); a symbolic channel dim is set with --channels 3 (or --color rgb)`, { details: { input: input.name, shape: input.shape } });
+    }
     if (!imageAxes(input.shape, { channels: channelsWanted, layout: im.layout, tensor: o.tensorInput })) {
       // The issue this prevents: flags for a size the device never used, packed as `tensor` without a word.
       const given = [...Object.entries(im).filter(([k, v]) => v !== undefined && k !== 'dtype').map(([k]) => IMAGE_FLAGS[k] ?? `--${k}`), ...(o.channels !== undefined ? ['--channels'] : [])];
       if (given.length) {
-        throw new FleetError('PACK_FLAG_UNUSED', `${given.join(', ')} set image preprocessing, but input ${input.name} [${input.shape.join(',')}] is ${o.tensorInput ? 'packed as a tensor (--tensor)' : 'not an image (a 4-D input with a channel dim of 1 or 3, NCHW or NHWC)'}`, { details: { input: input.name, shape: input.shape, flags: given } });
+        throw new FleetError('PACK_FLAG_UNUSED', `${given.join(', ')} set image preprocessing, but input ${input.name} [${input.shape.join(',')}] is ${o.tensorInput ? 'packed as a tensor (--tensor)' : 'not an image (a 4-D input with a channel dim of 1 or 3, NCHW or NHWC, or a 3-D [C,H,W] one; a symbolic channel dim is set with --channels)'}`, { details: { input: input.name, shape: input.shape, flags: given } });
       }
     }
     const resolved = resolveInputDims(
@@ -145,11 +149,13 @@ export async function packModel(o: PackOptions): Promise<PackResult> {
           invert: im.invert ?? false,
         }
       : { kind: 'tensor' };
-    const itemDims = resolved.dims.slice(1);
+    const itemDims = resolved.dims.slice(resolved.batched ? 1 : 0);
+    /** One example's feed: with a leading batch dim of 1, or as it is for an input without a batch dim. */
+    const feed = (item: readonly number[]): number[] => feedDimsOf(resolved.batched ? {} : { batch_dim: false }, item);
     if (det && preprocessing.kind !== 'image') throw new FleetError('PACK_FAILED', `a detector takes images; input ${input.name} [${input.shape.join(',')}] is not one (a 4-D input with a channel dim of 1 or 3)`);
     /** A detector's boxes for one frame, decoded as the device will (refused with the outputs found when the decoder cannot read them). */
     const runDetector = async (data: Float32Array | Uint8Array, geometry: Parameters<typeof detect>[4]): Promise<ReturnType<typeof detect>> => {
-      const res = await session.run({ [input.name]: new ort.Tensor(dtype, data, [1, ...itemDims]) });
+      const res = await session.run({ [input.name]: new ort.Tensor(dtype, data, feed(itemDims)) });
       const tensors: Record<string, OutputTensor> = {};
       for (const [name, t] of Object.entries(res)) tensors[name] = { data: t.data as OutputTensor['data'], dims: [...t.dims] };
       const p = preprocessing as { width: number; height: number };
@@ -179,6 +185,12 @@ export async function packModel(o: PackOptions): Promise<PackResult> {
 
     const golden: NonNullable<ModelManifestInput['golden']> = [];
     const warnings: string[] = [];
+    const decoder = det?.post.decoder;
+    if (decoder?.name === 'boxes-scores' && decoder.classes && o.detection?.classOffset === undefined) {
+      // Nothing in the graph says where class ids start; a torchvision export read from 0 shifts every label by one.
+      const cls = outputs.find((x) => x.name === decoder.classes);
+      if (cls && /int/.test(cls.type)) warnings.push(`classes output ${cls.name} holds ${cls.type} ids, read as indices into the labels from 0; torchvision's detectors count from 1 (0 is the background): for one of them give --class-offset=-1 and labels without the background class`);
+    }
     const known = new Set(o.labels);
     const fix = 'check the preprocessing flags against how the model was trained (--invert for white-on-black models such as MNIST, --color, --scale, --mean/--std, --softmax for logits)';
     for (const g of o.golden ?? []) {
@@ -199,7 +211,7 @@ export async function packModel(o: PackOptions): Promise<PackResult> {
         continue;
       }
       const t = await imageToTensor(bytes, p);
-      const res = await session.run({ [input.name]: new ort.Tensor(dtype, t.data as Float32Array, [1, ...t.itemDims]) });
+      const res = await session.run({ [input.name]: new ort.Tensor(dtype, t.data as Float32Array, feed(t.itemDims)) });
       const c = classify(res[output.name]!.data as Float32Array, { softmax: o.softmax ?? false, topK: 1, labels: o.labels });
       if (g.label !== undefined && g.label !== c.label) throw new FleetError('GOLDEN_MISMATCH', `golden ${g.file}: expected ${g.label}, the model predicts ${c.label} (score ${c.score.toFixed(3)}); ${fix}`, { details: { file: g.file, expected: g.label, predicted: c.label } });
       if (g.label === undefined) warnings.push(`golden ${g.file} has no =LABEL: recorded the model's own prediction ${JSON.stringify(c.label)} as its expected label; check it is right`);
@@ -210,7 +222,7 @@ export async function packModel(o: PackOptions): Promise<PackResult> {
     for (const g of o.goldenTensors ?? []) {
       const size = itemDims.reduce((a, b) => a * b, 1);
       if (g.tensor.length !== size) throw new FleetError('PACK_FAILED', `golden tensor has ${g.tensor.length} values, input ${input.name} takes ${size} [${itemDims.join(',')}]`);
-      const res = await session.run({ [input.name]: new ort.Tensor(dtype, dtype === 'uint8' ? Uint8Array.from(g.tensor) : Float32Array.from(g.tensor), [1, ...itemDims]) });
+      const res = await session.run({ [input.name]: new ort.Tensor(dtype, dtype === 'uint8' ? Uint8Array.from(g.tensor) : Float32Array.from(g.tensor), feed(itemDims)) });
       const c = classify(res[output.name]!.data as Float32Array, { softmax: o.softmax ?? false, topK: 1, labels: o.labels });
       if (g.label !== undefined && !known.has(g.label)) throw new FleetError('GOLDEN_MISMATCH', `golden tensor: expected label ${JSON.stringify(g.label)} is not one of the labels`);
       if (g.label !== undefined && g.label !== c.label) throw new FleetError('GOLDEN_MISMATCH', `golden tensor: expected ${g.label}, the model predicts ${c.label}`);
@@ -239,7 +251,7 @@ export async function packModel(o: PackOptions): Promise<PackResult> {
           const boxes = found.map((d) => ({ score: d.score, box: d.box }));
           seen.push({ index: found[0]?.cls ?? -1, stats: t.stats, boxes: boxStats(boxes, { width: g.width, height: g.height }) });
         } else {
-          const res = await session.run({ [input.name]: new ort.Tensor(dtype, t.data as Float32Array, [1, ...t.itemDims]) });
+          const res = await session.run({ [input.name]: new ort.Tensor(dtype, t.data as Float32Array, feed(t.itemDims)) });
           seen.push({ index: classify(res[output.name]!.data as Float32Array, { softmax: o.softmax ?? false, topK: 1, labels: o.labels }).index, stats: t.stats });
         }
       }
@@ -262,7 +274,7 @@ export async function packModel(o: PackOptions): Promise<PackResult> {
       created_at: (o.createdAt ?? new Date()).toISOString(),
       model_file: 'model.onnx',
       files,
-      inputs: [{ name: input.name, dtype, shape: input.shape, ...(resolved.dynamic ? { dims: resolved.dims } : {}) }],
+      inputs: [{ name: input.name, dtype, shape: input.shape, ...(resolved.dynamic ? { dims: resolved.dims } : {}), ...(resolved.batched ? {} : { batch_dim: false as const }) }],
       outputs: outputs.map((x) => ({ name: x.name, dtype: 'float32' as const, shape: x.shape })),
       preprocessing,
       postprocessing: det ? { ...det.post, top_k: o.topK ?? 5 } : { kind: 'classification', output: output.name, softmax: o.softmax ?? false, top_k: Math.min(o.topK ?? 5, o.labels.length) },

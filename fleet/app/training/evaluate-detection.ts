@@ -10,7 +10,7 @@
 import '../../../shared/no-telemetry.js'; // before onnxruntime-node loads, whatever the entry point
 import * as ort from 'onnxruntime-node';
 import { detect, type OutputTensor, type RawDetection } from '../../../shared/inference/detect.js';
-import { imageToTensor, type ImageTensor } from '../../../shared/inference/preprocess.js';
+import { feedDimsOf, imageToTensor, type ImageTensor } from '../../../shared/inference/preprocess.js';
 import type { TaskManifest } from '../../../shared/package/index.js';
 import type { ImagePreprocessing, ModelRef } from '../../../shared/schemas/index.js';
 import { FleetError } from '../../errors.js';
@@ -94,7 +94,7 @@ export async function evaluateDetectionModels(
     };
     const run = async (l: Loaded, t: ImageTensor): Promise<{ dets: RawDetection[]; ms: number }> => {
       const input = l.manifest.inputs[0]!;
-      const feeds = { [input.name]: new ort.Tensor(t.data instanceof Uint8Array ? 'uint8' : 'float32', t.data, [1, ...t.itemDims]) };
+      const feeds = { [input.name]: new ort.Tensor(t.data instanceof Uint8Array ? 'uint8' : 'float32', t.data, feedDimsOf(input, t.itemDims)) };
       const t0 = process.hrtime.bigint();
       let out: ort.InferenceSession.ReturnType;
       try {

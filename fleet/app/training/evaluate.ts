@@ -16,7 +16,7 @@
 import '../../../shared/no-telemetry.js'; // before onnxruntime-node loads, whatever the entry point
 import * as ort from 'onnxruntime-node';
 import { classify } from '../../../shared/inference/postprocess.js';
-import { imageToTensor, jsonToTensor } from '../../../shared/inference/preprocess.js';
+import { feedDimsOf, imageToTensor, jsonToTensor } from '../../../shared/inference/preprocess.js';
 import type { InputTensor } from '../../../shared/inference/preprocess.js';
 import { readPackageDir, type TaskManifest, type VerifiedPackage } from '../../../shared/package/index.js';
 import type { ModelManifest, ModelRef } from '../../../shared/schemas/index.js';
@@ -108,7 +108,7 @@ async function load(m: { ref: ModelRef; dir: string }, threads: number): Promise
   }
   const input = manifest.inputs[0]!;
   const outputName = manifest.postprocessing.output ?? manifest.outputs[0]!.name;
-  return { ref: m.ref, manifest, session, inputName: input.name, outputName, dims: (item) => [1, ...item] };
+  return { ref: m.ref, manifest, session, inputName: input.name, outputName, dims: (item) => feedDimsOf(input, item) };
 }
 
 async function tensorOf(l: Loaded, bytes: Uint8Array): Promise<{ data: InputTensor; dims: number[] }> {

@@ -111,18 +111,40 @@ describe('pack: models exported with dynamic axes (issue 14)', () => {
     expect(checkManifest(raw).problems.map((p) => p.message)).toContain('input x dims [1,1,12,10] do not fit its shape [batch,3,height,width]');
     delete raw.inputs[0]!.dims;
     expect(checkManifest(raw).problems.map((p) => p.rule)).toContain('input_shape');
+    // Without a batch dim (batch_dim: false) the dims are one image's: [C, H, W], nothing in front.
+    raw.inputs[0] = { ...raw.inputs[0], shape: [3, 'height', 'width'], dims: [3, 12, 10], batch_dim: false };
+    expect(checkManifest(raw).problems).toEqual([]);
+    raw.inputs[0] = { ...raw.inputs[0], shape: ['batch', 3, 'height', 'width'], dims: [1, 3, 12, 10], batch_dim: false };
+    expect(checkManifest(raw).problems.map((p) => p.message)).toContain('input x shape [1,3,12,10] does not fit preprocessing NCHW rgb 10x12 (expected [3,12,10])');
   });
 
   it('imageAxes and resolveInputDims on third-party shapes', () => {
-    expect(imageAxes(['batch', 3, 'h', 'w'])).toEqual({ layout: 'NCHW', c: 1, h: 2, w: 3 });
-    expect(imageAxes([1, 'h', 'w', 1])).toEqual({ layout: 'NHWC', c: 3, h: 1, w: 2 });
+    expect(imageAxes(['batch', 3, 'h', 'w'])).toEqual({ layout: 'NCHW', c: 1, h: 2, w: 3, batched: true });
+    expect(imageAxes([1, 'h', 'w', 1])).toEqual({ layout: 'NHWC', c: 3, h: 1, w: 2, batched: true });
     expect(imageAxes(['b', 'seq', 'feat', 7])).toBeNull();
-    expect(imageAxes([1, 3, 224, 3], { layout: 'NHWC' })).toEqual({ layout: 'NHWC', c: 3, h: 1, w: 2 });
+    expect(imageAxes([1, 3, 224, 3], { layout: 'NHWC' })).toEqual({ layout: 'NHWC', c: 3, h: 1, w: 2, batched: true });
     // One name at H and W is one size.
     expect(resolveInputDims('x', ['b', 3, 'size', 'size'], { width: 32 , named: { size: 32 } }).dims).toEqual([1, 3, 32, 32]);
     expect(() => resolveInputDims('x', ['b', 3, 'size', 'size'], { width: 32, height: 16 })).toThrow(/uses the dim "size" twice; 16 and 32/);
     // A sequence model: a non-image dim by name only.
-    expect(resolveInputDims('tokens', ['batch', 'seq'], { named: { seq: 128 } })).toEqual({ dims: [1, 128], dynamic: true, image: null });
+    expect(resolveInputDims('tokens', ['batch', 'seq'], { named: { seq: 128 } })).toEqual({ dims: [1, 128], dynamic: true, batched: true, image: null });
     expect(() => resolveInputDims('tokens', ['batch', 'seq'], {})).toThrow(/set it with --dim seq=N/);
+  });
+
+  it('a 3-D image input has no batch dim (torchvision detection exports): CHW by its channel dim, HWC only when asked; a [batch, steps, 3] tensor stays a tensor', () => {
+    expect(imageAxes([3, 'h', 'w'])).toEqual({ layout: 'NCHW', c: 0, h: 1, w: 2, batched: false });
+    // Every axis dynamic (torchvision's own ONNX tests export dynamic_axes [0, 1, 2]): the channel count comes from --channels/--color.
+    expect(imageAxes(['c', 'h', 'w'])).toBeNull();
+    expect(imageAxes(['c', 'h', 'w'], { channels: 3 })).toEqual({ layout: 'NCHW', c: 0, h: 1, w: 2, batched: false });
+    expect(imageAxes([1, 28, 28])).toBeNull();
+    expect(imageAxes(['batch', 50, 3])).toBeNull();
+    expect(imageAxes(['h', 'w', 3], { layout: 'NHWC' })).toEqual({ layout: 'NHWC', c: 2, h: 0, w: 1, batched: false });
+    expect(imageAxes([3, 'h', 'w'], { tensor: true })).toBeNull();
+    expect(resolveInputDims('images', [3, 'h', 'w'], { width: 320, height: 240 })).toEqual({ dims: [3, 240, 320], dynamic: true, batched: false, image: { layout: 'NCHW', channels: 3, height: 240, width: 320 } });
+    expect(resolveInputDims('images', ['c', 'h', 'w'], { width: 320, height: 240, colorChannels: 3 }).dims).toEqual([3, 240, 320]);
+    // The first dim is the channel dim, never a batch dim filled with 1.
+    expect(() => resolveInputDims('images', [3, 'h', 'w'], { width: 320 })).toThrow(/dim 1 \("h"\) is symbolic and no flag gives it: set it with --height N or --dim h=N/);
+    // A fixed size needs no dims recorded, but the manifest still says there is no batch dim.
+    expect(resolveInputDims('images', [3, 300, 400], {})).toMatchObject({ dims: [3, 300, 400], dynamic: false, batched: false });
   });
 });
