@@ -28,8 +28,9 @@ Benchmarks print ratios against the raw library measured in the same run:
               flood of 60 bogus password logins/s (target < 1); quiet medians and ratios beside it
   loop        the headless demo: pit-3 accuracy after the loop (target >= 0.90, +25 points over
               drifted; clean_delta >= -1, labels_used <= 600, lost = 0, recovery_s <= 300)
-  detect_loop  the detection demo once: pit-3's mAP@0.5 on the fine-tuned detector (target >= 0.70 and
-              +20 points over drifted; clean_delta_points >= -1); labels used, recovery_s, train times
+  detect_loop  the detection demo once, through the fleet and six agents: pit-3's mAP@0.5 of the agents'
+              answers on the new detector (target >= 0.70 and +20 points over drifted;
+              clean_delta_points >= -1; lost = 0); labels and boxes used, recovery_s
   camera      frames processed/s from a 1080p 25 fps MJPEG stream / the camera's configured fps
               (target >= 0.95); cpu_ratio: agent CPU per frame (Node + its ffmpeg) / ffmpeg decoding alone
   train       wall seconds to train + pack the base digit model with the local trainer (target <= 120,
