@@ -167,7 +167,7 @@ export function detectionScene(o: Pick<DemoOptions, 'training' | 'cleanHoldoutCo
       // Each frame draws the next few feed digits, so no two frames show the same ones for a while.
       const from = (n * 4) % feed.images.length;
       const digits: DigitSet = { images: feed.images.slice(from, from + 4), labels: feed.labels.slice(from, from + 4) };
-      const [scene] = makeScenes(digits.images.length ? digits : feed, 1, FEED.offset + n, { ...SCENE, ...(drifted ? { drift: SCENE_DRIFT } : {}) });
+      const [scene] = makeScenes(digits, 1, FEED.offset + n, { ...SCENE, ...(drifted ? { drift: SCENE_DRIFT } : {}) });
       return { png: scene!.png, truth: { boxes: scene!.boxes.map((b) => ({ label: SCENE_LABEL, box: [b.x1, b.y1, b.x2, b.y2] })) } };
     },
     feedLength: Math.floor(FEED.count / 4),

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { packModel } from '../../fleet/adapters/fs/pack.js';
 import type { FleetContext } from '../../fleet/app/context.js';
+import type { StepDeps } from '../../fleet/app/training/run-record.js';
 import { sha256Hex } from '../../shared/ids.js';
 import { sampleMessage } from '../../shared/schemas/index.js';
 import type { Detection, SampleMessage } from '../../shared/schemas/index.js';
@@ -97,4 +98,20 @@ export async function seedDetectSamples(ctx: FleetContext, specs: DetectSample[]
     const r = await ctx.ingest.accept(s.device, await detectSampleMessage(s));
     if (r.status !== 'stored') throw new Error(`sample ${s.id} not stored: ${r.status}`);
   }
+}
+
+/**
+ * What a learning-loop run's steps need, from a test fleet's context (no base set): the real
+ * registry, artifacts, datasets and runs, the fleet's signing key. `emit` sees each step's lines.
+ */
+export function runStepDeps(ctx: FleetContext, emit: (step: string, message: string, extra?: { metrics?: Record<string, number> }) => void = () => undefined): StepDeps {
+  return {
+    registry: ctx.registry,
+    artifacts: ctx.artifacts,
+    datasets: ctx.datasets,
+    base: { examples: () => Promise.resolve([]) },
+    runs: ctx.trainingRuns,
+    signKeyPem: fleetKeys().privateKeyPem,
+    emit,
+  } as unknown as StepDeps;
 }

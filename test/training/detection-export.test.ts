@@ -6,14 +6,14 @@ import { parse as parseYaml } from 'yaml';
 import { exportDataset } from '../../fleet/adapters/trainers/command-trainer.js';
 import { datasetIdOf } from '../../fleet/app/labels/datasets.js';
 import { loopModelConfig } from '../../fleet/app/training/config.js';
-import type { RunStart, StepDeps } from '../../fleet/app/training/run-record.js';
+import type { RunStart } from '../../fleet/app/training/run-record.js';
 import { datasetStep } from '../../fleet/app/training/steps/dataset.js';
 import { prepareStep } from '../../fleet/app/training/steps/prepare.js';
 import { trainStep } from '../../fleet/app/training/steps/train.js';
 import type { Trainer, TrainRequest } from '../../fleet/app/training/trainer.js';
 import type { DatasetManifest } from '../../fleet/core/labels/dataset-schema.js';
-import { DETECT_CLASSES, DETECTOR, registerDetector, seedDetectSamples } from '../helpers/detect-samples.js';
-import { fleetKeys, tempDir } from '../helpers/packages.js';
+import { DETECT_CLASSES, DETECTOR, registerDetector, runStepDeps, seedDetectSamples } from '../helpers/detect-samples.js';
+import { tempDir } from '../helpers/packages.js';
 import { openTestFleet, type TestFleet } from '../fleet/http/context.js';
 
 type Box = { label: string; box: [number, number, number, number] };
@@ -57,15 +57,7 @@ beforeAll(async () => {
   const config = loopModelConfig.parse({ name: DETECTOR.name, labels: DETECT_CLASSES, trainer: 'recording', holdout: { kind: 'hash', fraction: 0.4, salt: 'boxes' } });
   const run = f.ctx.trainingRuns.start({ id: 'run_boxes', model: config.name, trainer: 'recording', params: {}, seed: 1, trigger: { kind: 'manual', reason: 'test' }, actor: 'otto', parent: null });
   const start: RunStart = { run, config, trainer: new RecordingTrainer(), parent: null, workDir: join(f.dir, 'work', 'run_boxes'), signal: new AbortController().signal };
-  const deps = {
-    registry: f.ctx.registry,
-    artifacts: f.ctx.artifacts,
-    datasets: f.ctx.datasets,
-    base: { examples: () => Promise.resolve([]) },
-    runs: f.ctx.trainingRuns,
-    signKeyPem: fleetKeys().privateKeyPem,
-    emit: () => undefined,
-  } as unknown as StepDeps;
+  const deps = runStepDeps(f.ctx);
   const ready = await datasetStep(deps, await prepareStep(deps, start));
   dataset = ready.dataset;
   await expect(trainStep(deps, ready)).rejects.toThrow(/recorded/);

@@ -12,15 +12,15 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { commandTrainer } from '../../fleet/adapters/trainers/command-trainer.js';
 import { loopModelConfig } from '../../fleet/app/training/config.js';
-import type { RunStart, StepDeps } from '../../fleet/app/training/run-record.js';
+import type { RunStart } from '../../fleet/app/training/run-record.js';
 import { datasetStep } from '../../fleet/app/training/steps/dataset.js';
 import { prepareStep } from '../../fleet/app/training/steps/prepare.js';
 import { pushStep } from '../../fleet/app/training/steps/push.js';
 import { trainStep } from '../../fleet/app/training/steps/train.js';
 import { tsxNodeArgs } from '../../shared/ts-entry.js';
 import { startTestAgent } from '../helpers/agent.js';
-import { DETECT_CLASSES, DETECTOR, detectSampleMessage, registerDetector, seedDetectSamples } from '../helpers/detect-samples.js';
-import { fleetKeys, tempDir } from '../helpers/packages.js';
+import { DETECT_CLASSES, DETECTOR, detectSampleMessage, registerDetector, runStepDeps, seedDetectSamples } from '../helpers/detect-samples.js';
+import { tempDir } from '../helpers/packages.js';
 import { PYTHON, torchvisionSkipReason } from '../helpers/torchvision.js';
 import { openTestFleet, type TestFleet } from '../fleet/http/context.js';
 
@@ -74,15 +74,7 @@ describe.skipIf(skip)('command trainer + a torchvision training script (issue 14
     const lines: Array<{ step: string; message: string; metrics?: Record<string, number> }> = [];
     const run = f.ctx.trainingRuns.start({ id: 'run_tv', model: config.name, trainer: 'command', params: config.params, seed: 7, trigger: { kind: 'manual', reason: 'test' }, actor: 'otto', parent: null });
     const start: RunStart = { run, config, trainer, parent: null, workDir: join(f.dir, 'work', 'run_tv'), signal: new AbortController().signal };
-    const deps = {
-      registry: f.ctx.registry,
-      artifacts: f.ctx.artifacts,
-      datasets: f.ctx.datasets,
-      base: { examples: () => Promise.resolve([]) },
-      runs: f.ctx.trainingRuns,
-      signKeyPem: fleetKeys().privateKeyPem,
-      emit: (step: string, message: string, extra?: { metrics?: Record<string, number> }) => lines.push({ step, message, ...(extra?.metrics ? { metrics: extra.metrics } : {}) }),
-    } as unknown as StepDeps;
+    const deps = runStepDeps(f.ctx, (step, message, extra) => lines.push({ step, message, ...(extra?.metrics ? { metrics: extra.metrics } : {}) }));
     const pushed = await pushStep(deps, await trainStep(deps, await datasetStep(deps, await prepareStep(deps, start))));
     const trainMs = performance.now() - t0;
 
