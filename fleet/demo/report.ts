@@ -122,7 +122,7 @@ export function recentAccuracy<T>(cams: ReadonlyArray<Camera<T>>, n: number, sco
   return score(cams.flatMap((c) => answered(c, c.results.slice(-n))));
 }
 
-export const pct = (x: number | null | undefined): string => (x === null || x === undefined ? '  -  ' : `${(x * 100).toFixed(1)}%`);
+const pct = (x: number | null | undefined): string => (x === null || x === undefined ? '  -  ' : `${(x * 100).toFixed(1)}%`);
 
 /** A figure as the terminal shows it: accuracy in percent, mAP@0.5 as a fraction. */
 export const figure = (metric: DemoReport['metric'], x: number | null | undefined): string => (metric === 'accuracy' || x === null || x === undefined ? pct(x) : x.toFixed(3));

@@ -71,10 +71,6 @@ export interface DemoScene<T> {
   score: ScoreFn<T>;
 }
 
-export function demoScene(kind: SceneKind, o: Pick<DemoOptions, 'training' | 'cleanHoldoutCount'>): DemoScene<number> | DemoScene<SceneTruth> {
-  return kind === 'detection' ? detectionScene(o) : digitScene(o);
-}
-
 /** The classification edition: one digit per frame, its class the truth. */
 export function digitScene(o: Pick<DemoOptions, 'training' | 'cleanHoldoutCount'>): DemoScene<number> {
   const baseSet = mnistBaseSource();

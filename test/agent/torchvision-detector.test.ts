@@ -11,6 +11,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import '../../shared/no-telemetry.js'; // before onnxruntime-node loads
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main as agentMain } from '../../agent/cli/main.js';
