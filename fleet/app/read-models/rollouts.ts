@@ -90,17 +90,22 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 /** Where the device registry says a device is: what it runs (null when unknown). */
 type Registry = Pick<FleetContext, 'devices'>;
 
+/** Whether a device runs the rollout's candidate by its own status in the fleet (false without the registry). */
+function candidateRunner(s: RolloutRecord['state'], reg?: Registry): (id: string) => boolean {
+  return (id) => {
+    const dev = reg?.devices.find(id);
+    const a = dev ? slotActive(dev, s.candidate.name) : null;
+    return a?.name === s.candidate.name && a.version === s.candidate.version;
+  };
+}
+
 /**
  * Managed, not failed, told to run the candidate, and not confirmed: neither by a report to the
  * rollout (`installed_at`) nor, when the registry is given, by the device's own status (a
  * completed rollout no longer hears reports, the registry still does).
  */
 export function outstandingIds(s: RolloutRecord['state'], reg?: Registry): string[] {
-  const runsCandidate = (id: string): boolean => {
-    const dev = reg?.devices.find(id);
-    const a = dev ? slotActive(dev, s.candidate.name) : null;
-    return a?.name === s.candidate.name && a.version === s.candidate.version;
-  };
+  const runsCandidate = candidateRunner(s, reg);
   return Object.entries(s.devices)
     .filter(([id, d]) => !d.removed && d.excluded_reason === null && d.failure === null && d.installed_at === null && d.desired?.active?.name === s.candidate.name && d.desired.active.version === s.candidate.version && !runsCandidate(id))
     .map(([id]) => id)
@@ -112,6 +117,7 @@ export function summaryOf(r: RolloutRecord, reg?: Registry): Summary {
   const s = r.state;
   const devices = Object.values(s.devices);
   const outstanding = outstandingIds(s, reg).length;
+  const runsCandidate = candidateRunner(s, reg);
   return {
     id: s.id,
     model: s.candidate,
@@ -125,7 +131,10 @@ export function summaryOf(r: RolloutRecord, reg?: Registry): Summary {
     devices: {
       target: devices.filter((d) => !d.removed && d.excluded_reason === null).length,
       assigned: devices.filter((d) => d.assigned_stage !== null).length,
-      installed: devices.filter((d) => d.installed_at !== null).length,
+      // Confirmed either way, as `outstanding` counts: a device that switched after the rollout
+      // completed is known from its own status only (the console showed 3 of 6 on a rollout
+      // every device had finished).
+      installed: Object.entries(s.devices).filter(([id, d]) => d.installed_at !== null || (d.assigned_stage !== null && d.failure === null && runsCandidate(id))).length,
       failed: devices.filter((d) => d.failure !== null).length,
       excluded: devices.filter((d) => d.excluded_reason !== null).length,
       outstanding,
