@@ -37,25 +37,32 @@ export async function renderDigitPng(pixels: Float32Array, drift: CameraDrift = 
   return img.grayscale().png().toBuffer();
 }
 
-/** Paper-white frame with the digit's ink, bilinear upscale (pixel centres aligned). */
-function upscaleToFrame(pixels: Float32Array): Buffer {
-  const out = Buffer.alloc(FRAME_SIZE * FRAME_SIZE);
+/** Ink of a 28x28 digit (0..1, clamped) resampled to side x side, bilinear with pixel centres aligned. */
+export function resampleDigit(pixels: Float32Array, side: number): Float32Array {
+  const out = new Float32Array(side * side);
   const ink = (x: number, y: number): number => Math.min(1, Math.max(0, pixels[y * DIGIT_SIZE + x] ?? 0));
-  const scale = DIGIT_SIZE / FRAME_SIZE;
-  for (let oy = 0; oy < FRAME_SIZE; oy++) {
+  const scale = DIGIT_SIZE / side;
+  for (let oy = 0; oy < side; oy++) {
     const fy = Math.min(DIGIT_SIZE - 1, Math.max(0, (oy + 0.5) * scale - 0.5));
     const y0 = Math.floor(fy);
     const y1 = Math.min(DIGIT_SIZE - 1, y0 + 1);
     const ty = fy - y0;
-    for (let ox = 0; ox < FRAME_SIZE; ox++) {
+    for (let ox = 0; ox < side; ox++) {
       const fx = Math.min(DIGIT_SIZE - 1, Math.max(0, (ox + 0.5) * scale - 0.5));
       const x0 = Math.floor(fx);
       const x1 = Math.min(DIGIT_SIZE - 1, x0 + 1);
       const tx = fx - x0;
-      const v = (ink(x0, y0) * (1 - tx) + ink(x1, y0) * tx) * (1 - ty) + (ink(x0, y1) * (1 - tx) + ink(x1, y1) * tx) * ty;
-      out[oy * FRAME_SIZE + ox] = Math.round(255 * (1 - v));
+      out[oy * side + ox] = (ink(x0, y0) * (1 - tx) + ink(x1, y0) * tx) * (1 - ty) + (ink(x0, y1) * (1 - tx) + ink(x1, y1) * tx) * ty;
     }
   }
+  return out;
+}
+
+/** Paper-white frame with the digit's ink, bilinear upscale (pixel centres aligned). */
+function upscaleToFrame(pixels: Float32Array): Buffer {
+  const ink = resampleDigit(pixels, FRAME_SIZE);
+  const out = Buffer.alloc(FRAME_SIZE * FRAME_SIZE);
+  for (let p = 0; p < out.length; p++) out[p] = Math.round(255 * (1 - (ink[p] as number)));
   return out;
 }
 

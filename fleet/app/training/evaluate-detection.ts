@@ -16,7 +16,7 @@ import type { ImagePreprocessing, ModelRef } from '../../../shared/schemas/index
 import { FleetError } from '../../errors.js';
 import type { DetectionSetMetrics } from '../../core/training/gate.js';
 import { detectionMetrics, type DetectionExample } from '../../ml/detection-map.js';
-import { quantile, readVerifiedPackage, type EvaluateOptions } from './evaluate.js';
+import { quantile, readVerifiedPackage, timedRun, type EvaluateOptions } from './evaluate.js';
 import type { BoxLabel } from './trainer.js';
 
 /** One box-labeled holdout image. `boxes` empty: nothing there (every detection is a false positive). */
@@ -95,14 +95,7 @@ export async function evaluateDetectionModels(
     const run = async (l: Loaded, t: ImageTensor): Promise<{ dets: RawDetection[]; ms: number }> => {
       const input = l.manifest.inputs[0]!;
       const feeds = { [input.name]: new ort.Tensor(t.data instanceof Uint8Array ? 'uint8' : 'float32', t.data, feedDimsOf(input, t.itemDims)) };
-      const t0 = process.hrtime.bigint();
-      let out: ort.InferenceSession.ReturnType;
-      try {
-        out = await l.session.run(feeds);
-      } catch (err) {
-        throw new FleetError('EVALUATION_FAILED', `${l.ref.name}@${l.ref.version} failed to run: ${(err as Error).message}`, { cause: err });
-      }
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      const { out, ms } = await timedRun(l.session, feeds, l.ref);
       const tensors: Record<string, OutputTensor> = {};
       for (const [name, tensor] of Object.entries(out)) tensors[name] = { data: tensor.data as OutputTensor['data'], dims: [...tensor.dims] };
       const pre = l.manifest.preprocessing as ImagePreprocessing;

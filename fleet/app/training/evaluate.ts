@@ -143,6 +143,17 @@ function finish(s: SetReport): void {
 }
 
 /** The q-quantile (nearest rank) of sorted values. */
+/** One `session.run`, timed (`session.run` alone, as the evaluation reports latency); a failure is EVALUATION_FAILED naming the model. */
+export async function timedRun(session: ort.InferenceSession, feeds: ort.InferenceSession.FeedsType, ref: ModelRef): Promise<{ out: ort.InferenceSession.ReturnType; ms: number }> {
+  const t0 = process.hrtime.bigint();
+  try {
+    const out = await session.run(feeds);
+    return { out, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
+  } catch (err) {
+    throw new FleetError('EVALUATION_FAILED', `${ref.name}@${ref.version} failed to run: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 export function quantile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
@@ -163,14 +174,7 @@ export async function evaluateModels(models: ReadonlyArray<{ ref: ModelRef; dir:
     const all: Array<{ set: 'clean' | 'field'; ex: EvalExample }> = [...sets.clean.map((ex) => ({ set: 'clean' as const, ex })), ...sets.field.map((ex) => ({ set: 'field' as const, ex }))];
     const run = async (l: Loaded, t: { data: InputTensor; dims: number[] }): Promise<{ scores: Float32Array; ms: number }> => {
       const feeds = { [l.inputName]: new ort.Tensor(t.data instanceof Uint8Array ? 'uint8' : 'float32', t.data, t.dims) };
-      const t0 = process.hrtime.bigint();
-      let out: ort.InferenceSession.ReturnType;
-      try {
-        out = await l.session.run(feeds);
-      } catch (err) {
-        throw new FleetError('EVALUATION_FAILED', `${l.ref.name}@${l.ref.version} failed to run: ${(err as Error).message}`, { cause: err });
-      }
-      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      const { out, ms } = await timedRun(l.session, feeds, l.ref);
       const tensor = out[l.outputName];
       if (!tensor) throw new FleetError('EVALUATION_FAILED', `${l.ref.name}@${l.ref.version} has no output ${l.outputName}`);
       return { scores: tensor.data as Float32Array, ms };

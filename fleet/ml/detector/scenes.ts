@@ -4,8 +4,7 @@
  * sees the same scenes differently (inverted, faded, closer), which is what the detection demo's
  * drifted site shows. Deterministic for a given seed.
  */
-import { encodeGrayPng } from '../digits.js';
-import { DIGIT_SIZE } from '../digit-size.js';
+import { encodeGrayPng, resampleDigit } from '../digits.js';
 import { mulberry32 } from '../init.js';
 import type { DigitSet } from '../mnist-data.js';
 
@@ -49,27 +48,6 @@ export interface SceneOptions {
 
 const DEFAULT_SCENE: SceneOptions = { width: 96, height: 96, minDigits: 1, maxDigits: 4, minSize: 20, maxSize: 40 };
 
-/** Ink of `digit` (28×28, 0..1) resampled to side×side, bilinear. */
-function scaleDigit(pixels: Float32Array, side: number): Float32Array {
-  const out = new Float32Array(side * side);
-  const s = DIGIT_SIZE / side;
-  for (let y = 0; y < side; y++) {
-    const fy = Math.min(DIGIT_SIZE - 1, Math.max(0, (y + 0.5) * s - 0.5));
-    const y0 = Math.floor(fy);
-    const y1 = Math.min(DIGIT_SIZE - 1, y0 + 1);
-    const ty = fy - y0;
-    for (let x = 0; x < side; x++) {
-      const fx = Math.min(DIGIT_SIZE - 1, Math.max(0, (x + 0.5) * s - 0.5));
-      const x0 = Math.floor(fx);
-      const x1 = Math.min(DIGIT_SIZE - 1, x0 + 1);
-      const tx = fx - x0;
-      const at = (xx: number, yy: number): number => pixels[yy * DIGIT_SIZE + xx] ?? 0;
-      out[y * side + x] = (at(x0, y0) * (1 - tx) + at(x1, y0) * tx) * (1 - ty) + (at(x0, y1) * (1 - tx) + at(x1, y1) * tx) * ty;
-    }
-  }
-  return out;
-}
-
 const overlap = (a: SceneBox, b: SceneBox): number => {
   const iw = Math.min(a.x2, b.x2) - Math.max(a.x1, b.x1);
   const ih = Math.min(a.y2, b.y2) - Math.max(a.y1, b.y1);
@@ -96,7 +74,7 @@ export function makeScenes(digits: DigitSet, count: number, seed: number, o: Sce
     for (let i = 0; i < want; i++) {
       const d = next++ % digits.images.length;
       const side = Math.min(Math.min(o.width, o.height), Math.round((o.minSize + rand() * (o.maxSize - o.minSize)) * zoom));
-      const glyph = scaleDigit(digits.images[d]!, side);
+      const glyph = resampleDigit(digits.images[d]!, side);
       // The ink's tight extent inside the glyph's square: the box a labeler draws.
       let [gx1, gy1, gx2, gy2] = [side, side, -1, -1];
       for (let y = 0; y < side; y++) {
